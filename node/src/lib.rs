@@ -1,0 +1,21 @@
+//! The Eddy node runtime, shared by workers and observer clients.
+//!
+//! - [`bind`]: the REST and internal gRPC listeners (port search, `--port 0`).
+//! - [`membership`]: the sans-IO membership state machine (heartbeats, consensus, leader,
+//!   lock, health).
+//! - [`NodeHandle`]: a running node: servers, heartbeat loop, shutdown, network test.
+//! - [`rest`]: `GET /3/Cloud` with H2O's field names, `POST /3/Shutdown`, the Kubernetes probe.
+
+mod error;
+mod runtime;
+mod transport;
+
+pub mod bind;
+pub mod membership;
+pub mod rest;
+pub mod stats;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use error::{NodeError, NodeResult};
+pub use runtime::{NetworkTestResult, NodeHandle, NodeOptions, Role, StopReason};

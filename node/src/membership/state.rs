@@ -1,0 +1,540 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use eddy_common::{members_hash, NodeAddr};
+use eddy_proto::v1::{Heartbeat, NodeStats};
+
+/// Settings of [`Membership`].
+#[derive(Debug, Clone)]
+pub struct MembershipOptions {
+    /// This node.
+    pub me: NodeAddr,
+    /// The cloud name; heartbeats of other clouds are refused.
+    pub cloud_name: String,
+    /// Observer clients are never members.
+    pub is_client: bool,
+    /// Silence after which a member is unhealthy.
+    pub heartbeat_timeout: Duration,
+}
+
+/// Why a heartbeat was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The sender belongs to another cloud.
+    WrongCloud {
+        /// Its cloud name.
+        theirs: String,
+    },
+    /// The cloud is locked and the sender is not a member.
+    Locked {
+        /// Why the cloud locked.
+        reason: String,
+    },
+    /// The heartbeat is malformed.
+    Malformed(String),
+}
+
+impl Refusal {
+    /// The message sent back to the refused node.
+    pub fn message(&self, me: NodeAddr, cloud: &str) -> String {
+        match self {
+            Refusal::WrongCloud { theirs } => format!("{me} belongs to cloud {cloud:?}, not {theirs:?}"),
+            Refusal::Locked { reason } => {
+                format!("join refused: cloud {cloud:?} is locked ({reason}); start a new cloud, or restart this one to grow it")
+            }
+            Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
+        }
+    }
+}
+
+/// Something the runtime should log or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Consensus was reached for the first time.
+    Formed {
+        /// Number of members.
+        size: usize,
+        /// The leader.
+        leader: NodeAddr,
+    },
+    /// A member went silent.
+    Unhealthy {
+        /// The member.
+        node: NodeAddr,
+        /// How long it has been silent.
+        silent_for: Duration,
+    },
+    /// An unhealthy member is heard from again.
+    Recovered {
+        /// The member.
+        node: NodeAddr,
+    },
+    /// A new member joined.
+    Joined {
+        /// The member.
+        node: NodeAddr,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct Member {
+    last_heard: Option<Instant>,
+    last_heard_epoch_millis: u64,
+    view_hash: Option<u64>,
+    stats: Option<NodeStats>,
+    refused_us: Option<String>,
+    reported_unhealthy: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ClientSeen {
+    last_heard: Instant,
+    last_heard_epoch_millis: u64,
+    stats: Option<NodeStats>,
+}
+
+/// One member as shown in a [`CloudView`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    /// Its address.
+    pub addr: NodeAddr,
+    /// Heard from within the timeout (always true for this node itself).
+    pub healthy: bool,
+    /// Epoch millis when last heard from (0 = never).
+    pub last_ping_epoch_millis: u64,
+    /// Its last reported stats.
+    pub stats: Option<NodeStats>,
+    /// Why it refused us, if it did.
+    pub refused_us: Option<String>,
+}
+
+/// A snapshot of the cloud as this node sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudView {
+    /// This node.
+    pub me: NodeAddr,
+    /// Whether this node is an observer client.
+    pub is_client: bool,
+    /// Members, sorted.
+    pub members: Vec<MemberView>,
+    /// Observer clients seen recently.
+    pub clients: Vec<MemberView>,
+    /// Every member agrees and is healthy.
+    pub consensus: bool,
+    /// Every member is healthy.
+    pub healthy: bool,
+    /// Why the cloud is locked, if it is.
+    pub locked: Option<String>,
+    /// The leader (lowest member address).
+    pub leader: Option<NodeAddr>,
+    /// Whether consensus was ever reached.
+    pub formed: bool,
+}
+
+impl CloudView {
+    /// Members that are not healthy.
+    pub fn unhealthy(&self) -> Vec<NodeAddr> {
+        self.members.iter().filter(|m| !m.healthy).map(|m| m.addr).collect()
+    }
+
+    /// Whether this node leads a formed cloud.
+    pub fn is_leader(&self) -> bool {
+        self.consensus && self.leader == Some(self.me)
+    }
+}
+
+/// The membership state machine.
+#[derive(Debug)]
+pub struct Membership {
+    options: MembershipOptions,
+    members: BTreeMap<NodeAddr, Member>,
+    clients: BTreeMap<NodeAddr, ClientSeen>,
+    locked: Option<String>,
+    formed: bool,
+    my_stats: NodeStats,
+}
+
+fn epoch_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Membership {
+    /// A membership that knows only itself (workers) or nobody yet (clients).
+    pub fn new(options: MembershipOptions) -> Self {
+        let mut members = BTreeMap::new();
+        if !options.is_client {
+            members.insert(options.me, Member::default());
+        }
+        Self { options, members, clients: BTreeMap::new(), locked: None, formed: false, my_stats: NodeStats::default() }
+    }
+
+    /// This node's address.
+    pub fn me(&self) -> NodeAddr {
+        self.options.me
+    }
+
+    /// Updates the stats this node reports.
+    pub fn set_my_stats(&mut self, stats: NodeStats) {
+        self.my_stats = stats;
+    }
+
+    /// Adds the peer list from discovery.
+    pub fn add_peers(&mut self, peers: &[NodeAddr]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for p in peers {
+            if (self.options.is_client || *p != self.options.me) && !self.members.contains_key(p) {
+                self.members.insert(*p, Member::default());
+                events.push(Event::Joined { node: *p });
+            }
+        }
+        events
+    }
+
+    /// Locks the cloud (idempotent; the first reason stays).
+    pub fn lock(&mut self, reason: &str) -> bool {
+        if self.locked.is_some() {
+            return false;
+        }
+        self.locked = Some(reason.to_string());
+        true
+    }
+
+    /// Why the cloud is locked, if it is.
+    pub fn locked(&self) -> Option<&str> {
+        self.locked.as_deref()
+    }
+
+    fn member_list(&self) -> Vec<NodeAddr> {
+        self.members.keys().copied().collect()
+    }
+
+    /// Nodes this node heartbeats: every member but itself.
+    pub fn targets(&self) -> Vec<NodeAddr> {
+        self.members.keys().filter(|m| **m != self.options.me).copied().collect()
+    }
+
+    /// The heartbeat this node sends (and replies with).
+    pub fn heartbeat(&self) -> Heartbeat {
+        let members = self.member_list();
+        Heartbeat {
+            sender: Some(self.options.me.to_proto()),
+            cloud_name: self.options.cloud_name.clone(),
+            is_client: self.options.is_client,
+            members_hash: members_hash(&members),
+            members: members.iter().map(NodeAddr::to_proto).collect(),
+            locked: self.locked.is_some(),
+            stats: Some(self.my_stats.clone()),
+            sent_at_millis: epoch_millis(),
+        }
+    }
+
+    /// Applies a heartbeat received as a call or as a reply.
+    pub fn on_heartbeat(&mut self, hb: &Heartbeat, now: Instant) -> Result<Vec<Event>, Refusal> {
+        if hb.cloud_name != self.options.cloud_name {
+            return Err(Refusal::WrongCloud { theirs: hb.cloud_name.clone() });
+        }
+        let sender = hb.sender.as_ref().ok_or_else(|| Refusal::Malformed("no sender".into()))?;
+        let sender = NodeAddr::from_proto(sender).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        if hb.is_client {
+            self.clients.insert(sender, ClientSeen { last_heard: now, last_heard_epoch_millis: epoch_millis(), stats: hb.stats.clone() });
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::new();
+        if !self.members.contains_key(&sender) {
+            if let Some(reason) = &self.locked {
+                // Observer clients follow the cloud's own view even when it is locked.
+                if !self.options.is_client {
+                    return Err(Refusal::Locked { reason: reason.clone() });
+                }
+            }
+            self.members.insert(sender, Member::default());
+            events.push(Event::Joined { node: sender });
+        }
+        // Learn members the sender knows (gossip), unless locked.
+        if self.locked.is_none() || self.options.is_client {
+            for p in &hb.members {
+                if let Ok(addr) = NodeAddr::from_proto(p) {
+                    if addr != self.options.me && !self.members.contains_key(&addr) {
+                        self.members.insert(addr, Member::default());
+                        events.push(Event::Joined { node: addr });
+                    }
+                }
+            }
+        }
+        if hb.locked && self.locked.is_none() {
+            self.locked = Some(format!("locked by {sender}"));
+        }
+        if let Some(m) = self.members.get_mut(&sender) {
+            if m.reported_unhealthy {
+                m.reported_unhealthy = false;
+                events.push(Event::Recovered { node: sender });
+            }
+            m.last_heard = Some(now);
+            m.last_heard_epoch_millis = epoch_millis();
+            m.view_hash = Some(hb.members_hash);
+            m.stats = hb.stats.clone();
+            m.refused_us = None;
+        }
+        Ok(events)
+    }
+
+    /// Records that `peer` refused our heartbeat.
+    pub fn on_refused(&mut self, peer: NodeAddr, message: &str) {
+        if let Some(m) = self.members.get_mut(&peer) {
+            m.refused_us = Some(message.to_string());
+        }
+    }
+
+    /// Whether every other member refused us because the cloud is locked (a late joiner).
+    pub fn refused_by_locked_cloud(&self) -> Option<String> {
+        let others: Vec<&Member> = self.members.iter().filter(|(a, _)| **a != self.options.me).map(|(_, m)| m).collect();
+        if others.is_empty() || self.formed {
+            return None;
+        }
+        let all_refused = others.iter().all(|m| m.refused_us.as_deref().is_some_and(|r| r.contains("join refused")));
+        if all_refused {
+            others.first().and_then(|m| m.refused_us.clone())
+        } else {
+            None
+        }
+    }
+
+    fn healthy(&self, addr: &NodeAddr, m: &Member, now: Instant) -> bool {
+        *addr == self.options.me || m.last_heard.is_some_and(|t| now.duration_since(t) <= self.options.heartbeat_timeout)
+    }
+
+    /// Advances time: detects formation and health changes.
+    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        let timeout = self.options.heartbeat_timeout;
+        let me = self.options.me;
+        for (addr, m) in self.members.iter_mut() {
+            if *addr == me || m.reported_unhealthy {
+                continue;
+            }
+            if let Some(t) = m.last_heard {
+                let silent_for = now.duration_since(t);
+                if silent_for > timeout {
+                    m.reported_unhealthy = true;
+                    events.push(Event::Unhealthy { node: *addr, silent_for });
+                }
+            }
+        }
+        // Observer clients that went silent are forgotten; they hold no data.
+        self.clients.retain(|_, c| now.duration_since(c.last_heard) <= timeout * 3);
+        if !self.formed {
+            let view = self.view(now);
+            if view.consensus {
+                self.formed = true;
+                if let Some(leader) = view.leader {
+                    events.push(Event::Formed { size: view.members.len(), leader });
+                }
+            }
+        }
+        events
+    }
+
+    /// A snapshot of the cloud.
+    pub fn view(&self, now: Instant) -> CloudView {
+        let members: Vec<NodeAddr> = self.member_list();
+        let my_hash = members_hash(&members);
+        let me = self.options.me;
+        let mut views = Vec::with_capacity(self.members.len());
+        let mut consensus = !members.is_empty();
+        for (addr, m) in &self.members {
+            let healthy = self.healthy(addr, m, now);
+            if *addr != me && !(healthy && m.view_hash == Some(my_hash)) {
+                consensus = false;
+            }
+            let (stats, last_ping) = if *addr == me { (Some(self.my_stats.clone()), epoch_millis()) } else { (m.stats.clone(), m.last_heard_epoch_millis) };
+            views.push(MemberView { addr: *addr, healthy, last_ping_epoch_millis: last_ping, stats, refused_us: m.refused_us.clone() });
+        }
+        let clients = self
+            .clients
+            .iter()
+            .map(|(addr, c)| MemberView {
+                addr: *addr,
+                healthy: now.duration_since(c.last_heard) <= self.options.heartbeat_timeout,
+                last_ping_epoch_millis: c.last_heard_epoch_millis,
+                stats: c.stats.clone(),
+                refused_us: None,
+            })
+            .collect();
+        CloudView {
+            me,
+            is_client: self.options.is_client,
+            healthy: views.iter().all(|v| v.healthy) && !views.is_empty(),
+            members: views,
+            clients,
+            consensus,
+            locked: self.locked.clone(),
+            leader: members.first().copied(),
+            formed: self.formed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn addr(port: u16) -> NodeAddr {
+        NodeAddr::with_default_grpc("127.0.0.1".parse().unwrap(), port).unwrap()
+    }
+
+    fn node(port: u16) -> Membership {
+        Membership::new(MembershipOptions { me: addr(port), cloud_name: "c".into(), is_client: false, heartbeat_timeout: TIMEOUT })
+    }
+
+    fn client(port: u16) -> Membership {
+        Membership::new(MembershipOptions { me: addr(port), cloud_name: "c".into(), is_client: true, heartbeat_timeout: TIMEOUT })
+    }
+
+    /// Every node heartbeats every target once and applies the reply, as the runtime does.
+    fn round(nodes: &mut [Membership], now: Instant) {
+        for i in 0..nodes.len() {
+            for target in nodes[i].targets() {
+                let Some(j) = nodes.iter().position(|n| n.me() == target) else { continue };
+                let hb = nodes[i].heartbeat();
+                match nodes[j].on_heartbeat(&hb, now) {
+                    Ok(_) => {
+                        let reply = nodes[j].heartbeat();
+                        nodes[i].on_heartbeat(&reply, now).unwrap();
+                    }
+                    Err(r) => {
+                        let msg = r.message(target, "c");
+                        nodes[i].on_refused(target, &msg);
+                    }
+                }
+            }
+        }
+        for n in nodes.iter_mut() {
+            n.tick(now);
+        }
+    }
+
+    #[test]
+    fn three_nodes_form_with_one_leader() {
+        let peers = [addr(3), addr(1), addr(2)];
+        let mut nodes: Vec<Membership> = peers.iter().map(|p| node(p.rest_port)).collect();
+        let t0 = Instant::now();
+        for n in nodes.iter_mut() {
+            n.add_peers(&peers);
+            assert!(!n.view(t0).consensus);
+        }
+        round(&mut nodes, t0);
+        for n in &nodes {
+            let v = n.view(t0);
+            assert!(v.consensus && v.healthy && v.formed, "{v:?}");
+            assert_eq!(v.leader, Some(addr(1)));
+            assert_eq!(v.members.len(), 3);
+        }
+        assert!(nodes[1].view(t0).is_leader());
+        assert!(!nodes[0].view(t0).is_leader());
+    }
+
+    #[test]
+    fn formed_event_fires_once() {
+        let mut nodes = vec![node(1), node(2)];
+        let t0 = Instant::now();
+        nodes[0].add_peers(&[addr(2)]);
+        let hb = nodes[0].heartbeat();
+        nodes[1].on_heartbeat(&hb, t0).unwrap();
+        let reply = nodes[1].heartbeat();
+        nodes[0].on_heartbeat(&reply, t0).unwrap();
+        let ev = nodes[0].tick(t0);
+        assert_eq!(ev, vec![Event::Formed { size: 2, leader: addr(1) }]);
+        assert!(nodes[0].tick(t0).is_empty());
+    }
+
+    #[test]
+    fn gossip_spreads_a_member_known_to_one_node() {
+        // Node 3 knows only node 1; node 2 knows only node 1. They still converge.
+        let mut nodes = vec![node(1), node(2), node(3)];
+        nodes[1].add_peers(&[addr(1)]);
+        nodes[2].add_peers(&[addr(1)]);
+        let t0 = Instant::now();
+        for k in 0..3 {
+            round(&mut nodes, t0 + Duration::from_millis(k));
+        }
+        for n in &nodes {
+            assert!(n.view(t0).consensus, "{:?}", n.view(t0));
+            assert_eq!(n.view(t0).members.len(), 3);
+        }
+    }
+
+    #[test]
+    fn silent_member_makes_cloud_unhealthy_then_recovers() {
+        let mut nodes = vec![node(1), node(2)];
+        nodes[0].add_peers(&[addr(2)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        assert!(nodes[0].view(t0).healthy);
+        let later = t0 + TIMEOUT + Duration::from_secs(1);
+        let ev = nodes[0].tick(later);
+        assert!(matches!(ev.as_slice(), [Event::Unhealthy { node, .. }] if *node == addr(2)));
+        let v = nodes[0].view(later);
+        assert!(!v.healthy && !v.consensus);
+        assert_eq!(v.unhealthy(), vec![addr(2)]);
+        assert!(nodes[0].tick(later).is_empty(), "reported once");
+        let hb = nodes[1].heartbeat();
+        let ev = nodes[0].on_heartbeat(&hb, later).unwrap();
+        assert_eq!(ev, vec![Event::Recovered { node: addr(2) }]);
+        assert!(nodes[0].view(later).healthy);
+    }
+
+    #[test]
+    fn locked_cloud_refuses_a_late_joiner_and_lock_spreads() {
+        let mut nodes = vec![node(1), node(2)];
+        nodes[0].add_peers(&[addr(2)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        assert!(nodes[0].lock("first work: network test"));
+        assert!(!nodes[0].lock("again"));
+        round(&mut nodes, t0);
+        assert_eq!(nodes[1].locked(), Some("locked by 127.0.0.1:1"));
+        let mut late = node(3);
+        late.add_peers(&[addr(1), addr(2)]);
+        nodes.push(late);
+        round(&mut nodes, t0);
+        let refusal = nodes[2].refused_by_locked_cloud().expect("refused");
+        assert!(refusal.contains("join refused") && refusal.contains("locked"), "{refusal}");
+        assert_eq!(nodes[0].view(t0).members.len(), 2);
+    }
+
+    #[test]
+    fn other_clouds_and_malformed_heartbeats_are_refused() {
+        let mut a = node(1);
+        let mut other = Membership::new(MembershipOptions { me: addr(2), cloud_name: "other".into(), is_client: false, heartbeat_timeout: TIMEOUT });
+        other.add_peers(&[addr(1)]);
+        let hb = other.heartbeat();
+        assert!(matches!(a.on_heartbeat(&hb, Instant::now()), Err(Refusal::WrongCloud { .. })));
+        let mut bad = a.heartbeat();
+        bad.sender = None;
+        assert!(matches!(a.on_heartbeat(&bad, Instant::now()), Err(Refusal::Malformed(_))));
+        assert_eq!(a.view(Instant::now()).members.len(), 1);
+    }
+
+    #[test]
+    fn observer_clients_are_listed_apart_and_never_counted() {
+        let mut nodes = vec![node(1), node(2)];
+        nodes[0].add_peers(&[addr(2)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        nodes[0].lock("work");
+        let mut c = client(9);
+        c.add_peers(&[addr(1), addr(2)]);
+        nodes.push(c);
+        round(&mut nodes, t0);
+        let v = nodes[0].view(t0);
+        assert_eq!(v.members.len(), 2);
+        assert_eq!(v.clients.len(), 1);
+        let cv = nodes[2].view(t0);
+        assert!(cv.is_client && cv.consensus && cv.healthy);
+        assert_eq!(cv.members.len(), 2);
+        assert_eq!(cv.leader, Some(addr(1)));
+        assert!(!cv.is_leader());
+    }
+}

@@ -1,0 +1,190 @@
+//! The REST API (axum). Field names follow H2O's `CloudV3` so that existing scripts and
+//! readiness checks keep working.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::membership::{CloudView, MemberView};
+use crate::NodeHandle;
+
+/// One node in `GET /3/Cloud`.
+#[derive(Debug, Serialize)]
+pub struct NodeV3 {
+    /// `/ip:port`, H2O's node name.
+    pub h2o: String,
+    /// `ip:port`.
+    pub ip_port: String,
+    /// Heard from within the heartbeat timeout.
+    pub healthy: bool,
+    /// Epoch millis of the last heartbeat from it.
+    pub last_ping: u64,
+    /// Process id.
+    pub pid: u32,
+    /// CPUs of the machine.
+    pub num_cpus: u32,
+    /// CPUs this process may use.
+    pub cpus_allowed: u32,
+    /// Worker threads.
+    pub nthreads: u32,
+    /// Memory budget in bytes.
+    pub max_mem: u64,
+    /// Budget not in use, in bytes.
+    pub free_mem: u64,
+    /// One-minute load average.
+    pub sys_load: f32,
+    /// Eddy version of the node.
+    pub node_version: String,
+    /// Host name.
+    pub host: String,
+    /// Why it refused this node's heartbeats, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_us: Option<String>,
+}
+
+/// `GET /3/Cloud`.
+#[derive(Debug, Serialize)]
+pub struct CloudV3 {
+    /// Eddy version.
+    pub version: String,
+    /// Cloud name.
+    pub cloud_name: String,
+    /// Number of worker nodes (observer clients never count).
+    pub cloud_size: usize,
+    /// Milliseconds since this node started.
+    pub cloud_uptime_millis: u64,
+    /// Every member is healthy.
+    pub cloud_healthy: bool,
+    /// Number of unhealthy members.
+    pub bad_nodes: usize,
+    /// Every member agrees on the member list.
+    pub consensus: bool,
+    /// The cloud refuses newcomers.
+    pub locked: bool,
+    /// Why it locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_reason: Option<String>,
+    /// This node is an observer client.
+    pub is_client: bool,
+    /// Index of the leader in `nodes` (-1 before consensus).
+    pub leader_idx: i64,
+    /// Index of this node in `nodes` (-1 for clients).
+    pub node_idx: i64,
+    /// Worker nodes, sorted.
+    pub nodes: Vec<NodeV3>,
+    /// Observer clients seen recently (listed apart, never counted).
+    pub clients: Vec<NodeV3>,
+}
+
+fn node_v3(m: &MemberView) -> NodeV3 {
+    let s = m.stats.clone().unwrap_or_default();
+    NodeV3 {
+        h2o: format!("/{}", m.addr),
+        ip_port: m.addr.to_string(),
+        healthy: m.healthy,
+        last_ping: m.last_ping_epoch_millis,
+        pid: s.pid,
+        num_cpus: s.num_cpus,
+        cpus_allowed: s.cpus_allowed,
+        nthreads: s.nthreads,
+        max_mem: s.max_mem,
+        free_mem: s.free_mem,
+        sys_load: s.sys_load,
+        node_version: s.version,
+        host: s.host,
+        refused_us: m.refused_us.clone(),
+    }
+}
+
+/// Builds the H2O-shaped cloud description from a view.
+pub fn cloud_v3(view: &CloudView, cloud_name: &str, uptime_millis: u64) -> CloudV3 {
+    let leader_idx = match (view.consensus, view.leader) {
+        (true, Some(l)) => view.members.iter().position(|m| m.addr == l).map_or(-1, |i| i as i64),
+        _ => -1,
+    };
+    let node_idx = if view.is_client { -1 } else { view.members.iter().position(|m| m.addr == view.me).map_or(-1, |i| i as i64) };
+    CloudV3 {
+        version: eddy_common::VERSION.to_string(),
+        cloud_name: cloud_name.to_string(),
+        cloud_size: view.members.len(),
+        cloud_uptime_millis: uptime_millis,
+        cloud_healthy: view.healthy,
+        bad_nodes: view.members.iter().filter(|m| !m.healthy).count(),
+        consensus: view.consensus,
+        locked: view.locked.is_some(),
+        locked_reason: view.locked.clone(),
+        is_client: view.is_client,
+        leader_idx,
+        node_idx,
+        nodes: view.members.iter().map(node_v3).collect(),
+        clients: view.clients.iter().map(node_v3).collect(),
+    }
+}
+
+/// The node's REST routes.
+pub fn router(node: NodeHandle) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/3/Cloud", get(cloud))
+        .route("/Cloud.json", get(cloud))
+        .route("/3/Shutdown", post(shutdown))
+        .route("/3/NetworkTest", get(network_test))
+        .route("/kubernetes/isLeaderNode", get(is_leader))
+        .with_state(node)
+}
+
+/// Only the readiness probe, for the Kubernetes API port.
+pub fn kubernetes_router(node: NodeHandle) -> Router {
+    Router::new().route("/kubernetes/isLeaderNode", get(is_leader)).with_state(node)
+}
+
+async fn index() -> &'static str {
+    "Eddy node. Endpoints: GET /3/Cloud (alias /Cloud.json), POST /3/Shutdown, GET /3/NetworkTest, GET /kubernetes/isLeaderNode\n"
+}
+
+async fn cloud(State(node): State<NodeHandle>) -> Json<CloudV3> {
+    Json(cloud_v3(&node.view(), &node.options().cloud_name, node.uptime().as_millis() as u64))
+}
+
+async fn is_leader(State(node): State<NodeHandle>) -> Response {
+    if node.view().is_leader() {
+        (StatusCode::OK, "leader\n").into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "not the leader of a formed cloud\n").into_response()
+    }
+}
+
+#[derive(Serialize)]
+struct ShutdownV3 {
+    /// H2O answers with the shutdown's "job"; we answer with who shut down and why.
+    origin: String,
+    reason: String,
+}
+
+async fn shutdown(State(node): State<NodeHandle>) -> Json<ShutdownV3> {
+    let origin = node.addr().to_string();
+    let reason = "POST /3/Shutdown".to_string();
+    // Reply first, then stop: the caller should see the answer.
+    let n = node.clone();
+    let r = reason.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        n.shutdown_cloud(&r).await;
+    });
+    Json(ShutdownV3 { origin, reason })
+}
+
+#[derive(Serialize)]
+struct ErrorV3 {
+    error: String,
+}
+
+async fn network_test(State(node): State<NodeHandle>) -> Response {
+    match node.network_test().await {
+        Ok(results) => Json(serde_json::json!({ "from": node.addr().to_string(), "results": results })).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorV3 { error: e.to_string() })).into_response(),
+    }
+}

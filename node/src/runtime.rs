@@ -1,0 +1,468 @@
+//! The node runtime: serves gRPC and REST, runs the heartbeat loop over [`Membership`], and
+//! exposes a cloneable [`NodeHandle`] to binaries and tests.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use eddy_common::{ClusterSecret, NodeAddr};
+use eddy_proto::v1::{Heartbeat, PingRequest, ShutdownRequest};
+use futures::future::join_all;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tonic::Code;
+
+use crate::membership::{CloudView, Event, Membership, MembershipOptions};
+use crate::transport::ClientPool;
+use crate::{stats, NodeError, NodeResult};
+
+/// Whether a node holds data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A full worker node.
+    Worker,
+    /// An observer client: sees the cloud and sends it work, holds no data.
+    Client,
+}
+
+/// Settings of a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Worker or observer client.
+    pub role: Role,
+    /// The cloud name.
+    pub cloud_name: String,
+    /// The cluster secret.
+    pub secret: ClusterSecret,
+    /// How often to heartbeat every member.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a member is unhealthy.
+    pub heartbeat_timeout: Duration,
+    /// The worker's memory budget in bytes.
+    pub memory_budget: u64,
+}
+
+impl NodeOptions {
+    /// Fast settings for tests: 200 ms heartbeats, 2 s timeout.
+    pub fn for_test(role: Role, secret: ClusterSecret) -> Self {
+        Self {
+            role,
+            cloud_name: "test".into(),
+            secret,
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_timeout: Duration::from_secs(2),
+            memory_budget: 1 << 30,
+        }
+    }
+}
+
+/// Why a node stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// `POST /3/Shutdown` here or on a peer.
+    Shutdown {
+        /// Which node asked.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// Told to exit from outside the cloud (driver, signal).
+    Exit {
+        /// Why.
+        reason: String,
+    },
+    /// A failure the node cannot continue after.
+    Fatal(String),
+}
+
+impl StopReason {
+    /// Whether the process should exit with success.
+    pub fn is_clean(&self) -> bool {
+        !matches!(self, StopReason::Fatal(_))
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Shutdown { origin, reason } => write!(f, "shutdown requested by {origin}: {reason}"),
+            StopReason::Exit { reason } => write!(f, "{reason}"),
+            StopReason::Fatal(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) me: NodeAddr,
+    pub(crate) options: NodeOptions,
+    membership: Mutex<Membership>,
+    pool: ClientPool,
+    stop_tx: watch::Sender<Option<StopReason>>,
+    formed_tx: watch::Sender<Option<CloudView>>,
+    events_tx: broadcast::Sender<Event>,
+    in_flight: Mutex<HashSet<NodeAddr>>,
+    pub(crate) started: Instant,
+    started_epoch_millis: u64,
+}
+
+impl Inner {
+    fn membership(&self) -> MutexGuard<'_, Membership> {
+        // Plain data: a panic elsewhere cannot leave it half-updated in a harmful way.
+        self.membership.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn my_heartbeat(&self) -> Heartbeat {
+        self.membership().heartbeat()
+    }
+
+    /// Applies a heartbeat (incoming call or reply); `Err` carries the refusal message.
+    pub(crate) fn apply_heartbeat(&self, hb: &Heartbeat, now: Instant) -> Result<(), String> {
+        let result = {
+            let mut m = self.membership();
+            m.on_heartbeat(hb, now).map_err(|r| r.message(self.me, &self.options.cloud_name))
+        };
+        match result {
+            Ok(events) => {
+                self.publish(events);
+                self.tick(now);
+                Ok(())
+            }
+            Err(message) => {
+                let sender = hb.sender.as_ref().map(|s| format!("{}:{}", s.ip, s.rest_port)).unwrap_or_default();
+                tracing::warn!(node = %self.me, from = %sender, reason = %message, "refused a heartbeat");
+                Err(message)
+            }
+        }
+    }
+
+    fn tick(&self, now: Instant) {
+        let events = self.membership().tick(now);
+        self.publish(events);
+    }
+
+    fn publish(&self, events: Vec<Event>) {
+        for e in events {
+            match &e {
+                Event::Formed { size, leader } => {
+                    let view = self.membership().view(Instant::now());
+                    let nodes: Vec<String> = view.members.iter().map(|m| m.addr.to_string()).collect();
+                    tracing::info!(node = %self.me, size, leader = %leader, "Cloud of size {size} formed [{}]", nodes.join(", "));
+                    self.formed_tx.send_replace(Some(view));
+                }
+                Event::Unhealthy { node, silent_for } => {
+                    tracing::error!(node = %self.me, lost = %node, silent_ms = silent_for.as_millis() as u64, "member missed heartbeats; the cloud is unhealthy");
+                }
+                Event::Recovered { node } => tracing::warn!(node = %self.me, member = %node, "member is heard from again"),
+                Event::Joined { node } => tracing::debug!(node = %self.me, member = %node, "member joined"),
+            }
+            // Nobody listening is fine.
+            let _ = self.events_tx.send(e);
+        }
+    }
+
+    pub(crate) fn stop(&self, reason: StopReason) {
+        self.stop_tx.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    async fn stopped(&self) -> StopReason {
+        let mut rx = self.stop_tx.subscribe();
+        let reason = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
+        reason.unwrap_or(StopReason::Exit { reason: "stopped".into() })
+    }
+
+    fn refresh_stats(&self) {
+        let threads = stats::cpus_allowed();
+        let s = stats::sample(self.options.memory_budget, threads, self.started_epoch_millis);
+        self.membership().set_my_stats(s);
+    }
+}
+
+async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
+    let hb = inner.my_heartbeat();
+    let rpc_timeout = (inner.options.heartbeat_timeout / 2).max(Duration::from_millis(500));
+    let result = match inner.pool.get(target) {
+        Ok(mut client) => tokio::time::timeout(rpc_timeout, client.heartbeat(hb)).await,
+        Err(status) => Ok(Err(status)),
+    };
+    match result {
+        Ok(Ok(reply)) => {
+            // A refusal of the reply is already logged by apply_heartbeat.
+            let _ = inner.apply_heartbeat(&reply.into_inner(), Instant::now());
+        }
+        Ok(Err(status)) if matches!(status.code(), Code::FailedPrecondition | Code::Unauthenticated) => {
+            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer refused our heartbeat");
+            inner.membership().on_refused(target, status.message());
+        }
+        Ok(Err(status)) => tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), "heartbeat failed"),
+        Err(_) => tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out"),
+    }
+    inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
+}
+
+async fn heartbeat_loop(inner: Arc<Inner>) {
+    let mut interval = tokio::time::interval(inner.options.heartbeat_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = inner.stopped() => return,
+        }
+        inner.refresh_stats();
+        let targets = inner.membership().targets();
+        for target in targets {
+            let fresh = inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(target);
+            // Skip a peer whose previous heartbeat is still in flight (a hung peer).
+            if fresh {
+                tokio::spawn(send_heartbeat(inner.clone(), target));
+            }
+        }
+        inner.tick(Instant::now());
+        let refusal = inner.membership().refused_by_locked_cloud();
+        if let Some(message) = refusal {
+            inner.stop(StopReason::Fatal(NodeError::JoinRefused(message).to_string()));
+            return;
+        }
+    }
+}
+
+/// A cloneable handle on a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle").field("addr", &self.inner.me).finish()
+    }
+}
+
+/// Round-trip figures of [`NodeHandle::network_test`] for one peer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NetworkTestResult {
+    /// The peer.
+    pub node: String,
+    /// Payload size in bytes.
+    pub bytes: usize,
+    /// Median round trip in microseconds.
+    pub median_micros: u64,
+    /// Throughput implied by the median, both directions counted, in MB/s.
+    pub mb_per_sec: f64,
+}
+
+impl NodeHandle {
+    /// Starts a node at `addr`. Workers pass both listeners; an observer client may pass
+    /// only a REST listener (or none). Servers stop when the node stops.
+    pub fn start(addr: NodeAddr, rest_opt: Option<TcpListener>, grpc_opt: Option<TcpListener>, options: NodeOptions) -> Self {
+        let membership = Membership::new(MembershipOptions {
+            me: addr,
+            cloud_name: options.cloud_name.clone(),
+            is_client: options.role == Role::Client,
+            heartbeat_timeout: options.heartbeat_timeout,
+        });
+        let inner = Arc::new(Inner {
+            me: addr,
+            pool: ClientPool::new(options.secret.clone(), &options.cloud_name),
+            options,
+            membership: Mutex::new(membership),
+            stop_tx: watch::Sender::new(None),
+            formed_tx: watch::Sender::new(None),
+            events_tx: broadcast::channel(256).0,
+            in_flight: Mutex::default(),
+            started: Instant::now(),
+            started_epoch_millis: stats::epoch_millis(),
+        });
+        inner.refresh_stats();
+        let handle = Self { inner: inner.clone() };
+        if let Some(grpc) = grpc_opt {
+            let svc = crate::transport::service(inner.clone(), inner.options.secret.clone(), &inner.options.cloud_name);
+            let stop = inner.clone();
+            tokio::spawn(async move {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+                let served = tonic::transport::Server::builder()
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        stop.stopped().await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the internal gRPC server failed");
+                }
+            });
+        }
+        if let Some(rest) = rest_opt {
+            handle.serve_rest(rest, crate::rest::router(handle.clone()));
+        }
+        tokio::spawn(heartbeat_loop(inner));
+        handle
+    }
+
+    /// Serves `router` on `listener` until the node stops (also used for the Kubernetes probe port).
+    pub fn serve_rest(&self, listener: TcpListener, router: axum::Router) {
+        let stop = self.inner.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
+                stop.stopped().await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the REST server failed");
+            }
+        });
+    }
+
+    /// This node's address.
+    pub fn addr(&self) -> NodeAddr {
+        self.inner.me
+    }
+
+    /// Node options.
+    pub fn options(&self) -> &NodeOptions {
+        &self.inner.options
+    }
+
+    /// How long this node has run.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Adds peers from discovery.
+    pub fn add_peers(&self, peers: &[NodeAddr]) {
+        let events = self.inner.membership().add_peers(peers);
+        self.inner.publish(events);
+    }
+
+    /// The cloud as this node sees it now.
+    pub fn view(&self) -> CloudView {
+        self.inner.membership().view(Instant::now())
+    }
+
+    /// Membership events (formed, unhealthy, recovered, joined).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events_tx.subscribe()
+    }
+
+    /// Locks the cloud: from now on it refuses newcomers. Called at the first piece of work.
+    pub fn lock(&self, reason: &str) {
+        if self.inner.membership().lock(reason) {
+            tracing::info!(node = %self.inner.me, reason, "cloud locked");
+        }
+    }
+
+    /// Fails fast, naming the lost nodes, when the cloud is not healthy.
+    pub fn require_healthy(&self) -> NodeResult<CloudView> {
+        let view = self.view();
+        if !view.healthy {
+            let nodes: Vec<String> = view.unhealthy().iter().map(ToString::to_string).collect();
+            return Err(NodeError::Unhealthy { nodes: nodes.join(", ") });
+        }
+        Ok(view)
+    }
+
+    /// Waits until consensus is first reached, or fails at `timeout` naming who is missing.
+    pub async fn wait_formed(&self, timeout: Duration) -> NodeResult<CloudView> {
+        let mut formed = self.inner.formed_tx.subscribe();
+        let started = Instant::now();
+        tokio::select! {
+            r = tokio::time::timeout(timeout, formed.wait_for(Option::is_some)) => match r {
+                Ok(Ok(v)) => v.clone().ok_or_else(|| NodeError::Server { what: "formation", reason: "no view".into() }),
+                _ => Err(NodeError::FormationTimeout { waited: started.elapsed(), detail: self.formation_detail() }),
+            },
+            reason = self.inner.stopped() => Err(NodeError::Server { what: "formation", reason: format!("the node stopped before the cloud formed: {reason}") }),
+        }
+    }
+
+    fn formation_detail(&self) -> String {
+        let view = self.view();
+        let mut silent = Vec::new();
+        let mut refused = Vec::new();
+        for m in view.members.iter().filter(|m| m.addr != view.me) {
+            match (&m.refused_us, m.healthy) {
+                (Some(why), _) => refused.push(format!("{} ({why})", m.addr)),
+                (None, false) => silent.push(m.addr.to_string()),
+                (None, true) => {}
+            }
+        }
+        let mut parts = vec![format!("{} members known", view.members.len())];
+        if !silent.is_empty() {
+            parts.push(format!("never heard from [{}]: are they started, and can this host reach their port + 1?", silent.join(", ")));
+        }
+        if !refused.is_empty() {
+            parts.push(format!("refused by [{}]", refused.join("; ")));
+        }
+        if silent.is_empty() && refused.is_empty() {
+            parts.push("the members have not yet agreed on one member list".into());
+        }
+        parts.join("; ")
+    }
+
+    /// Stops this node only.
+    pub fn stop(&self, reason: StopReason) {
+        self.inner.stop(reason);
+    }
+
+    /// Resolves when the node stops, with the reason.
+    pub async fn stopped(&self) -> StopReason {
+        self.inner.stopped().await
+    }
+
+    /// Asks every member to stop (bounded in time), then stops this node.
+    pub async fn shutdown_cloud(&self, reason: &str) {
+        let targets = self.inner.membership().targets();
+        let origin = self.inner.me.to_proto();
+        let calls = targets.into_iter().map(|t| {
+            let pool = self.inner.pool.clone();
+            let req = ShutdownRequest { origin: Some(origin.clone()), reason: reason.to_string() };
+            async move {
+                let Ok(mut client) = pool.get(t) else { return };
+                match tokio::time::timeout(Duration::from_secs(3), client.shutdown(req)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(s)) => tracing::warn!(peer = %t, error = %s.message(), "peer did not accept the shutdown"),
+                    Err(_) => tracing::warn!(peer = %t, "shutdown request timed out"),
+                }
+            }
+        });
+        join_all(calls).await;
+        self.inner.stop(StopReason::Shutdown { origin: self.inner.me.to_string(), reason: reason.to_string() });
+    }
+
+    /// Measures round trips from this node to every other member: a task on the whole
+    /// cloud, so it counts as work and locks the cloud.
+    pub async fn network_test(&self) -> NodeResult<Vec<NetworkTestResult>> {
+        self.require_healthy()?;
+        self.lock("first work: network test");
+        let targets = self.inner.membership().targets();
+        let mut out = Vec::new();
+        for t in targets {
+            for bytes in [1usize, 1 << 10, 1 << 20] {
+                let mut client = self.inner.pool.get(t).map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
+                let mut samples = Vec::with_capacity(5);
+                for _ in 0..5 {
+                    let req = PingRequest { payload: vec![0u8; bytes] };
+                    let t0 = Instant::now();
+                    tokio::time::timeout(Duration::from_secs(10), client.ping(req))
+                        .await
+                        .map_err(|_| NodeError::Unavailable { node: t.to_string(), reason: "ping timed out".into() })?
+                        .map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
+                    samples.push(t0.elapsed());
+                }
+                samples.sort();
+                let median = samples[samples.len() / 2];
+                let secs = median.as_secs_f64().max(1e-9);
+                out.push(NetworkTestResult {
+                    node: t.to_string(),
+                    bytes,
+                    median_micros: median.as_micros() as u64,
+                    mb_per_sec: (2 * bytes) as f64 / secs / 1e6,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
