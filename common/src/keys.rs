@@ -64,6 +64,8 @@ keys! {
     KUBERNETES_API_PORT = ("EDDY_KUBERNETES_API_PORT", Some("H2O_KUBERNETES_API_PORT"), "8080", "Port of the `/kubernetes/isLeaderNode` readiness endpoint in Kubernetes mode.");
     /// DNS server override.
     KUBERNETES_DNS_SERVER = ("EDDY_KUBERNETES_DNS_SERVER", None, "", "`ip:port` of the DNS server to query instead of the system resolver (tests, unusual clusters).");
+    /// Mapper binary for the local launcher.
+    MAPPER_BIN = ("EDDY_MAPPER_BIN", None, "", "Path of the `eddy-mapper` binary the driver launches. Default: next to `eddy-driver`, then `PATH`.");
     /// Log filter.
     LOG = ("EDDY_LOG", None, "info", "Log filter in `tracing` syntax (e.g. `debug`, `eddy_node=trace`).");
 }

@@ -18,3 +18,14 @@ pub use node_addr::{members_hash, NodeAddr};
 
 /// The Eddy version every node reports and compares.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Parses a duration as users write it: `10s`, `500ms`, `2m`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t).map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 10s, 500ms, 2m or a number of seconds"))
+}

@@ -11,6 +11,7 @@ mod runtime;
 mod transport;
 
 pub mod bind;
+pub mod logging;
 pub mod membership;
 pub mod rest;
 pub mod stats;

@@ -285,7 +285,7 @@ impl NodeHandle {
             let svc = crate::transport::service(inner.clone(), inner.options.secret.clone(), &inner.options.cloud_name);
             let stop = inner.clone();
             tokio::spawn(async move {
-                let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+                let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
                 let served = tonic::transport::Server::builder()
                     .add_service(svc)
                     .serve_with_incoming_shutdown(incoming, async move {

@@ -74,6 +74,7 @@ struct Shared {
     phase_tx: watch::Sender<Phase>,
     formed_tx: watch::Sender<Option<Result<(usize, NodeAddr), String>>>,
     driver_event_tx: watch::Sender<Option<DriverEvent>>,
+    watching_tx: watch::Sender<std::collections::BTreeSet<NodeAddr>>,
     events_tx: mpsc::UnboundedSender<GatherEvent>,
 }
 
@@ -100,6 +101,7 @@ impl Gather {
             phase_tx: watch::Sender::new(Phase::Collecting),
             formed_tx: watch::Sender::new(None),
             driver_event_tx: watch::Sender::new(None),
+            watching_tx: watch::Sender::new(Default::default()),
             events_tx,
         };
         (Self { shared: Arc::new(shared) }, events_rx)
@@ -126,7 +128,7 @@ impl Gather {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> EmbeddedConfigResult<()> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(self.service())
             .serve_with_incoming_shutdown(incoming, shutdown)
@@ -198,6 +200,13 @@ impl Gather {
                 )))
             }
         }
+    }
+
+    /// Waits until `n` workers opened their watch stream (so a disown reaches them), bounded.
+    pub async fn wait_for_watchers(&self, n: usize, timeout: Duration) -> bool {
+        let mut rx = self.shared.watching_tx.subscribe();
+        let reached = matches!(tokio::time::timeout(timeout, rx.wait_for(|w| w.len() >= n)).await, Ok(Ok(_)));
+        reached
     }
 
     /// Tells every worker (watching now or later) to exit.
@@ -285,7 +294,11 @@ impl GatherService for GatherServer {
 
     type WatchStream = WatchStream;
 
-    async fn watch(&self, _request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let node = node_of(request.get_ref().node.as_ref())?;
+        self.gather.shared.watching_tx.send_modify(|w| {
+            w.insert(node);
+        });
         let mut rx = self.gather.shared.driver_event_tx.subscribe();
         // One event per stream: exit and disown are both final for the worker. A late watcher
         // still gets an event sent before it subscribed; a dropped sender ends the stream.

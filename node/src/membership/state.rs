@@ -151,6 +151,8 @@ pub struct Membership {
     clients: BTreeMap<NodeAddr, ClientSeen>,
     locked: Option<String>,
     formed: bool,
+    /// Discovery delivered the peer list; a node alone before that has not formed anything.
+    peers_known: bool,
     my_stats: NodeStats,
 }
 
@@ -165,7 +167,7 @@ impl Membership {
         if !options.is_client {
             members.insert(options.me, Member::default());
         }
-        Self { options, members, clients: BTreeMap::new(), locked: None, formed: false, my_stats: NodeStats::default() }
+        Self { options, members, clients: BTreeMap::new(), locked: None, formed: false, peers_known: false, my_stats: NodeStats::default() }
     }
 
     /// This node's address.
@@ -180,6 +182,7 @@ impl Membership {
 
     /// Adds the peer list from discovery.
     pub fn add_peers(&mut self, peers: &[NodeAddr]) -> Vec<Event> {
+        self.peers_known = true;
         let mut events = Vec::new();
         for p in peers {
             if (self.options.is_client || *p != self.options.me) && !self.members.contains_key(p) {
@@ -322,7 +325,7 @@ impl Membership {
         }
         // Observer clients that went silent are forgotten; they hold no data.
         self.clients.retain(|_, c| now.duration_since(c.last_heard) <= timeout * 3);
-        if !self.formed {
+        if !self.formed && self.peers_known {
             let view = self.view(now);
             if view.consensus {
                 self.formed = true;
@@ -433,6 +436,16 @@ mod tests {
         }
         assert!(nodes[1].view(t0).is_leader());
         assert!(!nodes[0].view(t0).is_leader());
+    }
+
+    #[test]
+    fn a_node_alone_has_not_formed_until_discovery_answers() {
+        let mut n = node(1);
+        let t0 = Instant::now();
+        assert!(n.tick(t0).is_empty());
+        assert!(!n.view(t0).formed);
+        assert_eq!(n.add_peers(&[addr(1)]), vec![]);
+        assert_eq!(n.tick(t0), vec![Event::Formed { size: 1, leader: addr(1) }]);
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! The command line of `eddy-driver`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use eddy_common::parse_duration;
+
+/// `eddy-driver`: launch an Eddy cloud and watch it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "eddy-driver",
+    version,
+    about = "Launch an Eddy cloud and stay attached to it as an observer client.",
+    long_about = "Launch an Eddy cloud and stay attached to it as an observer client.\n\n\
+        The driver starts the workers, gathers their addresses through its gather service,\n\
+        hands every worker the same peer list, waits until they agree, prints the cloud,\n\
+        and then watches it: Ctrl-C or POST /3/Shutdown stops every worker; a worker that\n\
+        dies is named and the driver exits non-zero (unless --keep-going).\n\n\
+        Without a subcommand: `local --nodes 3 --check`.",
+    after_help = "Examples:\n  eddy-driver local --nodes 3\n  eddy-driver local --nodes 2 --port 0 --notify leader.txt --disown\n\nAll EDDY_* variables: docs/configuration.md"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a cloud of worker processes on this machine
+    Local(LocalArgs),
+}
+
+/// Settings every launcher shares.
+#[derive(Debug, Clone, Args)]
+pub struct CloudArgs {
+    /// Number of workers
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub nodes: u16,
+    /// Memory budget of each worker, e.g. 2g [local default: 3/4 of this machine split between the workers]
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Base REST port of the workers (internal port = REST + 1; taken ports move up by 2); 0 = free ports
+    #[arg(long, default_value_t = 54321)]
+    pub port: u16,
+    /// Give up when the cloud has not formed by then (names the missing workers)
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How often workers heartbeat each other
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A worker silent this long makes the cloud unhealthy
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// Cloud name [default: eddy-<user>-<random>]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write the leader's ip:port to this file once the cloud formed
+    #[arg(long, value_name = "FILE")]
+    pub notify: Option<PathBuf>,
+    /// Exit 0 once the cloud formed and leave it running (stop it with POST /3/Shutdown)
+    #[arg(long)]
+    pub disown: bool,
+    /// Report a dead worker and keep watching instead of stopping the cloud and exiting non-zero
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Form the cloud, print it and a network test, then stop it and exit (a smoke test)
+    #[arg(long)]
+    pub check: bool,
+    /// Address the driver's gather service listens on (edge nodes with several interfaces)
+    #[arg(long)]
+    pub driver_ip: Option<IpAddr>,
+    /// Port of the gather service [default: a free port]
+    #[arg(long, default_value_t = 0)]
+    pub driver_port: u16,
+    /// Workers bind the interface inside this CIDR, e.g. 10.0.0.0/8
+    #[arg(long, value_name = "CIDR")]
+    pub network: Option<String>,
+}
+
+/// `eddy-driver local`.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Shared settings.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// The eddy-mapper binary [default: next to eddy-driver, then PATH]
+    #[arg(long, env = "EDDY_MAPPER_BIN")]
+    pub mapper: Option<PathBuf>,
+    /// Directory for the workers' logs [default: <tmp>/eddy-logs/<cloud name>]
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+}
+
+impl LocalArgs {
+    /// The embedded default: a local cloud of three, checked and stopped.
+    pub fn default_check() -> Self {
+        let mut args = Self::try_parse_from_args(&["--check"]);
+        args.cloud.check = true;
+        args
+    }
+
+    fn try_parse_from_args(extra: &[&str]) -> Self {
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            local: LocalArgs,
+        }
+        let mut argv = vec!["eddy-driver"];
+        argv.extend_from_slice(extra);
+        match Wrapper::try_parse_from(argv) {
+            Ok(w) => w.local,
+            Err(e) => e.exit(),
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The driver's side of the callback protocol, the same for every launcher:
+//! gather service up → launch N workers → every worker registered → peer list out →
+//! every worker reports the same formed cloud → observe until shutdown or failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use eddy_common::address::parse_network;
+use eddy_common::{keys, ClusterSecret, NodeAddr};
+use eddy_embedded_config::gather::{Gather, GatherEvent, GatherOptions};
+use eddy_node::membership::Event;
+use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
+use tokio::sync::broadcast;
+
+use crate::cli::CloudArgs;
+use crate::launcher::{WorkerExit, WorkerLauncher, WorkerSpec};
+use crate::{DriverError, DriverResult};
+
+/// How the driver ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The cloud was stopped on purpose and every worker exited.
+    Stopped,
+    /// The driver left the cloud running (`--disown`).
+    Disowned,
+    /// Interrupted before the cloud formed.
+    Interrupted,
+}
+
+/// Resolved driver settings.
+#[derive(Debug, Clone)]
+pub struct CloudOptions {
+    /// Number of workers.
+    pub nodes: usize,
+    /// Memory per worker as text for `EDDY_MEMORY`.
+    pub memory_opt: Option<String>,
+    /// Base worker port.
+    pub worker_port: u16,
+    /// The IP workers bind (local launcher), if fixed.
+    pub worker_ip_opt: Option<IpAddr>,
+    /// CIDR for the workers' interface choice.
+    pub network_opt: Option<String>,
+    /// Formation deadline.
+    pub timeout: Duration,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Heartbeat timeout.
+    pub heartbeat_timeout: Duration,
+    /// Cloud name.
+    pub cloud_name: String,
+    /// Where the gather service listens.
+    pub driver_ip: IpAddr,
+    /// Gather port (0 = free).
+    pub driver_port: u16,
+    /// `--notify`.
+    pub notify_opt: Option<std::path::PathBuf>,
+    /// `--disown`.
+    pub disown: bool,
+    /// `--keep-going`.
+    pub keep_going: bool,
+    /// `--check`.
+    pub check: bool,
+}
+
+impl CloudOptions {
+    /// Validates CLI arguments.
+    pub fn from_args(args: &CloudArgs, cloud_name: String) -> DriverResult<Self> {
+        if let Some(n) = &args.network {
+            parse_network(n)?;
+        }
+        if let Some(m) = &args.memory {
+            eddy_node::stats::parse_memory(m)?;
+        }
+        if args.heartbeat_timeout <= args.heartbeat_interval {
+            return Err(DriverError::InvalidArgument("--heartbeat-timeout must be longer than --heartbeat-interval".into()));
+        }
+        if args.disown && args.check {
+            return Err(DriverError::InvalidArgument("--disown and --check contradict each other".into()));
+        }
+        Ok(Self {
+            nodes: usize::from(args.nodes),
+            memory_opt: args.memory.clone(),
+            worker_port: args.port,
+            worker_ip_opt: None,
+            network_opt: args.network.clone(),
+            timeout: args.timeout,
+            heartbeat_interval: args.heartbeat_interval,
+            heartbeat_timeout: args.heartbeat_timeout,
+            cloud_name,
+            driver_ip: args.driver_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            driver_port: args.driver_port,
+            notify_opt: args.notify.clone(),
+            disown: args.disown,
+            keep_going: args.keep_going,
+            check: args.check,
+        })
+    }
+
+    fn worker_spec(&self, gather: SocketAddr, secret: &ClusterSecret, id: &str) -> WorkerSpec {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &keys::Key, v: String| {
+            env.insert(k.name.to_string(), v);
+        };
+        set(&keys::DRIVER, gather.to_string());
+        set(&keys::CLUSTER_SECRET, secret.expose().to_string());
+        set(&keys::CLOUD_NAME, self.cloud_name.clone());
+        set(&keys::WORKER_ID, id.to_string());
+        set(&keys::PORT, self.worker_port.to_string());
+        set(&keys::TIMEOUT, format!("{}ms", self.timeout.as_millis()));
+        set(&keys::HEARTBEAT_INTERVAL, format!("{}ms", self.heartbeat_interval.as_millis()));
+        set(&keys::HEARTBEAT_TIMEOUT, format!("{}ms", self.heartbeat_timeout.as_millis()));
+        if let Some(ip) = self.worker_ip_opt {
+            set(&keys::IP, ip.to_string());
+        }
+        if let Some(n) = &self.network_opt {
+            set(&keys::NETWORK, n.clone());
+        }
+        if let Some(m) = &self.memory_opt {
+            set(&keys::MEMORY, m.clone());
+        }
+        WorkerSpec { env, args: Vec::new() }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupted"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted"
+    }
+}
+
+fn died_message(exit: &WorkerExit, node_opt: Option<NodeAddr>) -> String {
+    let who = match node_opt {
+        Some(n) => format!("worker {} ({n}, pid {})", exit.worker_id, exit.pid_opt.unwrap_or_default()),
+        None => format!("worker {} (pid {})", exit.worker_id, exit.pid_opt.unwrap_or_default()),
+    };
+    let mut msg = format!("{who} {}", exit.status);
+    if let Some(tail) = exit.log_tail_opt.as_deref().filter(|t| !t.trim().is_empty()) {
+        msg.push_str(&format!("\n--- last lines of its log ---\n{tail}\n---"));
+    }
+    msg
+}
+
+/// Runs the whole protocol with `launcher`.
+pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> DriverResult<Outcome> {
+    let secret = ClusterSecret::generate()?;
+    let (gather, mut gather_events) = Gather::new(GatherOptions {
+        expected: options.nodes,
+        timeout: options.timeout,
+        cloud_name: options.cloud_name.clone(),
+        secret: secret.clone(),
+    });
+    let bind_at = SocketAddr::new(options.driver_ip, options.driver_port);
+    let listener = tokio::net::TcpListener::bind(bind_at)
+        .await
+        .map_err(|source| DriverError::Io { what: format!("cannot listen on {bind_at} for the gather service (--driver-ip/--driver-port)"), source })?;
+    let gather_addr = listener.local_addr().map_err(|source| DriverError::Io { what: "gather address".into(), source })?;
+    let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gather.clone().serve(listener, async move {
+        let _ = stop_gather_rx.await;
+    }));
+    println!("Starting a cloud of {} workers ({} launcher), gather service on {gather_addr}", options.nodes, launcher.name());
+    println!("Worker logs: {}", launcher.log_location());
+    for i in 0..options.nodes {
+        let id = i.to_string();
+        gather.expect_worker_id(&id);
+        launcher.launch(&id, &options.worker_spec(gather_addr, &secret, &id)).await?;
+    }
+
+    let result = form_and_watch(launcher, &options, &gather, &mut gather_events, &secret).await;
+    if !matches!(result, Ok(Outcome::Disowned)) {
+        gather.tell_workers_exit("the driver is stopping");
+        for exit in launcher.stop(Duration::from_secs(10)).await {
+            tracing::debug!(worker = %exit.worker_id, status = %exit.status, "worker ended");
+        }
+    }
+    let _ = stop_gather_tx.send(());
+    result
+}
+
+async fn form_and_watch(
+    launcher: &mut dyn WorkerLauncher,
+    options: &CloudOptions,
+    gather: &Gather,
+    gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
+    secret: &ClusterSecret,
+) -> DriverResult<Outcome> {
+    // Phase 1: every worker registers; the peer list goes out.
+    let peers = loop {
+        tokio::select! {
+            biased;
+            Some(event) = gather_events.recv() => print_progress(&event, options.nodes),
+            peers = gather.wait_for_peers() => break peers?,
+            exit = launcher.next_exit() => {
+                let msg = format!("the cloud cannot form: {}", died_message(&exit, None));
+                gather.fail(&msg);
+                return Err(DriverError::NotFormed(msg));
+            }
+            _ = signal() => return Ok(Outcome::Interrupted),
+        }
+    };
+    // Phase 2: every worker reports the same formed cloud.
+    let (size, leader) = loop {
+        tokio::select! {
+            biased;
+            Some(event) = gather_events.recv() => print_progress(&event, options.nodes),
+            formed = gather.wait_for_cloud() => break formed?,
+            exit = launcher.next_exit() => {
+                let node = node_of(gather, &exit.worker_id);
+                return Err(DriverError::NotFormed(format!("the cloud cannot form: {}", died_message(&exit, node))));
+            }
+            _ = signal() => return Ok(Outcome::Interrupted),
+        }
+    };
+    println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
+    println!("REST API: {}/3/Cloud (leader {leader})", leader.rest_url());
+    if let Some(path) = &options.notify_opt {
+        std::fs::write(path, format!("{}\n", leader.rest()))
+            .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
+    }
+
+    if options.disown {
+        if !gather.wait_for_watchers(options.nodes, Duration::from_secs(10)).await {
+            tracing::warn!("not every worker is watching the driver yet; disowning anyway");
+        }
+        gather.disown();
+        // Give the watch streams a moment to carry the event.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {}/3/Shutdown", leader.rest_url());
+        return Ok(Outcome::Disowned);
+    }
+
+    let observer = start_observer(options, secret, &peers).await?;
+    if options.check {
+        return check(&observer, leader).await;
+    }
+    println!("Watching the cloud; Ctrl-C or POST /3/Shutdown stops it.");
+    watch(launcher, options, gather, gather_events, &observer).await
+}
+
+fn node_of(gather: &Gather, worker_id: &str) -> Option<NodeAddr> {
+    gather.registrations().into_iter().find(|r| r.worker_id == worker_id).map(|r| r.node)
+}
+
+fn print_progress(event: &GatherEvent, expected: usize) {
+    match event {
+        GatherEvent::Registered { registration, count } => {
+            println!("  worker {} registered as {} ({count}/{expected})", registration.worker_id, registration.node)
+        }
+        GatherEvent::Formed { node } => tracing::debug!(%node, "worker reports the cloud formed"),
+        GatherEvent::Exited { node, reason } => println!("  worker {node} is exiting: {reason}"),
+    }
+}
+
+async fn start_observer(options: &CloudOptions, secret: &ClusterSecret, peers: &[NodeAddr]) -> DriverResult<NodeHandle> {
+    // After the workers, so the observer's REST port never takes a worker's.
+    let listeners = bind::bind(options.driver_ip, options.worker_port, true).await?;
+    let node = NodeHandle::start(
+        listeners.addr,
+        Some(listeners.rest),
+        None,
+        NodeOptions {
+            role: Role::Client,
+            cloud_name: options.cloud_name.clone(),
+            secret: secret.clone(),
+            heartbeat_interval: options.heartbeat_interval,
+            heartbeat_timeout: options.heartbeat_timeout,
+            memory_budget: 0,
+        },
+    );
+    node.add_peers(peers);
+    if let Err(e) = node.wait_formed(options.timeout).await {
+        return Err(DriverError::NotFormed(format!("the driver could not join the cloud as an observer: {e}")));
+    }
+    println!("Observer client: {}/3/Cloud", listeners.addr.rest_url());
+    Ok(node)
+}
+
+async fn check(observer: &NodeHandle, leader: NodeAddr) -> DriverResult<Outcome> {
+    let view = observer.view();
+    println!("{:<22} {:>7} {:>8} {:>5} {:>10}  healthy", "node", "pid", "cpus", "load", "max_mem");
+    for m in &view.members {
+        let s = m.stats.clone().unwrap_or_default();
+        println!("{:<22} {:>7} {:>8} {:>5.2} {:>9}M  {}", m.addr.to_string(), s.pid, s.cpus_allowed, s.sys_load, s.max_mem >> 20, m.healthy);
+    }
+    let results = observer.network_test().await?;
+    println!("Network test from the observer (median of 5 round trips):");
+    for r in results {
+        println!("  {:<22} {:>8} B  {:>7} us  {:>8.1} MB/s", r.node, r.bytes, r.median_micros, r.mb_per_sec);
+    }
+    println!("Check passed; stopping the cloud (leader was {leader}).");
+    observer.shutdown_cloud("eddy-driver --check finished").await;
+    Ok(Outcome::Stopped)
+}
+
+async fn watch(
+    launcher: &mut dyn WorkerLauncher,
+    options: &CloudOptions,
+    gather: &Gather,
+    gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
+    observer: &NodeHandle,
+) -> DriverResult<Outcome> {
+    let mut membership_events = observer.subscribe_events();
+    let mut ended: BTreeSet<String> = BTreeSet::new();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            biased;
+            Some(event) = gather_events.recv() => {
+                if let GatherEvent::Exited { .. } = event {
+                    stopping = true;
+                }
+                print_progress(&event, options.nodes);
+            }
+            exit = launcher.next_exit() => {
+                ended.insert(exit.worker_id.clone());
+                let node = node_of(gather, &exit.worker_id);
+                let announced = node.is_some_and(|n| gather.exit_reason(&n).is_some());
+                if !(announced && exit.success) {
+                    let msg = died_message(&exit, node);
+                    println!("Worker lost: {msg}");
+                    if !options.keep_going && !stopping {
+                        observer.shutdown_cloud("a worker died").await;
+                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                    }
+                }
+                if ended.len() == options.nodes {
+                    println!("Every worker has exited.");
+                    return Ok(Outcome::Stopped);
+                }
+            }
+            event = membership_events.recv() => match event {
+                Ok(Event::Unhealthy { node, silent_for }) if !stopping => {
+                    let msg = format!("worker {node} missed heartbeats for {:.1} s; the cloud is unhealthy", silent_for.as_secs_f64());
+                    println!("{msg}");
+                    if !options.keep_going {
+                        observer.shutdown_cloud("a worker went silent").await;
+                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                    }
+                }
+                Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),
+                Err(broadcast::error::RecvError::Closed) => {}
+                _ => {}
+            },
+            reason = observer.stopped() => {
+                if let StopReason::Shutdown { .. } = reason {
+                    println!("Shutdown requested ({reason}); waiting for the workers to exit.");
+                }
+                if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
+                    println!("Every worker has exited.");
+                }
+                return Ok(Outcome::Stopped);
+            }
+            why = signal() => {
+                println!("Driver {why}: stopping the cloud.");
+                gather.tell_workers_exit(&format!("the driver was {why}"));
+                observer.shutdown_cloud(&format!("the driver was {why}")).await;
+                if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
+                    println!("Every worker has exited.");
+                }
+                return Ok(Outcome::Stopped);
+            }
+        }
+    }
+}
+
+async fn wait_for_exits(launcher: &mut dyn WorkerLauncher, ended: &mut BTreeSet<String>, n: usize, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while ended.len() < n {
+        match tokio::time::timeout_at(deadline, launcher.next_exit()).await {
+            Ok(exit) => {
+                ended.insert(exit.worker_id);
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}

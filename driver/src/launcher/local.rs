@@ -1,0 +1,150 @@
+//! The local launcher: workers are `eddy-mapper` processes on this machine, each in its own
+//! process group (so Ctrl-C reaches only the driver, which then stops the cloud in order),
+//! with its output in `<log dir>/worker-<id>.log`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use super::{WorkerExit, WorkerLauncher, WorkerSpec};
+use crate::{DriverError, DriverResult};
+
+/// Starts workers as local processes.
+#[derive(Debug)]
+pub struct LocalLauncher {
+    mapper: PathBuf,
+    log_dir: PathBuf,
+    live: BTreeMap<String, u32>,
+    exits_tx: mpsc::UnboundedSender<WorkerExit>,
+    exits_rx: mpsc::UnboundedReceiver<WorkerExit>,
+}
+
+impl LocalLauncher {
+    /// Launches `mapper`, writing logs under `log_dir` (created if missing).
+    pub fn new(mapper: PathBuf, log_dir: PathBuf) -> DriverResult<Self> {
+        std::fs::create_dir_all(&log_dir).map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        Ok(Self { mapper, log_dir, live: BTreeMap::new(), exits_tx, exits_rx })
+    }
+
+    fn log_path(&self, id: &str) -> PathBuf {
+        self.log_dir.join(format!("worker-{id}.log"))
+    }
+}
+
+/// The last `n` lines of a file.
+pub(crate) fn tail(path: &Path, n: usize) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    Some(lines[start..].join("\n"))
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return format!("killed by signal {sig}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with code {code}"),
+        None => "ended".to_string(),
+    }
+}
+
+#[async_trait]
+impl WorkerLauncher for LocalLauncher {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
+        let log_path = self.log_path(id);
+        let log = std::fs::File::create(&log_path).map_err(|source| DriverError::Io { what: format!("cannot create {}", log_path.display()), source })?;
+        let log_err = log.try_clone().map_err(|source| DriverError::Io { what: "cannot duplicate the log handle".into(), source })?;
+        let mut cmd = Command::new(&self.mapper);
+        // Settings a user exported for their own shell must not leak into the workers.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("EDDY_") || k.starts_with("H2O_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(&spec.args).envs(&spec.env).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|source| DriverError::Io {
+            what: format!("cannot start {} (set --mapper or EDDY_MAPPER_BIN)", self.mapper.display()),
+            source,
+        })?;
+        let pid = child.id().unwrap_or_default();
+        self.live.insert(id.to_string(), pid);
+        tracing::debug!(worker = id, pid, log = %log_path.display(), "worker started");
+        let tx = self.exits_tx.clone();
+        let worker_id = id.to_string();
+        tokio::spawn(async move {
+            let (success, status) = match child.wait().await {
+                Ok(s) => (s.success(), describe(s)),
+                Err(e) => (false, format!("could not be waited for: {e}")),
+            };
+            let _ = tx.send(WorkerExit { worker_id, pid_opt: Some(pid), success, status, log_tail_opt: tail(&log_path, 15) });
+        });
+        Ok(())
+    }
+
+    async fn next_exit(&mut self) -> WorkerExit {
+        match self.exits_rx.recv().await {
+            Some(exit) => {
+                self.live.remove(&exit.worker_id);
+                exit
+            }
+            // The sender lives in self, so this cannot end; stay pending to be safe.
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn stop(&mut self, grace: Duration) -> Vec<WorkerExit> {
+        let mut exits = Vec::new();
+        for pid in self.live.values() {
+            signal(*pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while !self.live.is_empty() && Instant::now() < deadline {
+            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
+                exits.push(exit);
+            }
+        }
+        for (id, pid) in &self.live {
+            tracing::warn!(worker = %id, pid, "worker did not stop in time; killing it");
+            signal(*pid, libc::SIGKILL);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.live.is_empty() && Instant::now() < deadline {
+            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
+                exits.push(exit);
+            }
+        }
+        exits
+    }
+
+    fn log_location(&self) -> String {
+        format!("{}/worker-<id>.log", self.log_dir.display())
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    let Ok(pid) = i32::try_from(pid) else { return };
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill() only sends a signal to a process we started and still track.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}

@@ -1,0 +1,56 @@
+//! Launchers start worker processes somewhere (this machine, YARN containers, Spark
+//! executors) and report when they end. The driver's protocol logic is the same for all.
+
+mod local;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use local::LocalLauncher;
+
+use crate::DriverResult;
+
+/// What every worker is started with.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSpec {
+    /// Environment for the worker (settings and the secret; never on the command line).
+    pub env: BTreeMap<String, String>,
+    /// Command-line arguments of `eddy-mapper`.
+    pub args: Vec<String>,
+}
+
+/// A worker process that ended.
+#[derive(Debug, Clone)]
+pub struct WorkerExit {
+    /// The launcher-given id.
+    pub worker_id: String,
+    /// Its process id, if known.
+    pub pid_opt: Option<u32>,
+    /// Whether it exited with success.
+    pub success: bool,
+    /// How it ended, for people ("exited with code 1", "killed by signal 9").
+    pub status: String,
+    /// The end of its log, if the launcher has it.
+    pub log_tail_opt: Option<String>,
+}
+
+/// Starts and stops workers.
+#[async_trait]
+pub trait WorkerLauncher: Send {
+    /// A short name ("local", "yarn").
+    fn name(&self) -> &'static str;
+
+    /// Starts worker `id`.
+    async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()>;
+
+    /// Resolves when a launched worker ends; pending while none has.
+    async fn next_exit(&mut self) -> WorkerExit;
+
+    /// Stops every remaining worker: a polite signal, then force after `grace`.
+    async fn stop(&mut self, grace: Duration) -> Vec<WorkerExit>;
+
+    /// Where a person finds the workers' logs.
+    fn log_location(&self) -> String;
+}

@@ -1,0 +1,107 @@
+//! The Eddy driver: launches workers, runs the gather service of the callback protocol,
+//! waits for the cloud to form, then watches it as an observer client.
+//!
+//! [`cloud::drive`] holds the protocol and is the same for every [`launcher::WorkerLauncher`].
+
+pub mod cli;
+pub mod cloud;
+pub mod launcher;
+
+use std::path::PathBuf;
+
+pub use cli::{Cli, CloudArgs, Command, LocalArgs};
+pub use cloud::Outcome;
+
+/// Errors of the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A setting is unusable.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What we tried.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The cloud did not form.
+    #[error("{0}")]
+    NotFormed(String),
+    /// A worker died or went silent.
+    #[error("{0}")]
+    WorkerLost(String),
+    /// Gathering failed.
+    #[error(transparent)]
+    Gather(#[from] eddy_embedded_config::EmbeddedConfigError),
+    /// The node runtime failed.
+    #[error(transparent)]
+    Node(#[from] eddy_node::NodeError),
+    /// The shared vocabulary refused something.
+    #[error(transparent)]
+    Common(#[from] eddy_common::CommonError),
+}
+
+/// Result with [`DriverError`].
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> DriverResult<Outcome> {
+    match cli.command {
+        Some(Command::Local(args)) => run_local(args).await,
+        None => run_local(LocalArgs::default_check()).await,
+    }
+}
+
+async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
+    let mapper = find_mapper(args.mapper.clone())?;
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(default_cloud_name);
+    let log_dir = args.log_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("eddy-logs").join(&cloud_name));
+    let mut launcher = launcher::LocalLauncher::new(mapper, log_dir)?;
+    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
+    options.worker_ip_opt = Some(options.driver_ip);
+    if options.memory_opt.is_none() {
+        let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.max(1));
+        options.memory_opt = Some(share.to_string());
+    }
+    cloud::drive(&mut launcher, options).await
+}
+
+fn default_cloud_name() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    // Only tells one user's clouds apart; nothing secret depends on it.
+    let mut bytes = [0u8; 2];
+    let _ = getrandom::fill(&mut bytes);
+    format!("eddy-{user}-{:02x}{:02x}", bytes[0], bytes[1])
+}
+
+/// Finds `eddy-mapper`: the explicit path, else next to this executable, else on `PATH`.
+pub fn find_mapper(explicit: Option<PathBuf>) -> DriverResult<PathBuf> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(DriverError::InvalidArgument(format!("the mapper binary {} does not exist", p.display())));
+    }
+    let name = format!("eddy-mapper{}", std::env::consts::EXE_SUFFIX);
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let candidate = dir.join(&name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(&name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(DriverError::InvalidArgument(format!(
+        "cannot find {name} next to eddy-driver or on PATH; build it (cargo build -p eddy-mapper) or pass --mapper PATH"
+    )))
+}

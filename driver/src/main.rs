@@ -1,0 +1,29 @@
+//! `eddy-driver`: parse the command line and run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use eddy_driver::{Cli, Outcome};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    eddy_node::logging::init("warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eddy-driver: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(eddy_driver::run(cli)) {
+        Ok(Outcome::Stopped | Outcome::Disowned) => ExitCode::SUCCESS,
+        Ok(Outcome::Interrupted) => {
+            eprintln!("eddy-driver: interrupted before the cloud formed");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("eddy-driver: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Worker configuration: clap arguments (which also read the `EDDY_*` environment) resolved,
+//! together with the keys that have H2O aliases, into a plain [`MapperConfig`].
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use eddy_common::address::{parse_network, AddressChoice};
+use eddy_common::{keys, parse_duration, ClusterSecret};
+use eddy_embedded_config::{
+    DriverCallback, DriverCallbackOptions, EmbeddedConfig, Flatfile, KubernetesDns, KubernetesDnsOptions, SingleNode,
+    DEFAULT_LOOKUP_TIMEOUT,
+};
+use eddy_node::{NodeOptions, Role};
+
+use crate::MapperError;
+
+/// Command line of `eddy-mapper`. Every flag can also be set with its `EDDY_*` variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "eddy-mapper",
+    version,
+    about = "An Eddy worker node: joins a cloud and holds part of its data.",
+    long_about = "An Eddy worker node: joins a cloud and holds part of its data.\n\n\
+        How it finds its peers:\n  \
+        - launched by eddy-driver or the Spark integration: EDDY_DRIVER and EDDY_CLUSTER_SECRET are set for it;\n  \
+        - on your own hosts: --flatfile FILE (one ip:port per line) and --secret-file on every host;\n  \
+        - in Kubernetes: EDDY_KUBERNETES_SERVICE_DNS names the headless service (see deploy/kubernetes/);\n  \
+        - otherwise: a cloud of one.\n\n\
+        Example, three hosts:\n  \
+        eddy-mapper --flatfile flatfile.txt --secret-file secret --ip 10.0.0.5 --port 54321",
+    after_help = "All EDDY_* variables: docs/configuration.md"
+)]
+pub struct MapperArgs {
+    /// IP address to bind and advertise [default: the address routed toward the driver or first peer]
+    #[arg(long, env = "EDDY_IP")]
+    pub ip: Option<IpAddr>,
+    /// Bind the local interface inside this CIDR (multi-homed hosts), e.g. 10.0.0.0/8
+    #[arg(long, env = "EDDY_NETWORK", value_name = "CIDR")]
+    pub network: Option<String>,
+    /// REST port; the internal port is this + 1; 0 picks free ports
+    #[arg(long, env = "EDDY_PORT", default_value_t = 54321)]
+    pub port: u16,
+    /// Peers, one `ip:port` per line (`#` comments, blank lines ignored)
+    #[arg(long, env = "EDDY_FLATFILE")]
+    pub flatfile: Option<PathBuf>,
+    /// File holding the cluster secret (flatfile and Kubernetes modes); or set EDDY_CLUSTER_SECRET
+    #[arg(long, env = "EDDY_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Cloud name; nodes of differently named clouds refuse each other
+    #[arg(long = "name", env = "EDDY_CLOUD_NAME", default_value = "eddy")]
+    pub cloud_name: String,
+    /// How often to heartbeat every peer
+    #[arg(long, env = "EDDY_HEARTBEAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A peer silent this long is unhealthy
+    #[arg(long, env = "EDDY_HEARTBEAT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+    /// How long to wait for the driver, the peers and consensus
+    #[arg(long, env = "EDDY_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Memory budget for data, e.g. 6g [default: 3/4 of the machine's or container's memory]
+    #[arg(long, env = "EDDY_MEMORY")]
+    pub memory: Option<String>,
+    /// Identity given by the launcher (container or executor id)
+    #[arg(long, env = "EDDY_WORKER_ID", default_value = "")]
+    pub worker_id: String,
+}
+
+/// How this worker discovers its peers.
+#[derive(Debug, Clone)]
+pub enum Discovery {
+    /// Register with the driver's gather service.
+    Driver(SocketAddr),
+    /// Read a flatfile.
+    Flatfile(PathBuf),
+    /// Resolve a headless service.
+    Kubernetes(KubernetesDnsOptions),
+    /// A cloud of one.
+    Single,
+}
+
+/// The resolved worker configuration.
+#[derive(Debug, Clone)]
+pub struct MapperConfig {
+    /// Discovery mode.
+    pub discovery: Discovery,
+    /// Address selection.
+    pub address: AddressChoice,
+    /// REST port.
+    pub port: u16,
+    /// Cloud name.
+    pub cloud_name: String,
+    /// Cluster secret.
+    pub secret: ClusterSecret,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Heartbeat timeout.
+    pub heartbeat_timeout: Duration,
+    /// Formation timeout.
+    pub timeout: Duration,
+    /// Memory budget in bytes.
+    pub memory_budget: u64,
+    /// Launcher-given id.
+    pub worker_id: String,
+    /// Port of the Kubernetes readiness endpoint (Kubernetes mode only).
+    pub kubernetes_api_port_opt: Option<u16>,
+}
+
+fn parse_key<T: std::str::FromStr>(env: &HashMap<String, String>, key: &keys::Key) -> Result<Option<T>, MapperError> {
+    match keys::lookup(env, key) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| MapperError::Config(format!("{}={v:?} is not a valid number", key.name))),
+    }
+}
+
+impl MapperConfig {
+    /// Resolves arguments and environment (`env` is passed in so tests control it).
+    pub fn resolve(args: MapperArgs, env: &HashMap<String, String>) -> Result<Self, MapperError> {
+        keys::warn_unknown(env);
+        let driver_opt = keys::lookup(env, &keys::DRIVER);
+        let service_opt = keys::lookup(env, &keys::KUBERNETES_SERVICE_DNS);
+        let chosen = [driver_opt.is_some(), args.flatfile.is_some(), service_opt.is_some()].iter().filter(|b| **b).count();
+        if chosen > 1 {
+            return Err(MapperError::Config(
+                "choose one discovery mode: EDDY_DRIVER (set by eddy-driver), --flatfile, or EDDY_KUBERNETES_SERVICE_DNS".into(),
+            ));
+        }
+        let discovery = if let Some(d) = driver_opt {
+            let addr = d
+                .parse()
+                .map_err(|_| MapperError::Config(format!("EDDY_DRIVER={d:?} is not an ip:port address")))?;
+            Discovery::Driver(addr)
+        } else if let Some(path) = &args.flatfile {
+            Discovery::Flatfile(path.clone())
+        } else if let Some(service) = service_opt {
+            let lookup_secs: Option<u64> = parse_key(env, &keys::NODE_LOOKUP_TIMEOUT)?;
+            let dns_server_opt = match keys::lookup(env, &keys::KUBERNETES_DNS_SERVER) {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| MapperError::Config(format!("EDDY_KUBERNETES_DNS_SERVER={s:?} is not an ip:port address")))?),
+            };
+            Discovery::Kubernetes(KubernetesDnsOptions {
+                service_dns: service.to_string(),
+                expected_count_opt: parse_key(env, &keys::NODE_EXPECTED_COUNT)?,
+                lookup_timeout: lookup_secs.map(Duration::from_secs).unwrap_or(DEFAULT_LOOKUP_TIMEOUT),
+                dns_server_opt,
+            })
+        } else {
+            Discovery::Single
+        };
+
+        let secret = match (keys::lookup(env, &keys::CLUSTER_SECRET), &args.secret_file) {
+            (_, Some(path)) => ClusterSecret::from_file(path)?,
+            (Some(text), None) => ClusterSecret::from_text(text)?,
+            (None, None) => match discovery {
+                Discovery::Single => ClusterSecret::generate()?,
+                Discovery::Driver(_) => {
+                    return Err(MapperError::Config("EDDY_CLUSTER_SECRET is not set; the driver sets it for the workers it launches".into()))
+                }
+                _ => {
+                    return Err(MapperError::Config(
+                        "no cluster secret: create one (e.g. `openssl rand -hex 32 > secret`), give it to every node with --secret-file secret, or set EDDY_CLUSTER_SECRET".into(),
+                    ))
+                }
+            },
+        };
+
+        let memory_budget = match &args.memory {
+            Some(m) => eddy_node::stats::parse_memory(m)?,
+            None => eddy_node::stats::default_memory_budget(),
+        };
+        if args.heartbeat_timeout <= args.heartbeat_interval {
+            return Err(MapperError::Config(format!(
+                "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
+                args.heartbeat_timeout, args.heartbeat_interval
+            )));
+        }
+        let kubernetes_api_port_opt = match discovery {
+            Discovery::Kubernetes(_) => Some(parse_key(env, &keys::KUBERNETES_API_PORT)?.unwrap_or(8080)),
+            _ => None,
+        };
+        let network_opt = args.network.as_deref().map(parse_network).transpose()?;
+        Ok(Self {
+            discovery,
+            address: AddressChoice { ip_opt: args.ip, network_opt },
+            port: args.port,
+            cloud_name: args.cloud_name,
+            secret,
+            heartbeat_interval: args.heartbeat_interval,
+            heartbeat_timeout: args.heartbeat_timeout,
+            timeout: args.timeout,
+            memory_budget,
+            worker_id: args.worker_id,
+            kubernetes_api_port_opt,
+        })
+    }
+
+    /// Builds the discovery implementation.
+    pub fn discovery(&self) -> Result<Arc<dyn EmbeddedConfig>, MapperError> {
+        Ok(match &self.discovery {
+            Discovery::Driver(driver) => Arc::new(DriverCallback::new(DriverCallbackOptions {
+                driver: *driver,
+                secret: self.secret.clone(),
+                cloud_name: self.cloud_name.clone(),
+                timeout: self.timeout,
+                driver_lost_grace: self.heartbeat_timeout,
+            })?),
+            Discovery::Flatfile(path) => Arc::new(Flatfile::load(path, Duration::from_secs(10))?),
+            Discovery::Kubernetes(options) => Arc::new(KubernetesDns::new(options.clone())?),
+            Discovery::Single => Arc::new(SingleNode),
+        })
+    }
+
+    /// Options of the node runtime.
+    pub fn node_options(&self) -> NodeOptions {
+        NodeOptions {
+            role: Role::Worker,
+            cloud_name: self.cloud_name.clone(),
+            secret: self.secret.clone(),
+            heartbeat_interval: self.heartbeat_interval,
+            heartbeat_timeout: self.heartbeat_timeout,
+            memory_budget: self.memory_budget,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    fn args(extra: &[&str]) -> MapperArgs {
+        let mut argv = vec!["eddy-mapper"];
+        argv.extend_from_slice(extra);
+        MapperArgs::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn kubernetes_mode_accepts_h2o_aliases() {
+        let e = env(&[
+            ("H2O_KUBERNETES_SERVICE_DNS", "eddy.default.svc.cluster.local"),
+            ("H2O_NODE_EXPECTED_COUNT", "3"),
+            ("H2O_NODE_LOOKUP_TIMEOUT", "30"),
+            ("H2O_KUBERNETES_API_PORT", "8081"),
+            ("EDDY_CLUSTER_SECRET", "0123456789abcdef"),
+        ]);
+        let c = MapperConfig::resolve(args(&[]), &e).unwrap();
+        match c.discovery {
+            Discovery::Kubernetes(k) => {
+                assert_eq!(k.expected_count_opt, Some(3));
+                assert_eq!(k.lookup_timeout, Duration::from_secs(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.kubernetes_api_port_opt, Some(8081));
+    }
+
+    #[test]
+    fn secrets_are_required_outside_single_node() {
+        let e = env(&[("EDDY_DRIVER", "127.0.0.1:9")]);
+        assert!(MapperConfig::resolve(args(&[]), &e).unwrap_err().to_string().contains("EDDY_CLUSTER_SECRET"));
+        let msg = MapperConfig::resolve(args(&["--flatfile", "f"]), &env(&[])).unwrap_err().to_string();
+        assert!(msg.contains("--secret-file"), "{msg}");
+        assert!(matches!(MapperConfig::resolve(args(&[]), &env(&[])).unwrap().discovery, Discovery::Single));
+    }
+
+    #[test]
+    fn bad_values_get_clear_errors() {
+        let e = env(&[("EDDY_DRIVER", "nowhere"), ("EDDY_CLUSTER_SECRET", "0123456789")]);
+        assert!(MapperConfig::resolve(args(&[]), &e).unwrap_err().to_string().contains("EDDY_DRIVER=\"nowhere\""));
+        let e = env(&[("EDDY_DRIVER", "127.0.0.1:9"), ("EDDY_FLATFILE_X", "1"), ("EDDY_CLUSTER_SECRET", "0123456789")]);
+        let msg = MapperConfig::resolve(args(&["--flatfile", "f"]), &e).unwrap_err().to_string();
+        assert!(msg.contains("choose one discovery mode"), "{msg}");
+        let msg = MapperConfig::resolve(args(&["--heartbeat-timeout", "1s", "--heartbeat-interval", "2s"]), &env(&[])).unwrap_err().to_string();
+        assert!(msg.contains("longer than"), "{msg}");
+        assert!(MapperArgs::try_parse_from(["eddy-mapper", "--timeout", "soon"]).is_err());
+    }
+}

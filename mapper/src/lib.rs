@@ -1,0 +1,132 @@
+//! The Eddy worker. Turns whatever process it runs in (YARN container, Spark executor,
+//! Kubernetes pod, plain host) into a full worker node of a cloud.
+//!
+//! Discovery is chosen from the environment: `EDDY_DRIVER` (set by `eddy-driver` and the Spark
+//! integration) selects the driver callback; `--flatfile` a flatfile; `EDDY_KUBERNETES_SERVICE_DNS`
+//! the Kubernetes headless service; otherwise the node forms a cloud of one.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use eddy_common::address::choose_ip;
+use eddy_embedded_config::{Announcement, EmbeddedConfig, ExitRequest};
+use eddy_node::{bind, logging, rest, NodeHandle, StopReason};
+
+pub use config::{Discovery, MapperArgs, MapperConfig};
+
+/// Errors of the worker binary.
+#[derive(Debug, thiserror::Error)]
+pub enum MapperError {
+    /// A setting is missing or unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Discovery failed.
+    #[error(transparent)]
+    Discovery(#[from] eddy_embedded_config::EmbeddedConfigError),
+    /// The node runtime failed.
+    #[error(transparent)]
+    Node(#[from] eddy_node::NodeError),
+    /// Address selection failed.
+    #[error(transparent)]
+    Common(#[from] eddy_common::CommonError),
+}
+
+/// Result with [`MapperError`].
+pub type MapperResult<T> = Result<T, MapperError>;
+
+/// Runs the worker until it is told to stop; returns why it stopped.
+pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
+    let started = Instant::now();
+    let discovery: Arc<dyn EmbeddedConfig> = config.discovery()?;
+    let ip = choose_ip(&config.address, discovery.route_target())?;
+    let listeners = bind::bind(ip, config.port, discovery.allows_port_search()).await?;
+    let me = listeners.addr;
+    logging::set_node_label(me.to_string());
+    tracing::info!(mode = discovery.mode(), rest = %me.rest(), grpc = %me.grpc(), pid = std::process::id(), "worker listening");
+    let node = NodeHandle::start(me, Some(listeners.rest), Some(listeners.grpc), config.node_options());
+    if let Some(port) = config.kubernetes_api_port_opt {
+        let addr = SocketAddr::new(ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| MapperError::Config(format!("cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port")))?;
+        node.serve_rest(listener, rest::kubernetes_router(node.clone()));
+    }
+
+    let announcement = Announcement {
+        addr: me,
+        worker_id: config.worker_id.clone(),
+        stats: eddy_node::stats::sample(config.memory_budget, eddy_node::stats::cpus_allowed(), 0),
+    };
+    let peers = tokio::select! {
+        peers = discovery.announce(&announcement) => peers,
+        reason = node.stopped() => return Ok(reason),
+        reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+    };
+    let peers = match peers {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(&node, discovery.as_ref(), e.to_string()).await),
+    };
+    tracing::info!(peers = peers.len(), "got the peer list");
+    node.add_peers(&peers);
+
+    let remaining = config.timeout.saturating_sub(started.elapsed());
+    let view = tokio::select! {
+        v = node.wait_formed(remaining) => v,
+        reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+    };
+    let view = match view {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(&node, discovery.as_ref(), e.to_string()).await),
+    };
+    if let Some(leader) = view.leader {
+        if let Err(e) = discovery.cloud_formed(me, view.members.len(), leader).await {
+            return Ok(fail(&node, discovery.as_ref(), e.to_string()).await);
+        }
+    }
+
+    let reason = tokio::select! {
+        reason = node.stopped() => reason,
+        request = discovery.exit_requested(me) => match request {
+            ExitRequest::Exit { reason } => StopReason::Exit { reason: format!("the driver asked: {reason}") },
+            ExitRequest::ControllerLost { reason } => StopReason::Fatal(reason),
+        },
+        reason = signal() => StopReason::Exit { reason },
+    };
+    Ok(stop(&node, discovery.as_ref(), reason).await)
+}
+
+async fn stop(node: &NodeHandle, discovery: &dyn EmbeddedConfig, reason: StopReason) -> StopReason {
+    node.stop(reason.clone());
+    discovery.report_exit(node.addr(), &reason.to_string()).await;
+    // Let the servers finish their last responses.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    reason
+}
+
+async fn fail(node: &NodeHandle, discovery: &dyn EmbeddedConfig, message: String) -> StopReason {
+    stop(node, discovery, StopReason::Fatal(message)).await
+}
+
+/// Resolves on SIGINT or SIGTERM (YARN and Kubernetes stop containers with SIGTERM).
+async fn signal() -> String {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)".to_string(),
+            _ = term.recv() => "terminated (SIGTERM)".to_string(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted".to_string()
+    }
+}

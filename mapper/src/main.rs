@@ -1,0 +1,43 @@
+//! `eddy-mapper`: parse the command line, resolve the configuration, run the worker.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use eddy_mapper::{MapperArgs, MapperConfig};
+
+fn main() -> ExitCode {
+    let args = MapperArgs::parse();
+    eddy_node::logging::init("info");
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = match MapperConfig::resolve(args, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("eddy-mapper: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eddy-mapper: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(eddy_mapper::run(config)) {
+        Ok(reason) if reason.is_clean() => {
+            tracing::info!(%reason, "worker stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(reason) => {
+            tracing::error!(%reason, "worker stopped");
+            eprintln!("eddy-mapper: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            eprintln!("eddy-mapper: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
