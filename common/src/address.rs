@@ -53,15 +53,17 @@ pub fn route_source(target: SocketAddr) -> CommonResult<IpAddr> {
     if target.ip().is_loopback() {
         return Ok(target.ip());
     }
-    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .map_err(|_| CommonError::InvalidArgument { what: "address", value: String::new(), reason: "unparsable wildcard".into() })?;
-    let socket = UdpSocket::bind(bind).map_err(|source| CommonError::System { what: "cannot open a UDP socket to find the route".into(), source })?;
-    // connect() on UDP only selects a route; nothing is sent.
-    socket.connect(target).map_err(|source| CommonError::System {
-        what: format!("no route toward {target}; pass --ip or --network"),
-        source,
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| CommonError::InvalidArgument {
+        what: "address",
+        value: String::new(),
+        reason: "unparsable wildcard".into(),
     })?;
+    let socket = UdpSocket::bind(bind)
+        .map_err(|source| CommonError::System { what: "cannot open a UDP socket to find the route".into(), source })?;
+    // connect() on UDP only selects a route; nothing is sent.
+    socket
+        .connect(target)
+        .map_err(|source| CommonError::System { what: format!("no route toward {target}; pass --ip or --network"), source })?;
     socket
         .local_addr()
         .map(|a| a.ip())
@@ -70,7 +72,8 @@ pub fn route_source(target: SocketAddr) -> CommonResult<IpAddr> {
 
 /// Every address of every local interface.
 pub fn local_addresses() -> CommonResult<Vec<IpAddr>> {
-    let ifaces = if_addrs::get_if_addrs().map_err(|source| CommonError::System { what: "cannot list network interfaces".into(), source })?;
+    let ifaces =
+        if_addrs::get_if_addrs().map_err(|source| CommonError::System { what: "cannot list network interfaces".into(), source })?;
     Ok(ifaces.into_iter().map(|i| i.ip()).collect())
 }
 

@@ -109,9 +109,7 @@ impl ClusterSecret {
             return Err(format!("authentication token is {} s off this node's clock; synchronise the clocks", skew / 1000));
         }
         let tag = hex::decode(tag).map_err(|_| "malformed authentication token")?;
-        self.mac(cloud_name, millis)
-            .verify_slice(&tag)
-            .map_err(|_| "wrong cluster secret or cloud name".to_string())
+        self.mac(cloud_name, millis).verify_slice(&tag).map_err(|_| "wrong cluster secret or cloud name".to_string())
     }
 }
 
@@ -169,10 +167,7 @@ impl tonic::service::Interceptor for AuthCheck {
             Ok(()) => Ok(request),
             Err(why) => {
                 tracing::warn!(service = self.service, %peer, reason = %why, "refused unauthenticated call");
-                Err(Status::unauthenticated(format!(
-                    "refused by {} of cloud {:?}: {why}",
-                    self.service, self.cloud_name
-                )))
+                Err(Status::unauthenticated(format!("refused by {} of cloud {:?}: {why}", self.service, self.cloud_name)))
             }
         }
     }

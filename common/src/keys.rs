@@ -72,19 +72,13 @@ keys! {
 
 /// Looks a key up in `env`, falling back to its H2O alias.
 pub fn lookup<'a>(env: &'a HashMap<String, String>, key: &Key) -> Option<&'a str> {
-    env.get(key.name)
-        .or_else(|| key.h2o_alias.and_then(|a| env.get(a)))
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
+    env.get(key.name).or_else(|| key.h2o_alias.and_then(|a| env.get(a))).map(String::as_str).filter(|v| !v.is_empty())
 }
 
 /// `EDDY_*` variables in `env` that no key declares (typos, removed options).
 pub fn unknown(env: &HashMap<String, String>) -> Vec<String> {
-    let mut out: Vec<String> = env
-        .keys()
-        .filter(|k| k.starts_with("EDDY_") && !ALL.iter().any(|key| key.name == k.as_str()))
-        .cloned()
-        .collect();
+    let mut out: Vec<String> =
+        env.keys().filter(|k| k.starts_with("EDDY_") && !ALL.iter().any(|key| key.name == k.as_str())).cloned().collect();
     out.sort();
     out
 }
@@ -118,15 +112,10 @@ mod tests {
 
     #[test]
     fn aliases_and_unknown_keys() {
-        let env: HashMap<String, String> = [
-            ("H2O_NODE_EXPECTED_COUNT", "3"),
-            ("EDDY_PORTT", "1"),
-            ("EDDY_PORT", "5"),
-            ("EDDY_IP", ""),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+        let env: HashMap<String, String> = [("H2O_NODE_EXPECTED_COUNT", "3"), ("EDDY_PORTT", "1"), ("EDDY_PORT", "5"), ("EDDY_IP", "")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         assert_eq!(lookup(&env, &NODE_EXPECTED_COUNT), Some("3"));
         assert_eq!(lookup(&env, &PORT), Some("5"));
         assert_eq!(lookup(&env, &IP), None);

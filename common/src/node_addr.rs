@@ -69,11 +69,7 @@ impl NodeAddr {
 
     /// Converts to the wire form.
     pub fn to_proto(&self) -> eddy_proto::v1::NodeAddr {
-        eddy_proto::v1::NodeAddr {
-            ip: self.ip.to_string(),
-            rest_port: u32::from(self.rest_port),
-            grpc_port: u32::from(self.grpc_port),
-        }
+        eddy_proto::v1::NodeAddr { ip: self.ip.to_string(), rest_port: u32::from(self.rest_port), grpc_port: u32::from(self.grpc_port) }
     }
 }
 

@@ -168,9 +168,10 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
         secret: secret.clone(),
     });
     let bind_at = SocketAddr::new(options.driver_ip, options.driver_port);
-    let listener = tokio::net::TcpListener::bind(bind_at)
-        .await
-        .map_err(|source| DriverError::Io { what: format!("cannot listen on {bind_at} for the gather service (--driver-ip/--driver-port)"), source })?;
+    let listener = tokio::net::TcpListener::bind(bind_at).await.map_err(|source| DriverError::Io {
+        what: format!("cannot listen on {bind_at} for the gather service (--driver-ip/--driver-port)"),
+        source,
+    })?;
     let gather_addr = listener.local_addr().map_err(|source| DriverError::Io { what: "gather address".into(), source })?;
     let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gather.clone().serve(listener, async move {
@@ -298,7 +299,15 @@ async fn check(observer: &NodeHandle, leader: NodeAddr) -> DriverResult<Outcome>
     println!("{:<22} {:>7} {:>8} {:>5} {:>10}  healthy", "node", "pid", "cpus", "load", "max_mem");
     for m in &view.members {
         let s = m.stats.clone().unwrap_or_default();
-        println!("{:<22} {:>7} {:>8} {:>5.2} {:>9}M  {}", m.addr.to_string(), s.pid, s.cpus_allowed, s.sys_load, s.max_mem >> 20, m.healthy);
+        println!(
+            "{:<22} {:>7} {:>8} {:>5.2} {:>9}M  {}",
+            m.addr.to_string(),
+            s.pid,
+            s.cpus_allowed,
+            s.sys_load,
+            s.max_mem >> 20,
+            m.healthy
+        );
     }
     let results = observer.network_test().await?;
     println!("Network test from the observer (median of 5 round trips):");

@@ -22,6 +22,7 @@ use crate::MapperError;
 #[derive(Debug, Parser)]
 #[command(
     name = "eddy-mapper",
+    args_override_self = true,
     version,
     about = "An Eddy worker node: joins a cloud and holds part of its data.",
     long_about = "An Eddy worker node: joins a cloud and holds part of its data.\n\n\
@@ -130,9 +131,7 @@ impl MapperConfig {
             ));
         }
         let discovery = if let Some(d) = driver_opt {
-            let addr = d
-                .parse()
-                .map_err(|_| MapperError::Config(format!("EDDY_DRIVER={d:?} is not an ip:port address")))?;
+            let addr = d.parse().map_err(|_| MapperError::Config(format!("EDDY_DRIVER={d:?} is not an ip:port address")))?;
             Discovery::Driver(addr)
         } else if let Some(path) = &args.flatfile {
             Discovery::Flatfile(path.clone())
@@ -140,7 +139,9 @@ impl MapperConfig {
             let lookup_secs: Option<u64> = parse_key(env, &keys::NODE_LOOKUP_TIMEOUT)?;
             let dns_server_opt = match keys::lookup(env, &keys::KUBERNETES_DNS_SERVER) {
                 None => None,
-                Some(s) => Some(s.parse().map_err(|_| MapperError::Config(format!("EDDY_KUBERNETES_DNS_SERVER={s:?} is not an ip:port address")))?),
+                Some(s) => Some(
+                    s.parse().map_err(|_| MapperError::Config(format!("EDDY_KUBERNETES_DNS_SERVER={s:?} is not an ip:port address")))?,
+                ),
             };
             Discovery::Kubernetes(KubernetesDnsOptions {
                 service_dns: service.to_string(),
@@ -277,7 +278,8 @@ mod tests {
         let e = env(&[("EDDY_DRIVER", "127.0.0.1:9"), ("EDDY_FLATFILE_X", "1"), ("EDDY_CLUSTER_SECRET", "0123456789")]);
         let msg = MapperConfig::resolve(args(&["--flatfile", "f"]), &e).unwrap_err().to_string();
         assert!(msg.contains("choose one discovery mode"), "{msg}");
-        let msg = MapperConfig::resolve(args(&["--heartbeat-timeout", "1s", "--heartbeat-interval", "2s"]), &env(&[])).unwrap_err().to_string();
+        let msg =
+            MapperConfig::resolve(args(&["--heartbeat-timeout", "1s", "--heartbeat-interval", "2s"]), &env(&[])).unwrap_err().to_string();
         assert!(msg.contains("longer than"), "{msg}");
         assert!(MapperArgs::try_parse_from(["eddy-mapper", "--timeout", "soon"]).is_err());
     }

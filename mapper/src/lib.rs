@@ -49,9 +49,11 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let node = NodeHandle::start(me, Some(listeners.rest), Some(listeners.grpc), config.node_options());
     if let Some(port) = config.kubernetes_api_port_opt {
         let addr = SocketAddr::new(ip, port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| MapperError::Config(format!("cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port")))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            MapperError::Config(format!(
+                "cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port"
+            ))
+        })?;
         node.serve_rest(listener, rest::kubernetes_router(node.clone()));
     }
 

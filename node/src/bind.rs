@@ -62,7 +62,8 @@ async fn listen(addr: SocketAddr) -> NodeResult<TcpListener> {
 }
 
 fn finish(ip: IpAddr, rest: TcpListener, grpc: TcpListener) -> NodeResult<Listeners> {
-    let port_of = |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(|e| NodeError::Server { what: "listener", reason: e.to_string() });
+    let port_of =
+        |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(|e| NodeError::Server { what: "listener", reason: e.to_string() });
     let addr = NodeAddr { ip, rest_port: port_of(&rest)?, grpc_port: port_of(&grpc)? };
     Ok(Listeners { addr, rest, grpc })
 }

@@ -38,10 +38,7 @@ where
 
 /// Installs the subscriber; `default_filter` applies when neither `EDDY_LOG` nor `RUST_LOG` is set.
 pub fn init(default_filter: &str) {
-    let filter = std::env::var("EDDY_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| default_filter.to_string());
+    let filter = std::env::var("EDDY_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

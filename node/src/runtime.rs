@@ -441,7 +441,8 @@ impl NodeHandle {
         let mut out = Vec::new();
         for t in targets {
             for bytes in [1usize, 1 << 10, 1 << 20] {
-                let mut client = self.inner.pool.get(t).map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
+                let mut client =
+                    self.inner.pool.get(t).map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
                 let mut samples = Vec::with_capacity(5);
                 for _ in 0..5 {
                     let req = PingRequest { payload: vec![0u8; bytes] };

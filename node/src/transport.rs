@@ -39,8 +39,7 @@ impl ClientPool {
             .map_err(|e| Status::invalid_argument(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);
-        let client = NodeServiceClient::with_interceptor(endpoint.connect_lazy(), self.stamp.clone())
-            .max_decoding_message_size(64 << 20);
+        let client = NodeServiceClient::with_interceptor(endpoint.connect_lazy(), self.stamp.clone()).max_decoding_message_size(64 << 20);
         clients.insert(peer, client.clone());
         Ok(client)
     }
@@ -51,7 +50,11 @@ pub(crate) struct NodeServer {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) fn service(inner: Arc<Inner>, secret: ClusterSecret, cloud_name: &str) -> InterceptedService<NodeServiceServer<NodeServer>, AuthCheck> {
+pub(crate) fn service(
+    inner: Arc<Inner>,
+    secret: ClusterSecret,
+    cloud_name: &str,
+) -> InterceptedService<NodeServiceServer<NodeServer>, AuthCheck> {
     let server = NodeServiceServer::new(NodeServer { inner }).max_decoding_message_size(64 << 20);
     InterceptedService::new(server, AuthCheck::new(secret, cloud_name, "node service"))
 }
@@ -68,7 +71,8 @@ impl NodeService for NodeServer {
 
     async fn shutdown(&self, request: Request<ShutdownRequest>) -> Result<Response<ShutdownReply>, Status> {
         let req = request.into_inner();
-        let origin = req.origin.as_ref().and_then(|o| NodeAddr::from_proto(o).ok()).map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
+        let origin =
+            req.origin.as_ref().and_then(|o| NodeAddr::from_proto(o).ok()).map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
         tracing::info!(%origin, reason = %req.reason, "shutdown requested by a peer");
         self.inner.stop(crate::StopReason::Shutdown { origin, reason: req.reason });
         Ok(Response::new(ShutdownReply {}))

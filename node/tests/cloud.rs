@@ -1,4 +1,5 @@
 //! In-process clouds on 127.0.0.1: formation, REST, lock, refusals, health, shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::time::Duration;
 
@@ -33,7 +34,9 @@ async fn three_nodes_agree_on_cloud_json_everywhere() {
         let nodes = v["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 3);
         for n in nodes {
-            for field in ["ip_port", "healthy", "last_ping", "pid", "num_cpus", "cpus_allowed", "nthreads", "max_mem", "free_mem", "sys_load"] {
+            for field in
+                ["ip_port", "healthy", "last_ping", "pid", "num_cpus", "cpus_allowed", "nthreads", "max_mem", "free_mem", "sys_load"]
+            {
                 assert!(n.get(field).is_some(), "node misses {field}: {n}");
             }
         }

@@ -27,7 +27,8 @@ pub struct LocalLauncher {
 impl LocalLauncher {
     /// Launches `mapper`, writing logs under `log_dir` (created if missing).
     pub fn new(mapper: PathBuf, log_dir: PathBuf) -> DriverResult<Self> {
-        std::fs::create_dir_all(&log_dir).map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         Ok(Self { mapper, log_dir, live: BTreeMap::new(), exits_tx, exits_rx })
     }
@@ -67,7 +68,8 @@ impl WorkerLauncher for LocalLauncher {
 
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
         let log_path = self.log_path(id);
-        let log = std::fs::File::create(&log_path).map_err(|source| DriverError::Io { what: format!("cannot create {}", log_path.display()), source })?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|source| DriverError::Io { what: format!("cannot create {}", log_path.display()), source })?;
         let log_err = log.try_clone().map_err(|source| DriverError::Io { what: "cannot duplicate the log handle".into(), source })?;
         let mut cmd = Command::new(&self.mapper);
         // Settings a user exported for their own shell must not leak into the workers.

@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, watch};
 use tonic::codegen::InterceptedService;
 use tonic::{Request, Response, Status};
 
-pub use state::{Phase, Refusal, Registration};
 use state::GatherState;
+pub use state::{Phase, Refusal, Registration};
 
 use crate::{EmbeddedConfigError, EmbeddedConfigResult};
 
@@ -118,7 +118,8 @@ impl Gather {
 
     /// The tonic service, authenticated with the cluster secret.
     pub fn service(&self) -> InterceptedService<GatherServiceServer<GatherServer>, AuthCheck> {
-        let check = AuthCheck::new(self.shared.options.secret.clone(), self.shared.options.cloud_name.clone(), "the driver's gather service");
+        let check =
+            AuthCheck::new(self.shared.options.secret.clone(), self.shared.options.cloud_name.clone(), "the driver's gather service");
         GatherServiceServer::with_interceptor(GatherServer { gather: self.clone() }, check)
     }
 
@@ -316,4 +317,3 @@ impl GatherService for GatherServer {
         Ok(Response::new(ExitReportReply {}))
     }
 }
-

@@ -349,7 +349,8 @@ impl Membership {
             if *addr != me && !(healthy && m.view_hash == Some(my_hash)) {
                 consensus = false;
             }
-            let (stats, last_ping) = if *addr == me { (Some(self.my_stats.clone()), epoch_millis()) } else { (m.stats.clone(), m.last_heard_epoch_millis) };
+            let (stats, last_ping) =
+                if *addr == me { (Some(self.my_stats.clone()), epoch_millis()) } else { (m.stats.clone(), m.last_heard_epoch_millis) };
             views.push(MemberView { addr: *addr, healthy, last_ping_epoch_millis: last_ping, stats, refused_us: m.refused_us.clone() });
         }
         let clients = self
@@ -450,7 +451,7 @@ mod tests {
 
     #[test]
     fn formed_event_fires_once() {
-        let mut nodes = vec![node(1), node(2)];
+        let mut nodes = [node(1), node(2)];
         let t0 = Instant::now();
         nodes[0].add_peers(&[addr(2)]);
         let hb = nodes[0].heartbeat();
@@ -520,7 +521,8 @@ mod tests {
     #[test]
     fn other_clouds_and_malformed_heartbeats_are_refused() {
         let mut a = node(1);
-        let mut other = Membership::new(MembershipOptions { me: addr(2), cloud_name: "other".into(), is_client: false, heartbeat_timeout: TIMEOUT });
+        let mut other =
+            Membership::new(MembershipOptions { me: addr(2), cloud_name: "other".into(), is_client: false, heartbeat_timeout: TIMEOUT });
         other.add_peers(&[addr(1)]);
         let hb = other.heartbeat();
         assert!(matches!(a.on_heartbeat(&hb, Instant::now()), Err(Refusal::WrongCloud { .. })));

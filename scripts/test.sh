@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project, on a fresh machine too: formatting, lints,
+# then unit, in-process and end-to-end tests (real binaries and servers on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build the binaries the end-to-end tests run"
+cargo build --workspace --bins --locked
+echo "== cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,179 @@
+//! `eddy-mapper` without a driver: flatfile clouds, refusals, bad input, Kubernetes DNS.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use eddy_tests::dns::DnsServer;
+use eddy_tests::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn mapper(dir: &Path, secret: &str, args: &[&str]) -> Command {
+    let secret_file = dir.join(format!("secret-{}", secret.len()));
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    let mut cmd = Command::new(bin("eddy-mapper"));
+    cmd.args(["--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s", "--timeout", "20s", "--memory", "128m"])
+        .arg("--secret-file")
+        .arg(secret_file)
+        .args(args);
+    cmd
+}
+
+fn flatfile(dir: &Path, ports: &[u16]) -> String {
+    let path = dir.join("flatfile.txt");
+    let mut text = String::from("# test cloud\n\n");
+    for p in ports {
+        text.push_str(&format!("127.0.0.1:{p}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn formed(rest: &str, size: u64) -> bool {
+    get_json(&format!("http://{rest}/3/Cloud")).is_some_and(|v| v["cloud_size"] == size && v["consensus"] == true)
+}
+
+const SECRET: &str = "flatfile-test-secret";
+
+#[test]
+fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port_pair("127.0.0.1"), free_port_pair("127.0.0.1"));
+    let ff = flatfile(dir.path(), &[p1, p2]);
+    let mut a = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", &ff, "--ip", "127.0.0.1", "--port", &p1.to_string()]));
+    let _b = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", &ff, "--ip", "127.0.0.1", "--port", &p2.to_string()]));
+    let rest = format!("127.0.0.1:{p1}");
+    wait_until("flatfile cloud of 2", WAIT, || formed(&rest, 2));
+
+    // A node with the wrong secret is refused and logged, never admitted.
+    let p4 = free_port_pair("127.0.0.1");
+    let ff_bad = dir.path().join("flat-bad.txt");
+    std::fs::write(&ff_bad, format!("127.0.0.1:{p1}\n127.0.0.1:{p4}\n")).unwrap();
+    let mut bad = Proc::spawn(mapper(
+        dir.path(),
+        "another-secret-entirely",
+        &["--flatfile", ff_bad.to_str().unwrap(), "--ip", "127.0.0.1", "--port", &p4.to_string(), "--timeout", "3s"],
+    ));
+    assert_eq!(bad.wait_exit(WAIT).code(), Some(1));
+    assert!(bad.output().contains("wrong cluster secret"), "{}", bad.output());
+    a.wait_for_line("refused unauthenticated call", WAIT);
+    assert!(formed(&rest, 2));
+
+    // First work locks the cloud; a late joiner is then refused with a clear error.
+    let status = get_status(&format!("http://{rest}/3/NetworkTest")).unwrap();
+    assert_eq!(status, 200);
+    let p3 = free_port_pair("127.0.0.1");
+    let ff3 = dir.path().join("flat3.txt");
+    std::fs::write(&ff3, format!("127.0.0.1:{p1}\n127.0.0.1:{p2}\n127.0.0.1:{p3}\n")).unwrap();
+    let mut late =
+        Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", ff3.to_str().unwrap(), "--ip", "127.0.0.1", "--port", &p3.to_string()]));
+    assert_eq!(late.wait_exit(WAIT).code(), Some(1), "{}", late.output());
+    let out = late.output();
+    assert!(out.contains("join refused") && out.contains("locked"), "{out}");
+    let v = get_json(&format!("http://{rest}/3/Cloud")).unwrap();
+    assert_eq!(v["cloud_size"], 2);
+    assert_eq!(v["locked"], true);
+}
+
+#[test]
+fn bad_flatfiles_and_taken_ports_fail_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ff = dir.path().join("flatfile.txt");
+    std::fs::write(&ff, "# peers\n127.0.0.1:5000\n\n127.0.0.1\n").unwrap();
+    let mut m = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", ff.to_str().unwrap(), "--port", "5000"]));
+    assert_ne!(m.wait_exit(WAIT).code(), Some(0));
+    let out = m.output();
+    assert!(out.contains("flatfile.txt:4: \"127.0.0.1\"") && out.contains("port is missing"), "{out}");
+
+    let missing = dir.path().join("nope.txt");
+    let mut m = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", missing.to_str().unwrap()]));
+    assert_ne!(m.wait_exit(WAIT).code(), Some(0));
+    assert!(m.output().contains("nope.txt"), "{}", m.output());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    std::fs::write(&ff, format!("127.0.0.1:{port}\n")).unwrap();
+    let mut m = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", ff.to_str().unwrap(), "--ip", "127.0.0.1", "--port", &port]));
+    assert_ne!(m.wait_exit(WAIT).code(), Some(0));
+    let out = m.output();
+    assert!(out.contains(&format!("cannot listen on 127.0.0.1:{port}")) && out.contains("--port"), "{out}");
+}
+
+#[test]
+fn unreachable_driver_is_retried_then_reported() {
+    let closed = free_port_pair("127.0.0.1");
+    let mut cmd = Command::new(bin("eddy-mapper"));
+    cmd.env("EDDY_DRIVER", format!("127.0.0.1:{closed}"))
+        .env("EDDY_CLUSTER_SECRET", "driver-test-secret")
+        .env("EDDY_TIMEOUT", "2s")
+        .env("EDDY_TYPO_SETTING", "1")
+        .args(["--port", "0"]);
+    let mut m = Proc::spawn(cmd);
+    assert_eq!(m.wait_exit(WAIT).code(), Some(1));
+    let out = m.output();
+    assert!(out.contains(&format!("driver at 127.0.0.1:{closed} unreachable")), "{out}");
+    assert!(out.contains("EDDY_TYPO_SETTING") && out.contains("unknown environment variable"), "{out}");
+}
+
+#[test]
+fn kubernetes_headless_service_dns_forms_a_cloud_with_one_ready_leader() {
+    let ips = [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    let service = "eddy.default.svc.cluster.local";
+    let dns = DnsServer::start(service, ips.to_vec());
+    // Like pods, every node uses the same ports on its own address.
+    let port = loop {
+        let p = free_port_pair("127.0.0.1");
+        if ips.iter().all(|ip| {
+            std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()
+                && std::net::TcpListener::bind((ip.to_string().as_str(), p + 1)).is_ok()
+        }) {
+            break p;
+        }
+    };
+    let api = loop {
+        let p = free_port_pair("127.0.0.1");
+        if p != port && p != port + 1 && ips.iter().all(|ip| std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()) {
+            break p;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Vec::new();
+    for ip in ips {
+        let mut cmd = mapper(dir.path(), SECRET, &["--ip", &ip.to_string(), "--port", &port.to_string()]);
+        // The H2O spellings are accepted as aliases.
+        cmd.env("H2O_KUBERNETES_SERVICE_DNS", service)
+            .env("H2O_NODE_EXPECTED_COUNT", "3")
+            .env("EDDY_NODE_LOOKUP_TIMEOUT", "20")
+            .env("EDDY_KUBERNETES_API_PORT", api.to_string())
+            .env("EDDY_KUBERNETES_DNS_SERVER", format!("127.0.0.1:{}", dns.port));
+        procs.push(Proc::spawn(cmd));
+    }
+    for ip in ips {
+        let rest = format!("{ip}:{port}");
+        wait_until(&format!("{rest} sees a cloud of 3"), WAIT, || formed(&rest, 3));
+    }
+    let statuses: Vec<u16> = ips.iter().map(|ip| get_status(&format!("http://{ip}:{api}/kubernetes/isLeaderNode")).unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 404).count(), 2, "{statuses:?}");
+    assert_eq!(statuses[0], 200, "the lowest address leads");
+}
+
+#[test]
+fn kubernetes_too_few_pods_fails_with_a_clear_error() {
+    let service = "short.default.svc.cluster.local";
+    let dns = DnsServer::start(service, vec![Ipv4Addr::new(127, 0, 0, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = mapper(dir.path(), SECRET, &["--ip", "127.0.0.1", "--port", "0"]);
+    cmd.env("EDDY_KUBERNETES_SERVICE_DNS", service)
+        .env("EDDY_NODE_EXPECTED_COUNT", "2")
+        .env("EDDY_NODE_LOOKUP_TIMEOUT", "2")
+        .env("EDDY_KUBERNETES_API_PORT", free_port_pair("127.0.0.1").to_string())
+        .env("EDDY_KUBERNETES_DNS_SERVER", format!("127.0.0.1:{}", dns.port));
+    let mut m = Proc::spawn(cmd);
+    assert_eq!(m.wait_exit(WAIT).code(), Some(1));
+    let out = m.output();
+    assert!(out.contains("found 1 of 2 pods behind short.default.svc.cluster.local"), "{out}");
+}
