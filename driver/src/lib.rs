@@ -60,7 +60,10 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
     let log_dir = args.log_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("eddy-logs").join(&cloud_name));
     let mut launcher = launcher::LocalLauncher::new(mapper, log_dir)?;
     let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
-    options.worker_ip_opt = Some(options.driver_ip);
+    // Local workers bind the driver's address unless the user asked for an interface by network.
+    if options.network_opt.is_none() {
+        options.worker_ip_opt = Some(options.driver_ip);
+    }
     if options.memory_opt.is_none() {
         let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.max(1));
         options.memory_opt = Some(share.to_string());
