@@ -123,6 +123,31 @@ impl CloudOptions {
     }
 }
 
+/// SIGINT/SIGTERM, caught once for the driver's whole life so that no phase can miss it.
+#[derive(Clone)]
+struct Interrupt(tokio::sync::watch::Receiver<Option<&'static str>>);
+
+impl Interrupt {
+    fn install() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let why = signal().await;
+            tx.send_replace(Some(why));
+        });
+        Self(rx)
+    }
+
+    /// Resolves with "interrupted"/"terminated" once a signal arrived.
+    async fn wait(&self) -> &'static str {
+        let mut rx = self.0.clone();
+        let why = rx.wait_for(Option::is_some).await.ok().and_then(|w| *w);
+        match why {
+            Some(w) => w,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn signal() -> &'static str {
     #[cfg(unix)]
@@ -160,6 +185,7 @@ fn died_message(exit: &WorkerExit, node_opt: Option<NodeAddr>) -> String {
 
 /// Runs the whole protocol with `launcher`.
 pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> DriverResult<Outcome> {
+    let interrupt = Interrupt::install();
     let secret = ClusterSecret::generate()?;
     let (gather, mut gather_events) = Gather::new(GatherOptions {
         expected: options.nodes,
@@ -179,13 +205,19 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
     }));
     println!("Starting a cloud of {} workers ({} launcher), gather service on {gather_addr}", options.nodes, launcher.name());
     println!("Worker logs: {}", launcher.log_location());
+    let mut launched = Ok(());
     for i in 0..options.nodes {
         let id = i.to_string();
         gather.expect_worker_id(&id);
-        launcher.launch(&id, &options.worker_spec(gather_addr, &secret, &id)).await?;
+        launched = launcher.launch(&id, &options.worker_spec(gather_addr, &secret, &id)).await;
+        if launched.is_err() {
+            break;
+        }
     }
-
-    let result = form_and_watch(launcher, &options, &gather, &mut gather_events, &secret).await;
+    let result = match launched {
+        Ok(()) => form_and_watch(launcher, &options, &gather, &mut gather_events, &secret, &interrupt).await,
+        Err(e) => Err(e),
+    };
     if !matches!(result, Ok(Outcome::Disowned)) {
         gather.tell_workers_exit("the driver is stopping");
         for exit in launcher.stop(Duration::from_secs(10)).await {
@@ -202,6 +234,7 @@ async fn form_and_watch(
     gather: &Gather,
     gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
     secret: &ClusterSecret,
+    interrupt: &Interrupt,
 ) -> DriverResult<Outcome> {
     // Phase 1: every worker registers; the peer list goes out.
     let peers = loop {
@@ -214,7 +247,7 @@ async fn form_and_watch(
                 gather.fail(&msg);
                 return Err(DriverError::NotFormed(msg));
             }
-            _ = signal() => return Ok(Outcome::Interrupted),
+            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
         }
     };
     // Phase 2: every worker reports the same formed cloud.
@@ -227,7 +260,7 @@ async fn form_and_watch(
                 let node = node_of(gather, &exit.worker_id);
                 return Err(DriverError::NotFormed(format!("the cloud cannot form: {}", died_message(&exit, node))));
             }
-            _ = signal() => return Ok(Outcome::Interrupted),
+            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
         }
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
@@ -238,22 +271,34 @@ async fn form_and_watch(
     }
 
     if options.disown {
-        if !gather.wait_for_watchers(options.nodes, Duration::from_secs(10)).await {
-            tracing::warn!("not every worker is watching the driver yet; disowning anyway");
+        let watching = tokio::select! {
+            w = gather.wait_for_watchers(options.nodes, Duration::from_secs(10)) => w,
+            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+        };
+        if !watching {
+            return Err(DriverError::NotFormed(
+                "cannot disown: not every worker is watching the driver, so some would not learn that the driver left on purpose".into(),
+            ));
         }
         gather.disown();
-        // Give the watch streams a moment to carry the event.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Give the watch streams a moment to carry the event before the process exits.
+        tokio::time::sleep(Duration::from_secs(1)).await;
         println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {}/3/Shutdown", leader.rest_url());
         return Ok(Outcome::Disowned);
     }
 
-    let observer = start_observer(options, secret, &peers).await?;
+    let observer = tokio::select! {
+        o = start_observer(options, secret, &peers) => o?,
+        _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+    };
     if options.check {
-        return check(&observer, leader).await;
+        return tokio::select! {
+            r = check(&observer, leader) => r,
+            _ = interrupt.wait() => Ok(Outcome::Interrupted),
+        };
     }
     println!("Watching the cloud; Ctrl-C or POST /3/Shutdown stops it.");
-    watch(launcher, options, gather, gather_events, &observer).await
+    watch(launcher, options, gather, gather_events, &observer, interrupt).await
 }
 
 fn node_of(gather: &Gather, worker_id: &str) -> Option<NodeAddr> {
@@ -325,24 +370,28 @@ async fn watch(
     gather: &Gather,
     gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
     observer: &NodeHandle,
+    interrupt: &Interrupt,
 ) -> DriverResult<Outcome> {
     let mut membership_events = observer.subscribe_events();
     let mut ended: BTreeSet<String> = BTreeSet::new();
+    // Only a cloud-wide shutdown makes worker exits expected; one worker leaving on its own
+    // (a signal, preemption) is a lost worker like any other.
     let mut stopping = false;
     loop {
         tokio::select! {
             biased;
             Some(event) = gather_events.recv() => {
-                if let GatherEvent::Exited { .. } = event {
-                    stopping = true;
+                if let GatherEvent::Exited { reason, .. } = &event {
+                    if reason.starts_with("shutdown requested") {
+                        stopping = true;
+                    }
                 }
                 print_progress(&event, options.nodes);
             }
             exit = launcher.next_exit() => {
                 ended.insert(exit.worker_id.clone());
                 let node = node_of(gather, &exit.worker_id);
-                let announced = node.is_some_and(|n| gather.exit_reason(&n).is_some());
-                if !(announced && exit.success) {
+                if !(stopping && exit.success) {
                     let msg = died_message(&exit, node);
                     println!("Worker lost: {msg}");
                     if !options.keep_going && !stopping {
@@ -377,7 +426,7 @@ async fn watch(
                 }
                 return Ok(Outcome::Stopped);
             }
-            why = signal() => {
+            why = interrupt.wait() => {
                 println!("Driver {why}: stopping the cloud.");
                 gather.tell_workers_exit(&format!("the driver was {why}"));
                 observer.shutdown_cloud(&format!("the driver was {why}")).await;

@@ -141,6 +141,7 @@ impl EmbeddedConfig for DriverCallback {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             let mut client = self.client.clone();
+            let connected_at = Instant::now();
             let mut stream = match client.watch(WatchRequest { node: Some(me.to_proto()) }).await {
                 Ok(s) => s.into_inner(),
                 Err(status) => {
@@ -169,7 +170,13 @@ impl EmbeddedConfig for DriverCallback {
                     }
                 }
             }
-            lost_since = Some(Instant::now());
+            // A stream that stayed up for a while was healthy: the loss starts now. One that
+            // broke at once keeps counting from the earlier loss, so a flapping driver ends too.
+            if connected_at.elapsed() > self.options.driver_lost_grace {
+                lost_since = Some(Instant::now());
+            } else {
+                lost_since.get_or_insert_with(Instant::now);
+            }
         }
     }
 

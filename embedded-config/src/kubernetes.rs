@@ -61,9 +61,10 @@ impl KubernetesDns {
                 Err(e) => Err(e.to_string()),
             },
             // The system resolver honours /etc/hosts and the cluster's search domains.
-            None => match tokio::net::lookup_host((name, 0)).await {
-                Ok(found) => Ok(found.map(|sa| sa.ip()).collect()),
-                Err(e) => Err(e.to_string()),
+            None => match tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((name, 0))).await {
+                Ok(Ok(found)) => Ok(found.map(|sa| sa.ip()).collect()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the system resolver timed out".into()),
             },
         }
     }
@@ -136,6 +137,16 @@ impl EmbeddedConfig for KubernetesDns {
                             expected: n,
                             waited: started.elapsed(),
                             addresses: found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                        })
+                    }
+                    // Forming a cloud of one from nothing would split the brain behind one service.
+                    None if found.is_empty() => {
+                        return Err(EmbeddedConfigError::NotEnoughPods {
+                            service: self.options.service_dns.clone(),
+                            found: 0,
+                            expected: 1,
+                            waited: started.elapsed(),
+                            addresses: String::new(),
                         })
                     }
                     None => break,

@@ -84,8 +84,15 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
         Err(e) => return Ok(fail(&node, discovery.as_ref(), e.to_string()).await),
     };
     if let Some(leader) = view.leader {
-        if let Err(e) = discovery.cloud_formed(me, view.members.len(), leader).await {
-            return Ok(fail(&node, discovery.as_ref(), e.to_string()).await);
+        let report = tokio::time::timeout(std::time::Duration::from_secs(30), discovery.cloud_formed(me, view.members.len(), leader));
+        let reported = tokio::select! {
+            r = report => r,
+            reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+        };
+        match reported {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Ok(fail(&node, discovery.as_ref(), e.to_string()).await),
+            Err(_) => return Ok(fail(&node, discovery.as_ref(), "reporting the formed cloud timed out".into()).await),
         }
     }
 

@@ -170,3 +170,20 @@ fn workers_outlive_no_crashed_driver() {
     }
     drop(d);
 }
+
+/// Regression: one worker exiting cleanly on SIGTERM (reporting its exit) used to switch
+/// off the driver's failure detection for the rest of the run.
+#[test]
+fn a_worker_stopped_by_sigterm_is_a_lost_worker() {
+    let (mut d, leader, pids, _dir) = start(&["--nodes", "3"]);
+    d.wait_for_line("Watching the cloud", FORM);
+    let v = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
+    let victim = v["nodes"][1]["ip_port"].as_str().unwrap().to_string();
+    signal(v["nodes"][1]["pid"].as_u64().unwrap() as u32, libc::SIGTERM);
+    let status = d.wait_exit(EXIT);
+    assert_eq!(status.code(), Some(1), "{}", d.output());
+    assert!(d.output().contains(&format!("Worker lost: worker 1 ({victim}")) || d.output().contains(&victim), "{}", d.output());
+    for pid in pids {
+        wait_until(&format!("worker {pid} exits"), EXIT, || !alive(pid));
+    }
+}

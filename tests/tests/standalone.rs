@@ -177,3 +177,19 @@ fn kubernetes_too_few_pods_fails_with_a_clear_error() {
     let out = m.output();
     assert!(out.contains("found 1 of 2 pods behind short.default.svc.cluster.local"), "{out}");
 }
+
+/// Regression: with no expected count, a service that never resolved made every pod a
+/// cloud of one (split brain behind one Service).
+#[test]
+fn kubernetes_unresolvable_service_is_an_error_not_a_cloud_of_one() {
+    let dns = DnsServer::start("other.default.svc.cluster.local", vec![Ipv4Addr::new(127, 0, 0, 1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = mapper(dir.path(), SECRET, &["--ip", "127.0.0.1", "--port", "0"]);
+    cmd.env("EDDY_KUBERNETES_SERVICE_DNS", "missing.default.svc.cluster.local")
+        .env("EDDY_NODE_LOOKUP_TIMEOUT", "2")
+        .env("EDDY_KUBERNETES_API_PORT", free_port_pair("127.0.0.1").to_string())
+        .env("EDDY_KUBERNETES_DNS_SERVER", format!("127.0.0.1:{}", dns.port));
+    let mut m = Proc::spawn(cmd);
+    assert_eq!(m.wait_exit(WAIT).code(), Some(1));
+    assert!(m.output().contains("found 0 of 1 pods behind missing.default.svc.cluster.local"), "{}", m.output());
+}

@@ -38,9 +38,15 @@ impl LocalLauncher {
     }
 }
 
-/// The last `n` lines of a file.
+/// The last `n` lines of a file (read from its last 64 KiB only).
 pub(crate) fn tail(path: &Path, n: usize) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 << 10))).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     Some(lines[start..].join("\n"))
@@ -73,9 +79,10 @@ impl WorkerLauncher for LocalLauncher {
         let log_err = log.try_clone().map_err(|source| DriverError::Io { what: "cannot duplicate the log handle".into(), source })?;
         let mut cmd = Command::new(&self.mapper);
         // Settings a user exported for their own shell must not leak into the workers.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("EDDY_") || k.starts_with("H2O_") {
-                cmd.env_remove(k);
+        for (k, _) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            if name.starts_with("EDDY_") || name.starts_with("H2O_") {
+                cmd.env_remove(&k);
             }
         }
         cmd.args(&spec.args).envs(&spec.env).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
@@ -95,7 +102,8 @@ impl WorkerLauncher for LocalLauncher {
                 Ok(s) => (s.success(), describe(s)),
                 Err(e) => (false, format!("could not be waited for: {e}")),
             };
-            let _ = tx.send(WorkerExit { worker_id, pid_opt: Some(pid), success, status, log_tail_opt: tail(&log_path, 15) });
+            let log_tail_opt = tokio::task::spawn_blocking(move || tail(&log_path, 15)).await.ok().flatten();
+            let _ = tx.send(WorkerExit { worker_id, pid_opt: Some(pid), success, status, log_tail_opt });
         });
         Ok(())
     }
@@ -113,6 +121,11 @@ impl WorkerLauncher for LocalLauncher {
 
     async fn stop(&mut self, grace: Duration) -> Vec<WorkerExit> {
         let mut exits = Vec::new();
+        // Forget children already reaped, so no signal can reach a reused pid.
+        while let Ok(exit) = self.exits_rx.try_recv() {
+            self.live.remove(&exit.worker_id);
+            exits.push(exit);
+        }
         for pid in self.live.values() {
             signal(*pid, libc::SIGTERM);
         }

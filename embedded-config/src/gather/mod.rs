@@ -158,7 +158,7 @@ impl Gather {
         let waited = tokio::time::timeout_at(self.deadline(), rx.wait_for(|p| *p != Phase::Collecting)).await;
         let phase = match waited {
             Ok(Ok(p)) => p.clone(),
-            _ => Phase::Failed(self.fail_registration()),
+            _ => self.fail_registration(),
         };
         match phase {
             Phase::Sent(peers) => Ok(peers),
@@ -167,10 +167,12 @@ impl Gather {
         }
     }
 
-    fn fail_registration(&self) -> String {
-        let msg = self.state().fail_registration_timeout(self.shared.started.elapsed());
-        self.shared.phase_tx.send_replace(Phase::Failed(msg.clone()));
-        msg
+    fn fail_registration(&self) -> Phase {
+        let mut state = self.state();
+        let phase = state.fail_registration_timeout(self.shared.started.elapsed());
+        // Published under the lock, so the channel never disagrees with the state.
+        self.shared.phase_tx.send_replace(phase.clone());
+        phase
     }
 
     /// Fails every waiting registration with `message` (e.g. a worker died before registering).
@@ -245,7 +247,14 @@ impl GatherService for GatherServer {
         let node = node_of(req.node.as_ref())?;
         let pid = req.stats.as_ref().map(|s| s.pid).unwrap_or_default();
         let registration = Registration { node, worker_id: req.worker_id.clone(), pid };
-        let outcome = self.gather.state().register(registration.clone());
+        let outcome = {
+            let mut state = self.gather.state();
+            let outcome = state.register(registration.clone());
+            if let Ok(Some(peers)) = &outcome {
+                self.gather.shared.phase_tx.send_replace(Phase::Sent(peers.clone()));
+            }
+            outcome
+        };
         match outcome {
             Err(Refusal::Duplicate(msg)) => {
                 tracing::warn!(%node, reason = %msg, "refused a registration");
@@ -255,12 +264,9 @@ impl GatherService for GatherServer {
                 tracing::warn!(%node, reason = %msg, "refused a registration");
                 return Err(Status::failed_precondition(msg));
             }
-            Ok(complete) => {
+            Ok(_) => {
                 let count = self.gather.state().registrations().len();
                 self.gather.event(GatherEvent::Registered { registration, count });
-                if let Some(peers) = complete {
-                    self.gather.shared.phase_tx.send_replace(Phase::Sent(peers));
-                }
             }
         }
         match self.gather.wait_for_peers().await {

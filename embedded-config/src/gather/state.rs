@@ -71,6 +71,14 @@ impl GatherState {
 
     /// Records a registration; returns the peer list when it completes the set.
     pub(crate) fn register(&mut self, reg: Registration) -> Result<Option<Vec<NodeAddr>>, Refusal> {
+        // The same process asking again (its connection dropped while it waited) is answered,
+        // not refused.
+        if self.registered.get(&reg.node) == Some(&reg) {
+            return Ok(match &self.phase {
+                Phase::Sent(peers) => Some(peers.clone()),
+                _ => None,
+            });
+        }
         match &self.phase {
             Phase::Collecting => {}
             Phase::Sent(peers) => {
@@ -107,9 +115,9 @@ impl GatherState {
     }
 
     /// Moves to `Failed` with a message that names who registered and who never came.
-    pub(crate) fn fail_registration_timeout(&mut self, waited: Duration) -> String {
-        if let Phase::Failed(msg) = &self.phase {
-            return msg.clone();
+    pub(crate) fn fail_registration_timeout(&mut self, waited: Duration) -> Phase {
+        if self.phase != Phase::Collecting {
+            return self.phase.clone();
         }
         let registered: Vec<String> = self.registered.values().map(|r| format!("{} (worker {})", r.node, r.worker_id)).collect();
         let came: BTreeSet<&str> = self.registered.values().map(|r| r.worker_id.as_str()).collect();
@@ -126,8 +134,8 @@ impl GatherState {
             msg.push_str(&format!(" (never registered: worker {})", never.join(", worker ")));
         }
         msg.push_str("; check the workers' logs, that they can reach the driver, and --timeout");
-        self.phase = Phase::Failed(msg.clone());
-        msg
+        self.phase = Phase::Failed(msg);
+        self.phase.clone()
     }
 
     /// Records a formation report; returns the agreed (size, leader) once every worker reported
@@ -175,6 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn the_same_process_may_register_again() {
+        let mut s = GatherState::new(2);
+        assert_eq!(s.register(reg(5000, "0")).unwrap(), None);
+        assert_eq!(s.register(reg(5000, "0")).unwrap(), None);
+        let peers = s.register(reg(5002, "1")).unwrap().unwrap();
+        assert_eq!(s.register(reg(5000, "0")).unwrap(), Some(peers.clone()));
+        // After the list went out, a late registration still fails even at the deadline.
+        assert_eq!(s.fail_registration_timeout(Duration::from_secs(1)), Phase::Sent(peers));
+    }
+
+    #[test]
     fn duplicates_are_refused() {
         let mut s = GatherState::new(3);
         s.register(reg(5000, "0")).unwrap();
@@ -189,7 +208,7 @@ mod tests {
             s.expect_worker_id(id);
         }
         s.register(reg(5000, "0")).unwrap();
-        let msg = s.fail_registration_timeout(Duration::from_secs(120));
+        let Phase::Failed(msg) = s.fail_registration_timeout(Duration::from_secs(120)) else { panic!("not failed") };
         assert!(msg.contains("1 of 3 workers registered [127.0.0.1:5000 (worker 0)]"), "{msg}");
         assert!(msg.contains("2 missing (never registered: worker 1, worker 2)"), "{msg}");
         assert!(matches!(s.register(reg(5002, "1")), Err(Refusal::TooLate(_))));
