@@ -1,0 +1,83 @@
+use std::ops::Range;
+
+/// Errors of frames, storage and parsing.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// A URL or path could not be used.
+    #[error("invalid path {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// Nothing matched the URL.
+    #[error("{url}: no such file, directory or matching files")]
+    NotFound {
+        /// The URL.
+        url: String,
+    },
+    /// The store failed.
+    #[error("{url}: {source}")]
+    Storage {
+        /// The object.
+        url: String,
+        /// The cause.
+        source: object_store::Error,
+    },
+    /// Reading a range failed.
+    #[error("{url} bytes {}..{}: {reason}", range.start, range.end)]
+    Read {
+        /// The object.
+        url: String,
+        /// The byte range.
+        range: Range<u64>,
+        /// Why.
+        reason: String,
+    },
+    /// The data could not be parsed.
+    #[error("{url}: {reason}")]
+    Parse {
+        /// The file.
+        url: String,
+        /// Why, with the line or offset where known.
+        reason: String,
+    },
+    /// The memory budget would be exceeded.
+    #[error("out of memory budget on {node}: {what} needs {needed} bytes, {available} of {budget} bytes are free; start the cloud with more --memory or more nodes")]
+    OutOfMemory {
+        /// Which node.
+        node: String,
+        /// What was being stored.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// No frame of that id.
+    #[error("no frame {0:?}; GET /3/Frames lists the frames")]
+    FrameNotFound(String),
+    /// A request was malformed.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A peer failed or the cloud cannot do work.
+    #[error("{0}")]
+    Cloud(String),
+    /// A background task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Result with [`FrameError`].
+pub type FrameResult<T> = Result<T, FrameError>;

@@ -1,0 +1,223 @@
+//! Storage: every path is a URL, resolved by `object_store` (local files, S3, and what
+//! object_store supports for free). A plain or relative path is a local file, resolved against
+//! the current directory of the node that received it, and reported that way.
+//!
+//! S3 settings come from the standard AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...)
+//! plus [`StorageOptions`] (endpoint, region, plain HTTP) for MinIO/SeaweedFS/Ceph, which use
+//! path-style addressing.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, RetryConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::{FrameError, FrameResult};
+
+/// Settings for object stores that are not in the URL.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// S3 endpoint (`EDDY_S3_ENDPOINT`), e.g. `http://127.0.0.1:8333`.
+    pub s3_endpoint_opt: Option<String>,
+    /// S3 region (`AWS_REGION`), default us-east-1.
+    pub s3_region_opt: Option<String>,
+}
+
+impl StorageOptions {
+    /// Reads `EDDY_S3_ENDPOINT` and `AWS_REGION`/`AWS_DEFAULT_REGION` from `env`.
+    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Self {
+        Self {
+            s3_endpoint_opt: env.get("EDDY_S3_ENDPOINT").filter(|s| !s.is_empty()).cloned(),
+            s3_region_opt: env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).filter(|s| !s.is_empty()).cloned(),
+        }
+    }
+}
+
+/// A located dataset file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Full URL of the file.
+    pub url: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// An opened store and the path inside it.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Path in the store.
+    pub path: ObjectPath,
+    /// `scheme://authority` prefix used to rebuild full URLs.
+    pub base: String,
+}
+
+/// Normalises a user path to a URL: `s3a://` becomes `s3://`; plain paths become `file://`
+/// URLs resolved against this process's current directory.
+pub fn normalize(text: &str) -> FrameResult<url::Url> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(FrameError::InvalidUrl { url: text.into(), reason: "it is empty".into() });
+    }
+    if let Some(rest) = t.strip_prefix("s3a://").or_else(|| t.strip_prefix("s3n://")) {
+        return url::Url::parse(&format!("s3://{rest}")).map_err(|e| FrameError::InvalidUrl { url: text.into(), reason: e.to_string() });
+    }
+    if t.contains("://") {
+        return url::Url::parse(t).map_err(|e| FrameError::InvalidUrl { url: text.into(), reason: e.to_string() });
+    }
+    let path = PathBuf::from(t);
+    let absolute = if path.is_absolute() {
+        path
+    } else {
+        let cwd = std::env::current_dir()
+            .map_err(|e| FrameError::InvalidUrl { url: text.into(), reason: format!("cannot read the current directory: {e}") })?;
+        tracing::info!(path = t, resolved = %cwd.join(&path).display(), "relative path resolved on this node");
+        cwd.join(path)
+    };
+    url::Url::from_file_path(&absolute).map_err(|_| FrameError::InvalidUrl { url: text.into(), reason: "not a valid local path".into() })
+}
+
+/// Opens the store for `url`.
+pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> {
+    let invalid = |reason: String| FrameError::InvalidUrl { url: url.to_string(), reason };
+    match url.scheme() {
+        "file" => {
+            let path = url.to_file_path().map_err(|_| invalid("not a local path".into()))?;
+            let path = ObjectPath::from_absolute_path(&path).map_err(|e| invalid(e.to_string()))?;
+            Ok(Located { store: Arc::new(LocalFileSystem::new()), path, base: "file://".into() })
+        }
+        "s3" => {
+            let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket: write s3://bucket/key".into()))?;
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(options.s3_region_opt.clone().unwrap_or_else(|| "us-east-1".into()))
+                .with_retry(RetryConfig { max_retries: 5, retry_timeout: Duration::from_secs(60), ..Default::default() });
+            if let Some(endpoint) = &options.s3_endpoint_opt {
+                // MinIO, SeaweedFS and Ceph speak path-style over plain HTTP.
+                builder = builder.with_endpoint(endpoint).with_allow_http(true).with_virtual_hosted_style_request(false);
+            }
+            let store = builder.build().map_err(|e| {
+                invalid(format!("{e}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and EDDY_S3_ENDPOINT for non-AWS servers)"))
+            })?;
+            let key = url.path().trim_start_matches('/');
+            let path = ObjectPath::parse(key).map_err(|e| invalid(e.to_string()))?;
+            Ok(Located { store: Arc::new(store), path, base: format!("s3://{bucket}") })
+        }
+        "hdfs" | "viewfs" => Err(invalid("HDFS is not supported by this build yet".into())),
+        other => Err(invalid(format!("the scheme {other}:// is not supported; use file://, a plain path, s3:// or s3a://"))),
+    }
+}
+
+fn full_url(base: &str, path: &ObjectPath) -> String {
+    format!("{base}/{path}")
+}
+
+/// Skips files that are not data: Hadoop's `_SUCCESS` markers, `.crc` checksums, hidden files.
+fn is_data_file(path: &ObjectPath) -> bool {
+    let name = path.filename().unwrap_or_default();
+    !(name.starts_with('_') || name.starts_with('.') || name.ends_with(".crc"))
+}
+
+/// Lists the files a URL names: one file, every data file under a directory, or a glob
+/// (`*`, `?`, `[..]` in the last segments). Sorted by URL.
+pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileEntry>> {
+    let url = normalize(text)?;
+    let glob_at = url.path().find(['*', '?', '[']);
+    let (listing_url, matcher) = match glob_at {
+        Some(i) => {
+            let path = url.path();
+            let dir_end = path[..i].rfind('/').unwrap_or(0);
+            let mut dir_url = url.clone();
+            dir_url.set_path(&path[..dir_end.max(1)]);
+            let glob = globset::Glob::new(path.trim_start_matches('/'))
+                .map_err(|e| FrameError::InvalidUrl { url: text.into(), reason: format!("bad glob: {e}") })?
+                .compile_matcher();
+            (dir_url, Some(glob))
+        }
+        None => (url.clone(), None),
+    };
+    let loc = locate(&listing_url, options)?;
+    if matcher.is_none() {
+        match loc.store.head(&loc.path).await {
+            Ok(meta) => return Ok(vec![FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size }]),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(FrameError::Storage { url: url.to_string(), source: e }),
+        }
+    }
+    let prefix = if loc.path.as_ref().is_empty() { None } else { Some(&loc.path) };
+    let metas: Vec<object_store::ObjectMeta> = loc.store.list(prefix).try_collect().await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => FrameError::NotFound { url: url.to_string() },
+        e => FrameError::Storage { url: url.to_string(), source: e },
+    })?;
+    let mut out: Vec<FileEntry> = metas
+        .into_iter()
+        .filter(|m| is_data_file(&m.location))
+        .filter(|m| matcher.as_ref().is_none_or(|g| g.is_match(m.location.as_ref())))
+        .map(|m| FileEntry { url: full_url(&loc.base, &m.location), size: m.size })
+        .collect();
+    if out.is_empty() {
+        return Err(FrameError::NotFound { url: url.to_string() });
+    }
+    out.sort_by(|a, b| a.url.cmp(&b.url));
+    Ok(out)
+}
+
+/// Reads bytes `range` of the file at `url`.
+pub async fn read_range(url: &str, range: Range<u64>, options: &StorageOptions) -> FrameResult<Bytes> {
+    if range.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let parsed = normalize(url)?;
+    let loc = locate(&parsed, options)?;
+    loc.store.get_range(&loc.path, range.clone()).await.map_err(|e| FrameError::Read { url: url.into(), range, reason: e.to_string() })
+}
+
+/// Writes a whole object.
+pub async fn write(url: &str, data: Bytes, options: &StorageOptions) -> FrameResult<()> {
+    let parsed = normalize(url)?;
+    let loc = locate(&parsed, options)?;
+    loc.store.put(&loc.path, data.into()).await.map_err(|e| FrameError::Storage { url: url.into(), source: e })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lists_files_directories_and_globs_skipping_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.csv", "b.csv", "c.txt", "_SUCCESS", ".hidden", "a.csv.crc"] {
+            std::fs::write(dir.path().join(name), "x,y\n1,2\n").unwrap();
+        }
+        let opts = StorageOptions::default();
+        let d = dir.path().display().to_string();
+        let all = list(&d, &opts).await.unwrap();
+        assert_eq!(all.len(), 3, "{all:?}");
+        let one = list(&format!("{d}/a.csv"), &opts).await.unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].size, 8);
+        let globbed = list(&format!("{d}/*.csv"), &opts).await.unwrap();
+        assert_eq!(globbed.iter().map(|f| f.url.rsplit('/').next().unwrap().to_string()).collect::<Vec<_>>(), vec!["a.csv", "b.csv"]);
+        let bytes = read_range(&one[0].url, 2..5, &opts).await.unwrap();
+        assert_eq!(&bytes[..], b"y\n1");
+        let missing = list(&format!("{d}/nope.csv"), &opts).await.unwrap_err().to_string();
+        assert!(missing.contains("nope.csv") && missing.contains("no such file"), "{missing}");
+    }
+
+    #[test]
+    fn urls_are_normalised() {
+        assert_eq!(normalize("s3a://bucket/k/x.csv").unwrap().as_str(), "s3://bucket/k/x.csv");
+        assert!(normalize("relative.csv").unwrap().as_str().starts_with("file:///"));
+        assert!(locate(&normalize("ftp://x/y").unwrap(), &StorageOptions::default()).unwrap_err().to_string().contains("not supported"));
+        assert!(locate(&normalize("hdfs://nn:8020/x").unwrap(), &StorageOptions::default()).is_err());
+    }
+}
