@@ -3,8 +3,11 @@
 //! summarised.
 
 mod error;
+pub mod parse;
 pub mod setup;
 pub mod split;
 pub mod storage;
+pub mod store;
+pub mod summary;
 
 pub use error::{FrameError, FrameResult};

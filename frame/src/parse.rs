@@ -1,0 +1,259 @@
+//! Parsing a split's bytes into Arrow record batches, on all cores (rayon).
+//!
+//! Fast path: arrow-csv with the frame's typed schema. If a piece holds anything it cannot
+//! type (a word in an integer column, a row with the wrong number of fields), that piece is
+//! parsed again by a forgiving path: fields are split by hand, wrong-length rows are padded
+//! or cut and counted, and values that do not fit their column's type become missing and are
+//! counted, with the first examples and their byte offsets. `strict` turns either into an error.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{Schema, SchemaRef};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::setup::{split_fields, ParseSetup};
+use crate::split::pieces;
+use crate::{FrameError, FrameResult};
+
+const BATCH_ROWS: usize = 64 * 1024;
+const MAX_EXAMPLES: usize = 5;
+
+/// A malformed row or cell, for the job report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BadValue {
+    /// The file.
+    pub url: String,
+    /// Byte offset of the row in the file.
+    pub offset: u64,
+    /// The column, if one cell was at fault.
+    pub column: Option<String>,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// What parsing produced.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The batches, in file order.
+    pub batches: Vec<RecordBatch>,
+    /// Rows parsed.
+    pub rows: u64,
+    /// Rows with the wrong number of fields.
+    pub bad_rows: u64,
+    /// Cells that did not fit their column's type (now missing).
+    pub bad_cells: u64,
+    /// The first few problems.
+    pub examples: Vec<BadValue>,
+}
+
+impl Parsed {
+    fn absorb(&mut self, other: Parsed) {
+        self.batches.extend(other.batches);
+        self.rows += other.rows;
+        self.bad_rows += other.bad_rows;
+        self.bad_cells += other.bad_cells;
+        for e in other.examples {
+            if self.examples.len() < MAX_EXAMPLES {
+                self.examples.push(e);
+            }
+        }
+    }
+}
+
+/// Parses `data` (whole records, starting at byte `offset` of `url`) on the rayon pool.
+pub fn parse(data: &[u8], offset: u64, setup: &ParseSetup, url: &str, strict: bool) -> FrameResult<Parsed> {
+    let schema = Arc::new(setup.schema());
+    let parts = pieces(data, rayon::current_num_threads() * 2);
+    let mut starts = Vec::with_capacity(parts.len());
+    let mut at = offset;
+    for p in &parts {
+        starts.push(at);
+        at += p.len() as u64;
+    }
+    let results: Vec<FrameResult<Parsed>> =
+        parts.par_iter().zip(starts.par_iter()).map(|(piece, start)| parse_piece(piece, *start, setup, &schema, url, strict)).collect();
+    let mut out = Parsed::default();
+    for r in results {
+        out.absorb(r?);
+    }
+    Ok(out)
+}
+
+fn projection(setup: &ParseSetup) -> Vec<usize> {
+    (0..setup.column_names.len()).filter(|i| !setup.skipped_columns.contains(i)).collect()
+}
+
+fn null_regex(setup: &ParseSetup) -> FrameResult<Option<regex::Regex>> {
+    let non_empty: Vec<String> = setup.na_strings.iter().filter(|s| !s.is_empty()).map(|s| regex::escape(s)).collect();
+    if non_empty.is_empty() {
+        return Ok(None);
+    }
+    regex::Regex::new(&format!("^(?:{})?$", non_empty.join("|")))
+        .map(Some)
+        .map_err(|e| FrameError::InvalidArgument { what: "na_strings", reason: e.to_string() })
+}
+
+fn parse_piece(piece: &[u8], start: u64, setup: &ParseSetup, schema: &SchemaRef, url: &str, strict: bool) -> FrameResult<Parsed> {
+    match parse_typed(piece, setup) {
+        Ok(p) => Ok(p),
+        Err(e) if strict => Err(FrameError::Parse {
+            url: url.into(),
+            reason: format!("near byte {start}: {e} (import without strict to turn bad values into missing ones)"),
+        }),
+        Err(_) => parse_forgiving(piece, start, setup, schema, url),
+    }
+}
+
+fn parse_typed(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, arrow::error::ArrowError> {
+    // arrow-csv reads every column of the file, then projects.
+    let full: Vec<arrow::datatypes::Field> =
+        setup.column_names.iter().zip(&setup.column_types).map(|(n, t)| arrow::datatypes::Field::new(n, t.arrow_type(), true)).collect();
+    let mut builder = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(full)))
+        .with_header(false)
+        .with_delimiter(setup.separator as u8)
+        .with_batch_size(BATCH_ROWS)
+        .with_projection(projection(setup));
+    if let Some(re) = null_regex(setup).map_err(|e| arrow::error::ArrowError::ParseError(e.to_string()))? {
+        builder = builder.with_null_regex(re);
+    }
+    let mut decoder = builder.build_decoder();
+    let mut out = Parsed::default();
+    let mut rest = piece;
+    loop {
+        let used = decoder.decode(rest)?;
+        rest = &rest[used..];
+        if used == 0 || decoder.capacity() == 0 {
+            if let Some(batch) = decoder.flush()? {
+                out.rows += batch.num_rows() as u64;
+                out.batches.push(batch);
+            }
+        }
+        if rest.is_empty() && used == 0 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &SchemaRef, url: &str) -> FrameResult<Parsed> {
+    let ncols = setup.column_names.len();
+    let keep = projection(setup);
+    let mut out = Parsed::default();
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); keep.len()];
+    let mut offsets = Vec::new();
+    let mut at = start;
+    for raw in piece.split_inclusive(|b| *b == b'\n') {
+        let line_offset = at;
+        at += raw.len() as u64;
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.is_empty() {
+            continue;
+        }
+        let fields = split_fields(line, setup.separator);
+        if fields.len() != ncols {
+            out.bad_rows += 1;
+            if out.examples.len() < MAX_EXAMPLES {
+                out.examples.push(BadValue {
+                    url: url.into(),
+                    offset: line_offset,
+                    column: None,
+                    reason: format!("{} fields where {ncols} were expected", fields.len()),
+                });
+            }
+        }
+        for (slot, &c) in keep.iter().enumerate() {
+            let v = fields.get(c).filter(|v| !setup.na_strings.iter().any(|na| na == *v)).cloned();
+            columns[slot].push(v);
+        }
+        offsets.push(line_offset);
+    }
+    let cast_options = CastOptions { safe: true, ..Default::default() };
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(keep.len());
+    for (slot, field) in schema.fields().iter().enumerate() {
+        let strings = StringArray::from(std::mem::take(&mut columns[slot]));
+        let typed = cast_with_options(&strings, field.data_type(), &cast_options)?;
+        for row in 0..strings.len() {
+            if strings.is_valid(row) && typed.is_null(row) {
+                out.bad_cells += 1;
+                if out.examples.len() < MAX_EXAMPLES {
+                    out.examples.push(BadValue {
+                        url: url.into(),
+                        offset: offsets[row],
+                        column: Some(field.name().clone()),
+                        reason: format!("{:?} is not a valid {} value; stored as missing", strings.value(row), field.data_type()),
+                    });
+                }
+            }
+        }
+        arrays.push(typed);
+    }
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    out.rows = batch.num_rows() as u64;
+    if batch.num_rows() > 0 {
+        out.batches.push(batch);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::setup::{guess, ColumnType};
+    use arrow::array::{Float64Array, Int64Array};
+
+    fn setup_of(text: &str) -> ParseSetup {
+        guess(text.as_bytes(), true, "t").unwrap()
+    }
+
+    #[test]
+    fn typed_fast_path_with_missing_values() {
+        let text = "a,b,c,t\n1,2.5,x,2020-01-01 00:00:01\n2,NA,y,2020-01-02 00:00:00\n3,,x,\n";
+        let setup = setup_of(text);
+        let body = &text.as_bytes()[8..];
+        let p = parse(body, 8, &setup, "t", true).unwrap();
+        assert_eq!(p.rows, 3);
+        assert_eq!((p.bad_rows, p.bad_cells), (0, 0));
+        let b = arrow::compute::concat_batches(&Arc::new(setup.schema()), &p.batches).unwrap();
+        let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(a.values(), &[1, 2, 3]);
+        let f = b.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        assert_eq!(f.null_count(), 2);
+        assert_eq!(b.column(3).null_count(), 1);
+        assert!(matches!(b.column(2).data_type(), arrow::datatypes::DataType::Dictionary(..)));
+    }
+
+    #[test]
+    fn bad_values_become_missing_and_are_reported() {
+        let setup = ParseSetup {
+            separator: ',',
+            header: false,
+            column_names: vec!["a".into(), "b".into()],
+            column_types: vec![ColumnType::Int, ColumnType::Real],
+            na_strings: vec!["".into()],
+            skipped_columns: vec![],
+        };
+        let body = b"1,2.0\noops,3.0\n4\n5,6.0,7\n";
+        let p = parse(body, 100, &setup, "file:///d.csv", false).unwrap();
+        assert_eq!(p.rows, 4);
+        assert_eq!(p.bad_rows, 2);
+        assert_eq!(p.bad_cells, 1);
+        let cell = p.examples.iter().find(|e| e.column.as_deref() == Some("a")).unwrap();
+        assert_eq!(cell.offset, 106);
+        assert!(cell.reason.contains("\"oops\""));
+        assert!(p.examples.iter().any(|e| e.offset == 115 && e.reason.contains("1 fields where 2")));
+        let err = parse(body, 100, &setup, "file:///d.csv", true).unwrap_err().to_string();
+        assert!(err.contains("file:///d.csv") && err.contains("strict"), "{err}");
+    }
+
+    #[test]
+    fn empty_input_gives_no_rows() {
+        let setup = setup_of("a,b\n1,2\n");
+        let p = parse(b"", 0, &setup, "t", true).unwrap();
+        assert_eq!(p.rows, 0);
+        assert!(p.batches.is_empty());
+    }
+}

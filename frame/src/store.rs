@@ -1,0 +1,150 @@
+//! The chunk store of one worker: chunks by frame, with every byte counted against the
+//! worker's memory budget. Space is reserved before parsing (from an estimate) and settled to
+//! the real size afterwards, so an import that does not fit fails before the process grows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::array::RecordBatch;
+
+use crate::{FrameError, FrameResult};
+
+/// One chunk: the batches parsed from one split.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// The batches.
+    pub batches: Vec<RecordBatch>,
+    /// Rows in all batches.
+    pub rows: u64,
+    /// Bytes the batches hold.
+    pub bytes: u64,
+}
+
+impl Chunk {
+    /// Builds a chunk and measures it.
+    pub fn new(batches: Vec<RecordBatch>) -> Self {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let bytes = batches.iter().map(|b| b.get_array_memory_size() as u64).sum();
+        Self { batches, rows, bytes }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    used: u64,
+    frames: HashMap<String, BTreeMap<u32, Arc<Chunk>>>,
+}
+
+/// Chunks held by this worker.
+#[derive(Debug)]
+pub struct ChunkStore {
+    node: String,
+    budget: u64,
+    inner: Mutex<Inner>,
+}
+
+/// Space reserved in the store; released on drop unless settled into a chunk.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    store: &'a ChunkStore,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.store.lock();
+        inner.used = inner.used.saturating_sub(self.bytes);
+    }
+}
+
+impl ChunkStore {
+    /// A store for `node` with `budget` bytes.
+    pub fn new(node: impl Into<String>, budget: u64) -> Self {
+        Self { node: node.into(), budget, inner: Mutex::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Bytes in use or reserved.
+    pub fn used(&self) -> u64 {
+        self.lock().used
+    }
+
+    /// Reserves `bytes` for `what`, or fails with how much is needed and free.
+    pub fn reserve(&self, bytes: u64, what: &str) -> FrameResult<Reservation<'_>> {
+        let mut inner = self.lock();
+        let available = self.budget.saturating_sub(inner.used);
+        if bytes > available {
+            return Err(FrameError::OutOfMemory {
+                node: self.node.clone(),
+                what: what.into(),
+                needed: bytes,
+                available,
+                budget: self.budget,
+            });
+        }
+        inner.used += bytes;
+        Ok(Reservation { store: self, bytes })
+    }
+
+    /// Stores a chunk in place of its reservation. The chunk is kept even if it came out
+    /// larger than reserved (it is already in memory); the next reservation sees the truth.
+    pub fn insert(&self, frame: &str, index: u32, chunk: Chunk, reservation: Reservation<'_>) {
+        let mut inner = self.lock();
+        inner.used = inner.used.saturating_sub(reservation.bytes) + chunk.bytes;
+        std::mem::forget(reservation);
+        if let Some(old) = inner.frames.entry(frame.to_string()).or_default().insert(index, Arc::new(chunk)) {
+            inner.used = inner.used.saturating_sub(old.bytes);
+        }
+    }
+
+    /// The chunks of a frame held here, by index.
+    pub fn chunks(&self, frame: &str) -> Vec<(u32, Arc<Chunk>)> {
+        self.lock().frames.get(frame).map(|m| m.iter().map(|(i, c)| (*i, c.clone())).collect()).unwrap_or_default()
+    }
+
+    /// Drops a frame's chunks; returns the bytes freed.
+    pub fn delete(&self, frame: &str) -> u64 {
+        let mut inner = self.lock();
+        let freed: u64 = inner.frames.remove(frame).map(|m| m.values().map(|c| c.bytes).sum()).unwrap_or(0);
+        inner.used = inner.used.saturating_sub(freed);
+        freed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn batch(n: i64) -> RecordBatch {
+        RecordBatch::try_from_iter([("a", Arc::new(Int64Array::from_iter_values(0..n)) as _)]).unwrap()
+    }
+
+    #[test]
+    fn budget_is_enforced_and_freed() {
+        let store = ChunkStore::new("n1", 10_000);
+        let err = store.reserve(20_000, "chunk 0 of f").unwrap_err().to_string();
+        assert!(err.contains("needs 20000 bytes, 10000 of 10000 bytes are free"), "{err}");
+        let r = store.reserve(5_000, "chunk 0").unwrap();
+        assert_eq!(store.used(), 5_000);
+        drop(r);
+        assert_eq!(store.used(), 0);
+        let r = store.reserve(5_000, "chunk 0").unwrap();
+        let chunk = Chunk::new(vec![batch(100)]);
+        let bytes = chunk.bytes;
+        store.insert("f", 0, chunk, r);
+        assert_eq!(store.used(), bytes);
+        assert_eq!(store.chunks("f").len(), 1);
+        assert_eq!(store.delete("f"), bytes);
+        assert_eq!(store.used(), 0);
+        assert!(store.chunks("f").is_empty());
+    }
+}

@@ -1,0 +1,204 @@
+//! Column summaries as a map-reduce: each worker folds its chunks into partials (rayon),
+//! partials merge associatively (Chan et al.'s update for mean and variance), and the caller
+//! finalises them.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How many of a categorical column's most frequent levels a summary lists.
+pub const TOP_LEVELS: usize = 10;
+
+/// The mergeable state of one column.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnPartial {
+    /// Present values.
+    pub count: u64,
+    /// Missing values.
+    pub missing: u64,
+    /// Smallest value (numeric, time, boolean).
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// Running mean.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    /// Values equal to zero.
+    pub zeros: u64,
+    /// Counts per level (categorical columns only).
+    pub levels: BTreeMap<String, u64>,
+}
+
+impl Default for ColumnPartial {
+    fn default() -> Self {
+        Self { count: 0, missing: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, mean: 0.0, m2: 0.0, zeros: 0, levels: BTreeMap::new() }
+    }
+}
+
+impl ColumnPartial {
+    fn push(&mut self, x: f64) {
+        self.count += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (x - self.mean);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        if x == 0.0 {
+            self.zeros += 1;
+        }
+    }
+
+    /// Merges another partial of the same column.
+    pub fn merge(mut self, other: ColumnPartial) -> ColumnPartial {
+        let n = self.count + other.count;
+        if n > 0 && other.count > 0 {
+            let delta = other.mean - self.mean;
+            let (na, nb) = (self.count as f64, other.count as f64);
+            self.mean += delta * nb / n as f64;
+            self.m2 += other.m2 + delta * delta * na * nb / n as f64;
+        }
+        self.count = n;
+        self.missing += other.missing;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.zeros += other.zeros;
+        for (k, v) in other.levels {
+            *self.levels.entry(k).or_default() += v;
+        }
+        self
+    }
+}
+
+fn fold_array(array: &dyn Array, p: &mut ColumnPartial) {
+    p.missing += array.null_count() as u64;
+    match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(v as f64)),
+        DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
+        DataType::Timestamp(_, _) => array.as_primitive::<TimestampMillisecondType>().iter().flatten().for_each(|v| p.push(v as f64)),
+        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| p.push(f64::from(u8::from(v)))),
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_dictionary::<Int32Type>();
+            let values = dict.values().as_string::<i32>();
+            let mut counts = vec![0u64; values.len()];
+            for k in dict.keys().iter().flatten() {
+                if let Some(c) = usize::try_from(k).ok().and_then(|k| counts.get_mut(k)) {
+                    *c += 1;
+                }
+            }
+            for (i, c) in counts.into_iter().enumerate().filter(|(_, c)| *c > 0) {
+                p.count += c;
+                *p.levels.entry(values.value(i).to_string()).or_default() += c;
+            }
+        }
+        _ => p.count += (array.len() - array.null_count()) as u64,
+    }
+}
+
+/// Folds batches into one partial per column, batches in parallel.
+pub fn partials(batches: &[&RecordBatch], num_columns: usize) -> Vec<ColumnPartial> {
+    batches
+        .par_iter()
+        .map(|b| {
+            (0..num_columns)
+                .map(|c| {
+                    let mut p = ColumnPartial::default();
+                    fold_array(b.column(c).as_ref(), &mut p);
+                    p
+                })
+                .collect::<Vec<_>>()
+        })
+        .reduce(|| vec![ColumnPartial::default(); num_columns], merge_all)
+}
+
+/// Merges two lists of column partials.
+pub fn merge_all(a: Vec<ColumnPartial>, b: Vec<ColumnPartial>) -> Vec<ColumnPartial> {
+    a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect()
+}
+
+/// A finished column summary (what `GET /3/Frames/{id}/summary` shows).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnSummary {
+    /// Column name.
+    pub label: String,
+    /// Column type (int, real, bool, time, enum, string).
+    #[serde(rename = "type")]
+    pub column_type: String,
+    /// Present values.
+    pub count: u64,
+    /// Missing values.
+    pub missing: u64,
+    /// Smallest value (time: epoch milliseconds).
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+    /// Mean.
+    pub mean: Option<f64>,
+    /// Sample standard deviation.
+    pub sd: Option<f64>,
+    /// Values equal to zero.
+    pub zeros: u64,
+    /// Number of levels (categorical columns).
+    pub cardinality: Option<u64>,
+    /// Most frequent levels with their counts, most frequent first.
+    pub top_levels: Vec<(String, u64)>,
+}
+
+/// Finalises a partial.
+pub fn finish(label: &str, column_type: &str, p: &ColumnPartial) -> ColumnSummary {
+    let numeric = matches!(column_type, "int" | "real" | "time" | "bool") && p.count > 0;
+    let mut top: Vec<(String, u64)> = p.levels.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(TOP_LEVELS);
+    ColumnSummary {
+        label: label.to_string(),
+        column_type: column_type.to_string(),
+        count: p.count,
+        missing: p.missing,
+        min: numeric.then_some(p.min),
+        max: numeric.then_some(p.max),
+        mean: numeric.then_some(p.mean),
+        sd: (numeric && p.count > 1).then(|| (p.m2 / (p.count - 1) as f64).sqrt()),
+        zeros: p.zeros,
+        cardinality: (column_type == "enum").then_some(p.levels.len() as u64),
+        top_levels: top,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn merging_matches_one_pass(xs in proptest::collection::vec(-1e6f64..1e6, 2..200), cut in 0usize..200) {
+            let cut = cut.min(xs.len());
+            let mut whole = ColumnPartial::default();
+            xs.iter().for_each(|x| whole.push(*x));
+            let (mut a, mut b) = (ColumnPartial::default(), ColumnPartial::default());
+            xs[..cut].iter().for_each(|x| a.push(*x));
+            xs[cut..].iter().for_each(|x| b.push(*x));
+            let merged = a.merge(b);
+            prop_assert_eq!(merged.count, whole.count);
+            prop_assert!((merged.mean - whole.mean).abs() <= 1e-6 * (1.0 + whole.mean.abs()));
+            prop_assert!((merged.m2 - whole.m2).abs() <= 1e-6 * (1.0 + whole.m2.abs()));
+            prop_assert_eq!(merged.min, whole.min);
+            prop_assert_eq!(merged.max, whole.max);
+        }
+    }
+
+    #[test]
+    fn sd_is_the_sample_standard_deviation() {
+        let mut p = ColumnPartial::default();
+        for x in [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0] {
+            p.push(x);
+        }
+        let s = finish("x", "real", &p);
+        assert_eq!(s.mean, Some(5.0));
+        assert!((s.sd.unwrap() - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    }
+}
