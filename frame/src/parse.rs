@@ -176,13 +176,13 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
     for (slot, field) in schema.fields().iter().enumerate() {
         let strings = StringArray::from(std::mem::take(&mut columns[slot]));
         let typed = cast_with_options(&strings, field.data_type(), &cast_options)?;
-        for row in 0..strings.len() {
+        for (row, offset) in offsets.iter().enumerate() {
             if strings.is_valid(row) && typed.is_null(row) {
                 out.bad_cells += 1;
                 if out.examples.len() < MAX_EXAMPLES {
                     out.examples.push(BadValue {
                         url: url.into(),
-                        offset: offsets[row],
+                        offset: *offset,
                         column: Some(field.name().clone()),
                         reason: format!("{:?} is not a valid {} value; stored as missing", strings.value(row), field.data_type()),
                     });
