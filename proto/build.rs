@@ -1,7 +1,7 @@
 //! Compiles the `.proto` files with `protox` (pure Rust), so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/eddy/v1/node.proto", "proto/eddy/v1/gather.proto"];
+    let files = ["proto/eddy/v1/node.proto", "proto/eddy/v1/gather.proto", "proto/eddy/v1/frame.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -66,6 +66,8 @@ keys! {
     KUBERNETES_DNS_SERVER = ("EDDY_KUBERNETES_DNS_SERVER", None, "", "`ip:port` of the DNS server to query instead of the system resolver (tests, unusual clusters).");
     /// Mapper binary for the local launcher.
     MAPPER_BIN = ("EDDY_MAPPER_BIN", None, "", "Path of the `eddy-mapper` binary the driver launches. Default: next to `eddy-driver`, then `PATH`.");
+    /// S3 endpoint.
+    S3_ENDPOINT = ("EDDY_S3_ENDPOINT", None, "", "S3 endpoint for MinIO, SeaweedFS or Ceph (e.g. `http://127.0.0.1:8333`); path-style addressing and plain HTTP are used with it. Credentials come from the standard `AWS_*` variables.");
     /// Log filter.
     LOG = ("EDDY_LOG", None, "info", "Log filter in `tracing` syntax (e.g. `debug`, `eddy_node=trace`).");
 }

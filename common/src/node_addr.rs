@@ -3,14 +3,14 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{CommonError, CommonResult};
 
 /// Where a node listens: its advertised IP, REST port and internal gRPC port.
 ///
 /// Ordering is by (ip, rest_port, grpc_port); the sorted member list decides the leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeAddr {
     /// Advertised IP address.
     pub ip: IpAddr,

@@ -18,7 +18,8 @@ use eddy_common::parse_duration;
         hands every worker the same peer list, waits until they agree, prints the cloud,\n\
         and then watches it: Ctrl-C or POST /3/Shutdown stops every worker; a worker that\n\
         dies is named and the driver exits non-zero (unless --keep-going).\n\n\
-        Without a subcommand: `local --nodes 3 --check`.",
+        Without a subcommand: `local --nodes 3 --check --import data/sample.csv`\n\
+        (a local cloud imports the sample dataset, prints its summary and stops).",
     after_help = "Examples:\n  eddy-driver local --nodes 3\n  eddy-driver local --nodes 2 --port 0 --notify leader.txt --disown\n\nAll EDDY_* variables: docs/configuration.md"
 )]
 pub struct Cli {
@@ -32,6 +33,24 @@ pub struct Cli {
 pub enum Command {
     /// Start a cloud of worker processes on this machine
     Local(LocalArgs),
+    /// Import a dataset into a running cloud and print its summary
+    Import(ImportArgs),
+}
+
+/// `eddy-driver import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// REST URL of any node of the cloud
+    #[arg(long, default_value = "http://127.0.0.1:54321")]
+    pub cloud: String,
+    /// The dataset: a path (resolved on the node that receives it), file://, s3:// or s3a:// URL; a file, directory or glob
+    pub path: String,
+    /// Fail on the first malformed value instead of storing it as missing
+    #[arg(long)]
+    pub strict: bool,
+    /// Give up waiting after this long
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Settings every launcher shares.
@@ -70,6 +89,12 @@ pub struct CloudArgs {
     /// Form the cloud, print it and a network test, then stop it and exit (a smoke test)
     #[arg(long)]
     pub check: bool,
+    /// Import this dataset once the cloud formed and print its summary (path, file://, s3://; file, directory or glob)
+    #[arg(long, value_name = "URL")]
+    pub import: Option<String>,
+    /// With --import: fail on the first malformed value instead of storing it as missing
+    #[arg(long)]
+    pub strict: bool,
     /// Address the driver's gather service listens on (edge nodes with several interfaces)
     #[arg(long)]
     pub driver_ip: Option<IpAddr>,
@@ -98,9 +123,9 @@ pub struct LocalArgs {
 impl LocalArgs {
     /// The embedded default: a local cloud of three, checked and stopped.
     pub fn default_check() -> Self {
-        let mut args = Self::try_parse_from_args(&["--check"]);
-        args.cloud.check = true;
-        args
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/sample.csv");
+        let sample = if std::path::Path::new("data/sample.csv").is_file() { "data/sample.csv" } else { sample };
+        Self::try_parse_from_args(&["--check", "--import", sample])
     }
 
     fn try_parse_from_args(extra: &[&str]) -> Self {

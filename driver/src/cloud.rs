@@ -61,6 +61,10 @@ pub struct CloudOptions {
     pub keep_going: bool,
     /// `--check`.
     pub check: bool,
+    /// `--import`.
+    pub import_opt: Option<String>,
+    /// `--strict`.
+    pub strict: bool,
 }
 
 impl CloudOptions {
@@ -94,6 +98,8 @@ impl CloudOptions {
             disown: args.disown,
             keep_going: args.keep_going,
             check: args.check,
+            import_opt: args.import.clone(),
+            strict: args.strict,
         })
     }
 
@@ -118,6 +124,11 @@ impl CloudOptions {
         }
         if let Some(m) = &self.memory_opt {
             set(&keys::MEMORY, m.clone());
+        }
+        // The launcher keeps EDDY_* settings of the user's shell away from workers; this one
+        // they need to reach the same S3 server as the driver.
+        if let Ok(endpoint) = std::env::var(keys::S3_ENDPOINT.name) {
+            set(&keys::S3_ENDPOINT, endpoint);
         }
         WorkerSpec { env, args: Vec::new() }
     }
@@ -287,10 +298,22 @@ async fn form_and_watch(
         return Ok(Outcome::Disowned);
     }
 
-    let observer = tokio::select! {
+    let (observer, frames) = tokio::select! {
         o = start_observer(options, secret, &peers) => o?,
         _ = interrupt.wait() => return Ok(Outcome::Interrupted),
     };
+    if let Some(path) = &options.import_opt {
+        let imported = tokio::select! {
+            r = crate::frames::import_here(&frames, path, options.strict) => r,
+            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+        };
+        if let Err(e) = imported {
+            if options.check {
+                observer.shutdown_cloud("eddy-driver --check failed").await;
+            }
+            return Err(e);
+        }
+    }
     if options.check {
         return tokio::select! {
             r = check(&observer, leader) => r,
@@ -315,10 +338,18 @@ fn print_progress(event: &GatherEvent, expected: usize) {
     }
 }
 
-async fn start_observer(options: &CloudOptions, secret: &ClusterSecret, peers: &[NodeAddr]) -> DriverResult<NodeHandle> {
+async fn start_observer(
+    options: &CloudOptions,
+    secret: &ClusterSecret,
+    peers: &[NodeAddr],
+) -> DriverResult<(NodeHandle, eddy_frame::FrameCloud)> {
     // After the workers, so the observer's REST port never takes a worker's.
     let listeners = bind::bind(options.driver_ip, options.worker_port, true).await?;
-    let node = NodeHandle::start(
+    let storage = eddy_frame::storage::StorageOptions::from_env(
+        &std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(),
+    );
+    let mut frames_opt = None;
+    let node = NodeHandle::start_with(
         listeners.addr,
         Some(listeners.rest),
         None,
@@ -330,13 +361,23 @@ async fn start_observer(options: &CloudOptions, secret: &ClusterSecret, peers: &
             heartbeat_timeout: options.heartbeat_timeout,
             memory_budget: 0,
         },
+        |n| {
+            // The observer holds no data: a budget of zero.
+            let frames = eddy_frame::FrameCloud::new(n, 0, storage);
+            let ext = frames.extensions();
+            frames_opt = Some(frames);
+            ext
+        },
     );
+    let Some(frames) = frames_opt else {
+        return Err(DriverError::InvalidArgument("the observer's frame service did not start".into()));
+    };
     node.add_peers(peers);
     if let Err(e) = node.wait_formed(options.timeout).await {
         return Err(DriverError::NotFormed(format!("the driver could not join the cloud as an observer: {e}")));
     }
     println!("Observer client: {}/3/Cloud", listeners.addr.rest_url());
-    Ok(node)
+    Ok((node, frames))
 }
 
 async fn check(observer: &NodeHandle, leader: NodeAddr) -> DriverResult<Outcome> {

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod frames;
 pub mod launcher;
 
 use std::path::PathBuf;
@@ -50,6 +51,7 @@ pub type DriverResult<T> = Result<T, DriverError>;
 pub async fn run(cli: Cli) -> DriverResult<Outcome> {
     match cli.command {
         Some(Command::Local(args)) => run_local(args).await,
+        Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
         None => run_local(LocalArgs::default_check()).await,
     }
 }

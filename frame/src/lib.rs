@@ -1,13 +1,19 @@
 //! Distributed Arrow frames: where data comes from ([`storage`]), how text is cut
-//! ([`split`]) and typed ([`setup`]), parsed in parallel, held under a memory budget, and
-//! summarised.
+//! ([`split`]) and typed ([`setup`]), parsed in parallel ([`parse`]), held under a memory
+//! budget ([`store`]), summarised ([`summary`]), and coordinated across the cloud
+//! ([`FrameCloud`], [`service`], [`rest`]).
 
+mod cloud;
 mod error;
+pub mod meta;
 pub mod parse;
+pub mod rest;
+pub mod service;
 pub mod setup;
 pub mod split;
 pub mod storage;
 pub mod store;
 pub mod summary;
 
+pub use cloud::{FrameCloud, ImportRequest};
 pub use error::{FrameError, FrameResult};

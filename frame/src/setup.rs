@@ -141,21 +141,24 @@ fn guess_type(values: &[&str]) -> ColumnType {
     if present.is_empty() {
         return ColumnType::Real;
     }
-    if present.iter().all(|v| v.parse::<i64>().is_ok()) {
-        return ColumnType::Int;
+    // A type wins with 90% of the values, as H2O votes: the rest are bad values that become
+    // missing (and are counted) instead of turning a numeric column into text.
+    let n = present.len();
+    let wins = |k: usize| k * 10 >= n * 9;
+    let ints = present.iter().filter(|v| v.parse::<i64>().is_ok()).count();
+    let reals = present.iter().filter(|v| v.parse::<f64>().is_ok()).count();
+    if wins(reals) {
+        return if ints == reals { ColumnType::Int } else { ColumnType::Real };
     }
-    if present.iter().all(|v| v.parse::<f64>().is_ok()) {
-        return ColumnType::Real;
-    }
-    if present.iter().all(|v| is_bool(v)) {
+    if wins(present.iter().filter(|v| is_bool(v)).count()) {
         return ColumnType::Bool;
     }
-    if present.iter().all(|v| is_time(v)) {
+    if wins(present.iter().filter(|v| is_time(v)).count()) {
         return ColumnType::Time;
     }
     let distinct: HashSet<&str> = present.iter().copied().collect();
-    // Few distinct values relative to rows: a category. Otherwise free text.
-    if distinct.len() <= 64.max(present.len() / 2) {
+    // Categorical unless nearly every value is distinct (ids, free text), as H2O guesses.
+    if distinct.len() <= 64.max(present.len() * 9 / 10) {
         ColumnType::Enum
     } else {
         ColumnType::String
@@ -316,6 +319,17 @@ mod tests {
         assert_eq!(s.column_names, vec!["name", "city"]);
         let e = guess(b"", true, "x").unwrap();
         assert!(e.column_names.is_empty());
+    }
+
+    #[test]
+    fn a_few_bad_values_do_not_make_a_numeric_column_text() {
+        let mut csv = String::from("a,b\n");
+        for i in 0..50 {
+            csv.push_str(&format!("{i},x{}\n", i % 3));
+        }
+        csv.push_str("oops,x1\n");
+        let s = guess(csv.as_bytes(), true, "x").unwrap();
+        assert_eq!(s.column_types, vec![ColumnType::Int, ColumnType::Enum]);
     }
 
     #[test]

@@ -35,12 +35,21 @@ struct Inner {
     frames: HashMap<String, BTreeMap<u32, Arc<Chunk>>>,
 }
 
+/// Called with the bytes in use after every change.
+pub type UsageObserver = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// Chunks held by this worker.
-#[derive(Debug)]
 pub struct ChunkStore {
     node: String,
     budget: u64,
     inner: Mutex<Inner>,
+    observer_opt: Option<UsageObserver>,
+}
+
+impl std::fmt::Debug for ChunkStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkStore").field("node", &self.node).field("budget", &self.budget).finish()
+    }
 }
 
 /// Space reserved in the store; released on drop unless settled into a chunk.
@@ -52,15 +61,31 @@ pub struct Reservation<'a> {
 
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
-        let mut inner = self.store.lock();
-        inner.used = inner.used.saturating_sub(self.bytes);
+        let used = {
+            let mut inner = self.store.lock();
+            inner.used = inner.used.saturating_sub(self.bytes);
+            inner.used
+        };
+        self.store.notify(used);
     }
 }
 
 impl ChunkStore {
     /// A store for `node` with `budget` bytes.
     pub fn new(node: impl Into<String>, budget: u64) -> Self {
-        Self { node: node.into(), budget, inner: Mutex::default() }
+        Self { node: node.into(), budget, inner: Mutex::default(), observer_opt: None }
+    }
+
+    /// Reports usage changes to `observer` (the node's stats).
+    pub fn with_observer(mut self, observer: UsageObserver) -> Self {
+        self.observer_opt = Some(observer);
+        self
+    }
+
+    fn notify(&self, used: u64) {
+        if let Some(o) = &self.observer_opt {
+            o(used);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -91,6 +116,9 @@ impl ChunkStore {
             });
         }
         inner.used += bytes;
+        let used = inner.used;
+        drop(inner);
+        self.notify(used);
         Ok(Reservation { store: self, bytes })
     }
 
@@ -103,6 +131,9 @@ impl ChunkStore {
         if let Some(old) = inner.frames.entry(frame.to_string()).or_default().insert(index, Arc::new(chunk)) {
             inner.used = inner.used.saturating_sub(old.bytes);
         }
+        let used = inner.used;
+        drop(inner);
+        self.notify(used);
     }
 
     /// The chunks of a frame held here, by index.
@@ -115,6 +146,9 @@ impl ChunkStore {
         let mut inner = self.lock();
         let freed: u64 = inner.frames.remove(frame).map(|m| m.values().map(|c| c.bytes).sum()).unwrap_or(0);
         inner.used = inner.used.saturating_sub(freed);
+        let used = inner.used;
+        drop(inner);
+        self.notify(used);
         freed
     }
 }

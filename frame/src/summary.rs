@@ -19,10 +19,10 @@ pub struct ColumnPartial {
     pub count: u64,
     /// Missing values.
     pub missing: u64,
-    /// Smallest value (numeric, time, boolean).
-    pub min: f64,
+    /// Smallest value (numeric, time, boolean); `None` before any value (JSON has no infinity).
+    pub min: Option<f64>,
     /// Largest value.
-    pub max: f64,
+    pub max: Option<f64>,
     /// Running mean.
     pub mean: f64,
     /// Sum of squared deviations from the mean.
@@ -35,7 +35,7 @@ pub struct ColumnPartial {
 
 impl Default for ColumnPartial {
     fn default() -> Self {
-        Self { count: 0, missing: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, mean: 0.0, m2: 0.0, zeros: 0, levels: BTreeMap::new() }
+        Self { count: 0, missing: 0, min: None, max: None, mean: 0.0, m2: 0.0, zeros: 0, levels: BTreeMap::new() }
     }
 }
 
@@ -45,8 +45,8 @@ impl ColumnPartial {
         let delta = x - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (x - self.mean);
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
+        self.min = Some(self.min.map_or(x, |m| m.min(x)));
+        self.max = Some(self.max.map_or(x, |m| m.max(x)));
         if x == 0.0 {
             self.zeros += 1;
         }
@@ -63,8 +63,14 @@ impl ColumnPartial {
         }
         self.count = n;
         self.missing += other.missing;
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         self.zeros += other.zeros;
         for (k, v) in other.levels {
             *self.levels.entry(k).or_default() += v;
@@ -158,8 +164,8 @@ pub fn finish(label: &str, column_type: &str, p: &ColumnPartial) -> ColumnSummar
         column_type: column_type.to_string(),
         count: p.count,
         missing: p.missing,
-        min: numeric.then_some(p.min),
-        max: numeric.then_some(p.max),
+        min: if numeric { p.min } else { None },
+        max: if numeric { p.max } else { None },
         mean: numeric.then_some(p.mean),
         sd: (numeric && p.count > 1).then(|| (p.m2 / (p.count - 1) as f64).sqrt()),
         zeros: p.zeros,

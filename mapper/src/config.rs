@@ -109,6 +109,8 @@ pub struct MapperConfig {
     pub worker_id: String,
     /// Port of the Kubernetes readiness endpoint (Kubernetes mode only).
     pub kubernetes_api_port_opt: Option<u16>,
+    /// Object-store settings (S3 endpoint, region).
+    pub storage: eddy_frame::storage::StorageOptions,
 }
 
 fn parse_key<T: std::str::FromStr>(env: &HashMap<String, String>, key: &keys::Key) -> Result<Option<T>, MapperError> {
@@ -196,6 +198,7 @@ impl MapperConfig {
             memory_budget,
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
+            storage: eddy_frame::storage::StorageOptions::from_env(env),
         })
     }
 

@@ -46,7 +46,9 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let me = listeners.addr;
     logging::set_node_label(me.to_string());
     tracing::info!(mode = discovery.mode(), rest = %me.rest(), grpc = %me.grpc(), pid = std::process::id(), "worker listening");
-    let node = NodeHandle::start(me, Some(listeners.rest), Some(listeners.grpc), config.node_options());
+    let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(), |n| {
+        eddy_frame::FrameCloud::new(n, config.memory_budget, config.storage.clone()).extensions()
+    });
     if let Some(port) = config.kubernetes_api_port_opt {
         let addr = SocketAddr::new(ip, port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {

@@ -9,7 +9,8 @@ use eddy_mapper::{MapperArgs, MapperConfig};
 fn main() -> ExitCode {
     let args = MapperArgs::parse();
     eddy_node::logging::init("info");
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     let config = match MapperConfig::resolve(args, &env) {
         Ok(c) => c,
         Err(e) => {

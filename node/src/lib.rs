@@ -19,4 +19,4 @@ pub mod stats;
 pub mod testsuite;
 
 pub use error::{NodeError, NodeResult};
-pub use runtime::{NetworkTestResult, NodeHandle, NodeOptions, Role, StopReason};
+pub use runtime::{Extensions, NetworkTestResult, NodeHandle, NodeOptions, Role, StopReason};

@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     in_flight: Mutex<HashSet<NodeAddr>>,
     pub(crate) started: Instant,
     started_epoch_millis: u64,
+    /// Bytes of data this node holds (reported by the frame layer).
+    data_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -179,7 +181,9 @@ impl Inner {
 
     fn refresh_stats(&self) {
         let threads = stats::cpus_allowed();
-        let s = stats::sample(self.options.memory_budget, threads, self.started_epoch_millis);
+        let mut s = stats::sample(self.options.memory_budget, threads, self.started_epoch_millis);
+        // Free memory is budget not yet holding data, the figure imports plan with.
+        s.free_mem = self.options.memory_budget.saturating_sub(self.data_bytes.load(std::sync::atomic::Ordering::Relaxed));
         self.membership().set_my_stats(s);
     }
 }
@@ -232,6 +236,15 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     }
 }
 
+/// Services a node serves besides its own.
+#[derive(Default)]
+pub struct Extensions {
+    /// Extra gRPC services (authenticate them with `eddy_common::auth::AuthCheck`).
+    pub grpc: Option<tonic::service::Routes>,
+    /// Extra REST routes.
+    pub rest: Option<axum::Router>,
+}
+
 /// A cloneable handle on a running node.
 #[derive(Clone)]
 pub struct NodeHandle {
@@ -261,6 +274,18 @@ impl NodeHandle {
     /// Starts a node at `addr`. Workers pass both listeners; an observer client may pass
     /// only a REST listener (or none). Servers stop when the node stops.
     pub fn start(addr: NodeAddr, rest_opt: Option<TcpListener>, grpc_opt: Option<TcpListener>, options: NodeOptions) -> Self {
+        Self::start_with(addr, rest_opt, grpc_opt, options, |_| Extensions::default())
+    }
+
+    /// Like [`NodeHandle::start`], serving the extra gRPC services and REST routes that
+    /// `extend` builds from the handle (frames, later algorithms).
+    pub fn start_with(
+        addr: NodeAddr,
+        rest_opt: Option<TcpListener>,
+        grpc_opt: Option<TcpListener>,
+        options: NodeOptions,
+        extend: impl FnOnce(&NodeHandle) -> Extensions,
+    ) -> Self {
         let membership = Membership::new(MembershipOptions {
             me: addr,
             cloud_name: options.cloud_name.clone(),
@@ -278,16 +303,20 @@ impl NodeHandle {
             in_flight: Mutex::default(),
             started: Instant::now(),
             started_epoch_millis: stats::epoch_millis(),
+            data_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         inner.refresh_stats();
         let handle = Self { inner: inner.clone() };
+        let extensions = extend(&handle);
         if let Some(grpc) = grpc_opt {
             let svc = crate::transport::service(inner.clone(), inner.options.secret.clone(), &inner.options.cloud_name);
+            let mut routes = extensions.grpc.unwrap_or_default();
+            routes = routes.add_service(svc);
             let stop = inner.clone();
             tokio::spawn(async move {
                 let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
                 let served = tonic::transport::Server::builder()
-                    .add_service(svc)
+                    .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, async move {
                         stop.stopped().await;
                     })
@@ -298,7 +327,11 @@ impl NodeHandle {
             });
         }
         if let Some(rest) = rest_opt {
-            handle.serve_rest(rest, crate::rest::router(handle.clone()));
+            let mut router = crate::rest::router(handle.clone());
+            if let Some(extra) = extensions.rest {
+                router = router.merge(extra);
+            }
+            handle.serve_rest(rest, router);
         }
         tokio::spawn(heartbeat_loop(inner));
         handle
@@ -325,6 +358,12 @@ impl NodeHandle {
     /// Node options.
     pub fn options(&self) -> &NodeOptions {
         &self.inner.options
+    }
+
+    /// Records how many bytes of data this node holds (shown as `max_mem - free_mem`).
+    pub fn set_data_bytes(&self, bytes: u64) {
+        self.inner.data_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.inner.refresh_stats();
     }
 
     /// How long this node has run.

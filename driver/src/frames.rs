@@ -1,0 +1,196 @@
+//! Importing datasets from the driver and printing summaries, either through the driver's
+//! own observer client (`local --import`) or over REST against any running cloud (`import`).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use eddy_frame::meta::{JobState, JobStatus};
+use eddy_frame::summary::ColumnSummary;
+use eddy_frame::{FrameCloud, ImportRequest};
+use serde_json::Value;
+
+use crate::cli::ImportArgs;
+use crate::{DriverError, DriverResult};
+
+fn progress_line(job: &JobState) -> String {
+    let mb = job.bytes_read as f64 / 1e6;
+    let secs = (job.msec as f64 / 1000.0).max(1e-3);
+    format!(
+        "import: {:>3.0}%  {:.1}/{:.1} MB read  {} rows  {:.0} MB/s",
+        job.progress * 100.0,
+        mb,
+        job.bytes_total as f64 / 1e6,
+        job.rows,
+        mb / secs
+    )
+}
+
+/// Shows progress until `poll` reports the job finished; returns the final state.
+async fn follow<F, Fut>(mut poll: F, timeout: Duration) -> DriverResult<JobState>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DriverResult<JobState>>,
+{
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_print = Instant::now();
+    loop {
+        let job = poll().await?;
+        if job.status != JobStatus::Running {
+            if tty {
+                eprintln!("\r{}", progress_line(&job));
+            }
+            return Ok(job);
+        }
+        if tty {
+            eprint!("\r{}", progress_line(&job));
+            let _ = std::io::stderr().flush();
+        } else if last_print.elapsed() >= Duration::from_secs(2) {
+            eprintln!("{}", progress_line(&job));
+            last_print = Instant::now();
+        }
+        if started.elapsed() > timeout {
+            return Err(DriverError::InvalidArgument(format!(
+                "the import did not finish within {timeout:?}; it keeps running in the cloud as {}",
+                job.key
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn finished(job: JobState) -> DriverResult<String> {
+    if job.parse_report.bad_rows + job.parse_report.bad_cells > 0 {
+        println!(
+            "Bad input: {} malformed rows, {} values stored as missing; first examples:",
+            job.parse_report.bad_rows, job.parse_report.bad_cells
+        );
+        for e in &job.parse_report.examples {
+            println!(
+                "  {} byte {}{}: {}",
+                e.url,
+                e.offset,
+                e.column.as_ref().map(|c| format!(" column {c}")).unwrap_or_default(),
+                e.reason
+            );
+        }
+    }
+    match (job.status, job.dest, job.error) {
+        (JobStatus::Done, Some(dest), _) => Ok(dest),
+        (_, _, Some(e)) => Err(DriverError::InvalidArgument(format!("import failed: {e}"))),
+        _ => Err(DriverError::InvalidArgument("import ended without a frame".into())),
+    }
+}
+
+fn fmt_num(v: Option<f64>, column_type: &str) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if column_type == "time" => format!("{:.0}", x),
+        Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) => format!("{x:.4}"),
+    }
+}
+
+/// Prints a summary as a table.
+pub fn print_summary(frame_id: &str, rows: u64, columns: &[ColumnSummary]) {
+    println!("Frame {frame_id}: {rows} rows x {} columns", columns.len());
+    println!(
+        "{:<14} {:<6} {:>10} {:>8} {:>14} {:>14} {:>14} {:>12} {:>8}  top levels",
+        "column", "type", "count", "missing", "min", "max", "mean", "sd", "zeros"
+    );
+    for c in columns {
+        let top: Vec<String> = c.top_levels.iter().take(3).map(|(l, n)| format!("{l}:{n}")).collect();
+        let top = match c.cardinality {
+            Some(k) => format!("{k} levels; {}", top.join(" ")),
+            None => String::new(),
+        };
+        println!(
+            "{:<14} {:<6} {:>10} {:>8} {:>14} {:>14} {:>14} {:>12} {:>8}  {top}",
+            c.label,
+            c.column_type,
+            c.count,
+            c.missing,
+            fmt_num(c.min, &c.column_type),
+            fmt_num(c.max, &c.column_type),
+            fmt_num(c.mean, "real"),
+            fmt_num(c.sd, "real"),
+            c.zeros
+        );
+    }
+}
+
+/// Imports through this process's observer client and prints the summary.
+pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> DriverResult<()> {
+    let started = Instant::now();
+    let key = frames.start_import(ImportRequest { path: path.into(), strict, ..Default::default() });
+    let job = follow(
+        || async { frames.job(&key).ok_or_else(|| DriverError::InvalidArgument("the import job vanished".into())) },
+        Duration::from_secs(3600),
+    )
+    .await?;
+    let dest = finished(job)?;
+    let info = frames.frame(&dest).map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Imported {} into {dest} in {secs:.2} s ({:.0} MB/s); {} bytes in memory ({:.2}x the source) on [{}]",
+        path,
+        info.source_bytes as f64 / 1e6 / secs.max(1e-6),
+        info.bytes_in_memory,
+        info.bytes_in_memory as f64 / (info.source_bytes.max(1)) as f64,
+        info.nodes().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    );
+    let summary = frames.summary(&dest).await.map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    print_summary(&dest, info.rows, &summary);
+    Ok(())
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> DriverResult<Value> {
+    let response = client.get(url).send().await.map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))?;
+    let status = response.status();
+    let body: Value = response.json().await.map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))?;
+    if !status.is_success() {
+        return Err(DriverError::InvalidArgument(format!("GET {url}: {status}: {}", body["error"].as_str().unwrap_or_default())));
+    }
+    Ok(body)
+}
+
+/// `eddy-driver import`: the same through any node's REST API.
+pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
+    let base = args.cloud.trim_end_matches('/').to_string();
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let url = format!("{base}/3/ImportFiles");
+    let response = client
+        .post(&url)
+        .json(&ImportRequest { path: args.path.clone(), strict: args.strict, ..Default::default() })
+        .send()
+        .await
+        .map_err(|e| DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {e}; is it running (GET {base}/3/Cloud)?")))?;
+    let body: Value = response.json().await.map_err(|e| DriverError::InvalidArgument(format!("POST {url}: {e}")))?;
+    let key = body["job"]["key"]
+        .as_str()
+        .ok_or_else(|| DriverError::InvalidArgument(format!("POST {url}: {}", body["error"].as_str().unwrap_or("no job in the answer"))))?
+        .to_string();
+    let started = Instant::now();
+    let job = follow(
+        || {
+            let client = client.clone();
+            let url = format!("{base}/3/Jobs/{key}");
+            async move {
+                let v = get_json(&client, &url).await?;
+                serde_json::from_value::<JobState>(v["jobs"][0].clone())
+                    .map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))
+            }
+        },
+        args.timeout,
+    )
+    .await?;
+    let dest = finished(job)?;
+    println!("Imported {} into {dest} in {:.2} s", args.path, started.elapsed().as_secs_f64());
+    let v = get_json(&client, &format!("{base}/3/Frames/{dest}/summary")).await?;
+    let columns: Vec<ColumnSummary> =
+        serde_json::from_value(v["columns"].clone()).map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let info = get_json(&client, &format!("{base}/3/Frames/{dest}?row_count=0")).await?;
+    print_summary(&dest, info["frame"]["rows"].as_u64().unwrap_or_default(), &columns);
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! The coordinator side: any node (worker or observer client) can import a dataset, list
+//! frames, summarise them, read rows or delete them; the work runs on the workers that hold
+//! the chunks. Imports run as jobs whose progress `GET /3/Jobs/{id}` shows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eddy_common::auth::{AuthCheck, AuthStamp};
+use eddy_common::NodeAddr;
+use eddy_node::{Extensions, NodeHandle};
+use eddy_proto::v1::frame_service_client::FrameServiceClient;
+use eddy_proto::v1::frame_service_server::FrameServiceServer;
+use eddy_proto::v1::{FrameMeta, FrameRef, ParseSplitsRequest, RowsRequest, SplitSpec};
+use serde::{Deserialize, Serialize};
+use tonic::codegen::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, FrameRegistry, Job, JobState, JobStatus, Jobs, ParseReport};
+use crate::service::{FrameServer, FrameState};
+use crate::setup::{guess, ParseSetup, SetupOverrides};
+use crate::split::{assign, plan, Split, DEFAULT_SPLIT_BYTES};
+use crate::storage::{list, read_range, FileEntry, StorageOptions};
+use crate::store::ChunkStore;
+use crate::summary::{finish, merge_all, ColumnPartial, ColumnSummary};
+use crate::{FrameError, FrameResult};
+
+type Client = FrameServiceClient<InterceptedService<Channel, AuthStamp>>;
+
+const SAMPLE_BYTES: u64 = 1 << 20;
+
+/// `POST /3/ImportFiles`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// A URL or path: file, directory or glob.
+    pub path: String,
+    /// Frame id [default: from the file name].
+    #[serde(default)]
+    pub destination_frame: Option<String>,
+    /// Overrides of the guessed parse setup.
+    #[serde(default)]
+    pub parse_setup: SetupOverrides,
+    /// Fail on the first bad value instead of storing it as missing.
+    #[serde(default)]
+    pub strict: bool,
+    /// Split size in bytes [default: 64 MiB].
+    #[serde(default)]
+    pub split_bytes: Option<u64>,
+}
+
+struct Inner {
+    node: NodeHandle,
+    state: Arc<FrameState>,
+    jobs: Jobs,
+    storage: StorageOptions,
+    stamp: AuthStamp,
+    clients: Mutex<HashMap<NodeAddr, Client>>,
+}
+
+/// Frames on this node: the worker-side service and the coordinator.
+#[derive(Clone)]
+pub struct FrameCloud {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FrameCloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameCloud").field("node", &self.inner.node.addr()).finish()
+    }
+}
+
+fn compressed(url: &str) -> bool {
+    [".gz", ".zst", ".bz2", ".xz", ".zip", ".snappy", ".lz4"].iter().any(|s| url.ends_with(s))
+}
+
+/// Whether a sample holds a quoted field with a newline in it (then the file is not split).
+fn has_quoted_newline(sample: &[u8]) -> bool {
+    let mut in_quotes = false;
+    for &b in sample {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if in_quotes => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+impl FrameCloud {
+    /// Frames for `node`, holding at most `budget` bytes of chunks here.
+    pub fn new(node: &NodeHandle, budget: u64, storage: StorageOptions) -> Self {
+        let options = node.options();
+        let reporter = node.clone();
+        let store = ChunkStore::new(node.addr().to_string(), budget).with_observer(Arc::new(move |used| reporter.set_data_bytes(used)));
+        let state = Arc::new(FrameState { store, frames: FrameRegistry::default() });
+        Self {
+            inner: Arc::new(Inner {
+                node: node.clone(),
+                state,
+                jobs: Jobs::default(),
+                storage,
+                stamp: AuthStamp::new(options.secret.clone(), options.cloud_name.clone()),
+                clients: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The gRPC service and REST routes to serve on the node.
+    pub fn extensions(&self) -> Extensions {
+        let options = self.inner.node.options();
+        let check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "frame service");
+        let server = FrameServiceServer::new(FrameServer { state: self.inner.state.clone() }).max_decoding_message_size(64 << 20);
+        let grpc = tonic::service::Routes::new(InterceptedService::new(server, check));
+        Extensions { grpc: Some(grpc), rest: Some(crate::rest::router(self.clone())) }
+    }
+
+    fn client(&self, node: NodeAddr) -> FrameResult<Client> {
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&node) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(node.grpc_uri())
+            .map_err(|e| FrameError::Internal(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true);
+        let client =
+            FrameServiceClient::with_interceptor(endpoint.connect_lazy(), self.inner.stamp.clone()).max_decoding_message_size(64 << 20);
+        clients.insert(node, client.clone());
+        Ok(client)
+    }
+
+    fn workers(&self) -> FrameResult<Vec<NodeAddr>> {
+        let view = self.inner.node.require_healthy().map_err(|e| FrameError::Cloud(e.to_string()))?;
+        Ok(view.members.iter().map(|m| m.addr).collect())
+    }
+
+    fn remote(node: NodeAddr, s: tonic::Status) -> FrameError {
+        FrameError::Cloud(format!("worker {node}: {}", s.message()))
+    }
+
+    /// Guesses the parse setup of the first file `path` names, with `overrides` applied.
+    pub async fn parse_setup(&self, path: &str, overrides: &SetupOverrides) -> FrameResult<(Vec<FileEntry>, ParseSetup)> {
+        let files = list(path, &self.inner.storage).await?;
+        let first = &files[0];
+        if compressed(&first.url) {
+            return Err(FrameError::InvalidArgument {
+                what: "path",
+                reason: format!("{} is compressed; this build reads uncompressed CSV only", first.url),
+            });
+        }
+        let take = first.size.min(SAMPLE_BYTES);
+        let sample = read_range(&first.url, 0..take, &self.inner.storage).await?;
+        let setup = guess(&sample, take == first.size, &first.url)?.apply(overrides)?;
+        Ok((files, setup))
+    }
+
+    /// Starts an import job; returns its id at once.
+    pub fn start_import(&self, request: ImportRequest) -> String {
+        let (key, job) = self.inner.jobs.create(&format!("Import {}", request.path));
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.import(&request, &job).await;
+            job.update(|s| match result {
+                Ok(info) => {
+                    s.status = JobStatus::Done;
+                    s.progress = 1.0;
+                    s.dest = Some(info.frame_id);
+                }
+                Err(e) => {
+                    s.status = JobStatus::Failed;
+                    s.error = Some(e.to_string());
+                }
+            });
+        });
+        key
+    }
+
+    /// A job's state.
+    pub fn job(&self, key: &str) -> Option<JobState> {
+        self.inner.jobs.get(key)
+    }
+
+    /// Imports a dataset into a frame spread over the workers.
+    pub async fn import(&self, request: &ImportRequest, job: &Job) -> FrameResult<FrameInfo> {
+        let workers = self.workers()?;
+        self.inner.node.lock("first work: import");
+        let (files, setup) = self.parse_setup(&request.path, &request.parse_setup).await?;
+        let sample = read_range(&files[0].url, 0..files[0].size.min(SAMPLE_BYTES), &self.inner.storage).await?;
+        let splittable_sample = !has_quoted_newline(&sample);
+        if let Some(f) = files.iter().find(|f| compressed(&f.url)) {
+            return Err(FrameError::InvalidArgument {
+                what: "path",
+                reason: format!("{} is compressed; this build reads uncompressed CSV only", f.url),
+            });
+        }
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        // Small inputs still reach every worker: about two splits each, 256 KiB at least.
+        let split_bytes =
+            request.split_bytes.unwrap_or_else(|| (total / (2 * workers.len() as u64).max(1)).clamp(256 << 10, DEFAULT_SPLIT_BYTES));
+        let splits = plan(&files, split_bytes, setup.header, |f| splittable_sample && !compressed(&f.url));
+        self.check_memory(total)?;
+        let stem = files[0].url.rsplit('/').next().unwrap_or("frame").split('.').next().unwrap_or("frame").to_string();
+        let frame_id = request.destination_frame.clone().unwrap_or_else(|| self.inner.state.frames.fresh_id(&stem));
+        job.update(|s| s.bytes_total = total);
+        tracing::info!(frame = %frame_id, files = files.len(), bytes = total, splits = splits.len(), workers = workers.len(), "import started");
+
+        match self.parse_everywhere(&frame_id, &setup, &workers, &splits, request.strict, job).await {
+            Ok((chunks, report)) => {
+                let info = FrameInfo {
+                    frame_id: frame_id.clone(),
+                    sources: files.iter().map(|f| f.url.clone()).collect(),
+                    columns: setup
+                        .column_names
+                        .iter()
+                        .zip(&setup.column_types)
+                        .enumerate()
+                        .filter(|(i, _)| !setup.skipped_columns.contains(i))
+                        .map(|(_, (n, t))| ColumnInfo { name: n.clone(), column_type: *t })
+                        .collect(),
+                    rows: chunks.iter().map(|c| c.rows).sum(),
+                    bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
+                    source_bytes: total,
+                    chunks,
+                    parse_report: report,
+                };
+                self.broadcast_meta(&info).await?;
+                Ok(info)
+            }
+            Err(e) => {
+                // Nothing half-registered: every worker drops what it parsed of this frame.
+                self.delete_everywhere(&frame_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn check_memory(&self, source_bytes: u64) -> FrameResult<()> {
+        let view = self.inner.node.view();
+        let free: u64 = view.members.iter().filter_map(|m| m.stats.as_ref()).map(|s| s.free_mem).sum();
+        let needed = source_bytes + source_bytes / 5;
+        if needed > free {
+            return Err(FrameError::OutOfMemory {
+                node: "the cloud".into(),
+                what: format!("an import of {source_bytes} bytes (about 1.2x in memory)"),
+                needed,
+                available: free,
+                budget: view.members.iter().filter_map(|m| m.stats.as_ref()).map(|s| s.max_mem).sum(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn parse_everywhere(
+        &self,
+        frame_id: &str,
+        setup: &ParseSetup,
+        workers: &[NodeAddr],
+        splits: &[Split],
+        strict: bool,
+        job: &Job,
+    ) -> FrameResult<(Vec<ChunkInfo>, ParseReport)> {
+        let setup_json = serde_json::to_string(setup).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let total_splits = splits.len().max(1) as f64;
+        let results = Arc::new(Mutex::new((Vec::<ChunkInfo>::new(), ParseReport::default())));
+        let calls = assign(splits, workers.len()).into_iter().zip(workers).filter(|(s, _)| !s.is_empty()).map(|(mine, node)| {
+            let request = ParseSplitsRequest {
+                frame_id: frame_id.to_string(),
+                setup_json: setup_json.clone(),
+                storage_json: storage_json.clone(),
+                strict,
+                splits: mine
+                    .iter()
+                    .map(|s| SplitSpec {
+                        url: s.url.clone(),
+                        start: s.start,
+                        end: s.end,
+                        file_size: s.file_size,
+                        chunk: s.chunk,
+                        skip_header: s.skip_header,
+                    })
+                    .collect(),
+            };
+            let node = *node;
+            let results = results.clone();
+            let job = job.clone();
+            async move {
+                let mut client = self.client(node)?;
+                let mut stream = client.parse_splits(request).await.map_err(|s| Self::remote(node, s))?.into_inner();
+                while let Some(done) = stream.message().await.map_err(|s| Self::remote(node, s))? {
+                    let examples: Vec<crate::parse::BadValue> = serde_json::from_str(&done.examples_json).unwrap_or_default();
+                    let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
+                    r.0.push(ChunkInfo { index: done.chunk, node, rows: done.rows, bytes: done.bytes_in_memory });
+                    r.1.bad_rows += done.bad_rows;
+                    r.1.bad_cells += done.bad_cells;
+                    for e in examples {
+                        if r.1.examples.len() < 5 {
+                            r.1.examples.push(e);
+                        }
+                    }
+                    let finished = r.0.len() as f64;
+                    let report = r.1.clone();
+                    drop(r);
+                    job.update(|s| {
+                        s.bytes_read += done.bytes_read;
+                        s.rows += done.rows;
+                        s.progress = (finished / total_splits).min(0.99);
+                        s.parse_report = report;
+                    });
+                }
+                FrameResult::Ok(())
+            }
+        });
+        futures::future::try_join_all(calls).await?;
+        let (mut chunks, report) = Arc::try_unwrap(results)
+            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .unwrap_or_else(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        chunks.sort_by_key(|c| c.index);
+        if chunks.len() != splits.len() {
+            return Err(FrameError::Cloud(format!("{} of {} chunks came back; a worker stopped early", chunks.len(), splits.len())));
+        }
+        Ok((chunks, report))
+    }
+
+    async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
+        let meta_json = serde_json::to_string(info).map_err(|e| FrameError::Internal(e.to_string()))?;
+        self.inner.state.frames.put(info.clone());
+        for node in self.workers()? {
+            let mut client = self.client(node)?;
+            client
+                .put_frame(FrameMeta { frame_id: info.frame_id.clone(), meta_json: meta_json.clone() })
+                .await
+                .map_err(|s| Self::remote(node, s))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_everywhere(&self, frame_id: &str) {
+        self.inner.state.frames.remove(frame_id);
+        self.inner.state.store.delete(frame_id);
+        let members: Vec<NodeAddr> = self.inner.node.view().members.iter().map(|m| m.addr).collect();
+        for node in members {
+            if let Ok(mut client) = self.client(node) {
+                let call = client.delete_frame(FrameRef { frame_id: frame_id.to_string() });
+                if let Ok(Err(s)) = tokio::time::timeout(Duration::from_secs(5), call).await {
+                    tracing::warn!(%node, frame = frame_id, error = %s.message(), "could not delete the frame there");
+                }
+            }
+        }
+    }
+
+    /// Every frame this node knows.
+    pub fn frames(&self) -> Vec<FrameInfo> {
+        self.inner.state.frames.all()
+    }
+
+    /// One frame.
+    pub fn frame(&self, id: &str) -> FrameResult<FrameInfo> {
+        self.inner.state.frames.get(id).ok_or_else(|| FrameError::FrameNotFound(id.into()))
+    }
+
+    /// Deletes a frame on every node.
+    pub async fn delete(&self, id: &str) -> FrameResult<()> {
+        self.frame(id)?;
+        self.delete_everywhere(id).await;
+        Ok(())
+    }
+
+    /// Summarises every column: a map-reduce over the workers holding chunks.
+    pub async fn summary(&self, id: &str) -> FrameResult<Vec<ColumnSummary>> {
+        let info = self.frame(id)?;
+        self.workers()?;
+        let calls = info.nodes().into_iter().map(|node| {
+            let frame_id = info.frame_id.clone();
+            async move {
+                let mut client = self.client(node)?;
+                let reply = client.summarize(FrameRef { frame_id }).await.map_err(|s| Self::remote(node, s))?;
+                serde_json::from_str::<Vec<ColumnPartial>>(&reply.into_inner().partials_json)
+                    .map_err(|e| FrameError::Internal(e.to_string()))
+            }
+        });
+        let parts = futures::future::try_join_all(calls).await?;
+        let merged = parts.into_iter().fold(vec![ColumnPartial::default(); info.columns.len()], merge_all);
+        Ok(info
+            .columns
+            .iter()
+            .zip(&merged)
+            .map(|(c, p)| {
+                finish(&c.name, &serde_json::to_value(c.column_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), p)
+            })
+            .collect())
+    }
+
+    /// Rows `[offset, offset + count)` as text cells.
+    pub async fn rows(&self, id: &str, offset: u64, count: u64) -> FrameResult<Vec<Vec<Option<String>>>> {
+        let info = self.frame(id)?;
+        let count = count.min(10_000);
+        let mut out = Vec::new();
+        let mut start_of_chunk = 0u64;
+        for chunk in &info.chunks {
+            let end_of_chunk = start_of_chunk + chunk.rows;
+            let want_from = offset + out.len() as u64;
+            if out.len() as u64 >= count {
+                break;
+            }
+            if want_from < end_of_chunk && chunk.rows > 0 {
+                let mut client = self.client(chunk.node)?;
+                let request = RowsRequest {
+                    frame_id: id.into(),
+                    chunk: chunk.index,
+                    start: want_from - start_of_chunk,
+                    count: count - out.len() as u64,
+                };
+                let reply = client.get_rows(request).await.map_err(|s| Self::remote(chunk.node, s))?;
+                let rows: Vec<Vec<Option<String>>> =
+                    serde_json::from_str(&reply.into_inner().rows_json).map_err(|e| FrameError::Internal(e.to_string()))?;
+                out.extend(rows);
+            }
+            start_of_chunk = end_of_chunk;
+        }
+        Ok(out)
+    }
+}

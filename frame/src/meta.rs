@@ -1,0 +1,223 @@
+//! Frame metadata (known to every node) and import jobs (known to the node that runs them).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use eddy_common::NodeAddr;
+use serde::{Deserialize, Serialize};
+
+use crate::parse::BadValue;
+use crate::setup::ColumnType;
+
+/// Where one chunk lives.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkInfo {
+    /// Chunk index (file order).
+    pub index: u32,
+    /// The worker holding it.
+    pub node: NodeAddr,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes in memory.
+    pub bytes: u64,
+}
+
+/// One column of a frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnInfo {
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+}
+
+/// What an import reported about bad input.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ParseReport {
+    /// Rows with the wrong number of fields.
+    pub bad_rows: u64,
+    /// Cells that did not fit their type (stored as missing).
+    pub bad_cells: u64,
+    /// The first few examples.
+    pub examples: Vec<BadValue>,
+}
+
+/// A frame as every node knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FrameInfo {
+    /// Frame id.
+    pub frame_id: String,
+    /// The files it was read from.
+    pub sources: Vec<String>,
+    /// Columns.
+    pub columns: Vec<ColumnInfo>,
+    /// Chunks in order.
+    pub chunks: Vec<ChunkInfo>,
+    /// Total rows.
+    pub rows: u64,
+    /// Bytes in memory over all chunks.
+    pub bytes_in_memory: u64,
+    /// Bytes of the source files.
+    pub source_bytes: u64,
+    /// Bad input seen while parsing.
+    pub parse_report: ParseReport,
+}
+
+impl FrameInfo {
+    /// The nodes holding chunks, sorted.
+    pub fn nodes(&self) -> Vec<NodeAddr> {
+        let mut n: Vec<NodeAddr> = self.chunks.iter().map(|c| c.node).collect();
+        n.sort();
+        n.dedup();
+        n
+    }
+}
+
+/// Frames known to this node.
+#[derive(Debug, Default)]
+pub struct FrameRegistry {
+    frames: Mutex<BTreeMap<String, FrameInfo>>,
+}
+
+impl FrameRegistry {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, FrameInfo>> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces a frame.
+    pub fn put(&self, info: FrameInfo) {
+        self.lock().insert(info.frame_id.clone(), info);
+    }
+
+    /// Looks a frame up.
+    pub fn get(&self, id: &str) -> Option<FrameInfo> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every frame.
+    pub fn all(&self) -> Vec<FrameInfo> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Forgets a frame.
+    pub fn remove(&self, id: &str) -> Option<FrameInfo> {
+        self.lock().remove(id)
+    }
+
+    /// A frame id not in use, derived from `base`.
+    pub fn fresh_id(&self, base: &str) -> String {
+        let frames = self.lock();
+        let clean: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+        let clean = if clean.is_empty() { "frame".to_string() } else { clean };
+        let mut id = format!("{clean}.hex");
+        let mut k = 1;
+        while frames.contains_key(&id) {
+            k += 1;
+            id = format!("{clean}_{k}.hex");
+        }
+        id
+    }
+}
+
+/// The state of a job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JobStatus {
+    /// Still working.
+    Running,
+    /// Finished.
+    Done,
+    /// Failed; see `error`.
+    Failed,
+}
+
+/// A job as `GET /3/Jobs/{id}` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobState {
+    /// Job id.
+    pub key: String,
+    /// What it does.
+    pub description: String,
+    /// Status.
+    pub status: JobStatus,
+    /// Fraction done, 0..1.
+    pub progress: f64,
+    /// Bytes to read.
+    pub bytes_total: u64,
+    /// Bytes read so far.
+    pub bytes_read: u64,
+    /// Rows parsed so far.
+    pub rows: u64,
+    /// The frame, once done.
+    pub dest: Option<String>,
+    /// The error, if failed.
+    pub error: Option<String>,
+    /// Bad input so far.
+    pub parse_report: ParseReport,
+    /// Milliseconds since the job started.
+    pub msec: u64,
+}
+
+/// A running job's handle.
+#[derive(Debug, Clone)]
+pub struct Job {
+    state: Arc<Mutex<JobState>>,
+    started: std::time::Instant,
+}
+
+impl Job {
+    /// Updates the state.
+    pub fn update(&self, f: impl FnOnce(&mut JobState)) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+        s.msec = self.started.elapsed().as_millis() as u64;
+    }
+
+    /// A copy of the state.
+    pub fn snapshot(&self) -> JobState {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if s.status == JobStatus::Running {
+            s.msec = self.started.elapsed().as_millis() as u64;
+        }
+        s
+    }
+}
+
+/// Jobs started on this node.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    jobs: Mutex<BTreeMap<String, Job>>,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl Jobs {
+    /// Starts tracking a new job.
+    pub fn create(&self, description: &str) -> (String, Job) {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let key = format!("job_{n}");
+        let job = Job {
+            state: Arc::new(Mutex::new(JobState {
+                key: key.clone(),
+                description: description.into(),
+                status: JobStatus::Running,
+                progress: 0.0,
+                bytes_total: 0,
+                bytes_read: 0,
+                rows: 0,
+                dest: None,
+                error: None,
+                parse_report: ParseReport::default(),
+                msec: 0,
+            })),
+            started: std::time::Instant::now(),
+        };
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), job.clone());
+        (key, job)
+    }
+
+    /// A job by id.
+    pub fn get(&self, key: &str) -> Option<JobState> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).map(Job::snapshot)
+    }
+}

@@ -1,0 +1,121 @@
+//! Frame routes of the REST API (H2O-like paths).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cloud::{FrameCloud, ImportRequest};
+use crate::setup::SetupOverrides;
+use crate::FrameError;
+
+/// The routes, with their state.
+pub fn router(cloud: FrameCloud) -> Router {
+    Router::new()
+        .route("/3/ImportFiles", post(import_files))
+        .route("/3/ParseSetup", post(parse_setup))
+        .route("/3/Jobs/{id}", get(job))
+        .route("/3/Frames", get(frames))
+        .route("/3/Frames/{id}", get(frame).delete(delete_frame))
+        .route("/3/Frames/{id}/summary", get(summary))
+        .with_state(cloud)
+}
+
+fn error(e: FrameError) -> Response {
+    let code = match &e {
+        FrameError::FrameNotFound(_) | FrameError::NotFound { .. } => StatusCode::NOT_FOUND,
+        FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } | FrameError::Parse { .. } => StatusCode::BAD_REQUEST,
+        FrameError::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        FrameError::Cloud(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+async fn import_files(State(cloud): State<FrameCloud>, Json(request): Json<ImportRequest>) -> Response {
+    if request.path.trim().is_empty() {
+        return error(FrameError::InvalidArgument { what: "path", reason: "it is empty".into() });
+    }
+    let key = cloud.start_import(request);
+    (StatusCode::ACCEPTED, Json(json!({ "job": { "key": key }, "poll": format!("/3/Jobs/{key}") }))).into_response()
+}
+
+#[derive(Deserialize)]
+struct SetupRequest {
+    path: String,
+    #[serde(default)]
+    parse_setup: SetupOverrides,
+}
+
+async fn parse_setup(State(cloud): State<FrameCloud>, Json(request): Json<SetupRequest>) -> Response {
+    match cloud.parse_setup(&request.path, &request.parse_setup).await {
+        Ok((files, setup)) => Json(json!({ "files": files, "setup": setup })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn job(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {
+    match cloud.job(&id) {
+        Some(j) => Json(json!({ "jobs": [j] })).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no job {id:?} on this node (jobs live on the node that started them)") })),
+        )
+            .into_response(),
+    }
+}
+
+async fn frames(State(cloud): State<FrameCloud>) -> Response {
+    let list: Vec<serde_json::Value> = cloud
+        .frames()
+        .iter()
+        .map(|f| {
+            json!({
+                "frame_id": f.frame_id, "rows": f.rows, "columns": f.columns.len(),
+                "bytes_in_memory": f.bytes_in_memory, "source_bytes": f.source_bytes,
+                "nodes": f.nodes().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "frames": list })).into_response()
+}
+
+#[derive(Deserialize)]
+struct RowsQuery {
+    #[serde(default)]
+    row_offset: u64,
+    #[serde(default = "default_rows")]
+    row_count: u64,
+}
+
+fn default_rows() -> u64 {
+    10
+}
+
+async fn frame(State(cloud): State<FrameCloud>, Path(id): Path<String>, Query(q): Query<RowsQuery>) -> Response {
+    let info = match cloud.frame(&id) {
+        Ok(i) => i,
+        Err(e) => return error(e),
+    };
+    match cloud.rows(&id, q.row_offset, q.row_count).await {
+        Ok(rows) => Json(json!({ "frame": info, "row_offset": q.row_offset, "rows": rows })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn summary(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {
+    match cloud.summary(&id).await {
+        Ok(columns) => Json(json!({ "frame_id": id, "columns": columns })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn delete_frame(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {
+    match cloud.delete(&id).await {
+        Ok(()) => Json(json!({ "deleted": id })).into_response(),
+        Err(e) => error(e),
+    }
+}

@@ -1,0 +1,212 @@
+//! The worker side of the frame protocol: parse the splits handed to this worker into its
+//! chunk store, keep frame metadata, and answer map-reduce tasks over local chunks.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use eddy_proto::v1::frame_service_server::FrameService;
+use eddy_proto::v1::{FrameAck, FrameMeta, FrameRef, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial};
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::meta::{FrameInfo, FrameRegistry};
+use crate::parse::parse;
+use crate::setup::ParseSetup;
+use crate::split::{record_end, record_start};
+use crate::storage::{read_range, StorageOptions};
+use crate::store::{Chunk, ChunkStore};
+use crate::summary::partials;
+use crate::{FrameError, FrameResult};
+
+/// Runs CPU-bound work on the rayon pool and awaits it without blocking the async runtime.
+pub async fn run_cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> FrameResult<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        // The caller may have gone away; then the result is simply dropped.
+        let _ = tx.send(f());
+    });
+    rx.await.map_err(|_| FrameError::Internal("a parse task panicked".into()))
+}
+
+/// What the frame service of one node holds.
+#[derive(Debug)]
+pub struct FrameState {
+    /// This node's chunks.
+    pub store: ChunkStore,
+    /// Frames this node knows.
+    pub frames: FrameRegistry,
+}
+
+pub(crate) fn status(e: FrameError) -> Status {
+    match e {
+        FrameError::OutOfMemory { .. } => Status::resource_exhausted(e.to_string()),
+        FrameError::FrameNotFound(_) | FrameError::NotFound { .. } => Status::not_found(e.to_string()),
+        FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+/// Reads the records a split owns; returns them, their file offset and the bytes read.
+async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(Vec<u8>, u64, u64)> {
+    const WINDOW: u64 = 64 << 10;
+    let buf_start = s.start.saturating_sub(1);
+    let mut buf_end = (s.end + WINDOW).min(s.file_size);
+    let mut buf = read_range(&s.url, buf_start..buf_end, storage).await?.to_vec();
+    let mut bytes_read = buf.len() as u64;
+    // Lines longer than the window: read on until the boundaries are found or the file ends.
+    let (first, last) = loop {
+        let first = if s.start == 0 { Some(0) } else { record_start(&buf, buf_start, s.start) };
+        let last = record_end(&buf, buf_start, s.end.max(1));
+        match (first, last) {
+            (Some(f), Some(l)) => break (f, l),
+            _ if buf_end >= s.file_size => break (first.unwrap_or(buf.len()), last.unwrap_or(buf.len())),
+            _ => {
+                let next = (buf_end + (buf.len() as u64).max(1 << 20)).min(s.file_size);
+                let more = read_range(&s.url, buf_end..next, storage).await?;
+                bytes_read += more.len() as u64;
+                buf.extend_from_slice(&more);
+                buf_end = next;
+            }
+        }
+    };
+    let mut first = first;
+    if s.start == 0 && s.skip_header {
+        first = memchr::memchr(b'\n', &buf).map_or(buf.len(), |i| i + 1);
+    }
+    if first >= last {
+        return Ok((Vec::new(), buf_start + first as u64, bytes_read));
+    }
+    buf.truncate(last);
+    buf.drain(..first);
+    Ok((buf, buf_start + first as u64, bytes_read))
+}
+
+async fn parse_one(
+    state: Arc<FrameState>,
+    frame_id: String,
+    setup: Arc<ParseSetup>,
+    storage: Arc<StorageOptions>,
+    s: SplitSpec,
+    strict: bool,
+) -> FrameResult<SplitDone> {
+    let span = s.end - s.start;
+    // Arrow takes about 1.15x the CSV's bytes; reserve more, settle to the truth after.
+    let estimate = span + span / 2 + (64 << 10);
+    let what = format!("chunk {} of {frame_id} ({} bytes of {})", s.chunk, span, s.url);
+    let reservation = state.store.reserve(estimate, &what)?;
+    let (data, offset, bytes_read) = read_records(&s, &storage).await?;
+    let url = s.url.clone();
+    let parsed = run_cpu(move || parse(&data, offset, &setup, &url, strict)).await??;
+    let examples_json = serde_json::to_string(&parsed.examples).unwrap_or_default();
+    let chunk = Chunk::new(parsed.batches);
+    let done = SplitDone {
+        chunk: s.chunk,
+        rows: parsed.rows,
+        bytes_read,
+        bytes_in_memory: chunk.bytes,
+        bad_rows: parsed.bad_rows,
+        bad_cells: parsed.bad_cells,
+        examples_json,
+    };
+    state.store.insert(&frame_id, s.chunk, chunk, reservation);
+    Ok(done)
+}
+
+/// The tonic implementation of `FrameService`.
+#[derive(Debug, Clone)]
+pub struct FrameServer {
+    /// Shared with the coordinator on this node.
+    pub state: Arc<FrameState>,
+}
+
+type SplitStream = Pin<Box<dyn Stream<Item = Result<SplitDone, Status>> + Send>>;
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, Status> {
+    serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("malformed {what}: {e}")))
+}
+
+/// Formats rows `[start, start + count)` of a chunk's batches as text cells.
+fn rows_as_text(batches: &[RecordBatch], start: u64, count: u64) -> FrameResult<Vec<Vec<Option<String>>>> {
+    let mut out = Vec::new();
+    let mut skip = start;
+    let options = FormatOptions::default();
+    for b in batches {
+        let n = b.num_rows() as u64;
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        let formatters: Vec<ArrayFormatter<'_>> =
+            b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
+        for row in skip as usize..b.num_rows() {
+            if out.len() as u64 >= count {
+                return Ok(out);
+            }
+            let cells = b.columns().iter().zip(&formatters).map(|(c, f)| c.is_valid(row).then(|| f.value(row).to_string())).collect();
+            out.push(cells);
+        }
+        skip = 0;
+    }
+    Ok(out)
+}
+
+use arrow::array::Array;
+
+#[tonic::async_trait]
+impl FrameService for FrameServer {
+    type ParseSplitsStream = SplitStream;
+
+    async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
+        let req = request.into_inner();
+        let setup: Arc<ParseSetup> = Arc::new(from_json("parse setup", &req.setup_json)?);
+        let storage: Arc<StorageOptions> = Arc::new(from_json("storage options", &req.storage_json)?);
+        let state = self.state.clone();
+        let frame_id = req.frame_id.clone();
+        let strict = req.strict;
+        // Enough splits in flight to keep every core parsing while the next ones are read.
+        let in_flight = rayon::current_num_threads().max(1) + 1;
+        let stream = futures::stream::iter(req.splits)
+            .map(move |s| parse_one(state.clone(), frame_id.clone(), setup.clone(), storage.clone(), s, strict))
+            .buffer_unordered(in_flight)
+            .map(|r| r.map_err(status));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn put_frame(&self, request: Request<FrameMeta>) -> Result<Response<FrameAck>, Status> {
+        let info: FrameInfo = from_json("frame metadata", &request.into_inner().meta_json)?;
+        self.state.frames.put(info);
+        Ok(Response::new(FrameAck {}))
+    }
+
+    async fn summarize(&self, request: Request<FrameRef>) -> Result<Response<SummaryPartial>, Status> {
+        let id = request.into_inner().frame_id;
+        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound(id.clone())))?;
+        let chunks = self.state.store.chunks(&id);
+        let ncols = info.columns.len();
+        let parts = run_cpu(move || {
+            let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
+            partials(&batches, ncols)
+        })
+        .await
+        .map_err(status)?;
+        Ok(Response::new(SummaryPartial { partials_json: serde_json::to_string(&parts).map_err(|e| Status::internal(e.to_string()))? }))
+    }
+
+    async fn delete_frame(&self, request: Request<FrameRef>) -> Result<Response<FrameAck>, Status> {
+        let id = request.into_inner().frame_id;
+        let freed = self.state.store.delete(&id);
+        self.state.frames.remove(&id);
+        tracing::info!(frame = %id, freed, "frame deleted");
+        Ok(Response::new(FrameAck {}))
+    }
+
+    async fn get_rows(&self, request: Request<RowsRequest>) -> Result<Response<RowsReply>, Status> {
+        let req = request.into_inner();
+        let chunk = self.state.store.chunks(&req.frame_id).into_iter().find(|(i, _)| *i == req.chunk).map(|(_, c)| c);
+        let chunk = chunk.ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on this node", req.chunk, req.frame_id)))?;
+        let rows = rows_as_text(&chunk.batches, req.start, req.count.min(10_000)).map_err(status)?;
+        Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
+    }
+}

@@ -1,0 +1,191 @@
+//! Frames on an in-process cloud of two workers on 127.0.0.1, checked against values
+//! computed independently from the CSV text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use eddy_common::{ClusterSecret, NodeAddr};
+use eddy_frame::meta::JobStatus;
+use eddy_frame::storage::StorageOptions;
+use eddy_frame::{FrameCloud, ImportRequest};
+use eddy_node::bind::bind;
+use eddy_node::{NodeHandle, NodeOptions, Role};
+
+struct Cloud {
+    nodes: Vec<NodeHandle>,
+    frames: Vec<FrameCloud>,
+}
+
+async fn cloud(n: usize, budget: u64) -> Cloud {
+    let secret = ClusterSecret::generate().unwrap();
+    let mut bound = Vec::new();
+    for _ in 0..n {
+        bound.push(bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, false).await.unwrap());
+    }
+    let peers: Vec<NodeAddr> = bound.iter().map(|l| l.addr).collect();
+    let (mut nodes, mut frames) = (Vec::new(), Vec::new());
+    for l in bound {
+        let mut slot = None;
+        let node = NodeHandle::start_with(l.addr, Some(l.rest), Some(l.grpc), NodeOptions::for_test(Role::Worker, secret.clone()), |h| {
+            let f = FrameCloud::new(h, budget, StorageOptions::default());
+            let ext = f.extensions();
+            slot = Some(f);
+            ext
+        });
+        node.add_peers(&peers);
+        nodes.push(node);
+        frames.push(slot.unwrap());
+    }
+    for n in &nodes {
+        n.wait_formed(Duration::from_secs(20)).await.unwrap();
+        // Stats with the memory budget arrive with the first heartbeats.
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Cloud { nodes, frames }
+}
+
+async fn run(frames: &FrameCloud, request: ImportRequest) -> eddy_frame::meta::JobState {
+    let key = frames.start_import(request);
+    for _ in 0..600 {
+        let job = frames.job(&key).unwrap();
+        if job.status != JobStatus::Running {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("import did not finish");
+}
+
+/// A CSV with an integer, a float with gaps, and a category, plus its expected statistics
+/// computed by a plain fold over the generated values.
+fn dataset(rows: usize) -> (String, Vec<i64>, Vec<Option<f64>>, Vec<&'static str>) {
+    let mut text = String::from("id,x,cat\n");
+    let (mut ids, mut xs, mut cats) = (Vec::new(), Vec::new(), Vec::new());
+    let levels = ["red", "green", "blue"];
+    for i in 0..rows {
+        let id = (i as i64 * 7919) % 1000 - 500;
+        let x = if i % 13 == 0 { None } else { Some((i as f64) * 0.25 - 100.0) };
+        let cat = levels[(i * 7 + i / 5) % 3];
+        text.push_str(&format!("{id},{},{cat}\n", x.map(|v| v.to_string()).unwrap_or_default()));
+        ids.push(id);
+        xs.push(x);
+        cats.push(cat);
+    }
+    (text, ids, xs, cats)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_spreads_chunks_and_summary_matches_an_independent_fold() {
+    let c = cloud(2, 1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, ids, xs, cats) = dataset(20_000);
+    let path = dir.path().join("data.csv");
+    std::fs::write(&path, &text).unwrap();
+    let job =
+        run(&c.frames[0], ImportRequest { path: path.display().to_string(), split_bytes: Some(16 << 10), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert!(job.bytes_read >= text.len() as u64);
+    let id = job.dest.unwrap();
+    // Every node knows the frame; both hold chunks.
+    let info = c.frames[1].frame(&id).unwrap();
+    assert_eq!(info.rows, 20_000);
+    assert_eq!(info.nodes().len(), 2);
+    assert!(info.chunks.len() > 2);
+
+    let summary = c.frames[1].summary(&id).await.unwrap();
+    let s_id = &summary[0];
+    let n = ids.len() as f64;
+    let mean = ids.iter().sum::<i64>() as f64 / n;
+    let sd = (ids.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert_eq!(s_id.column_type, "int");
+    assert_eq!(s_id.count, 20_000);
+    assert_eq!(s_id.min, Some(*ids.iter().min().unwrap() as f64));
+    assert_eq!(s_id.max, Some(*ids.iter().max().unwrap() as f64));
+    assert!((s_id.mean.unwrap() - mean).abs() < 1e-9);
+    assert!((s_id.sd.unwrap() - sd).abs() < 1e-6);
+    assert_eq!(s_id.zeros, ids.iter().filter(|v| **v == 0).count() as u64);
+
+    let s_x = &summary[1];
+    let present: Vec<f64> = xs.iter().flatten().copied().collect();
+    assert_eq!(s_x.missing, (xs.len() - present.len()) as u64);
+    assert!((s_x.mean.unwrap() - present.iter().sum::<f64>() / present.len() as f64).abs() < 1e-9);
+
+    let s_c = &summary[2];
+    assert_eq!(s_c.column_type, "enum");
+    assert_eq!(s_c.cardinality, Some(3));
+    let reds = cats.iter().filter(|c| **c == "red").count() as u64;
+    assert!(s_c.top_levels.contains(&("red".to_string(), reds)), "{:?}", s_c.top_levels);
+
+    // Rows come back in file order across chunks and nodes.
+    let rows = c.frames[0].rows(&id, 4_999, 3).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for (k, row) in rows.iter().enumerate() {
+        assert_eq!(row[0].as_deref(), Some(ids[4_999 + k].to_string().as_str()));
+    }
+
+    // Delete frees the memory on every node.
+    c.frames[0].delete(&id).await.unwrap();
+    assert!(c.frames[1].frame(&id).is_err());
+    assert!(c.frames.iter().all(|f| f.frames().is_empty()));
+    assert!(c.nodes.iter().all(|n| n.view().locked.is_some()), "import is work: the cloud locks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_counted_and_strict_fails_without_leaving_a_frame() {
+    let c = cloud(2, 1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..500 {
+        text.push_str(&format!("{i},{}.5\n", i * 2));
+    }
+    text.push_str("oops,1.0\n7\n");
+    std::fs::write(&path, &text).unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: path.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(job.parse_report.bad_rows, 1, "{job:?}");
+    assert_eq!(job.parse_report.bad_cells, 1);
+    let offset = text.find("oops").unwrap() as u64;
+    assert!(job.parse_report.examples.iter().any(|e| e.offset == offset && e.column.as_deref() == Some("a")), "{:?}", job.parse_report);
+    let info = c.frames[0].frame(job.dest.as_ref().unwrap()).unwrap();
+    assert_eq!(info.rows, 502);
+
+    let strict = run(
+        &c.frames[0],
+        ImportRequest {
+            path: path.display().to_string(),
+            strict: true,
+            destination_frame: Some("strict.hex".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(strict.status, JobStatus::Failed);
+    assert!(strict.error.unwrap().contains("bad.csv"));
+    assert!(c.frames.iter().all(|f| f.frame("strict.hex").is_err()), "nothing half-registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_files_empty_files_and_memory_limits_give_clear_answers() {
+    let c = cloud(2, 1 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = run(&c.frames[0], ImportRequest { path: dir.path().join("nope.csv").display().to_string(), ..Default::default() }).await;
+    assert_eq!(missing.status, JobStatus::Failed);
+    assert!(missing.error.unwrap().contains("nope.csv"));
+
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "a,b\n").unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: empty.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(c.frames[0].frame(job.dest.as_ref().unwrap()).unwrap().rows, 0);
+
+    let big = dir.path().join("big.csv");
+    let (text, ..) = dataset(200_000);
+    std::fs::write(&big, text).unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: big.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let err = job.error.unwrap();
+    assert!(err.contains("out of memory budget") && err.contains("--memory"), "{err}");
+    assert!(c.frames.iter().all(|f| f.frames().len() == 1), "only the empty frame remains");
+}
