@@ -82,6 +82,8 @@ pub fn normalize(text: &str) -> FrameResult<url::Url> {
         tracing::info!(path = t, resolved = %cwd.join(&path).display(), "relative path resolved on this node");
         cwd.join(path)
     };
+    // `..` is not allowed inside object-store paths: resolve it (and links) when the file exists.
+    let absolute = absolute.canonicalize().unwrap_or(absolute);
     url::Url::from_file_path(&absolute).map_err(|_| FrameError::InvalidUrl { url: text.into(), reason: "not a valid local path".into() })
 }
 
