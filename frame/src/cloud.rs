@@ -48,11 +48,11 @@ pub struct ImportRequest {
     pub split_bytes: Option<u64>,
 }
 
-struct Inner {
-    node: NodeHandle,
-    state: Arc<FrameState>,
+pub(crate) struct Inner {
+    pub(crate) node: NodeHandle,
+    pub(crate) state: Arc<FrameState>,
     jobs: Jobs,
-    storage: StorageOptions,
+    pub(crate) storage: StorageOptions,
     stamp: AuthStamp,
     clients: Mutex<HashMap<NodeAddr, Client>>,
 }
@@ -60,7 +60,7 @@ struct Inner {
 /// Frames on this node: the worker-side service and the coordinator.
 #[derive(Clone)]
 pub struct FrameCloud {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for FrameCloud {
@@ -114,7 +114,7 @@ impl FrameCloud {
         Extensions { grpc: Some(grpc), rest: Some(crate::rest::router(self.clone())) }
     }
 
-    fn client(&self, node: NodeAddr) -> FrameResult<Client> {
+    pub(crate) fn client(&self, node: NodeAddr) -> FrameResult<Client> {
         let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&node) {
             return Ok(c.clone());
@@ -129,12 +129,12 @@ impl FrameCloud {
         Ok(client)
     }
 
-    fn workers(&self) -> FrameResult<Vec<NodeAddr>> {
+    pub(crate) fn workers(&self) -> FrameResult<Vec<NodeAddr>> {
         let view = self.inner.node.require_healthy().map_err(|e| FrameError::Cloud(e.to_string()))?;
         Ok(view.members.iter().map(|m| m.addr).collect())
     }
 
-    fn remote(node: NodeAddr, s: tonic::Status) -> FrameError {
+    pub(crate) fn remote(node: NodeAddr, s: tonic::Status) -> FrameError {
         FrameError::Cloud(format!("worker {node}: {}", s.message()))
     }
 
@@ -322,7 +322,7 @@ impl FrameCloud {
         Ok((chunks, report))
     }
 
-    async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
+    pub(crate) async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
         let meta_json = serde_json::to_string(info).map_err(|e| FrameError::Internal(e.to_string()))?;
         self.inner.state.frames.put(info.clone());
         for node in self.workers()? {

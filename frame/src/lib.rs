@@ -4,8 +4,11 @@
 //! ([`FrameCloud`], [`service`], [`rest`]).
 
 mod cloud;
+pub mod codec;
 mod error;
+pub mod groupby;
 pub mod meta;
+mod ops;
 pub mod parse;
 pub mod rest;
 pub mod service;
@@ -17,3 +20,4 @@ pub mod summary;
 
 pub use cloud::{FrameCloud, ImportRequest};
 pub use error::{FrameError, FrameResult};
+pub use ops::{ExportRequest, ExportResult};

@@ -21,6 +21,8 @@ pub fn router(cloud: FrameCloud) -> Router {
         .route("/3/Frames", get(frames))
         .route("/3/Frames/{id}", get(frame).delete(delete_frame))
         .route("/3/Frames/{id}/summary", get(summary))
+        .route("/3/Frames/{id}/groupby", post(group_by))
+        .route("/3/Frames/{id}/export", post(export))
         .with_state(cloud)
 }
 
@@ -116,6 +118,24 @@ async fn summary(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Res
 async fn delete_frame(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {
     match cloud.delete(&id).await {
         Ok(()) => Json(json!({ "deleted": id })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn group_by(
+    State(cloud): State<FrameCloud>,
+    Path(id): Path<String>,
+    Json(request): Json<crate::groupby::GroupByRequest>,
+) -> Response {
+    match cloud.group_by(&id, &request).await {
+        Ok(info) => Json(json!({ "frame": info })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn export(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(request): Json<crate::ExportRequest>) -> Response {
+    match cloud.export(&id, &request).await {
+        Ok(result) => Json(json!({ "frame_id": id, "export": result })).into_response(),
         Err(e) => error(e),
     }
 }

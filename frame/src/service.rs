@@ -7,7 +7,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
-use eddy_proto::v1::{FrameAck, FrameMeta, FrameRef, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial};
+use eddy_proto::v1::{
+    ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask, ParseSplitsRequest,
+    RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial,
+};
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -154,6 +157,23 @@ fn rows_as_text(batches: &[RecordBatch], start: u64, count: u64) -> FrameResult<
 
 use arrow::array::Array;
 
+impl FrameServer {
+    fn frame(&self, id: &str) -> Result<FrameInfo, Status> {
+        self.state.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound(id.into())))
+    }
+
+    fn chunk(&self, frame: &str, index: u32) -> Result<Arc<Chunk>, Status> {
+        let found = self.state.store.chunks(frame).into_iter().find(|(i, _)| *i == index).map(|(_, c)| c);
+        found.ok_or_else(|| Status::not_found(format!("chunk {index} of {frame} is not on this node")))
+    }
+}
+
+fn schema_of(info: &FrameInfo) -> arrow::datatypes::SchemaRef {
+    let fields: Vec<arrow::datatypes::Field> =
+        info.columns.iter().map(|c| arrow::datatypes::Field::new(&c.name, c.column_type.arrow_type(), true)).collect();
+    Arc::new(arrow::datatypes::Schema::new(fields))
+}
+
 #[tonic::async_trait]
 impl FrameService for FrameServer {
     type ParseSplitsStream = SplitStream;
@@ -208,5 +228,60 @@ impl FrameService for FrameServer {
         let chunk = chunk.ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on this node", req.chunk, req.frame_id)))?;
         let rows = rows_as_text(&chunk.batches, req.start, req.count.min(10_000)).map_err(status)?;
         Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
+    }
+
+    async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupByPartial>, Status> {
+        let task = request.into_inner();
+        let info = self.frame(&task.frame_id)?;
+        let req: crate::groupby::GroupByRequest = from_json("group-by request", &task.request_json)?;
+        let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
+        let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
+        let aggs = crate::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
+        let chunks = self.state.store.chunks(&task.frame_id);
+        let groups = run_cpu(move || {
+            let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
+            crate::groupby::fold(&batches, &by, &aggs)
+        })
+        .await
+        .map_err(status)?
+        .map_err(status)?;
+        let wire: Vec<_> = groups.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
+        Ok(Response::new(GroupByPartial { groups_json: serde_json::to_string(&wire).map_err(|e| Status::internal(e.to_string()))? }))
+    }
+
+    async fn put_chunk(&self, request: Request<ChunkData>) -> Result<Response<FrameAck>, Status> {
+        let data = request.into_inner();
+        let batches = crate::codec::from_ipc(&data.arrow_ipc).map_err(status)?;
+        let chunk = Chunk::new(batches);
+        let reservation = self.state.store.reserve(chunk.bytes, &format!("chunk {} of {}", data.chunk, data.frame_id)).map_err(status)?;
+        self.state.store.insert(&data.frame_id, data.chunk, chunk, reservation);
+        Ok(Response::new(FrameAck {}))
+    }
+
+    async fn get_chunk(&self, request: Request<ChunkRef>) -> Result<Response<ChunkData>, Status> {
+        let r = request.into_inner();
+        let info = self.frame(&r.frame_id)?;
+        let chunk = self.chunk(&r.frame_id, r.chunk)?;
+        let schema = schema_of(&info);
+        let bytes = run_cpu(move || crate::codec::to_ipc(&schema, &chunk.batches)).await.map_err(status)?.map_err(status)?;
+        Ok(Response::new(ChunkData { frame_id: r.frame_id, chunk: r.chunk, arrow_ipc: bytes }))
+    }
+
+    async fn export_chunks(&self, request: Request<ExportTask>) -> Result<Response<ExportedFiles>, Status> {
+        let task = request.into_inner();
+        let info = self.frame(&task.frame_id)?;
+        let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
+        let storage: StorageOptions = from_json("storage options", &task.storage_json)?;
+        let schema = schema_of(&info);
+        let mut out = ExportedFiles::default();
+        for (index, chunk) in self.state.store.chunks(&task.frame_id) {
+            let schema = schema.clone();
+            let bytes = run_cpu(move || crate::codec::encode(format, &schema, &chunk.batches)).await.map_err(status)?.map_err(status)?;
+            let url = format!("{}/part-{index:05}.{}", task.directory.trim_end_matches('/'), format.extension());
+            out.bytes += bytes.len() as u64;
+            crate::storage::write(&url, bytes::Bytes::from(bytes), &storage).await.map_err(status)?;
+            out.urls.push(url);
+        }
+        Ok(Response::new(out))
     }
 }

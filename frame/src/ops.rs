@@ -1,0 +1,137 @@
+//! Frame operations the coordinator runs over the workers: group-by (a map-reduce whose
+//! result becomes a new frame) and export (every worker writes its own chunks; or one file
+//! assembled by the caller on request).
+
+use serde::{Deserialize, Serialize};
+
+use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
+
+use crate::cloud::FrameCloud;
+use crate::codec::{encode, from_ipc, to_ipc, ExportFormat};
+use crate::groupby::{indices, merge, result_batch, AggState, GroupByRequest, Groups};
+use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, ParseReport};
+use crate::setup::ColumnType;
+use crate::{FrameError, FrameResult};
+
+/// `POST /3/Frames/{id}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// Destination URL: a directory (one file per chunk) or, with `single_file`, a file.
+    pub path: String,
+    /// csv or parquet.
+    pub format: ExportFormat,
+    /// Write one file, assembled on the node that received the request.
+    #[serde(default)]
+    pub single_file: bool,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportResult {
+    /// Files written.
+    pub files: Vec<String>,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+type WireGroups = Vec<(Vec<Option<String>>, u64, Vec<AggState>)>;
+
+impl FrameCloud {
+    /// Groups a frame and stores the result as a new frame (on the first worker).
+    pub async fn group_by(&self, id: &str, request: &GroupByRequest) -> FrameResult<FrameInfo> {
+        let info = self.frame(id)?;
+        let workers = self.workers()?;
+        self.inner.node.lock("first work: group-by");
+        let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
+        if request.by.is_empty() {
+            return Err(FrameError::InvalidArgument { what: "by", reason: "name at least one column to group by".into() });
+        }
+        indices(&names, &request.by)?;
+        indices(&names, &request.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>())?;
+        let request_json = serde_json::to_string(request).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let calls = info.nodes().into_iter().map(|node| {
+            let task = GroupByTask { frame_id: id.to_string(), request_json: request_json.clone() };
+            async move {
+                let mut client = self.client(node)?;
+                let reply = client.group_by(task).await.map_err(|s| Self::remote(node, s))?;
+                let wire: WireGroups =
+                    serde_json::from_str(&reply.into_inner().groups_json).map_err(|e| FrameError::Internal(e.to_string()))?;
+                Ok::<Groups, FrameError>(wire.into_iter().map(|(k, n, s)| (k, (n, s))).collect())
+            }
+        });
+        let groups = futures::future::try_join_all(calls).await?.into_iter().fold(Groups::new(), merge);
+        let batch = result_batch(&groups, request)?;
+        let dest = request
+            .destination_frame
+            .clone()
+            .unwrap_or_else(|| self.inner.state.frames.fresh_id(&format!("{}_by_{}", id.trim_end_matches(".hex"), request.by.join("_"))));
+        let home = workers[0];
+        let ipc = to_ipc(&batch.schema(), std::slice::from_ref(&batch))?;
+        let bytes = batch.get_array_memory_size() as u64;
+        let mut client = self.client(home)?;
+        client.put_chunk(ChunkData { frame_id: dest.clone(), chunk: 0, arrow_ipc: ipc }).await.map_err(|s| Self::remote(home, s))?;
+        let mut columns: Vec<ColumnInfo> =
+            request.by.iter().map(|b| ColumnInfo { name: b.clone(), column_type: ColumnType::String }).collect();
+        columns.push(ColumnInfo { name: "nrow".into(), column_type: ColumnType::Int });
+        for f in batch.schema().fields().iter().skip(columns.len()) {
+            columns.push(ColumnInfo { name: f.name().clone(), column_type: ColumnType::Real });
+        }
+        let result = FrameInfo {
+            frame_id: dest,
+            sources: vec![format!("group-by of {id}")],
+            columns,
+            chunks: vec![ChunkInfo { index: 0, node: home, rows: batch.num_rows() as u64, bytes }],
+            rows: batch.num_rows() as u64,
+            bytes_in_memory: bytes,
+            source_bytes: 0,
+            parse_report: ParseReport::default(),
+        };
+        self.broadcast_meta(&result).await?;
+        Ok(result)
+    }
+
+    /// Writes a frame to any supported URL.
+    pub async fn export(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {
+        let info = self.frame(id)?;
+        self.workers()?;
+        self.inner.node.lock("first work: export");
+        let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let target = crate::storage::normalize(&request.path)?.to_string();
+        if request.single_file {
+            let mut batches = Vec::new();
+            for c in &info.chunks {
+                let mut client = self.client(c.node)?;
+                let data = client.get_chunk(ChunkRef { frame_id: id.into(), chunk: c.index }).await.map_err(|s| Self::remote(c.node, s))?;
+                batches.extend(from_ipc(&data.into_inner().arrow_ipc)?);
+            }
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
+                info.columns.iter().map(|c| arrow::datatypes::Field::new(&c.name, c.column_type.arrow_type(), true)).collect::<Vec<_>>(),
+            ));
+            let format = request.format;
+            let bytes = crate::service::run_cpu(move || encode(format, &schema, &batches)).await??;
+            let n = bytes.len() as u64;
+            crate::storage::write(&target, bytes::Bytes::from(bytes), &self.inner.storage).await?;
+            return Ok(ExportResult { files: vec![target], bytes: n });
+        }
+        let calls = info.nodes().into_iter().map(|node| {
+            let task = ExportTask {
+                frame_id: id.into(),
+                directory: target.clone(),
+                format: request.format.extension().into(),
+                storage_json: storage_json.clone(),
+            };
+            async move {
+                let mut client = self.client(node)?;
+                let reply = client.export_chunks(task).await.map_err(|s| Self::remote(node, s))?;
+                Ok::<_, FrameError>(reply.into_inner())
+            }
+        });
+        let mut result = ExportResult { files: Vec::new(), bytes: 0 };
+        for r in futures::future::try_join_all(calls).await? {
+            result.files.extend(r.urls);
+            result.bytes += r.bytes;
+        }
+        result.files.sort();
+        Ok(result)
+    }
+}
