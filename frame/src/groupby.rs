@@ -171,7 +171,7 @@ pub fn result_batch(groups: &Groups, request: &GroupByRequest) -> FrameResult<Re
         let values: Vec<Option<f64>> = groups
             .values()
             .map(|(_, s)| {
-                let Some(s) = s.get(j).copied() else { return None };
+                let s = s.get(j).copied()?;
                 match agg.op {
                     AggOp::Count => Some(s.count as f64),
                     AggOp::Sum => (s.count > 0).then_some(s.sum),
