@@ -100,7 +100,7 @@ mod tests {
         let schema = b.schema();
         let back = from_ipc(&to_ipc(&schema, std::slice::from_ref(&b)).unwrap()).unwrap();
         assert_eq!(back, vec![b.clone()]);
-        let csv = String::from_utf8(encode(ExportFormat::Csv, &schema, &[b.clone()]).unwrap()).unwrap();
+        let csv = String::from_utf8(encode(ExportFormat::Csv, &schema, std::slice::from_ref(&b)).unwrap()).unwrap();
         assert_eq!(csv, "a,s\n1,x\n2,\n");
         let pq = encode(ExportFormat::Parquet, &schema, &[b]).unwrap();
         assert_eq!(&pq[..4], b"PAR1");
