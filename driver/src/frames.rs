@@ -139,7 +139,9 @@ pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> Drive
         info.bytes_in_memory as f64 / (info.source_bytes.max(1)) as f64,
         info.nodes().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
+    let started = Instant::now();
     let summary = frames.summary(&dest).await.map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    println!("Summary computed in {:.3} s", started.elapsed().as_secs_f64());
     print_summary(&dest, info.rows, &summary);
     Ok(())
 }
