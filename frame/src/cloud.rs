@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::columnar::{ipc_layout, parquet_layout, InputFormat};
 use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, FrameRegistry, Job, JobState, JobStatus, Jobs, ParseReport};
 use crate::service::{FrameServer, FrameState};
-use crate::setup::{guess, ParseSetup, SetupOverrides};
+use crate::setup::{guess, ColumnType, ParseSetup, SetupOverrides};
 use crate::split::{assign, plan, Split, DEFAULT_SPLIT_BYTES};
 use crate::storage::{list, read_range, FileEntry, StorageOptions};
 use crate::store::ChunkStore;
@@ -46,6 +47,19 @@ pub struct ImportRequest {
     /// Split size in bytes [default: 64 MiB].
     #[serde(default)]
     pub split_bytes: Option<u64>,
+    /// csv, parquet or arrow [default: detected from the first bytes and the name].
+    #[serde(default)]
+    pub format: Option<InputFormat>,
+}
+
+/// What an import will read, planned on the coordinating node.
+struct Plan {
+    files: Vec<FileEntry>,
+    setup: ParseSetup,
+    format: InputFormat,
+    splits: Vec<Split>,
+    /// Estimated bytes in memory.
+    estimate: u64,
 }
 
 pub(crate) struct Inner {
@@ -138,20 +152,70 @@ impl FrameCloud {
         FrameError::Cloud(format!("worker {node}: {}", s.message()))
     }
 
-    /// Guesses the parse setup of the first file `path` names, with `overrides` applied.
+    /// Guesses the parse setup of the first file `path` names, with `overrides` applied
+    /// (for Parquet and Arrow files: their own schema).
     pub async fn parse_setup(&self, path: &str, overrides: &SetupOverrides) -> FrameResult<(Vec<FileEntry>, ParseSetup)> {
-        let files = list(path, &self.inner.storage).await?;
-        let first = &files[0];
-        if compressed(&first.url) {
-            return Err(FrameError::InvalidArgument {
-                what: "path",
-                reason: format!("{} is compressed; this build reads uncompressed CSV only", first.url),
-            });
+        let plan = self.plan(&ImportRequest { path: path.into(), parse_setup: overrides.clone(), ..Default::default() }, 1).await?;
+        Ok((plan.files, plan.setup))
+    }
+
+    async fn plan(&self, request: &ImportRequest, workers: usize) -> FrameResult<Plan> {
+        let files = list(&request.path, &self.inner.storage).await?;
+        let head = read_range(&files[0].url, 0..files[0].size.min(8), &self.inner.storage).await?;
+        let format = request.format.unwrap_or_else(|| InputFormat::detect(&files[0].url, &head));
+        let total: u64 = files.iter().map(|f| f.size).sum();
+        if format == InputFormat::Csv {
+            if let Some(f) = files.iter().find(|f| compressed(&f.url)) {
+                return Err(FrameError::InvalidArgument {
+                    what: "path",
+                    reason: format!("{} is compressed; this build reads uncompressed CSV only", f.url),
+                });
+            }
+            let first = &files[0];
+            let take = first.size.min(SAMPLE_BYTES);
+            let sample = read_range(&first.url, 0..take, &self.inner.storage).await?;
+            let setup = guess(&sample, take == first.size, &first.url)?.apply(&request.parse_setup)?;
+            let splittable_sample = !has_quoted_newline(&sample);
+            // Small inputs still reach every worker: about two splits each, 256 KiB at least.
+            let split_bytes =
+                request.split_bytes.unwrap_or_else(|| (total / (2 * workers as u64).max(1)).clamp(256 << 10, DEFAULT_SPLIT_BYTES));
+            let splits = plan(&files, split_bytes, setup.header, |_| splittable_sample);
+            return Ok(Plan { files, setup, format, splits, estimate: total + total / 5 });
         }
-        let take = first.size.min(SAMPLE_BYTES);
-        let sample = read_range(&first.url, 0..take, &self.inner.storage).await?;
-        let setup = guess(&sample, take == first.size, &first.url)?.apply(overrides)?;
-        Ok((files, setup))
+        let mut columns_opt: Option<Vec<(String, ColumnType)>> = None;
+        let mut splits = Vec::new();
+        let mut estimate = 0;
+        for f in &files {
+            let (columns, groups) = match format {
+                InputFormat::Parquet => parquet_layout(&f.url, f.size, &self.inner.storage).await?,
+                _ => (ipc_layout(&f.url, f.size, &self.inner.storage).await?, vec![f.size]),
+            };
+            match &columns_opt {
+                Some(first) if *first != columns => {
+                    return Err(FrameError::Parse {
+                        url: f.url.clone(),
+                        reason: format!("its columns differ from those of {}; every file must have the same columns", files[0].url),
+                    })
+                }
+                _ => columns_opt = Some(columns),
+            }
+            for (i, bytes) in groups.iter().enumerate() {
+                let (start, end) = if format == InputFormat::Parquet { (i as u64, i as u64 + 1) } else { (0, f.size) };
+                splits.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk: splits.len() as u32, skip_header: false });
+                estimate += bytes + bytes / 5;
+            }
+        }
+        let columns = columns_opt.unwrap_or_default();
+        let setup = ParseSetup {
+            separator: ',',
+            header: false,
+            column_names: columns.iter().map(|c| c.0.clone()).collect(),
+            column_types: columns.iter().map(|c| c.1).collect(),
+            na_strings: Vec::new(),
+            skipped_columns: Vec::new(),
+        }
+        .apply(&SetupOverrides { skipped_columns: request.parse_setup.skipped_columns.clone(), ..Default::default() })?;
+        Ok(Plan { files, setup, format, splits, estimate })
     }
 
     /// Starts an import job; returns its id at once.
@@ -184,27 +248,15 @@ impl FrameCloud {
     pub async fn import(&self, request: &ImportRequest, job: &Job) -> FrameResult<FrameInfo> {
         let workers = self.workers()?;
         self.inner.node.lock("first work: import");
-        let (files, setup) = self.parse_setup(&request.path, &request.parse_setup).await?;
-        let sample = read_range(&files[0].url, 0..files[0].size.min(SAMPLE_BYTES), &self.inner.storage).await?;
-        let splittable_sample = !has_quoted_newline(&sample);
-        if let Some(f) = files.iter().find(|f| compressed(&f.url)) {
-            return Err(FrameError::InvalidArgument {
-                what: "path",
-                reason: format!("{} is compressed; this build reads uncompressed CSV only", f.url),
-            });
-        }
+        let Plan { files, setup, format, splits, estimate } = self.plan(request, workers.len()).await?;
         let total: u64 = files.iter().map(|f| f.size).sum();
-        // Small inputs still reach every worker: about two splits each, 256 KiB at least.
-        let split_bytes =
-            request.split_bytes.unwrap_or_else(|| (total / (2 * workers.len() as u64).max(1)).clamp(256 << 10, DEFAULT_SPLIT_BYTES));
-        let splits = plan(&files, split_bytes, setup.header, |f| splittable_sample && !compressed(&f.url));
-        self.check_memory(total)?;
+        self.check_memory(estimate)?;
         let stem = files[0].url.rsplit('/').next().unwrap_or("frame").split('.').next().unwrap_or("frame").to_string();
         let frame_id = request.destination_frame.clone().unwrap_or_else(|| self.inner.state.frames.fresh_id(&stem));
         job.update(|s| s.bytes_total = total);
         tracing::info!(frame = %frame_id, files = files.len(), bytes = total, splits = splits.len(), workers = workers.len(), "import started");
 
-        match self.parse_everywhere(&frame_id, &setup, &workers, &splits, request.strict, job).await {
+        match self.parse_everywhere(&frame_id, &setup, format, &workers, &splits, request.strict, job).await {
             Ok((chunks, report)) => {
                 let info = FrameInfo {
                     frame_id: frame_id.clone(),
@@ -234,14 +286,13 @@ impl FrameCloud {
         }
     }
 
-    fn check_memory(&self, source_bytes: u64) -> FrameResult<()> {
+    fn check_memory(&self, needed: u64) -> FrameResult<()> {
         let view = self.inner.node.view();
         let free: u64 = view.members.iter().filter_map(|m| m.stats.as_ref()).map(|s| s.free_mem).sum();
-        let needed = source_bytes + source_bytes / 5;
         if needed > free {
             return Err(FrameError::OutOfMemory {
                 node: "the cloud".into(),
-                what: format!("an import of {source_bytes} bytes (about 1.2x in memory)"),
+                what: "this import (estimated)".into(),
                 needed,
                 available: free,
                 budget: view.members.iter().filter_map(|m| m.stats.as_ref()).map(|s| s.max_mem).sum(),
@@ -250,15 +301,18 @@ impl FrameCloud {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn parse_everywhere(
         &self,
         frame_id: &str,
         setup: &ParseSetup,
+        format: InputFormat,
         workers: &[NodeAddr],
         splits: &[Split],
         strict: bool,
         job: &Job,
     ) -> FrameResult<(Vec<ChunkInfo>, ParseReport)> {
+        let format_name = serde_json::to_value(format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let setup_json = serde_json::to_string(setup).map_err(|e| FrameError::Internal(e.to_string()))?;
         let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
         let total_splits = splits.len().max(1) as f64;
@@ -269,6 +323,7 @@ impl FrameCloud {
                 setup_json: setup_json.clone(),
                 storage_json: storage_json.clone(),
                 strict,
+                format: format_name.clone(),
                 splits: mine
                     .iter()
                     .map(|s| SplitSpec {

@@ -5,6 +5,7 @@
 
 mod cloud;
 pub mod codec;
+pub mod columnar;
 mod error;
 pub mod groupby;
 pub mod meta;

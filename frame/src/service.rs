@@ -14,6 +14,7 @@ use eddy_proto::v1::{
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::columnar::{read_ipc, read_row_group, InputFormat};
 use crate::meta::{FrameInfo, FrameRegistry};
 use crate::parse::parse;
 use crate::setup::ParseSetup;
@@ -86,35 +87,64 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(V
     Ok((buf, buf_start + first as u64, bytes_read))
 }
 
-async fn parse_one(
-    state: Arc<FrameState>,
+async fn parse_one(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
+    match job.format {
+        InputFormat::Csv => parse_csv(state, job, s).await,
+        InputFormat::Parquet | InputFormat::Arrow => read_columnar(state, job, s).await,
+    }
+}
+
+/// What every split of one `ParseSplits` call shares.
+pub(crate) struct SplitJob {
     frame_id: String,
-    setup: Arc<ParseSetup>,
-    storage: Arc<StorageOptions>,
-    s: SplitSpec,
+    setup: ParseSetup,
+    schema: arrow::datatypes::SchemaRef,
+    storage: StorageOptions,
     strict: bool,
-) -> FrameResult<SplitDone> {
+    format: InputFormat,
+}
+
+fn done(s: &SplitSpec, chunk: &Chunk, bytes_read: u64, parsed: Option<&crate::parse::Parsed>) -> SplitDone {
+    SplitDone {
+        chunk: s.chunk,
+        rows: chunk.rows,
+        bytes_read,
+        bytes_in_memory: chunk.bytes,
+        bad_rows: parsed.map_or(0, |p| p.bad_rows),
+        bad_cells: parsed.map_or(0, |p| p.bad_cells),
+        examples_json: parsed.map(|p| serde_json::to_string(&p.examples).unwrap_or_default()).unwrap_or_else(|| "[]".into()),
+    }
+}
+
+async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
     let span = s.end - s.start;
     // Arrow takes about 1.15x the CSV's bytes; reserve more, settle to the truth after.
     let estimate = span + span / 2 + (64 << 10);
-    let what = format!("chunk {} of {frame_id} ({} bytes of {})", s.chunk, span, s.url);
+    let what = format!("chunk {} of {} ({} bytes of {})", s.chunk, job.frame_id, span, s.url);
     let reservation = state.store.reserve(estimate, &what)?;
-    let (data, offset, bytes_read) = read_records(&s, &storage).await?;
+    let (data, offset, bytes_read) = read_records(&s, &job.storage).await?;
     let url = s.url.clone();
-    let parsed = run_cpu(move || parse(&data, offset, &setup, &url, strict)).await??;
-    let examples_json = serde_json::to_string(&parsed.examples).unwrap_or_default();
-    let chunk = Chunk::new(parsed.batches);
-    let done = SplitDone {
-        chunk: s.chunk,
-        rows: parsed.rows,
-        bytes_read,
-        bytes_in_memory: chunk.bytes,
-        bad_rows: parsed.bad_rows,
-        bad_cells: parsed.bad_cells,
-        examples_json,
+    let job2 = job.clone();
+    let mut parsed = run_cpu(move || parse(&data, offset, &job2.setup, &url, job2.strict)).await??;
+    let chunk = Chunk::new(std::mem::take(&mut parsed.batches));
+    let reply = done(&s, &chunk, bytes_read, Some(&parsed));
+    state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
+    Ok(reply)
+}
+
+async fn read_columnar(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
+    // Compressed columnar data grows in memory; reserve generously, settle after.
+    let estimate = if job.format == InputFormat::Parquet { s.file_size * 4 } else { s.file_size + s.file_size / 5 } + (64 << 10);
+    let what = format!("chunk {} of {} ({})", s.chunk, job.frame_id, s.url);
+    let reservation = state.store.reserve(estimate, &what)?;
+    let batches = match job.format {
+        InputFormat::Parquet => read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema).await?,
+        _ => read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?,
     };
-    state.store.insert(&frame_id, s.chunk, chunk, reservation);
-    Ok(done)
+    let chunk = Chunk::new(batches);
+    let reply = done(&s, &chunk, if job.format == InputFormat::Parquet { 0 } else { s.file_size }, None);
+    state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
+    Ok(reply)
 }
 
 /// The tonic implementation of `FrameService`.
@@ -180,15 +210,22 @@ impl FrameService for FrameServer {
 
     async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
         let req = request.into_inner();
-        let setup: Arc<ParseSetup> = Arc::new(from_json("parse setup", &req.setup_json)?);
-        let storage: Arc<StorageOptions> = Arc::new(from_json("storage options", &req.storage_json)?);
+        let setup: ParseSetup = from_json("parse setup", &req.setup_json)?;
+        let storage: StorageOptions = from_json("storage options", &req.storage_json)?;
+        let format: InputFormat = if req.format.is_empty() { InputFormat::Csv } else { from_json("format", &format!("{:?}", req.format))? };
+        let job = Arc::new(SplitJob {
+            frame_id: req.frame_id.clone(),
+            schema: Arc::new(setup.schema()),
+            setup,
+            storage,
+            strict: req.strict,
+            format,
+        });
         let state = self.state.clone();
-        let frame_id = req.frame_id.clone();
-        let strict = req.strict;
         // Enough splits in flight to keep every core parsing while the next ones are read.
         let in_flight = rayon::current_num_threads().max(1) + 1;
         let stream = futures::stream::iter(req.splits)
-            .map(move |s| parse_one(state.clone(), frame_id.clone(), setup.clone(), storage.clone(), s, strict))
+            .map(move |s| parse_one(state.clone(), job.clone(), s))
             .buffer_unordered(in_flight)
             .map(|r| r.map_err(status));
         Ok(Response::new(Box::pin(stream)))

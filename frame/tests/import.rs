@@ -259,3 +259,65 @@ async fn group_by_matches_an_independent_fold_and_export_reads_back() {
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 9_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail_cleanly() {
+    use eddy_frame::codec::ExportFormat;
+    use eddy_frame::ExportRequest;
+
+    let c = cloud(2, 1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, ids, ..) = dataset(6_000);
+    let csv = dir.path().join("src.csv");
+    std::fs::write(&csv, &text).unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: csv.display().to_string(), split_bytes: Some(16 << 10), ..Default::default() }).await;
+    let id = job.dest.unwrap();
+    let original = c.frames[0].summary(&id).await.unwrap();
+
+    // Parquet: a directory of parts (several row groups in all) read back by row group.
+    let pq_dir = dir.path().join("pq");
+    c.frames[0]
+        .export(&id, &ExportRequest { path: pq_dir.display().to_string(), format: ExportFormat::Parquet, single_file: false })
+        .await
+        .unwrap();
+    let job = run(&c.frames[1], ImportRequest { path: pq_dir.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let back = c.frames[1].frame(job.dest.as_ref().unwrap()).unwrap();
+    assert_eq!(back.rows, ids.len() as u64);
+    assert!(back.chunks.len() > 1, "one chunk per row group");
+    let summary = c.frames[1].summary(&back.frame_id).await.unwrap();
+    for (a, b) in original.iter().zip(&summary) {
+        assert_eq!((a.count, a.missing, a.min, a.max), (b.count, b.missing, b.min, b.max), "{}", a.label);
+        assert_eq!(a.cardinality, b.cardinality, "{}", a.label);
+    }
+
+    // Arrow IPC file written by arrow itself.
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        "v",
+        arrow::datatypes::DataType::Int32,
+        true,
+    )]));
+    let batch = arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        vec![std::sync::Arc::new(arrow::array::Int32Array::from((0..1000).collect::<Vec<i32>>()))],
+    )
+    .unwrap();
+    let ipc_path = dir.path().join("v.arrow");
+    let mut w = arrow::ipc::writer::FileWriter::try_new(std::fs::File::create(&ipc_path).unwrap(), &schema).unwrap();
+    w.write(&batch).unwrap();
+    w.finish().unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: ipc_path.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let s = c.frames[0].summary(job.dest.as_ref().unwrap()).await.unwrap();
+    assert_eq!((s[0].column_type.as_str(), s[0].count, s[0].max), ("int", 1000, Some(999.0)));
+
+    // A truncated Parquet file fails the job with its name; nothing is left behind.
+    let bad = dir.path().join("broken.parquet");
+    std::fs::write(&bad, b"PAR1 this is not really parquet").unwrap();
+    let frames_before = c.frames[0].frames().len();
+    let job = run(&c.frames[0], ImportRequest { path: bad.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.error.as_ref().unwrap().contains("broken.parquet"), "{job:?}");
+    assert_eq!(c.frames[0].frames().len(), frames_before);
+    assert!(c.nodes.iter().all(|n| n.view().healthy));
+}
