@@ -84,7 +84,7 @@ impl std::fmt::Debug for FrameCloud {
 }
 
 fn compressed(url: &str) -> bool {
-    [".gz", ".zst", ".bz2", ".xz", ".zip", ".snappy", ".lz4"].iter().any(|s| url.ends_with(s))
+    matches!(crate::compression::codec_of(url), Ok(Some(_)) | Err(_))
 }
 
 /// Whether a sample holds a quoted field with a newline in it (then the file is not split).
@@ -165,22 +165,29 @@ impl FrameCloud {
         let format = request.format.unwrap_or_else(|| InputFormat::detect(&files[0].url, &head));
         let total: u64 = files.iter().map(|f| f.size).sum();
         if format == InputFormat::Csv {
-            if let Some(f) = files.iter().find(|f| compressed(&f.url)) {
-                return Err(FrameError::InvalidArgument {
-                    what: "path",
-                    reason: format!("{} is compressed; this build reads uncompressed CSV only", f.url),
-                });
+            for f in &files {
+                crate::compression::codec_of(&f.url)?;
             }
             let first = &files[0];
-            let take = first.size.min(SAMPLE_BYTES);
-            let sample = read_range(&first.url, 0..take, &self.inner.storage).await?;
-            let setup = guess(&sample, take == first.size, &first.url)?.apply(&request.parse_setup)?;
+            let (sample, whole) = match crate::compression::codec_of(&first.url)? {
+                None => {
+                    let take = first.size.min(SAMPLE_BYTES);
+                    (read_range(&first.url, 0..take, &self.inner.storage).await?.to_vec(), take == first.size)
+                }
+                Some(codec) => {
+                    let take = first.size.min(4 * SAMPLE_BYTES);
+                    let head = read_range(&first.url, 0..take, &self.inner.storage).await?;
+                    crate::compression::sample(codec, &head, take == first.size, SAMPLE_BYTES as usize)?
+                }
+            };
+            let setup = guess(&sample, whole, &first.url)?.apply(&request.parse_setup)?;
             let splittable_sample = !has_quoted_newline(&sample);
             // Small inputs still reach every worker: about two splits each, 256 KiB at least.
             let split_bytes =
                 request.split_bytes.unwrap_or_else(|| (total / (2 * workers as u64).max(1)).clamp(256 << 10, DEFAULT_SPLIT_BYTES));
-            let splits = plan(&files, split_bytes, setup.header, |_| splittable_sample);
-            return Ok(Plan { files, setup, format, splits, estimate: total + total / 5 });
+            let splits = plan(&files, split_bytes, setup.header, |f| splittable_sample && !compressed(&f.url));
+            let estimate = files.iter().map(|f| if compressed(&f.url) { f.size * 6 } else { f.size + f.size / 5 }).sum();
+            return Ok(Plan { files, setup, format, splits, estimate });
         }
         let mut columns_opt: Option<Vec<(String, ColumnType)>> = None;
         let mut splits = Vec::new();

@@ -6,6 +6,7 @@
 mod cloud;
 pub mod codec;
 pub mod columnar;
+pub mod compression;
 mod error;
 pub mod groupby;
 pub mod meta;

@@ -121,8 +121,20 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
     // Arrow takes about 1.15x the CSV's bytes; reserve more, settle to the truth after.
     let estimate = span + span / 2 + (64 << 10);
     let what = format!("chunk {} of {} ({} bytes of {})", s.chunk, job.frame_id, span, s.url);
+    let codec = crate::compression::codec_of(&s.url)?;
+    let estimate = if codec.is_some() { s.file_size * 6 } else { estimate };
     let reservation = state.store.reserve(estimate, &what)?;
-    let (data, offset, bytes_read) = read_records(&s, &job.storage).await?;
+    let (data, offset, bytes_read) = match codec {
+        None => read_records(&s, &job.storage).await?,
+        Some(codec) => {
+            let compressed = read_range(&s.url, 0..s.file_size, &job.storage).await?;
+            let url = s.url.clone();
+            let mut text = run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??;
+            let first = if s.skip_header { memchr::memchr(b'\n', &text).map_or(text.len(), |i| i + 1) } else { 0 };
+            text.drain(..first);
+            (text, first as u64, s.file_size)
+        }
+    };
     let url = s.url.clone();
     let job2 = job.clone();
     let mut parsed = run_cpu(move || parse(&data, offset, &job2.setup, &url, job2.strict)).await??;

@@ -321,3 +321,28 @@ async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail
     assert_eq!(c.frames[0].frames().len(), frames_before);
     assert!(c.nodes.iter().all(|n| n.view().healthy));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_csv_are_read_whole_and_truncated_gzip_fails() {
+    use std::io::Write;
+    let c = cloud(2, 1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (text, ids, ..) = dataset(30_000);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    std::fs::write(dir.path().join("d.csv.gz"), &gz).unwrap();
+    std::fs::write(dir.path().join("d.csv.zst"), zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    for name in ["d.csv.gz", "d.csv.zst"] {
+        let job = run(&c.frames[0], ImportRequest { path: dir.path().join(name).display().to_string(), ..Default::default() }).await;
+        assert_eq!(job.status, JobStatus::Done, "{name}: {job:?}");
+        let s = c.frames[0].summary(job.dest.as_ref().unwrap()).await.unwrap();
+        assert_eq!(s[0].count, ids.len() as u64, "{name}");
+        assert_eq!(s[0].max, Some(*ids.iter().max().unwrap() as f64));
+    }
+    std::fs::write(dir.path().join("cut.csv.gz"), &gz[..gz.len() * 2 / 3]).unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: dir.path().join("cut.csv.gz").display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.error.as_ref().unwrap().contains("cut.csv.gz") && job.error.as_ref().unwrap().contains("decompress"), "{job:?}");
+    assert!(c.nodes.iter().all(|n| n.view().healthy));
+}
