@@ -142,7 +142,7 @@ impl Interrupt {
     fn install() -> Self {
         let (tx, rx) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
-            let why = signal().await;
+            let why = eddy_node::signal::stop_signal().await.verb();
             tx.send_replace(Some(why));
         });
         Self(rx)
@@ -156,29 +156,6 @@ impl Interrupt {
             Some(w) => w,
             None => std::future::pending().await,
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupted",
-                _ = term.recv() => "terminated",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "interrupted"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupted"
     }
 }
 

@@ -11,6 +11,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::summary::{max_of, min_of};
 use crate::{FrameError, FrameResult};
 
 /// An aggregate function.
@@ -71,21 +72,15 @@ impl AggState {
     fn push(&mut self, x: f64) {
         self.count += 1;
         self.sum += x;
-        self.min = Some(self.min.map_or(x, |m| m.min(x)));
-        self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        self.min = min_of(self.min, Some(x));
+        self.max = max_of(self.max, Some(x));
     }
 
     fn merge(&mut self, o: &AggState) {
         self.count += o.count;
         self.sum += o.sum;
-        self.min = match (self.min, o.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, o.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.min = min_of(self.min, o.min);
+        self.max = max_of(self.max, o.max);
     }
 }
 

@@ -45,8 +45,8 @@ impl ColumnPartial {
         let delta = x - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (x - self.mean);
-        self.min = Some(self.min.map_or(x, |m| m.min(x)));
-        self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        self.min = min_of(self.min, Some(x));
+        self.max = max_of(self.max, Some(x));
         if x == 0.0 {
             self.zeros += 1;
         }
@@ -63,19 +63,29 @@ impl ColumnPartial {
         }
         self.count = n;
         self.missing += other.missing;
-        self.min = match (self.min, other.min) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self.max = match (self.max, other.max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.min = min_of(self.min, other.min);
+        self.max = max_of(self.max, other.max);
         self.zeros += other.zeros;
         for (k, v) in other.levels {
             *self.levels.entry(k).or_default() += v;
         }
         self
+    }
+}
+
+/// The smaller of two optional values (`None` = no value yet).
+pub(crate) fn min_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The larger of two optional values.
+pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -121,23 +121,7 @@ async fn fail(node: &NodeHandle, discovery: &dyn EmbeddedConfig, message: String
     stop(node, discovery, StopReason::Fatal(message)).await
 }
 
-/// Resolves on SIGINT or SIGTERM (YARN and Kubernetes stop containers with SIGTERM).
+/// Resolves on SIGINT or SIGTERM, with the text a stop reason carries.
 async fn signal() -> String {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)".to_string(),
-            _ = term.recv() => "terminated (SIGTERM)".to_string(),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupted".to_string()
-    }
+    eddy_node::signal::stop_signal().await.to_string()
 }
