@@ -14,7 +14,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::setup::{split_fields, ParseSetup};
+use crate::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
 use crate::split::pieces;
 use crate::{FrameError, FrameResult};
 
@@ -166,7 +166,13 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
             }
         }
         for (slot, &c) in keep.iter().enumerate() {
-            let v = fields.get(c).filter(|v| !setup.na_strings.iter().any(|na| na == *v)).cloned();
+            // Typed columns also treat the usual NA spellings as missing, even when the sample
+            // did not show them; text columns keep them as text unless the setup lists them.
+            let typed = !matches!(setup.column_types.get(c), Some(ColumnType::Enum | ColumnType::String));
+            let v = fields
+                .get(c)
+                .filter(|v| !setup.na_strings.iter().any(|na| na == *v) && !(typed && DEFAULT_NA.contains(&v.as_str())))
+                .cloned();
             columns[slot].push(v);
         }
         offsets.push(line_offset);

@@ -53,11 +53,12 @@ pub(crate) fn status(e: FrameError) -> Status {
 }
 
 /// Reads the records a split owns; returns them, their file offset and the bytes read.
-async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(Vec<u8>, u64, u64)> {
+async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(bytes::Bytes, u64, u64)> {
     const WINDOW: u64 = 64 << 10;
     let buf_start = s.start.saturating_sub(1);
     let mut buf_end = (s.end + WINDOW).min(s.file_size);
-    let mut buf = read_range(&s.url, buf_start..buf_end, storage).await?.to_vec();
+    // Kept as `Bytes` so the records are sliced out without copying the split.
+    let mut buf = read_range(&s.url, buf_start..buf_end, storage).await?;
     let mut bytes_read = buf.len() as u64;
     // Lines longer than the window: read on until the boundaries are found or the file ends.
     let (first, last) = loop {
@@ -70,7 +71,10 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(V
                 let next = (buf_end + (buf.len() as u64).max(1 << 20)).min(s.file_size);
                 let more = read_range(&s.url, buf_end..next, storage).await?;
                 bytes_read += more.len() as u64;
-                buf.extend_from_slice(&more);
+                let mut joined = Vec::with_capacity(buf.len() + more.len());
+                joined.extend_from_slice(&buf);
+                joined.extend_from_slice(&more);
+                buf = bytes::Bytes::from(joined);
                 buf_end = next;
             }
         }
@@ -80,11 +84,9 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(V
         first = memchr::memchr(b'\n', &buf).map_or(buf.len(), |i| i + 1);
     }
     if first >= last {
-        return Ok((Vec::new(), buf_start + first as u64, bytes_read));
+        return Ok((bytes::Bytes::new(), buf_start + first as u64, bytes_read));
     }
-    buf.truncate(last);
-    buf.drain(..first);
-    Ok((buf, buf_start + first as u64, bytes_read))
+    Ok((buf.slice(first..last), buf_start + first as u64, bytes_read))
 }
 
 async fn parse_one(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
@@ -129,10 +131,9 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
         Some(codec) => {
             let compressed = read_range(&s.url, 0..s.file_size, &job.storage).await?;
             let url = s.url.clone();
-            let mut text = run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??;
+            let text = bytes::Bytes::from(run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??);
             let first = if s.skip_header { memchr::memchr(b'\n', &text).map_or(text.len(), |i| i + 1) } else { 0 };
-            text.drain(..first);
-            (text, first as u64, s.file_size)
+            (text.slice(first..), first as u64, s.file_size)
         }
     };
     let url = s.url.clone();

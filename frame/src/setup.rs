@@ -211,10 +211,19 @@ pub fn guess(sample: &[u8], whole_file: bool, url: &str) -> FrameResult<ParseSet
         }
     }
     let column_names = if header { dedupe_names(first_cells) } else { (1..=ncols).map(|i| format!("C{i}")).collect() };
+    // Only NA spellings seen in the sample go into the setup: each one costs a pattern match
+    // per cell while parsing. Others met later still become missing (see parse.rs).
+    let data_rows = if header { &rows[1..] } else { &rows[..] };
+    let mut na_strings = vec![String::new()];
+    for na in DEFAULT_NA.iter().filter(|s| !s.is_empty()) {
+        if data_rows.iter().any(|r| r.iter().any(|c| c == na)) {
+            na_strings.push(na.to_string());
+        }
+    }
     if ncols == 0 || first.is_empty() {
         return Err(FrameError::Parse { url: url.into(), reason: "the first line is empty".into() });
     }
-    Ok(ParseSetup { separator, header, column_names, column_types: types, na_strings: na_default(), skipped_columns: vec![] })
+    Ok(ParseSetup { separator, header, column_names, column_types: types, na_strings, skipped_columns: vec![] })
 }
 
 fn na_default() -> Vec<String> {

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use eddy_mapper::{MapperArgs, MapperConfig};
 
+// Parsing allocates many large, short-lived buffers on every core; mimalloc handles that
+// with less contention and fewer page faults than the system allocator (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = MapperArgs::parse();
     eddy_node::logging::init("info");
