@@ -105,6 +105,8 @@ pub(crate) struct Inner {
     started_epoch_millis: u64,
     /// Bytes of data this node holds (reported by the frame layer).
     data_bytes: std::sync::atomic::AtomicU64,
+    /// Wakes the heartbeat loop early (new peers), so formation does not wait for a tick.
+    beat_now: tokio::sync::Notify,
 }
 
 impl Inner {
@@ -216,6 +218,7 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
     loop {
         tokio::select! {
             _ = interval.tick() => {}
+            _ = inner.beat_now.notified() => {}
             _ = inner.stopped() => return,
         }
         inner.refresh_stats();
@@ -304,6 +307,7 @@ impl NodeHandle {
             started: Instant::now(),
             started_epoch_millis: stats::epoch_millis(),
             data_bytes: std::sync::atomic::AtomicU64::new(0),
+            beat_now: tokio::sync::Notify::new(),
         });
         inner.refresh_stats();
         let handle = Self { inner: inner.clone() };
@@ -375,6 +379,8 @@ impl NodeHandle {
     pub fn add_peers(&self, peers: &[NodeAddr]) {
         let events = self.inner.membership().add_peers(peers);
         self.inner.publish(events);
+        // A tick now: every peer hears from us at once instead of up to an interval later.
+        self.inner.beat_now.notify_one();
     }
 
     /// The cloud as this node sees it now.
