@@ -171,7 +171,7 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
             let typed = !matches!(setup.column_types.get(c), Some(ColumnType::Enum | ColumnType::String));
             let v = fields
                 .get(c)
-                .filter(|v| !setup.na_strings.iter().any(|na| na == *v) && !(typed && DEFAULT_NA.contains(&v.as_str())))
+                .filter(|v| !(setup.na_strings.iter().any(|na| na == *v) || typed && DEFAULT_NA.contains(&v.as_str())))
                 .cloned();
             columns[slot].push(v);
         }
