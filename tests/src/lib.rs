@@ -139,12 +139,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     panic!("{what} did not happen within {timeout:?}");
 }
 
-/// A port P such that P and P+1 are free on `ip` for TCP (and P for UDP) right now.
+/// A port P such that P and P+1 are free on `ip` right now. Chosen below Linux's ephemeral
+/// range (32768+), so that processes binding port 0 in concurrent tests cannot be handed it
+/// between this check and the bind of the process under test.
 pub fn free_port_pair(ip: &str) -> u16 {
-    for _ in 0..200 {
-        let l = TcpListener::bind((ip, 0)).unwrap();
-        let p = l.local_addr().unwrap().port();
-        if p < 65534 && TcpListener::bind((ip, p + 1)).is_ok() {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seed = std::process::id()
+        ^ Instant::now().elapsed().subsec_nanos()
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    for _ in 0..2000 {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = 20000 + ((seed.wrapping_add(k.wrapping_mul(7919))) % 12000) as u16;
+        if TcpListener::bind((ip, p)).is_ok() && TcpListener::bind((ip, p + 1)).is_ok() {
             return p;
         }
     }

@@ -243,6 +243,20 @@ impl Membership {
             return Ok(Vec::new());
         }
         let mut events = Vec::new();
+        if hb.locked && self.locked.is_none() && !self.options.is_client {
+            // The lock carries the locking side's member list: a node that admitted a newcomer
+            // just before it heard of the lock drops it again, so every view stays the same.
+            let theirs: Vec<NodeAddr> = hb.members.iter().filter_map(|p| NodeAddr::from_proto(p).ok()).collect();
+            let me = self.options.me;
+            let dropped: Vec<NodeAddr> = self.members.keys().filter(|m| **m != me && !theirs.contains(m)).copied().collect();
+            for d in &dropped {
+                self.members.remove(d);
+            }
+            if !dropped.is_empty() {
+                tracing::warn!(node = %me, dropped = ?dropped, locked_by = %sender, "the cloud locked without these nodes; they are no longer members");
+            }
+            self.locked = Some(format!("locked by {sender}"));
+        }
         if !self.members.contains_key(&sender) {
             if let Some(reason) = &self.locked {
                 // Observer clients follow the cloud's own view even when it is locked.
@@ -516,6 +530,33 @@ mod tests {
         let refusal = nodes[2].refused_by_locked_cloud().expect("refused");
         assert!(refusal.contains("join refused") && refusal.contains("locked"), "{refusal}");
         assert_eq!(nodes[0].view(t0).members.len(), 2);
+    }
+
+    /// Regression: a newcomer admitted by one node just before that node heard of the lock
+    /// used to split the views for good (and the newcomer waited out its whole timeout).
+    #[test]
+    fn a_newcomer_admitted_just_before_the_lock_arrives_is_dropped_and_refused() {
+        let mut nodes = vec![node(1), node(2)];
+        nodes[0].add_peers(&[addr(2)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        nodes[0].lock("work");
+        // The newcomer reaches node 2 before node 2 heard of the lock.
+        let mut late = node(3);
+        late.add_peers(&[addr(1), addr(2)]);
+        let hb = late.heartbeat();
+        nodes[1].on_heartbeat(&hb, t0).unwrap();
+        assert_eq!(nodes[1].view(t0).members.len(), 3);
+        nodes.push(late);
+        for k in 1..4 {
+            round(&mut nodes, t0 + Duration::from_millis(k));
+        }
+        for n in &nodes[..2] {
+            let v = n.view(t0);
+            assert_eq!(v.members.len(), 2, "{v:?}");
+            assert!(v.consensus && v.locked.is_some());
+        }
+        assert!(nodes[2].refused_by_locked_cloud().is_some());
     }
 
     #[test]
