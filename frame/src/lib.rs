@@ -10,6 +10,7 @@ pub mod compression;
 mod error;
 pub mod groupby;
 pub mod meta;
+pub mod narrow;
 mod ops;
 pub mod parse;
 pub mod rest;

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::columnar::{read_ipc, read_row_group, InputFormat};
 use crate::meta::{FrameInfo, FrameRegistry};
+use crate::narrow::{narrow, widen};
 use crate::parse::parse;
 use crate::setup::ParseSetup;
 use crate::split::{record_end, record_start};
@@ -138,7 +139,12 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
     };
     let url = s.url.clone();
     let job2 = job.clone();
-    let mut parsed = run_cpu(move || parse(&data, offset, &job2.setup, &url, job2.strict)).await??;
+    let mut parsed = run_cpu(move || {
+        let mut parsed = parse(&data, offset, &job2.setup, &url, job2.strict)?;
+        parsed.batches = std::mem::take(&mut parsed.batches).into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()?;
+        FrameResult::Ok(parsed)
+    })
+    .await??;
     let chunk = Chunk::new(std::mem::take(&mut parsed.batches));
     let reply = done(&s, &chunk, bytes_read, Some(&parsed));
     state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
@@ -154,6 +160,7 @@ async fn read_columnar(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec)
         InputFormat::Parquet => read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema).await?,
         _ => read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?,
     };
+    let batches = run_cpu(move || batches.into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()).await??;
     let chunk = Chunk::new(batches);
     let reply = done(&s, &chunk, if job.format == InputFormat::Parquet { 0 } else { s.file_size }, None);
     state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
@@ -313,7 +320,13 @@ impl FrameService for FrameServer {
         let info = self.frame(&r.frame_id)?;
         let chunk = self.chunk(&r.frame_id, r.chunk)?;
         let schema = schema_of(&info);
-        let bytes = run_cpu(move || crate::codec::to_ipc(&schema, &chunk.batches)).await.map_err(status)?.map_err(status)?;
+        let bytes = run_cpu(move || {
+            let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
+            crate::codec::to_ipc(&schema, &wide)
+        })
+        .await
+        .map_err(status)?
+        .map_err(status)?;
         Ok(Response::new(ChunkData { frame_id: r.frame_id, chunk: r.chunk, arrow_ipc: bytes }))
     }
 
@@ -326,7 +339,13 @@ impl FrameService for FrameServer {
         let mut out = ExportedFiles::default();
         for (index, chunk) in self.state.store.chunks(&task.frame_id) {
             let schema = schema.clone();
-            let bytes = run_cpu(move || crate::codec::encode(format, &schema, &chunk.batches)).await.map_err(status)?.map_err(status)?;
+            let bytes = run_cpu(move || {
+                let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
+                crate::codec::encode(format, &schema, &wide)
+            })
+            .await
+            .map_err(status)?
+            .map_err(status)?;
             let url = format!("{}/part-{index:05}.{}", task.directory.trim_end_matches('/'), format.extension());
             out.bytes += bytes.len() as u64;
             crate::storage::write(&url, bytes::Bytes::from(bytes), &storage).await.map_err(status)?;

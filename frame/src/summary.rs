@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMillisecondType};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +93,10 @@ fn fold_array(array: &dyn Array, p: &mut ColumnPartial) {
     p.missing += array.null_count() as u64;
     match array.data_type() {
         DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(v as f64)),
+        // Integer columns are stored narrow where their values allow (narrow.rs).
+        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
         DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
         DataType::Timestamp(_, _) => array.as_primitive::<TimestampMillisecondType>().iter().flatten().for_each(|v| p.push(v as f64)),
         DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| p.push(f64::from(u8::from(v)))),
