@@ -111,6 +111,23 @@ impl S3Server {
         rt.block_on(self.store().put(&ObjectPath::from(key), bytes::Bytes::copy_from_slice(data).into())).unwrap();
     }
 
+    /// Reads an object back.
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { self.store().get(&ObjectPath::from(key)).await.unwrap().bytes().await.unwrap().to_vec() })
+    }
+
+    /// Keys under a prefix, sorted.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut keys: Vec<String> = rt.block_on(async {
+            self.store().list(Some(&ObjectPath::from(prefix))).map_ok(|m| m.location.to_string()).try_collect().await.unwrap()
+        });
+        keys.sort();
+        keys
+    }
+
     /// Environment for processes that should reach this server.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![

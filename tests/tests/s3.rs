@@ -56,3 +56,86 @@ fn imports_directories_and_globs_from_s3_and_reports_missing_objects() {
     assert!(!ok);
     assert!(out.contains("s3://lake/tables/nothing-here.csv") && out.contains("no such file"), "{out}");
 }
+
+#[test]
+fn frames_export_back_to_s3_as_csv_and_parquet() {
+    let server = S3Server::start("out");
+    server.put("in/data.csv", part(0, 4000).as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("leader.txt");
+    let mut cmd = Command::new(bin("eddy-driver"));
+    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m"])
+        .arg("--notify")
+        .arg(&notify)
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"));
+    for (k, v) in server.env() {
+        cmd.env(k, v);
+    }
+    let mut d = Proc::spawn(cmd);
+    d.wait_for_line("Watching the cloud", WAIT);
+    let base = format!("http://{}", std::fs::read_to_string(&notify).unwrap().trim());
+    d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let r: serde_json::Value = http
+        .post(format!("{base}/3/ImportFiles"))
+        .json(&serde_json::json!({"path": "s3://out/in/data.csv"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let key = r["job"]["key"].as_str().unwrap().to_string();
+    let mut frame = String::new();
+    wait_until("import done", WAIT, || {
+        let j: serde_json::Value = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
+        frame = j["jobs"][0]["dest"].as_str().unwrap_or_default().to_string();
+        j["jobs"][0]["status"] != "RUNNING"
+    });
+    assert!(!frame.is_empty());
+
+    let one: serde_json::Value = http
+        .post(format!("{base}/3/Frames/{frame}/export"))
+        .json(&serde_json::json!({"path": "s3://out/export/all.csv", "format": "csv", "single_file": true}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["export"]["files"][0], "s3://out/export/all.csv", "{one}");
+    // Values, not text: the writer prints 48.0 as 48.
+    let parse = |t: &str| -> Vec<(i64, f64, String)> {
+        t.lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                (c[0].parse().unwrap(), c[1].parse().unwrap(), c[2].to_string())
+            })
+            .collect()
+    };
+    let exported = parse(&String::from_utf8(server.get("export/all.csv")).unwrap());
+    let original = parse(&part(0, 4000));
+    assert!(
+        exported == original,
+        "the CSV exported to S3 holds other values than the imported one ({} vs {} rows)",
+        exported.len(),
+        original.len()
+    );
+
+    let many: serde_json::Value = http
+        .post(format!("{base}/3/Frames/{frame}/export"))
+        .json(&serde_json::json!({"path": "s3://out/export/pq", "format": "parquet"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let keys = server.list("export/pq");
+    assert_eq!(keys.len(), many["export"]["files"].as_array().unwrap().len(), "{many}");
+    let mut rows = 0;
+    for k in keys {
+        let bytes = bytes::Bytes::from(server.get(&k));
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 4000);
+    d.signal(libc::SIGINT);
+    assert!(d.wait_exit(WAIT).success());
+}

