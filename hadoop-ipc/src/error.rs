@@ -1,0 +1,48 @@
+use thiserror::Error;
+
+/// Errors of Hadoop IPC connections and calls.
+#[derive(Debug, Error)]
+pub enum IpcError {
+    /// The TCP connection failed or broke.
+    #[error("Hadoop IPC connection to {addr}: {source}")]
+    Io {
+        /// The peer.
+        addr: String,
+        /// What the socket said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer sent bytes that are not Hadoop IPC (or a version we do not speak).
+    #[error("Hadoop IPC protocol error with {addr}: {message}")]
+    Protocol {
+        /// The peer.
+        addr: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The server answered the call with an exception.
+    #[error("{method} failed on {addr}: {class}: {message}")]
+    Remote {
+        /// The peer.
+        addr: String,
+        /// The method called.
+        method: String,
+        /// The Java exception class the server named (e.g. `java.io.FileNotFoundException`).
+        class: String,
+        /// The server's message.
+        message: String,
+    },
+    /// No answer within the call timeout.
+    #[error("{method} on {addr} got no answer within {secs} s; is the server up and reachable?")]
+    Timeout {
+        /// The peer.
+        addr: String,
+        /// The method called.
+        method: String,
+        /// The timeout.
+        secs: u64,
+    },
+}
+
+/// Result alias of this crate.
+pub type IpcResult<T> = Result<T, IpcError>;

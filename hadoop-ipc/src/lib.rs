@@ -1,0 +1,27 @@
+//! Hadoop IPC as it is on the wire, written from Hadoop's protocol definitions.
+//!
+//! - [`proto`]: our own subset of Hadoop's `.proto` files (same names and field numbers).
+//! - [`wire`]: the connection preamble and the length-prefixed frames both sides use.
+//! - [`server`]: an IPC server that dispatches calls to an [`server::RpcHandler`]; the
+//!   protocol-level test NameNode (and later ResourceManager) are handlers on top of it.
+//! - [`client`]: a small IPC client (SIMPLE authentication) for the calls Eddy makes itself.
+
+pub mod client;
+mod error;
+pub mod server;
+pub mod wire;
+
+pub use error::{IpcError, IpcResult};
+
+/// Generated code for Hadoop's protobuf messages.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    /// `hadoop.common`: the IPC envelope (headers, SASL, connection context, tokens).
+    pub mod common {
+        include!(concat!(env!("OUT_DIR"), "/hadoop.common.rs"));
+    }
+    /// `hadoop.hdfs`: NameNode and DataNode messages.
+    pub mod hdfs {
+        include!(concat!(env!("OUT_DIR"), "/hadoop.hdfs.rs"));
+    }
+}
