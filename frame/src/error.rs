@@ -25,6 +25,14 @@ pub enum FrameError {
         /// The cause.
         source: object_store::Error,
     },
+    /// The file system or object store could not be reached.
+    #[error("{url}: cannot reach the file system ({reason}); check that the NameNode or storage endpoint is up and that the URL's host and port are right (HDFS's default port is 8020)")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What the connection said.
+        reason: String,
+    },
     /// Reading a range failed.
     #[error("{url} bytes {}..{}: {reason}", range.start, range.end)]
     Read {

@@ -9,6 +9,7 @@ pub mod columnar;
 pub mod compression;
 mod error;
 pub mod groupby;
+mod hdfs;
 pub mod meta;
 pub mod narrow;
 mod ops;

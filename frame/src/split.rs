@@ -34,21 +34,47 @@ pub struct Split {
 }
 
 /// Cuts `files` into splits of about `split_bytes` (files that must be read whole are one split).
+///
+/// Files with a block size (HDFS) are cut at block boundaries, so that each split is read
+/// from one block: whole blocks are grouped when blocks are smaller than `split_bytes`, and a
+/// larger block is cut into equal parts of at most `split_bytes`.
 pub fn plan(files: &[FileEntry], split_bytes: u64, skip_header: bool, splittable: impl Fn(&FileEntry) -> bool) -> Vec<Split> {
     let mut out = Vec::new();
     for f in files {
-        let step = if splittable(f) { split_bytes.max(1) } else { f.size.max(1) };
-        let mut start = 0;
-        loop {
-            let end = (start + step).min(f.size);
+        for (start, end) in boundaries(f, split_bytes.max(1), splittable(f)) {
             out.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk: out.len() as u32, skip_header });
-            if end >= f.size {
-                break;
-            }
-            start = end;
         }
     }
     out
+}
+
+fn boundaries(f: &FileEntry, split_bytes: u64, splittable: bool) -> Vec<(u64, u64)> {
+    if !splittable || f.size == 0 {
+        return vec![(0, f.size)];
+    }
+    let mut cuts = vec![0u64];
+    match f.block_size.filter(|b| *b > 0) {
+        Some(block) if block <= split_bytes => {
+            let step = block * (split_bytes / block);
+            cuts.extend((1..).map(|k| k * step).take_while(|&c| c < f.size));
+        }
+        Some(block) => {
+            let parts = block.div_ceil(split_bytes);
+            let mut block_start = 0;
+            while block_start < f.size {
+                for p in 1..=parts {
+                    let c = block_start + block * p / parts;
+                    if c < f.size {
+                        cuts.push(c);
+                    }
+                }
+                block_start += block;
+            }
+        }
+        None => cuts.extend((1..).map(|k| k * split_bytes).take_while(|&c| c < f.size)),
+    }
+    cuts.push(f.size);
+    cuts.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
 /// Assigns splits to `n` workers round-robin by size (largest first to the least loaded).
@@ -131,7 +157,7 @@ mod tests {
             let mut text = lines.join("\n");
             if trailing_newline { text.push('\n'); }
             let file = text.as_bytes();
-            let f = FileEntry { url: "f".into(), size: file.len() as u64 };
+            let f = FileEntry { url: "f".into(), size: file.len() as u64, block_size: None };
             let splits = plan(&[f], split, false, |_| true);
             let mut joined = Vec::new();
             for s in &splits {
@@ -147,13 +173,35 @@ mod tests {
         ) {
             let text = lines.join("\n") + "\n";
             let file = text.as_bytes();
-            for s in plan(&[FileEntry { url: "f".into(), size: file.len() as u64 }], split, false, |_| true) {
+            for s in plan(&[FileEntry { url: "f".into(), size: file.len() as u64, block_size: None }], split, false, |_| true) {
                 // A worker reads from one byte before the split.
                 let buf_start = s.start.saturating_sub(1);
                 let buf = &file[buf_start as usize..];
                 let whole_s = record_start(file, 0, s.start);
                 let win_s = record_start(buf, buf_start, s.start).map(|i| i + buf_start as usize);
                 prop_assert_eq!(whole_s, win_s);
+            }
+        }
+
+        #[test]
+        fn hdfs_splits_follow_block_boundaries(size in 0u64..5000, block in 1u64..700, split in 1u64..700) {
+            let f = FileEntry { url: "f".into(), size, block_size: Some(block) };
+            let splits = plan(&[f], split, false, |_| true);
+            prop_assert_eq!(splits[0].start, 0);
+            prop_assert_eq!(splits.last().map(|s| s.end), Some(size));
+            for w in splits.windows(2) {
+                prop_assert_eq!(w[0].end, w[1].start);
+            }
+            for s in splits.iter().filter(|s| s.end > s.start) {
+                if block > split {
+                    // Inside one block, and no longer than asked.
+                    prop_assert_eq!(s.start / block, (s.end - 1) / block, "{:?} crosses a block", (s.start, s.end));
+                    prop_assert!(s.end - s.start <= split);
+                } else {
+                    // Whole blocks.
+                    prop_assert_eq!(s.start % block, 0);
+                    prop_assert!(s.end % block == 0 || s.end == size);
+                }
             }
         }
 
@@ -169,7 +217,7 @@ mod tests {
 
     #[test]
     fn assignment_balances_bytes() {
-        let files = [FileEntry { url: "a".into(), size: 100 }, FileEntry { url: "b".into(), size: 35 }];
+        let files = [FileEntry { url: "a".into(), size: 100, block_size: None }, FileEntry { url: "b".into(), size: 35, block_size: None }];
         let splits = plan(&files, 30, true, |f| f.url == "a");
         assert_eq!(splits.len(), 5);
         assert_eq!(splits.iter().map(|s| s.chunk).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);

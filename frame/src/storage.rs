@@ -47,6 +47,9 @@ pub struct FileEntry {
     pub url: String,
     /// Size in bytes.
     pub size: u64,
+    /// HDFS block size, where the file lives on HDFS (splits are aligned with blocks).
+    #[serde(default)]
+    pub block_size: Option<u64>,
 }
 
 /// An opened store and the path inside it.
@@ -113,8 +116,15 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             let path = ObjectPath::parse(key).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: Arc::new(store), path, base: format!("s3://{bucket}") })
         }
-        "hdfs" | "viewfs" => Err(invalid("HDFS is not supported by this build yet".into())),
-        other => Err(invalid(format!("the scheme {other}:// is not supported; use file://, a plain path, s3:// or s3a://"))),
+        "hdfs" | "viewfs" => {
+            let authority = &url[..url::Position::BeforePath];
+            let hdfs = crate::hdfs::connect(authority)?;
+            let path = ObjectPath::parse(url.path().trim_start_matches('/')).map_err(|e| invalid(e.to_string()))?;
+            Ok(Located { store: hdfs.store, path, base: authority.to_string() })
+        }
+        other => {
+            Err(invalid(format!("the scheme {other}:// is not supported; use file://, a plain path, s3://, s3a://, hdfs:// or viewfs://")))
+        }
     }
 }
 
@@ -149,27 +159,61 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
     let loc = locate(&listing_url, options)?;
     if matcher.is_none() {
         match loc.store.head(&loc.path).await {
-            Ok(meta) => return Ok(vec![FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size }]),
+            Ok(meta) => {
+                let entry = FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size, block_size: None };
+                return Ok(with_block_sizes(&url, vec![entry]).await);
+            }
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(FrameError::Storage { url: url.to_string(), source: e }),
+            Err(e) => return Err(storage_error(&url, e)),
         }
     }
     let prefix = if loc.path.as_ref().is_empty() { None } else { Some(&loc.path) };
     let metas: Vec<object_store::ObjectMeta> = loc.store.list(prefix).try_collect().await.map_err(|e| match e {
         object_store::Error::NotFound { .. } => FrameError::NotFound { url: url.to_string() },
-        e => FrameError::Storage { url: url.to_string(), source: e },
+        e => storage_error(&url, e),
     })?;
     let mut out: Vec<FileEntry> = metas
         .into_iter()
         .filter(|m| is_data_file(&m.location))
         .filter(|m| matcher.as_ref().is_none_or(|g| g.is_match(m.location.as_ref())))
-        .map(|m| FileEntry { url: full_url(&loc.base, &m.location), size: m.size })
+        .map(|m| FileEntry { url: full_url(&loc.base, &m.location), size: m.size, block_size: None })
         .collect();
     if out.is_empty() {
         return Err(FrameError::NotFound { url: url.to_string() });
     }
     out.sort_by(|a, b| a.url.cmp(&b.url));
-    Ok(out)
+    Ok(with_block_sizes(&url, out).await)
+}
+
+/// A store error, told apart when it means the server is not there at all.
+fn storage_error(url: &url::Url, e: object_store::Error) -> FrameError {
+    let text = e.to_string();
+    if text.contains("Connection refused") || text.contains("connection refused") || text.contains("No route to host") {
+        let reason = text.rsplit(": ").next().unwrap_or(&text).to_string();
+        return FrameError::Unreachable { url: url.to_string(), reason };
+    }
+    FrameError::Storage { url: url.to_string(), source: e }
+}
+
+/// Fills in HDFS block sizes (16 NameNode calls at a time); other schemes have none.
+async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>) -> Vec<FileEntry> {
+    use futures::StreamExt;
+    if !matches!(url.scheme(), "hdfs" | "viewfs") {
+        return files;
+    }
+    let authority = url[..url::Position::BeforePath].to_string();
+    futures::stream::iter(files)
+        .map(|mut f| {
+            let authority = authority.clone();
+            async move {
+                let path = f.url.strip_prefix(&authority).unwrap_or(&f.url).to_string();
+                f.block_size = crate::hdfs::block_size(&authority, &path).await;
+                f
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await
 }
 
 /// Reads bytes `range` of the file at `url`.

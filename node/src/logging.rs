@@ -38,6 +38,9 @@ where
 
 /// Installs the subscriber; `default_filter` applies when neither `EDDY_LOG` nor `RUST_LOG` is set.
 pub fn init(default_filter: &str) {
+    // hdfs-native warns on every NameNode retry; the error that ends the retries says it all.
+    let default_filter = format!("{default_filter},hdfs_native=error");
+    let default_filter = default_filter.as_str();
     let filter = std::env::var("EDDY_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,151 @@
+//! Import from and export to HDFS through real driver and worker processes, against the
+//! protocol-level test HDFS (a NameNode speaking Hadoop IPC and DataNodes speaking
+//! DataTransferProtocol on 127.0.0.1, from `eddy-hdfs-testkit`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use eddy_hdfs_testkit::MiniDfs;
+use eddy_tests::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn part(start: usize, rows: usize) -> String {
+    let mut text = String::from("id,value,kind\n");
+    for i in start..start + rows {
+        text.push_str(&format!("{i},{},{}\n", (i % 97) as f64 * 0.5, ["a", "b", "c"][i % 3]));
+    }
+    text
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn driver(args: &[&str], log_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin("eddy-driver"));
+    cmd.arg("local").args(["--nodes", "2", "--port", "0", "--memory", "256m"]).args(args).arg("--log-dir").arg(log_dir);
+    cmd.env("HADOOP_USER_NAME", "eddy-analyst").env_remove("HADOOP_CONF_DIR");
+    cmd
+}
+
+#[test]
+fn imports_multi_block_directories_from_hdfs_and_reports_missing_paths() {
+    let rt = runtime();
+    let dfs = rt.block_on(MiniDfs::builder().datanodes(3).block_size(64 * 1024).replication(2).start()).unwrap();
+    let (a, b) = (part(0, 20_000), part(20_000, 10_000));
+    dfs.put("/warehouse/t1/part-0.csv", a.clone());
+    dfs.put("/warehouse/t1/part-1.csv", b.clone());
+    dfs.put("/warehouse/t1/_SUCCESS", Vec::new());
+    dfs.put("/warehouse/t1/.part-0.csv.crc", b"not data".to_vec());
+    assert!(dfs.block_count("/warehouse/t1/part-0.csv") >= 4, "the test file should span several blocks");
+    let logs = tempfile::tempdir().unwrap();
+
+    let url = format!("{}/warehouse/t1", dfs.url());
+    let mut d = Proc::spawn(driver(&["--check", "--import", &url], logs.path()));
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("rows x 3 columns") && out.contains(": 30000 rows"), "{out}");
+    // id 0..30000: min 0, max 29999, mean 14999.5 (from how the parts were made).
+    let id = out.lines().find(|l| l.starts_with("id ")).unwrap();
+    let cells: Vec<&str> = id.split_whitespace().collect();
+    assert_eq!(&cells[1..7], &["int", "30000", "0", "0", "29999", "14999.5000"], "{id}");
+    let served: Vec<u64> = dfs.datanode_stores().iter().map(|s| s.bytes_served()).collect();
+    assert!(served.iter().filter(|&&n| n > 0).count() >= 2, "blocks were read from one DataNode only: {served:?}");
+    assert!(served.iter().sum::<u64>() >= (a.len() + b.len()) as u64, "{served:?}");
+
+    let missing = format!("{}/warehouse/nothing-here.csv", dfs.url());
+    let mut d = Proc::spawn(driver(&["--check", "--import", &missing], logs.path()));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains(&missing) && out.contains("no such file"), "{out}");
+
+    // A NameNode that is down: a clear error naming the URL, not a hang.
+    dfs.stop_namenode();
+    let mut d = Proc::spawn(driver(&["--check", "--import", &url], logs.path()));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains(&url) && out.contains("cannot reach the file system"), "{out}");
+    assert!(!out.contains("WARN"), "retries should not be logged as warnings: {out}");
+    drop(rt);
+}
+
+#[test]
+fn frames_export_to_hdfs_as_the_hadoop_user() {
+    let rt = runtime();
+    let dfs = rt.block_on(MiniDfs::builder().datanodes(2).block_size(32 * 1024).start()).unwrap();
+    let text = part(0, 6000);
+    dfs.put("/in/data.csv", text.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("leader.txt");
+    let mut d = Proc::spawn({
+        let mut c = driver(&[], &dir.path().join("logs"));
+        c.arg("--notify").arg(&notify);
+        c
+    });
+    d.wait_for_line("Watching the cloud", WAIT);
+    let base = format!("http://{}", std::fs::read_to_string(&notify).unwrap().trim());
+    d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let r: serde_json::Value = http
+        .post(format!("{base}/3/ImportFiles"))
+        .json(&serde_json::json!({"path": format!("{}/in/data.csv", dfs.url()), "split_bytes": 40_000}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let key = r["job"]["key"].as_str().unwrap().to_string();
+    let mut job = serde_json::Value::Null;
+    wait_until("import done", WAIT, || {
+        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
+        job["jobs"][0]["status"] != "RUNNING"
+    });
+    let frame = job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string();
+    assert!(!frame.is_empty(), "{job}");
+
+    let one: serde_json::Value = http
+        .post(format!("{base}/3/Frames/{frame}/export"))
+        .json(&serde_json::json!({"path": format!("{}/out/all.csv", dfs.url()), "format": "csv", "single_file": true}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(one["export"]["files"][0], format!("{}/out/all.csv", dfs.url()), "{one}");
+    let parse = |t: &str| -> Vec<(i64, f64, String)> {
+        t.lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                (c[0].parse().unwrap(), c[1].parse().unwrap(), c[2].to_string())
+            })
+            .collect()
+    };
+    let exported = parse(&String::from_utf8(dfs.read("/out/all.csv").expect("no /out/all.csv on HDFS")).unwrap());
+    assert!(exported == parse(&text), "the CSV exported to HDFS holds other values ({} rows)", exported.len());
+    assert_eq!(dfs.owner("/out/all.csv").as_deref(), Some("eddy-analyst"), "files are written as HADOOP_USER_NAME");
+    assert!(dfs.block_count("/out/all.csv") >= 2, "the export should span several blocks");
+
+    let many: serde_json::Value = http
+        .post(format!("{base}/3/Frames/{frame}/export"))
+        .json(&serde_json::json!({"path": format!("{}/out/pq", dfs.url()), "format": "parquet"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let files = dfs.files_under("/out/pq");
+    assert!(files.len() >= 2, "one file per chunk expected: {files:?}");
+    assert_eq!(files.len(), many["export"]["files"].as_array().unwrap().len(), "{many}");
+    assert!(files.iter().all(|f| !f.contains(".tmp")), "temporary files left behind: {files:?}");
+    let mut rows = 0;
+    for f in files {
+        let bytes = bytes::Bytes::from(dfs.read(&f).unwrap());
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 6000);
+    d.signal(libc::SIGINT);
+    assert!(d.wait_exit(WAIT).success());
+    drop(rt);
+}
