@@ -264,6 +264,8 @@ mod tests {
         assert_eq!(normalize("s3a://bucket/k/x.csv").unwrap().as_str(), "s3://bucket/k/x.csv");
         assert!(normalize("relative.csv").unwrap().as_str().starts_with("file:///"));
         assert!(locate(&normalize("ftp://x/y").unwrap(), &StorageOptions::default()).unwrap_err().to_string().contains("not supported"));
-        assert!(locate(&normalize("hdfs://nn:8020/x").unwrap(), &StorageOptions::default()).is_err());
+        // Locating does not connect: the NameNode is first asked on the first call.
+        let hdfs = locate(&normalize("hdfs://nn:8020/dir/x.csv").unwrap(), &StorageOptions::default()).unwrap();
+        assert_eq!((hdfs.base.as_str(), hdfs.path.as_ref()), ("hdfs://nn:8020", "dir/x.csv"));
     }
 }
