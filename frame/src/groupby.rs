@@ -146,8 +146,9 @@ pub fn merge(mut a: Groups, b: Groups) -> Groups {
 }
 
 /// Folds batches (in parallel) into groups.
-pub fn fold(batches: &[&RecordBatch], by: &[usize], aggs: &[usize]) -> FrameResult<Groups> {
-    batches.par_iter().map(|b| fold_batch(b, by, aggs)).try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
+/// Batches are widened one at a time from their stored (narrow) form to the frame's `schema`.
+pub fn fold(batches: &[&RecordBatch], schema: &arrow::datatypes::SchemaRef, by: &[usize], aggs: &[usize]) -> FrameResult<Groups> {
+    batches.par_iter().map(|b| fold_batch(&crate::narrow::widen(b, schema)?, by, aggs)).try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
 }
 
 /// Builds the result table: the key columns (text), `nrow`, then one column per aggregate.
@@ -198,7 +199,7 @@ mod tests {
             ("v", Arc::new(Float64Array::from(vec![Some(10.0), Some(-2.0)])) as ArrayRef),
         ])
         .unwrap();
-        let g = fold(&[&b1, &b2], &[0], &[1, 1]).unwrap();
+        let g = fold(&[&b1, &b2], &b1.schema(), &[0], &[1, 1]).unwrap();
         let a = &g[&vec![Some("a".to_string())]];
         assert_eq!(a.0, 3);
         assert_eq!((a.1[0].count, a.1[0].sum, a.1[0].min, a.1[0].max), (3, 2.0, Some(-2.0), Some(3.0)));

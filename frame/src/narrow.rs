@@ -1,14 +1,33 @@
-//! Narrow integer storage: each batch keeps an integer column in the smallest type that holds
-//! that batch's values (8, 16, 32 or 64 bits). The frame's logical type stays `int`; readers
-//! that need the logical type (IPC between nodes, export) widen with [`widen`].
+//! Narrow storage: each batch keeps every column in the smallest form that holds that batch's
+//! values exactly, the way H2O compresses its chunks:
+//!
+//! - integers in 8, 16, 32 or 64 bits by range;
+//! - reals that are decimals with few digits (as CSV text usually is) as integers scaled by
+//!   `10^d` (field metadata [`DECIMAL_SCALE`]), kept only when every value of the batch comes
+//!   back bit for bit (so `-0.0`, NaN and values with long expansions keep the batch in f64);
+//! - times that are whole seconds within the 32-bit range as 32-bit seconds ([`TIME_SECONDS`]);
+//! - dictionary (categorical) keys in 8 or 16 bits when there are few levels.
+//!
+//! The frame's logical types never change; readers that need them (IPC between nodes,
+//! export, group-by, rows) widen with [`widen`], and the summary reads the narrow forms
+//! directly.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow::compute::{cast, max, min};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
 
 use crate::FrameResult;
+
+/// Field metadata of a real column stored as integers: the value is `stored / 10^scale`.
+pub const DECIMAL_SCALE: &str = "eddy.decimal_scale";
+/// Field metadata of a time column stored as whole seconds in 32 bits.
+pub const TIME_SECONDS: &str = "eddy.time_seconds";
+
+/// Powers of ten tried for decimal scaling (up to 9 digits after the point).
+pub const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 fn narrowest(lo: i64, hi: i64) -> DataType {
     if lo >= i64::from(i8::MIN) && hi <= i64::from(i8::MAX) {
@@ -22,29 +41,154 @@ fn narrowest(lo: i64, hi: i64) -> DataType {
     }
 }
 
-/// Stores every Int64 column of `batch` in the narrowest integer type that fits it.
-pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
-    if !batch.schema().fields().iter().any(|f| f.data_type() == &DataType::Int64) {
-        return Ok(batch);
+fn exact_at(v: f64, d: usize) -> Option<f64> {
+    let p = POW10[d];
+    let s = (v * p).round();
+    // An integer 0 comes back as +0.0, so -0.0 is not exact.
+    let signed_zero = s == 0.0 && v.to_bits() != 0;
+    (!signed_zero && s.abs() <= f64::from(i32::MAX) && (s / p).to_bits() == v.to_bits()).then_some(s)
+}
+
+/// The fewest decimal digits that represent every valid value exactly, if 9 or fewer do.
+fn decimal_digits(values: &Float64Array) -> Option<usize> {
+    let mut d = 0usize;
+    let raw = values.values();
+    let mut check = |v: f64| -> bool {
+        while exact_at(v, d).is_none() {
+            d += 1;
+            if d >= POW10.len() {
+                return false;
+            }
+        }
+        true
+    };
+    match values.nulls() {
+        None => raw.iter().all(|&v| check(v)),
+        Some(nulls) => raw.iter().enumerate().all(|(i, &v)| nulls.is_null(i) || check(v)),
     }
+    .then_some(d)
+}
+
+/// The column as integers scaled by `10^d`, or `None` if a value does not come back exactly.
+fn scaled(values: &Float64Array, d: usize) -> Option<(ArrayRef, i64, i64)> {
+    let nulls = values.nulls();
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut out = Vec::with_capacity(values.len());
+    for (i, &v) in values.values().iter().enumerate() {
+        if nulls.is_some_and(|n| n.is_null(i)) {
+            out.push(0i32);
+            continue;
+        }
+        let s = exact_at(v, d)? as i32;
+        lo = lo.min(i64::from(s));
+        hi = hi.max(i64::from(s));
+        out.push(s);
+    }
+    Some((Arc::new(Int32Array::new(out.into(), nulls.cloned())) as ArrayRef, lo, hi))
+}
+
+fn with_meta(name: &str, data_type: DataType, nullable: bool, key: &str, value: String) -> Field {
+    Field::new(name, data_type, nullable).with_metadata(HashMap::from([(key.to_string(), value)]))
+}
+
+/// Stores every column of `batch` in its narrowest exact form.
+pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        let target = match column.data_type() {
+        let (name, nullable) = (field.name(), field.is_nullable());
+        match column.data_type() {
             DataType::Int64 => {
                 let values = column.as_primitive::<Int64Type>();
-                match (min(values), max(values)) {
+                let target = match (min(values), max(values)) {
                     (Some(lo), Some(hi)) => narrowest(lo, hi),
                     // All missing: the smallest type holds the nulls just as well.
                     _ => DataType::Int8,
+                };
+                columns.push(if &target == column.data_type() { column.clone() } else { cast(column, &target)? });
+                fields.push(Field::new(name, target, nullable));
+            }
+            DataType::Float64 => {
+                let values = column.as_primitive::<Float64Type>();
+                match decimal_digits(values).and_then(|d| scaled(values, d).map(|s| (d, s))) {
+                    Some((d, (ints, lo, hi))) => {
+                        let target = if values.null_count() == values.len() { DataType::Int8 } else { narrowest(lo, hi) };
+                        columns.push(if &target == ints.data_type() { ints } else { cast(&ints, &target)? });
+                        fields.push(with_meta(name, target, nullable, DECIMAL_SCALE, d.to_string()));
+                    }
+                    None => {
+                        columns.push(column.clone());
+                        fields.push(field.as_ref().clone());
+                    }
                 }
             }
-            other => other.clone(),
-        };
-        columns.push(if &target == column.data_type() { column.clone() } else { cast(column, &target)? });
-        fields.push(Field::new(field.name(), target, field.is_nullable()));
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                let values = column.as_primitive::<TimestampMillisecondType>();
+                let nulls = values.nulls();
+                let whole = values
+                    .values()
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &v)| nulls.is_some_and(|n| n.is_null(i)) || (v % 1000 == 0 && i32::try_from(v / 1000).is_ok()));
+                if whole {
+                    let secs: PrimitiveArray<arrow::datatypes::Int32Type> =
+                        arrow::compute::kernels::arity::unary(values, |v| i32::try_from(v / 1000).unwrap_or(0));
+                    columns.push(Arc::new(secs));
+                    fields.push(with_meta(name, DataType::Int32, nullable, TIME_SECONDS, "1".into()));
+                } else {
+                    columns.push(column.clone());
+                    fields.push(field.as_ref().clone());
+                }
+            }
+            DataType::Dictionary(key, value) if key.as_ref() == &DataType::Int32 => {
+                let levels = column.as_any_dictionary().values().len();
+                let target_key = if levels <= 128 {
+                    DataType::Int8
+                } else if levels <= 32768 {
+                    DataType::Int16
+                } else {
+                    DataType::Int32
+                };
+                let target = DataType::Dictionary(Box::new(target_key), value.clone());
+                columns.push(if &target == column.data_type() { column.clone() } else { cast(column, &target)? });
+                fields.push(Field::new(name, target, nullable));
+            }
+            _ => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// The `10^d` a stored column is scaled by, if it is a scaled real.
+pub fn decimal_scale(field: &Field) -> Option<f64> {
+    field.metadata().get(DECIMAL_SCALE).and_then(|d| d.parse::<usize>().ok()).and_then(|d| POW10.get(d).copied())
+}
+
+/// Whether a stored column holds a time as 32-bit seconds.
+pub fn is_time_seconds(field: &Field) -> bool {
+    field.metadata().contains_key(TIME_SECONDS)
+}
+
+/// One stored column back in its logical type.
+pub fn widen_column(stored: &Field, column: &ArrayRef, logical: &DataType) -> FrameResult<ArrayRef> {
+    if column.data_type() == logical {
+        return Ok(column.clone());
+    }
+    if let Some(p) = decimal_scale(stored) {
+        let reals = cast(column, &DataType::Float64)?;
+        let reals: Float64Array = arrow::compute::kernels::arity::unary(reals.as_primitive::<Float64Type>(), |s| s / p);
+        return Ok(Arc::new(reals));
+    }
+    if is_time_seconds(stored) {
+        let secs = cast(column, &DataType::Int64)?;
+        let millis: PrimitiveArray<TimestampMillisecondType> =
+            arrow::compute::kernels::arity::unary(secs.as_primitive::<Int64Type>(), |s| s.saturating_mul(1000));
+        return Ok(Arc::new(millis));
+    }
+    Ok(cast(column, logical)?)
 }
 
 /// Casts a stored batch back to the frame's logical schema.
@@ -52,15 +196,16 @@ pub fn widen(batch: &RecordBatch, schema: &SchemaRef) -> FrameResult<RecordBatch
     if batch.schema().fields() == schema.fields() {
         return Ok(batch.clone());
     }
+    let stored = batch.schema();
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
+        .zip(stored.fields())
         .zip(schema.fields())
-        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .map(|((c, s), f)| widen_column(s, c, f.data_type()))
         .collect::<Result<_, _>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +226,62 @@ mod tests {
         assert_eq!(types, vec![DataType::Int8, DataType::Int16, DataType::Int64, DataType::Int8]);
         assert!(n.get_array_memory_size() < b.get_array_memory_size());
         assert_eq!(widen(&n, &schema).unwrap(), b);
+    }
+
+    #[test]
+    fn decimals_times_and_levels_are_stored_narrow_and_come_back_exactly() {
+        use arrow::array::{DictionaryArray, Float64Array, StringArray, TimestampMillisecondArray};
+        use arrow::datatypes::Int32Type;
+        let keys = arrow::array::Int32Array::from(vec![Some(0), Some(1), None, Some(0)]);
+        let cat = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(vec!["a", "b"]))).unwrap();
+        let b = RecordBatch::try_from_iter([
+            ("price", Arc::new(Float64Array::from(vec![Some(373.781), None, Some(-0.5), Some(12.0)])) as ArrayRef),
+            ("z", Arc::new(Float64Array::from(vec![Some(0.142928), Some(-1.5), None, Some(3.0)])) as ArrayRef),
+            ("pi", Arc::new(Float64Array::from(vec![Some(std::f64::consts::PI), Some(1.0), None, None])) as ArrayRef),
+            ("negzero", Arc::new(Float64Array::from(vec![Some(-0.0), Some(1.0), None, None])) as ArrayRef),
+            ("huge", Arc::new(Float64Array::from(vec![Some(1e15), Some(1.0), None, None])) as ArrayRef),
+            ("t", Arc::new(TimestampMillisecondArray::from(vec![Some(1_600_000_000_000), None, Some(0), Some(-86_400_000)])) as ArrayRef),
+            ("t_ms", Arc::new(TimestampMillisecondArray::from(vec![Some(1_600_000_000_001), None, None, None])) as ArrayRef),
+            ("cat", Arc::new(cat) as ArrayRef),
+        ])
+        .unwrap();
+        let schema = b.schema();
+        let n = narrow(b.clone()).unwrap();
+        let stored = n.schema();
+        let types: Vec<&DataType> = stored.fields().iter().map(|f| f.data_type()).collect();
+        assert_eq!(types[0], &DataType::Int32, "373.781 needs 3 digits: 373781");
+        assert_eq!(decimal_scale(stored.field(0)), Some(1e3));
+        assert_eq!(types[1], &DataType::Int32);
+        assert_eq!(decimal_scale(stored.field(1)), Some(1e6));
+        assert_eq!(types[2], &DataType::Float64, "pi has no short decimal form");
+        assert_eq!(types[3], &DataType::Float64, "-0.0 would come back as +0.0");
+        assert_eq!(types[4], &DataType::Float64, "1e15 does not fit 32 bits");
+        assert_eq!(types[5], &DataType::Int32);
+        assert!(is_time_seconds(stored.field(5)));
+        assert_eq!(types[6], &DataType::Timestamp(TimeUnit::Millisecond, None), "milliseconds are kept");
+        assert_eq!(types[7], &DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)));
+        assert!(n.get_array_memory_size() < b.get_array_memory_size());
+        let back = widen(&n, &schema).unwrap();
+        for (i, (x, y)) in back.columns().iter().zip(b.columns()).enumerate() {
+            assert_eq!(x.to_data(), y.to_data(), "column {i} changed");
+        }
+        let bits = |c: &ArrayRef| c.as_primitive::<Float64Type>().values().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(back.column(0))[0], 373.781f64.to_bits());
+        assert_eq!(bits(back.column(1))[0], 0.142928f64.to_bits());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scaled_reals_round_trip_bit_for_bit(values in proptest::collection::vec(proptest::option::of(-1e6f64..1e6), 1..50), digits in 0usize..7) {
+            // Values as CSV text gives them: rounded to a number of digits, then parsed.
+            let reals: Float64Array = values.iter().map(|v| v.map(|x| format!("{x:.digits$}").parse::<f64>().unwrap())).collect();
+            let b = RecordBatch::try_from_iter([("x", Arc::new(reals) as ArrayRef)]).unwrap();
+            let back = widen(&narrow(b.clone()).unwrap(), &b.schema()).unwrap();
+            let bits = |c: &ArrayRef| {
+                let a = c.as_primitive::<Float64Type>();
+                (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_bits())).collect::<Vec<_>>()
+            };
+            proptest::prop_assert_eq!(bits(back.column(0)), bits(b.column(0)));
+        }
     }
 }

@@ -181,7 +181,12 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> 
 }
 
 /// Formats rows `[start, start + count)` of a chunk's batches as text cells.
-fn rows_as_text(batches: &[RecordBatch], start: u64, count: u64) -> FrameResult<Vec<Vec<Option<String>>>> {
+fn rows_as_text(
+    batches: &[RecordBatch],
+    schema: &arrow::datatypes::SchemaRef,
+    start: u64,
+    count: u64,
+) -> FrameResult<Vec<Vec<Option<String>>>> {
     let mut out = Vec::new();
     let mut skip = start;
     let options = FormatOptions::default();
@@ -191,6 +196,7 @@ fn rows_as_text(batches: &[RecordBatch], start: u64, count: u64) -> FrameResult<
             skip -= n;
             continue;
         }
+        let b = &widen(b, schema)?;
         let formatters: Vec<ArrayFormatter<'_>> =
             b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
         for row in skip as usize..b.num_rows() {
@@ -283,7 +289,8 @@ impl FrameService for FrameServer {
         let req = request.into_inner();
         let chunk = self.state.store.chunks(&req.frame_id).into_iter().find(|(i, _)| *i == req.chunk).map(|(_, c)| c);
         let chunk = chunk.ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on this node", req.chunk, req.frame_id)))?;
-        let rows = rows_as_text(&chunk.batches, req.start, req.count.min(10_000)).map_err(status)?;
+        let info = self.frame(&req.frame_id)?;
+        let rows = rows_as_text(&chunk.batches, &schema_of(&info), req.start, req.count.min(10_000)).map_err(status)?;
         Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
     }
 
@@ -295,9 +302,10 @@ impl FrameService for FrameServer {
         let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
         let aggs = crate::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
         let chunks = self.state.store.chunks(&task.frame_id);
+        let schema = schema_of(&info);
         let groups = run_cpu(move || {
             let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
-            crate::groupby::fold(&batches, &by, &aggs)
+            crate::groupby::fold(&batches, &schema, &by, &aggs)
         })
         .await
         .map_err(status)?

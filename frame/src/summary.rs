@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMillisecondType};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -89,24 +89,35 @@ pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fold_array(array: &dyn Array, p: &mut ColumnPartial) {
+fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
     p.missing += array.null_count() as u64;
+    // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
+    // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
+    let scale = crate::narrow::decimal_scale(field);
+    let seconds = crate::narrow::is_time_seconds(field);
+    let logical = |v: f64| match scale {
+        Some(s) => v / s,
+        None if seconds => v * 1000.0,
+        None => v,
+    };
     match array.data_type() {
-        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(v as f64)),
-        // Integer columns are stored narrow where their values allow (narrow.rs).
-        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
-        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
-        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(logical(v as f64))),
+        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
+        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
+        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
         DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
         DataType::Timestamp(_, _) => array.as_primitive::<TimestampMillisecondType>().iter().flatten().for_each(|v| p.push(v as f64)),
         DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| p.push(f64::from(u8::from(v)))),
         DataType::Dictionary(_, _) => {
-            let dict = array.as_dictionary::<Int32Type>();
+            let dict = array.as_any_dictionary();
             let values = dict.values().as_string::<i32>();
+            let valid = dict.keys();
             let mut counts = vec![0u64; values.len()];
-            for k in dict.keys().iter().flatten() {
-                if let Some(c) = usize::try_from(k).ok().and_then(|k| counts.get_mut(k)) {
-                    *c += 1;
+            for (i, k) in dict.normalized_keys().into_iter().enumerate() {
+                if valid.is_valid(i) {
+                    if let Some(c) = counts.get_mut(k) {
+                        *c += 1;
+                    }
                 }
             }
             for (i, c) in counts.into_iter().enumerate().filter(|(_, c)| *c > 0) {
@@ -126,7 +137,7 @@ pub fn partials(batches: &[&RecordBatch], num_columns: usize) -> Vec<ColumnParti
             (0..num_columns)
                 .map(|c| {
                     let mut p = ColumnPartial::default();
-                    fold_array(b.column(c).as_ref(), &mut p);
+                    fold_array(b.schema_ref().field(c), b.column(c).as_ref(), &mut p);
                     p
                 })
                 .collect::<Vec<_>>()
