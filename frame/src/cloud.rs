@@ -208,7 +208,15 @@ impl FrameCloud {
             }
             for (i, bytes) in groups.iter().enumerate() {
                 let (start, end) = if format == InputFormat::Parquet { (i as u64, i as u64 + 1) } else { (0, f.size) };
-                splits.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk: splits.len() as u32, skip_header: false });
+                splits.push(Split {
+                    url: f.url.clone(),
+                    start,
+                    end,
+                    file_size: f.size,
+                    chunk: splits.len() as u32,
+                    skip_header: false,
+                    hosts: Vec::new(),
+                });
                 estimate += bytes + bytes / 5;
             }
         }
@@ -324,7 +332,8 @@ impl FrameCloud {
         let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
         let total_splits = splits.len().max(1) as f64;
         let results = Arc::new(Mutex::new((Vec::<ChunkInfo>::new(), ParseReport::default())));
-        let calls = assign(splits, workers.len()).into_iter().zip(workers).filter(|(s, _)| !s.is_empty()).map(|(mine, node)| {
+        let hosts: Vec<String> = workers.iter().map(|w| w.ip.to_string()).collect();
+        let calls = assign(splits, &hosts).into_iter().zip(workers).filter(|(s, _)| !s.is_empty()).map(|(mine, node)| {
             let request = ParseSplitsRequest {
                 frame_id: frame_id.to_string(),
                 setup_json: setup_json.clone(),

@@ -41,50 +41,54 @@ fn narrowest(lo: i64, hi: i64) -> DataType {
     }
 }
 
+/// Rounds to the nearest integer with two additions (exact for |x| < 2^51), where
+/// `f64::round` would be a libm call on baseline x86-64; larger values fail the checks below.
+#[inline]
+fn round_fast(x: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    (x + MAGIC) - MAGIC
+}
+
+#[inline]
 fn exact_at(v: f64, d: usize) -> Option<f64> {
     let p = POW10[d];
-    let s = (v * p).round();
+    let s = round_fast(v * p);
     // An integer 0 comes back as +0.0, so -0.0 is not exact.
     let signed_zero = s == 0.0 && v.to_bits() != 0;
     (!signed_zero && s.abs() <= f64::from(i32::MAX) && (s / p).to_bits() == v.to_bits()).then_some(s)
 }
 
-/// The fewest decimal digits that represent every valid value exactly, if 9 or fewer do.
-fn decimal_digits(values: &Float64Array) -> Option<usize> {
-    let mut d = 0usize;
-    let raw = values.values();
-    let mut check = |v: f64| -> bool {
-        while exact_at(v, d).is_none() {
-            d += 1;
-            if d >= POW10.len() {
-                return false;
-            }
-        }
-        true
-    };
-    match values.nulls() {
-        None => raw.iter().all(|&v| check(v)),
-        Some(nulls) => raw.iter().enumerate().all(|(i, &v)| nulls.is_null(i) || check(v)),
-    }
-    .then_some(d)
-}
-
-/// The column as integers scaled by `10^d`, or `None` if a value does not come back exactly.
-fn scaled(values: &Float64Array, d: usize) -> Option<(ArrayRef, i64, i64)> {
+/// The column as integers scaled by `10^d` with the fewest digits `d` (at most 9) that bring
+/// every valid value back exactly, with the integers' range; `None` if there is no such `d`.
+///
+/// One pass: `d` only grows, and when a value needs more digits than the values before it,
+/// the pass starts over at the new `d` (that happens within the first few values).
+fn scaled(values: &Float64Array) -> Option<(usize, ArrayRef, i64, i64)> {
     let nulls = values.nulls();
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    let mut out = Vec::with_capacity(values.len());
-    for (i, &v) in values.values().iter().enumerate() {
-        if nulls.is_some_and(|n| n.is_null(i)) {
-            out.push(0i32);
-            continue;
+    let raw = values.values();
+    let mut d = 0usize;
+    let mut out = vec![0i32; values.len()];
+    'restart: loop {
+        let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+        for (i, &v) in raw.iter().enumerate() {
+            if nulls.is_some_and(|n| n.is_null(i)) {
+                continue;
+            }
+            let s = match exact_at(v, d) {
+                Some(s) => s as i32,
+                None => {
+                    // More digits for this value (and so for all); none fit: keep the reals.
+                    d = (d + 1..POW10.len()).find(|&e| exact_at(v, e).is_some())?;
+                    continue 'restart;
+                }
+            };
+            lo = lo.min(s);
+            hi = hi.max(s);
+            out[i] = s;
         }
-        let s = exact_at(v, d)? as i32;
-        lo = lo.min(i64::from(s));
-        hi = hi.max(i64::from(s));
-        out.push(s);
+        let ints = Int32Array::new(out.into(), nulls.cloned());
+        return Some((d, Arc::new(ints) as ArrayRef, i64::from(lo), i64::from(hi)));
     }
-    Some((Arc::new(Int32Array::new(out.into(), nulls.cloned())) as ArrayRef, lo, hi))
 }
 
 fn with_meta(name: &str, data_type: DataType, nullable: bool, key: &str, value: String) -> Field {
@@ -110,8 +114,8 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
             }
             DataType::Float64 => {
                 let values = column.as_primitive::<Float64Type>();
-                match decimal_digits(values).and_then(|d| scaled(values, d).map(|s| (d, s))) {
-                    Some((d, (ints, lo, hi))) => {
+                match scaled(values) {
+                    Some((d, ints, lo, hi)) => {
                         let target = if values.null_count() == values.len() { DataType::Int8 } else { narrowest(lo, hi) };
                         columns.push(if &target == ints.data_type() { ints } else { cast(&ints, &target)? });
                         fields.push(with_meta(name, target, nullable, DECIMAL_SCALE, d.to_string()));

@@ -31,6 +31,9 @@ pub struct Split {
     pub chunk: u32,
     /// The first line of the file is a header (skipped by the split at 0).
     pub skip_header: bool,
+    /// Hosts holding the block the split starts in (HDFS), preferred when placing it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
 
 /// Cuts `files` into splits of about `split_bytes` (files that must be read whole are one split).
@@ -42,10 +45,16 @@ pub fn plan(files: &[FileEntry], split_bytes: u64, skip_header: bool, splittable
     let mut out = Vec::new();
     for f in files {
         for (start, end) in boundaries(f, split_bytes.max(1), splittable(f)) {
-            out.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk: out.len() as u32, skip_header });
+            let hosts = hosts_at(f, start);
+            out.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk: out.len() as u32, skip_header, hosts });
         }
     }
     out
+}
+
+/// Hosts with a replica of the block that holds byte `offset` of `f` (none if unknown).
+pub fn hosts_at(f: &FileEntry, offset: u64) -> Vec<String> {
+    f.blocks.iter().find(|b| b.offset <= offset && offset < b.offset + b.length.max(1)).map(|b| b.hosts.clone()).unwrap_or_default()
 }
 
 fn boundaries(f: &FileEntry, split_bytes: u64, splittable: bool) -> Vec<(u64, u64)> {
@@ -77,16 +86,25 @@ fn boundaries(f: &FileEntry, split_bytes: u64, splittable: bool) -> Vec<(u64, u6
     cuts.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
-/// Assigns splits to `n` workers round-robin by size (largest first to the least loaded).
-pub fn assign(splits: &[Split], n: usize) -> Vec<Vec<Split>> {
-    let mut buckets: Vec<(u64, Vec<Split>)> = vec![(0, Vec::new()); n.max(1)];
+/// Assigns splits to workers (given by host), largest first, each to the least loaded worker;
+/// a split whose block has a replica on a worker's host goes to the least loaded such worker
+/// unless that would leave it more than one largest split ahead of the least loaded worker
+/// (locality, but never at the price of a lopsided import).
+pub fn assign(splits: &[Split], worker_hosts: &[String]) -> Vec<Vec<Split>> {
+    let n = worker_hosts.len().max(1);
+    let mut buckets: Vec<(u64, Vec<Split>)> = vec![(0, Vec::new()); n];
     let mut order: Vec<&Split> = splits.iter().collect();
     order.sort_by_key(|s| std::cmp::Reverse(s.end - s.start));
+    let slack = order.first().map(|s| s.end - s.start).unwrap_or(0);
     for s in order {
-        if let Some(b) = buckets.iter_mut().min_by_key(|b| b.0) {
-            b.0 += s.end - s.start;
-            b.1.push(s.clone());
-        }
+        let least = (0..n).min_by_key(|&i| buckets[i].0).unwrap_or(0);
+        let local = (0..n)
+            .filter(|&i| worker_hosts.get(i).is_some_and(|h| s.hosts.contains(h)))
+            .min_by_key(|&i| buckets[i].0)
+            .filter(|&i| buckets[i].0 + (s.end - s.start) <= buckets[least].0 + slack);
+        let b = &mut buckets[local.unwrap_or(least)];
+        b.0 += s.end - s.start;
+        b.1.push(s.clone());
     }
     buckets
         .into_iter()
@@ -157,7 +175,7 @@ mod tests {
             let mut text = lines.join("\n");
             if trailing_newline { text.push('\n'); }
             let file = text.as_bytes();
-            let f = FileEntry { url: "f".into(), size: file.len() as u64, block_size: None };
+            let f = FileEntry { url: "f".into(), size: file.len() as u64, block_size: None, blocks: Vec::new() };
             let splits = plan(&[f], split, false, |_| true);
             let mut joined = Vec::new();
             for s in &splits {
@@ -173,7 +191,7 @@ mod tests {
         ) {
             let text = lines.join("\n") + "\n";
             let file = text.as_bytes();
-            for s in plan(&[FileEntry { url: "f".into(), size: file.len() as u64, block_size: None }], split, false, |_| true) {
+            for s in plan(&[FileEntry { url: "f".into(), size: file.len() as u64, block_size: None, blocks: Vec::new() }], split, false, |_| true) {
                 // A worker reads from one byte before the split.
                 let buf_start = s.start.saturating_sub(1);
                 let buf = &file[buf_start as usize..];
@@ -185,7 +203,7 @@ mod tests {
 
         #[test]
         fn hdfs_splits_follow_block_boundaries(size in 0u64..5000, block in 1u64..700, split in 1u64..700) {
-            let f = FileEntry { url: "f".into(), size, block_size: Some(block) };
+            let f = FileEntry { url: "f".into(), size, block_size: Some(block), blocks: Vec::new() };
             let splits = plan(&[f], split, false, |_| true);
             prop_assert_eq!(splits[0].start, 0);
             prop_assert_eq!(splits.last().map(|s| s.end), Some(size));
@@ -217,13 +235,40 @@ mod tests {
 
     #[test]
     fn assignment_balances_bytes() {
-        let files = [FileEntry { url: "a".into(), size: 100, block_size: None }, FileEntry { url: "b".into(), size: 35, block_size: None }];
+        let files = [
+            FileEntry { url: "a".into(), size: 100, block_size: None, blocks: Vec::new() },
+            FileEntry { url: "b".into(), size: 35, block_size: None, blocks: Vec::new() },
+        ];
         let splits = plan(&files, 30, true, |f| f.url == "a");
         assert_eq!(splits.len(), 5);
         assert_eq!(splits.iter().map(|s| s.chunk).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
-        let a = assign(&splits, 2);
+        let a = assign(&splits, &["w1".to_string(), "w2".to_string()]);
         let load: Vec<u64> = a.iter().map(|v| v.iter().map(|s| s.end - s.start).sum()).collect();
         assert_eq!(load.iter().sum::<u64>(), 135);
         assert!(load[0].abs_diff(load[1]) <= 35, "{load:?}");
+    }
+
+    #[test]
+    fn splits_go_to_the_host_of_their_block_without_unbalancing() {
+        use crate::storage::BlockLocation;
+        let block = |offset, host: &str| BlockLocation { offset, length: 100, hosts: vec![host.to_string(), "10.0.0.9".to_string()] };
+        let f = FileEntry {
+            url: "hdfs://nn:8020/f".into(),
+            size: 400,
+            block_size: Some(100),
+            blocks: vec![block(0, "10.0.0.1"), block(100, "10.0.0.2"), block(200, "10.0.0.2"), block(300, "10.0.0.2")],
+        };
+        let splits = plan(&[f], 100, false, |_| true);
+        assert_eq!(splits[1].hosts, ["10.0.0.2", "10.0.0.9"]);
+        let workers = ["10.0.0.1".to_string(), "10.0.0.2".to_string()];
+        let a = assign(&splits, &workers);
+        let starts = |v: &Vec<Split>| v.iter().map(|s| s.start).collect::<Vec<_>>();
+        assert!(starts(&a[0]).contains(&0), "block 0 lives on 10.0.0.1: {a:?}");
+        // Three blocks on 10.0.0.2, but the import stays balanced: two splits each.
+        assert_eq!((a[0].len(), a[1].len()), (2, 2));
+        assert!(starts(&a[1]).iter().all(|s| *s >= 100));
+        // No worker on the block's hosts: placement by size alone.
+        let a = assign(&splits, &["10.9.9.9".to_string(), "10.9.9.8".to_string()]);
+        assert_eq!((a[0].len(), a[1].len()), (2, 2));
     }
 }

@@ -50,6 +50,21 @@ pub struct FileEntry {
     /// HDFS block size, where the file lives on HDFS (splits are aligned with blocks).
     #[serde(default)]
     pub block_size: Option<u64>,
+    /// Where the file's blocks are, where the NameNode told us (splits go to a worker on the
+    /// same host where one exists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<BlockLocation>,
+}
+
+/// One block of a file and the hosts (IP addresses) that hold a replica of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlockLocation {
+    /// First byte of the block in the file.
+    pub offset: u64,
+    /// Bytes in the block.
+    pub length: u64,
+    /// IP addresses of the DataNodes with a replica.
+    pub hosts: Vec<String>,
 }
 
 /// An opened store and the path inside it.
@@ -160,7 +175,7 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
     if matcher.is_none() {
         match loc.store.head(&loc.path).await {
             Ok(meta) => {
-                let entry = FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size, block_size: None };
+                let entry = FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size, block_size: None, blocks: Vec::new() };
                 return Ok(with_block_sizes(&url, vec![entry]).await);
             }
             Err(object_store::Error::NotFound { .. }) => {}
@@ -176,7 +191,7 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
         .into_iter()
         .filter(|m| is_data_file(&m.location))
         .filter(|m| matcher.as_ref().is_none_or(|g| g.is_match(m.location.as_ref())))
-        .map(|m| FileEntry { url: full_url(&loc.base, &m.location), size: m.size, block_size: None })
+        .map(|m| FileEntry { url: full_url(&loc.base, &m.location), size: m.size, block_size: None, blocks: Vec::new() })
         .collect();
     if out.is_empty() {
         return Err(FrameError::NotFound { url: url.to_string() });
@@ -195,7 +210,7 @@ fn storage_error(url: &url::Url, e: object_store::Error) -> FrameError {
     FrameError::Storage { url: url.to_string(), source: e }
 }
 
-/// Fills in HDFS block sizes (16 NameNode calls at a time); other schemes have none.
+/// Fills in HDFS block sizes and locations (16 files at a time); other schemes have none.
 async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>) -> Vec<FileEntry> {
     use futures::StreamExt;
     if !matches!(url.scheme(), "hdfs" | "viewfs") {
@@ -208,6 +223,7 @@ async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>) -> Vec<FileEntr
             async move {
                 let path = f.url.strip_prefix(&authority).unwrap_or(&f.url).to_string();
                 f.block_size = crate::hdfs::block_size(&authority, &path).await;
+                f.blocks = crate::hdfs::block_locations(&authority, &path, f.size).await;
                 f
             }
         })

@@ -81,8 +81,8 @@ pub(crate) struct DataNode {
 }
 
 impl DataNode {
-    pub async fn start(store: Arc<BlockStore>) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    pub async fn start(ip: std::net::IpAddr, store: Arc<BlockStore>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let addr = listener.local_addr()?;
         let serving = Arc::clone(&store);
         let task = tokio::spawn(async move {

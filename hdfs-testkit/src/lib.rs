@@ -44,11 +44,12 @@ pub struct MiniDfsBuilder {
     block_size: u64,
     replication: usize,
     listing_limit: usize,
+    datanode_ips: Vec<std::net::IpAddr>,
 }
 
 impl Default for MiniDfsBuilder {
     fn default() -> Self {
-        Self { datanodes: 3, block_size: 1 << 20, replication: 2, listing_limit: 1000 }
+        Self { datanodes: 3, block_size: 1 << 20, replication: 2, listing_limit: 1000, datanode_ips: Vec::new() }
     }
 }
 
@@ -75,11 +76,23 @@ impl MiniDfsBuilder {
         self
     }
 
+    /// Loopback addresses the DataNodes listen on, one per node in turn (default: all on
+    /// 127.0.0.1); distinct addresses make DataNodes distinct "hosts" for locality tests.
+    pub fn datanode_ips(mut self, ips: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.datanode_ips = ips.into_iter().collect();
+        self
+    }
+
     /// Starts the DataNodes and the NameNode on 127.0.0.1, on free ports.
     pub async fn start(self) -> std::io::Result<MiniDfs> {
         let mut datanodes = Vec::new();
-        for _ in 0..self.datanodes {
-            datanodes.push(DataNode::start(Arc::new(BlockStore::default())).await?);
+        for i in 0..self.datanodes {
+            let ip = if self.datanode_ips.is_empty() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                self.datanode_ips[i % self.datanode_ips.len()]
+            };
+            datanodes.push(DataNode::start(ip, Arc::new(BlockStore::default())).await?);
         }
         let ids = datanodes
             .iter()
