@@ -137,9 +137,21 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             let path = ObjectPath::parse(url.path().trim_start_matches('/')).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: hdfs.store, path, base: authority.to_string() })
         }
-        other => {
-            Err(invalid(format!("the scheme {other}:// is not supported; use file://, a plain path, s3://, s3a://, hdfs:// or viewfs://")))
+        "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "http" | "https" => {
+            // What object_store gives for free, configured the standard way: its builders'
+            // keys are the lower-cased environment variables (GOOGLE_SERVICE_ACCOUNT,
+            // AZURE_STORAGE_ACCOUNT_NAME, ...).
+            let mut options: Vec<(String, String)> = std::env::vars().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            if url.scheme() == "http" {
+                options.push(("allow_http".into(), "true".into()));
+            }
+            let (store, path) = object_store::parse_url_opts(url, options)
+                .map_err(|e| invalid(format!("{e}; credentials come from the standard environment variables of the store")))?;
+            Ok(Located { store: Arc::from(store), path, base: url[..url::Position::BeforePath].to_string() })
         }
+        other => Err(invalid(format!(
+            "the scheme {other}:// is not supported; use a plain path, file://, s3://, s3a://, hdfs://, viewfs://, gs://, az://, abfs:// or http(s)://"
+        ))),
     }
 }
 

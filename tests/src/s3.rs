@@ -18,6 +18,8 @@ pub struct S3Server {
     pub access_key: String,
     pub secret_key: String,
     pub bucket: String,
+    /// The filer's plain HTTP interface: objects are at `{filer_url}/buckets/{bucket}/{key}`.
+    pub filer_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -69,8 +71,15 @@ impl S3Server {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let server =
-            S3Server { child, endpoint: format!("http://127.0.0.1:{}", p[6]), access_key, secret_key, bucket: bucket.into(), _dir: dir };
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{}", p[6]),
+            access_key,
+            secret_key,
+            bucket: bucket.into(),
+            filer_url: format!("http://127.0.0.1:{}", p[4]),
+            _dir: dir,
+        };
         server.wait_ready();
         server
     }

@@ -52,6 +52,12 @@ fn imports_directories_and_globs_from_s3_and_reports_missing_objects() {
     assert!(ok, "{out}");
     assert!(out.contains(": 5000 rows"), "{out}");
 
+    // The same object over plain HTTP (the filer serves ranged GETs): object_store's http store.
+    let http_url = format!("{}/buckets/lake/tables/t1/part-0.csv", server.filer_url);
+    let (ok, out) = import(&server, &http_url);
+    assert!(ok, "{out}");
+    assert!(out.contains(": 3000 rows"), "{out}");
+
     let (ok, out) = import(&server, "s3://lake/tables/nothing-here.csv");
     assert!(!ok);
     assert!(out.contains("s3://lake/tables/nothing-here.csv") && out.contains("no such file"), "{out}");
