@@ -24,4 +24,8 @@ pub mod proto {
     pub mod hdfs {
         include!(concat!(env!("OUT_DIR"), "/hadoop.hdfs.rs"));
     }
+    /// `hadoop.yarn`: ResourceManager, ApplicationMaster and NodeManager messages.
+    pub mod yarn {
+        include!(concat!(env!("OUT_DIR"), "/hadoop.yarn.rs"));
+    }
 }
