@@ -83,11 +83,17 @@ pub(crate) async fn block_locations(authority: &str, path: &str, size: u64) -> V
     let Some(addr) = authority.strip_prefix("hdfs://").filter(|a| a.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())) else {
         return Vec::new();
     };
-    let user = std::env::var("HADOOP_USER_NAME").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "eddy".into());
     let ask = async {
-        let client = eddy_hadoop_ipc::client::IpcClient::connect(addr, CLIENT_PROTOCOL, &user, std::time::Duration::from_secs(5)).await?;
+        let client = namenode_client(addr).await?;
         let request = GetBlockLocationsRequestProto { src: path.to_string(), offset: 0, length: size };
-        client.call::<_, GetBlockLocationsResponseProto>("getBlockLocations", &request).await
+        let answer = client.call::<_, GetBlockLocationsResponseProto>("getBlockLocations", &request).await;
+        if matches!(answer, Err(eddy_hadoop_ipc::IpcError::Io { .. } | eddy_hadoop_ipc::IpcError::Protocol { .. })) {
+            // A broken connection: the next file gets a new one.
+            if let Ok(mut c) = IPC_CLIENTS.lock() {
+                c.remove(addr);
+            }
+        }
+        answer
     };
     match ask.await {
         Ok(response) => response
@@ -106,6 +112,32 @@ pub(crate) async fn block_locations(authority: &str, path: &str, size: u64) -> V
             Vec::new()
         }
     }
+}
+
+static IPC_CLIENTS: LazyLock<Mutex<HashMap<String, Arc<eddy_hadoop_ipc::client::IpcClient>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// One IPC connection per NameNode, shared by every file of every import; its tasks run on
+/// the HDFS I/O runtime so that it outlives the runtime that first asked.
+async fn namenode_client(addr: &str) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hadoop_ipc::client::IpcClient>> {
+    if let Some(c) = IPC_CLIENTS.lock().ok().and_then(|c| c.get(addr).cloned()) {
+        return Ok(c);
+    }
+    let user = std::env::var("HADOOP_USER_NAME").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "eddy".into());
+    let unavailable = |message: String| eddy_hadoop_ipc::IpcError::Protocol { addr: addr.to_string(), message };
+    let runtime = IO_RUNTIME.as_ref().map_err(|e| unavailable(e.clone()))?;
+    let target = addr.to_string();
+    let client = runtime
+        .spawn(async move {
+            eddy_hadoop_ipc::client::IpcClient::connect(&target, CLIENT_PROTOCOL, &user, std::time::Duration::from_secs(5)).await
+        })
+        .await
+        .map_err(|e| unavailable(e.to_string()))??;
+    let client = Arc::new(client);
+    if let Ok(mut c) = IPC_CLIENTS.lock() {
+        c.insert(addr.to_string(), Arc::clone(&client));
+    }
+    Ok(client)
 }
 
 /// Java name of HDFS's client protocol.
@@ -138,5 +170,20 @@ mod tests {
         // No such file, or no NameNode: no locality, and no error.
         assert!(block_locations(&url, "/nope", 1).await.is_empty());
         assert!(block_locations("hdfs://nameservice1", "/d/f.csv", 1).await.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_with_spaces_and_accents_list_and_read_back() {
+        let dfs = eddy_hdfs_testkit::MiniDfs::builder().datanodes(2).block_size(1024).start().await.unwrap();
+        dfs.put("/lake/ts=2024-01-01 00:00/données 1.csv", b"a,b\n1,2\n".to_vec());
+        let storage = crate::storage::StorageOptions::default();
+        let files = crate::storage::list(&format!("{}/lake", dfs.url()), &storage).await.unwrap();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].url, format!("{}/lake/ts=2024-01-01%2000:00/donn%C3%A9es%201.csv", dfs.url()));
+        let bytes = crate::storage::read_range(&files[0].url, 0..files[0].size, &storage).await.unwrap();
+        assert_eq!(&bytes[..], b"a,b\n1,2\n");
+        // A glob over the same names.
+        let globbed = crate::storage::list(&format!("{}/lake/ts=*/donn*.csv", dfs.url()), &storage).await.unwrap();
+        assert_eq!(globbed, files);
     }
 }

@@ -127,14 +127,14 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             let store = builder.build().map_err(|e| {
                 invalid(format!("{e}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and EDDY_S3_ENDPOINT for non-AWS servers)"))
             })?;
-            let key = url.path().trim_start_matches('/');
-            let path = ObjectPath::parse(key).map_err(|e| invalid(e.to_string()))?;
+            // URL paths are percent-encoded (`my%20file.csv`); object paths are not.
+            let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: Arc::new(store), path, base: format!("s3://{bucket}") })
         }
         "hdfs" | "viewfs" => {
             let authority = &url[..url::Position::BeforePath];
             let hdfs = crate::hdfs::connect(authority)?;
-            let path = ObjectPath::parse(url.path().trim_start_matches('/')).map_err(|e| invalid(e.to_string()))?;
+            let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: hdfs.store, path, base: authority.to_string() })
         }
         "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "http" | "https" => {
@@ -147,7 +147,11 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             }
             let (store, path) = object_store::parse_url_opts(url, options)
                 .map_err(|e| invalid(format!("{e}; credentials come from the standard environment variables of the store")))?;
-            Ok(Located { store: Arc::from(store), path, base: url[..url::Position::BeforePath].to_string() })
+            // The store may be rooted below the authority (an Azure container or a path-style
+            // bucket in an https URL): the base is the URL minus the object's own path.
+            let whole = format!("{}{}", &url[..url::Position::BeforePath], url.path());
+            let base = whole.strip_suffix(&encoded_path(&path)).unwrap_or(&url[..url::Position::BeforePath]).trim_end_matches('/').to_string();
+            Ok(Located { store: Arc::from(store), path, base })
         }
         other => Err(invalid(format!(
             "the scheme {other}:// is not supported; use a plain path, file://, s3://, s3a://, hdfs://, viewfs://, gs://, az://, abfs:// or http(s)://"
@@ -155,8 +159,20 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
     }
 }
 
+/// `/a/b%20c`: an object path as a URL path, every segment percent-encoded.
+fn encoded_path(path: &ObjectPath) -> String {
+    let mut url = url::Url::parse("eddy://x/").unwrap_or_else(|_| unreachable!("a constant URL"));
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.clear().extend(path.parts().map(|p| p.as_ref().to_string()));
+    }
+    if path.parts().count() == 0 {
+        return String::new();
+    }
+    url.path().to_string()
+}
+
 fn full_url(base: &str, path: &ObjectPath) -> String {
-    format!("{base}/{path}")
+    format!("{base}{}", encoded_path(path))
 }
 
 /// Skips files that are not data: Hadoop's `_SUCCESS` markers, `.crc` checksums, hidden files.
@@ -176,7 +192,8 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
             let dir_end = path[..i].rfind('/').unwrap_or(0);
             let mut dir_url = url.clone();
             dir_url.set_path(&path[..dir_end.max(1)]);
-            let glob = globset::Glob::new(path.trim_start_matches('/'))
+            let pattern = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+            let glob = globset::Glob::new(pattern.trim_start_matches('/'))
                 .map_err(|e| FrameError::InvalidUrl { url: text.into(), reason: format!("bad glob: {e}") })?
                 .compile_matcher();
             (dir_url, Some(glob))

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use prost::Message;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Mutex as AsyncMutex};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::proto::common::{
@@ -33,15 +33,19 @@ pub struct IpcClient {
     protocol: String,
     client_id: Vec<u8>,
     next_call: AtomicI32,
-    writer: AsyncMutex<tokio::net::tcp::OwnedWriteHalf>,
+    // Whole frames go to a writer task, so a caller that gives up mid-call never leaves half
+    // a frame on the shared connection.
+    frames: mpsc::Sender<Vec<u8>>,
     pending: Pending,
     reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
     timeout: Duration,
 }
 
 impl Drop for IpcClient {
     fn drop(&mut self) {
         self.reader.abort();
+        self.writer.abort();
     }
 }
 
@@ -78,38 +82,39 @@ impl IpcClient {
         let buf = wire::frame(&[&header(SASL_CALL_ID), &negotiate]);
         writer.write_all(&buf).await.map_err(io)?;
         let protocol_err = |message: String| IpcError::Protocol { addr: addr.to_string(), message };
-        loop {
-            let mut frame = tokio::time::timeout(timeout, wire::read_frame(&mut reader))
-                .await
-                .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "SASL negotiation".into(), secs: timeout.as_secs() })?
-                .map_err(io)?
-                .ok_or_else(|| protocol_err("closed during SASL negotiation".into()))?;
-            let response: RpcResponseHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
-            if response.status != RpcStatusProto::Success as i32 {
-                return Err(IpcError::Remote {
-                    addr: addr.into(),
-                    method: "SASL negotiation".into(),
-                    class: response.exception_class_name.unwrap_or_default(),
-                    message: response.error_msg.unwrap_or_default(),
-                });
+        // One answer: SUCCESS (SIMPLE only), or NEGOTIATE with the methods on offer.
+        let mut frame = tokio::time::timeout(timeout, wire::read_frame(&mut reader))
+            .await
+            .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "SASL negotiation".into(), secs: timeout.as_secs() })?
+            .map_err(io)?
+            .ok_or_else(|| protocol_err("closed during SASL negotiation".into()))?;
+        let response: RpcResponseHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
+        if response.status != RpcStatusProto::Success as i32 {
+            return Err(IpcError::Remote {
+                addr: addr.into(),
+                method: "SASL negotiation".into(),
+                class: response.exception_class_name.unwrap_or_default(),
+                message: response.error_msg.unwrap_or_default(),
+            });
+        }
+        let sasl: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
+        match SaslState::try_from(sasl.state) {
+            // SIMPLE only: the server is done.
+            Ok(SaslState::Success) => {}
+            Ok(SaslState::Negotiate) => {
+                let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
+                    let offered: Vec<_> = sasl.auths.iter().map(|a| format!("{}/{}", a.method, a.mechanism)).collect();
+                    return Err(protocol_err(format!(
+                        "the server requires {} authentication; Eddy's IPC client speaks SIMPLE only so far",
+                        offered.join(", ")
+                    )));
+                };
+                let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![simple.clone()], ..Default::default() };
+                let buf = wire::frame(&[&header(SASL_CALL_ID), &initiate]);
+                writer.write_all(&buf).await.map_err(io)?;
+                // Hadoop's server switches to SIMPLE on this INITIATE without answering.
             }
-            let sasl: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
-            match SaslState::try_from(sasl.state) {
-                Ok(SaslState::Success) => break,
-                Ok(SaslState::Negotiate) => {
-                    let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
-                        let offered: Vec<_> = sasl.auths.iter().map(|a| format!("{}/{}", a.method, a.mechanism)).collect();
-                        return Err(protocol_err(format!(
-                            "the server requires {} authentication; Eddy's IPC client speaks SIMPLE only so far",
-                            offered.join(", ")
-                        )));
-                    };
-                    let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![simple.clone()], ..Default::default() };
-                    let buf = wire::frame(&[&header(SASL_CALL_ID), &initiate]);
-                    writer.write_all(&buf).await.map_err(io)?;
-                }
-                _ => return Err(protocol_err(format!("unexpected SASL state {} for SIMPLE authentication", sasl.state))),
-            }
+            _ => return Err(protocol_err(format!("unexpected SASL state {} for SIMPLE authentication", sasl.state))),
         }
 
         let context = IpcConnectionContextProto {
@@ -157,14 +162,24 @@ impl IpcClient {
             })
         };
 
+        let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
+        let writer_task = tokio::spawn(async move {
+            while let Some(buf) = outgoing.recv().await {
+                if writer.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+
         Ok(Self {
             addr: addr.to_string(),
             protocol: protocol.to_string(),
             client_id,
             next_call: AtomicI32::new(0),
-            writer: AsyncMutex::new(writer),
+            frames,
             pending,
             reader: reader_task,
+            writer: writer_task,
             timeout,
         })
     }
@@ -196,7 +211,12 @@ impl IpcClient {
             pending.as_mut().ok_or_else(|| self.closed(method))?.insert(call_id, tx);
         }
         let buf = wire::frame(&[&header, &request_header, request]);
-        self.writer.lock().await.write_all(&buf).await.map_err(|source| IpcError::Io { addr: self.addr.clone(), source })?;
+        if self.frames.send(buf).await.is_err() {
+            if let Ok(mut p) = self.pending.lock() {
+                p.as_mut().map(|p| p.remove(&call_id));
+            }
+            return Err(self.closed(method));
+        }
         let answer = match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(self.closed(method)),

@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use crate::proto::common::{
     rpc_response_header_proto::{RpcErrorCodeProto, RpcStatusProto},
-    rpc_sasl_proto::SaslState,
+    rpc_sasl_proto::{SaslAuth, SaslState},
     IpcConnectionContextProto, RequestHeaderProto, RpcRequestHeaderProto, RpcResponseHeaderProto, RpcSaslProto,
 };
 use crate::wire::{self, AUTH_NONE, AUTH_SASL, CONNECTION_CONTEXT_CALL_ID, IPC_VERSION, MAGIC, PING_CALL_ID, SASL_CALL_ID};
@@ -75,6 +75,17 @@ pub fn reply<M: Message>(m: &M) -> CallResult {
     Ok(m.encode_to_vec())
 }
 
+/// What the server offers when a client starts SASL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaslOffer {
+    /// Only SIMPLE is enabled: NEGOTIATE is answered with SUCCESS at once.
+    #[default]
+    SimpleOnly,
+    /// TOKEN (DIGEST-MD5) and SIMPLE are offered, as an unsecured NameNode does (it always has a
+    /// delegation token manager); a client choosing SIMPLE sends INITIATE and gets no answer.
+    TokenAndSimple,
+}
+
 /// A running IPC server; dropping it (or [`IpcServer::stop`]) closes the listener and every
 /// connection, as a killed server would.
 #[derive(Debug)]
@@ -86,6 +97,11 @@ pub struct IpcServer {
 impl IpcServer {
     /// Binds `addr` (use port 0 for a free port) and serves `handler`.
     pub async fn bind(addr: SocketAddr, handler: Arc<dyn RpcHandler>) -> std::io::Result<Self> {
+        Self::bind_with(addr, handler, SaslOffer::SimpleOnly).await
+    }
+
+    /// Like [`IpcServer::bind`], choosing what SASL negotiation offers.
+    pub async fn bind_with(addr: SocketAddr, handler: Arc<dyn RpcHandler>, offer: SaslOffer) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
@@ -98,7 +114,7 @@ impl IpcServer {
                             let _ = stream.set_nodelay(true);
                             let handler = Arc::clone(&handler);
                             connections.spawn(async move {
-                                if let Err(e) = serve_connection(stream, handler).await {
+                                if let Err(e) = serve_connection(stream, handler, offer).await {
                                     debug!(%peer, "IPC connection ended: {e}");
                                 }
                             });
@@ -136,7 +152,7 @@ fn protocol_error(message: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
 }
 
-async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>) -> std::io::Result<()> {
+async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>, offer: SaslOffer) -> std::io::Result<()> {
     let (mut reader, mut writer) = stream.into_split();
     let mut preamble = [0u8; 7];
     tokio::time::timeout(Duration::from_secs(30), reader.read_exact(&mut preamble))
@@ -150,7 +166,7 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>) -> st
     }
     match preamble[6] {
         AUTH_NONE => {}
-        AUTH_SASL => negotiate_simple(&mut reader, &mut writer).await?,
+        AUTH_SASL => negotiate_simple(&mut reader, &mut writer, offer).await?,
         other => return Err(protocol_error(format!("unknown auth protocol {other}"))),
     }
 
@@ -224,6 +240,7 @@ fn response_frame(request: &RpcRequestHeaderProto, result: CallResult) -> Vec<u8
 async fn negotiate_simple(
     reader: &mut tokio::net::tcp::OwnedReadHalf,
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    offer: SaslOffer,
 ) -> std::io::Result<()> {
     let mut frame = wire::read_frame(reader).await?.ok_or_else(|| protocol_error("closed during SASL negotiation"))?;
     let header: RpcRequestHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL header: {e}")))?;
@@ -237,7 +254,67 @@ async fn negotiate_simple(
         server_ipc_version_num: Some(u32::from(IPC_VERSION)),
         ..Default::default()
     };
-    let success = RpcSaslProto { state: SaslState::Success as i32, ..Default::default() };
-    let buf = wire::frame(&[&response_header, &success]);
-    writer.write_all(&buf).await
+    if offer == SaslOffer::SimpleOnly {
+        let success = RpcSaslProto { state: SaslState::Success as i32, ..Default::default() };
+        let buf = wire::frame(&[&response_header, &success]);
+        return writer.write_all(&buf).await;
+    }
+    let auth = |method: &str, mechanism: &str| SaslAuth { method: method.into(), mechanism: mechanism.into(), ..Default::default() };
+    let negotiate = RpcSaslProto {
+        state: SaslState::Negotiate as i32,
+        auths: vec![
+            SaslAuth { protocol: Some(String::new()), server_id: Some("default".into()), ..auth("TOKEN", "DIGEST-MD5") },
+            auth("SIMPLE", ""),
+        ],
+        ..Default::default()
+    };
+    let buf = wire::frame(&[&response_header, &negotiate]);
+    writer.write_all(&buf).await?;
+    let mut frame = wire::read_frame(reader).await?.ok_or_else(|| protocol_error("closed during SASL negotiation"))?;
+    let _: RpcRequestHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL header: {e}")))?;
+    let initiate: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL message: {e}")))?;
+    match initiate.auths.first() {
+        Some(a) if initiate.state == SaslState::Initiate as i32 && a.method == "SIMPLE" => Ok(()),
+        other => Err(protocol_error(format!(
+            "this test server accepts SIMPLE only; the client chose {:?}",
+            other.map(|a| format!("{}/{}", a.method, a.mechanism))
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::IpcClient;
+    use crate::proto::common::UserInformationProto;
+
+    /// Answers every call with the caller's user, to show the connection context arrived.
+    struct WhoAmI;
+
+    #[async_trait]
+    impl RpcHandler for WhoAmI {
+        async fn call(&self, call: Call) -> CallResult {
+            match call.method.as_str() {
+                "whoami" => reply(&UserInformationProto { effective_user: Some(call.user), real_user: None }),
+                other => Err(RpcException::new("org.apache.hadoop.ipc.RpcNoSuchMethodException", other.to_string())),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn our_client_speaks_simple_whichever_way_the_server_negotiates() {
+        for offer in [SaslOffer::SimpleOnly, SaslOffer::TokenAndSimple] {
+            let server = IpcServer::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(WhoAmI), offer).await.unwrap();
+            let client = IpcClient::connect(&server.local_addr().to_string(), "p", "carol", Duration::from_secs(5)).await.unwrap();
+            let me: UserInformationProto = client.call("whoami", &UserInformationProto::default()).await.unwrap();
+            assert_eq!(me.effective_user.as_deref(), Some("carol"), "{offer:?}");
+            let err = client.call::<_, UserInformationProto>("nope", &UserInformationProto::default()).await.unwrap_err();
+            assert!(err.to_string().contains("RpcNoSuchMethodException"), "{err}");
+            // Calls still work after an error, and several at once.
+            let q = UserInformationProto::default();
+            let (a, b) =
+                tokio::join!(client.call::<_, UserInformationProto>("whoami", &q), client.call::<_, UserInformationProto>("whoami", &q));
+            assert!(a.is_ok() && b.is_ok());
+        }
+    }
 }

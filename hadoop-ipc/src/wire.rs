@@ -82,11 +82,11 @@ impl<M: Message> DelimitedMessage for M {
 /// Reads one frame; `Ok(None)` on a clean end of stream before the length.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Bytes>> {
     let mut len = [0u8; 4];
-    match reader.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    // A clean end is an end before the first byte; an end inside the length is a broken frame.
+    if reader.read(&mut len[..1]).await? == 0 {
+        return Ok(None);
     }
+    reader.read_exact(&mut len[1..]).await?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(std::io::Error::new(
@@ -122,6 +122,13 @@ mod tests {
         let body_len = prost::decode_length_delimiter(&mut f).unwrap();
         assert_eq!(&f[..body_len], b"body");
         assert!(read_frame(&mut reader).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_ending_inside_a_length_is_an_error() {
+        let bytes = [0u8, 0];
+        let mut reader = &bytes[..];
+        assert!(read_frame(&mut reader).await.is_err());
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use eddy_hadoop_ipc::proto::hdfs::DatanodeIdProto;
-use eddy_hadoop_ipc::server::IpcServer;
+use eddy_hadoop_ipc::server::{IpcServer, SaslOffer};
 
 pub use datanode::BlockStore;
 pub use namenode::CLIENT_PROTOCOL;
@@ -112,7 +112,8 @@ impl MiniDfsBuilder {
         let namespace = Arc::new(Mutex::new(Namespace::new(options, ids, stores)));
         let calls = Arc::new(Mutex::new(Vec::new()));
         let handler = NameNodeHandler { namespace: Arc::clone(&namespace), calls: Arc::clone(&calls) };
-        let namenode = IpcServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(handler)).await?;
+        // Offer TOKEN and SIMPLE as an unsecured NameNode does (it always has a token manager).
+        let namenode = IpcServer::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(handler), SaslOffer::TokenAndSimple).await?;
         Ok(MiniDfs { namenode, datanodes, namespace, calls, replication: self.replication })
     }
 }

@@ -69,7 +69,8 @@ impl NameNodeHandler {
                     client: &q.client_name,
                     overwrite,
                     create_parent: q.create_parent,
-                    replication: q.replication,
+                    // Write pipelines here are one DataNode long.
+                    replication: q.replication.min(self.ns()?.options.write_replication),
                     block_size: q.block_size,
                 };
                 let status = self.ns()?.create(&q.src, new)?;
