@@ -157,7 +157,7 @@ mod tests {
     async fn block_sizes_and_locations_come_from_the_namenode() {
         let ips = [[127, 0, 0, 2], [127, 0, 0, 3], [127, 0, 0, 4]].map(std::net::IpAddr::from);
         let dfs =
-            eddy_hdfs_testkit::MiniDfs::builder().datanodes(3).block_size(1024).replication(2).datanode_ips(ips).start().await.unwrap();
+            eddy_hadoop_testkit::MiniDfs::builder().datanodes(3).block_size(1024).replication(2).datanode_ips(ips).start().await.unwrap();
         dfs.put("/d/f.csv", vec![b'x'; 2500]);
         let url = dfs.url();
         assert_eq!(block_size(&url, "/d/f.csv").await, Some(1024));
@@ -174,7 +174,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn names_with_spaces_and_accents_list_and_read_back() {
-        let dfs = eddy_hdfs_testkit::MiniDfs::builder().datanodes(2).block_size(1024).start().await.unwrap();
+        let dfs = eddy_hadoop_testkit::MiniDfs::builder().datanodes(2).block_size(1024).start().await.unwrap();
         dfs.put("/lake/ts=2024-01-01 00:00/données 1.csv", b"a,b\n1,2\n".to_vec());
         let storage = crate::storage::StorageOptions::default();
         let files = crate::storage::list(&format!("{}/lake", dfs.url()), &storage).await.unwrap();

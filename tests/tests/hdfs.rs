@@ -1,12 +1,12 @@
 //! Import from and export to HDFS through real driver and worker processes, against the
 //! protocol-level test HDFS (a NameNode speaking Hadoop IPC and DataNodes speaking
-//! DataTransferProtocol on 127.0.0.1, from `eddy-hdfs-testkit`).
+//! DataTransferProtocol on 127.0.0.1, from `eddy-hadoop-testkit`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
 use std::time::Duration;
 
-use eddy_hdfs_testkit::MiniDfs;
+use eddy_hadoop_testkit::MiniDfs;
 use eddy_tests::*;
 
 const WAIT: Duration = Duration::from_secs(90);

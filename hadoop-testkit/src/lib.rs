@@ -1,4 +1,5 @@
-//! A protocol-level test HDFS in one process, for tests on 127.0.0.1.
+//! Protocol-level Hadoop test servers in one process, for tests on 127.0.0.1: a test HDFS
+//! ([`MiniDfs`]) and a test YARN ResourceManager ([`resourcemanager::TestResourceManager`]).
 //!
 //! [`MiniDfs`] starts a NameNode that speaks Hadoop IPC (`ClientNamenodeProtocol`, SIMPLE
 //! authentication) and DataNodes that speak `DataTransferProtocol`, written from Hadoop's
@@ -13,7 +14,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! let dfs = eddy_hdfs_testkit::MiniDfs::builder().datanodes(3).block_size(1 << 20).start().await?;
+//! let dfs = eddy_hadoop_testkit::MiniDfs::builder().datanodes(3).block_size(1 << 20).start().await?;
 //! dfs.put("/data/a.csv", b"x,y\n1,2\n".to_vec());
 //! println!("{}", dfs.url()); // hdfs://127.0.0.1:PORT
 //! # Ok(()) }
@@ -22,6 +23,7 @@
 mod datanode;
 mod namenode;
 mod namespace;
+pub mod resourcemanager;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,7 @@ use eddy_hadoop_ipc::client::IpcClient;
 use eddy_hadoop_ipc::proto::hdfs::{
     GetBlockLocationsRequestProto, GetBlockLocationsResponseProto, GetFileInfoRequestProto, GetFileInfoResponseProto,
 };
-use eddy_hdfs_testkit::{MiniDfs, CLIENT_PROTOCOL};
+use eddy_hadoop_testkit::{MiniDfs, CLIENT_PROTOCOL};
 use hdfs_native::{client::WriteOptions, ClientBuilder, HdfsError};
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {

@@ -1,0 +1,89 @@
+//! A ResourceManager client: YARN's `ApplicationClientProtocol` over Hadoop IPC.
+
+use std::time::Duration;
+
+use eddy_hadoop_ipc::client::IpcClient;
+use eddy_hadoop_ipc::proto::yarn::*;
+
+use crate::{YarnError, YarnResult};
+
+/// Java name of the protocol (`@ProtocolInfo` of `ApplicationClientProtocolPB`).
+pub const APPLICATION_CLIENT_PROTOCOL: &str = "org.apache.hadoop.yarn.api.ApplicationClientProtocolPB";
+
+/// A new application's id and the largest container the cluster allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApplication {
+    /// The id to submit with.
+    pub id: ApplicationIdProto,
+    /// Largest container memory, MiB.
+    pub max_memory_mb: i64,
+    /// Largest container vcores.
+    pub max_vcores: i32,
+}
+
+/// `application_<cluster timestamp>_<id, 4 digits>`, as YARN prints application ids.
+pub fn application_id_text(id: &ApplicationIdProto) -> String {
+    format!("application_{}_{:04}", id.cluster_timestamp.unwrap_or(0), id.id.unwrap_or(0))
+}
+
+/// A connection to one ResourceManager.
+#[derive(Debug)]
+pub struct ResourceManager {
+    ipc: IpcClient,
+}
+
+impl ResourceManager {
+    /// Connects to the first of `addresses` that answers, as `user`.
+    pub async fn connect(addresses: &[String], user: &str, timeout: Duration) -> YarnResult<Self> {
+        let mut last = None;
+        for addr in addresses {
+            match IpcClient::connect(addr, APPLICATION_CLIENT_PROTOCOL, user, timeout).await {
+                Ok(ipc) => return Ok(Self { ipc }),
+                Err(e) => {
+                    tracing::debug!(addr, "ResourceManager not reachable: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.map(YarnError::from).unwrap_or(YarnError::NoConfDir))
+    }
+
+    /// A new application id.
+    pub async fn new_application(&self) -> YarnResult<NewApplication> {
+        let r: GetNewApplicationResponseProto = self.ipc.call("getNewApplication", &GetNewApplicationRequestProto {}).await?;
+        let id = r.application_id.ok_or_else(|| incomplete("getNewApplication", "application_id"))?;
+        let max = r.maximum_capability.unwrap_or_default();
+        Ok(NewApplication { id, max_memory_mb: max.memory.unwrap_or(0), max_vcores: max.virtual_cores.unwrap_or(0) })
+    }
+
+    /// Submits an application.
+    pub async fn submit(&self, context: ApplicationSubmissionContextProto) -> YarnResult<()> {
+        let request = SubmitApplicationRequestProto { application_submission_context: Some(context) };
+        let _: SubmitApplicationResponseProto = self.ipc.call("submitApplication", &request).await?;
+        Ok(())
+    }
+
+    /// The application's report.
+    pub async fn report(&self, id: &ApplicationIdProto) -> YarnResult<ApplicationReportProto> {
+        let request = GetApplicationReportRequestProto { application_id: Some(*id) };
+        let r: GetApplicationReportResponseProto = self.ipc.call("getApplicationReport", &request).await?;
+        r.application_report.ok_or_else(|| incomplete("getApplicationReport", "application_report"))
+    }
+
+    /// Kills the application; `true` once YARN says the kill completed.
+    pub async fn kill(&self, id: &ApplicationIdProto, diagnostics: &str) -> YarnResult<bool> {
+        let request = KillApplicationRequestProto { application_id: Some(*id), diagnostics: Some(diagnostics.to_string()) };
+        let r: KillApplicationResponseProto = self.ipc.call("forceKillApplication", &request).await?;
+        Ok(r.is_kill_completed.unwrap_or(false))
+    }
+
+    /// Number of NodeManagers in the cluster.
+    pub async fn node_managers(&self) -> YarnResult<i32> {
+        let r: GetClusterMetricsResponseProto = self.ipc.call("getClusterMetrics", &GetClusterMetricsRequestProto {}).await?;
+        Ok(r.cluster_metrics.and_then(|m| m.num_node_managers).unwrap_or(0))
+    }
+}
+
+fn incomplete(method: &str, field: &str) -> YarnError {
+    YarnError::Incomplete { method: method.into(), field: field.into() }
+}
