@@ -12,7 +12,11 @@ use eddy_tests::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn mapper(dir: &Path, secret: &str, args: &[&str]) -> Command {
-    let secret_file = dir.join(format!("secret-{}", secret.len()));
+    // One file per mapper: rewriting a shared file truncates it under a mapper that is
+    // reading it at that moment (seen as an "empty secret" in CI).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let secret_file = dir.join(format!("secret-{n}"));
     std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
     let mut cmd = Command::new(bin("eddy-mapper"));
     cmd.args(["--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s", "--timeout", "20s", "--memory", "128m"])
