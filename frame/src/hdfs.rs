@@ -129,7 +129,13 @@ async fn namenode_client(addr: &str) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hado
     let target = addr.to_string();
     let client = runtime
         .spawn(async move {
-            eddy_hadoop_ipc::client::IpcClient::connect(&target, CLIENT_PROTOCOL, &user, std::time::Duration::from_secs(5)).await
+            eddy_hadoop_ipc::client::IpcClient::connect(
+                &target,
+                eddy_hadoop_ipc::protocols::CLIENT_NAMENODE,
+                &user,
+                std::time::Duration::from_secs(5),
+            )
+            .await
         })
         .await
         .map_err(|e| unavailable(e.to_string()))??;
@@ -139,9 +145,6 @@ async fn namenode_client(addr: &str) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hado
     }
     Ok(client)
 }
-
-/// Java name of HDFS's client protocol.
-const CLIENT_PROTOCOL: &str = "org.apache.hadoop.hdfs.protocol.ClientProtocol";
 
 /// The block size of a file, for aligning splits with blocks.
 pub(crate) async fn block_size(authority: &str, path: &str) -> Option<u64> {

@@ -49,6 +49,18 @@ impl Drop for IpcClient {
     }
 }
 
+/// The RPC header of one protobuf call on this connection.
+fn request_header(client_id: &[u8], call_id: i32, retry_count: i32) -> RpcRequestHeaderProto {
+    RpcRequestHeaderProto {
+        rpc_kind: Some(RpcKindProto::RpcProtocolBuffer as i32),
+        rpc_op: Some(OperationProto::RpcFinalPacket as i32),
+        call_id,
+        client_id: client_id.to_vec(),
+        retry_count: Some(retry_count),
+        ..Default::default()
+    }
+}
+
 impl IpcClient {
     /// Connects to `addr` (`host:port`) for `protocol` (its Java interface name) as `user`.
     pub async fn connect(addr: &str, protocol: &str, user: &str, timeout: Duration) -> IpcResult<Self> {
@@ -68,14 +80,8 @@ impl IpcClient {
             id[12..16].copy_from_slice(&std::process::id().to_le_bytes());
             id
         };
-        let header = |call_id| RpcRequestHeaderProto {
-            rpc_kind: Some(RpcKindProto::RpcProtocolBuffer as i32),
-            rpc_op: Some(OperationProto::RpcFinalPacket as i32),
-            call_id,
-            client_id: client_id.clone(),
-            retry_count: Some(-1),
-            ..Default::default()
-        };
+        // Set-up messages carry retry count -1, as Hadoop's client sends them.
+        let header = |call_id| request_header(&client_id, call_id, -1);
 
         // SASL: ask, and accept SIMPLE.
         let negotiate = RpcSaslProto { state: SaslState::Negotiate as i32, ..Default::default() };
@@ -192,14 +198,7 @@ impl IpcClient {
     /// Calls `method` with `request` and decodes the response as `R`.
     pub async fn call<Q: Message, R: Message + Default>(&self, method: &str, request: &Q) -> IpcResult<R> {
         let call_id = self.next_call.fetch_add(1, Ordering::Relaxed);
-        let header = RpcRequestHeaderProto {
-            rpc_kind: Some(RpcKindProto::RpcProtocolBuffer as i32),
-            rpc_op: Some(OperationProto::RpcFinalPacket as i32),
-            call_id,
-            client_id: self.client_id.clone(),
-            retry_count: Some(0),
-            ..Default::default()
-        };
+        let header = request_header(&self.client_id, call_id, 0);
         let request_header = RequestHeaderProto {
             method_name: method.to_string(),
             declaring_class_protocol_name: self.protocol.clone(),

@@ -5,9 +5,11 @@
 //! - [`server`]: an IPC server that dispatches calls to an [`server::RpcHandler`]; the
 //!   protocol-level test NameNode (and later ResourceManager) are handlers on top of it.
 //! - [`client`]: a small IPC client (SIMPLE authentication) for the calls Eddy makes itself.
+//! - [`protocols`]: the Java protocol names servers dispatch on.
 
 pub mod client;
 mod error;
+pub mod protocols;
 pub mod server;
 pub mod wire;
 

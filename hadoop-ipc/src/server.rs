@@ -42,6 +42,22 @@ impl Call {
         M::decode_length_delimited(self.request.clone())
             .map_err(|e| RpcException::new("java.io.IOException", format!("cannot decode the {} request: {e}", self.method)))
     }
+
+    /// Hadoop's answer to a call for another protocol than `served`, if it is one.
+    pub fn expect_protocol(&self, served: &str) -> Result<(), RpcException> {
+        if self.protocol == served {
+            return Ok(());
+        }
+        Err(RpcException::new("org.apache.hadoop.ipc.RpcNoSuchProtocolException", format!("Unknown protocol: {}", self.protocol)))
+    }
+
+    /// Hadoop's answer to a method the handler does not serve; `serves` says what it does.
+    pub fn no_such_method(&self, serves: &str) -> RpcException {
+        RpcException::new(
+            "org.apache.hadoop.ipc.RpcNoSuchMethodException",
+            format!("Unknown method {} called on {} ({serves})", self.method, self.protocol),
+        )
+    }
 }
 
 /// An exception a handler answers a call with; the client sees Hadoop's class name and message.
@@ -104,30 +120,7 @@ impl IpcServer {
     pub async fn bind_with(addr: SocketAddr, handler: Arc<dyn RpcHandler>, offer: SaslOffer) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            // Connections live in this set so that stopping the server drops them all.
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, peer)) => {
-                            let _ = stream.set_nodelay(true);
-                            let handler = Arc::clone(&handler);
-                            connections.spawn(async move {
-                                if let Err(e) = serve_connection(stream, handler, offer).await {
-                                    debug!(%peer, "IPC connection ended: {e}");
-                                }
-                            });
-                        }
-                        Err(e) => {
-                            warn!("IPC accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    },
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let task = spawn_accept_loop(listener, "IPC", move |stream| serve_connection(stream, Arc::clone(&handler), offer));
         Ok(Self { addr, task })
     }
 
@@ -146,6 +139,39 @@ impl Drop for IpcServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Accepts connections on `listener` (with TCP_NODELAY) and serves each with `serve` until the
+/// returned task is aborted; the connections live in the task, so aborting it drops them all,
+/// as a killed server would.
+pub fn spawn_accept_loop<F, Fut>(listener: TcpListener, what: &'static str, serve: F) -> JoinHandle<()>
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let connection = serve(stream);
+                        connections.spawn(async move {
+                            if let Err(e) = connection.await {
+                                debug!(%peer, "{what} connection ended: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        warn!("{what} accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    })
 }
 
 fn protocol_error(message: impl Into<String>) -> std::io::Error {
@@ -296,7 +322,7 @@ mod tests {
         async fn call(&self, call: Call) -> CallResult {
             match call.method.as_str() {
                 "whoami" => reply(&UserInformationProto { effective_user: Some(call.user), real_user: None }),
-                other => Err(RpcException::new("org.apache.hadoop.ipc.RpcNoSuchMethodException", other.to_string())),
+                _ => Err(call.no_such_method("this test serves whoami")),
             }
         }
     }

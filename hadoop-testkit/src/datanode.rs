@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use crc::{Crc, CRC_32_ISCSI};
@@ -21,11 +20,11 @@ use eddy_hadoop_ipc::proto::hdfs::{
     op_write_block_proto::BlockConstructionStage, BlockOpResponseProto, ChecksumProto, ChecksumTypeProto, ClientReadStatusProto,
     OpReadBlockProto, OpWriteBlockProto, PacketHeaderProto, PipelineAckProto, ReadOpChecksumInfoProto, Status,
 };
+use eddy_hadoop_ipc::server::spawn_accept_loop;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
-use tracing::debug;
+use tokio::task::JoinHandle;
 
 const DATA_TRANSFER_VERSION: u16 = 28;
 const OP_WRITE_BLOCK: u8 = 80;
@@ -85,26 +84,7 @@ impl DataNode {
         let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
         let addr = listener.local_addr()?;
         let serving = Arc::clone(&store);
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, peer)) = accepted else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        let store = Arc::clone(&serving);
-                        connections.spawn(async move {
-                            if let Err(e) = serve(stream, store).await {
-                                debug!(%peer, "DataNode connection ended: {e}");
-                            }
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let task = spawn_accept_loop(listener, "DataNode", move |stream| serve(stream, Arc::clone(&serving)));
         Ok(Self { addr, store, task })
     }
 
@@ -155,7 +135,6 @@ fn error_response(message: String) -> BlockOpResponseProto {
 }
 
 async fn serve(stream: TcpStream, store: Arc<BlockStore>) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);

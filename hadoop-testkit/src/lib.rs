@@ -165,7 +165,7 @@ impl MiniDfs {
 
     /// Creates a directory and its parents.
     pub fn mkdirs(&self, path: &str) {
-        let _ = self.ns().mkdirs(path, "eddy-test");
+        let _ = self.ns().mkdirs(path, "eddy-test", true);
     }
 
     /// A complete file's bytes, read from the DataNodes' stores.

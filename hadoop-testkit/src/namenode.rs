@@ -11,8 +11,7 @@ use tracing::debug;
 
 use crate::namespace::{Namespace, NewFile, IO_EXCEPTION};
 
-/// Java name of the protocol this handler serves.
-pub const CLIENT_PROTOCOL: &str = "org.apache.hadoop.hdfs.protocol.ClientProtocol";
+pub use eddy_hadoop_ipc::protocols::CLIENT_NAMENODE as CLIENT_PROTOCOL;
 
 #[derive(Debug)]
 pub(crate) struct NameNodeHandler {
@@ -26,12 +25,7 @@ impl NameNodeHandler {
     }
 
     fn serve(&self, call: &Call) -> CallResult {
-        if call.protocol != CLIENT_PROTOCOL {
-            return Err(RpcException::new(
-                "org.apache.hadoop.ipc.RpcNoSuchProtocolException",
-                format!("Unknown protocol: {}", call.protocol),
-            ));
-        }
+        call.expect_protocol(CLIENT_PROTOCOL)?;
         let user = if call.user.is_empty() { "nobody" } else { call.user.as_str() };
         match call.method.as_str() {
             "getFileInfo" => {
@@ -88,15 +82,7 @@ impl NameNodeHandler {
             }
             "mkdirs" => {
                 let q: MkdirsRequestProto = call.decode()?;
-                let mut ns = self.ns()?;
-                if !q.create_parent {
-                    let path = crate::namespace::normalize(&q.src)?;
-                    let parent = path.rsplit_once('/').map(|(p, _)| if p.is_empty() { "/" } else { p }).unwrap_or("/");
-                    if ns.get(parent).is_none() {
-                        return Err(RpcException::new(crate::namespace::FILE_NOT_FOUND, format!("Parent directory doesn't exist: {parent}")));
-                    }
-                }
-                ns.mkdirs(&q.src, user)?;
+                self.ns()?.mkdirs(&q.src, user, q.create_parent)?;
                 reply(&MkdirsResponseProto { result: true })
             }
             "delete" => {
@@ -116,10 +102,7 @@ impl NameNodeHandler {
                 let _: FsyncRequestProto = call.decode()?;
                 reply(&FsyncResponseProto {})
             }
-            other => Err(RpcException::new(
-                "org.apache.hadoop.ipc.RpcNoSuchMethodException",
-                format!("Unknown method {other} called on {CLIENT_PROTOCOL} (the test NameNode serves what hdfs-native needs to stat, list, read and write)"),
-            )),
+            _ => Err(call.no_such_method("the test NameNode serves what hdfs-native needs to stat, list, read and write")),
         }
     }
 }

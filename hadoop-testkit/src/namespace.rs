@@ -293,13 +293,17 @@ impl Namespace {
         match self.inodes.get(parent) {
             Some(Inode::Dir { .. }) => Ok(()),
             Some(Inode::File(_)) => Err(RpcException::new(PARENT_NOT_DIRECTORY, format!("Parent path is not a directory: {parent}"))),
-            None if create_parent => self.mkdirs(parent, owner),
+            None if create_parent => self.mkdirs(parent, owner, true),
             None => Err(RpcException::new(FILE_NOT_FOUND, format!("Parent directory doesn't exist: {parent}"))),
         }
     }
 
-    pub fn mkdirs(&mut self, src: &str, owner: &str) -> NsResult<()> {
+    /// Creates a directory; its parents too with `create_parent`, else the parent must exist.
+    pub fn mkdirs(&mut self, src: &str, owner: &str, create_parent: bool) -> NsResult<()> {
         let path = normalize(src)?;
+        if !create_parent {
+            self.require_parent_dir(&path, false, owner)?;
+        }
         let mut at = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             at.push('/');

@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use eddy_hadoop_ipc::proto::yarn::*;
 use eddy_hadoop_ipc::server::{reply, Call, CallResult, IpcServer, RpcException, RpcHandler, SaslOffer};
 
-/// Java name of the protocol (`@ProtocolInfo` of `ApplicationClientProtocolPB`).
-pub const APPLICATION_CLIENT_PROTOCOL: &str = "org.apache.hadoop.yarn.api.ApplicationClientProtocolPB";
+use eddy_hadoop_ipc::protocols::APPLICATION_CLIENT as APPLICATION_CLIENT_PROTOCOL;
 const APP_NOT_FOUND: &str = "org.apache.hadoop.yarn.exceptions.ApplicationNotFoundException";
 const INVALID_REQUEST: &str = "org.apache.hadoop.yarn.exceptions.InvalidResourceRequestException";
 
@@ -55,12 +54,7 @@ fn app_id(id: Option<&ApplicationIdProto>) -> Result<i32, RpcException> {
 
 impl Handler {
     fn serve(&self, call: &Call) -> CallResult {
-        if call.protocol != APPLICATION_CLIENT_PROTOCOL {
-            return Err(RpcException::new(
-                "org.apache.hadoop.ipc.RpcNoSuchProtocolException",
-                format!("Unknown protocol: {}", call.protocol),
-            ));
-        }
+        call.expect_protocol(APPLICATION_CLIENT_PROTOCOL)?;
         let mut s = self.state.lock().map_err(|_| RpcException::new("java.io.IOException", "state lock poisoned"))?;
         let cluster_timestamp = s.cluster_timestamp;
         let not_found = |id: i32| {
@@ -143,9 +137,8 @@ impl Handler {
                     }),
                 })
             }
-            other => Err(RpcException::new(
-                "org.apache.hadoop.ipc.RpcNoSuchMethodException",
-                format!("Unknown method {other} called on {APPLICATION_CLIENT_PROTOCOL} (the test ResourceManager serves getNewApplication, submitApplication, getApplicationReport, forceKillApplication, getClusterMetrics)"),
+            _ => Err(call.no_such_method(
+                "the test ResourceManager serves getNewApplication, submitApplication, getApplicationReport, forceKillApplication, getClusterMetrics",
             )),
         }
     }

@@ -7,8 +7,7 @@ use eddy_hadoop_ipc::proto::yarn::*;
 
 use crate::{YarnError, YarnResult};
 
-/// Java name of the protocol (`@ProtocolInfo` of `ApplicationClientProtocolPB`).
-pub const APPLICATION_CLIENT_PROTOCOL: &str = "org.apache.hadoop.yarn.api.ApplicationClientProtocolPB";
+use eddy_hadoop_ipc::protocols::APPLICATION_CLIENT as APPLICATION_CLIENT_PROTOCOL;
 
 /// A new application's id and the largest container the cluster allows.
 #[derive(Debug, Clone, PartialEq)]
