@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 pub mod dns;
+pub mod frames;
 pub mod s3;
 
 use std::io::{BufRead, BufReader, Read};

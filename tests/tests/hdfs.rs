@@ -7,17 +7,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use eddy_hadoop_testkit::MiniDfs;
+use eddy_tests::frames::{csv_part as part, csv_part_values, parquet_rows, WatchedCloud};
 use eddy_tests::*;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn part(start: usize, rows: usize) -> String {
-    let mut text = String::from("id,value,kind\n");
-    for i in start..start + rows {
-        text.push_str(&format!("{i},{},{}\n", (i % 97) as f64 * 0.5, ["a", "b", "c"][i % 3]));
-    }
-    text
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -80,72 +73,30 @@ fn frames_export_to_hdfs_as_the_hadoop_user() {
     dfs.put("/in/data.csv", text.clone());
     let dir = tempfile::tempdir().unwrap();
     let notify = dir.path().join("leader.txt");
-    let mut d = Proc::spawn({
-        let mut c = driver(&[], &dir.path().join("logs"));
-        c.arg("--notify").arg(&notify);
-        c
-    });
-    d.wait_for_line("Watching the cloud", WAIT);
-    let base = format!("http://{}", std::fs::read_to_string(&notify).unwrap().trim());
-    d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let r: serde_json::Value = http
-        .post(format!("{base}/3/ImportFiles"))
-        .json(&serde_json::json!({"path": format!("{}/in/data.csv", dfs.url()), "split_bytes": 40_000}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let key = r["job"]["key"].as_str().unwrap().to_string();
-    let mut job = serde_json::Value::Null;
-    wait_until("import done", WAIT, || {
-        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
-        job["jobs"][0]["status"] != "RUNNING"
-    });
-    let frame = job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string();
+    let mut cmd = driver(&[], &dir.path().join("logs"));
+    cmd.arg("--notify").arg(&notify);
+    let cloud = WatchedCloud::start(cmd, &notify, WAIT);
+    let (frame, job) = cloud.import(serde_json::json!({"path": format!("{}/in/data.csv", dfs.url()), "split_bytes": 40_000}), WAIT);
     assert!(!frame.is_empty(), "{job}");
 
-    let one: serde_json::Value = http
-        .post(format!("{base}/3/Frames/{frame}/export"))
-        .json(&serde_json::json!({"path": format!("{}/out/all.csv", dfs.url()), "format": "csv", "single_file": true}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let one = cloud.post(
+        &format!("/3/Frames/{frame}/export"),
+        serde_json::json!({"path": format!("{}/out/all.csv", dfs.url()), "format": "csv", "single_file": true}),
+    );
     assert_eq!(one["export"]["files"][0], format!("{}/out/all.csv", dfs.url()), "{one}");
-    let parse = |t: &str| -> Vec<(i64, f64, String)> {
-        t.lines()
-            .skip(1)
-            .map(|l| {
-                let c: Vec<&str> = l.split(',').collect();
-                (c[0].parse().unwrap(), c[1].parse().unwrap(), c[2].to_string())
-            })
-            .collect()
-    };
-    let exported = parse(&String::from_utf8(dfs.read("/out/all.csv").expect("no /out/all.csv on HDFS")).unwrap());
-    assert!(exported == parse(&text), "the CSV exported to HDFS holds other values ({} rows)", exported.len());
+    let exported = csv_part_values(&String::from_utf8(dfs.read("/out/all.csv").expect("no /out/all.csv on HDFS")).unwrap());
+    assert!(exported == csv_part_values(&text), "the CSV exported to HDFS holds other values ({} rows)", exported.len());
     assert_eq!(dfs.owner("/out/all.csv").as_deref(), Some("eddy-analyst"), "files are written as HADOOP_USER_NAME");
     assert!(dfs.block_count("/out/all.csv") >= 2, "the export should span several blocks");
 
-    let many: serde_json::Value = http
-        .post(format!("{base}/3/Frames/{frame}/export"))
-        .json(&serde_json::json!({"path": format!("{}/out/pq", dfs.url()), "format": "parquet"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let many =
+        cloud.post(&format!("/3/Frames/{frame}/export"), serde_json::json!({"path": format!("{}/out/pq", dfs.url()), "format": "parquet"}));
     let files = dfs.files_under("/out/pq");
     assert!(files.len() >= 2, "one file per chunk expected: {files:?}");
     assert_eq!(files.len(), many["export"]["files"].as_array().unwrap().len(), "{many}");
     assert!(files.iter().all(|f| !f.contains(".tmp")), "temporary files left behind: {files:?}");
-    let mut rows = 0;
-    for f in files {
-        let bytes = bytes::Bytes::from(dfs.read(&f).unwrap());
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
-        rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
-    }
+    let rows: usize = files.iter().map(|f| parquet_rows(dfs.read(f).unwrap())).sum();
     assert_eq!(rows, 6000);
-    d.signal(libc::SIGINT);
-    assert!(d.wait_exit(WAIT).success());
+    cloud.stop(WAIT);
     drop(rt);
 }

@@ -5,18 +5,11 @@
 use std::process::Command;
 use std::time::Duration;
 
+use eddy_tests::frames::{csv_part as part, csv_part_values, parquet_rows, WatchedCloud};
 use eddy_tests::s3::S3Server;
 use eddy_tests::*;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn part(start: usize, rows: usize) -> String {
-    let mut text = String::from("id,value,kind\n");
-    for i in start..start + rows {
-        text.push_str(&format!("{i},{},{}\n", (i % 97) as f64 * 0.5, ["a", "b", "c"][i % 3]));
-    }
-    text
-}
 
 fn import(server: &S3Server, url: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -78,47 +71,17 @@ fn frames_export_back_to_s3_as_csv_and_parquet() {
     for (k, v) in server.env() {
         cmd.env(k, v);
     }
-    let mut d = Proc::spawn(cmd);
-    d.wait_for_line("Watching the cloud", WAIT);
-    let base = format!("http://{}", std::fs::read_to_string(&notify).unwrap().trim());
-    d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-    let r: serde_json::Value = http
-        .post(format!("{base}/3/ImportFiles"))
-        .json(&serde_json::json!({"path": "s3://out/in/data.csv"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let key = r["job"]["key"].as_str().unwrap().to_string();
-    let mut frame = String::new();
-    wait_until("import done", WAIT, || {
-        let j: serde_json::Value = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
-        frame = j["jobs"][0]["dest"].as_str().unwrap_or_default().to_string();
-        j["jobs"][0]["status"] != "RUNNING"
-    });
-    assert!(!frame.is_empty());
+    let cloud = WatchedCloud::start(cmd, &notify, WAIT);
+    let (frame, job) = cloud.import(serde_json::json!({"path": "s3://out/in/data.csv"}), WAIT);
+    assert!(!frame.is_empty(), "{job}");
 
-    let one: serde_json::Value = http
-        .post(format!("{base}/3/Frames/{frame}/export"))
-        .json(&serde_json::json!({"path": "s3://out/export/all.csv", "format": "csv", "single_file": true}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let one = cloud.post(
+        &format!("/3/Frames/{frame}/export"),
+        serde_json::json!({"path": "s3://out/export/all.csv", "format": "csv", "single_file": true}),
+    );
     assert_eq!(one["export"]["files"][0], "s3://out/export/all.csv", "{one}");
-    // Values, not text: the writer prints 48.0 as 48.
-    let parse = |t: &str| -> Vec<(i64, f64, String)> {
-        t.lines()
-            .skip(1)
-            .map(|l| {
-                let c: Vec<&str> = l.split(',').collect();
-                (c[0].parse().unwrap(), c[1].parse().unwrap(), c[2].to_string())
-            })
-            .collect()
-    };
-    let exported = parse(&String::from_utf8(server.get("export/all.csv")).unwrap());
-    let original = parse(&part(0, 4000));
+    let exported = csv_part_values(&String::from_utf8(server.get("export/all.csv")).unwrap());
+    let original = csv_part_values(&part(0, 4000));
     assert!(
         exported == original,
         "the CSV exported to S3 holds other values than the imported one ({} vs {} rows)",
@@ -126,22 +89,10 @@ fn frames_export_back_to_s3_as_csv_and_parquet() {
         original.len()
     );
 
-    let many: serde_json::Value = http
-        .post(format!("{base}/3/Frames/{frame}/export"))
-        .json(&serde_json::json!({"path": "s3://out/export/pq", "format": "parquet"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let many = cloud.post(&format!("/3/Frames/{frame}/export"), serde_json::json!({"path": "s3://out/export/pq", "format": "parquet"}));
     let keys = server.list("export/pq");
     assert_eq!(keys.len(), many["export"]["files"].as_array().unwrap().len(), "{many}");
-    let mut rows = 0;
-    for k in keys {
-        let bytes = bytes::Bytes::from(server.get(&k));
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
-        rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
-    }
+    let rows: usize = keys.iter().map(|k| parquet_rows(server.get(k))).sum();
     assert_eq!(rows, 4000);
-    d.signal(libc::SIGINT);
-    assert!(d.wait_exit(WAIT).success());
+    cloud.stop(WAIT);
 }

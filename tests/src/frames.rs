@@ -1,0 +1,81 @@
+//! Shared pieces of the frame tests that run a cloud and drive it over REST: a generated CSV
+//! and its values, a watched cloud, an import through `/3/ImportFiles` and `/3/Jobs`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{cloud_pids, wait_until, Proc};
+
+/// A CSV with columns `id,value,kind` for rows `start..start + rows`.
+pub fn csv_part(start: usize, rows: usize) -> String {
+    let mut text = String::from("id,value,kind\n");
+    for i in start..start + rows {
+        text.push_str(&format!("{i},{},{}\n", (i % 97) as f64 * 0.5, ["a", "b", "c"][i % 3]));
+    }
+    text
+}
+
+/// The rows of such a CSV as values, not text (a writer prints 48.0 as 48).
+pub fn csv_part_values(text: &str) -> Vec<(i64, f64, String)> {
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].parse().unwrap(), c[1].parse().unwrap(), c[2].to_string())
+        })
+        .collect()
+}
+
+/// Rows in a Parquet file.
+pub fn parquet_rows(bytes: Vec<u8>) -> usize {
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap().build().unwrap();
+    reader.map(|b| b.unwrap().num_rows()).sum()
+}
+
+/// A running `eddy-driver local ... --notify FILE` and the REST base URL of its leader.
+pub struct WatchedCloud {
+    pub driver: Proc,
+    pub base: String,
+    pub http: reqwest::blocking::Client,
+}
+
+impl WatchedCloud {
+    /// Spawns `driver` (which must write its leader to `notify`) and waits until it watches
+    /// the cloud; the workers are killed with the driver's `Proc`.
+    pub fn start(driver: Command, notify: &Path, timeout: Duration) -> Self {
+        let mut d = Proc::spawn(driver);
+        d.wait_for_line("Watching the cloud", timeout);
+        let base = format!("http://{}", std::fs::read_to_string(notify).unwrap().trim());
+        d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        Self { driver: d, base, http }
+    }
+
+    /// POSTs `body` to `path` (e.g. `/3/Frames/x/export`) and returns the JSON answer.
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        self.http.post(format!("{}{path}", self.base)).json(&body).send().unwrap().json().unwrap()
+    }
+
+    /// Imports through `/3/ImportFiles` with `body` and waits for the job to end; returns
+    /// the frame id (empty if the job failed) and the final job.
+    pub fn import(&self, body: Value, timeout: Duration) -> (String, Value) {
+        let r = self.post("/3/ImportFiles", body);
+        let key = r["job"]["key"].as_str().unwrap().to_string();
+        let mut job = Value::Null;
+        wait_until("import done", timeout, || {
+            job = self.http.get(format!("{}/3/Jobs/{key}", self.base)).send().unwrap().json().unwrap();
+            job["jobs"][0]["status"] != "RUNNING"
+        });
+        (job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string(), job)
+    }
+
+    /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver exits 0.
+    pub fn stop(mut self, timeout: Duration) {
+        self.driver.signal(libc::SIGINT);
+        assert!(self.driver.wait_exit(timeout).success(), "{}", self.driver.output());
+    }
+}
