@@ -1,5 +1,6 @@
-//! A small Hadoop IPC client: SIMPLE authentication (with or without the SASL exchange),
-//! concurrent calls on one connection, a timeout on every call.
+//! A small Hadoop IPC client: SIMPLE authentication (with or without the SASL exchange) or
+//! TOKEN authentication (DIGEST-MD5), concurrent calls on one connection, a timeout on every
+//! call.
 //!
 //! It covers what Eddy calls itself (block locations for split placement, and the YARN
 //! protocols); file data goes through hdfs-native.
@@ -17,10 +18,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::proto::common::{
-    rpc_request_header_proto::OperationProto, rpc_response_header_proto::RpcStatusProto, rpc_sasl_proto::SaslState,
-    IpcConnectionContextProto, RequestHeaderProto, RpcKindProto, RpcRequestHeaderProto, RpcResponseHeaderProto, RpcSaslProto,
-    UserInformationProto,
+    rpc_request_header_proto::OperationProto, rpc_response_header_proto::RpcStatusProto, rpc_sasl_proto::SaslAuth,
+    rpc_sasl_proto::SaslState, IpcConnectionContextProto, RequestHeaderProto, RpcKindProto, RpcRequestHeaderProto, RpcResponseHeaderProto,
+    RpcSaslProto, TokenProto, UserInformationProto,
 };
+use crate::sasl::{DigestClient, DEFAULT_REALM};
 use crate::wire::{self, AUTH_SASL, CONNECTION_CONTEXT_CALL_ID, SASL_CALL_ID};
 use crate::{IpcError, IpcResult};
 
@@ -62,8 +64,19 @@ fn request_header(client_id: &[u8], call_id: i32, retry_count: i32) -> RpcReques
 }
 
 impl IpcClient {
-    /// Connects to `addr` (`host:port`) for `protocol` (its Java interface name) as `user`.
+    /// Connects to `addr` (`host:port`) for `protocol` (its Java interface name) as `user`,
+    /// with SIMPLE authentication.
     pub async fn connect(addr: &str, protocol: &str, user: &str, timeout: Duration) -> IpcResult<Self> {
+        Self::connect_as(addr, protocol, user, None, timeout).await
+    }
+
+    /// Connects with TOKEN authentication: proves to the server that we hold `token` (an
+    /// AMRMToken for the ResourceManager's scheduler, an NMToken for a NodeManager).
+    pub async fn connect_with_token(addr: &str, protocol: &str, user: &str, token: &TokenProto, timeout: Duration) -> IpcResult<Self> {
+        Self::connect_as(addr, protocol, user, Some(token), timeout).await
+    }
+
+    async fn connect_as(addr: &str, protocol: &str, user: &str, token: Option<&TokenProto>, timeout: Duration) -> IpcResult<Self> {
         let io = |source| IpcError::Io { addr: addr.to_string(), source };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
@@ -89,30 +102,20 @@ impl IpcClient {
         writer.write_all(&buf).await.map_err(io)?;
         let protocol_err = |message: String| IpcError::Protocol { addr: addr.to_string(), message };
         // One answer: SUCCESS (SIMPLE only), or NEGOTIATE with the methods on offer.
-        let mut frame = tokio::time::timeout(timeout, wire::read_frame(&mut reader))
-            .await
-            .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "SASL negotiation".into(), secs: timeout.as_secs() })?
-            .map_err(io)?
-            .ok_or_else(|| protocol_err("closed during SASL negotiation".into()))?;
-        let response: RpcResponseHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
-        if response.status != RpcStatusProto::Success as i32 {
-            return Err(IpcError::Remote {
-                addr: addr.into(),
-                method: "SASL negotiation".into(),
-                class: response.exception_class_name.unwrap_or_default(),
-                message: response.error_msg.unwrap_or_default(),
-            });
-        }
-        let sasl: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
-        match SaslState::try_from(sasl.state) {
+        let sasl = read_sasl_answer(&mut reader, addr, timeout).await?;
+        match (SaslState::try_from(sasl.state), token) {
             // SIMPLE only: the server is done.
-            Ok(SaslState::Success) => {}
-            Ok(SaslState::Negotiate) => {
+            (Ok(SaslState::Success), None) => {}
+            (Ok(SaslState::Success), Some(_)) => {
+                return Err(protocol_err(
+                    "the server accepted the connection without asking for the token (it runs SIMPLE authentication only?)".into(),
+                ))
+            }
+            (Ok(SaslState::Negotiate), None) => {
                 let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
-                    let offered: Vec<_> = sasl.auths.iter().map(|a| format!("{}/{}", a.method, a.mechanism)).collect();
                     return Err(protocol_err(format!(
-                        "the server requires {} authentication; Eddy's IPC client speaks SIMPLE only so far",
-                        offered.join(", ")
+                        "the server requires {} authentication and no token was given for it",
+                        offered(&sasl.auths)
                     )));
                 };
                 let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![simple.clone()], ..Default::default() };
@@ -120,7 +123,34 @@ impl IpcClient {
                 writer.write_all(&buf).await.map_err(io)?;
                 // Hadoop's server switches to SIMPLE on this INITIATE without answering.
             }
-            _ => return Err(protocol_err(format!("unexpected SASL state {} for SIMPLE authentication", sasl.state))),
+            (Ok(SaslState::Negotiate), Some(token)) => {
+                let Some(auth) = sasl.auths.iter().find(|a| a.method == "TOKEN" && a.mechanism == "DIGEST-MD5") else {
+                    return Err(protocol_err(format!(
+                        "the server does not offer TOKEN authentication (it offers {})",
+                        offered(&sasl.auths)
+                    )));
+                };
+                let mut digest = DigestClient::new(
+                    &token.identifier,
+                    &token.password,
+                    auth.protocol.as_deref().unwrap_or(""),
+                    auth.server_id.as_deref().unwrap_or(DEFAULT_REALM),
+                );
+                let challenge =
+                    auth.challenge.clone().ok_or_else(|| protocol_err("the TOKEN offer carries no DIGEST-MD5 challenge".into()))?;
+                let response = digest.respond(&challenge).map_err(protocol_err)?;
+                let chosen = SaslAuth { challenge: None, ..auth.clone() };
+                let initiate =
+                    RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![chosen], token: Some(response), ..Default::default() };
+                let buf = wire::frame(&[&header(SASL_CALL_ID), &initiate]);
+                writer.write_all(&buf).await.map_err(io)?;
+                let done = read_sasl_answer(&mut reader, addr, timeout).await?;
+                if done.state != SaslState::Success as i32 {
+                    return Err(protocol_err(format!("unexpected SASL state {} after the DIGEST-MD5 response", done.state)));
+                }
+                digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(protocol_err)?;
+            }
+            _ => return Err(protocol_err(format!("unexpected SASL state {} at negotiation", sasl.state))),
         }
 
         let context = IpcConnectionContextProto {
@@ -237,4 +267,29 @@ impl IpcClient {
     fn closed(&self, method: &str) -> IpcError {
         IpcError::Protocol { addr: self.addr.clone(), message: format!("the connection closed before {method} was answered") }
     }
+}
+
+fn offered(auths: &[SaslAuth]) -> String {
+    auths.iter().map(|a| format!("{}/{}", a.method, a.mechanism)).collect::<Vec<_>>().join(", ")
+}
+
+/// Reads the server's answer in the SASL exchange; an error answer (a refused token, a method
+/// that is not enabled) becomes [`IpcError::Remote`] with the server's words.
+async fn read_sasl_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: &str, timeout: Duration) -> IpcResult<RpcSaslProto> {
+    let protocol_err = |message: String| IpcError::Protocol { addr: addr.to_string(), message };
+    let mut frame = tokio::time::timeout(timeout, wire::read_frame(reader))
+        .await
+        .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "SASL negotiation".into(), secs: timeout.as_secs() })?
+        .map_err(|source| IpcError::Io { addr: addr.to_string(), source })?
+        .ok_or_else(|| protocol_err("closed during SASL negotiation".into()))?;
+    let response: RpcResponseHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))?;
+    if response.status != RpcStatusProto::Success as i32 {
+        return Err(IpcError::Remote {
+            addr: addr.into(),
+            method: "SASL negotiation".into(),
+            class: response.exception_class_name.unwrap_or_default(),
+            message: response.error_msg.unwrap_or_default(),
+        });
+    }
+    wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))
 }

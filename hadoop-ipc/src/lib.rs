@@ -4,12 +4,14 @@
 //! - [`wire`]: the connection preamble and the length-prefixed frames both sides use.
 //! - [`server`]: an IPC server that dispatches calls to an [`server::RpcHandler`]; the
 //!   protocol-level test NameNode (and later ResourceManager) are handlers on top of it.
-//! - [`client`]: a small IPC client (SIMPLE authentication) for the calls Eddy makes itself.
+//! - [`client`]: a small IPC client (SIMPLE or TOKEN authentication) for the calls Eddy makes itself.
+//! - [`sasl`]: DIGEST-MD5, the SASL mechanism of Hadoop's TOKEN authentication.
 //! - [`protocols`]: the Java protocol names servers dispatch on.
 
 pub mod client;
 mod error;
 pub mod protocols;
+pub mod sasl;
 pub mod server;
 pub mod wire;
 

@@ -6,3 +6,7 @@
 pub const CLIENT_NAMENODE: &str = "org.apache.hadoop.hdfs.protocol.ClientProtocol";
 /// YARN ResourceManager, client side.
 pub const APPLICATION_CLIENT: &str = "org.apache.hadoop.yarn.api.ApplicationClientProtocolPB";
+/// YARN ResourceManager scheduler side, spoken by ApplicationMasters (AMRMToken required).
+pub const APPLICATION_MASTER: &str = "org.apache.hadoop.yarn.api.ApplicationMasterProtocolPB";
+/// YARN NodeManager, spoken by ApplicationMasters to start and stop containers (NMToken required).
+pub const CONTAINER_MANAGEMENT: &str = "org.apache.hadoop.yarn.api.ContainerManagementProtocolPB";

@@ -21,6 +21,7 @@ use crate::proto::common::{
     rpc_sasl_proto::{SaslAuth, SaslState},
     IpcConnectionContextProto, RequestHeaderProto, RpcRequestHeaderProto, RpcResponseHeaderProto, RpcSaslProto,
 };
+use crate::sasl::{DigestServer, DEFAULT_REALM};
 use crate::wire::{self, AUTH_NONE, AUTH_SASL, CONNECTION_CONTEXT_CALL_ID, IPC_VERSION, MAGIC, PING_CALL_ID, SASL_CALL_ID};
 
 /// One call as the handler sees it.
@@ -34,6 +35,8 @@ pub struct Call {
     pub user: String,
     /// The request message, still length-delimited as it came.
     pub request: Bytes,
+    /// With TOKEN authentication: the identifier of the token the client proved it holds.
+    pub token_identifier: Option<Bytes>,
 }
 
 impl Call {
@@ -91,15 +94,36 @@ pub fn reply<M: Message>(m: &M) -> CallResult {
     Ok(m.encode_to_vec())
 }
 
+/// Passwords of the tokens a server accepts (the secret manager of a Hadoop daemon).
+pub trait TokenSecrets: Send + Sync + 'static {
+    /// The password of the token with `identifier`, or why it is refused (unknown, expired,
+    /// of another application).
+    fn password(&self, identifier: &[u8]) -> Result<Vec<u8>, String>;
+}
+
 /// What the server offers when a client starts SASL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum SaslOffer {
     /// Only SIMPLE is enabled: NEGOTIATE is answered with SUCCESS at once.
     #[default]
     SimpleOnly,
     /// TOKEN (DIGEST-MD5) and SIMPLE are offered, as an unsecured NameNode does (it always has a
     /// delegation token manager); a client choosing SIMPLE sends INITIATE and gets no answer.
+    /// This server takes SIMPLE only.
     TokenAndSimple,
+    /// Only TOKEN is enabled, as on YARN's ApplicationMasterService and NodeManagers even in an
+    /// unsecured cluster: a client must prove it holds a token these secrets know.
+    TokenOnly(Arc<dyn TokenSecrets>),
+}
+
+impl std::fmt::Debug for SaslOffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::SimpleOnly => "SimpleOnly",
+            Self::TokenAndSimple => "TokenAndSimple",
+            Self::TokenOnly(_) => "TokenOnly",
+        })
+    }
 }
 
 /// A running IPC server; dropping it (or [`IpcServer::stop`]) closes the listener and every
@@ -120,7 +144,7 @@ impl IpcServer {
     pub async fn bind_with(addr: SocketAddr, handler: Arc<dyn RpcHandler>, offer: SaslOffer) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let task = spawn_accept_loop(listener, "IPC", move |stream| serve_connection(stream, Arc::clone(&handler), offer));
+        let task = spawn_accept_loop(listener, "IPC", move |stream| serve_connection(stream, Arc::clone(&handler), offer.clone()));
         Ok(Self { addr, task })
     }
 
@@ -190,11 +214,19 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>, offer
     if preamble[4] != IPC_VERSION {
         return Err(protocol_error(format!("IPC version {} is not supported (this server speaks {IPC_VERSION})", preamble[4])));
     }
-    match preamble[6] {
-        AUTH_NONE => {}
-        AUTH_SASL => negotiate_simple(&mut reader, &mut writer, offer).await?,
-        other => return Err(protocol_error(format!("unknown auth protocol {other}"))),
-    }
+    let token_identifier = match (preamble[6], &offer) {
+        (AUTH_NONE, SaslOffer::TokenOnly(_)) => {
+            let e = RpcException::new(ACCESS_CONTROL, "SIMPLE authentication is not enabled.  Available:[TOKEN]");
+            {
+                let buf = fatal_frame(e);
+                writer.write_all(&buf).await
+            }?;
+            return Err(protocol_error("a client without SASL was refused: this server requires TOKEN authentication"));
+        }
+        (AUTH_NONE, _) => None,
+        (AUTH_SASL, _) => negotiate(&mut reader, &mut writer, &offer).await?,
+        (other, _) => return Err(protocol_error(format!("unknown auth protocol {other}"))),
+    };
 
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
     let writer_task = tokio::spawn(async move {
@@ -223,8 +255,13 @@ async fn serve_connection(stream: TcpStream, handler: Arc<dyn RpcHandler>, offer
             _ => {}
         }
         let request: RequestHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad request header: {e}")))?;
-        let call =
-            Call { protocol: request.declaring_class_protocol_name, method: request.method_name, user: user.clone(), request: frame };
+        let call = Call {
+            protocol: request.declaring_class_protocol_name,
+            method: request.method_name,
+            user: user.clone(),
+            request: frame,
+            token_identifier: token_identifier.clone(),
+        };
         let handler = Arc::clone(&handler);
         let tx = tx.clone();
         calls.spawn(async move {
@@ -261,18 +298,43 @@ fn response_frame(request: &RpcRequestHeaderProto, result: CallResult) -> Vec<u8
     }
 }
 
-/// With only SIMPLE authentication enabled, Hadoop's server answers the client's NEGOTIATE
-/// with SUCCESS right away; the user then comes from the connection context.
-async fn negotiate_simple(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
-    writer: &mut tokio::net::tcp::OwnedWriteHalf,
-    offer: SaslOffer,
-) -> std::io::Result<()> {
+const ACCESS_CONTROL: &str = "org.apache.hadoop.security.AccessControlException";
+
+/// The answer that ends a connection whose SASL exchange failed, as Hadoop's server sends it.
+fn fatal_frame(e: RpcException) -> Vec<u8> {
+    let header = RpcResponseHeaderProto {
+        call_id: SASL_CALL_ID as u32,
+        status: RpcStatusProto::Fatal as i32,
+        server_ipc_version_num: Some(u32::from(IPC_VERSION)),
+        exception_class_name: Some(e.class),
+        error_msg: Some(e.message),
+        error_detail: Some(RpcErrorCodeProto::FatalUnauthorized as i32),
+        ..Default::default()
+    };
+    wire::frame(&[&header])
+}
+
+async fn read_sasl(reader: &mut tokio::net::tcp::OwnedReadHalf) -> std::io::Result<RpcSaslProto> {
     let mut frame = wire::read_frame(reader).await?.ok_or_else(|| protocol_error("closed during SASL negotiation"))?;
     let header: RpcRequestHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL header: {e}")))?;
-    let sasl: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL message: {e}")))?;
-    if header.call_id != SASL_CALL_ID || sasl.state != SaslState::Negotiate as i32 {
-        return Err(protocol_error(format!("expected SASL NEGOTIATE, got call {} state {}", header.call_id, sasl.state)));
+    if header.call_id != SASL_CALL_ID {
+        return Err(protocol_error(format!("expected a SASL message, got call {}", header.call_id)));
+    }
+    wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL message: {e}")))
+}
+
+/// The SASL exchange. With only SIMPLE enabled, Hadoop's server answers the client's NEGOTIATE
+/// with SUCCESS right away; otherwise it lists the methods it offers (with the first DIGEST-MD5
+/// challenge for TOKEN), the client INITIATEs one, and a TOKEN client is answered SUCCESS with
+/// `rspauth` once its response checks out. Returns the token identifier of a TOKEN client.
+async fn negotiate(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    offer: &SaslOffer,
+) -> std::io::Result<Option<Bytes>> {
+    let sasl = read_sasl(reader).await?;
+    if sasl.state != SaslState::Negotiate as i32 {
+        return Err(protocol_error(format!("expected SASL NEGOTIATE, got state {}", sasl.state)));
     }
     let response_header = RpcResponseHeaderProto {
         call_id: SASL_CALL_ID as u32,
@@ -280,31 +342,63 @@ async fn negotiate_simple(
         server_ipc_version_num: Some(u32::from(IPC_VERSION)),
         ..Default::default()
     };
-    if offer == SaslOffer::SimpleOnly {
-        let success = RpcSaslProto { state: SaslState::Success as i32, ..Default::default() };
-        let buf = wire::frame(&[&response_header, &success]);
-        return writer.write_all(&buf).await;
-    }
     let auth = |method: &str, mechanism: &str| SaslAuth { method: method.into(), mechanism: mechanism.into(), ..Default::default() };
-    let negotiate = RpcSaslProto {
-        state: SaslState::Negotiate as i32,
-        auths: vec![
-            SaslAuth { protocol: Some(String::new()), server_id: Some("default".into()), ..auth("TOKEN", "DIGEST-MD5") },
-            auth("SIMPLE", ""),
-        ],
-        ..Default::default()
+    let token_auth = || SaslAuth { protocol: Some(String::new()), server_id: Some(DEFAULT_REALM.into()), ..auth("TOKEN", "DIGEST-MD5") };
+    let (auths, digest) = match offer {
+        SaslOffer::SimpleOnly => {
+            let success = RpcSaslProto { state: SaslState::Success as i32, ..Default::default() };
+            {
+                let buf = wire::frame(&[&response_header, &success]);
+                writer.write_all(&buf).await
+            }?;
+            return Ok(None);
+        }
+        SaslOffer::TokenAndSimple => (vec![token_auth(), auth("SIMPLE", "")], None),
+        SaslOffer::TokenOnly(secrets) => {
+            let digest = DigestServer::new("", DEFAULT_REALM);
+            (vec![SaslAuth { challenge: Some(digest.challenge()), ..token_auth() }], Some((digest, secrets)))
+        }
     };
-    let buf = wire::frame(&[&response_header, &negotiate]);
-    writer.write_all(&buf).await?;
-    let mut frame = wire::read_frame(reader).await?.ok_or_else(|| protocol_error("closed during SASL negotiation"))?;
-    let _: RpcRequestHeaderProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL header: {e}")))?;
-    let initiate: RpcSaslProto = wire::next_message(&mut frame).map_err(|e| protocol_error(format!("bad SASL message: {e}")))?;
-    match initiate.auths.first() {
-        Some(a) if initiate.state == SaslState::Initiate as i32 && a.method == "SIMPLE" => Ok(()),
-        other => Err(protocol_error(format!(
-            "this test server accepts SIMPLE only; the client chose {:?}",
-            other.map(|a| format!("{}/{}", a.method, a.mechanism))
-        ))),
+    let negotiate = RpcSaslProto { state: SaslState::Negotiate as i32, auths, ..Default::default() };
+    {
+        let buf = wire::frame(&[&response_header, &negotiate]);
+        writer.write_all(&buf).await
+    }?;
+
+    let initiate = read_sasl(reader).await?;
+    let chosen = initiate.auths.first().filter(|_| initiate.state == SaslState::Initiate as i32);
+    match (chosen, digest) {
+        (Some(a), None) if a.method == "SIMPLE" => Ok(None),
+        (Some(a), Some((digest, secrets))) if a.method == "TOKEN" => {
+            let response = initiate.token.unwrap_or_default();
+            match digest.verify(&response, |id| secrets.password(id)) {
+                Ok(ok) => {
+                    let success = RpcSaslProto { state: SaslState::Success as i32, token: Some(ok.rspauth), ..Default::default() };
+                    {
+                        let buf = wire::frame(&[&response_header, &success]);
+                        writer.write_all(&buf).await
+                    }?;
+                    Ok(Some(Bytes::from(ok.identifier)))
+                }
+                Err(why) => {
+                    writer
+                        .write_all(&fatal_frame(RpcException::new(ACCESS_CONTROL, format!("token authentication failed: {why}"))))
+                        .await?;
+                    Err(protocol_error(format!("token authentication failed: {why}")))
+                }
+            }
+        }
+        (chosen, digest) => {
+            let method = chosen.map(|a| format!("{}/{}", a.method, a.mechanism)).unwrap_or_else(|| "nothing".into());
+            let available = if digest.is_some() { "[TOKEN]" } else { "[SIMPLE]" };
+            let name = chosen.map(|a| a.method.clone()).unwrap_or_default();
+            let e = RpcException::new(ACCESS_CONTROL, format!("{name} authentication is not enabled.  Available:{available}"));
+            {
+                let buf = fatal_frame(e);
+                writer.write_all(&buf).await
+            }?;
+            Err(protocol_error(format!("the client chose {method}; this server takes {available}")))
+        }
     }
 }
 
@@ -330,7 +424,7 @@ mod tests {
     #[tokio::test]
     async fn our_client_speaks_simple_whichever_way_the_server_negotiates() {
         for offer in [SaslOffer::SimpleOnly, SaslOffer::TokenAndSimple] {
-            let server = IpcServer::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(WhoAmI), offer).await.unwrap();
+            let server = IpcServer::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(WhoAmI), offer.clone()).await.unwrap();
             let client = IpcClient::connect(&server.local_addr().to_string(), "p", "carol", Duration::from_secs(5)).await.unwrap();
             let me: UserInformationProto = client.call("whoami", &UserInformationProto::default()).await.unwrap();
             assert_eq!(me.effective_user.as_deref(), Some("carol"), "{offer:?}");
@@ -342,5 +436,59 @@ mod tests {
                 tokio::join!(client.call::<_, UserInformationProto>("whoami", &q), client.call::<_, UserInformationProto>("whoami", &q));
             assert!(a.is_ok() && b.is_ok());
         }
+    }
+
+    /// Knows one token: identifier `app-1`, password `pw`.
+    struct OneToken;
+
+    impl TokenSecrets for OneToken {
+        fn password(&self, identifier: &[u8]) -> Result<Vec<u8>, String> {
+            if identifier == b"app-1" {
+                Ok(b"pw".to_vec())
+            } else {
+                Err(format!("unknown token {}", String::from_utf8_lossy(identifier)))
+            }
+        }
+    }
+
+    /// Answers with the token identifier the connection authenticated with.
+    struct WhichToken;
+
+    #[async_trait]
+    impl RpcHandler for WhichToken {
+        async fn call(&self, call: Call) -> CallResult {
+            let id = call.token_identifier.map(|t| String::from_utf8_lossy(&t).into_owned());
+            reply(&UserInformationProto { effective_user: id, real_user: None })
+        }
+    }
+
+    #[tokio::test]
+    async fn token_only_servers_take_a_valid_token_and_refuse_everything_else() {
+        use crate::proto::common::TokenProto;
+        let offer = SaslOffer::TokenOnly(Arc::new(OneToken));
+        let server = IpcServer::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(WhichToken), offer).await.unwrap();
+        let addr = server.local_addr().to_string();
+        let t = Duration::from_secs(5);
+        let token = |id: &[u8], pw: &[u8]| TokenProto {
+            identifier: id.to_vec(),
+            password: pw.to_vec(),
+            kind: "YARN_AM_RM_TOKEN".into(),
+            service: addr.clone(),
+        };
+
+        let client = IpcClient::connect_with_token(&addr, "p", "u", &token(b"app-1", b"pw"), t).await.unwrap();
+        let who: UserInformationProto = client.call("who", &UserInformationProto::default()).await.unwrap();
+        assert_eq!(who.effective_user.as_deref(), Some("app-1"));
+
+        let err = IpcClient::connect_with_token(&addr, "p", "u", &token(b"app-1", b"guess"), t).await.unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
+        let err = IpcClient::connect_with_token(&addr, "p", "u", &token(b"app-2", b"pw"), t).await.unwrap_err();
+        assert!(err.to_string().contains("unknown token app-2"), "{err}");
+        let err = IpcClient::connect(&addr, "p", "u", t).await.unwrap_err();
+        assert!(err.to_string().contains("requires TOKEN/DIGEST-MD5 authentication"), "{err}");
+        // A SIMPLE-only server is not fooled into skipping the token check either way.
+        let simple = IpcServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::new(WhoAmI)).await.unwrap();
+        let err = IpcClient::connect_with_token(&simple.local_addr().to_string(), "p", "u", &token(b"app-1", b"pw"), t).await.unwrap_err();
+        assert!(err.to_string().contains("SIMPLE authentication only"), "{err}");
     }
 }
