@@ -153,8 +153,11 @@ impl IpcClient {
             _ => return Err(protocol_err(format!("unexpected SASL state {} at negotiation", sasl.state))),
         }
 
+        // With a token the connection itself says who the user is, so Hadoop's client names
+        // none (a user that differs from the token's is refused).
+        let effective_user = if token.is_some() { None } else { Some(user.to_string()) };
         let context = IpcConnectionContextProto {
-            user_info: Some(UserInformationProto { effective_user: Some(user.to_string()), real_user: None }),
+            user_info: Some(UserInformationProto { effective_user, real_user: None }),
             protocol: Some(protocol.to_string()),
         };
         let buf = wire::frame(&[&header(CONNECTION_CONTEXT_CALL_ID), &context]);

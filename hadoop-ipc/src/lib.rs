@@ -5,10 +5,12 @@
 //! - [`server`]: an IPC server that dispatches calls to an [`server::RpcHandler`]; the
 //!   protocol-level test NameNode (and later ResourceManager) are handlers on top of it.
 //! - [`client`]: a small IPC client (SIMPLE or TOKEN authentication) for the calls Eddy makes itself.
+//! - [`credentials`]: Hadoop's token storage file (`HADOOP_TOKEN_FILE_LOCATION`).
 //! - [`sasl`]: DIGEST-MD5, the SASL mechanism of Hadoop's TOKEN authentication.
 //! - [`protocols`]: the Java protocol names servers dispatch on.
 
 pub mod client;
+pub mod credentials;
 mod error;
 pub mod protocols;
 pub mod sasl;
