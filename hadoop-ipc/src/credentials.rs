@@ -58,7 +58,11 @@ impl Credentials {
 
     /// The file's bytes in version 1 (a length-delimited `CredentialsProto`).
     pub fn to_protobuf_bytes(&self) -> Vec<u8> {
-        let kv = |alias: &str, token: Option<TokenProto>, secret: Option<Vec<u8>>| CredentialsKvProto { alias: alias.to_string(), token, secret };
+        let kv = |alias: &str, token: Option<TokenProto>, secret: Option<Vec<u8>>| CredentialsKvProto {
+            alias: alias.to_string(),
+            token,
+            secret,
+        };
         let proto = CredentialsProto {
             tokens: self.tokens.iter().map(|(a, t)| kv(a, Some(t.clone()), None)).collect(),
             secrets: self.secrets.iter().map(|(a, s)| kv(a, None, Some(s.clone()))).collect(),

@@ -90,14 +90,28 @@ fn quote(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The `response` (or, with `rspauth`, the server's proof) value of RFC 2831 §2.1.2.1 for
-/// `qop=auth` and `algorithm=md5-sess`.
-fn response_value(user: &str, realm: &str, password: &str, nonce: &str, cnonce: &str, nc: &str, uri: &str, rspauth: bool) -> String {
-    let secret = md5(&[user.as_bytes(), b":", realm.as_bytes(), b":", password.as_bytes()]);
-    let a1 = md5(&[&secret, b":", nonce.as_bytes(), b":", cnonce.as_bytes()]);
-    let method: &[u8] = if rspauth { b"" } else { b"AUTHENTICATE" };
-    let a2 = md5(&[method, b":", uri.as_bytes()]);
-    hex(&md5(&[hex(&a1).as_bytes(), b":", nonce.as_bytes(), b":", nc.as_bytes(), b":", cnonce.as_bytes(), b":auth:", hex(&a2).as_bytes()]))
+/// The values both sides hash in one exchange.
+struct Exchange<'a> {
+    user: &'a str,
+    realm: &'a str,
+    password: &'a str,
+    nonce: &'a str,
+    cnonce: &'a str,
+    nc: &'a str,
+    uri: &'a str,
+}
+
+impl Exchange<'_> {
+    /// The `response` (or, with `rspauth`, the server's proof) value of RFC 2831 §2.1.2.1 for
+    /// `qop=auth` and `algorithm=md5-sess`.
+    fn value(&self, rspauth: bool) -> String {
+        let secret = md5(&[self.user.as_bytes(), b":", self.realm.as_bytes(), b":", self.password.as_bytes()]);
+        let a1 = md5(&[&secret, b":", self.nonce.as_bytes(), b":", self.cnonce.as_bytes()]);
+        let method: &[u8] = if rspauth { b"" } else { b"AUTHENTICATE" };
+        let a2 = md5(&[method, b":", self.uri.as_bytes()]);
+        let (nonce, nc, cnonce) = (self.nonce.as_bytes(), self.nc.as_bytes(), self.cnonce.as_bytes());
+        hex(&md5(&[hex(&a1).as_bytes(), b":", nonce, b":", nc, b":", cnonce, b":auth:", hex(&a2).as_bytes()]))
+    }
 }
 
 fn random_nonce() -> String {
@@ -141,8 +155,9 @@ impl DigestClient {
         }
         let cnonce = random_nonce();
         let nc = "00000001";
-        let response = response_value(&self.user, realm, &self.password, nonce, &cnonce, nc, &self.uri, false);
-        self.expected_rspauth = Some(response_value(&self.user, realm, &self.password, nonce, &cnonce, nc, &self.uri, true));
+        let exchange = Exchange { user: &self.user, realm, password: &self.password, nonce, cnonce: &cnonce, nc, uri: &self.uri };
+        let response = exchange.value(false);
+        self.expected_rspauth = Some(exchange.value(true));
         let charset = if directive(&d, "charset").is_some() { "charset=utf-8," } else { "" };
         Ok(format!(
             "{charset}username={},realm={},nonce={},nc={nc},cnonce={},digest-uri={},maxbuf=65536,response={response},qop=auth",
@@ -215,11 +230,11 @@ impl DigestServer {
         let password = b64(&password_of(&identifier)?);
         let realm = directive(&d, "realm").unwrap_or(&self.realm);
         let (cnonce, nc) = (get("cnonce")?, get("nc")?);
-        let want = response_value(user, realm, &password, &self.nonce, cnonce, nc, &self.uri, false);
-        if get("response")? != want {
+        let exchange = Exchange { user, realm, password: &password, nonce: &self.nonce, cnonce, nc, uri: &self.uri };
+        if get("response")? != exchange.value(false) {
             return Err("DIGEST-MD5: the token's password does not match (a token of another cluster, or a stale one)".into());
         }
-        let rspauth = response_value(user, realm, &password, &self.nonce, cnonce, nc, &self.uri, true);
+        let rspauth = exchange.value(true);
         Ok(Authenticated { identifier, rspauth: format!("rspauth={rspauth}").into_bytes() })
     }
 }
@@ -232,28 +247,17 @@ mod tests {
     fn rfc_2831_example_response() {
         // RFC 2831 §4: user chris, password secret, realm elwood.innosoft.com, IMAP.
         // Its `response` uses algorithm md5-sess and qop auth, as ours does.
-        let got = response_value(
-            "chris",
-            "elwood.innosoft.com",
-            "secret",
-            "OA6MG9tEQGm2hh",
-            "OA6MHXh6VqTrRk",
-            "00000001",
-            "imap/elwood.innosoft.com",
-            false,
-        );
-        assert_eq!(got, "d388dad90d4bbd760a152321f2143af7");
-        let rspauth = response_value(
-            "chris",
-            "elwood.innosoft.com",
-            "secret",
-            "OA6MG9tEQGm2hh",
-            "OA6MHXh6VqTrRk",
-            "00000001",
-            "imap/elwood.innosoft.com",
-            true,
-        );
-        assert_eq!(rspauth, "ea40f60335c427b5527b84dbabcdfffd");
+        let exchange = Exchange {
+            user: "chris",
+            realm: "elwood.innosoft.com",
+            password: "secret",
+            nonce: "OA6MG9tEQGm2hh",
+            cnonce: "OA6MHXh6VqTrRk",
+            nc: "00000001",
+            uri: "imap/elwood.innosoft.com",
+        };
+        assert_eq!(exchange.value(false), "d388dad90d4bbd760a152321f2143af7");
+        assert_eq!(exchange.value(true), "ea40f60335c427b5527b84dbabcdfffd");
     }
 
     #[test]

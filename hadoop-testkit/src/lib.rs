@@ -1,5 +1,5 @@
 //! Protocol-level Hadoop test servers in one process, for tests on 127.0.0.1: a test HDFS
-//! ([`MiniDfs`]) and a test YARN ResourceManager ([`resourcemanager::TestResourceManager`]).
+//! ([`MiniDfs`]) and a test YARN: ResourceManager and NodeManagers ([`yarn::MiniYarn`]).
 //!
 //! [`MiniDfs`] starts a NameNode that speaks Hadoop IPC (`ClientNamenodeProtocol`, SIMPLE
 //! authentication) and DataNodes that speak `DataTransferProtocol`, written from Hadoop's
@@ -23,7 +23,7 @@
 mod datanode;
 mod namenode;
 mod namespace;
-pub mod resourcemanager;
+pub mod yarn;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

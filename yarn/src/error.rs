@@ -17,6 +17,14 @@ pub enum YarnError {
     /// A call to the ResourceManager failed.
     #[error(transparent)]
     Ipc(#[from] eddy_hadoop_ipc::IpcError),
+    /// A NodeManager or the ResourceManager refused a request.
+    #[error("YARN refused {what}: {why}")]
+    Refused {
+        /// What was asked.
+        what: String,
+        /// YARN's reason.
+        why: String,
+    },
     /// The ResourceManager answered without something it must send.
     #[error("the ResourceManager's {method} answer has no {field}")]
     Incomplete {

@@ -76,6 +76,13 @@ impl ResourceManager {
         Ok(r.is_kill_completed.unwrap_or(false))
     }
 
+    /// The queue's state and statistics (free and used memory and vcores, pending containers).
+    pub async fn queue(&self, name: &str) -> YarnResult<QueueInfoProto> {
+        let request = GetQueueInfoRequestProto { queue_name: Some(name.to_string()), ..Default::default() };
+        let r: GetQueueInfoResponseProto = self.ipc.call("getQueueInfo", &request).await?;
+        r.queue_info.ok_or_else(|| incomplete("getQueueInfo", "queueInfo"))
+    }
+
     /// Number of NodeManagers in the cluster.
     pub async fn node_managers(&self) -> YarnResult<i32> {
         let r: GetClusterMetricsResponseProto = self.ipc.call("getClusterMetrics", &GetClusterMetricsRequestProto {}).await?;

@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use eddy_hadoop_ipc::proto::yarn::{ApplicationSubmissionContextProto, ResourceProto, YarnApplicationStateProto};
-use eddy_hadoop_testkit::resourcemanager::TestResourceManager;
+use eddy_hadoop_testkit::yarn::MiniYarn;
 use eddy_yarn::conf::HadoopConf;
 use eddy_yarn::rm::{application_id_text, ResourceManager};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_report_and_kill_an_application() {
-    let test_rm = TestResourceManager::start(3, 8192, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let test_rm = MiniYarn::builder().node_managers(3).memory_mb(8192).vcores(4).start(&dir.path().join("yarn")).await.unwrap();
     // HA with a dead first ResourceManager: the client moves on to the live one.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     std::fs::write(
@@ -50,6 +50,10 @@ async fn submit_report_and_kill_an_application() {
     assert_eq!(report.yarn_application_state, Some(YarnApplicationStateProto::Accepted as i32));
     assert_eq!(report.user.as_deref(), Some("dora"));
     assert_eq!(report.queue.as_deref(), Some("analytics"));
+    // The AMRMToken of an unmanaged master goes to the submitting user only.
+    assert!(report.am_rm_token.is_some());
+    let stranger = ResourceManager::connect(&conf.resource_manager_addresses(), "mallory", Duration::from_secs(5)).await.unwrap();
+    assert!(stranger.report(&app.id).await.unwrap().am_rm_token.is_none());
     assert_eq!(test_rm.submission(app.id.id.unwrap()).unwrap().application_type.as_deref(), Some("EDDY"));
 
     assert!(rm.kill(&app.id, "stopped by the test").await.unwrap());
