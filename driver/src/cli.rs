@@ -33,8 +33,60 @@ pub struct Cli {
 pub enum Command {
     /// Start a cloud of worker processes on this machine
     Local(LocalArgs),
+    /// Start a cloud in YARN containers (the driver is the ApplicationMaster), or `yarn kill APP_ID`
+    Yarn(YarnArgs),
     /// Import a dataset into a running cloud and print its summary
     Import(ImportArgs),
+}
+
+/// `eddy-driver yarn`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    long_about = "Start a cloud in YARN containers, speaking YARN's own protocols (no JVM, no `hadoop jar`).\n\n\
+        Reads yarn-site.xml and core-site.xml from HADOOP_CONF_DIR (or YARN_CONF_DIR), uploads\n\
+        eddy-mapper to a staging directory on the default file system, submits an application\n\
+        whose ApplicationMaster is this driver (unmanaged), gets --nodes containers of\n\
+        --memory (+ --extra-mem-percent) and --cores, starts a worker in each, forms the cloud\n\
+        and stays attached as an observer client. Ctrl-C or POST /3/Shutdown ends the\n\
+        application and removes the staging directory; a container that dies is reported\n\
+        with YARN's exit status and the application ends FAILED.\n\n\
+        Authentication: SIMPLE (unsecured clusters) towards the ResourceManager and HDFS, YARN's\n\
+        tokens (DIGEST-MD5) towards the scheduler and NodeManagers. Kerberos is not spoken yet.",
+    after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  eddy-driver yarn kill application_1700000000000_0042"
+)]
+pub struct YarnArgs {
+    /// `kill APP_ID`.
+    #[command(subcommand)]
+    pub action: Option<YarnAction>,
+    /// Shared settings.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Vcores of each container
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub cores: u16,
+    /// YARN queue
+    #[arg(long, default_value = "default")]
+    pub queue: String,
+    /// Container memory above --memory for the worker process itself, percent
+    #[arg(long, default_value_t = 10)]
+    pub extra_mem_percent: u32,
+    /// Directory for the mapper binary, e.g. hdfs://nn:8020/apps/eddy [default: <fs.defaultFS>/user/<user>/.eddy/<application id>, removed at the end]; an identical binary already there is reused and the directory kept
+    #[arg(long, value_name = "URL")]
+    pub staging_dir: Option<String>,
+    /// The eddy-mapper binary to upload [default: next to eddy-driver, then PATH]
+    #[arg(long, env = "EDDY_MAPPER_BIN")]
+    pub mapper: Option<PathBuf>,
+}
+
+/// `eddy-driver yarn ...` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum YarnAction {
+    /// End a running Eddy application (e.g. one started with --disown)
+    Kill {
+        /// The application id, application_<cluster timestamp>_<number>
+        app_id: String,
+    },
 }
 
 /// `eddy-driver import`.
@@ -59,7 +111,7 @@ pub struct CloudArgs {
     /// Number of workers
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub nodes: u16,
-    /// Memory budget of each worker, e.g. 2g [local default: 3/4 of this machine split between the workers]
+    /// Memory budget of each worker, e.g. 2g [local default: 3/4 of this machine split between the workers; yarn default: 2g]
     #[arg(long)]
     pub memory: Option<String>,
     /// Base REST port of the workers (internal port = REST + 1; taken ports move up by 2); 0 = free ports

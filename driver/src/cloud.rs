@@ -26,6 +26,8 @@ pub enum Outcome {
     Disowned,
     /// Interrupted before the cloud formed.
     Interrupted,
+    /// Interrupted (Ctrl-C, SIGTERM) after the cloud formed; the cloud was stopped in order.
+    Signalled,
 }
 
 /// Resolved driver settings.
@@ -55,6 +57,8 @@ pub struct CloudOptions {
     pub driver_port: u16,
     /// `--notify`.
     pub notify_opt: Option<std::path::PathBuf>,
+    /// More lines for the `--notify` file (the YARN application id).
+    pub notify_extra_opt: Option<String>,
     /// `--disown`.
     pub disown: bool,
     /// `--keep-going`.
@@ -95,6 +99,7 @@ impl CloudOptions {
             driver_ip: args.driver_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             driver_port: args.driver_port,
             notify_opt: args.notify.clone(),
+            notify_extra_opt: None,
             disown: args.disown,
             keep_going: args.keep_going,
             check: args.check,
@@ -206,6 +211,14 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
         Ok(()) => form_and_watch(launcher, &options, &gather, &mut gather_events, &secret, &interrupt).await,
         Err(e) => Err(e),
     };
+    // A cloud that did not form: add what the cluster manager knows (free resources, state).
+    let result = match result {
+        Err(e @ (DriverError::Gather(_) | DriverError::NotFormed(_))) => match launcher.diagnose().await {
+            Some(d) => Err(DriverError::NotFormed(format!("{e}\n{d}"))),
+            None => Err(e),
+        },
+        other => other,
+    };
     if !matches!(result, Ok(Outcome::Disowned)) {
         gather.tell_workers_exit("the driver is stopping");
         for exit in launcher.stop(Duration::from_secs(10)).await {
@@ -253,8 +266,10 @@ async fn form_and_watch(
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
     println!("REST API: {}/3/Cloud (leader {leader})", leader.rest_url());
+    launcher.formed(&leader.rest_url());
     if let Some(path) = &options.notify_opt {
-        std::fs::write(path, format!("{}\n", leader.rest()))
+        let extra = options.notify_extra_opt.as_deref().map(|e| format!("{e}\n")).unwrap_or_default();
+        std::fs::write(path, format!("{}\n{extra}", leader.rest()))
             .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
     }
 
@@ -451,7 +466,7 @@ async fn watch(
                 if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
                     println!("Every worker has exited.");
                 }
-                return Ok(Outcome::Stopped);
+                return Ok(Outcome::Signalled);
             }
         }
     }

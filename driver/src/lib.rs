@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloud;
 pub mod frames;
 pub mod launcher;
+pub mod yarn;
 
 use std::path::PathBuf;
 
@@ -33,6 +34,9 @@ pub enum DriverError {
     /// A worker died or went silent.
     #[error("{0}")]
     WorkerLost(String),
+    /// YARN refused or failed something.
+    #[error("{0}")]
+    Yarn(String),
     /// Gathering failed.
     #[error(transparent)]
     Gather(#[from] eddy_embedded_config::EmbeddedConfigError),
@@ -51,6 +55,7 @@ pub type DriverResult<T> = Result<T, DriverError>;
 pub async fn run(cli: Cli) -> DriverResult<Outcome> {
     match cli.command {
         Some(Command::Local(args)) => run_local(args).await,
+        Some(Command::Yarn(args)) => yarn::run(args).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
         None => run_local(LocalArgs::default_check()).await,
     }
@@ -73,7 +78,7 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
     cloud::drive(&mut launcher, options).await
 }
 
-fn default_cloud_name() -> String {
+pub(crate) fn default_cloud_name() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
     // Only tells one user's clouds apart; nothing secret depends on it.
     let mut bytes = [0u8; 2];

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(eddy_driver::run(cli)) {
-        Ok(Outcome::Stopped | Outcome::Disowned) => ExitCode::SUCCESS,
+        Ok(Outcome::Stopped | Outcome::Signalled | Outcome::Disowned) => ExitCode::SUCCESS,
         Ok(Outcome::Interrupted) => {
             eprintln!("eddy-driver: interrupted before the cloud formed");
             ExitCode::from(130)

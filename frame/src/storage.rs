@@ -279,6 +279,70 @@ pub async fn write(url: &str, data: Bytes, options: &StorageOptions) -> FrameRes
     Ok(())
 }
 
+/// Size and modification time (milliseconds since the epoch) of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Bytes.
+    pub size: u64,
+    /// Modification time as the file system records it (HDFS: the NameNode's milliseconds,
+    /// which YARN checks local resources against).
+    pub modified_ms: i64,
+}
+
+/// Stats one file; `None` when it does not exist.
+pub async fn stat(url: &str, options: &StorageOptions) -> FrameResult<Option<FileStat>> {
+    let parsed = normalize(url)?;
+    if matches!(parsed.scheme(), "hdfs" | "viewfs") {
+        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath])?;
+        return match hdfs.client.get_file_info(&percent_decoded(&parsed)).await {
+            Ok(s) => Ok(Some(FileStat { size: s.length as u64, modified_ms: s.modification_time as i64 })),
+            Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(None),
+            Err(e) => Err(FrameError::Unreachable { url: url.into(), reason: e.to_string() }),
+        };
+    }
+    let loc = locate(&parsed, options)?;
+    match loc.store.head(&loc.path).await {
+        Ok(meta) => Ok(Some(FileStat { size: meta.size, modified_ms: meta.last_modified.timestamp_millis() })),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(FrameError::Storage { url: url.into(), source: e }),
+    }
+}
+
+/// Deletes a file or a directory with everything under it; `false` when nothing was there.
+pub async fn delete_recursive(url: &str, options: &StorageOptions) -> FrameResult<bool> {
+    let parsed = normalize(url)?;
+    if matches!(parsed.scheme(), "hdfs" | "viewfs") {
+        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath])?;
+        return match hdfs.client.delete(&percent_decoded(&parsed), true).await {
+            Ok(deleted) => Ok(deleted),
+            Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(false),
+            Err(e) => Err(FrameError::Unreachable { url: url.into(), reason: e.to_string() }),
+        };
+    }
+    let loc = locate(&parsed, options)?;
+    let storage = |source| FrameError::Storage { url: url.into(), source };
+    let objects: Vec<_> = loc.store.list(Some(&loc.path)).map_ok(|m| m.location).try_collect().await.map_err(storage)?;
+    let mut any = false;
+    for path in objects.iter().chain(std::iter::once(&loc.path)) {
+        match loc.store.delete(path).await {
+            Ok(()) => any = true,
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(storage(e)),
+        }
+    }
+    if parsed.scheme() == "file" {
+        // object_store leaves empty directories behind on local disks.
+        if let Ok(p) = parsed.to_file_path() {
+            any |= std::fs::remove_dir_all(&p).is_ok();
+        }
+    }
+    Ok(any)
+}
+
+fn percent_decoded(url: &url::Url) -> String {
+    ObjectPath::from_url_path(url.path()).map(|p| format!("/{p}")).unwrap_or_else(|_| url.path().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,6 +160,15 @@ impl MapperConfig {
             (Some(text), None) => ClusterSecret::from_text(text)?,
             (None, None) => match discovery {
                 Discovery::Single => ClusterSecret::generate()?,
+                // In a YARN container the driver puts the secret into the token file.
+                Discovery::Driver(_) if env.contains_key("HADOOP_TOKEN_FILE_LOCATION") => {
+                    let path = std::path::PathBuf::from(&env["HADOOP_TOKEN_FILE_LOCATION"]);
+                    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(&path).map_err(MapperError::Config)?;
+                    let secret = credentials.secret(eddy_yarn::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
+                        MapperError::Config(format!("the token file {} holds no cluster secret; was this container started by eddy-driver?", path.display()))
+                    })?;
+                    ClusterSecret::from_text(&String::from_utf8_lossy(secret))?
+                }
                 Discovery::Driver(_) => {
                     return Err(MapperError::Config("EDDY_CLUSTER_SECRET is not set; the driver sets it for the workers it launches".into()))
                 }

@@ -164,15 +164,18 @@ impl ApplicationMaster {
         Err(YarnError::Incomplete { method: "finishApplicationMaster".into(), field: "is_unregistered = true after 20 tries".into() })
     }
 
+    /// The NMToken for `container`'s node, as `allocate` handed it out.
+    pub fn nm_token(&self, container: &ContainerProto) -> YarnResult<TokenProto> {
+        let addr = node_address(container.node_id.as_ref());
+        self.nm_tokens
+            .get(&addr)
+            .cloned()
+            .ok_or_else(|| YarnError::Incomplete { method: "allocate".into(), field: format!("NMToken for node {addr}") })
+    }
+
     /// A NodeManager connection for `container`'s node, with the node's NMToken.
     pub async fn node_manager(&self, container: &ContainerProto) -> YarnResult<NodeManager> {
-        let addr = node_address(container.node_id.as_ref());
-        let token = self
-            .nm_tokens
-            .get(&addr)
-            .ok_or_else(|| YarnError::Incomplete { method: "allocate".into(), field: format!("NMToken for node {addr}") })?;
-        let ipc = IpcClient::connect_with_token(&addr, CONTAINER_MANAGEMENT, "", token, self.timeout).await?;
-        Ok(NodeManager { ipc, addr })
+        NodeManager::connect(&node_address(container.node_id.as_ref()), &self.nm_token(container)?, self.timeout).await
     }
 }
 
@@ -194,6 +197,12 @@ fn failures(failed: Vec<ContainerExceptionMapProto>) -> Vec<(String, String)> {
 }
 
 impl NodeManager {
+    /// Connects to the NodeManager at `addr` (`host:port`) with its NMToken.
+    pub async fn connect(addr: &str, token: &TokenProto, timeout: Duration) -> YarnResult<Self> {
+        let ipc = IpcClient::connect_with_token(addr, CONTAINER_MANAGEMENT, "", token, timeout).await?;
+        Ok(Self { ipc, addr: addr.to_string() })
+    }
+
     /// The node's `host:port`.
     pub fn addr(&self) -> &str {
         &self.addr

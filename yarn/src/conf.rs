@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::{YarnError, YarnResult};
 
+/// Hadoop's default scheduler port (`yarn.resourcemanager.scheduler.address`).
+const DEFAULT_SCHEDULER_PORT: u16 = 8030;
+
 /// Hadoop's default ResourceManager client port (`yarn.resourcemanager.address`).
 pub const DEFAULT_RM_PORT: u16 = 8032;
 
@@ -100,6 +103,33 @@ impl HadoopConf {
         }
         let host = self.get("yarn.resourcemanager.hostname").unwrap_or_else(|| "0.0.0.0".into());
         vec![self.get("yarn.resourcemanager.address").unwrap_or_else(|| format!("{host}:{DEFAULT_RM_PORT}"))]
+    }
+
+    /// The schedulers ApplicationMasters talk to, in the same order as
+    /// [`HadoopConf::resource_manager_addresses`]: `yarn.resourcemanager.scheduler.address`
+    /// (per RM id with HA), defaulting to the RM's host and port 8030.
+    pub fn scheduler_addresses(&self) -> Vec<String> {
+        let ha = self.get("yarn.resourcemanager.ha.enabled").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if ha {
+            let ids = self.get("yarn.resourcemanager.ha.rm-ids").unwrap_or_default();
+            return ids
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .filter_map(|id| {
+                    self.get(&format!("yarn.resourcemanager.scheduler.address.{id}")).or_else(|| {
+                        self.get(&format!("yarn.resourcemanager.hostname.{id}")).map(|h| format!("{h}:{DEFAULT_SCHEDULER_PORT}"))
+                    })
+                })
+                .collect();
+        }
+        let host = self.get("yarn.resourcemanager.hostname").unwrap_or_else(|| "0.0.0.0".into());
+        vec![self.get("yarn.resourcemanager.scheduler.address").unwrap_or_else(|| format!("{host}:{DEFAULT_SCHEDULER_PORT}"))]
+    }
+
+    /// `fs.defaultFS`, where staging directories live.
+    pub fn default_fs(&self) -> Option<String> {
+        self.get("fs.defaultFS").or_else(|| self.get("fs.default.name"))
     }
 }
 

@@ -13,3 +13,19 @@ mod error;
 pub mod rm;
 
 pub use error::{YarnError, YarnResult};
+
+/// The alias under which the launcher puts the cluster secret into a container's token file
+/// (`HADOOP_TOKEN_FILE_LOCATION`), so that it is neither on a command line nor in the
+/// environment the NodeManager shows.
+pub const CLUSTER_SECRET_ALIAS: &str = "eddy.cluster.secret";
+
+/// Parses `application_<cluster timestamp>_<id>`.
+pub fn parse_application_id(text: &str) -> Option<eddy_hadoop_ipc::proto::yarn::ApplicationIdProto> {
+    let mut parts = text.trim().strip_prefix("application_")?.split('_');
+    let ts = parts.next()?.parse().ok()?;
+    let id = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(eddy_hadoop_ipc::proto::yarn::ApplicationIdProto { id: Some(id), cluster_timestamp: Some(ts) })
+}

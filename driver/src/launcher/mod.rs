@@ -2,6 +2,7 @@
 //! executors) and report when they end. The driver's protocol logic is the same for all.
 
 mod local;
+mod yarn;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use local::LocalLauncher;
+pub use yarn::{ContainerPlan, YarnLauncher};
 
 use crate::DriverResult;
 
@@ -53,4 +55,12 @@ pub trait WorkerLauncher: Send {
 
     /// Where a person finds the workers' logs.
     fn log_location(&self) -> String;
+
+    /// The cloud formed; `rest_url` is the leader's REST API (YARN shows it as the tracking URL).
+    fn formed(&self, _rest_url: &str) {}
+
+    /// What the cluster manager says when the cloud does not form (state, free resources).
+    async fn diagnose(&mut self) -> Option<String> {
+        None
+    }
 }

@@ -210,13 +210,16 @@ impl YarnState {
         ResourceProto { memory: Some(mb), virtual_cores: Some(vc) }
     }
 
-    /// Allocates one container of `resource` for `app` on the first node with room.
+    /// Allocates one container of `resource` for `app` on the node with the most free memory
+    /// (containers spread over the cluster as node heartbeats spread them on a real one).
     pub fn allocate_one(&mut self, app: i32, resource: ResourceProto, priority: PriorityProto, is_am: bool) -> Option<ContainerProto> {
         let (mb, vc) = (resource.memory.unwrap_or(1024), resource.virtual_cores.unwrap_or(1));
-        let node = (0..self.nodes.len()).find(|&i| {
-            let (free_mb, free_vc) = self.free(i);
-            free_mb >= mb && free_vc >= vc
-        })?;
+        let node = (0..self.nodes.len())
+            .filter(|&i| {
+                let (free_mb, free_vc) = self.free(i);
+                free_mb >= mb && free_vc >= vc
+            })
+            .max_by_key(|&i| (self.free(i).0, std::cmp::Reverse(i)))?;
         self.nodes[node].used_mb += mb;
         self.nodes[node].used_vcores += vc;
         self.next_container += 1;

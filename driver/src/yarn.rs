@@ -1,0 +1,314 @@
+//! `eddy-driver yarn`: submit, become the ApplicationMaster, run the cloud protocol with the
+//! YARN launcher, end the application and clean the staging directory, whatever happened.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_frame::storage::{self, StorageOptions};
+use eddy_hadoop_ipc::proto::yarn::*;
+use eddy_yarn::am::ApplicationMaster;
+use eddy_yarn::conf::HadoopConf;
+use eddy_yarn::rm::{application_id_text, ResourceManager};
+use sha2::Digest;
+
+use crate::cli::{YarnAction, YarnArgs};
+use crate::cloud::{self, CloudOptions, Outcome};
+use crate::launcher::{ContainerPlan, YarnLauncher};
+use crate::{DriverError, DriverResult};
+
+const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MEMORY: &str = "2g";
+
+fn yarn_error(context: &str) -> impl Fn(eddy_yarn::YarnError) -> DriverError + '_ {
+    move |e| DriverError::Yarn(format!("{context}: {e}"))
+}
+
+/// The user YARN and HDFS see: `HADOOP_USER_NAME`, else the login name.
+pub fn hadoop_user() -> String {
+    std::env::var("HADOOP_USER_NAME").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "eddy".into())
+}
+
+fn storage_options() -> StorageOptions {
+    StorageOptions::from_env(&std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
+}
+
+/// The address of this machine that faces `addr` (no packet is sent: a UDP "connect" only
+/// picks the route), so that containers elsewhere can reach the gather service.
+fn local_ip_towards(addr: &str) -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect(addr).ok()?;
+    socket.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified())
+}
+
+/// Container memory in MiB for a worker budget of `bytes` plus `extra_percent`.
+pub fn container_mb(bytes: u64, extra_percent: u32) -> i64 {
+    let mib = bytes.div_ceil(1 << 20);
+    (mib * (100 + u64::from(extra_percent))).div_ceil(100) as i64
+}
+
+/// Uploads the mapper to `dir` (reusing an identical one already there) and describes it as
+/// a YARN local resource, with the size and timestamp the NodeManagers will check.
+async fn stage_mapper(mapper: &std::path::Path, dir: &str) -> DriverResult<(LocalResourceProto, bool)> {
+    let options = storage_options();
+    let bytes = tokio::fs::read(mapper)
+        .await
+        .map_err(|source| DriverError::Io { what: format!("cannot read the mapper binary {}", mapper.display()), source })?;
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    let target = format!("{}/eddy-mapper", dir.trim_end_matches('/'));
+    let sidecar = format!("{target}.sha256");
+    let staging = |e: eddy_frame::FrameError| DriverError::Yarn(format!("staging the mapper in {dir}: {e}"));
+    let existing = storage::stat(&target, &options).await.map_err(staging)?;
+    let same = match existing {
+        Some(s) if s.size == bytes.len() as u64 => {
+            let sum = storage::read_range(&sidecar, 0..64, &options).await.ok();
+            sum.as_deref() == Some(digest.as_bytes())
+        }
+        _ => false,
+    };
+    if same {
+        println!("Reusing the identical mapper already at {target}");
+    } else {
+        let started = Instant::now();
+        let size = bytes.len();
+        storage::write(&target, bytes.into(), &options).await.map_err(staging)?;
+        storage::write(&sidecar, digest.into_bytes().into(), &options).await.map_err(staging)?;
+        println!("Uploaded the mapper ({:.1} MB) to {target} in {:.2} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+    }
+    let stat = storage::stat(&target, &options).await.map_err(staging)?.ok_or_else(|| {
+        staging(eddy_frame::FrameError::InvalidUrl { url: target.clone(), reason: "the uploaded file is not there".into() })
+    })?;
+    let url = url::Url::parse(&target).map_err(|e| DriverError::InvalidArgument(format!("--staging-dir {dir}: {e}")))?;
+    let resource = LocalResourceProto {
+        resource: Some(UrlProto {
+            scheme: Some(url.scheme().to_string()),
+            host: url.host_str().map(str::to_string),
+            port: Some(url.port().map(i32::from).unwrap_or(-1)),
+            file: Some(url.path().to_string()),
+            user_info: None,
+        }),
+        size: Some(stat.size as i64),
+        timestamp: Some(stat.modified_ms),
+        r#type: Some(LocalResourceTypeProto::File as i32),
+        visibility: Some(LocalResourceVisibilityProto::Application as i32),
+        ..Default::default()
+    };
+    Ok((resource, same))
+}
+
+async fn connect(conf: &HadoopConf, user: &str) -> DriverResult<Arc<ResourceManager>> {
+    let addresses = conf.resource_manager_addresses();
+    let rm = ResourceManager::connect(&addresses, user, RPC_TIMEOUT)
+        .await
+        .map_err(yarn_error(&format!("cannot reach the ResourceManager at {}", addresses.join(", "))))?;
+    Ok(Arc::new(rm))
+}
+
+fn load_conf() -> DriverResult<HadoopConf> {
+    let dir = HadoopConf::dir_from_env().map_err(|e| DriverError::Yarn(e.to_string()))?;
+    HadoopConf::load(&dir).map_err(|e| DriverError::Yarn(e.to_string()))
+}
+
+/// Runs `eddy-driver yarn`.
+pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
+    if let Some(YarnAction::Kill { app_id }) = &args.action {
+        return kill(app_id).await;
+    }
+    let conf = load_conf()?;
+    let user = hadoop_user();
+    let memory = args.cloud.memory.clone().unwrap_or_else(|| DEFAULT_MEMORY.into());
+    let memory_bytes = eddy_node::stats::parse_memory(&memory)?;
+    let capability =
+        ResourceProto { memory: Some(container_mb(memory_bytes, args.extra_mem_percent)), virtual_cores: Some(i32::from(args.cores)) };
+    let mapper = crate::find_mapper(args.mapper.clone())?;
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
+    let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
+    if args.cloud.disown {
+        return Err(DriverError::InvalidArgument(
+            "--disown needs an ApplicationMaster inside the cluster (eddy-mapper am), which this build does not launch yet".into(),
+        ));
+    }
+
+    let setup_started = Instant::now();
+    let rm = connect(&conf, &user).await?;
+    let app = rm.new_application().await.map_err(yarn_error("getNewApplication"))?;
+    let app_text = application_id_text(&app.id);
+    let (mb, vcores) = (capability.memory.unwrap_or(0), capability.virtual_cores.unwrap_or(0));
+    if mb > app.max_memory_mb || vcores > app.max_vcores {
+        return Err(DriverError::InvalidArgument(format!(
+            "a worker container needs {mb} MiB and {vcores} vcores (--memory {memory} + {}%, --cores {}), more than the largest container YARN allows ({} MiB, {} vcores: yarn.scheduler.maximum-allocation-mb/-vcores)",
+            args.extra_mem_percent, args.cores, app.max_memory_mb, app.max_vcores
+        )));
+    }
+    let (staging_dir, remove_staging) = match &args.staging_dir {
+        Some(d) => (d.trim_end_matches('/').to_string(), false),
+        None => {
+            let fs = conf.default_fs().ok_or_else(|| {
+                DriverError::InvalidArgument("core-site.xml sets no fs.defaultFS: pass --staging-dir hdfs://NAMENODE:PORT/DIR".into())
+            })?;
+            (format!("{}/user/{user}/.eddy/{app_text}", fs.trim_end_matches('/')), true)
+        }
+    };
+    let (mapper_resource, _) = stage_mapper(&mapper, &staging_dir).await?;
+    let staged = Instant::now();
+
+    let context = ApplicationSubmissionContextProto {
+        application_id: Some(app.id),
+        application_name: Some(cloud_name.clone()),
+        queue: Some(args.queue.clone()),
+        unmanaged_am: Some(true),
+        max_app_attempts: Some(1),
+        application_type: Some("EDDY".into()),
+        application_tags: vec!["eddy".into()],
+        ..Default::default()
+    };
+    let submitted_at = Instant::now();
+    rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
+    println!("Submitted YARN application {app_text} to queue {} as {user}", args.queue);
+
+    let cleanup = |reason: String| {
+        let rm = Arc::clone(&rm);
+        let staging_dir = staging_dir.clone();
+        async move {
+            let _ = rm.kill(&app.id, &reason).await;
+            if remove_staging {
+                let _ = storage::delete_recursive(&staging_dir, &storage_options()).await;
+            }
+        }
+    };
+    let am = match become_master(&rm, &conf, &app.id, args.cloud.timeout).await {
+        Ok(am) => am,
+        Err(e) => {
+            cleanup(format!("eddy-driver could not become the ApplicationMaster: {e}")).await;
+            return Err(e);
+        }
+    };
+    let registered = Instant::now();
+    let plan = ContainerPlan { mapper: mapper_resource, capability };
+    let mut launcher = YarnLauncher::start(app.id, Arc::clone(&rm), am, args.queue.clone(), plan);
+
+    options.memory_opt = Some(memory);
+    options.notify_extra_opt = Some(app_text.clone());
+    if args.cloud.driver_ip.is_none() {
+        if let Some(ip) = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a)) {
+            options.driver_ip = ip;
+        }
+    }
+    // --timeout counts from submission, so time in the queue is included.
+    options.timeout = args.cloud.timeout.saturating_sub(submitted_at.elapsed()).max(Duration::from_secs(1));
+    tracing::info!(
+        staging_s = (staged - setup_started).as_secs_f64(),
+        registered_s = (registered - submitted_at).as_secs_f64(),
+        "YARN set-up"
+    );
+    println!(
+        "ApplicationMaster registered ({:.2} s after submission); asking for {} containers of {mb} MiB and {vcores} vcores",
+        (registered - submitted_at).as_secs_f64(),
+        options.nodes
+    );
+
+    let outcome = cloud::drive(&mut launcher, options).await;
+    let (status, diagnostics) = match &outcome {
+        Ok(Outcome::Stopped) => (FinalApplicationStatusProto::AppSucceeded, "the cloud was shut down".to_string()),
+        Ok(Outcome::Signalled) => (FinalApplicationStatusProto::AppKilled, "eddy-driver was interrupted".to_string()),
+        Ok(Outcome::Interrupted) => {
+            (FinalApplicationStatusProto::AppKilled, "eddy-driver was interrupted before the cloud formed".to_string())
+        }
+        Ok(Outcome::Disowned) => (FinalApplicationStatusProto::AppUndefined, String::new()),
+        Err(e) => (FinalApplicationStatusProto::AppFailed, e.to_string()),
+    };
+    if let Some(problem) = launcher.finish(status, &diagnostics).await {
+        eprintln!("eddy-driver: could not unregister from YARN ({problem}); killing {app_text}");
+        let _ = rm.kill(&app.id, &diagnostics).await;
+    }
+    if remove_staging {
+        match storage::delete_recursive(&staging_dir, &storage_options()).await {
+            Ok(_) => {}
+            Err(e) => eprintln!("eddy-driver: could not remove the staging directory {staging_dir}: {e}"),
+        }
+    }
+    let word = match status {
+        FinalApplicationStatusProto::AppSucceeded => "SUCCEEDED",
+        FinalApplicationStatusProto::AppKilled => "KILLED",
+        _ => "FAILED",
+    };
+    println!("YARN application {app_text} finished: {word}");
+    outcome
+}
+
+/// Waits for the unmanaged attempt's AMRMToken in the application report, then registers
+/// with the scheduler.
+async fn become_master(
+    rm: &ResourceManager,
+    conf: &HadoopConf,
+    app: &ApplicationIdProto,
+    timeout: Duration,
+) -> DriverResult<ApplicationMaster> {
+    let deadline = Instant::now() + timeout;
+    let token = loop {
+        let report = rm.report(app).await.map_err(yarn_error("getApplicationReport"))?;
+        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
+        if let Some(token) = report.am_rm_token {
+            break token;
+        }
+        if matches!(
+            state,
+            Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
+        ) {
+            return Err(DriverError::Yarn(format!(
+                "YARN ended the application before it started ({state:?}): {}",
+                report.diagnostics.unwrap_or_default()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Err(DriverError::NotFormed(format!(
+                "YARN did not start the application within --timeout {} s (state {state:?}, queue {}): {}",
+                timeout.as_secs(),
+                report.queue.unwrap_or_default(),
+                report.diagnostics.unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let host = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a)).map(|ip| ip.to_string()).unwrap_or_default();
+    let mut last = None;
+    for addr in conf.scheduler_addresses() {
+        match ApplicationMaster::register(&addr, &token, &host, "", RPC_TIMEOUT).await {
+            Ok(am) => return Ok(am),
+            Err(e) => last = Some(format!("{addr}: {e}")),
+        }
+    }
+    Err(DriverError::Yarn(format!(
+        "cannot register as ApplicationMaster with the scheduler (yarn.resourcemanager.scheduler.address): {}",
+        last.unwrap_or_else(|| "no scheduler address".into())
+    )))
+}
+
+/// `eddy-driver yarn kill APP_ID`.
+async fn kill(app_id: &str) -> DriverResult<Outcome> {
+    let id = eddy_yarn::parse_application_id(app_id)
+        .ok_or_else(|| DriverError::InvalidArgument(format!("{app_id:?} is not an application id (application_<timestamp>_<number>)")))?;
+    let conf = load_conf()?;
+    let rm = connect(&conf, &hadoop_user()).await?;
+    let report = rm.report(&id).await.map_err(yarn_error(&format!("cannot find {app_id}")))?;
+    if report.application_type.as_deref().is_some_and(|t| t != "EDDY") {
+        return Err(DriverError::InvalidArgument(format!(
+            "{app_id} is a {} application, not an Eddy cloud; use `yarn application -kill` for it",
+            report.application_type.unwrap_or_default()
+        )));
+    }
+    rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", hadoop_user())).await.map_err(yarn_error("forceKillApplication"))?;
+    println!("Killed {app_id}");
+    Ok(Outcome::Stopped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_memory_adds_the_extra_share_rounded_up() {
+        assert_eq!(container_mb(6 << 30, 10), 6759);
+        assert_eq!(container_mb(1 << 30, 0), 1024);
+        assert_eq!(container_mb(1, 10), 2);
+    }
+}
