@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use eddy_common::parse_duration;
+use serde::{Deserialize, Serialize};
 
 /// `eddy-driver`: launch an Eddy cloud and watch it.
 #[derive(Debug, Parser)]
@@ -39,8 +40,9 @@ pub enum Command {
     Import(ImportArgs),
 }
 
-/// `eddy-driver yarn`.
-#[derive(Debug, Clone, Args)]
+/// `eddy-driver yarn`. Serializable: with `--disown` the settings travel to the
+/// ApplicationMaster container (`eddy-mapper am`).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[command(
     args_conflicts_with_subcommands = true,
     long_about = "Start a cloud in YARN containers, speaking YARN's own protocols (no JVM, no `hadoop jar`).\n\n\
@@ -77,10 +79,13 @@ pub struct YarnArgs {
     /// The eddy-mapper binary to upload [default: next to eddy-driver, then PATH]
     #[arg(long, env = "EDDY_MAPPER_BIN")]
     pub mapper: Option<PathBuf>,
+    /// With --disown: memory of the ApplicationMaster's container, MiB
+    #[arg(long, default_value_t = 256)]
+    pub am_memory_mb: u32,
 }
 
 /// `eddy-driver yarn ...` actions.
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum YarnAction {
     /// End a running Eddy application (e.g. one started with --disown)
     Kill {
@@ -106,7 +111,7 @@ pub struct ImportArgs {
 }
 
 /// Settings every launcher shares.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct CloudArgs {
     /// Number of workers
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
@@ -132,7 +137,7 @@ pub struct CloudArgs {
     /// Write the leader's ip:port to this file once the cloud formed
     #[arg(long, value_name = "FILE")]
     pub notify: Option<PathBuf>,
-    /// Exit 0 once the cloud formed and leave it running (stop it with POST /3/Shutdown)
+    /// Exit 0 once the cloud formed and leave it running (stop it with POST /3/Shutdown; on YARN an ApplicationMaster container takes over, `yarn kill APP_ID` ends it)
     #[arg(long)]
     pub disown: bool,
     /// Report a dead worker and keep watching instead of stopping the cloud and exiting non-zero

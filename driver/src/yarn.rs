@@ -13,7 +13,7 @@ use sha2::Digest;
 
 use crate::cli::{YarnAction, YarnArgs};
 use crate::cloud::{self, CloudOptions, Outcome};
-use crate::launcher::{ContainerPlan, YarnLauncher};
+use crate::launcher::{ContainerPlan, Timeline, YarnLauncher};
 use crate::{DriverError, DriverResult};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -108,6 +108,28 @@ fn load_conf() -> DriverResult<HadoopConf> {
     HadoopConf::load(&dir).map_err(|e| DriverError::Yarn(e.to_string()))
 }
 
+/// The environment that carries the settings of a disowned cloud to its ApplicationMaster.
+mod am_env {
+    pub const SETTINGS: &str = "EDDY_AM_SETTINGS";
+    pub const MAPPER: &str = "EDDY_AM_MAPPER_RESOURCE";
+    pub const RESOURCE_MANAGERS: &str = "EDDY_AM_RESOURCE_MANAGERS";
+    pub const SCHEDULERS: &str = "EDDY_AM_SCHEDULERS";
+    pub const STAGING: &str = "EDDY_AM_STAGING_DIR";
+    pub const REMOVE_STAGING: &str = "EDDY_AM_REMOVE_STAGING";
+}
+
+/// What both kinds of ApplicationMaster run once registered.
+struct Master {
+    rm: Arc<ResourceManager>,
+    app: ApplicationIdProto,
+    am: ApplicationMaster,
+    plan: ContainerPlan,
+    queue: String,
+    staging_dir: String,
+    remove_staging: bool,
+    timeline: Timeline,
+}
+
 /// Runs `eddy-driver yarn`.
 pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     if let Some(YarnAction::Kill { app_id }) = &args.action {
@@ -122,13 +144,13 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     let mapper = crate::find_mapper(args.mapper.clone())?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
-    if args.cloud.disown {
+    if args.cloud.disown && (args.cloud.check || args.cloud.import.is_some()) {
         return Err(DriverError::InvalidArgument(
-            "--disown needs an ApplicationMaster inside the cluster (eddy-mapper am), which this build does not launch yet".into(),
+            "--disown leaves the cloud to YARN: it cannot be combined with --check or --import".into(),
         ));
     }
 
-    let setup_started = Instant::now();
+    let t0 = Instant::now();
     let rm = connect(&conf, &user).await?;
     let app = rm.new_application().await.map_err(yarn_error("getNewApplication"))?;
     let app_text = application_id_text(&app.id);
@@ -141,30 +163,10 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     }
     let (staging_dir, remove_staging) = match &args.staging_dir {
         Some(d) => (d.trim_end_matches('/').to_string(), false),
-        None => {
-            let fs = conf.default_fs().ok_or_else(|| {
-                DriverError::InvalidArgument("core-site.xml sets no fs.defaultFS: pass --staging-dir hdfs://NAMENODE:PORT/DIR".into())
-            })?;
-            (format!("{}/user/{user}/.eddy/{app_text}", fs.trim_end_matches('/')), true)
-        }
+        None => (default_staging_dir(&conf, &user, &app_text)?, true),
     };
     let (mapper_resource, _) = stage_mapper(&mapper, &staging_dir).await?;
-    let staged = Instant::now();
-
-    let context = ApplicationSubmissionContextProto {
-        application_id: Some(app.id),
-        application_name: Some(cloud_name.clone()),
-        queue: Some(args.queue.clone()),
-        unmanaged_am: Some(true),
-        max_app_attempts: Some(1),
-        application_type: Some("EDDY".into()),
-        application_tags: vec!["eddy".into()],
-        ..Default::default()
-    };
-    let submitted_at = Instant::now();
-    rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
-    println!("Submitted YARN application {app_text} to queue {} as {user}", args.queue);
-
+    let staged = t0.elapsed();
     let cleanup = |reason: String| {
         let rm = Arc::clone(&rm);
         let staging_dir = staging_dir.clone();
@@ -175,6 +177,35 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
             }
         }
     };
+
+    let mut context = ApplicationSubmissionContextProto {
+        application_id: Some(app.id),
+        application_name: Some(cloud_name.clone()),
+        queue: Some(args.queue.clone()),
+        unmanaged_am: Some(true),
+        max_app_attempts: Some(1),
+        application_type: Some("EDDY".into()),
+        application_tags: vec!["eddy".into()],
+        ..Default::default()
+    };
+    if args.cloud.disown {
+        context.unmanaged_am = Some(false);
+        context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
+        context.am_container_spec = Some(master_container(&args, &conf, &user, &mapper_resource, &staging_dir, remove_staging)?);
+    }
+    let submitted_at = Instant::now();
+    rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
+    println!("Submitted YARN application {app_text} to queue {} as {user}", args.queue);
+    if args.cloud.disown {
+        return match wait_for_disowned_cloud(&rm, &app.id, args.cloud.timeout, submitted_at, args.cloud.notify.as_deref()).await {
+            Ok(()) => Ok(Outcome::Disowned),
+            Err(e) => {
+                cleanup(format!("the cloud did not form: {e}")).await;
+                Err(e)
+            }
+        };
+    }
+
     let am = match become_master(&rm, &conf, &app.id, args.cloud.timeout).await {
         Ok(am) => am,
         Err(e) => {
@@ -182,10 +213,8 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
             return Err(e);
         }
     };
-    let registered = Instant::now();
-    let plan = ContainerPlan { mapper: mapper_resource, capability };
-    let mut launcher = YarnLauncher::start(app.id, Arc::clone(&rm), am, args.queue.clone(), plan);
-
+    let registered = submitted_at.elapsed();
+    let timeline = Timeline { started: Some(t0), staged, submitted: submitted_at - t0, registered: t0.elapsed() };
     options.memory_opt = Some(memory);
     options.notify_extra_opt = Some(app_text.clone());
     if args.cloud.driver_ip.is_none() {
@@ -195,35 +224,46 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     }
     // --timeout counts from submission, so time in the queue is included.
     options.timeout = args.cloud.timeout.saturating_sub(submitted_at.elapsed()).max(Duration::from_secs(1));
-    tracing::info!(
-        staging_s = (staged - setup_started).as_secs_f64(),
-        registered_s = (registered - submitted_at).as_secs_f64(),
-        "YARN set-up"
-    );
     println!(
         "ApplicationMaster registered ({:.2} s after submission); asking for {} containers of {mb} MiB and {vcores} vcores",
-        (registered - submitted_at).as_secs_f64(),
+        registered.as_secs_f64(),
         options.nodes
     );
+    let plan = ContainerPlan { mapper: mapper_resource, capability };
+    let master = Master { rm, app: app.id, am, plan, queue: args.queue.clone(), staging_dir, remove_staging, timeline };
+    run_cloud(master, options).await
+}
 
+fn default_staging_dir(conf: &HadoopConf, user: &str, app_text: &str) -> DriverResult<String> {
+    let fs = conf.default_fs().ok_or_else(|| {
+        DriverError::InvalidArgument("core-site.xml sets no fs.defaultFS: pass --staging-dir hdfs://NAMENODE:PORT/DIR".into())
+    })?;
+    Ok(format!("{}/user/{user}/.eddy/{app_text}", fs.trim_end_matches('/')))
+}
+
+/// The cloud protocol with YARN containers as workers, then the application's end: the
+/// final status from how the cloud ended, and the staging directory removed.
+async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcome> {
+    let Master { rm, app, am, plan, queue, staging_dir, remove_staging, timeline } = master;
+    let app_text = application_id_text(&app);
+    let mut launcher = YarnLauncher::start(app, Arc::clone(&rm), am, queue, plan, timeline);
     let outcome = cloud::drive(&mut launcher, options).await;
     let (status, diagnostics) = match &outcome {
         Ok(Outcome::Stopped) => (FinalApplicationStatusProto::AppSucceeded, "the cloud was shut down".to_string()),
-        Ok(Outcome::Signalled) => (FinalApplicationStatusProto::AppKilled, "eddy-driver was interrupted".to_string()),
+        Ok(Outcome::Signalled) => (FinalApplicationStatusProto::AppKilled, "the ApplicationMaster was interrupted".to_string()),
         Ok(Outcome::Interrupted) => {
-            (FinalApplicationStatusProto::AppKilled, "eddy-driver was interrupted before the cloud formed".to_string())
+            (FinalApplicationStatusProto::AppKilled, "the ApplicationMaster was interrupted before the cloud formed".to_string())
         }
         Ok(Outcome::Disowned) => (FinalApplicationStatusProto::AppUndefined, String::new()),
         Err(e) => (FinalApplicationStatusProto::AppFailed, e.to_string()),
     };
     if let Some(problem) = launcher.finish(status, &diagnostics).await {
         eprintln!("eddy-driver: could not unregister from YARN ({problem}); killing {app_text}");
-        let _ = rm.kill(&app.id, &diagnostics).await;
+        let _ = rm.kill(&app, &diagnostics).await;
     }
     if remove_staging {
-        match storage::delete_recursive(&staging_dir, &storage_options()).await {
-            Ok(_) => {}
-            Err(e) => eprintln!("eddy-driver: could not remove the staging directory {staging_dir}: {e}"),
+        if let Err(e) = storage::delete_recursive(&staging_dir, &storage_options()).await {
+            eprintln!("eddy-driver: could not remove the staging directory {staging_dir}: {e}");
         }
     }
     let word = match status {
@@ -233,6 +273,173 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     };
     println!("YARN application {app_text} finished: {word}");
     outcome
+}
+
+/// The launch context of a disowned cloud's ApplicationMaster: `eddy-mapper am` with the
+/// driver's settings in its environment.
+fn master_container(
+    args: &YarnArgs,
+    conf: &HadoopConf,
+    user: &str,
+    mapper: &LocalResourceProto,
+    staging_dir: &str,
+    remove_staging: bool,
+) -> DriverResult<ContainerLaunchContextProto> {
+    use prost::Message;
+    let mut settings = args.clone();
+    // The master runs inside the cluster: the edge node's interface and files mean nothing there.
+    settings.cloud.disown = false;
+    settings.cloud.notify = None;
+    settings.cloud.driver_ip = None;
+    settings.cloud.driver_port = 0;
+    settings.mapper = None;
+    let settings =
+        serde_json::to_string(&settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?;
+    let mut env = vec![
+        (am_env::SETTINGS, settings),
+        (am_env::MAPPER, hex::encode(mapper.encode_to_vec())),
+        (am_env::RESOURCE_MANAGERS, conf.resource_manager_addresses().join(",")),
+        (am_env::SCHEDULERS, conf.scheduler_addresses().join(",")),
+        (am_env::STAGING, staging_dir.to_string()),
+        (am_env::REMOVE_STAGING, remove_staging.to_string()),
+        ("HADOOP_USER_NAME", user.to_string()),
+    ];
+    if let Ok(endpoint) = std::env::var(eddy_common::keys::S3_ENDPOINT.name) {
+        env.push((eddy_common::keys::S3_ENDPOINT.name, endpoint));
+    }
+    Ok(ContainerLaunchContextProto {
+        local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
+        environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
+        command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
+        ..Default::default()
+    })
+}
+
+/// `--disown`: waits until the ApplicationMaster in the cluster reports the formed cloud
+/// (its tracking URL becomes the leader's REST API), then prints it and leaves.
+async fn wait_for_disowned_cloud(
+    rm: &ResourceManager,
+    app: &ApplicationIdProto,
+    timeout: Duration,
+    submitted_at: Instant,
+    notify: Option<&std::path::Path>,
+) -> DriverResult<()> {
+    let app_text = application_id_text(app);
+    loop {
+        let report = rm.report(app).await.map_err(yarn_error("getApplicationReport"))?;
+        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
+        let url = report.tracking_url.clone().unwrap_or_default();
+        if state == Some(YarnApplicationStateProto::Running) && url.starts_with("http") {
+            let cloud: Option<serde_json::Value> = async { reqwest::get(format!("{url}/3/Cloud")).await.ok()?.json().await.ok() }.await;
+            let size = cloud.as_ref().and_then(|c| c["cloud_size"].as_u64()).unwrap_or(0);
+            let nodes: Vec<String> = cloud
+                .as_ref()
+                .and_then(|c| c["nodes"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|n| n["ip_port"].as_str().map(str::to_string))
+                .collect();
+            println!("Cloud of size {size} formed [{}] ({:.2} s after submission)", nodes.join(", "), submitted_at.elapsed().as_secs_f64());
+            println!("REST API: {url}/3/Cloud");
+            if let Some(path) = notify {
+                let leader = url.trim_start_matches("http://").trim_start_matches("https://");
+                std::fs::write(path, format!("{leader}\n{app_text}\n"))
+                    .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
+            }
+            println!("Driver exits; YARN application {app_text} keeps the cloud running. End it with: eddy-driver yarn kill {app_text}");
+            return Ok(());
+        }
+        if matches!(
+            state,
+            Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
+        ) {
+            return Err(DriverError::NotFormed(format!(
+                "YARN application {app_text} ended ({state:?}) before its cloud formed: {}",
+                report.diagnostics.unwrap_or_default()
+            )));
+        }
+        if submitted_at.elapsed() >= timeout {
+            return Err(DriverError::NotFormed(format!(
+                "the cloud of {app_text} did not form within --timeout {} s (state {state:?}, queue {}): {}",
+                timeout.as_secs(),
+                report.queue.unwrap_or_default(),
+                report.diagnostics.unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `eddy-mapper am`: the ApplicationMaster of a disowned cloud, inside its YARN container.
+/// Registers with the AMRMToken from the container's token file and runs the same cloud
+/// protocol as an attached driver, with the gather service on this container's host.
+pub async fn run_master() -> DriverResult<Outcome> {
+    use prost::Message;
+    let var = |k: &str| {
+        std::env::var(k).map_err(|_| {
+            DriverError::InvalidArgument(format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"))
+        })
+    };
+    let args: YarnArgs = serde_json::from_str(&var(am_env::SETTINGS)?)
+        .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS)))?;
+    let mapper = LocalResourceProto::decode(hex::decode(var(am_env::MAPPER)?).unwrap_or_default().as_slice())
+        .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::MAPPER)))?;
+    let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
+    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(std::path::Path::new(&token_file)).map_err(DriverError::Yarn)?;
+    let token = credentials
+        .token_of_kind("YARN_AM_RM_TOKEN")
+        .cloned()
+        .ok_or_else(|| DriverError::Yarn(format!("the token file {token_file} holds no AMRMToken")))?;
+    let container = var("CONTAINER_ID")?;
+    let app = application_of_container(&container)
+        .ok_or_else(|| DriverError::InvalidArgument(format!("CONTAINER_ID {container} is not a container id")))?;
+    let user = hadoop_user();
+    let mut conf = HadoopConf::default();
+    conf.set("yarn.resourcemanager.address", var(am_env::RESOURCE_MANAGERS)?.split(',').next().unwrap_or_default());
+    let rm = connect(&conf, &user).await?;
+    let host = var("NM_HOST")?;
+    let mut am = None;
+    for addr in var(am_env::SCHEDULERS)?.split(',') {
+        match ApplicationMaster::register(addr, &token, &host, "", RPC_TIMEOUT).await {
+            Ok(a) => {
+                am = Some(a);
+                break;
+            }
+            Err(e) => eprintln!("eddy-mapper am: cannot register with {addr}: {e}"),
+        }
+    }
+    let am = am.ok_or_else(|| DriverError::Yarn("cannot register with any scheduler".into()))?;
+    let memory = args.cloud.memory.clone().unwrap_or_else(|| DEFAULT_MEMORY.into());
+    let memory_bytes = eddy_node::stats::parse_memory(&memory)?;
+    let capability =
+        ResourceProto { memory: Some(container_mb(memory_bytes, args.extra_mem_percent)), virtual_cores: Some(i32::from(args.cores)) };
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
+    let mut options = CloudOptions::from_args(&args.cloud, cloud_name)?;
+    options.memory_opt = Some(memory);
+    options.driver_ip = tokio::net::lookup_host((host.as_str(), 0))
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip())
+        .ok_or_else(|| DriverError::InvalidArgument(format!("cannot resolve NM_HOST {host}")))?;
+    let master = Master {
+        rm,
+        app,
+        am,
+        plan: ContainerPlan { mapper, capability },
+        queue: args.queue.clone(),
+        staging_dir: var(am_env::STAGING)?,
+        remove_staging: var(am_env::REMOVE_STAGING)? == "true",
+        timeline: Timeline::default(),
+    };
+    run_cloud(master, options).await
+}
+
+/// The application of `container_<ts>_<app>_<attempt>_<n>` (or `container_e<epoch>_...`).
+fn application_of_container(id: &str) -> Option<ApplicationIdProto> {
+    let parts: Vec<&str> = id.strip_prefix("container_")?.split('_').collect();
+    let parts = if parts.first()?.starts_with('e') { &parts[1..] } else { &parts[..] };
+    Some(ApplicationIdProto { cluster_timestamp: Some(parts.first()?.parse().ok()?), id: Some(parts.get(1)?.parse().ok()?) })
 }
 
 /// Waits for the unmanaged attempt's AMRMToken in the application report, then registers
@@ -298,12 +505,27 @@ async fn kill(app_id: &str) -> DriverResult<Outcome> {
     }
     rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", hadoop_user())).await.map_err(yarn_error("forceKillApplication"))?;
     println!("Killed {app_id}");
+    // The master was killed with its containers: remove what it staged, if in the default place.
+    if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&hadoop_user()), &application_id_text(&id)) {
+        if let Ok(true) = storage::delete_recursive(&dir, &storage_options()).await {
+            println!("Removed the staging directory {dir}");
+        }
+    }
     Ok(Outcome::Stopped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn containers_name_their_application() {
+        let app = application_of_container("container_1700000000000_0042_01_000003").unwrap();
+        assert_eq!((app.cluster_timestamp, app.id), (Some(1_700_000_000_000), Some(42)));
+        let app = application_of_container("container_e17_1700000000000_0042_01_000003").unwrap();
+        assert_eq!(app.id, Some(42));
+        assert!(application_of_container("application_1_2").is_none());
+    }
 
     #[test]
     fn container_memory_adds_the_extra_share_rounded_up() {

@@ -27,13 +27,13 @@ use crate::MapperError;
     about = "An Eddy worker node: joins a cloud and holds part of its data.",
     long_about = "An Eddy worker node: joins a cloud and holds part of its data.\n\n\
         How it finds its peers:\n  \
-        - launched by eddy-driver or the Spark integration: EDDY_DRIVER and EDDY_CLUSTER_SECRET are set for it;\n  \
+        - launched by eddy-driver or the Spark integration: EDDY_DRIVER and EDDY_CLUSTER_SECRET are set for it\n    (in a YARN container the secret comes from the container's token file);\n  \
         - on your own hosts: --flatfile FILE (one ip:port per line) and --secret-file on every host;\n  \
         - in Kubernetes: EDDY_KUBERNETES_SERVICE_DNS names the headless service (see deploy/kubernetes/);\n  \
         - otherwise: a cloud of one.\n\n\
         Example, three hosts:\n  \
         eddy-mapper --flatfile flatfile.txt --secret-file secret --ip 10.0.0.5 --port 54321",
-    after_help = "All EDDY_* variables: docs/configuration.md"
+    after_help = "`eddy-mapper am` is the YARN ApplicationMaster of a disowned cloud (eddy-driver yarn --disown starts it).\n\nAll EDDY_* variables: docs/configuration.md"
 )]
 pub struct MapperArgs {
     /// IP address to bind and advertise [default: the address routed toward the driver or first peer]

@@ -12,6 +12,9 @@ use eddy_mapper::{MapperArgs, MapperConfig};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("am") {
+        return application_master();
+    }
     let args = MapperArgs::parse();
     eddy_node::logging::init("info");
     let env: HashMap<String, String> =
@@ -43,6 +46,26 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
             eprintln!("eddy-mapper: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `eddy-mapper am`: the YARN ApplicationMaster of a disowned cloud (started by
+/// `eddy-driver yarn --disown` in its own container); the same code as an attached driver.
+fn application_master() -> ExitCode {
+    eddy_node::logging::init("info");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("eddy-mapper am: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(eddy_driver::yarn::run_master()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eddy-mapper am: {e}");
             ExitCode::FAILURE
         }
     }

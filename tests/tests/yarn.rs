@@ -134,3 +134,45 @@ fn a_cluster_without_room_times_out_with_yarn_diagnostics() {
     assert_eq!(c.yarn.applications().len(), 1);
     drop(c.rt);
 }
+
+#[test]
+fn a_disowned_cloud_runs_under_its_own_application_master_until_yarn_kill() {
+    let c = Cluster::start(2, 4096);
+    let notify = c.dir.path().join("leader.txt");
+    let mut cmd = c.driver(&["--nodes", "2", "--memory", "256m", "--disown"]);
+    cmd.arg("--notify").arg(&notify);
+    let mut d = Proc::spawn(cmd);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("Cloud of size 2 formed"), "{out}");
+    let app = c.only_app();
+    assert_eq!(c.yarn.application_state(app), Some(YarnApplicationStateProto::Running));
+    let submitted = c.yarn.submission(app).unwrap();
+    assert_eq!(submitted.unmanaged_am, Some(false));
+    // The master's container plus two workers, all running after the driver left.
+    let containers = c.yarn.containers(app);
+    assert_eq!(containers.iter().filter(|x| x.is_am).count(), 1, "{containers:?}");
+    assert_eq!(c.yarn.running_processes(), 3, "{containers:?}");
+    let notified = std::fs::read_to_string(&notify).unwrap();
+    let leader = notified.lines().next().unwrap().to_string();
+    let app_text = notified.lines().nth(1).unwrap().to_string();
+    assert!(app_text.ends_with(&format!("_{app:04}")), "{notified}");
+    let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
+    assert_eq!(cloud["cloud_size"], 2, "{cloud}");
+
+    let yarn_kill = |id: &str| {
+        let mut kill = Command::new(bin("eddy-driver"));
+        kill.args(["yarn", "kill", id]).env("HADOOP_CONF_DIR", c.dir.path().join("conf")).env("HADOOP_USER_NAME", "analyst");
+        let mut k = Proc::spawn(kill);
+        (k.wait_exit(WAIT).success(), k.output())
+    };
+    // Garbage is refused clearly.
+    let (ok, out) = yarn_kill("not-an-id");
+    assert!(!ok && out.contains("is not an application id"), "{out}");
+    let (ok, out) = yarn_kill(&app_text);
+    assert!(ok, "{out}");
+    assert_eq!(c.yarn.application_state(app), Some(YarnApplicationStateProto::Killed));
+    c.assert_nothing_left(app);
+    drop(c.rt);
+}

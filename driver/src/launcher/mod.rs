@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use local::LocalLauncher;
-pub use yarn::{ContainerPlan, YarnLauncher};
+pub use yarn::{ContainerPlan, Timeline, YarnLauncher};
 
 use crate::DriverResult;
 

@@ -38,9 +38,24 @@ enum Command {
     TrackingUrl(String),
 }
 
+/// When the set-up steps ended, from the driver's start.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timeline {
+    /// When the driver started.
+    pub started: Option<std::time::Instant>,
+    /// Mapper uploaded (or found) on the staging directory.
+    pub staged: Duration,
+    /// Application submitted.
+    pub submitted: Duration,
+    /// Registered as ApplicationMaster.
+    pub registered: Duration,
+}
+
 /// What the heartbeat task has seen, for diagnostics.
 #[derive(Debug, Default, Clone)]
 struct Progress {
+    all_allocated: Option<std::time::Instant>,
+    all_started: Option<std::time::Instant>,
     asked: usize,
     allocated: usize,
     started: usize,
@@ -58,6 +73,7 @@ pub struct YarnLauncher {
     commands: mpsc::UnboundedSender<Command>,
     exits: mpsc::UnboundedReceiver<WorkerExit>,
     progress: Arc<Mutex<Progress>>,
+    timeline: Timeline,
 }
 
 impl std::fmt::Debug for YarnLauncher {
@@ -73,12 +89,19 @@ struct Live {
 
 impl YarnLauncher {
     /// Starts heartbeating as the registered master `am` of application `app`.
-    pub fn start(app: ApplicationIdProto, rm: Arc<ResourceManager>, am: ApplicationMaster, queue: String, plan: ContainerPlan) -> Self {
+    pub fn start(
+        app: ApplicationIdProto,
+        rm: Arc<ResourceManager>,
+        am: ApplicationMaster,
+        queue: String,
+        plan: ContainerPlan,
+        timeline: Timeline,
+    ) -> Self {
         let (commands, rx) = mpsc::unbounded_channel();
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let progress = Arc::new(Mutex::new(Progress::default()));
         tokio::spawn(heartbeat(am, plan.clone(), rx, exits_tx, Arc::clone(&progress)));
-        Self { app, rm, queue, plan, commands, exits, progress }
+        Self { app, rm, queue, plan, commands, exits, progress, timeline }
     }
 
     /// The YARN application id.
@@ -153,7 +176,14 @@ async fn heartbeat(
     let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(String, Result<(), String>)>();
     let mut failures = 0u32;
     loop {
-        let interval = if pending.is_empty() { slow } else { fast };
+        // A new ask goes out at once (after a moment for the rest of a burst of launches).
+        let interval = if asked != Some(pending.len()) && !pending.is_empty() {
+            Duration::from_millis(10)
+        } else if pending.is_empty() {
+            slow
+        } else {
+            fast
+        };
         tokio::select! {
             command = commands.recv() => match command {
                 Some(Command::Launch { id, spec }) => {
@@ -184,6 +214,9 @@ async fn heartbeat(
                     Ok(()) => {
                         if let Ok(mut p) = progress.lock() {
                             p.started += 1;
+                            if pending.is_empty() && p.started == live.len() {
+                                p.all_started = Some(std::time::Instant::now());
+                            }
                         }
                     }
                     Err(why) => {
@@ -262,6 +295,11 @@ async fn heartbeat(
                 let _ = started.send((key, result.map_err(|e| e.to_string())));
             });
             live.insert(text, Live { worker_id, container });
+            if pending.is_empty() {
+                if let Ok(mut p) = progress.lock() {
+                    p.all_allocated.get_or_insert_with(std::time::Instant::now);
+                }
+            }
         }
         for status in allocation.completed {
             let text = container_id_text(status.container_id.as_ref());
@@ -344,6 +382,18 @@ impl WorkerLauncher for YarnLauncher {
 
     fn formed(&self, rest_url: &str) {
         self.set_tracking_url(rest_url.to_string());
+        let (Some(t0), Ok(p)) = (self.timeline.started, self.progress.lock()) else { return };
+        let at = |i: Option<std::time::Instant>| i.map(|i| format!("{:.3}", (i - t0).as_secs_f64())).unwrap_or_else(|| "-".into());
+        let t = self.timeline;
+        println!(
+            "YARN timeline (s from start): staged {:.3}, submitted {:.3}, registered {:.3}, allocated {}, launched {}, formed {:.3}",
+            t.staged.as_secs_f64(),
+            t.submitted.as_secs_f64(),
+            t.registered.as_secs_f64(),
+            at(p.all_allocated),
+            at(p.all_started),
+            t0.elapsed().as_secs_f64()
+        );
     }
 
     async fn diagnose(&mut self) -> Option<String> {

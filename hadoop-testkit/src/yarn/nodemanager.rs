@@ -14,6 +14,10 @@ use prost::Message;
 
 use super::state::{attempt_id, container_id_text, exit_status, Node, Shared};
 
+/// One lock per localized file: containers starting together wait for a single download.
+static LOCALIZING: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>> =
+    std::sync::LazyLock::new(Default::default);
+
 const INVALID_TOKEN: &str = "org.apache.hadoop.security.token.SecretManager$InvalidToken";
 
 #[derive(Debug)]
@@ -296,7 +300,9 @@ async fn launch(
     };
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let work = dir.join("usercache").join(&user).join("appcache").join(&app).join(container);
-    let cache = dir.join("filecache").join(container);
+    // APPLICATION (and PUBLIC) resources are fetched once per node and application and shared
+    // by its containers, as YARN's localizer does; PRIVATE ones per container here.
+    let cache = dir.join("appcache").join(&app).join("filecache");
     let logs = dir.join("logs").join(&app).join(container);
     for d in [&work, &cache, &logs] {
         std::fs::create_dir_all(d).map_err(|e| io("cannot create container directories", e))?;
@@ -306,8 +312,20 @@ async fn launch(
         if name.is_empty() || name.contains('/') {
             return Err(format!("invalid local resource name {name:?}"));
         }
-        let localized = cache.join(&name);
-        localize(&entry.value.clone().unwrap_or_default(), &localized).await?;
+        let resource = entry.value.clone().unwrap_or_default();
+        let shared = resource.visibility != Some(LocalResourceVisibilityProto::Private as i32);
+        let localized = if shared { cache.join(&name) } else { cache.join(container).join(&name) };
+        std::fs::create_dir_all(localized.parent().unwrap_or(&cache)).map_err(|e| io("cannot create the file cache", e))?;
+        {
+            // One download per file; containers starting together wait for it.
+            let lock = LOCALIZING.lock().map(|mut m| m.entry(localized.clone()).or_default().clone()).unwrap_or_default();
+            let _one_at_a_time = lock.lock().await;
+            if !localized.exists() {
+                let partial = localized.with_extension("partial");
+                localize(&resource, &partial).await?;
+                std::fs::rename(&partial, &localized).map_err(|e| io("cannot place a localized file", e))?;
+            }
+        }
         #[cfg(unix)]
         std::os::unix::fs::symlink(&localized, work.join(&name)).map_err(|e| io("cannot link a local resource", e))?;
     }
