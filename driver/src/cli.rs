@@ -156,8 +156,12 @@ pub struct CloudArgs {
     #[arg(long)]
     pub driver_ip: Option<IpAddr>,
     /// Port of the gather service [default: a free port]
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, conflicts_with = "driver_port_range")]
     pub driver_port: u16,
+    /// Ports the gather service may take, e.g. 30000-30100 (firewalls that open a range); the first free one is used
+    #[arg(long, value_name = "FROM-TO", value_parser = parse_port_range)]
+    #[serde(default)]
+    pub driver_port_range: Option<(u16, u16)>,
     /// Workers bind the interface inside this CIDR, e.g. 10.0.0.0/8
     #[arg(long, value_name = "CIDR")]
     pub network: Option<String>,
@@ -198,4 +202,15 @@ impl LocalArgs {
             Err(e) => e.exit(),
         }
     }
+}
+
+/// `FROM-TO`, both inclusive.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (a, b) = text.split_once('-').ok_or_else(|| format!("{text:?} is not a port range: write FROM-TO, e.g. 30000-30100"))?;
+    let a: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?;
+    let b: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?;
+    if a == 0 || a > b {
+        return Err(format!("{text:?}: the range must go from a port above 0 up to a port not below it"));
+    }
+    Ok((a, b))
 }

@@ -55,6 +55,8 @@ pub struct CloudOptions {
     pub driver_ip: IpAddr,
     /// Gather port (0 = free).
     pub driver_port: u16,
+    /// Gather ports to try, first free one wins (instead of `driver_port`).
+    pub driver_port_range_opt: Option<(u16, u16)>,
     /// `--notify`.
     pub notify_opt: Option<std::path::PathBuf>,
     /// More lines for the `--notify` file (the YARN application id).
@@ -98,6 +100,7 @@ impl CloudOptions {
             cloud_name,
             driver_ip: args.driver_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             driver_port: args.driver_port,
+            driver_port_range_opt: args.driver_port_range,
             notify_opt: args.notify.clone(),
             notify_extra_opt: None,
             disown: args.disown,
@@ -164,6 +167,28 @@ impl Interrupt {
     }
 }
 
+/// The gather service's listener: `--driver-port`, or the first free port of
+/// `--driver-port-range`.
+async fn bind_gather(options: &CloudOptions) -> DriverResult<tokio::net::TcpListener> {
+    let (from, to) = options.driver_port_range_opt.unwrap_or((options.driver_port, options.driver_port));
+    let mut last = None;
+    for port in from..=to {
+        let at = SocketAddr::new(options.driver_ip, port);
+        match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    let source = last.unwrap_or_else(|| std::io::Error::other("empty port range"));
+    Err(DriverError::Io {
+        what: format!(
+            "cannot listen on {} port {from}..={to} for the gather service (--driver-ip/--driver-port/--driver-port-range)",
+            options.driver_ip
+        ),
+        source,
+    })
+}
+
 fn died_message(exit: &WorkerExit, node_opt: Option<NodeAddr>) -> String {
     let who = match node_opt {
         Some(n) => format!("worker {} ({n}, pid {})", exit.worker_id, exit.pid_opt.unwrap_or_default()),
@@ -186,11 +211,7 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
         cloud_name: options.cloud_name.clone(),
         secret: secret.clone(),
     });
-    let bind_at = SocketAddr::new(options.driver_ip, options.driver_port);
-    let listener = tokio::net::TcpListener::bind(bind_at).await.map_err(|source| DriverError::Io {
-        what: format!("cannot listen on {bind_at} for the gather service (--driver-ip/--driver-port)"),
-        source,
-    })?;
+    let listener = bind_gather(&options).await?;
     let gather_addr = listener.local_addr().map_err(|source| DriverError::Io { what: "gather address".into(), source })?;
     let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gather.clone().serve(listener, async move {

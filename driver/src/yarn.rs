@@ -292,6 +292,7 @@ fn master_container(
     settings.cloud.notify = None;
     settings.cloud.driver_ip = None;
     settings.cloud.driver_port = 0;
+    settings.cloud.driver_port_range = None;
     settings.mapper = None;
     let settings =
         serde_json::to_string(&settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?;
@@ -525,6 +526,14 @@ mod tests {
         let app = application_of_container("container_e17_1700000000000_0042_01_000003").unwrap();
         assert_eq!(app.id, Some(42));
         assert!(application_of_container("application_1_2").is_none());
+    }
+
+    #[test]
+    fn port_ranges_parse_and_refuse_nonsense() {
+        assert_eq!(crate::cli::parse_port_range("30000-30100"), Ok((30000, 30100)));
+        assert!(crate::cli::parse_port_range("30100-30000").is_err());
+        assert!(crate::cli::parse_port_range("0-10").is_err());
+        assert!(crate::cli::parse_port_range("30000").unwrap_err().contains("FROM-TO"));
     }
 
     #[test]

@@ -90,9 +90,16 @@ fn a_yarn_cloud_imports_from_hdfs_and_finishes_the_application() {
 fn a_container_killed_by_yarn_fails_the_application_with_its_exit_status() {
     let c = Cluster::start(2, 4096);
     let notify = c.dir.path().join("leader.txt");
-    let mut cmd = c.driver(&["--nodes", "2", "--memory", "256m"]);
+    // The gather service takes the first free port of --driver-port-range.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let first = taken.local_addr().unwrap().port();
+    let range = format!("{first}-{}", first.saturating_add(50));
+    let mut cmd = c.driver(&["--nodes", "2", "--memory", "256m", "--driver-port-range", &range]);
     cmd.arg("--notify").arg(&notify);
     let mut d = Proc::spawn(cmd);
+    let line = d.wait_for_line("gather service on", WAIT);
+    let port: u16 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    assert!(port > first && port <= first + 50, "{line}");
     d.wait_for_line("Watching the cloud", WAIT);
     let app = c.only_app();
     let notified = std::fs::read_to_string(&notify).unwrap();

@@ -97,6 +97,10 @@ async fn an_unmanaged_master_runs_containers_and_hears_how_they_end() {
     }
     assert_eq!(yarn.running_processes(), 3);
 
+    let nm = am.node_manager(&containers[2]).await.unwrap();
+    let statuses = nm.statuses(vec![containers[2].id.unwrap()]).await.unwrap();
+    assert_eq!(statuses[0].state, Some(ContainerStateProto::CRunning as i32), "{statuses:?}");
+
     // The memory monitor kills one, the master stops another.
     let victim = container_id_text(containers[0].id.as_ref());
     assert!(yarn.kill_container(&victim, -104, "Container is running beyond physical memory limits."));
