@@ -29,3 +29,5 @@ echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== Spark integration (python/, real pyspark)"
+scripts/spark-test.sh

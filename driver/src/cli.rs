@@ -38,6 +38,29 @@ pub enum Command {
     Yarn(YarnArgs),
     /// Import a dataset into a running cloud and print its summary
     Import(ImportArgs),
+    /// Gather and watch workers that someone else starts (the Spark integration starts them in executors)
+    Attach(AttachArgs),
+}
+
+/// `eddy-driver attach`.
+#[derive(Debug, Clone, Args)]
+#[command(long_about = "Run the gather service and the observer client for workers started by someone else.\n\n\
+    The Spark integration (python/eddy) runs this next to the Spark driver, then starts one\n\
+    eddy-mapper per executor with EDDY_DRIVER set to the address in --gather-file and the\n\
+    secret from --secret-file; the cloud forms as with the other launchers.")]
+pub struct AttachArgs {
+    /// Shared settings.
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// File holding the cluster secret the workers are given (hex, at least 32 characters)
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// Write the gather service's ip:port here once it listens
+    #[arg(long, value_name = "FILE")]
+    pub gather_file: Option<PathBuf>,
+    /// Stop the cloud when standard input closes (the process that started the driver is gone)
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 /// `eddy-driver yarn`. Serializable: with `--disown` the settings travel to the

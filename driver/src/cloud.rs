@@ -61,6 +61,12 @@ pub struct CloudOptions {
     pub notify_opt: Option<std::path::PathBuf>,
     /// More lines for the `--notify` file (the YARN application id).
     pub notify_extra_opt: Option<String>,
+    /// The cluster secret, when whoever starts the workers chose it (`attach`).
+    pub secret_opt: Option<ClusterSecret>,
+    /// Write the gather service's address here once it listens (`attach`).
+    pub gather_file_opt: Option<std::path::PathBuf>,
+    /// Stop the cloud when standard input closes: the process that started us is gone.
+    pub stop_on_stdin_eof: bool,
     /// `--disown`.
     pub disown: bool,
     /// `--keep-going`.
@@ -103,6 +109,9 @@ impl CloudOptions {
             driver_port_range_opt: args.driver_port_range,
             notify_opt: args.notify.clone(),
             notify_extra_opt: None,
+            secret_opt: None,
+            gather_file_opt: None,
+            stop_on_stdin_eof: false,
             disown: args.disown,
             keep_going: args.keep_going,
             check: args.check,
@@ -147,12 +156,25 @@ impl CloudOptions {
 struct Interrupt(tokio::sync::watch::Receiver<Option<&'static str>>);
 
 impl Interrupt {
-    fn install() -> Self {
+    /// Signals, and with `stdin_eof` also the end of standard input (the process that
+    /// started the driver and holds the other end of the pipe has gone, e.g. a notebook).
+    fn install(stdin_eof: bool) -> Self {
         let (tx, rx) = tokio::sync::watch::channel(None);
+        let tx = std::sync::Arc::new(tx);
+        let on_signal = std::sync::Arc::clone(&tx);
         tokio::spawn(async move {
             let why = eddy_node::signal::stop_signal().await.verb();
-            tx.send_replace(Some(why));
+            on_signal.send_replace(Some(why));
         });
+        if stdin_eof {
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut stdin = tokio::io::stdin();
+                let mut buf = [0u8; 256];
+                while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+                tx.send_replace(Some("left by the process that started it (standard input closed)"));
+            });
+        }
         Self(rx)
     }
 
@@ -203,8 +225,11 @@ fn died_message(exit: &WorkerExit, node_opt: Option<NodeAddr>) -> String {
 
 /// Runs the whole protocol with `launcher`.
 pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> DriverResult<Outcome> {
-    let interrupt = Interrupt::install();
-    let secret = ClusterSecret::generate()?;
+    let interrupt = Interrupt::install(options.stop_on_stdin_eof);
+    let secret = match &options.secret_opt {
+        Some(s) => s.clone(),
+        None => ClusterSecret::generate()?,
+    };
     let (gather, mut gather_events) = Gather::new(GatherOptions {
         expected: options.nodes,
         timeout: options.timeout,
@@ -213,6 +238,13 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
     });
     let listener = bind_gather(&options).await?;
     let gather_addr = listener.local_addr().map_err(|source| DriverError::Io { what: "gather address".into(), source })?;
+    if let Some(path) = &options.gather_file_opt {
+        // Written whole and renamed, so a reader never sees half an address.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, format!("{gather_addr}\n"))
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|source| DriverError::Io { what: format!("cannot write --gather-file {}", path.display()), source })?;
+    }
     let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gather.clone().serve(listener, async move {
         let _ = stop_gather_rx.await;

@@ -56,6 +56,7 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
     match cli.command {
         Some(Command::Local(args)) => run_local(args).await,
         Some(Command::Yarn(args)) => yarn::run(args).await,
+        Some(Command::Attach(args)) => run_attach(args).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
         None => run_local(LocalArgs::default_check()).await,
     }
@@ -75,6 +76,19 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
         let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.max(1));
         options.memory_opt = Some(share.to_string());
     }
+    cloud::drive(&mut launcher, options).await
+}
+
+async fn run_attach(args: cli::AttachArgs) -> DriverResult<Outcome> {
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(default_cloud_name);
+    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
+    options.secret_opt = Some(eddy_common::ClusterSecret::from_file(&args.secret_file)?);
+    options.gather_file_opt = args.gather_file.clone();
+    options.stop_on_stdin_eof = args.stop_on_stdin_eof;
+    if args.cloud.disown {
+        return Err(DriverError::InvalidArgument("attach watches workers it did not start: --disown has no meaning here".into()));
+    }
+    let mut launcher = launcher::ExternalLauncher::default();
     cloud::drive(&mut launcher, options).await
 }
 

@@ -1,6 +1,7 @@
 //! Launchers start worker processes somewhere (this machine, YARN containers, Spark
 //! executors) and report when they end. The driver's protocol logic is the same for all.
 
+mod external;
 mod local;
 mod yarn;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use external::ExternalLauncher;
 pub use local::LocalLauncher;
 pub use yarn::{ContainerPlan, Timeline, YarnLauncher};
 

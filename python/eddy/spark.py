@@ -1,0 +1,362 @@
+"""Attach an Eddy cloud to a Spark application, as Sparkling Water's internal backend does
+for H2O: every executor runs one ``eddy-mapper`` worker, and the Spark driver's machine
+runs the gather service and the observer client (``eddy-driver attach``).
+
+    from eddy.spark import EddyContext
+    ec = EddyContext.get_or_create(spark)     # one worker per executor, cloud formed
+    ec.cloud()                                # GET /3/Cloud
+    ec.stop()
+
+How it starts:
+
+1. ``eddy-driver attach`` starts next to this Python process, with a fresh cluster secret
+   (a 0600 file) and standard input on a pipe from us: when this process goes (a crashed
+   notebook), the pipe closes and the cloud stops; workers whose driver vanished exit too.
+2. The mapper binary travels with the job (``SparkContext.addFile``); a barrier stage with
+   one task per executor starts it detached on each executor with the gather address and the
+   secret. Barrier mode runs all tasks at once, one per free task slot: with one core per
+   executor that is one worker per executor; the executors are checked to be distinct
+   anyway, and two workers on one executor is an error that names it.
+3. The workers register, get the peer list and form the cloud; ``get_or_create`` returns
+   once ``eddy-driver attach`` reports the formed cloud.
+
+The secret reaches executors inside the task closure, over Spark's own RPC (as Sparkling
+Water's settings do); turn on ``spark.authenticate`` and ``spark.io.encryption.enabled`` where
+that matters.
+"""
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+from eddy.binaries import find_binary
+
+_LOCK = threading.Lock()
+_ACTIVE = None
+_ADDED_MAPPERS = set()
+
+
+class EddyError(RuntimeError):
+    """Something about the cloud failed; the message says what and what to do."""
+
+
+def _truthy(value):
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _expected_executors(sc):
+    conf = sc.getConf()
+    instances = conf.get("spark.executor.instances", None)
+    if instances:
+        return int(instances)
+    match = re.match(r"local-cluster\[(\d+)", sc.master or "")
+    if match:
+        return int(match.group(1))
+    return None
+
+
+def _live_executors(sc):
+    # The status tracker lists the driver too.
+    return max(0, len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1)
+
+
+def _worker_starter(gather, secret, settings):
+    """The task that starts one worker on the executor it runs on."""
+
+    def start(_rows):
+        import socket
+        import subprocess as sp
+
+        from pyspark import SparkFiles, TaskContext
+
+        try:
+            from pyspark import BarrierTaskContext
+
+            ctx = BarrierTaskContext.get()
+            partition = ctx.partitionId()
+            address = ctx.getTaskInfos()[partition].address
+            barrier = ctx
+        except Exception:  # not a barrier stage (dynamic allocation allowed)
+            ctx = TaskContext.get()
+            partition = ctx.partitionId()
+            address = None
+            barrier = None
+        host = address.rsplit(":", 1)[0] if address else socket.gethostbyname(socket.gethostname())
+        # The Python worker's parent is the executor's PySpark daemon: (host, its pid) names
+        # the executor even where Spark gives no address.
+        executor = address or f"{host}/{os.getppid()}"
+        path = SparkFiles.get("eddy-mapper")
+        os.chmod(path, 0o755)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "EDDY_DRIVER": gather,
+            "EDDY_CLUSTER_SECRET": secret,
+            "EDDY_CLOUD_NAME": settings["name"],
+            "EDDY_WORKER_ID": str(partition),
+            "EDDY_PORT": str(settings["port"]),
+            "EDDY_MEMORY": settings["memory"],
+            "EDDY_TIMEOUT": settings["timeout"],
+            "EDDY_HEARTBEAT_INTERVAL": settings["heartbeat_interval"],
+            "EDDY_HEARTBEAT_TIMEOUT": settings["heartbeat_timeout"],
+        }
+        if settings.get("network"):
+            env["EDDY_NETWORK"] = settings["network"]
+        else:
+            env["EDDY_IP"] = host
+        work_dir = os.getcwd()
+        log_path = os.path.join(work_dir, f"eddy-mapper-{partition}.log")
+        with open(log_path, "ab") as log:
+            proc = sp.Popen(
+                [path],
+                env=env,
+                cwd=work_dir,
+                stdin=sp.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives this task and the Python worker
+                close_fds=True,
+            )
+        if barrier is not None:
+            barrier.barrier()
+        yield json.dumps({"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path})
+
+    return start
+
+
+class EddyContext:
+    """An Eddy cloud attached to a Spark application. Use :meth:`get_or_create`."""
+
+    def __init__(self, spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name):
+        self._spark = spark
+        self._sc = spark.sparkContext
+        self._nodes = nodes
+        self._settings = {
+            "memory": memory,
+            "port": port,
+            "timeout": f"{int(timeout)}s",
+            "heartbeat_interval": heartbeat_interval,
+            "heartbeat_timeout": heartbeat_timeout,
+            "network": network,
+            "name": name or f"eddy-spark-{secrets.token_hex(3)}",
+        }
+        self._timeout = timeout
+        self._driver = None
+        self._dir = None
+        self.workers = []
+        self.rest_url = None
+        self.observer_url = None
+
+    @classmethod
+    def get_or_create(
+        cls,
+        spark,
+        nodes=None,
+        memory="1g",
+        port=54321,
+        timeout=120,
+        heartbeat_interval="1s",
+        heartbeat_timeout="10s",
+        network=None,
+        name=None,
+    ):
+        """The running context, or a new cloud with one worker per executor.
+
+        ``nodes``: workers (default: the executors Spark was asked for, else those alive now);
+        ``memory``: each worker's frame budget; ``port``: the workers' base REST port (0 = any
+        free port); ``timeout``: seconds until the cloud must have formed; ``network``: a CIDR
+        the workers bind inside (default: the executor's own address).
+        """
+        global _ACTIVE
+        with _LOCK:
+            if _ACTIVE is not None and _ACTIVE.is_running():
+                return _ACTIVE
+            ctx = cls(spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name)
+            try:
+                ctx._start()
+            except BaseException:
+                ctx._teardown()
+                raise
+            _ACTIVE = ctx
+            return ctx
+
+    # -- start ---------------------------------------------------------------------------
+
+    def _check_conf(self):
+        conf = self._sc.getConf()
+        dynamic = _truthy(conf.get("spark.dynamicAllocation.enabled", "false"))
+        self._allow_dynamic = _truthy(conf.get("eddy.spark.allowDynamicAllocation", "false"))
+        if dynamic and not self._allow_dynamic:
+            raise EddyError(
+                "Spark dynamic allocation is on (spark.dynamicAllocation.enabled): executors come and go, "
+                "and a worker's part of every frame goes with its executor. Turn it off, or set "
+                "eddy.spark.allowDynamicAllocation=true to accept that removed executors make the cloud unhealthy."
+            )
+
+    def _wait_for_executors(self):
+        expected = self._nodes or _expected_executors(self._sc)
+        deadline = time.time() + min(self._timeout, 60)
+        live = _live_executors(self._sc)
+        while time.time() < deadline:
+            live = _live_executors(self._sc)
+            if expected is not None and live >= expected:
+                break
+            if expected is None and live > 0:
+                break
+            time.sleep(0.1)
+        n = self._nodes or expected or live
+        if n < 1:
+            raise EddyError("no Spark executors are running; Eddy runs one worker in each")
+        if live < n:
+            raise EddyError(f"{n} workers need {n} executors, but {live} are running after {min(self._timeout, 60)} s")
+        return n
+
+    def _start(self):
+        self._check_conf()
+        n = self._wait_for_executors()
+        driver_bin = find_binary("eddy-driver")
+        mapper_bin = find_binary("eddy-mapper")
+        self._dir = tempfile.mkdtemp(prefix="eddy-spark-")
+        secret = secrets.token_hex(32)
+        secret_file = os.path.join(self._dir, "secret")
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        gather_file = os.path.join(self._dir, "gather")
+        notify_file = os.path.join(self._dir, "leader")
+        self.driver_log = os.path.join(self._dir, "eddy-driver.log")
+        driver_host = self._sc.getConf().get("spark.driver.host", "127.0.0.1")
+        s = self._settings
+        command = [
+            driver_bin, "attach",
+            "--nodes", str(n),
+            "--secret-file", secret_file,
+            "--gather-file", gather_file,
+            "--notify", notify_file,
+            "--stop-on-stdin-eof",
+            "--keep-going",
+            "--driver-ip", driver_host,
+            "--port", str(s["port"]),
+            "--timeout", s["timeout"],
+            "--heartbeat-interval", s["heartbeat_interval"],
+            "--heartbeat-timeout", s["heartbeat_timeout"],
+            "--name", s["name"],
+        ]
+        with open(self.driver_log, "ab") as log:
+            self._driver = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True, close_fds=True
+            )
+        gather = self._wait_for_file(gather_file, "the gather service to listen", 30)
+
+        if mapper_bin not in _ADDED_MAPPERS:
+            self._sc.addFile(mapper_bin)
+            _ADDED_MAPPERS.add(mapper_bin)
+        rdd = self._sc.parallelize(range(n), n)
+        starter = _worker_starter(gather, secret, s)
+        stage = rdd.mapPartitions(starter) if self._allow_dynamic else rdd.barrier().mapPartitions(starter)
+        self.workers = sorted((json.loads(x) for x in stage.collect()), key=lambda w: w["worker"])
+        by_executor = {}
+        for w in self.workers:
+            by_executor.setdefault(w["executor"], []).append(w["worker"])
+        doubled = {e: ws for e, ws in by_executor.items() if len(ws) > 1}
+        if doubled:
+            raise EddyError(
+                f"workers {doubled} landed on the same executor: Eddy needs one worker per executor "
+                "(give each executor one task slot, spark.executor.cores=1 with spark.task.cpus=1, or ask for fewer nodes)"
+            )
+
+        leader = self._wait_for_file(notify_file, f"the cloud of {n} to form", self._timeout)
+        self.rest_url = "http://" + leader.splitlines()[0].strip()
+        match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
+        self.observer_url = match.group(1) if match else self.rest_url
+
+    def _log(self):
+        try:
+            with open(self.driver_log, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _wait_for_file(self, path, what, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    text = f.read().strip()
+                if text:
+                    return text
+            if self._driver.poll() is not None:
+                raise EddyError(f"eddy-driver attach exited ({self._driver.returncode}) waiting for {what}:\n{self._log()}")
+            time.sleep(0.05)
+        raise EddyError(f"timed out after {timeout} s waiting for {what}:\n{self._log()}")
+
+    # -- use -----------------------------------------------------------------------------
+
+    def is_running(self):
+        """The observer (``eddy-driver attach``) is up."""
+        return self._driver is not None and self._driver.poll() is None
+
+    def _get(self, url, path):
+        with urllib.request.urlopen(url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def cloud(self):
+        """``GET /3/Cloud`` as the observer sees it."""
+        return self._get(self.observer_url, "/3/Cloud")
+
+    def status(self):
+        """Health of the cloud, with unhealthy workers named by Spark executor."""
+        cloud = self.cloud()
+        registered = dict(re.findall(r"worker (\d+) registered as (\S+)", self._log()))
+        executor_of = {registered.get(str(w["worker"])): w["executor"] for w in self.workers}
+        bad = [
+            {"node": n["ip_port"], "executor": executor_of.get(n["ip_port"], "unknown")}
+            for n in cloud.get("nodes", [])
+            if not n.get("healthy", True)
+        ]
+        return {"healthy": bool(cloud.get("cloud_healthy")) and not bad, "size": cloud.get("cloud_size"), "unhealthy": bad}
+
+    def check(self):
+        """Raises :class:`EddyError` naming the executors whose workers are lost."""
+        st = self.status()
+        if not st["healthy"]:
+            names = ", ".join(f"{b['node']} on executor {b['executor']}" for b in st["unhealthy"]) or "unknown workers"
+            raise EddyError(f"the Eddy cloud is unhealthy: lost {names}; frames with data there are incomplete")
+        return st
+
+    def stop(self):
+        """Stops every worker and the observer at once."""
+        global _ACTIVE
+        try:
+            if self.is_running() and self.observer_url:
+                req = urllib.request.Request(self.observer_url + "/3/Shutdown", method="POST", data=b"")
+                try:
+                    urllib.request.urlopen(req, timeout=10).read()
+                except OSError:
+                    pass
+        finally:
+            self._teardown()
+            with _LOCK:
+                if _ACTIVE is self:
+                    _ACTIVE = None
+
+    def _teardown(self):
+        if self._driver is not None:
+            try:
+                if self._driver.stdin:
+                    self._driver.stdin.close()  # the observer stops the cloud on EOF
+            except OSError:
+                pass
+            try:
+                self._driver.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._driver.kill()
+                self._driver.wait()
+
+    def __repr__(self):
+        return f"EddyContext({self._settings['name']}, {len(self.workers)} workers, {self.rest_url})"
