@@ -88,7 +88,7 @@ async fn run_attach(args: cli::AttachArgs) -> DriverResult<Outcome> {
     if args.cloud.disown {
         return Err(DriverError::InvalidArgument("attach watches workers it did not start: --disown has no meaning here".into()));
     }
-    let mut launcher = launcher::ExternalLauncher::default();
+    let mut launcher = launcher::ExternalLauncher;
     cloud::drive(&mut launcher, options).await
 }
 
