@@ -526,6 +526,10 @@ async fn watch(
 }
 
 async fn wait_for_exits(launcher: &mut dyn WorkerLauncher, ended: &mut BTreeSet<String>, n: usize, within: Duration) -> bool {
+    if !launcher.sees_exits() {
+        // Workers started elsewhere: their exits cannot be seen, only their goodbyes.
+        return false;
+    }
     let deadline = tokio::time::Instant::now() + within;
     while ended.len() < n {
         match tokio::time::timeout_at(deadline, launcher.next_exit()).await {

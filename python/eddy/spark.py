@@ -81,12 +81,10 @@ def _worker_starter(gather, secret, settings):
             ctx = BarrierTaskContext.get()
             partition = ctx.partitionId()
             address = ctx.getTaskInfos()[partition].address
-            barrier = ctx
         except Exception:  # not a barrier stage (dynamic allocation allowed)
             ctx = TaskContext.get()
             partition = ctx.partitionId()
             address = None
-            barrier = None
         host = address.rsplit(":", 1)[0] if address else socket.gethostbyname(socket.gethostname())
         # The Python worker's parent is the executor's PySpark daemon: (host, its pid) names
         # the executor even where Spark gives no address.
@@ -122,8 +120,8 @@ def _worker_starter(gather, secret, settings):
                 start_new_session=True,  # outlives this task and the Python worker
                 close_fds=True,
             )
-        if barrier is not None:
-            barrier.barrier()
+        # No barrier() sync here: the stage already launched every task at once, and the
+        # sync costs about a second (measured, bench/RESULTS.md).
         yield json.dumps({"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path})
 
     return start
@@ -216,7 +214,12 @@ class EddyContext:
             raise EddyError(f"{n} workers need {n} executors, but {live} are running after {min(self._timeout, 60)} s")
         return n
 
+    def _mark(self, what):
+        self.timings.append((what, time.time() - self._t0))
+
     def _start(self):
+        self._t0 = time.time()
+        self.timings = []
         self._check_conf()
         n = self._wait_for_executors()
         driver_bin = find_binary("eddy-driver")
@@ -251,7 +254,9 @@ class EddyContext:
             self._driver = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True, close_fds=True
             )
+        self._mark("observer started")
         gather = self._wait_for_file(gather_file, "the gather service to listen", 30)
+        self._mark("gather listening")
 
         if mapper_bin not in _ADDED_MAPPERS:
             self._sc.addFile(mapper_bin)
@@ -260,6 +265,7 @@ class EddyContext:
         starter = _worker_starter(gather, secret, s)
         stage = rdd.mapPartitions(starter) if self._allow_dynamic else rdd.barrier().mapPartitions(starter)
         self.workers = sorted((json.loads(x) for x in stage.collect()), key=lambda w: w["worker"])
+        self._mark("workers started")
         by_executor = {}
         for w in self.workers:
             by_executor.setdefault(w["executor"], []).append(w["worker"])
@@ -271,6 +277,7 @@ class EddyContext:
             )
 
         leader = self._wait_for_file(notify_file, f"the cloud of {n} to form", self._timeout)
+        self._mark("cloud formed")
         self.rest_url = "http://" + leader.splitlines()[0].strip()
         match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
         self.observer_url = match.group(1) if match else self.rest_url

@@ -19,6 +19,10 @@ impl WorkerLauncher for ExternalLauncher {
         "external"
     }
 
+    fn sees_exits(&self) -> bool {
+        false
+    }
+
     async fn launch(&mut self, _id: &str, _spec: &WorkerSpec) -> DriverResult<()> {
         Ok(())
     }

@@ -49,6 +49,12 @@ pub trait WorkerLauncher: Send {
     /// Starts worker `id`.
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()>;
 
+    /// Whether [`WorkerLauncher::next_exit`] ever reports anything (not for workers started
+    /// by someone else).
+    fn sees_exits(&self) -> bool {
+        true
+    }
+
     /// Resolves when a launched worker ends; pending while none has.
     async fn next_exit(&mut self) -> WorkerExit;
 
