@@ -326,48 +326,64 @@ async fn wait_for_disowned_cloud(
     notify: Option<&std::path::Path>,
 ) -> DriverResult<()> {
     let app_text = application_id_text(app);
+    let deadline = submitted_at + timeout;
+    let ready = |r: &ApplicationReportProto| {
+        let running = r.yarn_application_state == Some(YarnApplicationStateProto::Running as i32);
+        r.tracking_url.clone().filter(|u| running && u.starts_with("http"))
+    };
+    let url = await_report(rm, app, deadline, Duration::from_millis(200), "its cloud to form", ready).await?;
+    let cloud: Option<serde_json::Value> = async { reqwest::get(format!("{url}/3/Cloud")).await.ok()?.json().await.ok() }.await;
+    let size = cloud.as_ref().and_then(|c| c["cloud_size"].as_u64()).unwrap_or(0);
+    let nodes: Vec<String> = cloud
+        .as_ref()
+        .and_then(|c| c["nodes"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n["ip_port"].as_str().map(str::to_string))
+        .collect();
+    println!("Cloud of size {size} formed [{}] ({:.2} s after submission)", nodes.join(", "), submitted_at.elapsed().as_secs_f64());
+    println!("REST API: {url}/3/Cloud");
+    if let Some(path) = notify {
+        let leader = url.trim_start_matches("http://").trim_start_matches("https://");
+        std::fs::write(path, format!("{leader}\n{app_text}\n"))
+            .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
+    }
+    println!("Driver exits; YARN application {app_text} keeps the cloud running. End it with: eddy-driver yarn kill {app_text}");
+    Ok(())
+}
+
+/// Polls the application report every `every` until `ready` finds what is awaited. The
+/// application ending first, or `deadline` passing, is an error naming `what` with the state,
+/// the queue and YARN's diagnostics.
+async fn await_report<T>(
+    rm: &ResourceManager,
+    app: &ApplicationIdProto,
+    deadline: Instant,
+    every: Duration,
+    what: &str,
+    ready: impl Fn(&ApplicationReportProto) -> Option<T>,
+) -> DriverResult<T> {
+    let app_text = application_id_text(app);
     loop {
         let report = rm.report(app).await.map_err(yarn_error("getApplicationReport"))?;
-        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
-        let url = report.tracking_url.clone().unwrap_or_default();
-        if state == Some(YarnApplicationStateProto::Running) && url.starts_with("http") {
-            let cloud: Option<serde_json::Value> = async { reqwest::get(format!("{url}/3/Cloud")).await.ok()?.json().await.ok() }.await;
-            let size = cloud.as_ref().and_then(|c| c["cloud_size"].as_u64()).unwrap_or(0);
-            let nodes: Vec<String> = cloud
-                .as_ref()
-                .and_then(|c| c["nodes"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|n| n["ip_port"].as_str().map(str::to_string))
-                .collect();
-            println!("Cloud of size {size} formed [{}] ({:.2} s after submission)", nodes.join(", "), submitted_at.elapsed().as_secs_f64());
-            println!("REST API: {url}/3/Cloud");
-            if let Some(path) = notify {
-                let leader = url.trim_start_matches("http://").trim_start_matches("https://");
-                std::fs::write(path, format!("{leader}\n{app_text}\n"))
-                    .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
-            }
-            println!("Driver exits; YARN application {app_text} keeps the cloud running. End it with: eddy-driver yarn kill {app_text}");
-            return Ok(());
+        if let Some(found) = ready(&report) {
+            return Ok(found);
         }
-        if matches!(
+        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
+        let ended = matches!(
             state,
             Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
-        ) {
+        );
+        if ended || Instant::now() >= deadline {
+            let how =
+                if ended { format!("ended ({state:?}) before") } else { format!("timed out (--timeout, state {state:?}) waiting for") };
             return Err(DriverError::NotFormed(format!(
-                "YARN application {app_text} ended ({state:?}) before its cloud formed: {}",
-                report.diagnostics.unwrap_or_default()
-            )));
-        }
-        if submitted_at.elapsed() >= timeout {
-            return Err(DriverError::NotFormed(format!(
-                "the cloud of {app_text} did not form within --timeout {} s (state {state:?}, queue {}): {}",
-                timeout.as_secs(),
+                "YARN application {app_text} {how} {what}; queue {}: {}",
                 report.queue.unwrap_or_default(),
                 report.diagnostics.unwrap_or_default()
             )));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -452,31 +468,7 @@ async fn become_master(
     timeout: Duration,
 ) -> DriverResult<ApplicationMaster> {
     let deadline = Instant::now() + timeout;
-    let token = loop {
-        let report = rm.report(app).await.map_err(yarn_error("getApplicationReport"))?;
-        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
-        if let Some(token) = report.am_rm_token {
-            break token;
-        }
-        if matches!(
-            state,
-            Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
-        ) {
-            return Err(DriverError::Yarn(format!(
-                "YARN ended the application before it started ({state:?}): {}",
-                report.diagnostics.unwrap_or_default()
-            )));
-        }
-        if Instant::now() >= deadline {
-            return Err(DriverError::NotFormed(format!(
-                "YARN did not start the application within --timeout {} s (state {state:?}, queue {}): {}",
-                timeout.as_secs(),
-                report.queue.unwrap_or_default(),
-                report.diagnostics.unwrap_or_default()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let token = await_report(rm, app, deadline, Duration::from_millis(100), "its attempt to start", |r| r.am_rm_token.clone()).await?;
     let host = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a)).map(|ip| ip.to_string()).unwrap_or_default();
     let mut last = None;
     for addr in conf.scheduler_addresses() {

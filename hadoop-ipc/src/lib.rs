@@ -7,6 +7,7 @@
 //! - [`client`]: a small IPC client (SIMPLE or TOKEN authentication) for the calls Eddy makes itself.
 //! - [`credentials`]: Hadoop's token storage file (`HADOOP_TOKEN_FILE_LOCATION`).
 //! - [`sasl`]: DIGEST-MD5, the SASL mechanism of Hadoop's TOKEN authentication.
+//! - [`yarn_ids`]: YARN's application, attempt and container ids as text.
 //! - [`protocols`]: the Java protocol names servers dispatch on.
 
 pub mod client;
@@ -16,6 +17,7 @@ pub mod protocols;
 pub mod sasl;
 pub mod server;
 pub mod wire;
+pub mod yarn_ids;
 
 pub use error::{IpcError, IpcResult};
 

@@ -33,19 +33,7 @@ pub fn exit_status_text(status: i32) -> String {
     format!("{status} {name}")
 }
 
-/// `container_<cluster timestamp>_<app>_<attempt>_<n>`, as YARN prints container ids.
-pub fn container_id_text(id: Option<&ContainerIdProto>) -> String {
-    let Some(id) = id else { return "container_?".into() };
-    let attempt = id.app_attempt_id.unwrap_or_default();
-    let app = attempt.application_id.unwrap_or_default();
-    format!(
-        "container_{}_{:04}_{:02}_{:06}",
-        app.cluster_timestamp.unwrap_or(0),
-        app.id.unwrap_or(0),
-        attempt.attempt_id.unwrap_or(0),
-        id.id.unwrap_or(0)
-    )
-}
+pub use eddy_hadoop_ipc::yarn_ids::container_id_text;
 
 /// `host:port` of a node id.
 pub fn node_address(id: Option<&NodeIdProto>) -> String {

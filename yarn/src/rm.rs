@@ -20,10 +20,7 @@ pub struct NewApplication {
     pub max_vcores: i32,
 }
 
-/// `application_<cluster timestamp>_<id, 4 digits>`, as YARN prints application ids.
-pub fn application_id_text(id: &ApplicationIdProto) -> String {
-    format!("application_{}_{:04}", id.cluster_timestamp.unwrap_or(0), id.id.unwrap_or(0))
-}
+pub use eddy_hadoop_ipc::yarn_ids::application_id_text;
 
 /// A connection to one ResourceManager.
 #[derive(Debug)]

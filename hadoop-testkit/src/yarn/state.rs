@@ -126,24 +126,7 @@ pub(crate) fn attempt_id(cluster_timestamp: i64, app: i32) -> ApplicationAttempt
     }
 }
 
-/// `appattempt_<ts>_<app>_<attempt>`, the user name YARN gives an attempt's tokens.
-pub(crate) fn attempt_text(a: &ApplicationAttemptIdProto) -> String {
-    let app = a.application_id.unwrap_or_default();
-    format!("appattempt_{}_{:04}_{:06}", app.cluster_timestamp.unwrap_or(0), app.id.unwrap_or(0), a.attempt_id.unwrap_or(0))
-}
-
-pub(crate) fn container_id_text(id: Option<&ContainerIdProto>) -> String {
-    let Some(id) = id else { return "container_unknown".into() };
-    let attempt = id.app_attempt_id.unwrap_or_default();
-    let app = attempt.application_id.unwrap_or_default();
-    format!(
-        "container_{}_{:04}_{:02}_{:06}",
-        app.cluster_timestamp.unwrap_or(0),
-        app.id.unwrap_or(0),
-        attempt.attempt_id.unwrap_or(0),
-        id.id.unwrap_or(0)
-    )
-}
+pub(crate) use eddy_hadoop_ipc::yarn_ids::{attempt_id_text as attempt_text, container_id_text};
 
 impl YarnState {
     pub fn new(node_memory_mb: i64, node_vcores: i32) -> Self {
