@@ -119,6 +119,24 @@ fn a_container_killed_by_yarn_fails_the_application_with_its_exit_status() {
 }
 
 #[test]
+fn ctrl_c_ends_the_application_killed_and_cleans_up() {
+    let c = Cluster::start(2, 4096);
+    let mut d = Proc::spawn(c.driver(&["--nodes", "2", "--memory", "256m"]));
+    d.wait_for_line("Watching the cloud", WAIT);
+    let app = c.only_app();
+    assert_eq!(c.yarn.running_processes(), 2);
+    d.signal(libc::SIGINT);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(status.success(), "an orderly stop on Ctrl-C exits 0: {out}");
+    assert!(out.contains(&format!("_{app:04} finished: KILLED")), "{out}");
+    assert_eq!(c.yarn.application_state(app), Some(YarnApplicationStateProto::Finished));
+    assert_eq!(c.yarn.final_status(app), Some(FinalApplicationStatusProto::AppKilled));
+    c.assert_nothing_left(app);
+    drop(c.rt);
+}
+
+#[test]
 fn a_cluster_without_room_times_out_with_yarn_diagnostics() {
     // Two nodes of 1 GiB hold two 660 MiB containers, not three.
     let c = Cluster::start(2, 1024);
