@@ -40,6 +40,21 @@ fn local_ip_towards(addr: &str) -> Option<std::net::IpAddr> {
     socket.local_addr().ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified())
 }
 
+/// Each worker's memory budget (`--memory`, as text for the worker) and its container's size:
+/// the budget plus `--extra-mem-percent`, and `--cores`.
+fn worker_resources(args: &YarnArgs) -> DriverResult<(String, ResourceProto)> {
+    let memory = args.cloud.memory.clone().unwrap_or_else(|| DEFAULT_MEMORY.into());
+    let bytes = eddy_node::stats::parse_memory(&memory)?;
+    let capability =
+        ResourceProto { memory: Some(container_mb(bytes, args.extra_mem_percent)), virtual_cores: Some(i32::from(args.cores)) };
+    Ok((memory, capability))
+}
+
+/// Removes a staging directory and everything in it.
+async fn remove_staging_dir(dir: &str) -> Result<bool, eddy_frame::FrameError> {
+    storage::delete_recursive(dir, &storage_options()).await
+}
+
 /// Container memory in MiB for a worker budget of `bytes` plus `extra_percent`.
 pub fn container_mb(bytes: u64, extra_percent: u32) -> i64 {
     let mib = bytes.div_ceil(1 << 20);
@@ -96,8 +111,12 @@ async fn stage_mapper(mapper: &std::path::Path, dir: &str) -> DriverResult<(Loca
 }
 
 async fn connect(conf: &HadoopConf, user: &str) -> DriverResult<Arc<ResourceManager>> {
-    let addresses = conf.resource_manager_addresses();
-    let rm = ResourceManager::connect(&addresses, user, RPC_TIMEOUT)
+    connect_to(&conf.resource_manager_addresses(), user).await
+}
+
+/// Connects to the first of `addresses` (HA ResourceManagers) that answers.
+async fn connect_to(addresses: &[String], user: &str) -> DriverResult<Arc<ResourceManager>> {
+    let rm = ResourceManager::connect(addresses, user, RPC_TIMEOUT)
         .await
         .map_err(yarn_error(&format!("cannot reach the ResourceManager at {}", addresses.join(", "))))?;
     Ok(Arc::new(rm))
@@ -137,10 +156,7 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     }
     let conf = load_conf()?;
     let user = hadoop_user();
-    let memory = args.cloud.memory.clone().unwrap_or_else(|| DEFAULT_MEMORY.into());
-    let memory_bytes = eddy_node::stats::parse_memory(&memory)?;
-    let capability =
-        ResourceProto { memory: Some(container_mb(memory_bytes, args.extra_mem_percent)), virtual_cores: Some(i32::from(args.cores)) };
+    let (memory, capability) = worker_resources(&args)?;
     let mapper = crate::find_mapper(args.mapper.clone())?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
@@ -173,7 +189,7 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         async move {
             let _ = rm.kill(&app.id, &reason).await;
             if remove_staging {
-                let _ = storage::delete_recursive(&staging_dir, &storage_options()).await;
+                let _ = remove_staging_dir(&staging_dir).await;
             }
         }
     };
@@ -206,7 +222,10 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         };
     }
 
-    let am = match become_master(&rm, &conf, &app.id, args.cloud.timeout).await {
+    // This machine's address towards the cluster: where containers reach the gather service.
+    let edge_ip = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a));
+    let host = edge_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let am = match become_master(&rm, &conf, &app.id, &host, args.cloud.timeout).await {
         Ok(am) => am,
         Err(e) => {
             cleanup(format!("eddy-driver could not become the ApplicationMaster: {e}")).await;
@@ -217,10 +236,8 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     let timeline = Timeline { started: Some(t0), staged, submitted: submitted_at - t0, registered: t0.elapsed() };
     options.memory_opt = Some(memory);
     options.notify_extra_opt = Some(app_text.clone());
-    if args.cloud.driver_ip.is_none() {
-        if let Some(ip) = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a)) {
-            options.driver_ip = ip;
-        }
+    if let (None, Some(ip)) = (args.cloud.driver_ip, edge_ip) {
+        options.driver_ip = ip;
     }
     // --timeout counts from submission, so time in the queue is included.
     options.timeout = args.cloud.timeout.saturating_sub(submitted_at.elapsed()).max(Duration::from_secs(1));
@@ -262,7 +279,7 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
         let _ = rm.kill(&app, &diagnostics).await;
     }
     if remove_staging {
-        if let Err(e) = storage::delete_recursive(&staging_dir, &storage_options()).await {
+        if let Err(e) = remove_staging_dir(&staging_dir).await {
             eprintln!("eddy-driver: could not remove the staging directory {staging_dir}: {e}");
         }
     }
@@ -411,25 +428,12 @@ pub async fn run_master() -> DriverResult<Outcome> {
     let app = application_of_container(&container)
         .ok_or_else(|| DriverError::InvalidArgument(format!("CONTAINER_ID {container} is not a container id")))?;
     let user = hadoop_user();
-    let mut conf = HadoopConf::default();
-    conf.set("yarn.resourcemanager.address", var(am_env::RESOURCE_MANAGERS)?.split(',').next().unwrap_or_default());
-    let rm = connect(&conf, &user).await?;
+    let resource_managers: Vec<String> = var(am_env::RESOURCE_MANAGERS)?.split(',').map(str::to_string).collect();
+    let rm = connect_to(&resource_managers, &user).await?;
     let host = var("NM_HOST")?;
-    let mut am = None;
-    for addr in var(am_env::SCHEDULERS)?.split(',') {
-        match ApplicationMaster::register(addr, &token, &host, "", RPC_TIMEOUT).await {
-            Ok(a) => {
-                am = Some(a);
-                break;
-            }
-            Err(e) => eprintln!("eddy-mapper am: cannot register with {addr}: {e}"),
-        }
-    }
-    let am = am.ok_or_else(|| DriverError::Yarn("cannot register with any scheduler".into()))?;
-    let memory = args.cloud.memory.clone().unwrap_or_else(|| DEFAULT_MEMORY.into());
-    let memory_bytes = eddy_node::stats::parse_memory(&memory)?;
-    let capability =
-        ResourceProto { memory: Some(container_mb(memory_bytes, args.extra_mem_percent)), virtual_cores: Some(i32::from(args.cores)) };
+    let schedulers: Vec<String> = var(am_env::SCHEDULERS)?.split(',').map(str::to_string).collect();
+    let am = register_master(&schedulers, &token, &host).await?;
+    let (memory, capability) = worker_resources(&args)?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name)?;
     options.memory_opt = Some(memory);
@@ -465,14 +469,23 @@ async fn become_master(
     rm: &ResourceManager,
     conf: &HadoopConf,
     app: &ApplicationIdProto,
+    host: &str,
     timeout: Duration,
 ) -> DriverResult<ApplicationMaster> {
     let deadline = Instant::now() + timeout;
     let token = await_report(rm, app, deadline, Duration::from_millis(100), "its attempt to start", |r| r.am_rm_token.clone()).await?;
-    let host = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a)).map(|ip| ip.to_string()).unwrap_or_default();
+    register_master(&conf.scheduler_addresses(), &token, host).await
+}
+
+/// Registers as ApplicationMaster with the first of the schedulers that takes `token`.
+async fn register_master(
+    schedulers: &[String],
+    token: &eddy_hadoop_ipc::proto::common::TokenProto,
+    host: &str,
+) -> DriverResult<ApplicationMaster> {
     let mut last = None;
-    for addr in conf.scheduler_addresses() {
-        match ApplicationMaster::register(&addr, &token, &host, "", RPC_TIMEOUT).await {
+    for addr in schedulers {
+        match ApplicationMaster::register(addr, token, host, "", RPC_TIMEOUT).await {
             Ok(am) => return Ok(am),
             Err(e) => last = Some(format!("{addr}: {e}")),
         }
@@ -500,7 +513,7 @@ async fn kill(app_id: &str) -> DriverResult<Outcome> {
     println!("Killed {app_id}");
     // The master was killed with its containers: remove what it staged, if in the default place.
     if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&hadoop_user()), &application_id_text(&id)) {
-        if let Ok(true) = storage::delete_recursive(&dir, &storage_options()).await {
+        if let Ok(true) = remove_staging_dir(&dir).await {
             println!("Removed the staging directory {dir}");
         }
     }

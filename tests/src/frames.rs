@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{cloud_pids, wait_until, Proc};
+use crate::{bin, cloud_pids, wait_until, Proc};
 
 /// A CSV with columns `id,value,kind` for rows `start..start + rows`.
 pub fn csv_part(start: usize, rows: usize) -> String {
@@ -37,6 +37,14 @@ pub fn parquet_rows(bytes: Vec<u8>) -> usize {
 }
 
 /// A running `eddy-driver local ... --notify FILE` and the REST base URL of its leader.
+/// `eddy-driver local` with two workers of 256 MiB on free ports, logs under `log_dir`; add
+/// `--check --import URL` or `--notify FILE` as the test needs.
+pub fn local_driver(log_dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("eddy-driver"));
+    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m"]).arg("--log-dir").arg(log_dir);
+    cmd
+}
+
 pub struct WatchedCloud {
     pub driver: Proc,
     pub base: String,

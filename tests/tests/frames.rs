@@ -37,8 +37,8 @@ fn local_check_imports_the_sample_and_prints_a_correct_summary() {
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/sample.csv");
     let text = std::fs::read_to_string(sample).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m", "--check", "--import", sample]).arg("--log-dir").arg(dir.path());
+    let mut cmd = eddy_tests::frames::local_driver(dir.path());
+    cmd.args(["--check", "--import", sample]);
     let mut d = Proc::spawn(cmd);
     let status = d.wait_exit(FORM);
     let out = d.output();
@@ -69,12 +69,8 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
         text.push_str(&format!("{name},{},{}\n", 20 + i, if i % 2 == 0 { "paris" } else { "rome" }));
     }
     std::fs::write(&data, text).unwrap();
-    let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m"])
-        .arg("--notify")
-        .arg(&notify)
-        .arg("--log-dir")
-        .arg(dir.path().join("logs"));
+    let mut cmd = eddy_tests::frames::local_driver(&dir.path().join("logs"));
+    cmd.arg("--notify").arg(&notify);
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Watching the cloud", FORM);
     let leader = std::fs::read_to_string(&notify).unwrap().trim().to_string();

@@ -17,8 +17,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn driver(args: &[&str], log_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.arg("local").args(["--nodes", "2", "--port", "0", "--memory", "256m"]).args(args).arg("--log-dir").arg(log_dir);
+    let mut cmd = eddy_tests::frames::local_driver(log_dir);
+    cmd.args(args);
     cmd.env("HADOOP_USER_NAME", "eddy-analyst").env_remove("HADOOP_CONF_DIR");
     cmd
 }

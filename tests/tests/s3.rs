@@ -2,10 +2,9 @@
 //! glob, and a missing object, through real driver and worker processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::process::Command;
 use std::time::Duration;
 
-use eddy_tests::frames::{csv_part as part, csv_part_values, parquet_rows, WatchedCloud};
+use eddy_tests::frames::{csv_part as part, csv_part_values, local_driver, parquet_rows, WatchedCloud};
 use eddy_tests::s3::S3Server;
 use eddy_tests::*;
 
@@ -13,8 +12,8 @@ const WAIT: Duration = Duration::from_secs(90);
 
 fn import(server: &S3Server, url: &str) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m", "--check", "--import", url]).arg("--log-dir").arg(dir.path());
+    let mut cmd = local_driver(dir.path());
+    cmd.args(["--check", "--import", url]);
     for (k, v) in server.env() {
         cmd.env(k, v);
     }
@@ -62,12 +61,8 @@ fn frames_export_back_to_s3_as_csv_and_parquet() {
     server.put("in/data.csv", part(0, 4000).as_bytes());
     let dir = tempfile::tempdir().unwrap();
     let notify = dir.path().join("leader.txt");
-    let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.args(["local", "--nodes", "2", "--port", "0", "--memory", "256m"])
-        .arg("--notify")
-        .arg(&notify)
-        .arg("--log-dir")
-        .arg(dir.path().join("logs"));
+    let mut cmd = local_driver(&dir.path().join("logs"));
+    cmd.arg("--notify").arg(&notify);
     for (k, v) in server.env() {
         cmd.env(k, v);
     }

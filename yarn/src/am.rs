@@ -12,20 +12,22 @@ use eddy_hadoop_ipc::protocols::{APPLICATION_MASTER, CONTAINER_MANAGEMENT};
 
 use crate::{YarnError, YarnResult};
 
-/// `ContainerExitStatus` (hadoop-yarn-api): what YARN reports for a container that ended.
+/// A container's exit status for people: YARN's name for its own statuses (why it ended),
+/// otherwise the process's exit code.
 pub fn exit_status_text(status: i32) -> String {
+    use eddy_hadoop_ipc::yarn_ids::exit_status::*;
     let name = match status {
-        0 => "SUCCESS",
-        -1000 => "INVALID (the container could not be launched)",
-        -100 => "ABORTED (released or lost)",
-        -101 => "DISKS_FAILED",
-        -102 => "PREEMPTED",
-        -103 => "KILLED_EXCEEDED_VMEM (over its virtual memory limit)",
-        -104 => "KILLED_EXCEEDED_PMEM (over its physical memory limit)",
-        -105 => "KILLED_BY_APPMASTER",
-        -106 => "KILLED_BY_RESOURCEMANAGER",
-        -107 => "KILLED_AFTER_APP_COMPLETION",
-        -108 => "KILLED_BY_CONTAINER_SCHEDULER",
+        SUCCESS => "SUCCESS",
+        INVALID => "INVALID (the container could not be launched)",
+        ABORTED => "ABORTED (released or lost)",
+        DISKS_FAILED => "DISKS_FAILED",
+        PREEMPTED => "PREEMPTED",
+        KILLED_EXCEEDED_VMEM => "KILLED_EXCEEDED_VMEM (over its virtual memory limit)",
+        KILLED_EXCEEDED_PMEM => "KILLED_EXCEEDED_PMEM (over its physical memory limit)",
+        KILLED_BY_APPMASTER => "KILLED_BY_APPMASTER",
+        KILLED_BY_RESOURCEMANAGER => "KILLED_BY_RESOURCEMANAGER",
+        KILLED_AFTER_APP_COMPLETION => "KILLED_AFTER_APP_COMPLETION",
+        KILLED_BY_CONTAINER_SCHEDULER => "KILLED_BY_CONTAINER_SCHEDULER",
         143 => "killed by SIGTERM",
         137 => "killed by SIGKILL",
         _ => return format!("exit code {status}"),

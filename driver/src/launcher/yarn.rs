@@ -142,7 +142,7 @@ fn launch_context(plan: &ContainerPlan, spec: &WorkerSpec) -> ContainerLaunchCon
 }
 
 fn exit_of(live: &Live, status: &ContainerStatusProto) -> WorkerExit {
-    let code = status.exit_status.unwrap_or(-1000);
+    let code = status.exit_status.unwrap_or(eddy_hadoop_ipc::yarn_ids::exit_status::INVALID);
     let node = node_address(live.container.node_id.as_ref());
     let diagnostics = status.diagnostics.clone().unwrap_or_default();
     WorkerExit {

@@ -379,9 +379,8 @@ async fn launch(
     // The kill check and the spawn happen under the lock, so a kill never misses the process.
     let mut child = {
         let mut s = shared.lock().map_err(|_| "state lock poisoned".to_string())?;
-        if s.containers.get(container).is_some_and(|c| c.kill_reason.is_some()) {
-            let reason = s.containers[container].kill_reason.clone().unwrap_or_default();
-            s.complete(container, reason.0, reason.1);
+        if let Some((exit, reason)) = s.containers.get(container).and_then(|c| c.kill_reason.clone()) {
+            s.complete(container, exit, reason);
             return Ok(());
         }
         let child = cmd.spawn().map_err(|e| io("cannot start the container", e))?;
@@ -392,20 +391,20 @@ async fn launch(
     };
     let status = child.wait().await.map_err(|e| io("waiting for the container", e))?;
     let code = exit_code(status);
-    let stderr_tail = tail(&logs.join("stderr"), 4096);
-    let diagnostics = if code == 0 {
-        String::new()
-    } else {
-        format!(
-            "Exception from container-launch.\nContainer id: {container}\nExit code: {code}\n[Container exited with a non-zero exit code {code}. Last 4096 bytes of stderr :\n{stderr_tail}\n]"
-        )
-    };
     if let Ok(mut s) = shared.lock() {
-        if let Some((_, reason)) = s.containers.get(container).and_then(|c| c.kill_reason.clone()) {
-            let exit = s.containers[container].kill_reason.as_ref().map(|r| r.0).unwrap_or(code);
-            s.complete(container, exit, format!("{reason}\nContainer killed on request. Exit code is {code}"));
-        } else {
-            s.complete(container, code, diagnostics);
+        match s.containers.get(container).and_then(|c| c.kill_reason.clone()) {
+            Some((exit, reason)) => s.complete(container, exit, format!("{reason}\nContainer killed on request. Exit code is {code}")),
+            None if code == 0 => s.complete(container, 0, String::new()),
+            None => {
+                let stderr_tail = tail(&logs.join("stderr"), 4096);
+                s.complete(
+                    container,
+                    code,
+                    format!(
+                        "Exception from container-launch.\nContainer id: {container}\nExit code: {code}\n[Container exited with a non-zero exit code {code}. Last 4096 bytes of stderr :\n{stderr_tail}\n]"
+                    ),
+                )
+            }
         }
     }
     Ok(())

@@ -16,14 +16,7 @@ pub(crate) const AMRM_TOKEN_KIND: &str = "YARN_AM_RM_TOKEN";
 pub(crate) const NM_TOKEN_KIND: &str = "NMToken";
 pub(crate) const CONTAINER_TOKEN_KIND: &str = "ContainerToken";
 
-/// `ContainerExitStatus` values (hadoop-yarn-api `ContainerExitStatus`).
-pub(crate) mod exit_status {
-    pub const INVALID: i32 = -1000;
-    pub const ABORTED: i32 = -100;
-    pub const KILLED_BY_APPMASTER: i32 = -105;
-    pub const KILLED_BY_RESOURCEMANAGER: i32 = -106;
-    pub const KILLED_AFTER_APP_COMPLETION: i32 = -107;
-}
+pub(crate) use eddy_hadoop_ipc::yarn_ids::exit_status;
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
