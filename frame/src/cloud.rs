@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow_flight::flight_service_server::FlightServiceServer;
 use eddy_common::auth::{AuthCheck, AuthStamp};
 use eddy_common::NodeAddr;
 use eddy_node::{Extensions, NodeHandle};
@@ -17,6 +18,7 @@ use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::columnar::{ipc_layout, parquet_layout, InputFormat};
+use crate::flight::FlightServer;
 use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, FrameRegistry, Job, JobState, JobStatus, Jobs, ParseReport};
 use crate::service::{FrameServer, FrameState};
 use crate::setup::{guess, ColumnType, ParseSetup, SetupOverrides};
@@ -50,6 +52,18 @@ pub struct ImportRequest {
     /// csv, parquet or arrow [default: detected from the first bytes and the name].
     #[serde(default)]
     pub format: Option<InputFormat>,
+}
+
+/// `POST /3/Frames/{id}/commit`: chunks staged by Arrow Flight puts, to register as a frame.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommitRequest {
+    /// The columns (as every put reported them).
+    pub columns: Vec<ColumnInfo>,
+    /// The chunks (from the puts' replies: index, node, rows, bytes).
+    pub chunks: Vec<ChunkInfo>,
+    /// Where the data came from, for people reading `GET /3/Frames`.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// What an import will read, planned on the coordinating node.
@@ -106,7 +120,7 @@ impl FrameCloud {
         let options = node.options();
         let reporter = node.clone();
         let store = ChunkStore::new(node.addr().to_string(), budget).with_observer(Arc::new(move |used| reporter.set_data_bytes(used)));
-        let state = Arc::new(FrameState { store, frames: FrameRegistry::default() });
+        let state = Arc::new(FrameState { me: node.addr(), store, frames: FrameRegistry::default() });
         Self {
             inner: Arc::new(Inner {
                 node: node.clone(),
@@ -124,7 +138,13 @@ impl FrameCloud {
         let options = self.inner.node.options();
         let check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "frame service");
         let server = FrameServiceServer::new(FrameServer { state: self.inner.state.clone() }).max_decoding_message_size(64 << 20);
-        let grpc = tonic::service::Routes::new(InterceptedService::new(server, check));
+        let flight_check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "Arrow Flight service");
+        // One Flight message carries one record batch; Spark's are 10 000 rows.
+        let flight = FlightServiceServer::new(FlightServer { state: self.inner.state.clone() })
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let grpc =
+            tonic::service::Routes::new(InterceptedService::new(server, check)).add_service(InterceptedService::new(flight, flight_check));
         Extensions { grpc: Some(grpc), rest: Some(crate::rest::router(self.clone())) }
     }
 
@@ -282,7 +302,7 @@ impl FrameCloud {
                         .zip(&setup.column_types)
                         .enumerate()
                         .filter(|(i, _)| !setup.skipped_columns.contains(i))
-                        .map(|(_, (n, t))| ColumnInfo { name: n.clone(), column_type: *t })
+                        .map(|(_, (n, t))| ColumnInfo::new(n.clone(), *t))
                         .collect(),
                     rows: chunks.iter().map(|c| c.rows).sum(),
                     bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
@@ -430,11 +450,51 @@ impl FrameCloud {
         self.inner.state.frames.get(id).ok_or_else(|| FrameError::FrameNotFound(id.into()))
     }
 
-    /// Deletes a frame on every node.
+    /// Deletes a frame on every node. An id no node has registered still has its staged
+    /// chunks (puts never committed) swept from every node, then reports not found.
     pub async fn delete(&self, id: &str) -> FrameResult<()> {
-        self.frame(id)?;
+        let known = self.frame(id);
         self.delete_everywhere(id).await;
-        Ok(())
+        known.map(|_| ())
+    }
+
+    /// Registers a frame from chunks staged by Arrow Flight puts (`POST /3/Frames/{id}/commit`).
+    /// Every chunk must be on a cloud member, which checks that it holds it; on any failure
+    /// nothing stays registered and the staged chunks are dropped.
+    pub async fn commit(&self, id: &str, request: CommitRequest) -> FrameResult<FrameInfo> {
+        let workers = self.workers()?;
+        self.inner.node.lock("first work: commit");
+        let bad = |reason: String| FrameError::InvalidArgument { what: "commit", reason };
+        if self.inner.state.frames.get(id).is_some() {
+            return Err(bad(format!("frame {id} is registered already; delete it first or stage under a new id")));
+        }
+        if request.columns.is_empty() {
+            return Err(bad("no columns; pass the columns the puts reported".into()));
+        }
+        let mut chunks = request.chunks;
+        chunks.sort_by_key(|c| c.index);
+        if let Some(w) = chunks.windows(2).find(|w| w[0].index == w[1].index) {
+            return Err(bad(format!("chunk {} is listed twice", w[0].index)));
+        }
+        if let Some(c) = chunks.iter().find(|c| !workers.contains(&c.node)) {
+            return Err(bad(format!("chunk {} is on {}, which is not a worker of this cloud", c.index, c.node)));
+        }
+        let info = FrameInfo {
+            frame_id: id.to_string(),
+            sources: request.sources,
+            columns: request.columns,
+            rows: chunks.iter().map(|c| c.rows).sum(),
+            bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
+            source_bytes: 0,
+            chunks,
+            parse_report: ParseReport::default(),
+        };
+        if let Err(e) = self.broadcast_meta(&info).await {
+            self.delete_everywhere(id).await;
+            return Err(e);
+        }
+        tracing::info!(frame = %id, rows = info.rows, chunks = info.chunks.len(), bytes = info.bytes_in_memory, "frame committed");
+        Ok(info)
     }
 
     /// Summarises every column: a map-reduce over the workers holding chunks.

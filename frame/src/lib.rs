@@ -8,8 +8,10 @@ pub mod codec;
 pub mod columnar;
 pub mod compression;
 mod error;
+pub mod flight;
 pub mod groupby;
 mod hdfs;
+pub mod ingest;
 pub mod meta;
 pub mod narrow;
 mod ops;
@@ -22,6 +24,6 @@ pub mod storage;
 pub mod store;
 pub mod summary;
 
-pub use cloud::{FrameCloud, ImportRequest};
+pub use cloud::{CommitRequest, FrameCloud, ImportRequest};
 pub use error::{FrameError, FrameResult};
 pub use ops::{ExportRequest, ExportResult};

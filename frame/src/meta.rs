@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eddy_common::NodeAddr;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,41 @@ pub struct ColumnInfo {
     /// Type.
     #[serde(rename = "type")]
     pub column_type: ColumnType,
+    /// The exact Arrow type, where it is not the column type's default (a frame from Spark
+    /// keeps `Int32`, `Float32` or microsecond timestamps with their zone, so they come back
+    /// as they went in). Written as Arrow prints it, e.g. `Timestamp(µs, "UTC")`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "arrow_type_text")]
+    pub arrow_type: Option<DataType>,
+}
+
+impl ColumnInfo {
+    /// A column of the type's default Arrow type.
+    pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
+        Self { name: name.into(), column_type, arrow_type: None }
+    }
+
+    /// The Arrow type readers see (stored forms are widened to it).
+    pub fn data_type(&self) -> DataType {
+        self.arrow_type.clone().unwrap_or_else(|| self.column_type.arrow_type())
+    }
+}
+
+/// `Option<DataType>` as Arrow's own text form (`Display` / `FromStr`).
+mod arrow_type_text {
+    use arrow::datatypes::DataType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<DataType>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(t) => s.serialize_str(&t.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataType>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| t.parse::<DataType>().map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 /// What an import reported about bad input.
@@ -65,6 +101,11 @@ pub struct FrameInfo {
 }
 
 impl FrameInfo {
+    /// The frame's logical Arrow schema: what readers get after widening.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.data_type(), true)).collect::<Vec<_>>()))
+    }
+
     /// The nodes holding chunks, sorted.
     pub fn nodes(&self) -> Vec<NodeAddr> {
         let mut n: Vec<NodeAddr> = self.chunks.iter().map(|c| c.node).collect();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow::compute::{cast, max, min};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 
 use crate::FrameResult;
 
@@ -95,6 +95,16 @@ fn with_meta(name: &str, data_type: DataType, nullable: bool, key: &str, value: 
     Field::new(name, data_type, nullable).with_metadata(HashMap::from([(key.to_string(), value)]))
 }
 
+/// Ticks of `unit` in one second.
+pub fn per_second(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1,
+        TimeUnit::Millisecond => 1_000,
+        TimeUnit::Microsecond => 1_000_000,
+        TimeUnit::Nanosecond => 1_000_000_000,
+    }
+}
+
 /// Stores every column of `batch` in its narrowest exact form.
 pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
@@ -102,8 +112,9 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         let (name, nullable) = (field.name(), field.is_nullable());
         match column.data_type() {
-            DataType::Int64 => {
-                let values = column.as_primitive::<Int64Type>();
+            DataType::Int64 | DataType::Int32 | DataType::Int16 => {
+                let wide = cast(column, &DataType::Int64)?;
+                let values = wide.as_primitive::<Int64Type>();
                 let target = match (min(values), max(values)) {
                     (Some(lo), Some(hi)) => narrowest(lo, hi),
                     // All missing: the smallest type holds the nulls just as well.
@@ -126,17 +137,18 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
                     }
                 }
             }
-            DataType::Timestamp(TimeUnit::Millisecond, None) => {
-                let values = column.as_primitive::<TimestampMillisecondType>();
+            DataType::Timestamp(unit, _) => {
+                let per_second = per_second(*unit);
+                let raw = cast(column, &DataType::Int64)?;
+                let values = raw.as_primitive::<Int64Type>();
                 let nulls = values.nulls();
-                let whole = values
-                    .values()
-                    .iter()
-                    .enumerate()
-                    .all(|(i, &v)| nulls.is_some_and(|n| n.is_null(i)) || (v % 1000 == 0 && i32::try_from(v / 1000).is_ok()));
+                let whole =
+                    values.values().iter().enumerate().all(|(i, &v)| {
+                        nulls.is_some_and(|n| n.is_null(i)) || (v % per_second == 0 && i32::try_from(v / per_second).is_ok())
+                    });
                 if whole {
                     let secs: PrimitiveArray<arrow::datatypes::Int32Type> =
-                        arrow::compute::kernels::arity::unary(values, |v| i32::try_from(v / 1000).unwrap_or(0));
+                        arrow::compute::kernels::arity::unary(values, |v| i32::try_from(v / per_second).unwrap_or(0));
                     columns.push(Arc::new(secs));
                     fields.push(with_meta(name, DataType::Int32, nullable, TIME_SECONDS, "1".into()));
                 } else {
@@ -187,10 +199,15 @@ pub fn widen_column(stored: &Field, column: &ArrayRef, logical: &DataType) -> Fr
         return Ok(Arc::new(reals));
     }
     if is_time_seconds(stored) {
+        let per_second = match logical {
+            DataType::Timestamp(unit, _) => per_second(*unit),
+            _ => 1000,
+        };
         let secs = cast(column, &DataType::Int64)?;
-        let millis: PrimitiveArray<TimestampMillisecondType> =
-            arrow::compute::kernels::arity::unary(secs.as_primitive::<Int64Type>(), |s| s.saturating_mul(1000));
-        return Ok(Arc::new(millis));
+        let ticks: PrimitiveArray<Int64Type> =
+            arrow::compute::kernels::arity::unary(secs.as_primitive::<Int64Type>(), |s| s.saturating_mul(per_second));
+        // Int64 to a timestamp type is a reinterpretation (unit and zone come from `logical`).
+        return Ok(cast(&ticks, logical)?);
     }
     Ok(cast(column, logical)?)
 }

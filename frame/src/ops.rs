@@ -70,11 +70,10 @@ impl FrameCloud {
         let bytes = batch.get_array_memory_size() as u64;
         let mut client = self.client(home)?;
         client.put_chunk(ChunkData { frame_id: dest.clone(), chunk: 0, arrow_ipc: ipc }).await.map_err(|s| Self::remote(home, s))?;
-        let mut columns: Vec<ColumnInfo> =
-            request.by.iter().map(|b| ColumnInfo { name: b.clone(), column_type: ColumnType::String }).collect();
-        columns.push(ColumnInfo { name: "nrow".into(), column_type: ColumnType::Int });
+        let mut columns: Vec<ColumnInfo> = request.by.iter().map(|b| ColumnInfo::new(b.clone(), ColumnType::String)).collect();
+        columns.push(ColumnInfo::new("nrow", ColumnType::Int));
         for f in batch.schema().fields().iter().skip(columns.len()) {
-            columns.push(ColumnInfo { name: f.name().clone(), column_type: ColumnType::Real });
+            columns.push(ColumnInfo::new(f.name().clone(), ColumnType::Real));
         }
         let result = FrameInfo {
             frame_id: dest,
@@ -104,9 +103,7 @@ impl FrameCloud {
                 let data = client.get_chunk(ChunkRef { frame_id: id.into(), chunk: c.index }).await.map_err(|s| Self::remote(c.node, s))?;
                 batches.extend(from_ipc(&data.into_inner().arrow_ipc)?);
             }
-            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
-                info.columns.iter().map(|c| arrow::datatypes::Field::new(&c.name, c.column_type.arrow_type(), true)).collect::<Vec<_>>(),
-            ));
+            let schema = info.schema();
             let format = request.format;
             let bytes = crate::service::run_cpu(move || encode(format, &schema, &batches)).await??;
             let n = bytes.len() as u64;

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::cloud::{FrameCloud, ImportRequest};
+use crate::cloud::{CommitRequest, FrameCloud, ImportRequest};
 use crate::setup::SetupOverrides;
 use crate::FrameError;
 
@@ -23,6 +23,7 @@ pub fn router(cloud: FrameCloud) -> Router {
         .route("/3/Frames/{id}/summary", get(summary))
         .route("/3/Frames/{id}/groupby", post(group_by))
         .route("/3/Frames/{id}/export", post(export))
+        .route("/3/Frames/{id}/commit", post(commit))
         .with_state(cloud)
 }
 
@@ -136,6 +137,13 @@ async fn group_by(
 async fn export(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(request): Json<crate::ExportRequest>) -> Response {
     match cloud.export(&id, &request).await {
         Ok(result) => Json(json!({ "frame_id": id, "export": result })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn commit(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(request): Json<CommitRequest>) -> Response {
+    match cloud.commit(&id, request).await {
+        Ok(info) => Json(json!({ "frame": info })).into_response(),
         Err(e) => error(e),
     }
 }

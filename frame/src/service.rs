@@ -38,6 +38,8 @@ pub async fn run_cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 /// What the frame service of one node holds.
 #[derive(Debug)]
 pub struct FrameState {
+    /// This node.
+    pub me: eddy_common::NodeAddr,
     /// This node's chunks.
     pub store: ChunkStore,
     /// Frames this node knows.
@@ -224,12 +226,6 @@ impl FrameServer {
     }
 }
 
-fn schema_of(info: &FrameInfo) -> arrow::datatypes::SchemaRef {
-    let fields: Vec<arrow::datatypes::Field> =
-        info.columns.iter().map(|c| arrow::datatypes::Field::new(&c.name, c.column_type.arrow_type(), true)).collect();
-    Arc::new(arrow::datatypes::Schema::new(fields))
-}
-
 #[tonic::async_trait]
 impl FrameService for FrameServer {
     type ParseSplitsStream = SplitStream;
@@ -259,6 +255,20 @@ impl FrameService for FrameServer {
 
     async fn put_frame(&self, request: Request<FrameMeta>) -> Result<Response<FrameAck>, Status> {
         let info: FrameInfo = from_json("frame metadata", &request.into_inner().meta_json)?;
+        // The metadata names the chunks this node holds: each must be here, and any other
+        // chunk of the frame (from a retried Spark task, say) is dropped.
+        let mine: Vec<u32> = info.chunks.iter().filter(|c| c.node == self.state.me).map(|c| c.index).collect();
+        let held: Vec<u32> = self.state.store.chunks(&info.frame_id).iter().map(|(i, _)| *i).collect();
+        if let Some(missing) = mine.iter().find(|i| !held.contains(i)) {
+            return Err(Status::failed_precondition(format!(
+                "chunk {missing} of {} is not on {}; it was never stored here or was lost",
+                info.frame_id, self.state.me
+            )));
+        }
+        let freed = self.state.store.retain(&info.frame_id, |i| mine.contains(&i));
+        if freed > 0 {
+            tracing::info!(frame = %info.frame_id, freed, "dropped chunks the frame does not list");
+        }
         self.state.frames.put(info);
         Ok(Response::new(FrameAck {}))
     }
@@ -290,7 +300,7 @@ impl FrameService for FrameServer {
         let chunk = self.state.store.chunks(&req.frame_id).into_iter().find(|(i, _)| *i == req.chunk).map(|(_, c)| c);
         let chunk = chunk.ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on this node", req.chunk, req.frame_id)))?;
         let info = self.frame(&req.frame_id)?;
-        let rows = rows_as_text(&chunk.batches, &schema_of(&info), req.start, req.count.min(10_000)).map_err(status)?;
+        let rows = rows_as_text(&chunk.batches, &info.schema(), req.start, req.count.min(10_000)).map_err(status)?;
         Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
     }
 
@@ -302,7 +312,7 @@ impl FrameService for FrameServer {
         let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
         let aggs = crate::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
         let chunks = self.state.store.chunks(&task.frame_id);
-        let schema = schema_of(&info);
+        let schema = info.schema();
         let groups = run_cpu(move || {
             let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
             crate::groupby::fold(&batches, &schema, &by, &aggs)
@@ -327,7 +337,7 @@ impl FrameService for FrameServer {
         let r = request.into_inner();
         let info = self.frame(&r.frame_id)?;
         let chunk = self.chunk(&r.frame_id, r.chunk)?;
-        let schema = schema_of(&info);
+        let schema = info.schema();
         let bytes = run_cpu(move || {
             let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
             crate::codec::to_ipc(&schema, &wide)
@@ -343,7 +353,7 @@ impl FrameService for FrameServer {
         let info = self.frame(&task.frame_id)?;
         let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
         let storage: StorageOptions = from_json("storage options", &task.storage_json)?;
-        let schema = schema_of(&info);
+        let schema = info.schema();
         let mut out = ExportedFiles::default();
         for (index, chunk) in self.state.store.chunks(&task.frame_id) {
             let schema = schema.clone();

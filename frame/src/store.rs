@@ -122,6 +122,52 @@ impl ChunkStore {
         Ok(Reservation { store: self, bytes })
     }
 
+    /// Grows or shrinks a reservation to `bytes`; growing fails like [`Self::reserve`].
+    pub fn resize(&self, reservation: &mut Reservation<'_>, bytes: u64, what: &str) -> FrameResult<()> {
+        let mut inner = self.lock();
+        if bytes > reservation.bytes {
+            let more = bytes - reservation.bytes;
+            let available = self.budget.saturating_sub(inner.used);
+            if more > available {
+                return Err(FrameError::OutOfMemory {
+                    node: self.node.clone(),
+                    what: what.into(),
+                    needed: more,
+                    available,
+                    budget: self.budget,
+                });
+            }
+            inner.used += more;
+        } else {
+            inner.used = inner.used.saturating_sub(reservation.bytes - bytes);
+        }
+        reservation.bytes = bytes;
+        let used = inner.used;
+        drop(inner);
+        self.notify(used);
+        Ok(())
+    }
+
+    /// Keeps only the chunks of `frame` that `keep` accepts; returns the bytes freed.
+    pub fn retain(&self, frame: &str, keep: impl Fn(u32) -> bool) -> u64 {
+        let mut inner = self.lock();
+        let mut freed = 0;
+        if let Some(chunks) = inner.frames.get_mut(frame) {
+            chunks.retain(|i, c| {
+                let k = keep(*i);
+                if !k {
+                    freed += c.bytes;
+                }
+                k
+            });
+        }
+        inner.used = inner.used.saturating_sub(freed);
+        let used = inner.used;
+        drop(inner);
+        self.notify(used);
+        freed
+    }
+
     /// Stores a chunk in place of its reservation. The chunk is kept even if it came out
     /// larger than reserved (it is already in memory); the next reservation sees the truth.
     pub fn insert(&self, frame: &str, index: u32, chunk: Chunk, reservation: Reservation<'_>) {
@@ -180,5 +226,27 @@ mod tests {
         assert_eq!(store.delete("f"), bytes);
         assert_eq!(store.used(), 0);
         assert!(store.chunks("f").is_empty());
+    }
+
+    #[test]
+    fn reservations_resize_within_the_budget_and_stale_chunks_are_dropped() {
+        let store = ChunkStore::new("n1", 10_000);
+        let mut r = store.reserve(1_000, "put").unwrap();
+        store.resize(&mut r, 4_000, "put").unwrap();
+        assert_eq!(store.used(), 4_000);
+        let err = store.resize(&mut r, 20_000, "put").unwrap_err().to_string();
+        assert!(err.contains("needs 16000 bytes, 6000 of 10000 bytes are free"), "{err}");
+        store.resize(&mut r, 500, "put").unwrap();
+        assert_eq!(store.used(), 500);
+        drop(r);
+        assert_eq!(store.used(), 0);
+        for i in 0..3 {
+            let r = store.reserve(10, "c").unwrap();
+            store.insert("f", i, Chunk::new(vec![batch(10)]), r);
+        }
+        let one = store.chunks("f")[0].1.bytes;
+        assert_eq!(store.retain("f", |i| i != 1), one);
+        assert_eq!(store.chunks("f").iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(store.used(), 2 * one);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -106,7 +106,15 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
         DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
         DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
         DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
-        DataType::Timestamp(_, _) => array.as_primitive::<TimestampMillisecondType>().iter().flatten().for_each(|v| p.push(v as f64)),
+        DataType::Float32 => array.as_primitive::<Float32Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        // Times summarise in milliseconds since the epoch, whatever their unit.
+        DataType::Timestamp(unit, _) => {
+            let per_milli = crate::narrow::per_second(*unit) as f64 / 1000.0;
+            if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
+                ticks.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(v as f64 / per_milli));
+            }
+        }
+        DataType::Date32 => array.as_primitive::<Date32Type>().iter().flatten().for_each(|d| p.push(f64::from(d) * 86_400_000.0)),
         DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| p.push(f64::from(u8::from(v)))),
         DataType::Dictionary(_, _) => {
             let dict = array.as_any_dictionary();

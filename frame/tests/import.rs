@@ -2,48 +2,13 @@
 //! computed independently from the CSV text.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr};
+mod support;
+
 use std::time::Duration;
 
-use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_frame::meta::JobStatus;
-use eddy_frame::storage::StorageOptions;
 use eddy_frame::{FrameCloud, ImportRequest};
-use eddy_node::bind::bind;
-use eddy_node::{NodeHandle, NodeOptions, Role};
-
-struct Cloud {
-    nodes: Vec<NodeHandle>,
-    frames: Vec<FrameCloud>,
-}
-
-async fn cloud(n: usize, budget: u64) -> Cloud {
-    let secret = ClusterSecret::generate().unwrap();
-    let mut bound = Vec::new();
-    for _ in 0..n {
-        bound.push(bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, false).await.unwrap());
-    }
-    let peers: Vec<NodeAddr> = bound.iter().map(|l| l.addr).collect();
-    let (mut nodes, mut frames) = (Vec::new(), Vec::new());
-    for l in bound {
-        let mut slot = None;
-        let node = NodeHandle::start_with(l.addr, Some(l.rest), Some(l.grpc), NodeOptions::for_test(Role::Worker, secret.clone()), |h| {
-            let f = FrameCloud::new(h, budget, StorageOptions::default());
-            let ext = f.extensions();
-            slot = Some(f);
-            ext
-        });
-        node.add_peers(&peers);
-        nodes.push(node);
-        frames.push(slot.unwrap());
-    }
-    for n in &nodes {
-        n.wait_formed(Duration::from_secs(20)).await.unwrap();
-        // Stats with the memory budget arrive with the first heartbeats.
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    Cloud { nodes, frames }
-}
+use support::cloud;
 
 async fn run(frames: &FrameCloud, request: ImportRequest) -> eddy_frame::meta::JobState {
     let key = frames.start_import(request);

@@ -18,6 +18,8 @@ pub struct NodeV3 {
     pub h2o: String,
     /// `ip:port`.
     pub ip_port: String,
+    /// The internal gRPC port (frame service and Arrow Flight); an Eddy addition to H2O's shape.
+    pub grpc_port: u16,
     /// Heard from within the heartbeat timeout.
     pub healthy: bool,
     /// Epoch millis of the last heartbeat from it.
@@ -84,6 +86,7 @@ fn node_v3(m: &MemberView) -> NodeV3 {
     NodeV3 {
         h2o: format!("/{}", m.addr),
         ip_port: m.addr.to_string(),
+        grpc_port: m.addr.grpc_port,
         healthy: m.healthy,
         last_ping: m.last_ping_epoch_millis,
         pid: s.pid,

@@ -364,6 +364,11 @@ impl NodeHandle {
         &self.inner.options
     }
 
+    /// Bytes of data this node holds, as the frame layer last reported.
+    pub fn data_bytes(&self) -> u64 {
+        self.inner.data_bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Records how many bytes of data this node holds (shown as `max_mem - free_mem`).
     pub fn set_data_bytes(&self, bytes: u64) {
         self.inner.data_bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);

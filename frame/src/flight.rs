@@ -1,0 +1,245 @@
+//! Arrow Flight on each worker's internal gRPC port: the data path for Spark (and any Arrow
+//! client). `DoPut` streams batches into one chunk of a frame that is not registered yet;
+//! `DoGet` streams one chunk of a registered frame back. Calls carry the same
+//! `x-eddy-auth` token as every internal call (see `eddy_common::auth`).
+//!
+//! A put is staged, not visible: the caller collects the replies of every put and commits
+//! them with `POST /3/Frames/{id}/commit`, which registers the frame on every node; chunks
+//! the commit does not list (a retried Spark task's first attempt) are dropped then.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo,
+    PutResult, SchemaResult, Ticket,
+};
+use eddy_common::NodeAddr;
+use futures::{Stream, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::ingest::{columns_for, conform};
+use crate::meta::ColumnInfo;
+use crate::narrow::{narrow, widen};
+use crate::service::{run_cpu, status, FrameState};
+use crate::store::Chunk;
+
+/// Rows gathered before they are narrowed and stored: Spark sends 10 000-row batches, and
+/// fewer, larger stored batches narrow better and summarise faster.
+const STORED_BATCH_ROWS: usize = 64 * 1024;
+
+/// The `cmd` of a `DoPut` descriptor (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PutCommand {
+    /// The frame the chunk belongs to; it must not be registered yet.
+    pub frame_id: String,
+    /// The chunk's index in the frame (for Spark: the partition).
+    pub chunk: u32,
+    /// String columns to store as categoricals.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+}
+
+/// The one `PutResult` of a `DoPut` (JSON in `app_metadata`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PutReply {
+    /// The worker now holding the chunk.
+    pub node: NodeAddr,
+    /// The chunk's index.
+    pub chunk: u32,
+    /// Rows stored.
+    pub rows: u64,
+    /// Bytes in memory.
+    pub bytes: u64,
+    /// The frame columns the data became.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// The `Ticket` of a `DoGet` (JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetTicket {
+    /// A registered frame.
+    pub frame_id: String,
+    /// One of its chunks held by this worker.
+    pub chunk: u32,
+}
+
+/// The Flight service of one worker.
+#[derive(Debug, Clone)]
+pub struct FlightServer {
+    /// Shared with the frame service on this node.
+    pub state: Arc<FrameState>,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn unsupported(what: &str) -> Status {
+    Status::unimplemented(format!("{what} is not offered; Eddy workers serve DoPut (stage a chunk) and DoGet (read a chunk)"))
+}
+
+fn flight_status(e: FlightError) -> Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => Status::invalid_argument(format!("malformed Arrow Flight data: {other}")),
+    }
+}
+
+impl FlightServer {
+    /// Stores the batches of one put as one chunk; returns what was stored.
+    async fn put(&self, command: PutCommand, mut batches: FlightRecordBatchStream) -> Result<PutReply, Status> {
+        let state = &self.state;
+        let what = format!("chunk {} of {}", command.chunk, command.frame_id);
+        let mut reservation = state.store.reserve(0, &what).map_err(status)?;
+        let mut stored: Vec<RecordBatch> = Vec::new();
+        let mut stored_bytes = 0u64;
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_bytes = 0u64;
+        let mut layout_opt = None;
+        loop {
+            let next = batches.next().await.transpose().map_err(flight_status)?;
+            if layout_opt.is_none() {
+                if let Some(schema) = batches.schema() {
+                    layout_opt = Some(columns_for(schema, &command.categorical).map_err(status)?);
+                }
+            }
+            let end = next.is_none();
+            if let Some(b) = next {
+                pending_bytes += b.get_array_memory_size() as u64;
+                pending.push(b);
+                // Count what arrived until it is narrowed, so a put that will not fit stops early.
+                state.store.resize(&mut reservation, stored_bytes + pending_bytes, &what).map_err(status)?;
+            }
+            let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
+            if (end && rows > 0) || rows >= STORED_BATCH_ROWS {
+                let Some((_, target)) = layout_opt.clone() else {
+                    return Err(Status::invalid_argument("the stream sent batches before its schema"));
+                };
+                let group = std::mem::take(&mut pending);
+                pending_bytes = 0;
+                let batch = run_cpu(move || {
+                    let whole = concat_batches(&group[0].schema(), &group)?;
+                    narrow(conform(&whole, &target)?)
+                })
+                .await
+                .map_err(status)?
+                .map_err(status)?;
+                stored_bytes += batch.get_array_memory_size() as u64;
+                stored.push(batch);
+                state.store.resize(&mut reservation, stored_bytes, &what).map_err(status)?;
+            }
+            if end {
+                break;
+            }
+        }
+        let Some((columns, _)) = layout_opt else {
+            return Err(Status::invalid_argument("the stream ended before its schema; send the schema even for no rows"));
+        };
+        if state.frames.get(&command.frame_id).is_some() {
+            return Err(Status::already_exists(format!("frame {} is registered; a put may only add to a new frame", command.frame_id)));
+        }
+        let chunk = Chunk::new(stored);
+        let reply = PutReply { node: state.me, chunk: command.chunk, rows: chunk.rows, bytes: chunk.bytes, columns };
+        state.store.insert(&command.frame_id, command.chunk, chunk, reservation);
+        tracing::debug!(frame = %command.frame_id, chunk = command.chunk, rows = reply.rows, bytes = reply.bytes, "chunk staged by DoPut");
+        Ok(reply)
+    }
+}
+
+#[tonic::async_trait]
+impl FlightService for FlightServer {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoExchangeStream = BoxStream<FlightData>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+
+    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        let mut input = request.into_inner();
+        let first = input.message().await?.ok_or_else(|| Status::invalid_argument("the put sent nothing"))?;
+        let descriptor = first.flight_descriptor.clone().unwrap_or_default();
+        let command: PutCommand = serde_json::from_slice(&descriptor.cmd).map_err(|e| {
+            Status::invalid_argument(format!(
+                "the descriptor's cmd must be JSON {{\"frame_id\": ..., \"chunk\": N, \"categorical\": [...]}}: {e}"
+            ))
+        })?;
+        if self.state.frames.get(&command.frame_id).is_some() {
+            return Err(Status::already_exists(format!("frame {} is registered; a put may only add to a new frame", command.frame_id)));
+        }
+        let data = futures::stream::once(async move { Ok(first) }).chain(input).map_err(FlightError::from);
+        let reply = self.put(command, FlightRecordBatchStream::new_from_flight_data(data)).await?;
+        let json = serde_json::to_vec(&reply).map_err(|e| Status::internal(e.to_string()))?;
+        let result = PutResult { app_metadata: json.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(result) }))))
+    }
+
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let ticket: GetTicket = serde_json::from_slice(&request.into_inner().ticket)
+            .map_err(|e| Status::invalid_argument(format!("the ticket must be JSON {{\"frame_id\": ..., \"chunk\": N}}: {e}")))?;
+        let info =
+            self.state.frames.get(&ticket.frame_id).ok_or_else(|| status(crate::FrameError::FrameNotFound(ticket.frame_id.clone())))?;
+        let chunk = self
+            .state
+            .store
+            .chunks(&ticket.frame_id)
+            .into_iter()
+            .find(|(i, _)| *i == ticket.chunk)
+            .map(|(_, c)| c)
+            .ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on {}", ticket.chunk, ticket.frame_id, self.state.me)))?;
+        let schema = info.schema();
+        let wide_schema = schema.clone();
+        // Widened one batch at a time as the client reads, on the rayon pool.
+        let batches = futures::stream::iter(0..chunk.batches.len()).then(move |i| {
+            let (chunk, schema) = (chunk.clone(), wide_schema.clone());
+            async move {
+                run_cpu(move || widen(&chunk.batches[i], &schema))
+                    .await
+                    .and_then(|r| r)
+                    .map_err(|e| FlightError::ExternalError(Box::new(e)))
+            }
+        });
+        // Categoricals go out as plain strings (the encoder's default), which is what Spark reads.
+        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
+        Ok(Response::new(Box::pin(encoded)))
+    }
+
+    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(unsupported("Handshake (calls authenticate with the x-eddy-auth header)"))
+    }
+
+    async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(unsupported("ListFlights (GET /3/Frames lists frames)"))
+    }
+
+    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Err(unsupported("GetFlightInfo (GET /3/Frames/{id} names each chunk's node)"))
+    }
+
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(unsupported("PollFlightInfo"))
+    }
+
+    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        Err(unsupported("GetSchema"))
+    }
+
+    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(unsupported("DoExchange"))
+    }
+
+    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(unsupported("DoAction"))
+    }
+
+    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Err(unsupported("ListActions"))
+    }
+}

@@ -1,0 +1,180 @@
+//! Data that arrives as Arrow batches (a Spark DataFrame sent over Arrow Flight): which frame
+//! column each Arrow column becomes, and the batches in the form the store keeps.
+//!
+//! Every column keeps its exact Arrow type in [`ColumnInfo::arrow_type`] where that is not the
+//! column type's default, so a frame goes back to Arrow (and Spark) as it came in: `Int32`
+//! stays `Int32`, microsecond timestamps keep their unit and zone.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use crate::meta::ColumnInfo;
+use crate::setup::ColumnType;
+use crate::{FrameError, FrameResult};
+
+/// Frame columns for incoming data of `schema`, and the schema its batches are cast to before
+/// they are narrowed. String columns named in `categorical` become categoricals.
+pub fn columns_for(schema: &Schema, categorical: &[String]) -> FrameResult<(Vec<ColumnInfo>, SchemaRef)> {
+    for name in categorical {
+        if schema.field_with_name(name).is_err() {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(FrameError::InvalidArgument {
+                what: "categorical",
+                reason: format!("no column {name:?}; the data has [{}]", names.join(", ")),
+            });
+        }
+    }
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    let mut stored = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let source = field.data_type();
+        let wanted_categorical = categorical.iter().any(|c| c == field.name());
+        let (column_type, storage) = match source {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => (ColumnType::Int, DataType::Int64),
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => (ColumnType::Int, DataType::Int64),
+            DataType::Float32 | DataType::Float64 => (ColumnType::Real, DataType::Float64),
+            DataType::Boolean => (ColumnType::Bool, DataType::Boolean),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if wanted_categorical => {
+                (ColumnType::Enum, ColumnType::Enum.arrow_type())
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (ColumnType::String, DataType::Utf8),
+            DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8) => {
+                (ColumnType::Enum, ColumnType::Enum.arrow_type())
+            }
+            // Times keep their unit and zone: Spark's are microseconds.
+            DataType::Timestamp(_, _) | DataType::Date32 => (ColumnType::Time, source.clone()),
+            DataType::Date64 => (ColumnType::Time, DataType::Timestamp(TimeUnit::Millisecond, None)),
+            other => {
+                return Err(FrameError::InvalidArgument {
+                    what: "column type",
+                    reason: format!(
+                        "column {:?} is {other}; frames hold integers, reals, booleans, strings and times \
+                         (cast it first, e.g. a decimal to double, in Spark `df.withColumn(name, col(name).cast(\"double\"))`)",
+                        field.name()
+                    ),
+                })
+            }
+        };
+        let mut info = ColumnInfo::new(field.name().clone(), column_type);
+        // Categoricals go back as strings of their source type; the rest as they came.
+        let back = if column_type == ColumnType::Enum { None } else { Some(source.clone()) };
+        if back.as_ref().is_some_and(|t| *t != column_type.arrow_type()) {
+            info.arrow_type = back;
+        }
+        columns.push(info);
+        stored.push(Field::new(field.name(), storage, true));
+    }
+    Ok((columns, Arc::new(Schema::new(stored))))
+}
+
+/// `batch` cast to `target` (from [`columns_for`]), ready to be narrowed.
+pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> FrameResult<RecordBatch> {
+    if batch.num_columns() != target.fields().len() {
+        return Err(FrameError::InvalidArgument {
+            what: "batch",
+            reason: format!("it has {} columns where the stream's schema has {}", batch.num_columns(), target.fields().len()),
+        });
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .zip(target.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+        .collect::<Result<_, _>>()?;
+    Ok(RecordBatch::try_new(target.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{ChunkInfo, FrameInfo, ParseReport};
+    use crate::narrow::{narrow, widen};
+    use arrow::array::{
+        BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray,
+        TimestampMicrosecondArray,
+    };
+
+    fn spark_like() -> RecordBatch {
+        let ts = TimestampMicrosecondArray::from(vec![Some(1_700_000_000_123_456), None, Some(-1), Some(1_700_000_000_000_000)])
+            .with_timezone("UTC");
+        RecordBatch::try_from_iter([
+            ("i16", Arc::new(Int16Array::from(vec![Some(-3), None, Some(300), Some(0)])) as ArrayRef),
+            ("i32", Arc::new(Int32Array::from(vec![Some(i32::MIN), Some(i32::MAX), None, Some(7)])) as ArrayRef),
+            ("i64", Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(1), None, Some(i64::MAX)])) as ArrayRef),
+            ("f32", Arc::new(Float32Array::from(vec![Some(0.1), Some(f32::NAN), None, Some(-0.0)])) as ArrayRef),
+            ("f64", Arc::new(Float64Array::from(vec![Some(0.1), Some(f64::INFINITY), None, Some(-0.0)])) as ArrayRef),
+            ("b", Arc::new(BooleanArray::from(vec![Some(true), None, Some(false), Some(true)])) as ArrayRef),
+            ("s", Arc::new(StringArray::from(vec![Some("x"), Some(""), None, Some("ünï")])) as ArrayRef),
+            ("ls", Arc::new(LargeStringArray::from(vec![Some("a"), None, Some("b"), Some("a")])) as ArrayRef),
+            ("cat", Arc::new(StringArray::from(vec![Some("lo"), Some("hi"), None, Some("lo")])) as ArrayRef),
+            ("ts", Arc::new(ts) as ArrayRef),
+            ("d", Arc::new(Date32Array::from(vec![Some(0), Some(19_000), None, Some(-5)])) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn spark_types_are_stored_narrow_and_come_back_exactly() {
+        let b = spark_like();
+        let (columns, target) = columns_for(&b.schema(), &["cat".to_string()]).unwrap();
+        let types: Vec<ColumnType> = columns.iter().map(|c| c.column_type).collect();
+        use ColumnType::*;
+        assert_eq!(types, vec![Int, Int, Int, Real, Real, Bool, String, String, Enum, Time, Time]);
+        assert_eq!(columns[2].arrow_type, None, "Int64 is the default for integers");
+        assert_eq!(columns[1].arrow_type, Some(DataType::Int32));
+        let stored = narrow(conform(&b, &target).unwrap()).unwrap();
+        assert_eq!(stored.column(0).data_type(), &DataType::Int16, "-3..300 fits 16 bits");
+        let info = FrameInfo {
+            frame_id: "f".into(),
+            sources: vec![],
+            columns: columns.clone(),
+            chunks: vec![ChunkInfo {
+                index: 0,
+                node: eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap(),
+                rows: 4,
+                bytes: 0,
+            }],
+            rows: 4,
+            bytes_in_memory: 0,
+            source_bytes: 0,
+            parse_report: ParseReport::default(),
+        };
+        // The metadata survives its JSON form (every node reads it from there).
+        let info: FrameInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
+        assert_eq!(info.columns, columns);
+        let back = widen(&stored, &info.schema()).unwrap();
+        for (i, f) in b.schema().fields().iter().enumerate() {
+            if f.name() == "cat" {
+                let as_text = cast(back.column(i), &DataType::Utf8).unwrap();
+                assert_eq!(as_text.to_data(), b.column(i).to_data());
+                continue;
+            }
+            assert_eq!(back.schema().field(i).data_type(), f.data_type(), "type of {}", f.name());
+            assert_eq!(back.column(i).to_data(), b.column(i).to_data(), "values of {}", f.name());
+        }
+    }
+
+    #[test]
+    fn whole_second_micros_are_stored_as_seconds_and_widen_back() {
+        let ts = TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None, Some(0)]).with_timezone("Europe/Paris");
+        let b = RecordBatch::try_from_iter([("t", Arc::new(ts) as ArrayRef)]).unwrap();
+        let (columns, target) = columns_for(&b.schema(), &[]).unwrap();
+        let stored = narrow(conform(&b, &target).unwrap()).unwrap();
+        assert_eq!(stored.column(0).data_type(), &DataType::Int32);
+        let schema = Arc::new(Schema::new(vec![Field::new("t", columns[0].data_type(), true)]));
+        assert_eq!(widen(&stored, &schema).unwrap().column(0).to_data(), b.column(0).to_data());
+    }
+
+    #[test]
+    fn unsupported_types_and_unknown_categoricals_are_named() {
+        let s = Schema::new(vec![Field::new("price", DataType::Decimal128(10, 2), true)]);
+        let err = columns_for(&s, &[]).unwrap_err().to_string();
+        assert!(err.contains("\"price\"") && err.contains("Decimal128") && err.contains("cast"), "{err}");
+        let s = Schema::new(vec![Field::new("a", DataType::Utf8, true)]);
+        let err = columns_for(&s, &["b".into()]).unwrap_err().to_string();
+        assert!(err.contains("no column \"b\""), "{err}");
+    }
+}
