@@ -59,13 +59,14 @@ pub fn columns_for(schema: &Schema, categorical: &[String]) -> FrameResult<(Vec<
             }
         };
         let mut info = ColumnInfo::new(field.name().clone(), column_type);
+        info.not_null = !field.is_nullable();
         // Categoricals go back as strings of their source type; the rest as they came.
         let back = if column_type == ColumnType::Enum { None } else { Some(source.clone()) };
         if back.as_ref().is_some_and(|t| *t != column_type.arrow_type()) {
             info.arrow_type = back;
         }
         columns.push(info);
-        stored.push(Field::new(field.name(), storage, true));
+        stored.push(Field::new(field.name(), storage, field.is_nullable()));
     }
     Ok((columns, Arc::new(Schema::new(stored))))
 }

@@ -36,12 +36,16 @@ pub struct ColumnInfo {
     /// as they went in). Written as Arrow prints it, e.g. `Timestamp(µs, "UTC")`.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "arrow_type_text")]
     pub arrow_type: Option<DataType>,
+    /// The source declared the column never missing (Spark's `nullable = false`); kept so
+    /// the column goes back the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_null: bool,
 }
 
 impl ColumnInfo {
     /// A column of the type's default Arrow type.
     pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
-        Self { name: name.into(), column_type, arrow_type: None }
+        Self { name: name.into(), column_type, arrow_type: None, not_null: false }
     }
 
     /// The Arrow type readers see (stored forms are widened to it).
@@ -103,7 +107,7 @@ pub struct FrameInfo {
 impl FrameInfo {
     /// The frame's logical Arrow schema: what readers get after widening.
     pub fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.data_type(), true)).collect::<Vec<_>>()))
+        Arc::new(Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.data_type(), !c.not_null)).collect::<Vec<_>>()))
     }
 
     /// The nodes holding chunks, sorted.

@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from eddy.binaries import find_binary
@@ -122,9 +123,45 @@ def _worker_starter(gather, secret, settings):
             )
         # No barrier() sync here: the stage already launched every task at once, and the
         # sync costs about a second (measured, bench/RESULTS.md).
-        yield json.dumps({"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path})
+        record = {"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path}
+        # How later tasks find the worker of their own executor (eddy.frames).
+        record.update(hostname=socket.gethostname(), daemon=os.getppid())
+        yield json.dumps(record)
 
     return start
+
+
+def _frame_id(frame):
+    return frame if isinstance(frame, str) else frame["frame_id"]
+
+
+_SPARK_INT = {"Int8": "ByteType", "Int16": "ShortType", "Int32": "IntegerType"}
+
+
+def _spark_schema(columns):
+    """The Spark schema of frame columns: their source types where the frame kept them."""
+    from pyspark.sql import types as T
+
+    fields = []
+    for c in columns:
+        t, arrow = c["type"], c.get("arrow_type") or ""
+        if t == "int":
+            spark = getattr(T, _SPARK_INT.get(arrow, "LongType"))()
+        elif t == "real":
+            spark = T.FloatType() if arrow == "Float32" else T.DoubleType()
+        elif t == "bool":
+            spark = T.BooleanType()
+        elif t == "time":
+            if arrow == "Date32":
+                spark = T.DateType()
+            elif arrow.startswith("Timestamp(") and "," not in arrow:
+                spark = T.TimestampNTZType()  # a zone-less time from Spark
+            else:
+                spark = T.TimestampType()  # with a zone, or imported (epoch milliseconds, as H2O)
+        else:
+            spark = T.StringType()
+        fields.append(T.StructField(c["name"], spark, not c.get("not_null", False)))
+    return T.StructType(fields)
 
 
 class EddyContext:
@@ -226,6 +263,7 @@ class EddyContext:
         mapper_bin = find_binary("eddy-mapper")
         self._dir = tempfile.mkdtemp(prefix="eddy-spark-")
         secret = secrets.token_hex(32)
+        self._secret = secret
         secret_file = os.path.join(self._dir, "secret")
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -281,6 +319,19 @@ class EddyContext:
         self.rest_url = "http://" + leader.splitlines()[0].strip()
         match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
         self.observer_url = match.group(1) if match else self.rest_url
+        self._locate_workers()
+
+    def _locate_workers(self):
+        """Adds each worker's node address (IP, REST and gRPC ports) to ``self.workers``."""
+        registered = dict(re.findall(r"worker (\d+) registered as (\S+)", self._log()))
+        grpc_ports = {n["ip_port"]: n.get("grpc_port") for n in self.cloud().get("nodes", [])}
+        for w in self.workers:
+            ip_port = registered.get(str(w["worker"]))
+            if ip_port is None or grpc_ports.get(ip_port) is None:
+                raise EddyError(f"worker {w['worker']} on executor {w['executor']} is not in the cloud:\n{self._log()}")
+            w["node"] = ip_port
+            w["ip"] = ip_port.rsplit(":", 1)[0]
+            w["grpc_port"] = grpc_ports[ip_port]
 
     def _log(self):
         try:
@@ -308,9 +359,122 @@ class EddyContext:
         """The observer (``eddy-driver attach``) is up."""
         return self._driver is not None and self._driver.poll() is None
 
+    def _request(self, method, path, body=None, timeout=60):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.observer_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except ValueError:
+                pass
+            raise EddyError(f"{method} {path}: {e.code} {detail}") from None
+
     def _get(self, url, path):
         with urllib.request.urlopen(url + path, timeout=10) as r:
             return json.loads(r.read())
+
+    # -- frames --------------------------------------------------------------------------
+
+    def frames(self):
+        """Every frame: ``GET /3/Frames``."""
+        return self._request("GET", "/3/Frames")["frames"]
+
+    def frame(self, frame):
+        """A frame's metadata (columns, chunks and where they live)."""
+        return self._request("GET", f"/3/Frames/{_frame_id(frame)}?row_count=0")["frame"]
+
+    def summary(self, frame):
+        """Per column: type, count, missing, min, max, mean, sd, zeros; levels for categoricals."""
+        return self._request("GET", f"/3/Frames/{_frame_id(frame)}/summary")["columns"]
+
+    def delete(self, frame):
+        """Frees a frame on every node."""
+        self._request("DELETE", f"/3/Frames/{_frame_id(frame)}")
+
+    def import_file(self, path, name=None, timeout=3600, **options):
+        """Imports a file, directory or glob (local, ``s3://``, ``hdfs://``...) into a frame;
+        returns its id. ``options`` go into the import request (``parse_setup``, ``strict``, ``format``)."""
+        body = dict(options, path=path)
+        if name:
+            body["destination_frame"] = name
+        job = self._request("POST", "/3/ImportFiles", body)["job"]["key"]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            state = self._request("GET", f"/3/Jobs/{job}")["jobs"][0]
+            if state["status"] == "DONE":
+                return state["dest"]
+            if state["status"] == "FAILED":
+                raise EddyError(f"import of {path} failed: {state['error']}")
+            time.sleep(0.1)
+        raise EddyError(f"import of {path} did not finish within {timeout} s")
+
+    def as_frame(self, df, name=None, categorical=()):
+        """Sends a Spark DataFrame to the cloud as a frame; returns the frame's id.
+
+        Each partition becomes one chunk on the worker of its executor (``mapInArrow`` and
+        Arrow Flight, no pickling). ``categorical``: string columns to store as categoricals.
+        Types: integers, floats, booleans, strings, timestamps and dates; others (decimals,
+        binary, nested) are refused with the column named: cast them first."""
+        from eddy import frames as fr
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        self.check()
+        frame_id = fr.new_frame_id(name)
+        if any(f["frame_id"] == frame_id for f in self.frames()):
+            raise EddyError(f"frame {frame_id} exists already; delete it or pick another name")
+        t0 = time.time()
+        empty_schema = to_arrow_schema(df.schema).serialize().to_pybytes()
+        put = fr.put_partitions(frame_id, self.workers, self._secret, self._settings["name"], list(categorical), empty_schema)
+        try:
+            replies = [json.loads(r.reply) for r in df.mapInArrow(put, "reply string").collect()]
+            t_put = time.time()
+            if not replies:
+                raise EddyError("the DataFrame has no partitions")
+            columns = replies[0]["columns"]
+            body = {
+                "columns": columns,
+                "chunks": [{k: r[k] for k in ("node", "rows", "bytes")} | {"index": r["chunk"]} for r in replies],
+                "sources": ["Spark DataFrame"],
+            }
+            info = self._request("POST", f"/3/Frames/{frame_id}/commit", body)["frame"]
+        except BaseException:
+            try:
+                self._request("DELETE", f"/3/Frames/{frame_id}")
+            except EddyError:
+                pass  # not registered: the sweep of staged chunks ran anyway
+            raise
+        self.last_conversion = {
+            "frame": frame_id,
+            "rows": info["rows"],
+            "chunks": len(replies),
+            "local_chunks": sum(1 for r in replies if r.get("local")),
+            "seconds": time.time() - t0,
+            "put_seconds": t_put - t0,
+            "bytes_in_memory": info["bytes_in_memory"],
+        }
+        return frame_id
+
+    def as_spark_frame(self, frame):
+        """A Spark DataFrame of a frame's rows, in the frame's order: one partition per chunk,
+        read from the worker holding it. Columns get the Spark types they came from (for
+        imported frames: long, double, boolean, string, timestamp)."""
+        from eddy import frames as fr
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        info = self.frame(frame)
+        schema = _spark_schema(info["columns"])
+        large = _truthy(self._spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false"))
+        arrow_schema = to_arrow_schema(schema, prefers_large_types=large).serialize().to_pybytes()
+        chunks = [{"index": c["index"], "node": {"ip": c["node"]["ip"], "grpc_port": c["node"]["grpc_port"]}} for c in info["chunks"]]
+        get = fr.get_chunks(info["frame_id"], chunks, self._secret, self._settings["name"], arrow_schema)
+        n = max(1, len(chunks))
+        return self._spark.range(0, len(chunks), 1, n).mapInArrow(get, schema)
 
     def cloud(self):
         """``GET /3/Cloud`` as the observer sees it."""

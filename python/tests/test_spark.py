@@ -91,6 +91,76 @@ class AttachToSpark(unittest.TestCase):
         wait_until("workers and observer gone", 30, lambda: not any(alive(p) for p in pids + [ec._driver.pid]))
         ec.stop()
 
+    def test_a_million_rows_of_every_type_go_to_a_frame_and_back_unchanged(self):
+        from pyspark.sql import functions as F
+
+        rows = 1_000_000
+        i = F.col("id")
+        df = self.spark.range(rows, numPartitions=4).select(
+            i,
+            ((i * 7919) % 100_003 - 50_000).cast("int").alias("i32"),
+            F.when(i % 13 == 0, None).otherwise((i % 300).cast("short")).alias("i16"),
+            F.when(i % 7 == 0, None).when(i % 1001 == 0, F.lit(float("nan"))).otherwise(F.sqrt(i) * 1.5 - 100).alias("d"),
+            (i / 3).cast("float").alias("f"),
+            F.when(i % 5 == 0, None).otherwise(i % 3 == 0).alias("b"),
+            F.when(i % 9 == 0, None).otherwise(F.concat(F.lit("s-é"), (i % 5003).cast("string"))).alias("s"),
+            F.when(i % 17 == 0, None).otherwise(F.concat(F.lit("level"), ((i * 31) % 12).cast("string"))).alias("cat"),
+            F.when(i % 11 == 0, None).otherwise(F.timestamp_micros(F.lit(1_700_000_000_000_000) + i * 1_234_567 - 10**15)).alias("ts"),
+            F.date_add(F.lit("1960-01-01").cast("date"), (i % 40_000).cast("int")).alias("dt"),
+        ).cache()
+        self.assertEqual(df.count(), rows)
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        try:
+            frame = ec.as_frame(df, categorical=["cat"])
+            conversion = ec.last_conversion
+            self.assertEqual(conversion["rows"], rows)
+            self.assertEqual(conversion["local_chunks"], conversion["chunks"], "every partition went to its executor's worker")
+            types = {c["name"]: c["type"] for c in ec.frame(frame)["columns"]}
+            self.assertEqual(types["cat"], "enum")
+            self.assertEqual(types["ts"], "time")
+
+            back = ec.as_spark_frame(frame)
+            self.assertEqual(back.schema, df.schema)
+            self.assertEqual(back.count(), rows)
+            self.assertEqual(df.exceptAll(back).count(), 0)
+            self.assertEqual(back.exceptAll(df).count(), 0)
+            # Row order is the frame's: partition by partition, as Spark had them.
+            self.assertEqual([r.id for r in back.limit(5).collect()], [0, 1, 2, 3, 4])
+
+            # The summary against Spark's own describe() and aggregates on the same data.
+            summary = {c["label"]: c for c in ec.summary(frame)}
+            numeric = ["id", "i32", "i16", "f"]
+            described = {r["summary"]: r for r in df.describe(*numeric).collect()}
+            for name in numeric:
+                s = summary[name]
+                self.assertEqual(s["count"], int(described["count"][name]), name)
+                self.assertEqual(s["missing"], rows - s["count"], name)
+                for ours, theirs in (("mean", "mean"), ("sd", "stddev"), ("min", "min"), ("max", "max")):
+                    self.assertAlmostEqual(s[ours], float(described[theirs][name]), delta=1e-9 * max(1.0, abs(s[ours])), msg=f"{name} {ours}")
+            agg = df.agg(
+                F.count("d").alias("n"), F.unix_micros(F.min("ts")).alias("t0"), F.unix_micros(F.max("ts")).alias("t1"),
+                F.sum(F.col("b").cast("int")).alias("trues"), F.count("b").alias("nb"),
+                F.countDistinct("cat").alias("levels"), F.sum(F.when(F.col("i32") == 0, 1).otherwise(0)).alias("zeros"),
+            ).first()
+            self.assertEqual(summary["d"]["count"] + summary["d"]["missing"], rows)
+            self.assertEqual(summary["d"]["count"], agg["n"])
+            self.assertEqual(summary["i32"]["zeros"], agg["zeros"])
+            self.assertEqual(summary["b"]["count"], agg["nb"])
+            self.assertAlmostEqual(summary["b"]["mean"] * summary["b"]["count"], agg["trues"], delta=1e-6)
+            self.assertEqual(summary["cat"]["cardinality"], agg["levels"])
+            levels = {r["cat"]: r["count"] for r in df.groupBy("cat").count().collect() if r["cat"] is not None}
+            self.assertEqual(len(summary["cat"]["top_levels"]), 10)
+            for level, count in summary["cat"]["top_levels"]:
+                self.assertEqual(count, levels[level], level)
+            # Times summarise in epoch milliseconds.
+            self.assertAlmostEqual(summary["ts"]["min"], agg["t0"] / 1000, delta=1e-3)
+            self.assertAlmostEqual(summary["ts"]["max"], agg["t1"] / 1000, delta=1e-3)
+            ec.delete(frame)
+            self.assertEqual(ec.frames(), [])
+        finally:
+            ec.stop()
+            df.unpersist()
+
     def test_dynamic_allocation_is_refused_with_the_reason(self):
         from eddy import spark as eddy_spark
 
