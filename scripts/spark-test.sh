@@ -22,7 +22,8 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyspark, pyarr
 fi
 export EDDY_BIN_DIR="${EDDY_BIN_DIR:-$PWD/target/debug}"
 export SPARK_LOCAL_IP=127.0.0.1
-export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+# No PYTHONPATH: the tests import eddy from python/ (the working directory), and executors must
+# run without it installed, as on a real cluster.
 echo "== Spark integration tests (pyspark $PYSPARK_VERSION, $(java -version 2>&1 | head -1))"
 cd python
 "../$venv/bin/python" -W ignore::ResourceWarning -m unittest discover -s tests -t . -v

@@ -25,7 +25,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::ingest::{columns_for, conform};
+use crate::ingest::{columns_for, compact, conform, slice_bytes};
 use crate::meta::ColumnInfo;
 use crate::narrow::{narrow, widen};
 use crate::service::{run_cpu, status, FrameState};
@@ -111,7 +111,7 @@ impl FlightServer {
             }
             let end = next.is_none();
             if let Some(b) = next {
-                pending_bytes += b.get_array_memory_size() as u64;
+                pending_bytes += slice_bytes(&b);
                 pending.push(b);
                 // Count what arrived until it is narrowed, so a put that will not fit stops early.
                 state.store.resize(&mut reservation, stored_bytes + pending_bytes, &what).map_err(status)?;
@@ -125,7 +125,7 @@ impl FlightServer {
                 pending_bytes = 0;
                 let batch = run_cpu(move || {
                     let whole = concat_batches(&group[0].schema(), &group)?;
-                    narrow(conform(&whole, &target)?)
+                    compact(narrow(conform(&whole, &target)?)?)
                 })
                 .await
                 .map_err(status)?

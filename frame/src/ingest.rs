@@ -88,6 +88,33 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> FrameResult<RecordBat
     Ok(RecordBatch::try_new(target.clone(), columns)?)
 }
 
+/// Bytes the values of `batch` take, counting each array's own slice only (batches decoded
+/// from one IPC message share its buffer, which `get_array_memory_size` counts per column).
+pub fn slice_bytes(batch: &RecordBatch) -> u64 {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or_else(|_| c.get_array_memory_size()) as u64).sum()
+}
+
+/// `batch` with every column in buffers of its own: columns that are slices of a larger
+/// buffer (a decoded IPC message) are copied out, so the store neither keeps the message
+/// alive nor counts it once per column.
+pub fn compact(batch: RecordBatch) -> FrameResult<RecordBatch> {
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            let own = data.get_slice_memory_size().unwrap_or(0);
+            if c.get_buffer_memory_size() <= own + own / 8 + 64 {
+                return c.clone();
+            }
+            let mut copy = arrow::array::MutableArrayData::new(vec![&data], false, data.len());
+            copy.extend(0, 0, data.len());
+            arrow::array::make_array(copy.freeze())
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +194,18 @@ mod tests {
         assert_eq!(stored.column(0).data_type(), &DataType::Int32);
         let schema = Arc::new(Schema::new(vec![Field::new("t", columns[0].data_type(), true)]));
         assert_eq!(widen(&stored, &schema).unwrap().column(0).to_data(), b.column(0).to_data());
+    }
+
+    #[test]
+    fn slices_of_one_message_are_counted_once_and_copied_out() {
+        let b = spark_like();
+        let bytes = crate::codec::to_ipc(&b.schema(), std::slice::from_ref(&b)).unwrap();
+        let decoded = crate::codec::from_ipc(&bytes).unwrap().remove(0);
+        let own = slice_bytes(&decoded);
+        assert!(own < decoded.get_array_memory_size() as u64, "the columns share the message");
+        let compacted = compact(decoded.clone()).unwrap();
+        assert_eq!(compacted, decoded);
+        assert!(compacted.get_array_memory_size() as u64 <= own + 64 * 11 * 3, "{} vs {own}", compacted.get_array_memory_size());
     }
 
     #[test]

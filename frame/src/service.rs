@@ -327,6 +327,7 @@ impl FrameService for FrameServer {
     async fn put_chunk(&self, request: Request<ChunkData>) -> Result<Response<FrameAck>, Status> {
         let data = request.into_inner();
         let batches = crate::codec::from_ipc(&data.arrow_ipc).map_err(status)?;
+        let batches = batches.into_iter().map(crate::ingest::compact).collect::<FrameResult<Vec<_>>>().map_err(status)?;
         let chunk = Chunk::new(batches);
         let reservation = self.state.store.reserve(chunk.bytes, &format!("chunk {} of {}", data.chunk, data.frame_id)).map_err(status)?;
         self.state.store.insert(&data.frame_id, data.chunk, chunk, reservation);

@@ -100,7 +100,7 @@ def get_chunks(frame_id, chunks, secret, cloud_name, arrow_schema_ipc):
         target = pa.ipc.read_schema(pa.py_buffer(arrow_schema_ipc))
         for b in batches:
             for position in b.column(0).to_pylist():
-                chunk = chunks[position]
+                chunk = chunks[int(position)]
                 node = chunk["node"]
                 client = fl.FlightClient(f"grpc+tcp://{node['ip']}:{node['grpc_port']}")
                 try:

@@ -30,13 +30,29 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 
+from eddy import frames as _frames
 from eddy.binaries import find_binary
+
+
+def _ship_code_with_tasks():
+    """Executors need nothing installed: the task functions of this package travel inside the
+    tasks (by value) instead of being imported there by name."""
+    try:
+        from pyspark import cloudpickle
+    except ImportError:  # not running under Spark: nothing to ship
+        return
+    for module in (_frames, sys.modules[__name__]):
+        cloudpickle.register_pickle_by_value(module)
+
+
+_ship_code_with_tasks()
 
 _LOCK = threading.Lock()
 _ACTIVE = None
@@ -421,7 +437,7 @@ class EddyContext:
         Arrow Flight, no pickling). ``categorical``: string columns to store as categoricals.
         Types: integers, floats, booleans, strings, timestamps and dates; others (decimals,
         binary, nested) are refused with the column named: cast them first."""
-        from eddy import frames as fr
+        fr = _frames
         from pyspark.sql.pandas.types import to_arrow_schema
 
         self.check()
@@ -464,7 +480,7 @@ class EddyContext:
         """A Spark DataFrame of a frame's rows, in the frame's order: one partition per chunk,
         read from the worker holding it. Columns get the Spark types they came from (for
         imported frames: long, double, boolean, string, timestamp)."""
-        from eddy import frames as fr
+        fr = _frames
         from pyspark.sql.pandas.types import to_arrow_schema
 
         info = self.frame(frame)
@@ -473,8 +489,33 @@ class EddyContext:
         arrow_schema = to_arrow_schema(schema, prefers_large_types=large).serialize().to_pybytes()
         chunks = [{"index": c["index"], "node": {"ip": c["node"]["ip"], "grpc_port": c["node"]["grpc_port"]}} for c in info["chunks"]]
         get = fr.get_chunks(info["frame_id"], chunks, self._secret, self._settings["name"], arrow_schema)
-        n = max(1, len(chunks))
-        return self._spark.range(0, len(chunks), 1, n).mapInArrow(get, schema)
+        host_of = {w["node"]: w["host"] for w in self.workers}
+        hosts = [host_of.get(f"{c['node']['ip']}:{c['node']['rest_port']}", c["node"]["ip"]) for c in info["chunks"]]
+        return self._positions(hosts).mapInArrow(get, schema)
+
+    def _positions(self, hosts):
+        """A DataFrame of chunk positions, one partition each, whose tasks prefer the given
+        hosts (Spark's ``makeRDD`` with locations, reached through the JVM; PySpark has no
+        such call). Falls back to ``range`` without preferences if the JVM refuses."""
+        from pyspark.sql import DataFrame
+
+        n = len(hosts)
+        try:
+            jvm = self._sc._jvm
+            convert = jvm.scala.jdk.javaapi.CollectionConverters
+            items = jvm.java.util.ArrayList()
+            for position, host in enumerate(hosts):
+                preferred = jvm.java.util.ArrayList()
+                preferred.add(host)
+                items.add(jvm.scala.Tuple2(str(position), convert.asScala(preferred).toSeq()))
+            tag = jvm.scala.reflect.ClassTag.apply(jvm.java.lang.Class.forName("java.lang.String"))
+            rdd = self._sc._jsc.sc().makeRDD(convert.asScala(items).toSeq(), tag)
+            dataset = self._spark._jsparkSession.createDataset(rdd, jvm.org.apache.spark.sql.Encoders.STRING())
+            self.last_read_locality = True
+            return DataFrame(dataset.toDF(), self._spark)
+        except Exception:  # another Spark or Scala version: same result, no locality
+            self.last_read_locality = False
+            return self._spark.range(0, n, 1, max(1, n)).selectExpr("cast(id as string) as value")
 
     def cloud(self):
         """``GET /3/Cloud`` as the observer sees it."""

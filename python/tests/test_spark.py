@@ -120,6 +120,7 @@ class AttachToSpark(unittest.TestCase):
             self.assertEqual(types["ts"], "time")
 
             back = ec.as_spark_frame(frame)
+            self.assertTrue(ec.last_read_locality, "read tasks prefer the host of their chunk")
             self.assertEqual(back.schema, df.schema)
             self.assertEqual(back.count(), rows)
             self.assertEqual(df.exceptAll(back).count(), 0)
