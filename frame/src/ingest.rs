@@ -105,13 +105,13 @@ pub fn compact(batch: RecordBatch) -> FrameResult<RecordBatch> {
             let data = c.to_data();
             let own = data.get_slice_memory_size().unwrap_or(0);
             if c.get_buffer_memory_size() <= own + own / 8 + 64 {
-                return c.clone();
+                return Ok(c.clone());
             }
             let mut copy = arrow::array::MutableArrayData::new(vec![&data], false, data.len());
-            copy.extend(0, 0, data.len());
-            arrow::array::make_array(copy.freeze())
+            copy.try_extend(0, 0, data.len())?;
+            Ok(arrow::array::make_array(copy.freeze()))
         })
-        .collect();
+        .collect::<FrameResult<_>>()?;
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
