@@ -48,10 +48,21 @@ fn batch(first: usize, rows: usize) -> RecordBatch {
 }
 
 async fn put(client: &mut FlightClient, frame: &str, chunk: u32, batches: Vec<RecordBatch>) -> Result<PutReply, FlightError> {
-    let categorical = if batches[0].schema().field_with_name("name").is_ok() { vec!["name".into()] } else { vec![] };
+    let schema = batches[0].schema();
+    put_with_schema(client, frame, chunk, schema, batches).await
+}
+
+/// A put of `batches` (maybe none: an empty Spark partition) under `schema`.
+async fn put_with_schema(
+    client: &mut FlightClient,
+    frame: &str,
+    chunk: u32,
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<PutReply, FlightError> {
+    let categorical = if schema.field_with_name("name").is_ok() { vec!["name".into()] } else { vec![] };
     let command = PutCommand { frame_id: frame.into(), chunk, categorical };
     let descriptor = FlightDescriptor::new_cmd(serde_json::to_vec(&command).unwrap());
-    let schema = batches[0].schema();
     let data = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_flight_descriptor(Some(descriptor))
@@ -81,11 +92,14 @@ async fn staged_puts_commit_into_a_frame_that_reads_back_exactly() {
     let r1 = put(&mut to_b, "sp.hex", 1, chunk1.clone()).await.unwrap();
     assert_eq!((r0.node, r0.rows, r1.node, r1.rows), (a, 80_000, b, 5_000));
     assert_eq!(r0.columns, r1.columns);
+    // An empty partition still sends its schema and becomes an empty chunk.
+    let r2 = put_with_schema(&mut to_b, "sp.hex", 2, chunk1[0].schema(), vec![]).await.unwrap();
+    assert_eq!((r2.rows, &r2.columns), (0, &r0.columns));
     assert!(c.frames[0].frame("sp.hex").is_err(), "a put is staged, not registered");
 
     let request = CommitRequest {
         columns: r0.columns.clone(),
-        chunks: [&r0, &r1].iter().map(|r| ChunkInfo { index: r.chunk, node: r.node, rows: r.rows, bytes: r.bytes }).collect(),
+        chunks: [&r0, &r1, &r2].iter().map(|r| ChunkInfo { index: r.chunk, node: r.node, rows: r.rows, bytes: r.bytes }).collect(),
         sources: vec!["test".into()],
     };
     let info = c.frames[1].commit("sp.hex", request.clone()).await.unwrap();
