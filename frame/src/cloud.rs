@@ -293,22 +293,19 @@ impl FrameCloud {
 
         match self.parse_everywhere(&frame_id, &setup, format, &workers, &splits, request.strict, job).await {
             Ok((chunks, report)) => {
+                let columns = setup
+                    .column_names
+                    .iter()
+                    .zip(&setup.column_types)
+                    .enumerate()
+                    .filter(|(i, _)| !setup.skipped_columns.contains(i))
+                    .map(|(_, (n, t))| ColumnInfo::new(n.clone(), *t))
+                    .collect();
+                let sources = files.iter().map(|f| f.url.clone()).collect();
                 let info = FrameInfo {
-                    frame_id: frame_id.clone(),
-                    sources: files.iter().map(|f| f.url.clone()).collect(),
-                    columns: setup
-                        .column_names
-                        .iter()
-                        .zip(&setup.column_types)
-                        .enumerate()
-                        .filter(|(i, _)| !setup.skipped_columns.contains(i))
-                        .map(|(_, (n, t))| ColumnInfo::new(n.clone(), *t))
-                        .collect(),
-                    rows: chunks.iter().map(|c| c.rows).sum(),
-                    bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
                     source_bytes: total,
-                    chunks,
                     parse_report: report,
+                    ..FrameInfo::from_chunks(frame_id.clone(), sources, columns, chunks)
                 };
                 self.broadcast_meta(&info).await?;
                 Ok(info)
@@ -479,16 +476,7 @@ impl FrameCloud {
         if let Some(c) = chunks.iter().find(|c| !workers.contains(&c.node)) {
             return Err(bad(format!("chunk {} is on {}, which is not a worker of this cloud", c.index, c.node)));
         }
-        let info = FrameInfo {
-            frame_id: id.to_string(),
-            sources: request.sources,
-            columns: request.columns,
-            rows: chunks.iter().map(|c| c.rows).sum(),
-            bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
-            source_bytes: 0,
-            chunks,
-            parse_report: ParseReport::default(),
-        };
+        let info = FrameInfo::from_chunks(id, request.sources, request.columns, chunks);
         if let Err(e) = self.broadcast_meta(&info).await {
             self.delete_everywhere(id).await;
             return Err(e);

@@ -118,9 +118,10 @@ impl FlightServer {
             }
             let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
             if (end && rows > 0) || rows >= STORED_BATCH_ROWS {
-                let Some((_, target)) = layout_opt.clone() else {
+                let Some((_, target)) = &layout_opt else {
                     return Err(Status::invalid_argument("the stream sent batches before its schema"));
                 };
+                let target = target.clone();
                 let group = std::mem::take(&mut pending);
                 pending_bytes = 0;
                 let batch = run_cpu(move || {
@@ -141,9 +142,8 @@ impl FlightServer {
         let Some((columns, _)) = layout_opt else {
             return Err(Status::invalid_argument("the stream ended before its schema; send the schema even for no rows"));
         };
-        if state.frames.get(&command.frame_id).is_some() {
-            return Err(Status::already_exists(format!("frame {} is registered; a put may only add to a new frame", command.frame_id)));
-        }
+        // Checked again: the frame may have been committed while this put streamed.
+        state.refuse_registered(&command.frame_id)?;
         let chunk = Chunk::new(stored);
         let reply = PutReply { node: state.me, chunk: command.chunk, rows: chunk.rows, bytes: chunk.bytes, columns };
         state.store.insert(&command.frame_id, command.chunk, chunk, reservation);
@@ -171,9 +171,7 @@ impl FlightService for FlightServer {
                 "the descriptor's cmd must be JSON {{\"frame_id\": ..., \"chunk\": N, \"categorical\": [...]}}: {e}"
             ))
         })?;
-        if self.state.frames.get(&command.frame_id).is_some() {
-            return Err(Status::already_exists(format!("frame {} is registered; a put may only add to a new frame", command.frame_id)));
-        }
+        self.state.refuse_registered(&command.frame_id)?;
         let data = futures::stream::once(async move { Ok(first) }).chain(input).map_err(FlightError::from);
         let reply = self.put(command, FlightRecordBatchStream::new_from_flight_data(data)).await?;
         let json = serde_json::to_vec(&reply).map_err(|e| Status::internal(e.to_string()))?;
@@ -184,16 +182,8 @@ impl FlightService for FlightServer {
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket: GetTicket = serde_json::from_slice(&request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("the ticket must be JSON {{\"frame_id\": ..., \"chunk\": N}}: {e}")))?;
-        let info =
-            self.state.frames.get(&ticket.frame_id).ok_or_else(|| status(crate::FrameError::FrameNotFound(ticket.frame_id.clone())))?;
-        let chunk = self
-            .state
-            .store
-            .chunks(&ticket.frame_id)
-            .into_iter()
-            .find(|(i, _)| *i == ticket.chunk)
-            .map(|(_, c)| c)
-            .ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on {}", ticket.chunk, ticket.frame_id, self.state.me)))?;
+        let info = self.state.frame(&ticket.frame_id)?;
+        let chunk = self.state.chunk(&ticket.frame_id, ticket.chunk)?;
         let schema = info.schema();
         let wide_schema = schema.clone();
         // Widened one batch at a time as the client reads, on the rayon pool.

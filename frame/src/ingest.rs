@@ -118,7 +118,7 @@ pub fn compact(batch: RecordBatch) -> FrameResult<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{ChunkInfo, FrameInfo, ParseReport};
+    use crate::meta::{ChunkInfo, FrameInfo};
     use crate::narrow::{narrow, widen};
     use arrow::array::{
         BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray,
@@ -155,21 +155,8 @@ mod tests {
         assert_eq!(columns[1].arrow_type, Some(DataType::Int32));
         let stored = narrow(conform(&b, &target).unwrap()).unwrap();
         assert_eq!(stored.column(0).data_type(), &DataType::Int16, "-3..300 fits 16 bits");
-        let info = FrameInfo {
-            frame_id: "f".into(),
-            sources: vec![],
-            columns: columns.clone(),
-            chunks: vec![ChunkInfo {
-                index: 0,
-                node: eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap(),
-                rows: 4,
-                bytes: 0,
-            }],
-            rows: 4,
-            bytes_in_memory: 0,
-            source_bytes: 0,
-            parse_report: ParseReport::default(),
-        };
+        let node = eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap();
+        let info = FrameInfo::from_chunks("f", vec![], columns.clone(), vec![ChunkInfo { index: 0, node, rows: 4, bytes: 0 }]);
         // The metadata survives its JSON form (every node reads it from there).
         let info: FrameInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
         assert_eq!(info.columns, columns);

@@ -105,6 +105,21 @@ pub struct FrameInfo {
 }
 
 impl FrameInfo {
+    /// A frame of `chunks`, with its rows and bytes in memory summed from them; nothing was
+    /// parsed from files (imports set `source_bytes` and `parse_report` after).
+    pub fn from_chunks(frame_id: impl Into<String>, sources: Vec<String>, columns: Vec<ColumnInfo>, chunks: Vec<ChunkInfo>) -> Self {
+        Self {
+            frame_id: frame_id.into(),
+            sources,
+            columns,
+            rows: chunks.iter().map(|c| c.rows).sum(),
+            bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(),
+            source_bytes: 0,
+            chunks,
+            parse_report: ParseReport::default(),
+        }
+    }
+
     /// The frame's logical Arrow schema: what readers get after widening.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(Schema::new(self.columns.iter().map(|c| Field::new(&c.name, c.data_type(), !c.not_null)).collect::<Vec<_>>()))

@@ -9,7 +9,7 @@ use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
 use crate::cloud::FrameCloud;
 use crate::codec::{encode, from_ipc, to_ipc, ExportFormat};
 use crate::groupby::{indices, merge, result_batch, AggState, GroupByRequest, Groups};
-use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, ParseReport};
+use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo};
 use crate::setup::ColumnType;
 use crate::{FrameError, FrameResult};
 
@@ -75,16 +75,8 @@ impl FrameCloud {
         for f in batch.schema().fields().iter().skip(columns.len()) {
             columns.push(ColumnInfo::new(f.name().clone(), ColumnType::Real));
         }
-        let result = FrameInfo {
-            frame_id: dest,
-            sources: vec![format!("group-by of {id}")],
-            columns,
-            chunks: vec![ChunkInfo { index: 0, node: home, rows: batch.num_rows() as u64, bytes }],
-            rows: batch.num_rows() as u64,
-            bytes_in_memory: bytes,
-            source_bytes: 0,
-            parse_report: ParseReport::default(),
-        };
+        let chunks = vec![ChunkInfo { index: 0, node: home, rows: batch.num_rows() as u64, bytes }];
+        let result = FrameInfo::from_chunks(dest, vec![format!("group-by of {id}")], columns, chunks);
         self.broadcast_meta(&result).await?;
         Ok(result)
     }

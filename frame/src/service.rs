@@ -215,14 +215,24 @@ fn rows_as_text(
 
 use arrow::array::Array;
 
-impl FrameServer {
-    fn frame(&self, id: &str) -> Result<FrameInfo, Status> {
-        self.state.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound(id.into())))
+impl FrameState {
+    /// A registered frame, or `not_found`.
+    pub(crate) fn frame(&self, id: &str) -> Result<FrameInfo, Status> {
+        self.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound(id.into())))
     }
 
-    fn chunk(&self, frame: &str, index: u32) -> Result<Arc<Chunk>, Status> {
-        let found = self.state.store.chunks(frame).into_iter().find(|(i, _)| *i == index).map(|(_, c)| c);
-        found.ok_or_else(|| Status::not_found(format!("chunk {index} of {frame} is not on this node")))
+    /// One chunk held here, or `not_found` naming this node.
+    pub(crate) fn chunk(&self, frame: &str, index: u32) -> Result<Arc<Chunk>, Status> {
+        let found = self.store.chunks(frame).into_iter().find(|(i, _)| *i == index).map(|(_, c)| c);
+        found.ok_or_else(|| Status::not_found(format!("chunk {index} of {frame} is not on {}", self.me)))
+    }
+
+    /// Refuses to add chunks to a frame that is registered (frames do not change).
+    pub(crate) fn refuse_registered(&self, frame: &str) -> Result<(), Status> {
+        match self.frames.get(frame) {
+            Some(_) => Err(Status::already_exists(format!("frame {frame} is registered; a put may only add to a new frame"))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -297,16 +307,15 @@ impl FrameService for FrameServer {
 
     async fn get_rows(&self, request: Request<RowsRequest>) -> Result<Response<RowsReply>, Status> {
         let req = request.into_inner();
-        let chunk = self.state.store.chunks(&req.frame_id).into_iter().find(|(i, _)| *i == req.chunk).map(|(_, c)| c);
-        let chunk = chunk.ok_or_else(|| Status::not_found(format!("chunk {} of {} is not on this node", req.chunk, req.frame_id)))?;
-        let info = self.frame(&req.frame_id)?;
+        let chunk = self.state.chunk(&req.frame_id, req.chunk)?;
+        let info = self.state.frame(&req.frame_id)?;
         let rows = rows_as_text(&chunk.batches, &info.schema(), req.start, req.count.min(10_000)).map_err(status)?;
         Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
     }
 
     async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupByPartial>, Status> {
         let task = request.into_inner();
-        let info = self.frame(&task.frame_id)?;
+        let info = self.state.frame(&task.frame_id)?;
         let req: crate::groupby::GroupByRequest = from_json("group-by request", &task.request_json)?;
         let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
         let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
@@ -336,8 +345,8 @@ impl FrameService for FrameServer {
 
     async fn get_chunk(&self, request: Request<ChunkRef>) -> Result<Response<ChunkData>, Status> {
         let r = request.into_inner();
-        let info = self.frame(&r.frame_id)?;
-        let chunk = self.chunk(&r.frame_id, r.chunk)?;
+        let info = self.state.frame(&r.frame_id)?;
+        let chunk = self.state.chunk(&r.frame_id, r.chunk)?;
         let schema = info.schema();
         let bytes = run_cpu(move || {
             let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
@@ -351,7 +360,7 @@ impl FrameService for FrameServer {
 
     async fn export_chunks(&self, request: Request<ExportTask>) -> Result<Response<ExportedFiles>, Status> {
         let task = request.into_inner();
-        let info = self.frame(&task.frame_id)?;
+        let info = self.state.frame(&task.frame_id)?;
         let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
         let storage: StorageOptions = from_json("storage options", &task.storage_json)?;
         let schema = info.schema();

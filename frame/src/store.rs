@@ -104,22 +104,9 @@ impl ChunkStore {
 
     /// Reserves `bytes` for `what`, or fails with how much is needed and free.
     pub fn reserve(&self, bytes: u64, what: &str) -> FrameResult<Reservation<'_>> {
-        let mut inner = self.lock();
-        let available = self.budget.saturating_sub(inner.used);
-        if bytes > available {
-            return Err(FrameError::OutOfMemory {
-                node: self.node.clone(),
-                what: what.into(),
-                needed: bytes,
-                available,
-                budget: self.budget,
-            });
-        }
-        inner.used += bytes;
-        let used = inner.used;
-        drop(inner);
-        self.notify(used);
-        Ok(Reservation { store: self, bytes })
+        let mut reservation = Reservation { store: self, bytes: 0 };
+        self.resize(&mut reservation, bytes, what)?;
+        Ok(reservation)
     }
 
     /// Grows or shrinks a reservation to `bytes`; growing fails like [`Self::reserve`].
