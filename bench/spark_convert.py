@@ -7,12 +7,10 @@ Spark-only costs of the same data paths beside ours, so the ratio to Spark itsel
 """
 
 import os
-import statistics
 import sys
-import time
 
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from spark_bench import random_doubles, session, timed
 
 from eddy.spark import EddyContext
 
@@ -22,35 +20,12 @@ partitions = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 columns = 10
 mb = rows * columns * 8 / 1e6
 
-spark = (
-    SparkSession.builder.master("local-cluster[2,1,1024]")
-    .config("spark.driver.host", "127.0.0.1")
-    .config("spark.driver.bindAddress", "127.0.0.1")
-    .config("spark.ui.enabled", "false")
-    .config("spark.driver.memory", "2g")
-    .config("spark.ui.showConsoleProgress", "false")
-    .getOrCreate()
-)
-spark.sparkContext.setLogLevel("ERROR")
+spark = session()
 batch_rows = os.environ.get("ARROW_BATCH_ROWS")
 if batch_rows:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
 print(f"Arrow batches of {spark.conf.get('spark.sql.execution.arrow.maxRecordsPerBatch')} rows")
-df = spark.range(rows, numPartitions=partitions).select(*[F.rand(seed=k).alias(f"x{k}") for k in range(columns)]).cache()
-t = time.time()
-df.count()
-print(f"{rows} rows x {columns} doubles ({mb:.0f} MB of values), {partitions} partitions, cached in {time.time() - t:.2f} s")
-
-
-def timed(what, f):
-    seconds = []
-    for _ in range(runs):
-        t = time.time()
-        f()
-        seconds.append(time.time() - t)
-    best, median = min(seconds), statistics.median(seconds)
-    print(f"{what}: median {median:.2f} s ({mb / median:.0f} MB/s), best {best:.2f} s ({mb / best:.0f} MB/s) of {runs}")
-    return median
+df = random_doubles(spark, rows, columns, partitions)
 
 
 def drain(batches):
@@ -63,8 +38,8 @@ def drain(batches):
 
 
 # What Spark itself costs: its rows to Arrow into Python workers, and a full read of a DataFrame.
-timed("Spark alone: mapInArrow that only drains its input", lambda: df.mapInArrow(drain, "n long").collect())
-timed("Spark alone: full read of the cached DataFrame (noop sink)", lambda: df.write.format("noop").mode("overwrite").save())
+timed("Spark alone: mapInArrow that only drains its input", lambda: df.mapInArrow(drain, "n long").collect(), runs, mb)
+timed("Spark alone: full read of the cached DataFrame (noop sink)", lambda: df.write.format("noop").mode("overwrite").save(), runs, mb)
 
 
 def made_in_python(_):
@@ -82,6 +57,8 @@ schema = ", ".join(f"x{k} double" for k in range(columns))
 timed(
     "Spark alone: mapInArrow yielding ready batches + full read (noop sink)",
     lambda: spark.range(partitions, numPartitions=partitions).mapInArrow(made_in_python, schema).write.format("noop").mode("overwrite").save(),
+    runs,
+    mb,
 )
 
 ec = EddyContext.get_or_create(spark, port=0, memory="1500m")
@@ -92,10 +69,10 @@ def to_frame():
     frames.append(ec.as_frame(df))
 
 
-to_median = timed("as_frame", to_frame)
+to_median = timed("as_frame", to_frame, runs, mb)
 print(f"  last: {ec.last_conversion}")
 frame = frames[-1]
-back_median = timed("as_spark_frame + full read (noop sink)", lambda: ec.as_spark_frame(frame).write.format("noop").mode("overwrite").save())
+back_median = timed("as_spark_frame + full read (noop sink)", lambda: ec.as_spark_frame(frame).write.format("noop").mode("overwrite").save(), runs, mb)
 check = ec.as_spark_frame(frame).agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
 want = df.agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
 print(f"check: rows {check['n']} (Spark {want['n']}), sum(x0) {check['s']:.6f} (Spark {want['s']:.6f})")

@@ -6,12 +6,10 @@ Runs in its own venv (Sparkling Water needs pyspark 3.5):
     SPARK_LOCAL_IP=127.0.0.1 /tmp/sw-venv/bin/python bench/sparkling_water_convert.py [RUNS] [ROWS]
 """
 
-import statistics
 import sys
 import time
 
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
+from spark_bench import random_doubles, session, timed
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 rows = int(sys.argv[2]) if len(sys.argv) > 2 else 5_000_000
@@ -23,21 +21,8 @@ opens = " ".join(
 ) + " " + " ".join(
     f"--add-exports=java.base/{p}=ALL-UNNAMED" for p in ["sun.net.www.protocol.http", "sun.net.www.protocol.https", "sun.net.www", "sun.nio.ch", "sun.security.action"]
 )
-spark = (
-    SparkSession.builder.master("local-cluster[2,1,1024]")
-    .config("spark.driver.host", "127.0.0.1")
-    .config("spark.driver.bindAddress", "127.0.0.1")
-    .config("spark.ui.enabled", "false")
-    .config("spark.ui.showConsoleProgress", "false")
-    .config("spark.driver.memory", "2g")
-    .config("spark.driver.extraJavaOptions", opens)
-    .config("spark.executor.extraJavaOptions", opens)
-    .getOrCreate()
-)
-spark.sparkContext.setLogLevel("ERROR")
-df = spark.range(rows, numPartitions=partitions).select(*[F.rand(seed=k).alias(f"x{k}") for k in range(columns)]).cache()
-df.count()
-print(f"{rows} rows x {columns} doubles ({mb:.0f} MB), {partitions} partitions, cached")
+spark = session({"spark.driver.extraJavaOptions": opens, "spark.executor.extraJavaOptions": opens})
+df = random_doubles(spark, rows, columns, partitions)
 
 from pysparkling import H2OContext  # noqa: E402
 
@@ -45,18 +30,7 @@ t = time.time()
 hc = H2OContext.getOrCreate()
 print(f"H2OContext.getOrCreate: {time.time() - t:.2f} s")
 
-
-def timed(what, f):
-    seconds = []
-    for _ in range(runs):
-        t = time.time()
-        f()
-        seconds.append(time.time() - t)
-    median = statistics.median(seconds)
-    print(f"{what}: median {median:.2f} s ({mb / median:.0f} MB/s), best {min(seconds):.2f} s ({mb / min(seconds):.0f} MB/s) of {runs}")
-
-
 frames = []
-timed("asH2OFrame", lambda: frames.append(hc.asH2OFrame(df)))
-timed("asSparkFrame + full read (noop sink)", lambda: hc.asSparkFrame(frames[-1]).write.format("noop").mode("overwrite").save())
+timed("asH2OFrame", lambda: frames.append(hc.asH2OFrame(df)), runs, mb)
+timed("asSparkFrame + full read (noop sink)", lambda: hc.asSparkFrame(frames[-1]).write.format("noop").mode("overwrite").save(), runs, mb)
 hc.stop()

@@ -391,10 +391,6 @@ class EddyContext:
                 pass
             raise EddyError(f"{method} {path}: {e.code} {detail}") from None
 
-    def _get(self, url, path):
-        with urllib.request.urlopen(url + path, timeout=10) as r:
-            return json.loads(r.read())
-
     # -- frames --------------------------------------------------------------------------
 
     def frames(self):
@@ -519,13 +515,12 @@ class EddyContext:
 
     def cloud(self):
         """``GET /3/Cloud`` as the observer sees it."""
-        return self._get(self.observer_url, "/3/Cloud")
+        return self._request("GET", "/3/Cloud", timeout=10)
 
     def status(self):
         """Health of the cloud, with unhealthy workers named by Spark executor."""
         cloud = self.cloud()
-        registered = dict(re.findall(r"worker (\d+) registered as (\S+)", self._log()))
-        executor_of = {registered.get(str(w["worker"])): w["executor"] for w in self.workers}
+        executor_of = {w["node"]: w["executor"] for w in self.workers}  # nodes found at start
         bad = [
             {"node": n["ip_port"], "executor": executor_of.get(n["ip_port"], "unknown")}
             for n in cloud.get("nodes", [])
