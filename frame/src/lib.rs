@@ -7,6 +7,7 @@ mod cloud;
 pub mod codec;
 pub mod columnar;
 pub mod compression;
+mod direct;
 mod error;
 pub mod flight;
 pub mod groupby;

@@ -29,7 +29,7 @@ pub const TIME_SECONDS: &str = "eddy.time_seconds";
 /// Powers of ten tried for decimal scaling (up to 9 digits after the point).
 pub const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-fn narrowest(lo: i64, hi: i64) -> DataType {
+pub(crate) fn narrowest(lo: i64, hi: i64) -> DataType {
     if lo >= i64::from(i8::MIN) && hi <= i64::from(i8::MAX) {
         DataType::Int8
     } else if lo >= i64::from(i16::MIN) && hi <= i64::from(i16::MAX) {
@@ -91,7 +91,7 @@ fn scaled(values: &Float64Array) -> Option<(usize, ArrayRef, i64, i64)> {
     }
 }
 
-fn with_meta(name: &str, data_type: DataType, nullable: bool, key: &str, value: String) -> Field {
+pub(crate) fn with_meta(name: &str, data_type: DataType, nullable: bool, key: &str, value: String) -> Field {
     Field::new(name, data_type, nullable).with_metadata(HashMap::from([(key.to_string(), value)]))
 }
 
@@ -110,72 +110,75 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-        let (name, nullable) = (field.name(), field.is_nullable());
-        match column.data_type() {
-            DataType::Int64 | DataType::Int32 | DataType::Int16 => {
-                let wide = cast(column, &DataType::Int64)?;
-                let values = wide.as_primitive::<Int64Type>();
-                let target = match (min(values), max(values)) {
-                    (Some(lo), Some(hi)) => narrowest(lo, hi),
-                    // All missing: the smallest type holds the nulls just as well.
-                    _ => DataType::Int8,
-                };
-                columns.push(if &target == column.data_type() { column.clone() } else { cast(column, &target)? });
-                fields.push(Field::new(name, target, nullable));
-            }
-            DataType::Float64 => {
-                let values = column.as_primitive::<Float64Type>();
-                match scaled(values) {
-                    Some((d, ints, lo, hi)) => {
-                        let target = if values.null_count() == values.len() { DataType::Int8 } else { narrowest(lo, hi) };
-                        columns.push(if &target == ints.data_type() { ints } else { cast(&ints, &target)? });
-                        fields.push(with_meta(name, target, nullable, DECIMAL_SCALE, d.to_string()));
-                    }
-                    None => {
-                        columns.push(column.clone());
-                        fields.push(field.as_ref().clone());
-                    }
-                }
-            }
-            DataType::Timestamp(unit, _) => {
-                let per_second = per_second(*unit);
-                let raw = cast(column, &DataType::Int64)?;
-                let values = raw.as_primitive::<Int64Type>();
-                let nulls = values.nulls();
-                let whole =
-                    values.values().iter().enumerate().all(|(i, &v)| {
-                        nulls.is_some_and(|n| n.is_null(i)) || (v % per_second == 0 && i32::try_from(v / per_second).is_ok())
-                    });
-                if whole {
-                    let secs: PrimitiveArray<arrow::datatypes::Int32Type> =
-                        arrow::compute::kernels::arity::unary(values, |v| i32::try_from(v / per_second).unwrap_or(0));
-                    columns.push(Arc::new(secs));
-                    fields.push(with_meta(name, DataType::Int32, nullable, TIME_SECONDS, "1".into()));
-                } else {
-                    columns.push(column.clone());
-                    fields.push(field.as_ref().clone());
-                }
-            }
-            DataType::Dictionary(key, value) if key.as_ref() == &DataType::Int32 => {
-                let levels = column.as_any_dictionary().values().len();
-                let target_key = if levels <= 128 {
-                    DataType::Int8
-                } else if levels <= 32768 {
-                    DataType::Int16
-                } else {
-                    DataType::Int32
-                };
-                let target = DataType::Dictionary(Box::new(target_key), value.clone());
-                columns.push(if &target == column.data_type() { column.clone() } else { cast(column, &target)? });
-                fields.push(Field::new(name, target, nullable));
-            }
-            _ => {
-                columns.push(column.clone());
-                fields.push(field.as_ref().clone());
-            }
-        }
+        let (field, column) = narrow_column(field, column)?;
+        fields.push(field);
+        columns.push(column);
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// One column of a batch in its narrowest exact form, with the field that describes it.
+pub fn narrow_column(field: &Field, column: &ArrayRef) -> FrameResult<(Field, ArrayRef)> {
+    let (name, nullable) = (field.name(), field.is_nullable());
+    Ok(match column.data_type() {
+        DataType::Int64 | DataType::Int32 | DataType::Int16 => {
+            let wide = cast(column, &DataType::Int64)?;
+            let values = wide.as_primitive::<Int64Type>();
+            let target = match (min(values), max(values)) {
+                (Some(lo), Some(hi)) => narrowest(lo, hi),
+                // All missing: the smallest type holds the nulls just as well.
+                _ => DataType::Int8,
+            };
+            let column = if &target == column.data_type() { column.clone() } else { cast(column, &target)? };
+            (Field::new(name, target, nullable), column)
+        }
+        DataType::Float64 => {
+            let values = column.as_primitive::<Float64Type>();
+            match scaled(values) {
+                Some((d, ints, lo, hi)) => {
+                    let target = if values.null_count() == values.len() { DataType::Int8 } else { narrowest(lo, hi) };
+                    let column = if &target == ints.data_type() { ints } else { cast(&ints, &target)? };
+                    (with_meta(name, target, nullable, DECIMAL_SCALE, d.to_string()), column)
+                }
+                None => (field.clone(), column.clone()),
+            }
+        }
+        DataType::Timestamp(unit, _) => {
+            let per_second = per_second(*unit);
+            let raw = cast(column, &DataType::Int64)?;
+            let values = raw.as_primitive::<Int64Type>();
+            let nulls = values.nulls();
+            let whole = values
+                .values()
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| nulls.is_some_and(|n| n.is_null(i)) || (v % per_second == 0 && i32::try_from(v / per_second).is_ok()));
+            if whole {
+                let secs: PrimitiveArray<arrow::datatypes::Int32Type> =
+                    arrow::compute::kernels::arity::unary(values, |v| i32::try_from(v / per_second).unwrap_or(0));
+                (with_meta(name, DataType::Int32, nullable, TIME_SECONDS, "1".into()), Arc::new(secs) as ArrayRef)
+            } else {
+                (field.clone(), column.clone())
+            }
+        }
+        DataType::Dictionary(key, value) if key.as_ref() == &DataType::Int32 => {
+            let target = DataType::Dictionary(Box::new(key_type_for(column.as_any_dictionary().values().len())), value.clone());
+            let column = if &target == column.data_type() { column.clone() } else { cast(column, &target)? };
+            (Field::new(name, target, nullable), column)
+        }
+        _ => (field.clone(), column.clone()),
+    })
+}
+
+/// The narrowest dictionary key type for `levels` distinct values.
+pub(crate) fn key_type_for(levels: usize) -> DataType {
+    if levels <= 128 {
+        DataType::Int8
+    } else if levels <= 32768 {
+        DataType::Int16
+    } else {
+        DataType::Int32
+    }
 }
 
 /// The `10^d` a stored column is scaled by, if it is a scaled real.

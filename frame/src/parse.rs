@@ -1,10 +1,14 @@
-//! Parsing a split's bytes into Arrow record batches, on all cores (rayon).
+//! Parsing a split's bytes into stored (narrow) record batches, on all cores (rayon).
 //!
-//! Fast path: arrow-csv with the frame's typed schema. If a piece holds anything it cannot
-//! type (a word in an integer column, a row with the wrong number of fields), that piece is
-//! parsed again by a forgiving path: fields are split by hand, wrong-length rows are padded
-//! or cut and counted, and values that do not fit their column's type become missing and are
-//! counted, with the first examples and their byte offsets. `strict` turns either into an error.
+//! Each piece of a split goes the first way that takes it:
+//! 1. [`direct`](crate::direct): plain CSV (no quotes, one record per line, every value of its
+//!    column's type) decoded in one pass straight into stored form;
+//! 2. arrow-csv with the frame's typed schema, then [`narrow`];
+//! 3. if the piece holds anything arrow-csv cannot type (a word in an integer column, a row
+//!    with the wrong number of fields), a forgiving path: fields are split by hand,
+//!    wrong-length rows are padded or cut and counted, and values that do not fit their
+//!    column's type become missing and are counted, with the first examples and their byte
+//!    offsets. `strict` turns either into an error.
 
 use std::sync::Arc;
 
@@ -14,11 +18,11 @@ use arrow::datatypes::{Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::direct::{Plan, BATCH_ROWS};
+use crate::narrow::narrow;
 use crate::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
 use crate::split::pieces;
 use crate::{FrameError, FrameResult};
-
-const BATCH_ROWS: usize = 64 * 1024;
 const MAX_EXAMPLES: usize = 5;
 
 /// A malformed row or cell, for the job report.
@@ -37,7 +41,7 @@ pub struct BadValue {
 /// What parsing produced.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// The batches, in file order.
+    /// The batches in stored form, in file order.
     pub batches: Vec<RecordBatch>,
     /// Rows parsed.
     pub rows: u64,
@@ -63,9 +67,11 @@ impl Parsed {
     }
 }
 
-/// Parses `data` (whole records, starting at byte `offset` of `url`) on the rayon pool.
+/// Parses `data` (whole records, starting at byte `offset` of `url`) on the rayon pool into
+/// stored batches.
 pub fn parse(data: &[u8], offset: u64, setup: &ParseSetup, url: &str, strict: bool) -> FrameResult<Parsed> {
     let schema = Arc::new(setup.schema());
+    let plan = Plan::new(setup);
     let parts = pieces(data, rayon::current_num_threads() * 2);
     let mut starts = Vec::with_capacity(parts.len());
     let mut at = offset;
@@ -73,8 +79,11 @@ pub fn parse(data: &[u8], offset: u64, setup: &ParseSetup, url: &str, strict: bo
         starts.push(at);
         at += p.len() as u64;
     }
-    let results: Vec<FrameResult<Parsed>> =
-        parts.par_iter().zip(starts.par_iter()).map(|(piece, start)| parse_piece(piece, *start, setup, &schema, url, strict)).collect();
+    let results: Vec<FrameResult<Parsed>> = parts
+        .par_iter()
+        .zip(starts.par_iter())
+        .map(|(piece, start)| parse_piece(piece, *start, setup, plan.as_ref(), &schema, url, strict))
+        .collect();
     let mut out = Parsed::default();
     for r in results {
         out.absorb(r?);
@@ -96,18 +105,35 @@ fn null_regex(setup: &ParseSetup) -> FrameResult<Option<regex::Regex>> {
         .map_err(|e| FrameError::InvalidArgument { what: "na_strings", reason: e.to_string() })
 }
 
-fn parse_piece(piece: &[u8], start: u64, setup: &ParseSetup, schema: &SchemaRef, url: &str, strict: bool) -> FrameResult<Parsed> {
-    match parse_typed(piece, setup) {
-        Ok(p) => Ok(p),
-        Err(e) if strict => Err(FrameError::Parse {
-            url: url.into(),
-            reason: format!("near byte {start}: {e} (import without strict to turn bad values into missing ones)"),
-        }),
-        Err(_) => parse_forgiving(piece, start, setup, schema, url),
+fn parse_piece(
+    piece: &[u8],
+    start: u64,
+    setup: &ParseSetup,
+    plan: Option<&Plan>,
+    schema: &SchemaRef,
+    url: &str,
+    strict: bool,
+) -> FrameResult<Parsed> {
+    if let Some(batches) = plan.and_then(|p| p.decode(piece)) {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        return Ok(Parsed { batches, rows, ..Parsed::default() });
     }
+    let mut parsed = match parse_general(piece, setup) {
+        Ok(p) => p,
+        Err(e) if strict => {
+            return Err(FrameError::Parse {
+                url: url.into(),
+                reason: format!("near byte {start}: {e} (import without strict to turn bad values into missing ones)"),
+            })
+        }
+        Err(_) => parse_forgiving(piece, start, setup, schema, url)?,
+    };
+    parsed.batches = std::mem::take(&mut parsed.batches).into_iter().map(narrow).collect::<FrameResult<_>>()?;
+    Ok(parsed)
 }
 
-fn parse_typed(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, arrow::error::ArrowError> {
+/// arrow-csv with the frame's typed schema, into batches in the frame's logical types.
+pub(crate) fn parse_general(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, arrow::error::ArrowError> {
     // arrow-csv reads every column of the file, then projects.
     let full: Vec<arrow::datatypes::Field> =
         setup.column_names.iter().zip(&setup.column_types).map(|(n, t)| arrow::datatypes::Field::new(n, t.arrow_type(), true)).collect();
@@ -215,6 +241,13 @@ mod tests {
         guess(text.as_bytes(), true, "t").unwrap()
     }
 
+    /// The parsed rows in the frame's logical types, as one batch.
+    fn logical(p: &Parsed, setup: &ParseSetup) -> RecordBatch {
+        let schema = Arc::new(setup.schema());
+        let wide: Vec<RecordBatch> = p.batches.iter().map(|b| crate::narrow::widen(b, &schema).unwrap()).collect();
+        arrow::compute::concat_batches(&schema, &wide).unwrap()
+    }
+
     #[test]
     fn typed_fast_path_with_missing_values() {
         let text = "a,b,c,t\n1,2.5,x,2020-01-01 00:00:01\n2,NA,y,2020-01-02 00:00:00\n3,,x,\n";
@@ -223,7 +256,7 @@ mod tests {
         let p = parse(body, 8, &setup, "t", true).unwrap();
         assert_eq!(p.rows, 3);
         assert_eq!((p.bad_rows, p.bad_cells), (0, 0));
-        let b = arrow::compute::concat_batches(&Arc::new(setup.schema()), &p.batches).unwrap();
+        let b = logical(&p, &setup);
         let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(a.values(), &[1, 2, 3]);
         let f = b.column(1).as_any().downcast_ref::<Float64Array>().unwrap();

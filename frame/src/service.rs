@@ -141,12 +141,7 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
     };
     let url = s.url.clone();
     let job2 = job.clone();
-    let mut parsed = run_cpu(move || {
-        let mut parsed = parse(&data, offset, &job2.setup, &url, job2.strict)?;
-        parsed.batches = std::mem::take(&mut parsed.batches).into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()?;
-        FrameResult::Ok(parsed)
-    })
-    .await??;
+    let mut parsed = run_cpu(move || parse(&data, offset, &job2.setup, &url, job2.strict)).await??;
     let chunk = Chunk::new(std::mem::take(&mut parsed.batches));
     let reply = done(&s, &chunk, bytes_read, Some(&parsed));
     state.store.insert(&job.frame_id, s.chunk, chunk, reservation);

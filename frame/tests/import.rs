@@ -93,6 +93,11 @@ async fn import_spreads_chunks_and_summary_matches_an_independent_fold() {
     c.frames[0].delete(&id).await.unwrap();
     assert!(c.frames[1].frame(&id).is_err());
     assert!(c.frames.iter().all(|f| f.frames().is_empty()));
+    // The lock spreads with the heartbeats; give it a few rounds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !c.nodes.iter().all(|n| n.view().locked.is_some()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(c.nodes.iter().all(|n| n.view().locked.is_some()), "import is work: the cloud locks");
 }
 
