@@ -693,6 +693,49 @@ mod tests {
         prop_oneof![8 => (0u32..300).prop_map(|i| format!("level_{i}")), 1 => Just("NA".to_string()), 1 => Just("ünï".to_string())]
     }
 
+    /// Bytes from an alphabet of CSV's troublemakers: separators, line ends, quotes, signs,
+    /// points, exponents, time punctuation, letters and a byte that is not UTF-8.
+    fn noise() -> impl Strategy<Value = Vec<u8>> {
+        let alphabet: &[u8] = b"0123456789,\n\r\"-.+eE :T-ANa\xff";
+        proptest::collection::vec(proptest::sample::select(alphabet.to_vec()), 0..6)
+    }
+
+    /// Rows of cells that are mostly right for their column, some noise; so that the direct
+    /// path takes a good share of them and both paths get compared.
+    fn noisy_text() -> impl Strategy<Value = Vec<u8>> {
+        let cell =
+            |good: BoxedStrategy<std::string::String>| prop_oneof![12 => good.prop_map(std::string::String::into_bytes), 1 => noise()];
+        let row = (cell(int_cell().boxed()), cell(real_cell().boxed()), cell(time_cell().boxed()), cell(enum_cell().boxed()));
+        proptest::collection::vec(row, 1..20).prop_map(|rows| {
+            let mut text = Vec::new();
+            for (a, b, c, d) in rows {
+                for (i, cell) in [a, b, c, d].into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b',');
+                    }
+                    text.extend(cell);
+                }
+                text.push(b'\n');
+            }
+            text
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #[test]
+        fn on_any_bytes_it_declines_or_agrees_with_the_general_path(text in noisy_text()) {
+            use ColumnType::*;
+            let s = setup(&[Int, Real, Time, Enum], &["", "NA"], vec![]);
+            if let Some(direct) = Plan::new(&s).unwrap().decode(&text) {
+                let general = crate::parse::parse_general(&text, &s);
+                prop_assert!(general.is_ok(), "taken by the direct path, refused by arrow-csv: {:?}", std::string::String::from_utf8_lossy(&text));
+                let general: Vec<RecordBatch> = general.unwrap().batches.into_iter().map(|b| narrow(b).unwrap()).collect();
+                prop_assert_eq!(direct, general);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
         #[test]
