@@ -68,13 +68,20 @@ def _truthy(value):
 
 
 def _expected_executors(sc):
+    """How many executors the application asked for, where the settings say it: the executor
+    instances (YARN, Kubernetes), ``local-cluster[N,...]``, or on a standalone master the
+    total cores over the cores per executor. ``None`` if they do not say."""
     conf = sc.getConf()
     instances = conf.get("spark.executor.instances", None)
     if instances:
         return int(instances)
-    match = re.match(r"local-cluster\[(\d+)", sc.master or "")
+    master = sc.master or ""
+    match = re.match(r"local-cluster\[(\d+)", master)
     if match:
         return int(match.group(1))
+    cores_max, executor_cores = conf.get("spark.cores.max", None), conf.get("spark.executor.cores", None)
+    if master.startswith("spark://") and cores_max and executor_cores and int(executor_cores) > 0:
+        return int(cores_max) // int(executor_cores)
     return None
 
 
@@ -218,7 +225,8 @@ class EddyContext:
     ):
         """The running context, or a new cloud with one worker per executor.
 
-        ``nodes``: workers (default: the executors Spark was asked for, else those alive now);
+        ``nodes``: workers (default: the executors Spark was asked for, else those alive once
+        their number has held for 3 s);
         ``memory``: each worker's frame budget; ``port``: the workers' base REST port (0 = any
         free port); ``timeout``: seconds until the cloud must have formed; ``network``: a CIDR
         the workers bind inside (default: the executor's own address).
@@ -253,11 +261,16 @@ class EddyContext:
         expected = self._nodes or _expected_executors(self._sc)
         deadline = time.time() + min(self._timeout, 60)
         live = _live_executors(self._sc)
+        # Without a number to wait for, executors still registering would be left out: wait
+        # until the count has held for a few seconds.
+        settle, changed = 3.0, time.time()
         while time.time() < deadline:
-            live = _live_executors(self._sc)
+            now = _live_executors(self._sc)
+            if now != live:
+                live, changed = now, time.time()
             if expected is not None and live >= expected:
                 break
-            if expected is None and live > 0:
+            if expected is None and live > 0 and time.time() - changed >= settle:
                 break
             time.sleep(0.1)
         n = self._nodes or expected or live
