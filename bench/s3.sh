@@ -12,11 +12,22 @@ python3 -c "import numpy, pyarrow" 2>/dev/null || python3 -m pip install --quiet
 [ -f "$DATA" ] || python3 ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
 cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
 WORK=$(mktemp -d)
-trap 'kill $WEED $CLOUD 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# weed runs in a process group of its own (the `weed` on PATH may be a wrapper that starts the
+# server as a child); the whole group is stopped, forcibly if it has not exited in 5 s.
+stop_all() {
+  [ -n "${CLOUD:-}" ] && kill "$CLOUD" 2>/dev/null || true
+  if [ -n "${WEED:-}" ]; then
+    kill -TERM -- "-$WEED" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 -- "-$WEED" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$WEED" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap stop_all EXIT
 ports=($(python3 -c "import socket;l=[socket.socket() for _ in range(10)];[s.bind(('127.0.0.1',0)) for s in l];print(' '.join(str(s.getsockname()[1]) for s in l))"))
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 EDDY_S3_ENDPOINT=http://127.0.0.1:${ports[6]}
 echo '{"identities":[{"name":"admin","credentials":[{"accessKey":"benchkey","secretKey":"benchsecret"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' > "$WORK/ids.json"
-weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port=${ports[0]} -master.port.grpc=${ports[1]} \
+setsid weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port=${ports[0]} -master.port.grpc=${ports[1]} \
   -volume.port=${ports[2]} -volume.port.grpc=${ports[3]} -filer.port=${ports[4]} -filer.port.grpc=${ports[5]} \
   -s3.port=${ports[6]} -s3.port.grpc=${ports[7]} -admin.port=${ports[8]} -admin.port.grpc=${ports[9]} \
   -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 -s3.config="$WORK/ids.json" -bucket=bench > "$WORK/weed.log" 2>&1 &

@@ -152,6 +152,39 @@ fn after_terminator(b: &[u8], i: usize, sep: u8, last: bool) -> Option<usize> {
     }
 }
 
+/// A typed field at `pos`: its value in the fast form if it has one, else `None` if it is a
+/// missing-value text, else what arrow's parser makes of it; and where the next field starts.
+/// `None` overall (decline the piece) if the field ends badly or no parser takes it.
+#[inline]
+fn typed_field<T>(
+    b: &[u8],
+    pos: usize,
+    plan: &Plan,
+    last: bool,
+    fast: impl FnOnce(&[u8], usize) -> Option<(T, usize)>,
+    slow: impl FnOnce(&str) -> Option<T>,
+) -> Option<(Option<T>, usize)> {
+    if let Some((v, end)) = fast(b, pos) {
+        if let Some(next) = after_terminator(b, end, plan.sep, last) {
+            return Some((Some(v), next));
+        }
+    }
+    let end = field_end(b, pos, plan.sep);
+    let next = after_terminator(b, end, plan.sep, last)?;
+    let field = &b[pos..end];
+    if plan.is_na(field) {
+        return Some((None, next));
+    }
+    Some((Some(slow(std::str::from_utf8(field).ok()?)?), next))
+}
+
+/// A real as the text gave it: a short decimal (sign, digits, digits after the point), or
+/// whatever else arrow's parser read.
+enum Real {
+    Decimal(bool, u64, u32),
+    Float(f64),
+}
+
 /// One column being built for the current batch.
 enum Column<'a> {
     Skip,
@@ -189,70 +222,39 @@ impl<'a> Column<'a> {
         let sep = plan.sep;
         match self {
             Column::Int { values, nulls, lo, hi } => {
-                if let Some((v, end)) = fast_int(b, pos) {
-                    if let Some(next) = after_terminator(b, end, sep, last) {
+                let (v, next) = typed_field(b, pos, plan, last, fast_int, Int64Type::parse)?;
+                match v {
+                    Some(v) => {
                         values.push(v);
                         nulls.append_non_null();
                         *lo = (*lo).min(v);
                         *hi = (*hi).max(v);
-                        return Some(next);
                     }
-                }
-                let end = field_end(b, pos, sep);
-                let next = after_terminator(b, end, sep, last)?;
-                let field = &b[pos..end];
-                if plan.is_na(field) {
-                    values.push(0);
-                    nulls.append_null();
-                } else {
-                    let v = Int64Type::parse(std::str::from_utf8(field).ok()?)?;
-                    values.push(v);
-                    nulls.append_non_null();
-                    *lo = (*lo).min(v);
-                    *hi = (*hi).max(v);
+                    None => {
+                        values.push(0);
+                        nulls.append_null();
+                    }
                 }
                 Some(next)
             }
             Column::Real { reals, nulls } => {
-                if let Some((neg, digits, scale, end)) = fast_decimal(b, pos) {
-                    if let Some(next) = after_terminator(b, end, sep, last) {
-                        reals.push_decimal(neg, digits, scale);
-                        nulls.append_non_null();
-                        return Some(next);
-                    }
+                let fast = |b: &[u8], pos| fast_decimal(b, pos).map(|(neg, digits, scale, end)| (Real::Decimal(neg, digits, scale), end));
+                let (v, next) = typed_field(b, pos, plan, last, fast, |t| Float64Type::parse(t).map(Real::Float))?;
+                match v {
+                    Some(Real::Decimal(neg, digits, scale)) => reals.push_decimal(neg, digits, scale),
+                    Some(Real::Float(v)) => reals.push_float(v),
+                    None => reals.push_null(),
                 }
-                let end = field_end(b, pos, sep);
-                let next = after_terminator(b, end, sep, last)?;
-                let field = &b[pos..end];
-                if plan.is_na(field) {
-                    reals.push_null();
-                    nulls.append_null();
-                } else {
-                    reals.push_float(Float64Type::parse(std::str::from_utf8(field).ok()?)?);
-                    nulls.append_non_null();
-                }
+                nulls.append(v.is_some());
                 Some(next)
             }
             Column::Time { millis, nulls } => {
-                if let Some((secs, end)) = fast_time(b, pos) {
-                    if let Some(next) = after_terminator(b, end, sep, last) {
-                        millis.push(secs * 1000);
-                        nulls.append_non_null();
-                        return Some(next);
-                    }
-                }
-                let end = field_end(b, pos, sep);
-                let next = after_terminator(b, end, sep, last)?;
-                let field = &b[pos..end];
-                if plan.is_na(field) {
-                    millis.push(0);
-                    nulls.append_null();
-                } else {
-                    // What arrow-csv does for a time column without a zone.
-                    let t = string_to_datetime(&chrono::Utc, std::str::from_utf8(field).ok()?).ok()?;
-                    millis.push(t.timestamp_millis());
-                    nulls.append_non_null();
-                }
+                let fast = |b: &[u8], pos| fast_time(b, pos).map(|(secs, end)| (secs * 1000, end));
+                // What arrow-csv does for a time column without a zone.
+                let slow = |t: &str| string_to_datetime(&chrono::Utc, t).ok().map(|t| t.timestamp_millis());
+                let (v, next) = typed_field(b, pos, plan, last, fast, slow)?;
+                millis.push(v.unwrap_or(0));
+                nulls.append(v.is_some());
                 Some(next)
             }
             Column::Enum { keys, nulls, levels, values } => {
@@ -455,35 +457,10 @@ impl Reals {
     }
 }
 
-/// `-?[0-9]{1,18}` at `pos`: the value and where it ends.
+/// The run of ASCII digits from `i` on, appended to `v` (wrapping past 19 digits: callers
+/// count them), and where the run ends.
 #[inline]
-fn fast_int(b: &[u8], pos: usize) -> Option<(i64, usize)> {
-    let neg = b.get(pos) == Some(&b'-');
-    let start = pos + usize::from(neg);
-    let mut i = start;
-    let mut v: i64 = 0;
-    while let Some(&c) = b.get(i) {
-        let digit = c.wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        v = v * 10 + i64::from(digit);
-        i += 1;
-        if i - start > 18 {
-            return None;
-        }
-    }
-    (i > start).then_some((if neg { -v } else { v }, i))
-}
-
-/// `-?[0-9]+(\.[0-9]+)?` with at most 19 digits at `pos`: the sign, the digits as an integer
-/// and the number of digits after the point (trailing zeros dropped), and where it ends.
-#[inline]
-fn fast_decimal(b: &[u8], pos: usize) -> Option<(bool, u64, u32, usize)> {
-    let neg = b.get(pos) == Some(&b'-');
-    let start = pos + usize::from(neg);
-    let mut i = start;
-    let mut v: u64 = 0;
+fn digit_run(b: &[u8], mut i: usize, mut v: u64) -> (u64, usize) {
     while let Some(&c) = b.get(i) {
         let digit = c.wrapping_sub(b'0');
         if digit > 9 {
@@ -492,22 +469,35 @@ fn fast_decimal(b: &[u8], pos: usize) -> Option<(bool, u64, u32, usize)> {
         v = v.wrapping_mul(10).wrapping_add(u64::from(digit));
         i += 1;
     }
+    (v, i)
+}
+
+/// `-?[0-9]{1,18}` at `pos`: the value and where it ends.
+#[inline]
+fn fast_int(b: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let neg = b.get(pos) == Some(&b'-');
+    let start = pos + usize::from(neg);
+    let (v, end) = digit_run(b, start, 0);
+    // 18 digits always fit an i64.
+    let v = i64::try_from(v).ok().filter(|_| (1..=18).contains(&(end - start)))?;
+    Some((if neg { -v } else { v }, end))
+}
+
+/// `-?[0-9]+(\.[0-9]+)?` with at most 19 digits at `pos`: the sign, the digits as an integer
+/// and the number of digits after the point (trailing zeros dropped), and where it ends.
+#[inline]
+fn fast_decimal(b: &[u8], pos: usize) -> Option<(bool, u64, u32, usize)> {
+    let neg = b.get(pos) == Some(&b'-');
+    let start = pos + usize::from(neg);
+    let (mut v, mut i) = digit_run(b, start, 0);
     let whole = i - start;
     if whole == 0 {
         return None;
     }
     let mut scale = 0u32;
     if b.get(i) == Some(&b'.') {
-        i += 1;
-        let frac_start = i;
-        while let Some(&c) = b.get(i) {
-            let digit = c.wrapping_sub(b'0');
-            if digit > 9 {
-                break;
-            }
-            v = v.wrapping_mul(10).wrapping_add(u64::from(digit));
-            i += 1;
-        }
+        let frac_start = i + 1;
+        (v, i) = digit_run(b, frac_start, v);
         scale = u32::try_from(i - frac_start).ok()?;
         if scale == 0 {
             return None;
