@@ -1,8 +1,14 @@
-"""`spark-submit --master spark://...` against a real Spark standalone cluster on 127.0.0.1: a
-master and two workers of one core each (the classes PyPI pyspark ships), started and stopped
-here. The submitted application (jobs/attach_job.py) attaches Eddy, sends a DataFrame to a
-frame and back, and prints what it saw; the executors have no `eddy` package, only what the
-job ships them."""
+"""`spark-submit` of an application that attaches Eddy (jobs/attach_job.py: a DataFrame to a
+frame and back, a summary, stop; it prints what it saw), with two cluster managers on
+127.0.0.1, started and stopped here:
+
+- `--master spark://...`: a real Spark standalone master and two workers of one core each
+  (the classes PyPI pyspark ships);
+- `--master yarn`: Spark's own YARN client, ApplicationMaster and executors against the
+  protocol-level test YARN and HDFS (`eddy-test-hadoop`), whose NodeManagers run the
+  containers as local processes.
+
+The executors have no `eddy` package, only what the job ships them."""
 
 import json
 import os
@@ -98,41 +104,98 @@ class SparkSubmitToStandalone(unittest.TestCase):
                 p.wait(timeout=10)
 
     def test_spark_submit_to_a_standalone_master_attaches_converts_and_stops(self):
-        env = dict(self.env)
-        # The driver imports eddy from this repository; executors get the task code by value.
-        env["PYTHONPATH"] = os.path.dirname(HERE)
-        env["PYSPARK_PYTHON"] = sys.executable
-        command = [
-            os.path.join(SPARK_HOME, "bin", "spark-submit"),
-            "--master", self.master_url,
-            "--total-executor-cores", "2",
-            "--executor-cores", "1",
-            "--executor-memory", "1g",
-            "--conf", "spark.driver.host=127.0.0.1",
-            "--conf", "spark.driver.bindAddress=127.0.0.1",
-            "--conf", "spark.ui.enabled=false",
-            "--conf", f"spark.pyspark.python={sys.executable}",
-            os.path.join(HERE, "jobs", "attach_job.py"),
-        ]
-        t0 = time.time()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("EDDY-RESULT ")]
-        self.assertEqual(done.returncode, 0, done.stderr[-4000:])
-        self.assertEqual(len(lines), 1, done.stdout[-2000:])
-        r = json.loads(lines[0][len("EDDY-RESULT "):])
-        print(f"\nspark-submit to {self.master_url}: {time.time() - t0:.1f} s; {r}", file=sys.stderr)
-
+        r = submit(self, ["--master", self.master_url, "--total-executor-cores", "2", "--executor-cores", "1"], self.env)
         self.assertEqual(r["master"], self.master_url)
-        self.assertEqual(r["cloud_size"], 2, r)
-        self.assertEqual(len(r["executors"]), 2, "one worker on each executor")
-        self.assertEqual(r["rows"], 200_000)
-        self.assertEqual((r["missing_from_back"], r["extra_in_back"]), (0, 0))
-        self.assertEqual(r["local_puts"], r["chunks"], "every partition went to the worker of its executor")
-        self.assertTrue(r["read_locality"])
-        self.assertAlmostEqual(r["x_mean"], r["spark_mean"], delta=1e-9 * abs(r["spark_mean"]))
-        self.assertAlmostEqual(r["x_sd"], r["spark_sd"], delta=1e-9 * abs(r["spark_sd"]))
-        self.assertEqual(r["c_cardinality"], 5)
-        wait_until("the workers to exit after ec.stop()", 30, lambda: not any(alive(p) for p in r["worker_pids"]))
+        check_result(self, r)
+
+
+def submit(test, master_args, env, extra_conf=()):
+    """Runs jobs/attach_job.py with spark-submit; returns what it printed."""
+    env = dict(env)
+    # The driver imports eddy from this repository; executors get the task code by value.
+    env["PYTHONPATH"] = os.path.dirname(HERE)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["EDDY_BIN_DIR"] = os.environ.get("EDDY_BIN_DIR", "")
+    command = [
+        os.path.join(SPARK_HOME, "bin", "spark-submit"),
+        *master_args,
+        "--executor-memory", "1g",
+        "--conf", "spark.driver.host=127.0.0.1",
+        "--conf", "spark.driver.bindAddress=127.0.0.1",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", f"spark.pyspark.python={sys.executable}",
+    ]
+    for c in extra_conf:
+        command += ["--conf", c]
+    command.append(os.path.join(HERE, "jobs", "attach_job.py"))
+    t0 = time.time()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("EDDY-RESULT ")]
+    test.assertEqual(done.returncode, 0, done.stderr[-4000:])
+    test.assertEqual(len(lines), 1, done.stdout[-2000:])
+    r = json.loads(lines[0][len("EDDY-RESULT "):])
+    print(f"\nspark-submit {' '.join(master_args)}: {time.time() - t0:.1f} s; {r}", file=sys.stderr)
+    return r
+
+
+def check_result(test, r):
+    test.assertEqual(r["cloud_size"], 2, r)
+    test.assertEqual(len(r["executors"]), 2, "one worker on each executor")
+    test.assertEqual(r["rows"], 200_000)
+    test.assertEqual((r["missing_from_back"], r["extra_in_back"]), (0, 0))
+    test.assertEqual(r["local_puts"], r["chunks"], "every partition went to the worker of its executor")
+    test.assertTrue(r["read_locality"])
+    test.assertAlmostEqual(r["x_mean"], r["spark_mean"], delta=1e-9 * abs(r["spark_mean"]))
+    test.assertAlmostEqual(r["x_sd"], r["spark_sd"], delta=1e-9 * abs(r["spark_sd"]))
+    test.assertEqual(r["c_cardinality"], 5)
+    wait_until("the workers to exit after ec.stop()", 30, lambda: not any(alive(p) for p in r["worker_pids"]))
+
+
+class SparkSubmitToYarn(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="eddy-yarn-")
+        binary = os.path.join(os.environ["EDDY_BIN_DIR"], "eddy-test-hadoop")
+        cls.hadoop = subprocess.Popen(
+            [binary, cls.dir, "2", "900"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        line = cls.hadoop.stdout.readline().strip()
+        if not line.startswith("HADOOP_CONF_DIR="):
+            cls.tearDownClass()
+            raise AssertionError(f"eddy-test-hadoop did not start: {line!r}")
+        cls.conf = line.split("=", 1)[1]
+        cls.staging = os.path.join(cls.dir, "staging")
+        os.makedirs(cls.staging)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.hadoop.stdin.close()
+        try:
+            cls.hadoop.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cls.hadoop.pid, 9)
+            cls.hadoop.wait(timeout=10)
+
+    def test_spark_submit_to_yarn_attaches_converts_and_stops(self):
+        env = dict(os.environ, SPARK_HOME=SPARK_HOME, SPARK_LOCAL_IP="127.0.0.1", HADOOP_CONF_DIR=self.conf, HADOOP_USER_NAME="eddy")
+        env.pop("PYTHONPATH", None)
+        jars = os.path.join(SPARK_HOME, "jars", "*")
+        r = submit(
+            self,
+            ["--master", "yarn", "--deploy-mode", "client", "--num-executors", "2", "--executor-cores", "1"],
+            env,
+            extra_conf=[
+                # The jars are on this machine already: no 300 MB upload to the test HDFS.
+                f"spark.yarn.jars=local:{jars}",
+                # The test NameNode does not serve setPermission, which staging on HDFS needs.
+                f"spark.yarn.stagingDir=file://{self.staging}",
+                # Containers bind to loopback, as every test here does.
+                "spark.yarn.appMasterEnv.SPARK_LOCAL_IP=127.0.0.1",
+                "spark.executorEnv.SPARK_LOCAL_IP=127.0.0.1",
+            ],
+        )
+        self.assertEqual(r["master"], "yarn")
+        check_result(self, r)
 
 
 if __name__ == "__main__":

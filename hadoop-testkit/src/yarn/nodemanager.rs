@@ -272,6 +272,13 @@ async fn localize(resource: &LocalResourceProto, to: &Path) -> Result<(), String
         "file" => std::fs::read(&file).map_err(|e| format!("cannot localize {text}: {e}"))?,
         other => return Err(format!("cannot localize {text}: this test NodeManager reads hdfs:// and file:// only, not {other}://")),
     };
+    // An ARCHIVE (type 1 in yarn_protos' LocalResourceTypeProto) is unpacked into a directory
+    // of the resource's name, as YARN's localizer does; zip archives only here.
+    if resource.r#type == Some(1) {
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("cannot unpack {text}: {e} (zip archives only here)"))?;
+        return archive.extract(to).map_err(|e| format!("cannot unpack {text} into {}: {e}", to.display()));
+    }
     std::fs::write(to, bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
     #[cfg(unix)]
     {
