@@ -19,8 +19,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, DictionaryArray, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, NullBufferBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
+    Array, ArrayBuilder, ArrayRef, AsArray, DictionaryArray, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array,
+    NullBufferBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
@@ -155,6 +155,14 @@ fn after_terminator(b: &[u8], i: usize, sep: u8, last: bool) -> Option<usize> {
     }
 }
 
+/// The field at `pos` and where the next one starts; `None` if it does not end where a field
+/// of its place in the record must (see [`after_terminator`]).
+#[inline]
+fn field_at(b: &[u8], pos: usize, sep: u8, last: bool) -> Option<(&[u8], usize)> {
+    let end = field_end(b, pos, sep);
+    Some((&b[pos..end], after_terminator(b, end, sep, last)?))
+}
+
 /// A typed field at `pos`: its value in the fast form if it has one, else `None` if it is a
 /// missing-value text, else what arrow's parser makes of it; and where the next field starts.
 /// `None` overall (decline the piece) if the field ends badly or no parser takes it.
@@ -172,9 +180,7 @@ fn typed_field<T>(
             return Some((Some(v), next));
         }
     }
-    let end = field_end(b, pos, plan.sep);
-    let next = after_terminator(b, end, plan.sep, last)?;
-    let field = &b[pos..end];
+    let (field, next) = field_at(b, pos, plan.sep, last)?;
     if plan.is_na(field) {
         return Some((None, next));
     }
@@ -194,7 +200,7 @@ enum Column<'a> {
     Int { values: Vec<i64>, nulls: NullBufferBuilder, lo: i64, hi: i64 },
     Real { reals: Reals, nulls: NullBufferBuilder },
     Time { millis: Vec<i64>, nulls: NullBufferBuilder },
-    Enum { keys: Vec<i32>, nulls: NullBufferBuilder, levels: hashbrown::HashMap<&'a [u8], i32>, values: StringBuilder },
+    Enum { keys: Vec<i64>, nulls: NullBufferBuilder, levels: hashbrown::HashMap<&'a [u8], i32>, values: StringBuilder },
     Text(StringBuilder),
 }
 
@@ -261,9 +267,7 @@ impl<'a> Column<'a> {
                 Some(next)
             }
             Column::Enum { keys, nulls, levels, values } => {
-                let end = field_end(b, pos, sep);
-                let next = after_terminator(b, end, sep, last)?;
-                let field = &b[pos..end];
+                let (field, next) = field_at(b, pos, sep, last)?;
                 let key = match levels.get(field) {
                     Some(&k) => k,
                     None => {
@@ -277,18 +281,12 @@ impl<'a> Column<'a> {
                         k
                     }
                 };
-                keys.push(key.max(0));
-                if key < 0 {
-                    nulls.append_null();
-                } else {
-                    nulls.append_non_null();
-                }
+                keys.push(i64::from(key.max(0)));
+                nulls.append(key >= 0);
                 Some(next)
             }
             Column::Text(builder) => {
-                let end = field_end(b, pos, sep);
-                let next = after_terminator(b, end, sep, last)?;
-                let field = &b[pos..end];
+                let (field, next) = field_at(b, pos, sep, last)?;
                 if plan.is_na(field) {
                     builder.append_null();
                 } else {
@@ -297,10 +295,10 @@ impl<'a> Column<'a> {
                 Some(next)
             }
             Column::Skip => {
-                let end = field_end(b, pos, sep);
+                let (field, next) = field_at(b, pos, sep, last)?;
                 // The general path checks every byte of a record for UTF-8; so does this one.
-                std::str::from_utf8(&b[pos..end]).ok()?;
-                after_terminator(b, end, sep, last)
+                std::str::from_utf8(field).ok()?;
+                Some(next)
             }
         }
     }
@@ -322,18 +320,10 @@ impl<'a> Column<'a> {
                 let taken = std::mem::replace(reals, Reals::Scaled { m: Vec::with_capacity(BATCH_ROWS), d: 0 });
                 match taken {
                     Reals::Scaled { m, d } => {
-                        let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-                        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-                        for (i, &v) in m.iter().enumerate() {
-                            if valid(i) {
-                                lo = lo.min(v);
-                                hi = hi.max(v);
-                            }
-                        }
-                        if lo > hi {
-                            (lo, hi) = (0, 0);
-                        }
-                        // Every value fits 32 bits (see `push_decimal`).
+                        // Missing slots hold 0, which is inside every stored type's range, so
+                        // they cannot change the choice. Every value fits 32 bits (see
+                        // `push_decimal`).
+                        let (lo, hi) = (m.iter().copied().min().unwrap_or(0), m.iter().copied().max().unwrap_or(0));
                         let target = narrowest(lo, hi);
                         (with_meta(name, target.clone(), true, DECIMAL_SCALE, d.to_string()), ints_as(&target, m, nulls))
                     }
@@ -346,8 +336,8 @@ impl<'a> Column<'a> {
             Column::Time { millis, nulls } => {
                 let nulls = nulls.finish();
                 let millis = std::mem::replace(millis, Vec::with_capacity(BATCH_ROWS));
-                let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-                let whole = millis.iter().enumerate().all(|(i, &v)| !valid(i) || (v % 1000 == 0 && i32::try_from(v / 1000).is_ok()));
+                // Missing slots hold 0, a whole second in range.
+                let whole = millis.iter().all(|&v| v % 1000 == 0 && i32::try_from(v / 1000).is_ok());
                 if whole {
                     let secs: Vec<i32> = millis.iter().map(|&v| (v / 1000) as i32).collect();
                     (with_meta(name, DataType::Int32, true, TIME_SECONDS, "1".into()), Arc::new(Int32Array::new(secs.into(), nulls)))
@@ -362,16 +352,11 @@ impl<'a> Column<'a> {
                 let dictionary: ArrayRef = Arc::new(values.finish());
                 levels.clear();
                 let key_type = key_type_for(dictionary.len());
+                let keys = ints_as(&key_type, keys, nulls);
                 let array: ArrayRef = match key_type {
-                    DataType::Int8 => {
-                        let k = Int8Array::new(keys.iter().map(|&k| k as i8).collect::<Vec<_>>().into(), nulls);
-                        Arc::new(DictionaryArray::<Int8Type>::try_new(k, dictionary).ok()?)
-                    }
-                    DataType::Int16 => {
-                        let k = Int16Array::new(keys.iter().map(|&k| k as i16).collect::<Vec<_>>().into(), nulls);
-                        Arc::new(DictionaryArray::<Int16Type>::try_new(k, dictionary).ok()?)
-                    }
-                    _ => Arc::new(DictionaryArray::<Int32Type>::try_new(Int32Array::new(keys.into(), nulls), dictionary).ok()?),
+                    DataType::Int8 => Arc::new(DictionaryArray::try_new(keys.as_primitive::<Int8Type>().clone(), dictionary).ok()?),
+                    DataType::Int16 => Arc::new(DictionaryArray::try_new(keys.as_primitive::<Int16Type>().clone(), dictionary).ok()?),
+                    _ => Arc::new(DictionaryArray::try_new(keys.as_primitive::<Int32Type>().clone(), dictionary).ok()?),
                 };
                 (Field::new(name, array.data_type().clone(), true), array)
             }

@@ -23,6 +23,7 @@ use crate::narrow::narrow;
 use crate::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
 use crate::split::pieces;
 use crate::{FrameError, FrameResult};
+
 const MAX_EXAMPLES: usize = 5;
 
 /// A malformed row or cell, for the job report.

@@ -12,6 +12,7 @@ The executors have no `eddy` package, only what the job ships them."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -102,6 +103,7 @@ class SparkSubmitToStandalone(unittest.TestCase):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, 9)
                 p.wait(timeout=10)
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_spark_submit_to_a_standalone_master_attaches_converts_and_stops(self):
         r = submit(self, ["--master", self.master_url, "--total-executor-cores", "2", "--executor-cores", "1"], self.env)
@@ -115,7 +117,6 @@ def submit(test, master_args, env, extra_conf=()):
     # The driver imports eddy from this repository; executors get the task code by value.
     env["PYTHONPATH"] = os.path.dirname(HERE)
     env["PYSPARK_PYTHON"] = sys.executable
-    env["EDDY_BIN_DIR"] = os.environ.get("EDDY_BIN_DIR", "")
     command = [
         os.path.join(SPARK_HOME, "bin", "spark-submit"),
         *master_args,
@@ -175,6 +176,7 @@ class SparkSubmitToYarn(unittest.TestCase):
         except subprocess.TimeoutExpired:
             os.killpg(cls.hadoop.pid, 9)
             cls.hadoop.wait(timeout=10)
+        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_spark_submit_to_yarn_attaches_converts_and_stops(self):
         env = dict(os.environ, SPARK_HOME=SPARK_HOME, SPARK_LOCAL_IP="127.0.0.1", HADOOP_CONF_DIR=self.conf, HADOOP_USER_NAME="eddy")
