@@ -12,7 +12,7 @@ use eddy_common::NodeAddr;
 use eddy_node::{Extensions, NodeHandle};
 use eddy_proto::v1::frame_service_client::FrameServiceClient;
 use eddy_proto::v1::frame_service_server::FrameServiceServer;
-use eddy_proto::v1::{FrameMeta, FrameRef, ParseSplitsRequest, RowsRequest, SplitSpec};
+use eddy_proto::v1::{FrameMeta, FrameRef, ParseSplitsRequest, RowsRequest, SplitDone, SplitSpec};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -22,7 +22,7 @@ use crate::flight::FlightServer;
 use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, FrameRegistry, Job, JobState, JobStatus, Jobs, ParseReport};
 use crate::service::{FrameServer, FrameState};
 use crate::setup::{guess, ColumnType, ParseSetup, SetupOverrides};
-use crate::split::{assign, plan, Split, DEFAULT_SPLIT_BYTES};
+use crate::split::{assign, plan, starts_in_quotes, Split, DEFAULT_SPLIT_BYTES};
 use crate::storage::{list, read_range, FileEntry, StorageOptions};
 use crate::store::ChunkStore;
 use crate::summary::{finish, merge_all, ColumnPartial, ColumnSummary};
@@ -99,19 +99,6 @@ impl std::fmt::Debug for FrameCloud {
 
 fn compressed(url: &str) -> bool {
     matches!(crate::compression::codec_of(url), Ok(Some(_)) | Err(_))
-}
-
-/// Whether a sample holds a quoted field with a newline in it (then the file is not split).
-fn has_quoted_newline(sample: &[u8]) -> bool {
-    let mut in_quotes = false;
-    for &b in sample {
-        match b {
-            b'"' => in_quotes = !in_quotes,
-            b'\n' if in_quotes => return true,
-            _ => {}
-        }
-    }
-    false
 }
 
 impl FrameCloud {
@@ -201,11 +188,10 @@ impl FrameCloud {
                 }
             };
             let setup = guess(&sample, whole, &first.url)?.apply(&request.parse_setup)?;
-            let splittable_sample = !has_quoted_newline(&sample);
             // Small inputs still reach every worker: about two splits each, 256 KiB at least.
             let split_bytes =
                 request.split_bytes.unwrap_or_else(|| (total / (2 * workers as u64).max(1)).clamp(256 << 10, DEFAULT_SPLIT_BYTES));
-            let splits = plan(&files, split_bytes, setup.header, |f| splittable_sample && !compressed(&f.url));
+            let splits = plan(&files, split_bytes, setup.header, |f| !compressed(&f.url));
             let estimate = files.iter().map(|f| if compressed(&f.url) { f.size * 6 } else { f.size + f.size / 5 }).sum();
             return Ok(Plan { files, setup, format, splits, estimate });
         }
@@ -333,6 +319,9 @@ impl FrameCloud {
         Ok(())
     }
 
+    /// Parses `splits` on `workers`: every split first as if it started outside quotes, then
+    /// again each split whose start the quote counts of the splits before it show to lie
+    /// inside a quoted field (see [`crate::split`]).
     #[allow(clippy::too_many_arguments)]
     async fn parse_everywhere(
         &self,
@@ -345,69 +334,80 @@ impl FrameCloud {
         job: &Job,
     ) -> FrameResult<(Vec<ChunkInfo>, ParseReport)> {
         let format_name = serde_json::to_value(format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let setup_json = serde_json::to_string(setup).map_err(|e| FrameError::Internal(e.to_string()))?;
-        let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
-        let total_splits = splits.len().max(1) as f64;
-        let results = Arc::new(Mutex::new((Vec::<ChunkInfo>::new(), ParseReport::default())));
+        let request = ParseSplitsRequest {
+            frame_id: frame_id.to_string(),
+            setup_json: serde_json::to_string(setup).map_err(|e| FrameError::Internal(e.to_string()))?,
+            storage_json: serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?,
+            strict,
+            format: format_name,
+            splits: Vec::new(),
+        };
         let hosts: Vec<String> = workers.iter().map(|w| w.ip.to_string()).collect();
-        let calls = assign(splits, &hosts).into_iter().zip(workers).filter(|(s, _)| !s.is_empty()).map(|(mine, node)| {
-            let request = ParseSplitsRequest {
-                frame_id: frame_id.to_string(),
-                setup_json: setup_json.clone(),
-                storage_json: storage_json.clone(),
-                strict,
-                format: format_name.clone(),
-                splits: mine
-                    .iter()
-                    .map(|s| SplitSpec {
-                        url: s.url.clone(),
-                        start: s.start,
-                        end: s.end,
-                        file_size: s.file_size,
-                        chunk: s.chunk,
-                        skip_header: s.skip_header,
-                    })
-                    .collect(),
-            };
-            let node = *node;
-            let results = results.clone();
-            let job = job.clone();
+        let first_round: Vec<(NodeAddr, Vec<SplitSpec>)> = assign(splits, &hosts)
+            .into_iter()
+            .zip(workers)
+            .filter(|(mine, _)| !mine.is_empty())
+            .map(|(mine, node)| (*node, mine.iter().map(|s| spec(s, false)).collect()))
+            .collect();
+        let progress = Progress { job: job.clone(), total: splits.len().max(1) as f64, finished: Arc::default() };
+        let mut done: HashMap<u32, (NodeAddr, SplitDone)> = self.parse_round(&request, first_round, &progress).await?;
+        if done.len() != splits.len() {
+            return Err(FrameError::Cloud(format!("{} of {} chunks came back; a worker stopped early", done.len(), splits.len())));
+        }
+        let quotes: Vec<u64> = splits.iter().map(|s| done.get(&s.chunk).map_or(0, |(_, d)| d.quotes)).collect();
+        let mut second_round: HashMap<NodeAddr, Vec<SplitSpec>> = HashMap::new();
+        for (s, in_quotes) in splits.iter().zip(starts_in_quotes(splits, &quotes)) {
+            if let (true, Some((node, _))) = (in_quotes, done.get(&s.chunk)) {
+                second_round.entry(*node).or_default().push(spec(s, true));
+            }
+        }
+        if !second_round.is_empty() {
+            tracing::info!(frame = frame_id, splits = second_round.values().map(Vec::len).sum::<usize>(), "splits start inside quotes: parsing them again");
+            done.extend(self.parse_round(&request, second_round.into_iter().collect(), &progress).await?);
+        }
+        let mut chunks = Vec::with_capacity(done.len());
+        let mut report = ParseReport::default();
+        for (node, d) in done.into_values() {
+            if !d.parse_error.is_empty() {
+                return Err(FrameError::Cloud(format!("worker {node}: {}", d.parse_error)));
+            }
+            chunks.push(ChunkInfo { index: d.chunk, node, rows: d.rows, bytes: d.bytes_in_memory });
+            report.bad_rows += d.bad_rows;
+            report.bad_cells += d.bad_cells;
+            let examples: Vec<crate::parse::BadValue> = serde_json::from_str(&d.examples_json).unwrap_or_default();
+            report.examples.extend(examples);
+        }
+        chunks.sort_by_key(|c| c.index);
+        report.examples.sort_by(|a, b| (&a.url, a.offset).cmp(&(&b.url, b.offset)));
+        report.examples.truncate(5);
+        job.update(|s| {
+            s.rows = chunks.iter().map(|c| c.rows).sum();
+            s.parse_report = report.clone();
+        });
+        Ok((chunks, report))
+    }
+
+    /// One round of `ParseSplits` calls, a call per node; the splits each node finished.
+    async fn parse_round(
+        &self,
+        request: &ParseSplitsRequest,
+        calls: Vec<(NodeAddr, Vec<SplitSpec>)>,
+        progress: &Progress,
+    ) -> FrameResult<HashMap<u32, (NodeAddr, SplitDone)>> {
+        let calls = calls.into_iter().map(|(node, splits)| {
+            let request = ParseSplitsRequest { splits, ..request.clone() };
             async move {
                 let mut client = self.client(node)?;
                 let mut stream = client.parse_splits(request).await.map_err(|s| Self::remote(node, s))?.into_inner();
+                let mut finished = Vec::new();
                 while let Some(done) = stream.message().await.map_err(|s| Self::remote(node, s))? {
-                    let examples: Vec<crate::parse::BadValue> = serde_json::from_str(&done.examples_json).unwrap_or_default();
-                    let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
-                    r.0.push(ChunkInfo { index: done.chunk, node, rows: done.rows, bytes: done.bytes_in_memory });
-                    r.1.bad_rows += done.bad_rows;
-                    r.1.bad_cells += done.bad_cells;
-                    for e in examples {
-                        if r.1.examples.len() < 5 {
-                            r.1.examples.push(e);
-                        }
-                    }
-                    let finished = r.0.len() as f64;
-                    let report = r.1.clone();
-                    drop(r);
-                    job.update(|s| {
-                        s.bytes_read += done.bytes_read;
-                        s.rows += done.rows;
-                        s.progress = (finished / total_splits).min(0.99);
-                        s.parse_report = report;
-                    });
+                    progress.split_done(&done);
+                    finished.push((done.chunk, (node, done)));
                 }
-                FrameResult::Ok(())
+                FrameResult::Ok(finished)
             }
         });
-        futures::future::try_join_all(calls).await?;
-        let (mut chunks, report) = Arc::try_unwrap(results)
-            .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-            .unwrap_or_else(|a| a.lock().unwrap_or_else(|p| p.into_inner()).clone());
-        chunks.sort_by_key(|c| c.index);
-        if chunks.len() != splits.len() {
-            return Err(FrameError::Cloud(format!("{} of {} chunks came back; a worker stopped early", chunks.len(), splits.len())));
-        }
-        Ok((chunks, report))
+        Ok(futures::future::try_join_all(calls).await?.into_iter().flatten().collect())
     }
 
     pub(crate) async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
@@ -538,5 +538,35 @@ impl FrameCloud {
             start_of_chunk = end_of_chunk;
         }
         Ok(out)
+    }
+}
+
+fn spec(s: &Split, start_in_quotes: bool) -> SplitSpec {
+    SplitSpec {
+        url: s.url.clone(),
+        start: s.start,
+        end: s.end,
+        file_size: s.file_size,
+        chunk: s.chunk,
+        skip_header: s.skip_header,
+        start_in_quotes,
+    }
+}
+
+/// An import job's progress as splits finish.
+struct Progress {
+    job: Job,
+    total: f64,
+    finished: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn split_done(&self, done: &SplitDone) {
+        let finished = self.finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.job.update(|s| {
+            s.bytes_read += done.bytes_read;
+            s.rows += done.rows;
+            s.progress = (finished as f64 / self.total).min(0.99);
+        });
     }
 }

@@ -172,7 +172,7 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); keep.len()];
     let mut offsets = Vec::new();
     let mut at = start;
-    for raw in piece.split_inclusive(|b| *b == b'\n') {
+    for raw in crate::split::records(piece) {
         let line_offset = at;
         at += raw.len() as u64;
         let line = String::from_utf8_lossy(raw);

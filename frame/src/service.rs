@@ -19,7 +19,7 @@ use crate::meta::{FrameInfo, FrameRegistry};
 use crate::narrow::{narrow, widen};
 use crate::parse::parse;
 use crate::setup::ParseSetup;
-use crate::split::{record_end, record_start};
+use crate::split::{count_quotes, record_end, record_start};
 use crate::storage::{read_range, StorageOptions};
 use crate::store::{Chunk, ChunkStore};
 use crate::summary::partials;
@@ -55,21 +55,56 @@ pub(crate) fn status(e: FrameError) -> Status {
     }
 }
 
-/// Reads the records a split owns; returns them, their file offset and the bytes read.
-async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(bytes::Bytes, u64, u64)> {
+/// The records a split owns, read from storage.
+struct SplitRecords {
+    /// Whole records.
+    data: bytes::Bytes,
+    /// Their offset in the file.
+    offset: u64,
+    /// Bytes read from storage.
+    bytes_read: u64,
+    /// Quote bytes in the split's nominal range (for the start parity of the next split).
+    quotes: u64,
+}
+
+/// UTF-8's byte-order mark, which some writers put before the first record.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Where the first record of a file begins in `buf` (the file's first bytes): after a
+/// byte-order mark, and past the header when there is one; `None` if the header goes on
+/// past `buf`.
+fn first_record(buf: &[u8], skip_header: bool) -> Option<usize> {
+    let first = if buf.starts_with(BOM) { BOM.len() } else { 0 };
+    if skip_header {
+        crate::split::next_record_start(buf, first, false)
+    } else {
+        Some(first)
+    }
+}
+
+/// Reads the records a split owns; `s.start_in_quotes` says whether its start lies inside a
+/// quoted field.
+async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<SplitRecords> {
     const WINDOW: u64 = 64 << 10;
     let buf_start = s.start.saturating_sub(1);
     let mut buf_end = (s.end + WINDOW).min(s.file_size);
     // Kept as `Bytes` so the records are sliced out without copying the split.
     let mut buf = read_range(&s.url, buf_start..buf_end, storage).await?;
     let mut bytes_read = buf.len() as u64;
-    // Lines longer than the window: read on until the boundaries are found or the file ends.
+    let nominal = |buf: &[u8]| buf.get((s.start - buf_start) as usize..(s.end - buf_start) as usize).map(count_quotes);
+    let quotes = nominal(&buf);
+    // Records longer than the window: read on until the boundaries are found or the file ends.
     let (first, last) = loop {
-        let first = if s.start == 0 { Some(0) } else { record_start(&buf, buf_start, s.start) };
-        let last = record_end(&buf, buf_start, s.end.max(1));
+        let first = if s.start == 0 { first_record(&buf, s.skip_header) } else { record_start(&buf, buf_start, s.start, s.start_in_quotes) };
+        let owns_none = first.is_some_and(|f| s.start > 0 && buf_start + f as u64 >= s.end.max(1));
+        let last = match first {
+            Some(f) if !owns_none => record_end(&buf, buf_start, s.end.max(1), f),
+            _ => None,
+        };
         match (first, last) {
+            _ if owns_none => break (0, 0),
             (Some(f), Some(l)) => break (f, l),
-            _ if buf_end >= s.file_size => break (first.unwrap_or(buf.len()), last.unwrap_or(buf.len())),
+            _ if buf_end >= s.file_size => break (first.unwrap_or(buf.len()), buf.len()),
             _ => {
                 let next = (buf_end + (buf.len() as u64).max(1 << 20)).min(s.file_size);
                 let more = read_range(&s.url, buf_end..next, storage).await?;
@@ -82,14 +117,9 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<(b
             }
         }
     };
-    let mut first = first;
-    if s.start == 0 && s.skip_header {
-        first = memchr::memchr(b'\n', &buf).map_or(buf.len(), |i| i + 1);
-    }
-    if first >= last {
-        return Ok((bytes::Bytes::new(), buf_start + first as u64, bytes_read));
-    }
-    Ok((buf.slice(first..last), buf_start + first as u64, bytes_read))
+    let quotes = quotes.or_else(|| nominal(&buf)).unwrap_or(0);
+    let data = if first >= last { bytes::Bytes::new() } else { buf.slice(first..last) };
+    Ok(SplitRecords { data, offset: buf_start + first as u64, bytes_read, quotes })
 }
 
 async fn parse_one(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
@@ -118,6 +148,7 @@ fn done(s: &SplitSpec, chunk: &Chunk, bytes_read: u64, parsed: Option<&crate::pa
         bad_rows: parsed.map_or(0, |p| p.bad_rows),
         bad_cells: parsed.map_or(0, |p| p.bad_cells),
         examples_json: parsed.map(|p| serde_json::to_string(&p.examples).unwrap_or_default()).unwrap_or_else(|| "[]".into()),
+        ..SplitDone::default()
     }
 }
 
@@ -129,21 +160,30 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
     let codec = crate::compression::codec_of(&s.url)?;
     let estimate = if codec.is_some() { s.file_size * 6 } else { estimate };
     let reservation = state.store.reserve(estimate, &what)?;
-    let (data, offset, bytes_read) = match codec {
+    let records = match codec {
         None => read_records(&s, &job.storage).await?,
         Some(codec) => {
             let compressed = read_range(&s.url, 0..s.file_size, &job.storage).await?;
             let url = s.url.clone();
             let text = bytes::Bytes::from(run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??);
-            let first = if s.skip_header { memchr::memchr(b'\n', &text).map_or(text.len(), |i| i + 1) } else { 0 };
-            (text.slice(first..), first as u64, s.file_size)
+            let first = first_record(&text, s.skip_header).unwrap_or(text.len());
+            SplitRecords { data: text.slice(first..), offset: first as u64, bytes_read: s.file_size, quotes: 0 }
         }
     };
     let url = s.url.clone();
     let job2 = job.clone();
-    let mut parsed = run_cpu(move || parse(&data, offset, &job2.setup, &url, job2.strict)).await??;
+    let data = records.data;
+    let mut parsed = match run_cpu(move || parse(&data, records.offset, &job2.setup, &url, job2.strict)).await? {
+        Ok(parsed) => parsed,
+        Err(e @ FrameError::Parse { .. }) => {
+            // The coordinator knows whether this split started in the right quote state.
+            let empty = Chunk::new(Vec::new());
+            return Ok(SplitDone { quotes: records.quotes, parse_error: e.to_string(), ..done(&s, &empty, records.bytes_read, None) });
+        }
+        Err(e) => return Err(e),
+    };
     let chunk = Chunk::new(std::mem::take(&mut parsed.batches));
-    let reply = done(&s, &chunk, bytes_read, Some(&parsed));
+    let reply = SplitDone { quotes: records.quotes, ..done(&s, &chunk, records.bytes_read, Some(&parsed)) };
     state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
     Ok(reply)
 }

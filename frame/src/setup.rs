@@ -102,15 +102,15 @@ pub fn split_fields(line: &str, sep: char) -> Vec<String> {
     out
 }
 
-/// Sample lines: complete lines only (a last line cut off by the sample end is dropped
-/// unless the sample is the whole file).
+/// Sample records (a quoted field may hold newlines): complete records only (a last record
+/// cut off by the sample end is dropped unless the sample is the whole file).
 fn sample_lines(sample: &[u8], whole_file: bool) -> Vec<String> {
-    let text = String::from_utf8_lossy(sample);
-    let mut lines: Vec<String> = text.split('\n').map(|l| l.trim_end_matches('\r').to_string()).collect();
-    if !whole_file || lines.last().is_some_and(String::is_empty) {
-        lines.pop();
-    }
-    lines.into_iter().filter(|l| !l.trim().is_empty()).take(SAMPLE_LINES).collect()
+    crate::split::records(sample)
+        .filter(|r| whole_file || r.ends_with(b"\n"))
+        .map(|r| String::from_utf8_lossy(r).trim_end_matches(['\n', '\r']).to_string())
+        .filter(|l| !l.trim().is_empty())
+        .take(SAMPLE_LINES)
+        .collect()
 }
 
 fn guess_separator(lines: &[String]) -> char {
@@ -167,6 +167,8 @@ fn guess_type(values: &[&str]) -> ColumnType {
 
 /// Guesses the setup from the start of a file (`whole_file`: the sample is the entire file).
 pub fn guess(sample: &[u8], whole_file: bool, url: &str) -> FrameResult<ParseSetup> {
+    // A byte-order mark is no part of the first column's name.
+    let sample = sample.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(sample);
     let lines = sample_lines(sample, whole_file);
     let Some(first) = lines.first() else {
         return Ok(ParseSetup {

@@ -1,13 +1,19 @@
 //! Splitting files into byte ranges that workers parse independently.
 //!
 //! The rule: split `[start, end)` owns every record whose first byte lies in `[start, end)`.
-//! A record starts at byte 0 or right after a newline. So a split with `start > 0` begins
-//! after the first newline at or after `start - 1`, and reads past `end` to the first newline
-//! at or after `end - 1`. Adjacent splits meet exactly, with no record lost or read twice.
+//! A record starts at byte 0 or right after a newline that lies outside quotes (RFC 4180: a
+//! quoted field may hold newlines; `""` inside one is two quote bytes, so the parity of the
+//! quote bytes before a position tells whether it lies inside quotes). So a split with
+//! `start > 0` begins after the first unquoted newline at or after `start - 1`, and reads
+//! past `end` to the first unquoted newline at or after `end - 1`. Adjacent splits meet
+//! exactly, with no record lost or read twice.
 //!
-//! This is exact when no quoted field contains a newline. When the parse-setup sample shows
-//! a quoted newline, or the file is compressed, the file is not split: one worker reads it
-//! whole. A quoted newline first appearing past the sample is reported as malformed rows.
+//! A worker cannot see the quotes before its split, so it is told whether its split starts
+//! inside quotes. The import first assumes every split starts outside quotes (true for any
+//! file without quoted newlines); each split reports the quote bytes of its range, and the
+//! splits whose true start parity turns out odd are parsed again with the right one
+//! ([`starts_in_quotes`]). A split that started right tracks the parity through its own
+//! bytes, so its end is right too.
 
 use serde::{Deserialize, Serialize};
 
@@ -115,34 +121,107 @@ pub fn assign(splits: &[Split], worker_hosts: &[String]) -> Vec<Vec<Split>> {
         .collect()
 }
 
+/// The quote byte of CSV.
+pub const QUOTE: u8 = b'"';
+
+/// Quote bytes in `data`.
+pub fn count_quotes(data: &[u8]) -> u64 {
+    memchr::memchr_iter(QUOTE, data).count() as u64
+}
+
+/// Just past the first newline at or after `from` that lies outside quotes, given whether
+/// the byte at `from` is reached inside quotes; `None` if `buf` ends first.
+pub fn next_record_start(buf: &[u8], from: usize, mut in_quotes: bool) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let found = at + memchr::memchr2(b'\n', QUOTE, buf.get(at..)?)?;
+        if buf[found] == QUOTE {
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            return Some(found + 1);
+        }
+        at = found + 1;
+    }
+}
+
+/// Whether each split starts inside quotes, from the quote bytes each split's nominal range
+/// holds (`quotes[i]` for `splits[i]`): the parity of all quotes before it in its file.
+pub fn starts_in_quotes(splits: &[Split], quotes: &[u64]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..splits.len()).collect();
+    order.sort_by(|&a, &b| (&splits[a].url, splits[a].start).cmp(&(&splits[b].url, splits[b].start)));
+    let mut out = vec![false; splits.len()];
+    let mut parity = false;
+    for (k, &i) in order.iter().enumerate() {
+        if k == 0 || splits[order[k - 1]].url != splits[i].url {
+            parity = false;
+        }
+        out[i] = parity;
+        parity ^= quotes.get(i).copied().unwrap_or(0) % 2 == 1;
+    }
+    out
+}
+
 /// Where the records of a split begin inside `buf`, which holds the file from byte
-/// `buf_start`; `None` if no record starts in the split (or the buffer ends first).
-pub fn record_start(buf: &[u8], buf_start: u64, split_start: u64) -> Option<usize> {
+/// `buf_start`; `in_quotes` says whether byte `split_start` is reached inside quotes.
+/// `None` if no record starts in the split (or the buffer ends first).
+pub fn record_start(buf: &[u8], buf_start: u64, split_start: u64, in_quotes: bool) -> Option<usize> {
     if split_start == 0 {
         return Some(0);
     }
     debug_assert!(buf_start < split_start, "the buffer must include the byte before the split");
     let from = usize::try_from(split_start - 1 - buf_start).ok()?;
-    memchr::memchr(b'\n', buf.get(from..)?).map(|i| from + i + 1)
+    // The state at `split_start` counts the byte before it; step back over that byte.
+    let before = in_quotes ^ (*buf.get(from)? == QUOTE);
+    next_record_start(buf, from, before)
 }
 
-/// Where the records of a split end inside `buf`: after the first newline at or after byte
-/// `split_end - 1`. `None` means the buffer ends first: read more (or it is the last record
-/// of the file, when the buffer reaches the end of the file).
-pub fn record_end(buf: &[u8], buf_start: u64, split_end: u64) -> Option<usize> {
-    let from = usize::try_from(split_end.saturating_sub(1).saturating_sub(buf_start)).ok()?;
-    memchr::memchr(b'\n', buf.get(from..)?).map(|i| from + i + 1)
+/// Where the records of a split end inside `buf`: after the first unquoted newline at or
+/// after byte `split_end - 1`, tracking quotes from `first`, a record start in `buf`.
+/// `None` means the buffer ends first: read more (or it is the last record of the file,
+/// when the buffer reaches the end of the file).
+pub fn record_end(buf: &[u8], buf_start: u64, split_end: u64, first: usize) -> Option<usize> {
+    let from = usize::try_from(split_end.saturating_sub(1).saturating_sub(buf_start)).ok()?.max(first);
+    let in_quotes = count_quotes(buf.get(first..from)?) % 2 == 1;
+    next_record_start(buf, from, in_quotes)
 }
 
-/// Cuts `data` at newlines into about `parts` pieces for parallel parsing.
+/// The records of `data`, which starts at a record start, each with its line end.
+pub fn records(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let quoted = memchr::memchr(QUOTE, data).is_some();
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= data.len() {
+            return None;
+        }
+        let end = if quoted {
+            next_record_start(data, start, false)
+        } else {
+            memchr::memchr(b'\n', &data[start..]).map(|i| start + i + 1)
+        }
+        .unwrap_or(data.len());
+        let record = &data[start..end];
+        start = end;
+        Some(record)
+    })
+}
+
+/// Cuts `data` (starting at a record start) at record ends into about `parts` pieces for
+/// parallel parsing.
 pub fn pieces(data: &[u8], parts: usize) -> Vec<&[u8]> {
+    let quoted = memchr::memchr(QUOTE, data).is_some();
     let mut out = Vec::with_capacity(parts);
     let target = data.len() / parts.max(1) + 1;
     let mut start = 0;
     while start < data.len() {
         let probe = (start + target).min(data.len());
-        let end =
-            if probe >= data.len() { data.len() } else { memchr::memchr(b'\n', &data[probe..]).map_or(data.len(), |i| probe + i + 1) };
+        let end = if probe >= data.len() {
+            data.len()
+        } else if quoted {
+            let in_quotes = count_quotes(&data[start..probe]) % 2 == 1;
+            next_record_start(data, probe, in_quotes).unwrap_or(data.len())
+        } else {
+            memchr::memchr(b'\n', &data[probe..]).map_or(data.len(), |i| probe + i + 1)
+        };
         out.push(&data[start..end]);
         start = end;
     }
@@ -155,14 +234,35 @@ mod tests {
     use proptest::prelude::*;
 
     /// The records a split owns, by the rule, computed from the whole file.
-    fn owned(file: &[u8], start: u64, end: u64) -> &[u8] {
-        let s = record_start(file, 0, start).unwrap_or(file.len());
-        let e = record_end(file, 0, end).unwrap_or(file.len());
-        if s >= e || s >= file.len() {
+    fn owned(file: &[u8], start: u64, end: u64, in_quotes: bool) -> &[u8] {
+        let s = record_start(file, 0, start, in_quotes).unwrap_or(file.len());
+        if s as u64 >= end.max(1) && start > 0 || s >= file.len() {
+            return &[];
+        }
+        let e = record_end(file, 0, end, s).unwrap_or(file.len());
+        if s >= e {
             &[]
         } else {
             &file[s..e]
         }
+    }
+
+    /// A CSV record: fields plain or quoted (with separators, newlines and doubled quotes).
+    fn record() -> impl Strategy<Value = String> {
+        let field = prop_oneof![
+            "[a-z0-9]{1,6}",
+            "[a-z,\n\"]{0,10}".prop_map(|f| format!("\"{}\"", f.replace('"', "\"\""))),
+        ];
+        proptest::collection::vec(field, 1..4).prop_map(|f| f.join(","))
+    }
+
+    /// Splits of `file`, told whether they start in quotes as the import works it out.
+    fn quote_aware_splits(file: &[u8], split: u64) -> Vec<(Split, bool)> {
+        let f = FileEntry { url: "f".into(), size: file.len() as u64, block_size: None, blocks: Vec::new() };
+        let splits = plan(&[f], split, false, |_| true);
+        let quotes: Vec<u64> = splits.iter().map(|s| count_quotes(&file[s.start as usize..s.end as usize])).collect();
+        let parity = starts_in_quotes(&splits, &quotes);
+        splits.into_iter().zip(parity).collect()
     }
 
     proptest! {
@@ -179,7 +279,7 @@ mod tests {
             let splits = plan(&[f], split, false, |_| true);
             let mut joined = Vec::new();
             for s in &splits {
-                joined.extend_from_slice(owned(file, s.start, s.end));
+                joined.extend_from_slice(owned(file, s.start, s.end, false));
             }
             prop_assert_eq!(joined, file.to_vec());
         }
@@ -195,8 +295,8 @@ mod tests {
                 // A worker reads from one byte before the split.
                 let buf_start = s.start.saturating_sub(1);
                 let buf = &file[buf_start as usize..];
-                let whole_s = record_start(file, 0, s.start);
-                let win_s = record_start(buf, buf_start, s.start).map(|i| i + buf_start as usize);
+                let whole_s = record_start(file, 0, s.start, false);
+                let win_s = record_start(buf, buf_start, s.start, false).map(|i| i + buf_start as usize);
                 prop_assert_eq!(whole_s, win_s);
             }
         }
@@ -220,6 +320,31 @@ mod tests {
                     prop_assert_eq!(s.start % block, 0);
                     prop_assert!(s.end % block == 0 || s.end == size);
                 }
+            }
+        }
+
+        #[test]
+        fn quoted_newlines_stay_inside_their_record(
+            rows in proptest::collection::vec(record(), 1..30),
+            trailing_newline in any::<bool>(),
+            split in 1u64..60,
+            parts in 1usize..6,
+        ) {
+            let mut text = rows.join("\n");
+            if trailing_newline { text.push('\n'); }
+            let file = text.as_bytes();
+            let expected: Vec<&[u8]> = records(file).collect();
+            prop_assert_eq!(expected.len(), rows.len());
+            let mut joined = Vec::new();
+            for (s, in_quotes) in quote_aware_splits(file, split) {
+                let mine = owned(file, s.start, s.end, in_quotes);
+                // Whatever a split owns is whole records.
+                prop_assert_eq!(records(mine).count(), records(mine).filter(|r| expected.contains(r)).count());
+                joined.extend_from_slice(mine);
+            }
+            prop_assert_eq!(joined, file.to_vec());
+            for piece in pieces(file, parts) {
+                prop_assert!(records(piece).all(|r| expected.contains(&r)), "a piece cut a record");
             }
         }
 
