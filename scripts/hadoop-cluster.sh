@@ -28,7 +28,7 @@
 #                                          and configuration (e.g. the distributed shell client)
 #
 # Environment:
-#   HADOOP_VERSION             default 3.4.3 (3.3.x works too, see deploy/hadoop/cluster/pom.xml)
+#   HADOOP_VERSION             default: the running cluster's, else 3.4.3 (3.3.6 works too)
 #   HADOOP_CLUSTER_PORT_BASE   default 39000
 #   HADOOP_CLUSTER_TIMEOUT     seconds to wait for readiness, default 120
 #   HADOOP_USER_NAME           the user the hdfs/yarn client commands act as (simple auth)
@@ -40,6 +40,10 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# Default: the version of the running cluster, if any, else 3.4.3.
+if [[ -z "${HADOOP_VERSION:-}" && -s "$ROOT/target/hadoop/run/version" ]]; then
+  HADOOP_VERSION="$(cat "$ROOT/target/hadoop/run/version")"
+fi
 HADOOP_VERSION="${HADOOP_VERSION:-3.4.3}"
 BASE="${HADOOP_CLUSTER_PORT_BASE:-39000}"
 TIMEOUT="${HADOOP_CLUSTER_TIMEOUT:-120}"
@@ -124,8 +128,15 @@ resolve_jars() {
   if [[ -f "$LIB/.complete" ]]; then return; fi
   command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is not installed: apt-get install -y maven"
   log "resolving Hadoop $HADOOP_VERSION jars from Maven Central into $LIB"
-  local started=$SECONDS
-  mvn -B -q -f "$POM" package -Dhadoop.version="$HADOOP_VERSION" >&2 \
+  local started=$SECONDS ds_version
+  # The distributed shell (a smoke-test application) is on Maven Central for a few versions only.
+  case "$HADOOP_VERSION" in
+    3.3.*) ds_version=3.3.1 ;; # 3.3.5's POM parent is missing on Central
+    *) ds_version=3.4.2 ;;
+  esac
+  rm -rf "$LIB"
+  mvn -B -q -f "$POM" package -Dhadoop.version="$HADOOP_VERSION" \
+    -Ddistributedshell.version="$ds_version" >&2 \
     || die "Maven could not resolve Hadoop $HADOOP_VERSION"
   [[ -f "$LIB/hadoop-common-$HADOOP_VERSION.jar" ]] || die "no hadoop-common jar in $LIB"
   touch "$LIB/.complete"
@@ -420,7 +431,7 @@ cmd_stop() {
     log "killing leftover container process $pid"
     kill -KILL "$pid" 2>/dev/null || true
   done
-  rm -f "$RUN"/*.pid
+  rm -f "$RUN"/*.pid "$RUN/version"
   ((stopped == 0)) && log "nothing was running" || log "stopped $stopped daemons"
 }
 
@@ -443,6 +454,7 @@ cmd_start() {
   # A new cluster every time: fresh NameNode metadata, empty DataNodes and NodeManager dirs.
   rm -rf "$DATA" "$HROOT/tmp" "$LOGS" "$RUN"
   write_config
+  echo "$HADOOP_VERSION" >"$RUN/version"
 
   log "formatting the NameNode"
   HADOOP_CONF_DIR="$CONF" "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "${COMMON_OPTS[@]}" \

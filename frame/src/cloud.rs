@@ -168,8 +168,10 @@ impl FrameCloud {
 
     async fn plan(&self, request: &ImportRequest, workers: usize) -> FrameResult<Plan> {
         let files = list(&request.path, &self.inner.storage).await?;
-        let head = read_range(&files[0].url, 0..files[0].size.min(8), &self.inner.storage).await?;
-        let format = request.format.unwrap_or_else(|| InputFormat::detect(&files[0].url, &head));
+        let format = match request.format {
+            Some(format) => format,
+            None => crate::sniff::format_of(&files, &self.inner.storage).await?,
+        };
         let total: u64 = files.iter().map(|f| f.size).sum();
         if format == InputFormat::Csv {
             for f in &files {
@@ -362,7 +364,11 @@ impl FrameCloud {
             }
         }
         if !second_round.is_empty() {
-            tracing::info!(frame = frame_id, splits = second_round.values().map(Vec::len).sum::<usize>(), "splits start inside quotes: parsing them again");
+            tracing::info!(
+                frame = frame_id,
+                splits = second_round.values().map(Vec::len).sum::<usize>(),
+                "splits start inside quotes: parsing them again"
+            );
             done.extend(self.parse_round(&request, second_round.into_iter().collect(), &progress).await?);
         }
         let mut chunks = Vec::with_capacity(done.len());
@@ -494,8 +500,7 @@ impl FrameCloud {
             async move {
                 let mut client = self.client(node)?;
                 let reply = client.summarize(FrameRef { frame_id }).await.map_err(|s| Self::remote(node, s))?;
-                serde_json::from_str::<Vec<ColumnPartial>>(&reply.into_inner().partials_json)
-                    .map_err(|e| FrameError::Internal(e.to_string()))
+                FrameResult::Ok(reply.into_inner().columns.into_iter().map(ColumnPartial::from).collect::<Vec<_>>())
             }
         });
         let parts = futures::future::try_join_all(calls).await?;

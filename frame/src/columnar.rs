@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,15 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The format's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Csv => "CSV text",
+            InputFormat::Parquet => "Parquet",
+            InputFormat::Arrow => "an Arrow IPC file",
+        }
+    }
+
     /// Detects the format from the first bytes, then the name.
     pub fn detect(url: &str, head: &[u8]) -> Self {
         if head.starts_with(b"PAR1") || url.ends_with(".parquet") || url.ends_with(".pq") {
@@ -123,23 +133,58 @@ async fn parquet_builder(url: &str, size: u64, storage: &StorageOptions) -> Fram
         .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("not a readable Parquet file: {e}") })
 }
 
-/// A Parquet file's columns, row-group count and uncompressed bytes per row group.
+/// Rows of the first row group whose text decides whether a string column is categorical.
+const TEXT_SAMPLE_ROWS: usize = 1000;
+
+/// A Parquet file's columns and the uncompressed bytes of each row group. String columns
+/// are categorical or text as a CSV column with the same values would be, judged on the
+/// first rows of the first row group (categoricals are stored as small keys).
 pub async fn parquet_layout(url: &str, size: u64, storage: &StorageOptions) -> FrameResult<(Vec<(String, ColumnType)>, Vec<u64>)> {
     let builder = parquet_builder(url, size, storage).await?;
-    let columns = builder.schema().fields().iter().map(|f| (f.name().clone(), column_type_of(f.data_type()))).collect();
-    let groups = builder.metadata().row_groups().iter().map(|rg| u64::try_from(rg.total_byte_size()).unwrap_or(0)).collect();
+    let mut columns: Vec<(String, ColumnType)> =
+        builder.schema().fields().iter().map(|f| (f.name().clone(), column_type_of(f.data_type()))).collect();
+    let groups: Vec<u64> = builder.metadata().row_groups().iter().map(|rg| u64::try_from(rg.total_byte_size()).unwrap_or(0)).collect();
+    let text: Vec<usize> = columns.iter().enumerate().filter(|(_, c)| c.1 == ColumnType::String).map(|(i, _)| i).collect();
+    if text.is_empty() || groups.is_empty() {
+        return Ok((columns, groups));
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), text.iter().copied());
+    let sample: Vec<RecordBatch> = builder
+        .with_projection(mask)
+        .with_row_groups(vec![0])
+        .with_limit(TEXT_SAMPLE_ROWS)
+        .with_batch_size(TEXT_SAMPLE_ROWS)
+        .build()
+        .map_err(|e| FrameError::Parse { url: url.into(), reason: e.to_string() })?
+        .try_collect()
+        .await
+        .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("row group 0: {e}") })?;
+    for (slot, &i) in text.iter().enumerate() {
+        let mut values = Vec::new();
+        for batch in &sample {
+            let strings = cast(batch.column(slot), &DataType::Utf8)?;
+            values.extend(strings.as_string::<i32>().iter().flatten().map(str::to_string));
+        }
+        let present: Vec<&str> = values.iter().map(String::as_str).collect();
+        if !present.is_empty() {
+            columns[i].1 = crate::setup::text_type(&present);
+        }
+    }
     Ok((columns, groups))
 }
 
-/// Reads one row group.
-pub async fn read_row_group(
+/// Reads one row group, after `reserve` took its uncompressed bytes from the memory budget.
+pub async fn read_row_group<R>(
     url: &str,
     size: u64,
     row_group: usize,
     storage: &StorageOptions,
     schema: &SchemaRef,
-) -> FrameResult<Vec<RecordBatch>> {
+    reserve: impl FnOnce(u64) -> FrameResult<R>,
+) -> FrameResult<(Vec<RecordBatch>, R)> {
     let builder = parquet_builder(url, size, storage).await?;
+    let bytes = builder.metadata().row_groups().get(row_group).map_or(size, |rg| u64::try_from(rg.total_byte_size()).unwrap_or(size));
+    let reservation = reserve(bytes)?;
     let stream = builder
         .with_row_groups(vec![row_group])
         .with_batch_size(64 * 1024)
@@ -147,7 +192,7 @@ pub async fn read_row_group(
         .map_err(|e| FrameError::Parse { url: url.into(), reason: e.to_string() })?;
     let batches: Vec<RecordBatch> =
         stream.try_collect().await.map_err(|e| FrameError::Parse { url: url.into(), reason: format!("row group {row_group}: {e}") })?;
-    batches.iter().map(|b| conform(b, schema)).collect()
+    Ok((batches.iter().map(|b| conform(b, schema)).collect::<FrameResult<_>>()?, reservation))
 }
 
 /// An Arrow IPC file's columns.

@@ -20,6 +20,7 @@ pub mod parse;
 pub mod rest;
 pub mod service;
 pub mod setup;
+mod sniff;
 pub mod split;
 pub mod storage;
 pub mod store;

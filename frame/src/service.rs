@@ -95,7 +95,8 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<Sp
     let quotes = nominal(&buf);
     // Records longer than the window: read on until the boundaries are found or the file ends.
     let (first, last) = loop {
-        let first = if s.start == 0 { first_record(&buf, s.skip_header) } else { record_start(&buf, buf_start, s.start, s.start_in_quotes) };
+        let first =
+            if s.start == 0 { first_record(&buf, s.skip_header) } else { record_start(&buf, buf_start, s.start, s.start_in_quotes) };
         let owns_none = first.is_some_and(|f| s.start > 0 && buf_start + f as u64 >= s.end.max(1));
         let last = match first {
             Some(f) if !owns_none => record_end(&buf, buf_start, s.end.max(1), f),
@@ -189,13 +190,15 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
 }
 
 async fn read_columnar(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
-    // Compressed columnar data grows in memory; reserve generously, settle after.
-    let estimate = if job.format == InputFormat::Parquet { s.file_size * 4 } else { s.file_size + s.file_size / 5 } + (64 << 10);
     let what = format!("chunk {} of {} ({})", s.chunk, job.frame_id, s.url);
-    let reservation = state.store.reserve(estimate, &what)?;
-    let batches = match job.format {
-        InputFormat::Parquet => read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema).await?,
-        _ => read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?,
+    // Values decoded take about their uncompressed bytes; reserve a fifth more, settle after.
+    let reserve = |bytes: u64| state.store.reserve(bytes + bytes / 5 + (64 << 10), &what);
+    let (batches, reservation) = match job.format {
+        InputFormat::Parquet => read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema, reserve).await?,
+        _ => {
+            let reservation = reserve(s.file_size)?;
+            (read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?, reservation)
+        }
     };
     let batches = run_cpu(move || batches.into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()).await??;
     let chunk = Chunk::new(batches);
@@ -329,7 +332,7 @@ impl FrameService for FrameServer {
         })
         .await
         .map_err(status)?;
-        Ok(Response::new(SummaryPartial { partials_json: serde_json::to_string(&parts).map_err(|e| Status::internal(e.to_string()))? }))
+        Ok(Response::new(SummaryPartial { columns: parts.into_iter().map(Into::into).collect() }))
     }
 
     async fn delete_frame(&self, request: Request<FrameRef>) -> Result<Response<FrameAck>, Status> {

@@ -156,8 +156,12 @@ fn guess_type(values: &[&str]) -> ColumnType {
     if wins(present.iter().filter(|v| is_time(v)).count()) {
         return ColumnType::Time;
     }
+    text_type(&present)
+}
+
+/// Categorical unless nearly every value is distinct (ids, free text), as H2O guesses.
+pub(crate) fn text_type(present: &[&str]) -> ColumnType {
     let distinct: HashSet<&str> = present.iter().copied().collect();
-    // Categorical unless nearly every value is distinct (ids, free text), as H2O guesses.
     if distinct.len() <= 64.max(present.len() * 9 / 10) {
         ColumnType::Enum
     } else {

@@ -193,12 +193,8 @@ pub fn records(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         if start >= data.len() {
             return None;
         }
-        let end = if quoted {
-            next_record_start(data, start, false)
-        } else {
-            memchr::memchr(b'\n', &data[start..]).map(|i| start + i + 1)
-        }
-        .unwrap_or(data.len());
+        let end = if quoted { next_record_start(data, start, false) } else { memchr::memchr(b'\n', &data[start..]).map(|i| start + i + 1) }
+            .unwrap_or(data.len());
         let record = &data[start..end];
         start = end;
         Some(record)
@@ -249,10 +245,7 @@ mod tests {
 
     /// A CSV record: fields plain or quoted (with separators, newlines and doubled quotes).
     fn record() -> impl Strategy<Value = String> {
-        let field = prop_oneof![
-            "[a-z0-9]{1,6}",
-            "[a-z,\n\"]{0,10}".prop_map(|f| format!("\"{}\"", f.replace('"', "\"\""))),
-        ];
+        let field = prop_oneof!["[a-z0-9]{1,6}", "[a-z,\n\"]{0,10}".prop_map(|f| format!("\"{}\"", f.replace('"', "\"\""))),];
         proptest::collection::vec(field, 1..4).prop_map(|f| f.join(","))
     }
 

@@ -12,14 +12,19 @@ use serde::{Deserialize, Serialize};
 /// How many of a categorical column's most frequent levels a summary lists.
 pub const TOP_LEVELS: usize = 10;
 
-/// The mergeable state of one column.
+/// The mergeable state of one column. Like H2O's rollups, NaN counts as missing and the
+/// infinities are counted apart: min, max, mean and sd are over the finite values.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnPartial {
-    /// Present values.
+    /// Present finite values (all present values of categorical and text columns).
     pub count: u64,
-    /// Missing values.
+    /// Missing values (NaN included).
     pub missing: u64,
-    /// Smallest value (numeric, time, boolean); `None` before any value (JSON has no infinity).
+    /// Values that are +infinity.
+    pub positive_infinities: u64,
+    /// Values that are -infinity.
+    pub negative_infinities: u64,
+    /// Smallest finite value (numeric, time, boolean); `None` before any value.
     pub min: Option<f64>,
     /// Largest value.
     pub max: Option<f64>,
@@ -35,12 +40,31 @@ pub struct ColumnPartial {
 
 impl Default for ColumnPartial {
     fn default() -> Self {
-        Self { count: 0, missing: 0, min: None, max: None, mean: 0.0, m2: 0.0, zeros: 0, levels: BTreeMap::new() }
+        Self {
+            count: 0,
+            missing: 0,
+            positive_infinities: 0,
+            negative_infinities: 0,
+            min: None,
+            max: None,
+            mean: 0.0,
+            m2: 0.0,
+            zeros: 0,
+            levels: BTreeMap::new(),
+        }
     }
 }
 
 impl ColumnPartial {
     fn push(&mut self, x: f64) {
+        if !x.is_finite() {
+            match x {
+                f64::INFINITY => self.positive_infinities += 1,
+                f64::NEG_INFINITY => self.negative_infinities += 1,
+                _ => self.missing += 1,
+            }
+            return;
+        }
         self.count += 1;
         let delta = x - self.mean;
         self.mean += delta / self.count as f64;
@@ -63,6 +87,8 @@ impl ColumnPartial {
         }
         self.count = n;
         self.missing += other.missing;
+        self.positive_infinities += other.positive_infinities;
+        self.negative_infinities += other.negative_infinities;
         self.min = min_of(self.min, other.min);
         self.max = max_of(self.max, other.max);
         self.zeros += other.zeros;
@@ -158,6 +184,40 @@ pub fn merge_all(a: Vec<ColumnPartial>, b: Vec<ColumnPartial>) -> Vec<ColumnPart
     a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect()
 }
 
+impl From<ColumnPartial> for eddy_proto::v1::ColumnPartial {
+    fn from(p: ColumnPartial) -> Self {
+        Self {
+            count: p.count,
+            missing: p.missing,
+            min: p.min,
+            max: p.max,
+            mean: p.mean,
+            m2: p.m2,
+            zeros: p.zeros,
+            positive_infinities: p.positive_infinities,
+            negative_infinities: p.negative_infinities,
+            levels: p.levels.into_iter().collect(),
+        }
+    }
+}
+
+impl From<eddy_proto::v1::ColumnPartial> for ColumnPartial {
+    fn from(p: eddy_proto::v1::ColumnPartial) -> Self {
+        Self {
+            count: p.count,
+            missing: p.missing,
+            min: p.min,
+            max: p.max,
+            mean: p.mean,
+            m2: p.m2,
+            zeros: p.zeros,
+            positive_infinities: p.positive_infinities,
+            negative_infinities: p.negative_infinities,
+            levels: p.levels.into_iter().collect(),
+        }
+    }
+}
+
 /// A finished column summary (what `GET /3/Frames/{id}/summary` shows).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnSummary {
@@ -166,11 +226,15 @@ pub struct ColumnSummary {
     /// Column type (int, real, bool, time, enum, string).
     #[serde(rename = "type")]
     pub column_type: String,
-    /// Present values.
+    /// Present values (infinities included).
     pub count: u64,
-    /// Missing values.
+    /// Missing values (NaN included).
     pub missing: u64,
-    /// Smallest value (time: epoch milliseconds).
+    /// Values that are +infinity (not in min, max, mean and sd).
+    pub positive_infinities: u64,
+    /// Values that are -infinity.
+    pub negative_infinities: u64,
+    /// Smallest finite value (time: epoch milliseconds).
     pub min: Option<f64>,
     /// Largest value.
     pub max: Option<f64>,
@@ -195,8 +259,10 @@ pub fn finish(label: &str, column_type: &str, p: &ColumnPartial) -> ColumnSummar
     ColumnSummary {
         label: label.to_string(),
         column_type: column_type.to_string(),
-        count: p.count,
+        count: p.count + p.positive_infinities + p.negative_infinities,
         missing: p.missing,
+        positive_infinities: p.positive_infinities,
+        negative_infinities: p.negative_infinities,
         min: if numeric { p.min } else { None },
         max: if numeric { p.max } else { None },
         mean: numeric.then_some(p.mean),
@@ -228,6 +294,20 @@ mod tests {
             prop_assert_eq!(merged.min, whole.min);
             prop_assert_eq!(merged.max, whole.max);
         }
+    }
+
+    #[test]
+    fn nan_is_missing_and_infinities_are_counted_apart() {
+        let mut p = ColumnPartial::default();
+        for x in [1.0, f64::NAN, f64::INFINITY, 3.0, f64::NEG_INFINITY, f64::INFINITY] {
+            p.push(x);
+        }
+        // Through the wire form, as partials travel between nodes.
+        let p = ColumnPartial::from(eddy_proto::v1::ColumnPartial::from(p.merge(ColumnPartial::default())));
+        let s = finish("x", "real", &p);
+        assert_eq!((s.count, s.missing, s.positive_infinities, s.negative_infinities), (5, 1, 2, 1));
+        assert_eq!((s.min, s.max, s.mean), (Some(1.0), Some(3.0), Some(2.0)));
+        assert!(serde_json::to_string(&s).unwrap().contains("\"mean\":2.0"));
     }
 
     #[test]
