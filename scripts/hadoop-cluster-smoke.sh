@@ -36,8 +36,9 @@ on3="$(grep -c '127\.0\.0\.3:' "$work/fsck" || true)"
 echo "== fsck: 3 blocks, replicas on 127.0.0.2 and 127.0.0.3"
 
 "$cluster" yarn node -list >"$work/nodes" 2>&1
-grep -q '127.0.0.2:.*RUNNING' "$work/nodes" && grep -q '127.0.0.3:.*RUNNING' "$work/nodes" \
-  || fail "yarn node -list: $(cat "$work/nodes")"
+if ! grep -q '127.0.0.2:.*RUNNING' "$work/nodes" || ! grep -q '127.0.0.3:.*RUNNING' "$work/nodes"; then
+  fail "yarn node -list: $(cat "$work/nodes")"
+fi
 echo "== yarn node -list: 127.0.0.2 and 127.0.0.3 RUNNING"
 
 ds_jar="$(ls "$HADOOP_CLUSTER_LIB"/hadoop-yarn-applications-distributedshell-*.jar)"
@@ -52,7 +53,7 @@ grep -q 'User : someuser' "$work/status" || fail "$app ran as: $(grep User "$wor
 echo "== distributed shell $app SUCCEEDED as someuser"
 
 "$cluster" stop
-left="$(ps -eo pid,args | grep -F "$PWD/target/hadoop/" | grep -v grep || true)"
+left="$(pgrep -af -- "$PWD/target/hadoop/" || true)"
 [[ -z "$left" ]] || fail "processes left after stop: $left"
 echo "== stopped, nothing left"
 echo "hadoop-cluster smoke: 5 passed, 0 failed"

@@ -32,11 +32,14 @@
 #   HADOOP_CLUSTER_PORT_BASE   default 39000
 #   HADOOP_CLUSTER_TIMEOUT     seconds to wait for readiness, default 120
 #   HADOOP_USER_NAME           the user the hdfs/yarn client commands act as (simple auth)
+#   HADOOP_CLUSTER_JAVA_OPTS   extra JVM options for every daemon and client command
 #
 # The configuration is the docker-compose cluster's (deploy/hadoop/conf/*-site.xml): the files
-# written to target/hadoop/conf XInclude those and override only addresses and directories;
-# each daemon has its own directory (target/hadoop/conf/daemons/<name>) first on its classpath
-# whose files include the cluster's and override the daemon's own addresses.
+# written to target/hadoop/conf (HADOOP_CONF_DIR) are those with only addresses and directories
+# replaced (flat copies, for clients that do not follow XInclude); each daemon has its own
+# directory (target/hadoop/conf/daemons/<name>) first on its classpath whose files XInclude the
+# cluster's and then override the daemon's own addresses (Hadoop's Configuration reads
+# properties in document order, so a property after the include wins).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -79,7 +82,7 @@ NM_COLLECTOR=$((BASE + 48))
 NM_AMRM=$((BASE + 49))
 
 # name:address of every daemon, in start order.
-DAEMONS=(nn:$NN_HOST dn1:127.0.0.2 dn2:127.0.0.3 rm:$RM_HOST nm1:127.0.0.2 nm2:127.0.0.3)
+DAEMONS=("nn:$NN_HOST" dn1:127.0.0.2 dn2:127.0.0.3 "rm:$RM_HOST" nm1:127.0.0.2 nm2:127.0.0.3)
 
 JAVA="${JAVA:-java}"
 JAVA_HOME="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v "$JAVA")")")")}"
@@ -110,9 +113,16 @@ JAVA17_OPTS=(
   --add-exports=java.base/sun.net.dns=ALL-UNNAMED
   --add-exports=java.base/sun.net.util=ALL-UNNAMED
 )
+# Measured: without any, the NameNode and DataNodes run, the ResourceManager and NodeManagers
+# die starting their web apps (Guice's cglib needs java.lang's ClassLoader.defineClass);
+# java.base/java.lang alone is enough for scripts/hadoop-cluster-smoke.sh. The rest covers code
+# paths not exercised there.
 [[ "${HADOOP_CLUSTER_NO_ADD_OPENS:-}" == 1 ]] && JAVA17_OPTS=()
+# shellcheck disable=SC2206 # extra JVM options for daemons and clients, split on spaces
+EXTRA_OPTS=(${HADOOP_CLUSTER_JAVA_OPTS:-})
 COMMON_OPTS=(
   "${JAVA17_OPTS[@]}"
+  "${EXTRA_OPTS[@]}"
   -Djava.net.preferIPv4Stack=true
   -Dhadoop.home.dir="$HROOT/$HADOOP_VERSION"
   -Dhadoop.log.dir="$LOGS"
@@ -135,9 +145,10 @@ resolve_jars() {
     *) ds_version=3.4.2 ;;
   esac
   rm -rf "$LIB"
-  mvn -B -q -f "$POM" package -Dhadoop.version="$HADOOP_VERSION" \
-    -Ddistributedshell.version="$ds_version" >&2 \
-    || die "Maven could not resolve Hadoop $HADOOP_VERSION"
+  mkdir -p "$HROOT"
+  mvn -B -q -Dstyle.color=never -f "$POM" package -Dhadoop.version="$HADOOP_VERSION" \
+    -Ddistributedshell.version="$ds_version" >"$HROOT/maven-$HADOOP_VERSION.log" 2>&1 \
+    || { grep -E 'ERROR' "$HROOT/maven-$HADOOP_VERSION.log" | head -5 >&2; die "Maven could not resolve Hadoop $HADOOP_VERSION (see $HROOT/maven-$HADOOP_VERSION.log)"; }
   [[ -f "$LIB/hadoop-common-$HADOOP_VERSION.jar" ]] || die "no hadoop-common jar in $LIB"
   touch "$LIB/.complete"
   log "resolved in $((SECONDS - started)) s"
@@ -163,15 +174,46 @@ site() {
   } >"$file"
 }
 
+# flat_site FILE BASE [name value]...: a site file with BASE's properties (BASE is a file of
+# deploy/hadoop/conf) and then the given ones, which replace BASE's of the same name. Flat, no
+# XInclude: the files in HADOOP_CONF_DIR are read by clients other than Hadoop's too (Eddy's
+# own configuration reader does not follow XInclude).
+flat_site() {
+  local file="$1" base="$2"
+  shift 2
+  python3 - "$file" "$base" "$@" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
+
+out, base, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+overrides = dict(zip(rest[0::2], rest[1::2]))
+lines = ['<?xml version="1.0"?>',
+         f'<!-- Written by scripts/hadoop-cluster.sh from {base}: do not edit. -->',
+         '<configuration>',
+         f'  <!-- From {base.rsplit("/", 1)[-1]} (shared with the docker-compose cluster). -->']
+for prop in ET.parse(base).getroot().iter('property'):
+    name = (prop.findtext('name') or '').strip()
+    if name and name not in overrides:
+        value = (prop.findtext('value') or '').strip()
+        lines.append(f'  <property><name>{escape(name)}</name><value>{escape(value)}</value></property>')
+lines.append('  <!-- The process cluster\'s addresses and directories. -->')
+for name, value in overrides.items():
+    lines.append(f'  <property><name>{escape(name)}</name><value>{escape(value)}</value></property>')
+lines.append('</configuration>')
+open(out, 'w').write('\n'.join(lines) + '\n')
+PY
+}
+
 write_config() {
   mkdir -p "$CONF/daemons" "$DATA" "$LOGS" "$RUN" "$HROOT/tmp"
   local classpath="$CONF,$LIB/*"
 
-  site "$CONF/core-site.xml" "$SHARED_CONF/core-site.xml" \
+  flat_site "$CONF/core-site.xml" "$SHARED_CONF/core-site.xml" \
     fs.defaultFS "hdfs://$NN_HOST:$NN_RPC" \
     hadoop.tmp.dir "$HROOT/tmp/hadoop-\${user.name}"
 
-  site "$CONF/hdfs-site.xml" "$SHARED_CONF/hdfs-site.xml" \
+  flat_site "$CONF/hdfs-site.xml" "$SHARED_CONF/hdfs-site.xml" \
     dfs.namenode.rpc-address "$NN_HOST:$NN_RPC" \
     dfs.namenode.rpc-bind-host "$NN_HOST" \
     dfs.namenode.http-address "$NN_HOST:$NN_HTTP" \
@@ -186,7 +228,7 @@ write_config() {
     dfs.datanode.ipc.address "127.0.0.2:$DN_IPC" \
     dfs.datanode.data.dir "file://$DATA/dn1"
 
-  site "$CONF/yarn-site.xml" "$SHARED_CONF/yarn-site.xml" \
+  flat_site "$CONF/yarn-site.xml" "$SHARED_CONF/yarn-site.xml" \
     yarn.resourcemanager.hostname "$RM_HOST" \
     yarn.resourcemanager.address "$RM_HOST:$RM_CLIENT" \
     yarn.resourcemanager.scheduler.address "$RM_HOST:$RM_SCHED" \
@@ -311,6 +353,7 @@ start_daemon() {
   local dir="$CONF/daemons/$name"
   # Its own session (setsid), so that it outlives the calling shell and its signals; the pid
   # file is written by the process itself before it becomes java.
+  # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
   # HADOOP_USER_NAME is the clients' business: a daemon runs as the OS user (root here).
   env -u HADOOP_USER_NAME HADOOP_CONF_DIR="$CONF" JAVA_HOME="$JAVA_HOME" setsid bash -c 'echo $$ >"$0"; exec "$@"' \
     "$RUN/$name.pid" "$JAVA" -Xmx"$(heap "$name")" -XX:+UseSerialGC "${COMMON_OPTS[@]}" \
@@ -432,7 +475,7 @@ cmd_stop() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   rm -f "$RUN"/*.pid "$RUN/version"
-  ((stopped == 0)) && log "nothing was running" || log "stopped $stopped daemons"
+  if ((stopped == 0)); then log "nothing was running"; else log "stopped $stopped daemons"; fi
 }
 
 cmd_start() {
@@ -449,6 +492,7 @@ cmd_start() {
 
   command -v "$JAVA" >/dev/null 2>&1 || die "java is not installed: apt-get install -y openjdk-17-jdk-headless"
   command -v curl >/dev/null 2>&1 || die "curl is not installed: apt-get install -y curl"
+  command -v python3 >/dev/null 2>&1 || die "python3 is not installed: apt-get install -y python3"
   resolve_jars
   local started=$SECONDS
   # A new cluster every time: fresh NameNode metadata, empty DataNodes and NodeManager dirs.

@@ -86,7 +86,10 @@ impl Plan {
         if memchr::memchr(b'"', piece).is_some() {
             return None;
         }
-        let mut columns: Vec<Column<'_>> = self.slots.iter().map(Column::new).collect();
+        // Buffers sized for the rows there are (a wide file has few rows of many columns;
+        // BATCH_ROWS for each of thousands of columns would take gigabytes).
+        let capacity = BATCH_ROWS.min(memchr::memchr_iter(b'\n', piece).count() + 1);
+        let mut columns: Vec<Column<'_>> = self.slots.iter().map(|s| Column::new(s, capacity)).collect();
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut pos = 0usize;
@@ -100,22 +103,22 @@ impl Plan {
             }
             rows += 1;
             if rows == BATCH_ROWS {
-                batches.push(self.finish(&mut columns)?);
+                batches.push(self.finish(&mut columns, capacity)?);
                 rows = 0;
             }
         }
         if rows > 0 {
-            batches.push(self.finish(&mut columns)?);
+            batches.push(self.finish(&mut columns, capacity)?);
         }
         Some(batches)
     }
 
-    fn finish(&self, columns: &mut [Column<'_>]) -> Option<RecordBatch> {
+    fn finish(&self, columns: &mut [Column<'_>], capacity: usize) -> Option<RecordBatch> {
         let mut fields = Vec::with_capacity(columns.len());
         let mut arrays = Vec::with_capacity(columns.len());
         for (column, slot) in columns.iter_mut().zip(&self.slots) {
             if let Slot::Keep { name, .. } = slot {
-                let (field, array) = column.finish(name)?;
+                let (field, array) = column.finish(name, capacity)?;
                 fields.push(field);
                 arrays.push(array);
             }
@@ -205,16 +208,16 @@ enum Column<'a> {
 }
 
 impl<'a> Column<'a> {
-    fn new(slot: &Slot) -> Column<'a> {
-        let nulls = || NullBufferBuilder::new(BATCH_ROWS);
+    fn new(slot: &Slot, capacity: usize) -> Column<'a> {
+        let nulls = || NullBufferBuilder::new(capacity);
         match slot {
             Slot::Skip => Column::Skip,
             Slot::Keep { kind, .. } => match kind {
-                ColumnType::Int => Column::Int { values: Vec::with_capacity(BATCH_ROWS), nulls: nulls(), lo: i64::MAX, hi: i64::MIN },
-                ColumnType::Real => Column::Real { reals: Reals::Scaled { m: Vec::with_capacity(BATCH_ROWS), d: 0 }, nulls: nulls() },
-                ColumnType::Time => Column::Time { millis: Vec::with_capacity(BATCH_ROWS), nulls: nulls() },
+                ColumnType::Int => Column::Int { values: Vec::with_capacity(capacity), nulls: nulls(), lo: i64::MAX, hi: i64::MIN },
+                ColumnType::Real => Column::Real { reals: Reals::Scaled { m: Vec::with_capacity(capacity), d: 0 }, nulls: nulls() },
+                ColumnType::Time => Column::Time { millis: Vec::with_capacity(capacity), nulls: nulls() },
                 ColumnType::Enum => Column::Enum {
-                    keys: Vec::with_capacity(BATCH_ROWS),
+                    keys: Vec::with_capacity(capacity),
                     nulls: nulls(),
                     levels: hashbrown::HashMap::new(),
                     values: StringBuilder::new(),
@@ -304,20 +307,20 @@ impl<'a> Column<'a> {
     }
 
     /// The stored column for the rows pushed since the last call, and its field.
-    fn finish(&mut self, name: &str) -> Option<(Field, ArrayRef)> {
+    fn finish(&mut self, name: &str, capacity: usize) -> Option<(Field, ArrayRef)> {
         Some(match self {
             Column::Skip => return None,
             Column::Int { values, nulls, lo, hi } => {
                 let nulls = nulls.finish();
                 let target = if *lo > *hi { DataType::Int8 } else { narrowest(*lo, *hi) };
                 let array = ints_as(&target, std::mem::take(values), nulls);
-                values.reserve(BATCH_ROWS);
+                values.reserve(capacity);
                 (*lo, *hi) = (i64::MAX, i64::MIN);
                 (Field::new(name, target, true), array)
             }
             Column::Real { reals, nulls } => {
                 let nulls = nulls.finish();
-                let taken = std::mem::replace(reals, Reals::Scaled { m: Vec::with_capacity(BATCH_ROWS), d: 0 });
+                let taken = std::mem::replace(reals, Reals::Scaled { m: Vec::with_capacity(capacity), d: 0 });
                 match taken {
                     Reals::Scaled { m, d } => {
                         // Missing slots hold 0, which is inside every stored type's range, so
@@ -335,7 +338,7 @@ impl<'a> Column<'a> {
             }
             Column::Time { millis, nulls } => {
                 let nulls = nulls.finish();
-                let millis = std::mem::replace(millis, Vec::with_capacity(BATCH_ROWS));
+                let millis = std::mem::replace(millis, Vec::with_capacity(capacity));
                 // Missing slots hold 0, a whole second in range.
                 let whole = millis.iter().all(|&v| v % 1000 == 0 && i32::try_from(v / 1000).is_ok());
                 if whole {
@@ -348,7 +351,7 @@ impl<'a> Column<'a> {
             }
             Column::Enum { keys, nulls, levels, values } => {
                 let nulls = nulls.finish();
-                let keys = std::mem::replace(keys, Vec::with_capacity(BATCH_ROWS));
+                let keys = std::mem::replace(keys, Vec::with_capacity(capacity));
                 let dictionary: ArrayRef = Arc::new(values.finish());
                 levels.clear();
                 let key_type = key_type_for(dictionary.len());

@@ -111,6 +111,13 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         let (field, column) = narrow_column(field, column)?;
+        // A validity bitmap with nothing missing (as readers of nullable columns give) is
+        // dead weight: an eighth of a byte per value.
+        let column = if column.nulls().is_some() && column.null_count() == 0 {
+            arrow::array::make_array(column.to_data().into_builder().nulls(None).build()?)
+        } else {
+            column
+        };
         fields.push(field);
         columns.push(column);
     }

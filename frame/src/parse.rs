@@ -73,7 +73,8 @@ impl Parsed {
 pub fn parse(data: &[u8], offset: u64, setup: &ParseSetup, url: &str, strict: bool) -> FrameResult<Parsed> {
     let schema = Arc::new(setup.schema());
     let plan = Plan::new(setup);
-    let parts = pieces(data, rayon::current_num_threads() * 2);
+    // Pieces of 1 MiB at least: each piece is a batch of its own, with a header per column.
+    let parts = pieces(data, (rayon::current_num_threads() * 2).min(data.len() / (1 << 20) + 1));
     let mut starts = Vec::with_capacity(parts.len());
     let mut at = offset;
     for p in &parts {
@@ -141,7 +142,8 @@ pub(crate) fn parse_general(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, 
     let mut builder = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(full)))
         .with_header(false)
         .with_delimiter(setup.separator as u8)
-        .with_batch_size(BATCH_ROWS)
+        // Sized for the rows there are: arrow-csv keeps a field offset per cell of a batch.
+        .with_batch_size(BATCH_ROWS.min(memchr::memchr_iter(b'\n', piece).count() + 1))
         .with_projection(projection(setup));
     if let Some(re) = null_regex(setup).map_err(|e| arrow::error::ArrowError::ParseError(e.to_string()))? {
         builder = builder.with_null_regex(re);
