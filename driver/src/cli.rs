@@ -21,7 +21,13 @@ use serde::{Deserialize, Serialize};
         dies is named and the driver exits non-zero (unless --keep-going).\n\n\
         Without a subcommand: `local --nodes 3 --check --import data/sample.csv`\n\
         (a local cloud imports the sample dataset, prints its summary and stops).",
-    after_help = "Examples:\n  eddy-driver local --nodes 3\n  eddy-driver local --nodes 2 --port 0 --notify leader.txt --disown\n\nAll EDDY_* variables: docs/configuration.md"
+    after_help = "Examples:\n  eddy-driver local --nodes 3\n  eddy-driver local --nodes 2 --port 0 --notify leader.txt --disown\n\n\
+        Exit codes:\n  0    the cloud was stopped on purpose (POST /3/Shutdown, --check, --disown) and every worker exited\n  \
+        1    something failed: a worker died, the cloud did not form in time, an import failed (the message says which)\n  \
+        2    the command line is wrong\n  \
+        130  stopped by SIGINT (Ctrl-C), after stopping the cloud in order\n  \
+        143  stopped by SIGTERM, after stopping the cloud in order\n\n\
+        All EDDY_* variables: docs/configuration.md"
 )]
 pub struct Cli {
     /// What to do.

@@ -10,6 +10,7 @@ use eddy_common::address::parse_network;
 use eddy_common::{keys, ClusterSecret, NodeAddr};
 use eddy_embedded_config::gather::{Gather, GatherEvent, GatherOptions};
 use eddy_node::membership::Event;
+use eddy_node::signal::Signal;
 use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
 use tokio::sync::broadcast;
 
@@ -24,10 +25,30 @@ pub enum Outcome {
     Stopped,
     /// The driver left the cloud running (`--disown`).
     Disowned,
-    /// Interrupted before the cloud formed.
-    Interrupted,
-    /// Interrupted (Ctrl-C, SIGTERM) after the cloud formed; the cloud was stopped in order.
-    Signalled,
+    /// Interrupted before the cloud formed, by this signal (`None`: standard input closed).
+    Interrupted(Option<Signal>),
+    /// Interrupted (Ctrl-C, SIGTERM, standard input closed) after the cloud formed; the cloud
+    /// was stopped in order.
+    Signalled(Option<Signal>),
+}
+
+impl Outcome {
+    /// The process exit code: 0 for a stop on purpose, 128 + the signal's number after a
+    /// signal (130 for SIGINT, 143 for SIGTERM), as shells report a process a signal ended.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Interrupted(Some(s)) | Outcome::Signalled(Some(s)) => 128 + s.number(),
+            _ => 0,
+        }
+    }
+}
+
+/// Why the driver stops without being asked through the cloud.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    /// "interrupted", "terminated", ...
+    why: &'static str,
+    signal: Option<Signal>,
 }
 
 /// Resolved driver settings.
@@ -153,7 +174,7 @@ impl CloudOptions {
 
 /// SIGINT/SIGTERM, caught once for the driver's whole life so that no phase can miss it.
 #[derive(Clone)]
-struct Interrupt(tokio::sync::watch::Receiver<Option<&'static str>>);
+struct Interrupt(tokio::sync::watch::Receiver<Option<Stop>>);
 
 impl Interrupt {
     /// Signals, and with `stdin_eof` also the end of standard input (the process that
@@ -163,8 +184,8 @@ impl Interrupt {
         let tx = std::sync::Arc::new(tx);
         let on_signal = std::sync::Arc::clone(&tx);
         tokio::spawn(async move {
-            let why = eddy_node::signal::stop_signal().await.verb();
-            on_signal.send_replace(Some(why));
+            let signal = eddy_node::signal::stop_signal().await;
+            on_signal.send_replace(Some(Stop { why: signal.verb(), signal: Some(signal) }));
         });
         if stdin_eof {
             tokio::spawn(async move {
@@ -172,14 +193,14 @@ impl Interrupt {
                 let mut stdin = tokio::io::stdin();
                 let mut buf = [0u8; 256];
                 while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-                tx.send_replace(Some("left by the process that started it (standard input closed)"));
+                tx.send_replace(Some(Stop { why: "left by the process that started it (standard input closed)", signal: None }));
             });
         }
         Self(rx)
     }
 
-    /// Resolves with "interrupted"/"terminated" once a signal arrived.
-    async fn wait(&self) -> &'static str {
+    /// Resolves once a signal arrived (or standard input closed).
+    async fn wait(&self) -> Stop {
         let mut rx = self.0.clone();
         let why = rx.wait_for(Option::is_some).await.ok().and_then(|w| *w);
         match why {
@@ -301,7 +322,7 @@ async fn form_and_watch(
                 gather.fail(&msg);
                 return Err(DriverError::NotFormed(msg));
             }
-            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+            stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         }
     };
     // Phase 2: every worker reports the same formed cloud.
@@ -314,7 +335,7 @@ async fn form_and_watch(
                 let node = node_of(gather, &exit.worker_id);
                 return Err(DriverError::NotFormed(format!("the cloud cannot form: {}", died_message(&exit, node))));
             }
-            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+            stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         }
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
@@ -329,7 +350,7 @@ async fn form_and_watch(
     if options.disown {
         let watching = tokio::select! {
             w = gather.wait_for_watchers(options.nodes, Duration::from_secs(10)) => w,
-            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+            stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         };
         if !watching {
             return Err(DriverError::NotFormed(
@@ -345,12 +366,12 @@ async fn form_and_watch(
 
     let (observer, frames) = tokio::select! {
         o = start_observer(options, secret, &peers) => o?,
-        _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+        stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
     };
     if let Some(path) = &options.import_opt {
         let imported = tokio::select! {
             r = crate::frames::import_here(&frames, path, options.strict) => r,
-            _ = interrupt.wait() => return Ok(Outcome::Interrupted),
+            stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         };
         if let Err(e) = imported {
             if options.check {
@@ -362,7 +383,7 @@ async fn form_and_watch(
     if options.check {
         return tokio::select! {
             r = check(&observer, leader) => r,
-            _ = interrupt.wait() => Ok(Outcome::Interrupted),
+            stop = interrupt.wait() => Ok(Outcome::Interrupted(stop.signal)),
         };
     }
     println!("Watching the cloud; Ctrl-C or POST /3/Shutdown stops it.");
@@ -512,14 +533,15 @@ async fn watch(
                 }
                 return Ok(Outcome::Stopped);
             }
-            why = interrupt.wait() => {
+            stop = interrupt.wait() => {
+                let why = stop.why;
                 println!("Driver {why}: stopping the cloud.");
                 gather.tell_workers_exit(&format!("the driver was {why}"));
                 observer.shutdown_cloud(&format!("the driver was {why}")).await;
                 if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
                     println!("Every worker has exited.");
                 }
-                return Ok(Outcome::Signalled);
+                return Ok(Outcome::Signalled(stop.signal));
             }
         }
     }

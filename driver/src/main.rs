@@ -16,11 +16,11 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(eddy_driver::run(cli)) {
-        Ok(Outcome::Stopped | Outcome::Signalled | Outcome::Disowned) => ExitCode::SUCCESS,
-        Ok(Outcome::Interrupted) => {
+        Ok(outcome @ Outcome::Interrupted(_)) => {
             eprintln!("eddy-driver: interrupted before the cloud formed");
-            ExitCode::from(130)
+            ExitCode::from(outcome.exit_code())
         }
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
             eprintln!("eddy-driver: {e}");
             ExitCode::FAILURE

@@ -267,8 +267,8 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
     let outcome = cloud::drive(&mut launcher, options).await;
     let (status, diagnostics) = match &outcome {
         Ok(Outcome::Stopped) => (FinalApplicationStatusProto::AppSucceeded, "the cloud was shut down".to_string()),
-        Ok(Outcome::Signalled) => (FinalApplicationStatusProto::AppKilled, "the ApplicationMaster was interrupted".to_string()),
-        Ok(Outcome::Interrupted) => {
+        Ok(Outcome::Signalled(_)) => (FinalApplicationStatusProto::AppKilled, "the ApplicationMaster was interrupted".to_string()),
+        Ok(Outcome::Interrupted(_)) => {
             (FinalApplicationStatusProto::AppKilled, "the ApplicationMaster was interrupted before the cloud formed".to_string())
         }
         Ok(Outcome::Disowned) => (FinalApplicationStatusProto::AppUndefined, String::new()),

@@ -4,7 +4,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use eddy_node::routes::Routes;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -13,18 +14,26 @@ use crate::setup::SetupOverrides;
 use crate::FrameError;
 
 /// The routes, with their state.
-pub fn router(cloud: FrameCloud) -> Router {
-    Router::new()
-        .route("/3/ImportFiles", post(import_files))
-        .route("/3/ParseSetup", post(parse_setup))
-        .route("/3/Jobs/{id}", get(job))
-        .route("/3/Frames", get(frames))
-        .route("/3/Frames/{id}", get(frame).delete(delete_frame))
-        .route("/3/Frames/{id}/summary", get(summary))
-        .route("/3/Frames/{id}/groupby", post(group_by))
-        .route("/3/Frames/{id}/export", post(export))
-        .route("/3/Frames/{id}/commit", post(commit))
-        .with_state(cloud)
+pub fn routes(cloud: FrameCloud) -> Routes {
+    let stateful = |r: axum::routing::MethodRouter<FrameCloud>| r.with_state(cloud.clone());
+    Routes::new()
+        .route("/3/ImportFiles", stateful(post(import_files)), &[("POST", "import a file, directory or glob into a frame (starts a job)")])
+        .route("/3/ParseSetup", stateful(post(parse_setup)), &[("POST", "the guessed parse setup of a CSV file, with overrides applied")])
+        .route("/3/Jobs/{id}", stateful(get(job)), &[("GET", "a job's progress, rows, bad values and result")])
+        .route("/3/Frames", stateful(get(frames)), &[("GET", "every frame: rows, columns, bytes, nodes")])
+        .route(
+            "/3/Frames/{id}",
+            stateful(get(frame).delete(delete_frame)),
+            &[("GET", "a frame and its rows (row_offset, row_count)"), ("DELETE", "delete a frame on every node")],
+        )
+        .route(
+            "/3/Frames/{id}/summary",
+            stateful(get(summary)),
+            &[("GET", "per-column summary: count, missing, min, max, mean, sd, levels")],
+        )
+        .route("/3/Frames/{id}/groupby", stateful(post(group_by)), &[("POST", "group by columns with aggregates into a new frame")])
+        .route("/3/Frames/{id}/export", stateful(post(export)), &[("POST", "write a frame as CSV or Parquet to any supported URL")])
+        .route("/3/Frames/{id}/commit", stateful(post(commit)), &[("POST", "register chunks staged by Arrow Flight puts as a frame")])
 }
 
 fn error(e: FrameError) -> Response {

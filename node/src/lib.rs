@@ -14,6 +14,7 @@ pub mod bind;
 pub mod logging;
 pub mod membership;
 pub mod rest;
+pub mod routes;
 pub mod signal;
 pub mod stats;
 #[cfg(feature = "testsuite")]

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use crate::membership::{CloudView, MemberView};
+use crate::routes::Routes;
 use crate::NodeHandle;
 
 /// One node in `GET /3/Cloud`.
@@ -128,24 +129,19 @@ pub fn cloud_v3(view: &CloudView, cloud_name: &str, uptime_millis: u64) -> Cloud
 }
 
 /// The node's REST routes.
-pub fn router(node: NodeHandle) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/3/Cloud", get(cloud))
-        .route("/Cloud.json", get(cloud))
-        .route("/3/Shutdown", post(shutdown))
-        .route("/3/NetworkTest", get(network_test))
-        .route("/kubernetes/isLeaderNode", get(is_leader))
-        .with_state(node)
+pub fn routes(node: NodeHandle) -> Routes {
+    let stateful = |r: axum::routing::MethodRouter<NodeHandle>| r.with_state(node.clone());
+    Routes::new()
+        .route("/3/Cloud", stateful(get(cloud)), &[("GET", "the cloud: members, health, leader, lock (H2O's field names)")])
+        .route("/Cloud.json", stateful(get(cloud)), &[("GET", "alias of /3/Cloud")])
+        .route("/3/Shutdown", stateful(post(shutdown)), &[("POST", "stop every node of the cloud")])
+        .route("/3/NetworkTest", stateful(get(network_test)), &[("GET", "round trips from this node to every other (locks the cloud)")])
+        .route("/kubernetes/isLeaderNode", stateful(get(is_leader)), &[("GET", "200 on the leader of a formed cloud, else 404 (text)")])
 }
 
 /// Only the readiness probe, for the Kubernetes API port.
 pub fn kubernetes_router(node: NodeHandle) -> Router {
     Router::new().route("/kubernetes/isLeaderNode", get(is_leader)).with_state(node)
-}
-
-async fn index() -> &'static str {
-    "Eddy node. Endpoints: GET /3/Cloud (alias /Cloud.json), POST /3/Shutdown, GET /3/NetworkTest, GET /kubernetes/isLeaderNode\n"
 }
 
 async fn cloud(State(node): State<NodeHandle>) -> Json<CloudV3> {

@@ -244,8 +244,8 @@ async fn heartbeat_loop(inner: Arc<Inner>) {
 pub struct Extensions {
     /// Extra gRPC services (authenticate them with `eddy_common::auth::AuthCheck`).
     pub grpc: Option<tonic::service::Routes>,
-    /// Extra REST routes.
-    pub rest: Option<axum::Router>,
+    /// Extra REST routes, documented in the node's index.
+    pub rest: Option<crate::routes::Routes>,
 }
 
 /// A cloneable handle on a running node.
@@ -331,11 +331,11 @@ impl NodeHandle {
             });
         }
         if let Some(rest) = rest_opt {
-            let mut router = crate::rest::router(handle.clone());
+            let mut routes = crate::rest::routes(handle.clone());
             if let Some(extra) = extensions.rest {
-                router = router.merge(extra);
+                routes = routes.merge(extra);
             }
-            handle.serve_rest(rest, router);
+            handle.serve_rest(rest, routes.into_router());
         }
         tokio::spawn(heartbeat_loop(inner));
         handle

@@ -11,6 +11,14 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// The signal's number (SIGINT 2, SIGTERM 15).
+    pub fn number(self) -> u8 {
+        match self {
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
+        }
+    }
+
     /// "interrupted" or "terminated".
     pub fn verb(self) -> &'static str {
         match self {

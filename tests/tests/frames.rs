@@ -132,6 +132,26 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
     assert!(job["jobs"][0]["error"].as_str().unwrap().contains("/no/such/file.csv"));
     // The cloud is still healthy after a failed import.
     assert_eq!(get_json(&format!("{base}/3/Cloud")).unwrap()["cloud_healthy"], true);
+
+    // The index lists every route the node serves, the frame routes too, and so does the
+    // OpenAPI document generated from the same routes.
+    let index = http.get(format!("{base}/")).send().unwrap().text().unwrap();
+    let openapi = get_json(&format!("{base}/openapi.json")).unwrap();
+    for (method, path) in [
+        ("GET", "/3/Cloud"),
+        ("POST", "/3/Shutdown"),
+        ("POST", "/3/ImportFiles"),
+        ("GET", "/3/Jobs/{id}"),
+        ("GET", "/3/Frames"),
+        ("DELETE", "/3/Frames/{id}"),
+        ("GET", "/3/Frames/{id}/summary"),
+        ("POST", "/3/Frames/{id}/groupby"),
+        ("POST", "/3/Frames/{id}/export"),
+        ("POST", "/3/Frames/{id}/commit"),
+    ] {
+        assert!(index.lines().any(|l| l.split_whitespace().take(2).eq([method, path])), "{method} {path} missing from the index:\n{index}");
+        assert!(openapi["paths"][path][method.to_lowercase()]["summary"].is_string(), "{method} {path} missing from {openapi}");
+    }
     d.signal(libc::SIGINT);
-    assert!(d.wait_exit(FORM).success());
+    assert_eq!(d.wait_exit(FORM).code(), Some(130), "{}", d.output());
 }

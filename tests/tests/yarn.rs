@@ -128,7 +128,7 @@ fn ctrl_c_ends_the_application_killed_and_cleans_up() {
     d.signal(libc::SIGINT);
     let status = d.wait_exit(WAIT);
     let out = d.output();
-    assert!(status.success(), "an orderly stop on Ctrl-C exits 0: {out}");
+    assert_eq!(status.code(), Some(130), "an orderly stop on Ctrl-C exits 128 + SIGINT: {out}");
     assert!(out.contains(&format!("_{app:04} finished: KILLED")), "{out}");
     assert_eq!(c.yarn.application_state(app), Some(YarnApplicationStateProto::Finished));
     assert_eq!(c.yarn.final_status(app), Some(FinalApplicationStatusProto::AppKilled));
