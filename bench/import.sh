@@ -10,9 +10,10 @@ RUNS=${2:-3}
 DATA=bench/data/data${ROWS}.csv
 GEN=../shared/bench/gen_csv.py
 mkdir -p bench/data
-python3 -c "import numpy, pyarrow" 2>/dev/null || python3 -m pip install --quiet numpy pyarrow
+# shellcheck source=venv.sh
+. bench/venv.sh
 if [ ! -f "$DATA" ]; then
-  python3 "$GEN" --rows "$ROWS" --seed 42 --out "$DATA" --sha256
+  "$BENCH_PY" "$GEN" --rows "$ROWS" --seed 42 --out "$DATA" --sha256
 fi
 cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
 SIZE=$(stat -c %s "$DATA")
@@ -36,7 +37,7 @@ for nodes in 1 2; do
   echo "eddy nodes=$nodes MEDIAN import_s=$s MB/s=$(echo "$SIZE / $s / 1000000" | bc -l | xargs printf '%.0f') memory_ratio=$(cut -d' ' -f2 /tmp/eddy-bench-$nodes.txt | median) summary_s=$(cut -d' ' -f3 /tmp/eddy-bench-$nodes.txt | median)"
 done
 
-python3 - "$DATA" "$RUNS" <<'PY'
+"$BENCH_PY" - "$DATA" "$RUNS" <<'PY'
 import sys, time, statistics
 path, runs = sys.argv[1], int(sys.argv[2])
 import os

