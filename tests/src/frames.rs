@@ -81,9 +81,10 @@ impl WatchedCloud {
         (job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string(), job)
     }
 
-    /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver exits 0.
+    /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver stopped it in
+    /// order (exit code 130, 128 + SIGINT).
     pub fn stop(mut self, timeout: Duration) {
         self.driver.signal(libc::SIGINT);
-        assert!(self.driver.wait_exit(timeout).success(), "{}", self.driver.output());
+        assert_eq!(self.driver.wait_exit(timeout).code(), Some(130), "{}", self.driver.output());
     }
 }
