@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -112,25 +112,131 @@ fn as_f64(array: &ArrayRef) -> FrameResult<Float64Array> {
     values.as_any().downcast_ref::<Float64Array>().cloned().ok_or_else(|| FrameError::Internal("cast to f64".into()))
 }
 
-fn fold_batch(batch: &RecordBatch, by: &[usize], aggs: &[usize]) -> FrameResult<Groups> {
-    let options = FormatOptions::default();
-    let keys: Vec<&ArrayRef> = by.iter().map(|i| batch.column(*i)).collect();
-    let formatters: Vec<ArrayFormatter<'_>> =
-        keys.iter().map(|a| ArrayFormatter::try_new(a.as_ref(), &options)).collect::<Result<_, _>>()?;
-    let values: Vec<Float64Array> = aggs.iter().map(|i| as_f64(batch.column(*i))).collect::<FrameResult<_>>()?;
-    let mut groups = Groups::new();
-    for row in 0..batch.num_rows() {
-        let key: Vec<Option<String>> =
-            keys.iter().zip(&formatters).map(|(a, f)| a.is_valid(row).then(|| f.value(row).to_string())).collect();
-        let entry = groups.entry(key).or_insert_with(|| (0, vec![AggState::empty(); aggs.len()]));
-        entry.0 += 1;
-        for (state, v) in entry.1.iter_mut().zip(&values) {
-            if v.is_valid(row) {
-                state.push(v.value(row));
+/// A group's key cell as the fold keeps it: integers as themselves, anything else (level
+/// text, reals, times, booleans) as the id of its text in the column's interner. Text is made
+/// once per dictionary entry of a batch (categoricals) or per row (other types), never per
+/// row and group as a `String` key would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Cell {
+    Null,
+    Int(i64),
+    Text(u32),
+}
+
+/// Texts of one key column, each stored once.
+#[derive(Default)]
+struct Interner {
+    ids: hashbrown::HashMap<String, u32>,
+    texts: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_string());
+        self.ids.insert(text.to_string(), id);
+        id
+    }
+}
+
+/// The groups one thread folded: a hash table from key cells to a slot, and per slot the row
+/// count and one state per aggregate.
+#[derive(Default)]
+struct Partial {
+    slots: hashbrown::HashMap<Vec<Cell>, u32>,
+    keys: Vec<Vec<Cell>>,
+    rows: Vec<u64>,
+    states: Vec<Vec<AggState>>,
+    interners: Vec<Interner>,
+}
+
+impl Partial {
+    fn slot(&mut self, key: &[Cell], num_aggs: usize) -> usize {
+        if let Some(&slot) = self.slots.get(key) {
+            return slot as usize;
+        }
+        let slot = self.keys.len();
+        self.slots.insert(key.to_vec(), slot as u32);
+        self.keys.push(key.to_vec());
+        self.rows.push(0);
+        self.states.push(vec![AggState::empty(); num_aggs]);
+        slot
+    }
+
+    /// Each row's key cells for column `array`, interning text as needed.
+    fn cells(&mut self, column: usize, array: &ArrayRef) -> FrameResult<Vec<Cell>> {
+        if self.interners.len() <= column {
+            self.interners.resize_with(column + 1, Interner::default);
+        }
+        let interner = &mut self.interners[column];
+        Ok(match array.data_type() {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                let ints = cast(array, &DataType::Int64)?;
+                let ints = ints.as_primitive::<arrow::datatypes::Int64Type>();
+                ints.iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect()
+            }
+            DataType::Dictionary(_, _) => {
+                let dict = array.as_any_dictionary();
+                let options = FormatOptions::default();
+                let values = ArrayFormatter::try_new(dict.values().as_ref(), &options)?;
+                // One text per dictionary entry, not per row.
+                let ids: Vec<u32> = (0..dict.values().len()).map(|i| interner.id(&values.value(i).to_string())).collect();
+                let valid = dict.keys();
+                dict.normalized_keys()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(row, k)| if valid.is_valid(row) { ids.get(k).map_or(Cell::Null, |&id| Cell::Text(id)) } else { Cell::Null })
+                    .collect()
+            }
+            _ => {
+                let options = FormatOptions::default();
+                let f = ArrayFormatter::try_new(array.as_ref(), &options)?;
+                (0..array.len())
+                    .map(|row| if array.is_valid(row) { Cell::Text(interner.id(&f.value(row).to_string())) } else { Cell::Null })
+                    .collect()
+            }
+        })
+    }
+
+    fn add(mut self, batch: &RecordBatch, by: &[usize], aggs: &[usize]) -> FrameResult<Self> {
+        let cells: Vec<Vec<Cell>> = by.iter().enumerate().map(|(c, &i)| self.cells(c, batch.column(i))).collect::<FrameResult<_>>()?;
+        let values: Vec<Float64Array> = aggs.iter().map(|i| as_f64(batch.column(*i))).collect::<FrameResult<_>>()?;
+        let mut key = vec![Cell::Null; by.len()];
+        for row in 0..batch.num_rows() {
+            for (k, column) in key.iter_mut().zip(&cells) {
+                *k = column[row];
+            }
+            let slot = self.slot(&key, aggs.len());
+            self.rows[slot] += 1;
+            for (state, v) in self.states[slot].iter_mut().zip(&values) {
+                if v.is_valid(row) {
+                    state.push(v.value(row));
+                }
             }
         }
+        Ok(self)
     }
-    Ok(groups)
+
+    /// The groups with their key cells as text (integers printed as arrow prints them).
+    fn into_groups(self) -> Groups {
+        let mut out = Groups::new();
+        for ((key, rows), states) in self.keys.iter().zip(self.rows).zip(self.states) {
+            let cells = key
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| match cell {
+                    Cell::Null => None,
+                    Cell::Int(v) => Some(v.to_string()),
+                    Cell::Text(id) => self.interners.get(c).and_then(|i| i.texts.get(*id as usize)).cloned(),
+                })
+                .collect();
+            out.insert(cells, (rows, states));
+        }
+        out
+    }
 }
 
 /// Merges `b` into `a`.
@@ -145,10 +251,22 @@ pub fn merge(mut a: Groups, b: Groups) -> Groups {
     a
 }
 
-/// Folds batches (in parallel) into groups.
-/// Batches are widened one at a time from their stored (narrow) form to the frame's `schema`.
+/// Folds batches (in parallel, one hash table per thread, merged once) into groups. Only the
+/// columns the group-by reads are widened from their stored (narrow) form, a batch at a time.
 pub fn fold(batches: &[&RecordBatch], schema: &arrow::datatypes::SchemaRef, by: &[usize], aggs: &[usize]) -> FrameResult<Groups> {
-    batches.par_iter().map(|b| fold_batch(&crate::narrow::widen(b, schema)?, by, aggs)).try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
+    let mut needed: Vec<usize> = by.to_vec();
+    needed.extend(aggs.iter().filter(|a| !by.contains(a)));
+    let local = |i: &usize| needed.iter().position(|n| n == i).unwrap_or(0);
+    let (by_local, aggs_local): (Vec<usize>, Vec<usize>) = (by.iter().map(local).collect(), aggs.iter().map(local).collect());
+    let projected = Arc::new(schema.project(&needed)?);
+    batches
+        .par_iter()
+        .try_fold(Partial::default, |partial, b| {
+            let wide = crate::narrow::widen(&b.project(&needed)?, &projected)?;
+            partial.add(&wide, &by_local, &aggs_local)
+        })
+        .map(|partial| partial.map(Partial::into_groups))
+        .try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
 }
 
 /// Builds the result table: the key columns (text), `nrow`, then one column per aggregate.
@@ -214,5 +332,42 @@ mod tests {
         assert!((mean.value(0) - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(mean.value(1), 10.0);
         assert!(indices(&["k".into()], &["nope".into()]).unwrap_err().to_string().contains("no column \"nope\""));
+    }
+
+    #[test]
+    fn levels_of_different_dictionaries_and_integer_keys_meet_in_one_group() {
+        use arrow::array::{DictionaryArray, Int8Array};
+        use arrow::datatypes::Int8Type;
+        // The same levels under different dictionary codes in two batches, and an integer key.
+        let d1: DictionaryArray<Int8Type> = vec![Some("x"), Some("y"), None, Some("x")].into_iter().collect();
+        let d2 = DictionaryArray::<Int8Type>::try_new(
+            Int8Array::from(vec![Some(0), Some(1), Some(1)]),
+            Arc::new(StringArray::from(vec!["y", "x"])),
+        )
+        .unwrap();
+        let b1 = RecordBatch::try_from_iter([
+            ("k", Arc::new(d1) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(vec![Some(1), Some(1), Some(2), None])) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0, 4.0])) as ArrayRef),
+        ])
+        .unwrap();
+        let b2 = RecordBatch::try_from_iter([
+            ("k", Arc::new(d2) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(vec![Some(1), Some(1), None])) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(vec![10.0, 20.0, 30.0])) as ArrayRef),
+        ])
+        .unwrap();
+        let g = fold(&[&b1, &b2], &b1.schema(), &[0, 1], &[2]).unwrap();
+        let key = |k: Option<&str>, n: Option<i64>| vec![k.map(String::from), n.map(|n| n.to_string())];
+        let sums: Vec<(Vec<Option<String>>, u64, f64)> = g.iter().map(|(k, (n, s))| (k.clone(), *n, s[0].sum)).collect();
+        assert_eq!(
+            sums,
+            vec![
+                (key(None, Some(2)), 1, 3.0),
+                (key(Some("x"), None), 2, 34.0),
+                (key(Some("x"), Some(1)), 2, 21.0),
+                (key(Some("y"), Some(1)), 2, 12.0),
+            ]
+        );
     }
 }
