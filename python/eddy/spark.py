@@ -430,9 +430,21 @@ class EddyContext:
         leader = self._wait_for_file(notify_file, f"the cloud of {n} to form", self._timeout)
         self._mark("cloud formed")
         self.rest_url = "http://" + leader.splitlines()[0].strip()
-        match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
-        self.observer_url = match.group(1) if match else self.rest_url
+        self.observer_url = self._wait_for_observer()
         self._locate_workers()
+
+    def _wait_for_observer(self):
+        """The observer's REST URL: the driver writes the leader's address before the observer
+        has joined, and a request to the leader fails once that worker is lost."""
+        deadline = time.time() + min(self._timeout, 60)
+        while time.time() < deadline:
+            match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
+            if match:
+                return match.group(1)
+            if self._driver.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise EddyError(f"the observer did not join the cloud; {self._log_report()}")
 
     def _start_in_executors(self, mapper_bin, n, gather):
         # Once per Spark application: a stopped and recreated SparkContext (a notebook that
