@@ -39,7 +39,7 @@ keys! {
     /// REST port.
     PORT = ("EDDY_PORT", None, "54321", "REST port; the internal gRPC port is this + 1. `0` picks free ports.");
     /// Advertised IP.
-    IP = ("EDDY_IP", None, "", "The IP address this node binds and advertises. Default: the local address the OS routes toward the driver or the first flatfile peer.");
+    IP = ("EDDY_IP", None, "", "The IP address (or host name, resolved IPv4 first) this node binds and advertises. Default: the local address the OS routes toward the driver or the first flatfile peer.");
     /// Network to pick the interface from.
     NETWORK = ("EDDY_NETWORK", None, "", "A CIDR (e.g. `10.0.0.0/8`): bind the local interface whose address is in it. For multi-homed hosts.");
     /// Flatfile path.

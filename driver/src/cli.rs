@@ -181,8 +181,8 @@ pub struct CloudArgs {
     /// With --import: fail on the first malformed value instead of storing it as missing
     #[arg(long)]
     pub strict: bool,
-    /// Address the driver's gather service listens on (edge nodes with several interfaces)
-    #[arg(long)]
+    /// Address or host name the driver's gather service listens on (edge nodes with several interfaces); a name resolves as for every host of the cluster, IPv4 first
+    #[arg(long, visible_alias = "driver-host", value_name = "HOST", value_parser = eddy_common::address::parse_host)]
     pub driver_ip: Option<IpAddr>,
     /// Port of the gather service [default: a free port]
     #[arg(long, default_value_t = 0, conflicts_with = "driver_port_range")]
@@ -242,4 +242,21 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
         return Err(format!("{text:?}: the range must go from a port above 0 up to a port not below it"));
     }
     Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_address_may_be_a_host_name() {
+        // What the Spark integration passes on YARN: spark.driver.host, a name.
+        for flag in ["--driver-ip", "--driver-host"] {
+            let cli = Cli::try_parse_from(["eddy-driver", "attach", "--secret-file", "s", flag, "localhost"]).unwrap();
+            let Some(Command::Attach(a)) = cli.command else { panic!("not attach") };
+            assert_eq!(a.cloud.driver_ip, Some(IpAddr::from([127, 0, 0, 1])), "{flag}");
+        }
+        let err = Cli::try_parse_from(["eddy-driver", "attach", "--secret-file", "s", "--driver-ip", "no-such-host.invalid"]).unwrap_err();
+        assert!(err.to_string().contains("does not resolve"), "{err}");
+    }
 }

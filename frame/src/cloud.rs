@@ -471,9 +471,8 @@ impl FrameCloud {
         if self.inner.state.frames.get(id).is_some() {
             return Err(bad(format!("frame {id} is registered already; delete it first or stage under a new id")));
         }
-        if request.columns.is_empty() {
-            return Err(bad("no columns; pass the columns the puts reported".into()));
-        }
+        // No columns is a frame too (a Spark DataFrame of rows without columns): its chunks
+        // still count rows, so nothing checks for columns here.
         let mut chunks = request.chunks;
         chunks.sort_by_key(|c| c.index);
         if let Some(w) = chunks.windows(2).find(|w| w[0].index == w[1].index) {

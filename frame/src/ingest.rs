@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -36,6 +36,9 @@ pub fn columns_for(schema: &Schema, categorical: &[String]) -> FrameResult<(Vec<
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => (ColumnType::Int, DataType::Int64),
             DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => (ColumnType::Int, DataType::Int64),
             DataType::Float32 | DataType::Float64 => (ColumnType::Real, DataType::Float64),
+            // Exact decimals stay exact (Spark's DecimalType, up to 38 digits): stored as their
+            // unscaled integers (narrow.rs), read back with precision and scale.
+            DataType::Decimal128(_, _) => (ColumnType::Real, source.clone()),
             DataType::Boolean => (ColumnType::Bool, DataType::Boolean),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View if wanted_categorical => {
                 (ColumnType::Enum, ColumnType::Enum.arrow_type())
@@ -51,8 +54,8 @@ pub fn columns_for(schema: &Schema, categorical: &[String]) -> FrameResult<(Vec<
                 return Err(FrameError::InvalidArgument {
                     what: "column type",
                     reason: format!(
-                        "column {:?} is {other}; frames hold integers, reals, booleans, strings and times \
-                         (cast it first, e.g. a decimal to double, in Spark `df.withColumn(name, col(name).cast(\"double\"))`)",
+                        "column {:?} is {other}; frames hold integers, reals, decimals, booleans, strings and times \
+                         (cast it first, e.g. binary to string, in Spark `df.withColumn(name, col(name).cast(\"string\"))`)",
                         field.name()
                     ),
                 })
@@ -71,6 +74,12 @@ pub fn columns_for(schema: &Schema, categorical: &[String]) -> FrameResult<(Vec<
     Ok((columns, Arc::new(Schema::new(stored))))
 }
 
+/// A batch of `columns` that keeps `rows` even without columns (a Spark DataFrame of no
+/// columns still has rows, and a frame of it keeps their number).
+pub fn batch_of(schema: SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> FrameResult<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(rows)))?)
+}
+
 /// `batch` cast to `target` (from [`columns_for`]), ready to be narrowed.
 pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> FrameResult<RecordBatch> {
     if batch.num_columns() != target.fields().len() {
@@ -85,7 +94,7 @@ pub fn conform(batch: &RecordBatch, target: &SchemaRef) -> FrameResult<RecordBat
         .zip(target.fields())
         .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
         .collect::<Result<_, _>>()?;
-    Ok(RecordBatch::try_new(target.clone(), columns)?)
+    batch_of(target.clone(), columns, batch.num_rows())
 }
 
 /// Bytes the values of `batch` take, counting each array's own slice only (batches decoded
@@ -112,7 +121,7 @@ pub fn compact(batch: RecordBatch) -> FrameResult<RecordBatch> {
             Ok(arrow::array::make_array(copy.freeze()))
         })
         .collect::<FrameResult<_>>()?;
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    batch_of(batch.schema(), columns, batch.num_rows())
 }
 
 #[cfg(test)]
@@ -184,6 +193,38 @@ mod tests {
     }
 
     #[test]
+    fn spark_decimals_are_kept_exact_with_precision_and_scale() {
+        use arrow::array::Decimal128Array;
+        let dec =
+            |v: Vec<Option<i128>>, p: u8, s: i8| Arc::new(Decimal128Array::from(v).with_precision_and_scale(p, s).unwrap()) as ArrayRef;
+        let b = RecordBatch::try_from_iter([
+            ("half", dec(vec![Some(5), Some(-15), None], 22, 1)),
+            ("max", dec(vec![Some(10i128.pow(38) - 1), None, Some(-(10i128.pow(38) - 1))], 38, 10)),
+        ])
+        .unwrap();
+        let (columns, target) = columns_for(&b.schema(), &[]).unwrap();
+        assert_eq!(columns[0].column_type, ColumnType::Real);
+        assert_eq!(columns[0].arrow_type, Some(DataType::Decimal128(22, 1)));
+        let stored = narrow(conform(&b, &target).unwrap()).unwrap();
+        let node = eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap();
+        let info = FrameInfo::from_chunks("f", vec![], columns, vec![ChunkInfo { index: 0, node, rows: 3, bytes: 0 }]);
+        let info: FrameInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
+        assert_eq!(widen(&stored, &info.schema()).unwrap(), b);
+    }
+
+    #[test]
+    fn batches_without_columns_keep_their_rows() {
+        let b = batch_of(Arc::new(Schema::empty()), vec![], 7).unwrap();
+        let (columns, target) = columns_for(&b.schema(), &[]).unwrap();
+        assert!(columns.is_empty());
+        let stored = compact(narrow(conform(&b, &target).unwrap()).unwrap()).unwrap();
+        assert_eq!(stored.num_rows(), 7);
+        assert_eq!(widen(&stored, &Arc::new(Schema::empty())).unwrap().num_rows(), 7);
+        let both = arrow::compute::concat_batches(&target, [&stored, &stored]).unwrap();
+        assert_eq!(both.num_rows(), 14);
+    }
+
+    #[test]
     fn slices_of_one_message_are_counted_once_and_copied_out() {
         let b = spark_like();
         let bytes = crate::codec::to_ipc(&b.schema(), std::slice::from_ref(&b)).unwrap();
@@ -197,9 +238,9 @@ mod tests {
 
     #[test]
     fn unsupported_types_and_unknown_categoricals_are_named() {
-        let s = Schema::new(vec![Field::new("price", DataType::Decimal128(10, 2), true)]);
+        let s = Schema::new(vec![Field::new("blob", DataType::Binary, true)]);
         let err = columns_for(&s, &[]).unwrap_err().to_string();
-        assert!(err.contains("\"price\"") && err.contains("Decimal128") && err.contains("cast"), "{err}");
+        assert!(err.contains("\"blob\"") && err.contains("Binary") && err.contains("cast"), "{err}");
         let s = Schema::new(vec![Field::new("a", DataType::Utf8, true)]);
         let err = columns_for(&s, &["b".into()]).unwrap_err().to_string();
         assert!(err.contains("no column \"b\""), "{err}");

@@ -5,6 +5,8 @@
 //! - reals that are decimals with few digits (as CSV text usually is) as integers scaled by
 //!   `10^d` (field metadata [`DECIMAL_SCALE`]), kept only when every value of the batch comes
 //!   back bit for bit (so `-0.0`, NaN and values with long expansions keep the batch in f64);
+//! - exact decimals (Spark's `DecimalType`, Arrow `Decimal128`) whose unscaled values fit 64
+//!   bits as those integers in 8 to 64 bits ([`DECIMAL_UNSCALED`]); wider ones as they came;
 //! - times that are whole seconds within the 32-bit range as 32-bit seconds ([`TIME_SECONDS`]);
 //! - dictionary (categorical) keys in 8 or 16 bits when there are few levels.
 //!
@@ -17,12 +19,15 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, PrimitiveArray, RecordBatch};
 use arrow::compute::{cast, max, min};
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Decimal128Type, Field, Float64Type, Int64Type, Schema, SchemaRef, TimeUnit};
 
 use crate::FrameResult;
 
 /// Field metadata of a real column stored as integers: the value is `stored / 10^scale`.
 pub const DECIMAL_SCALE: &str = "eddy.decimal_scale";
+/// Field metadata of an exact decimal column stored as its unscaled integers; the value is the
+/// column's scale (the logical type, `Decimal128(p, s)`, is the frame's and decides on widening).
+pub const DECIMAL_UNSCALED: &str = "eddy.decimal_unscaled";
 /// Field metadata of a time column stored as whole seconds in 32 bits.
 pub const TIME_SECONDS: &str = "eddy.time_seconds";
 
@@ -121,7 +126,7 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
         fields.push(field);
         columns.push(column);
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    crate::ingest::batch_of(Arc::new(Schema::new(fields)), columns, batch.num_rows())
 }
 
 /// One column of a batch in its narrowest exact form, with the field that describes it.
@@ -150,6 +155,14 @@ pub fn narrow_column(field: &Field, column: &ArrayRef) -> FrameResult<(Field, Ar
                 None => (field.clone(), column.clone()),
             }
         }
+        DataType::Decimal128(_, scale) => match unscaled(column.as_primitive::<Decimal128Type>()) {
+            Some(ints) => {
+                let (ints, target) = ints;
+                let column = if &target == ints.data_type() { ints } else { cast(&ints, &target)? };
+                (with_meta(name, target, nullable, DECIMAL_UNSCALED, scale.to_string()), column)
+            }
+            None => (field.clone(), column.clone()),
+        },
         DataType::Timestamp(unit, _) => {
             let per_second = per_second(*unit);
             let raw = cast(column, &DataType::Int64)?;
@@ -177,6 +190,29 @@ pub fn narrow_column(field: &Field, column: &ArrayRef) -> FrameResult<(Field, Ar
     })
 }
 
+/// A decimal column's unscaled values as 64-bit integers, with the narrowest integer type that
+/// holds them; `None` when one needs more than 64 bits (kept as 128-bit decimals then).
+fn unscaled(values: &PrimitiveArray<Decimal128Type>) -> Option<(ArrayRef, DataType)> {
+    let (mut lo, mut hi) = (i128::MAX, i128::MIN);
+    for v in values.iter().flatten() {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    let target = if lo > hi {
+        DataType::Int8 // all missing
+    } else {
+        narrowest(i64::try_from(lo).ok()?, i64::try_from(hi).ok()?)
+    };
+    // Missing slots may hold anything: they become 0, which every type holds.
+    let ints: PrimitiveArray<Int64Type> = arrow::compute::kernels::arity::unary(values, |v| i64::try_from(v).unwrap_or(0));
+    Some((Arc::new(ints), target))
+}
+
+/// The scale of a decimal column stored as unscaled integers.
+pub fn decimal_unscaled(field: &Field) -> Option<i8> {
+    field.metadata().get(DECIMAL_UNSCALED).and_then(|s| s.parse().ok())
+}
+
 /// The narrowest dictionary key type for `levels` distinct values.
 pub(crate) fn key_type_for(levels: usize) -> DataType {
     if levels <= 128 {
@@ -202,6 +238,11 @@ pub fn is_time_seconds(field: &Field) -> bool {
 pub fn widen_column(stored: &Field, column: &ArrayRef, logical: &DataType) -> FrameResult<ArrayRef> {
     if column.data_type() == logical {
         return Ok(column.clone());
+    }
+    if let (Some(_), DataType::Decimal128(precision, scale)) = (decimal_unscaled(stored), logical) {
+        let ints = cast(column, &DataType::Int64)?;
+        let decimals: PrimitiveArray<Decimal128Type> = arrow::compute::kernels::arity::unary(ints.as_primitive::<Int64Type>(), i128::from);
+        return Ok(Arc::new(decimals.with_precision_and_scale(*precision, *scale)?));
     }
     if let Some(p) = decimal_scale(stored) {
         let reals = cast(column, &DataType::Float64)?;
@@ -235,7 +276,7 @@ pub fn widen(batch: &RecordBatch, schema: &SchemaRef) -> FrameResult<RecordBatch
         .zip(schema.fields())
         .map(|((c, s), f)| widen_column(s, c, f.data_type()))
         .collect::<Result<_, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    crate::ingest::batch_of(schema.clone(), columns, batch.num_rows())
 }
 #[cfg(test)]
 mod tests {
@@ -299,6 +340,28 @@ mod tests {
         let bits = |c: &ArrayRef| c.as_primitive::<Float64Type>().values().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(back.column(0))[0], 373.781f64.to_bits());
         assert_eq!(bits(back.column(1))[0], 0.142928f64.to_bits());
+    }
+
+    #[test]
+    fn decimals_are_stored_as_unscaled_integers_and_come_back_exactly() {
+        use arrow::array::Decimal128Array;
+        let exact = |values: Vec<Option<i128>>, p: u8, s: i8| Decimal128Array::from(values).with_precision_and_scale(p, s).unwrap();
+        let wide = 10i128.pow(37) + 7; // needs 38 digits: more than 64 bits
+        let b = RecordBatch::try_from_iter([
+            ("price", Arc::new(exact(vec![Some(12_345), None, Some(-5), Some(0)], 10, 2)) as ArrayRef),
+            ("amount", Arc::new(exact(vec![Some(i128::from(i64::MAX)), Some(i128::from(i64::MIN)), None, Some(1)], 22, 1)) as ArrayRef),
+            ("wide", Arc::new(exact(vec![Some(wide), Some(-wide), None, Some(3)], 38, 18)) as ArrayRef),
+            ("none", Arc::new(exact(vec![None, None, None, None], 38, 0)) as ArrayRef),
+        ])
+        .unwrap();
+        let n = narrow(b.clone()).unwrap();
+        let stored = n.schema();
+        let types: Vec<&DataType> = stored.fields().iter().map(|f| f.data_type()).collect();
+        assert_eq!(types, vec![&DataType::Int16, &DataType::Int64, &DataType::Decimal128(38, 18), &DataType::Int8]);
+        assert_eq!(decimal_unscaled(stored.field(0)), Some(2));
+        assert_eq!(decimal_unscaled(stored.field(2)), None, "38 digits stay 128-bit decimals");
+        let back = widen(&n, &b.schema()).unwrap();
+        assert_eq!(back, b, "values, precision and scale come back");
     }
 
     proptest::proptest! {

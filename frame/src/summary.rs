@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,8 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
     p.missing += array.null_count() as u64;
     // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
     // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
-    let scale = crate::narrow::decimal_scale(field);
+    let unscaled = crate::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
+    let scale = crate::narrow::decimal_scale(field).or(unscaled);
     let seconds = crate::narrow::is_time_seconds(field);
     let logical = |v: f64| match scale {
         Some(s) => v / s,
@@ -133,6 +134,11 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
         DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
         DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
         DataType::Float32 => array.as_primitive::<Float32Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        // Decimals too wide for 64-bit storage summarise as the nearest reals (as Spark's describe()).
+        DataType::Decimal128(_, s) => {
+            let divisor = 10f64.powi(i32::from(*s));
+            array.as_primitive::<Decimal128Type>().iter().flatten().for_each(|v| p.push(v as f64 / divisor));
+        }
         // Times summarise in milliseconds since the epoch, whatever their unit.
         DataType::Timestamp(unit, _) => {
             let per_milli = crate::narrow::per_second(*unit) as f64 / 1000.0;
@@ -308,6 +314,27 @@ mod tests {
         assert_eq!((s.count, s.missing, s.positive_infinities, s.negative_infinities), (5, 1, 2, 1));
         assert_eq!((s.min, s.max, s.mean), (Some(1.0), Some(3.0), Some(2.0)));
         assert!(serde_json::to_string(&s).unwrap().contains("\"mean\":2.0"));
+    }
+
+    #[test]
+    fn decimals_summarise_as_their_values_in_either_storage() {
+        use arrow::array::{ArrayRef, Decimal128Array};
+        use std::sync::Arc;
+        let column = |values: Vec<Option<i128>>, p: u8, s: i8| {
+            Arc::new(Decimal128Array::from(values).with_precision_and_scale(p, s).unwrap()) as ArrayRef
+        };
+        let b = RecordBatch::try_from_iter([
+            ("narrow", column(vec![Some(150), None, Some(-50), Some(0)], 10, 2)),
+            ("wide", column(vec![Some(10i128.pow(30)), Some(0), None, None], 38, 28)),
+        ])
+        .unwrap();
+        let stored = crate::narrow::narrow(b).unwrap();
+        let p = partials(&[&stored], 2);
+        let narrow = finish("narrow", "real", &p[0]);
+        assert_eq!((narrow.count, narrow.missing, narrow.zeros), (3, 1, 1));
+        assert_eq!((narrow.min, narrow.max, narrow.mean), (Some(-0.5), Some(1.5), Some(1.0 / 3.0)));
+        let wide = finish("wide", "real", &p[1]);
+        assert_eq!((wide.min, wide.max, wide.count), (Some(0.0), Some(100.0), 2));
     }
 
     #[test]

@@ -36,8 +36,8 @@ use crate::MapperError;
     after_help = "`eddy-mapper am` is the YARN ApplicationMaster of a disowned cloud (eddy-driver yarn --disown starts it).\n\nAll EDDY_* variables: docs/configuration.md"
 )]
 pub struct MapperArgs {
-    /// IP address to bind and advertise [default: the address routed toward the driver or first peer]
-    #[arg(long, env = "EDDY_IP")]
+    /// IP address or host name to bind and advertise [default: the address routed toward the driver or first peer]
+    #[arg(long, env = "EDDY_IP", value_name = "HOST", value_parser = eddy_common::address::parse_host)]
     pub ip: Option<IpAddr>,
     /// Bind the local interface inside this CIDR (multi-homed hosts), e.g. 10.0.0.0/8
     #[arg(long, env = "EDDY_NETWORK", value_name = "CIDR")]
@@ -133,7 +133,8 @@ impl MapperConfig {
             ));
         }
         let discovery = if let Some(d) = driver_opt {
-            let addr = d.parse().map_err(|_| MapperError::Config(format!("EDDY_DRIVER={d:?} is not an ip:port address")))?;
+            let addr = eddy_common::address::resolve_host_port(d)
+                .map_err(|e| MapperError::Config(format!("EDDY_DRIVER={d:?} is not a usable host:port address: {e}")))?;
             Discovery::Driver(addr)
         } else if let Some(path) = &args.flatfile {
             Discovery::Flatfile(path.clone())
@@ -281,6 +282,15 @@ mod tests {
         let msg = MapperConfig::resolve(args(&["--flatfile", "f"]), &env(&[])).unwrap_err().to_string();
         assert!(msg.contains("--secret-file"), "{msg}");
         assert!(matches!(MapperConfig::resolve(args(&[]), &env(&[])).unwrap().discovery, Discovery::Single));
+    }
+
+    #[test]
+    fn host_names_are_taken_where_addresses_are() {
+        // Spark and YARN name hosts (spark.driver.host, executor hosts): as the launchers pass them.
+        let e = env(&[("EDDY_DRIVER", "localhost:9"), ("EDDY_CLUSTER_SECRET", "0123456789")]);
+        let c = MapperConfig::resolve(args(&["--ip", "localhost"]), &e).unwrap();
+        assert!(matches!(c.discovery, Discovery::Driver(a) if a.to_string() == "127.0.0.1:9"), "{:?}", c.discovery);
+        assert_eq!(MapperArgs::try_parse_from(["eddy-mapper", "--ip", "localhost"]).unwrap().ip, Some([127, 0, 0, 1].into()));
     }
 
     #[test]

@@ -47,8 +47,23 @@ def _flight_options(secret, cloud_name):
     return fl.FlightCallOptions(headers=[(AUTH_HEADER, auth_token(secret, cloud_name).encode())])
 
 
-def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_schema_ipc):
-    """The ``mapInArrow`` function of ``as_frame``: stages its partition as one chunk."""
+def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_schema_ipc, names, nullable):
+    """The ``mapInArrow`` function of ``as_frame``: stages its partition as one chunk.
+
+    The DataFrame it runs on has placeholder column names (see :func:`safe_names`); its batches
+    get the real ``names`` back here. With no ``names`` (a DataFrame without columns) it has one
+    placeholder column that only carries the row count, which Spark's Arrow batches of no
+    columns lose; the batches sent have no columns. ``nullable``: per column, as the
+    DataFrame's schema says (the batches may say otherwise: Spark's optimiser can prove a
+    column of a nullable schema free of nulls), so the frame goes back with the same schema."""
+
+    def real(batch):
+        import pyarrow as pa
+
+        if not names:
+            return batch.select([])
+        fields = [f.with_name(n).with_nullable(null) for f, n, null in zip(batch.schema, names, nullable)]
+        return pa.RecordBatch.from_arrays(batch.columns, schema=pa.schema(fields))
 
     def put(batches):
         import pyarrow as pa
@@ -59,6 +74,7 @@ def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_sch
         partition = ctx.partitionId()
         worker, local = _choose_worker(workers, partition)
         started = time.time()
+        batches = (real(b) for b in batches)
         first = next(batches, None)
         schema = first.schema if first is not None else pa.ipc.read_schema(pa.py_buffer(empty_schema_ipc))
         client = fl.FlightClient(f"grpc+tcp://{worker['ip']}:{worker['grpc_port']}")
@@ -110,6 +126,8 @@ def get_chunks(frame_id, chunks, secret, cloud_name, arrow_schema_ipc):
                         data = piece.data
                         if data.num_rows == 0:
                             continue
+                        # Spark knows the columns by placeholder names (see safe_names).
+                        data = data.rename_columns(target.names)
                         if data.schema == target:
                             yield data
                         else:
@@ -119,6 +137,13 @@ def get_chunks(frame_id, chunks, secret, cloud_name, arrow_schema_ipc):
                     client.close()
 
     return get
+
+
+def safe_names(n):
+    """Placeholder column names for ``mapInArrow``: PySpark resolves its input columns by name,
+    and a name with a dot (``a.b``) resolves as a field of a struct and fails. Only the
+    placeholders reach Spark's analyser; the real names travel with the tasks."""
+    return [f"_eddy_{k}" for k in range(n)]
 
 
 def new_frame_id(name=None):

@@ -1,6 +1,8 @@
 """Attach an Eddy cloud to a Spark application, as Sparkling Water's internal backend does
 for H2O: every executor runs one ``eddy-mapper`` worker, and the Spark driver's machine
-runs the gather service and the observer client (``eddy-driver attach``).
+runs the gather service and the observer client (``eddy-driver attach``). In Spark's local
+mode (``local``, ``local[*]``, ``local[N]``), where the driver is the only executor, the
+workers run next to the driver instead (one, or ``nodes=``).
 
     from eddy.spark import EddyContext
     ec = EddyContext.get_or_create(spark)     # one worker per executor, cloud formed
@@ -20,6 +22,9 @@ How it starts:
 3. The workers register, get the peer list and form the cloud; ``get_or_create`` returns
    once ``eddy-driver attach`` reports the formed cloud.
 
+The working directory (secret, driver log, local workers' logs) is removed by ``stop()``; with
+``keep_logs=True`` only the secret is, and the logs stay for reading.
+
 The secret reaches executors inside the task closure, over Spark's own RPC (as Sparkling
 Water's settings do); turn on ``spark.authenticate`` and ``spark.io.encryption.enabled`` where
 that matters.
@@ -29,6 +34,8 @@ import json
 import os
 import re
 import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -85,6 +92,33 @@ def _expected_executors(sc):
     return None
 
 
+def _is_local_mode(master):
+    """Spark's local mode (``local``, ``local[4]``, ``local[*]``, ``local[2,3]``): the driver
+    runs the tasks itself, there are no executors to start workers in. ``local-cluster`` has
+    executor processes and is not local mode."""
+    return bool(re.fullmatch(r"local(\[[^\]]*\])?", (master or "").strip()))
+
+
+def _worker_env(gather, secret, settings, worker_id, host):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "EDDY_DRIVER": gather,
+        "EDDY_CLUSTER_SECRET": secret,
+        "EDDY_CLOUD_NAME": settings["name"],
+        "EDDY_WORKER_ID": str(worker_id),
+        "EDDY_PORT": str(settings["port"]),
+        "EDDY_MEMORY": settings["memory"],
+        "EDDY_TIMEOUT": settings["timeout"],
+        "EDDY_HEARTBEAT_INTERVAL": settings["heartbeat_interval"],
+        "EDDY_HEARTBEAT_TIMEOUT": settings["heartbeat_timeout"],
+    }
+    if settings.get("network"):
+        env["EDDY_NETWORK"] = settings["network"]
+    else:
+        env["EDDY_IP"] = host
+    return env
+
+
 def _live_executors(sc):
     # The status tracker lists the driver too.
     return max(0, len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1)
@@ -115,22 +149,7 @@ def _worker_starter(gather, secret, settings):
         executor = address or f"{host}/{os.getppid()}"
         path = SparkFiles.get("eddy-mapper")
         os.chmod(path, 0o755)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "EDDY_DRIVER": gather,
-            "EDDY_CLUSTER_SECRET": secret,
-            "EDDY_CLOUD_NAME": settings["name"],
-            "EDDY_WORKER_ID": str(partition),
-            "EDDY_PORT": str(settings["port"]),
-            "EDDY_MEMORY": settings["memory"],
-            "EDDY_TIMEOUT": settings["timeout"],
-            "EDDY_HEARTBEAT_INTERVAL": settings["heartbeat_interval"],
-            "EDDY_HEARTBEAT_TIMEOUT": settings["heartbeat_timeout"],
-        }
-        if settings.get("network"):
-            env["EDDY_NETWORK"] = settings["network"]
-        else:
-            env["EDDY_IP"] = host
+        env = _worker_env(gather, secret, settings, partition, host)
         work_dir = os.getcwd()
         log_path = os.path.join(work_dir, f"eddy-mapper-{partition}.log")
         with open(log_path, "ab") as log:
@@ -144,6 +163,13 @@ def _worker_starter(gather, secret, settings):
                 start_new_session=True,  # outlives this task and the Python worker
                 close_fds=True,
             )
+        # The Python worker lives on after this task (Spark reuses it) and is the mapper's
+        # parent: without a wait the stopped mapper stays a zombie until Spark stops. A
+        # daemon thread waits for it; if the Python worker exits first, the mapper is
+        # reparented to init, which reaps it.
+        import threading
+
+        threading.Thread(target=proc.wait, name=f"eddy-mapper-{partition}-reaper", daemon=True).start()
         # No barrier() sync here: the stage already launched every task at once, and the
         # sync costs about a second (measured, bench/RESULTS.md).
         record = {"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path}
@@ -170,6 +196,9 @@ def _spark_schema(columns):
         t, arrow = c["type"], c.get("arrow_type") or ""
         if t == "int":
             spark = getattr(T, _SPARK_INT.get(arrow, "LongType"))()
+        elif t == "real" and arrow.startswith("Decimal128("):
+            precision, scale = (int(x) for x in arrow[len("Decimal128("):-1].split(","))
+            spark = T.DecimalType(precision, scale)
         elif t == "real":
             spark = T.FloatType() if arrow == "Float32" else T.DoubleType()
         elif t == "bool":
@@ -187,10 +216,61 @@ def _spark_schema(columns):
     return T.StructType(fields)
 
 
+_KEPT_TYPES = (
+    "ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType", "DecimalType",
+    "BooleanType", "StringType", "DateType", "TimestampType", "TimestampNTZType",
+)
+
+
+def _refused_column(field):
+    """Why a frame cannot hold this Spark column and what to do, or ``None`` if it can."""
+    kind = type(field.dataType).__name__
+    if kind in _KEPT_TYPES:
+        return None
+    name = field.name
+    ref = "`" + name.replace("`", "``") + "`"
+    col = f'F.col("{ref}")'
+    if kind == "StructType":
+        fix = f'select its fields, e.g. df.select("{ref}.*"), or make it text: df.withColumn("{name}", F.to_json({col}))'
+    elif kind in ("ArrayType", "MapType", "VariantType"):
+        fix = f'make it text: df.withColumn("{name}", F.to_json({col})), or drop it'
+    elif kind == "NullType":
+        fix = f'give it a type: df.withColumn("{name}", {col}.cast("string"))'
+    else:
+        fix = f'cast it first: df.withColumn("{name}", {col}.cast("string")), or drop it'
+    return f'column "{name}" is {field.dataType.simpleString()} ({fix})'
+
+
+def check_convertible(schema, categorical=()):
+    """Raises :class:`EddyError` before any Spark job if a DataFrame of ``schema`` cannot become
+    a frame: every column refused is named, with what to do."""
+    problems = [p for p in (_refused_column(f) for f in schema.fields) if p]
+    if problems:
+        problems[-1] += (
+            "; Eddy frames hold integers, reals, decimals, booleans, strings, dates and timestamps"
+        )
+    names = [f.name for f in schema.fields]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(
+            f'{names.count(dup)} columns are named "{dup}" (a frame\'s columns need distinct names: '
+            "rename them first, e.g. df.toDF(*new_names))"
+        )
+    kinds = {f.name: type(f.dataType).__name__ for f in schema.fields}
+    for c in categorical:
+        if c not in kinds:
+            problems.append(f'categorical column "{c}" is not in the DataFrame (its columns are {names})')
+        elif kinds[c] != "StringType":
+            problems.append(f'categorical column "{c}" is not a string column (cast it to string first, or leave it out)')
+    if problems:
+        raise EddyError("cannot convert the DataFrame: " + "; ".join(problems))
+
+
 class EddyContext:
     """An Eddy cloud attached to a Spark application. Use :meth:`get_or_create`."""
 
-    def __init__(self, spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name):
+    def __init__(
+        self, spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name, keep_logs=False
+    ):
         self._spark = spark
         self._sc = spark.sparkContext
         self._nodes = nodes
@@ -204,8 +284,12 @@ class EddyContext:
             "name": name or f"eddy-spark-{secrets.token_hex(3)}",
         }
         self._timeout = timeout
+        self._keep_logs = keep_logs
+        self._local_mode = _is_local_mode(self._sc.master)
         self._driver = None
         self._dir = None
+        self._local_workers = []
+        self.driver_log = None
         self.workers = []
         self.rest_url = None
         self.observer_url = None
@@ -222,20 +306,23 @@ class EddyContext:
         heartbeat_timeout="10s",
         network=None,
         name=None,
+        keep_logs=False,
     ):
         """The running context, or a new cloud with one worker per executor.
 
         ``nodes``: workers (default: the executors Spark was asked for, else those alive once
-        their number has held for 3 s);
+        their number has held for 3 s; in local mode one, started next to the driver);
         ``memory``: each worker's frame budget; ``port``: the workers' base REST port (0 = any
         free port); ``timeout``: seconds until the cloud must have formed; ``network``: a CIDR
-        the workers bind inside (default: the executor's own address).
+        the workers bind inside (default: the executor's own address); ``keep_logs``: keep the
+        working directory with the driver's (and local workers') logs after ``stop()``
+        (``ec.log_dir``); the secret file is removed anyway.
         """
         global _ACTIVE
         with _LOCK:
             if _ACTIVE is not None and _ACTIVE.is_running():
                 return _ACTIVE
-            ctx = cls(spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name)
+            ctx = cls(spark, nodes, memory, port, timeout, heartbeat_interval, heartbeat_timeout, network, name, keep_logs)
             try:
                 ctx._start()
             except BaseException:
@@ -287,7 +374,7 @@ class EddyContext:
         self._t0 = time.time()
         self.timings = []
         self._check_conf()
-        n = self._wait_for_executors()
+        n = (self._nodes or 1) if self._local_mode else self._wait_for_executors()
         driver_bin = find_binary("eddy-driver")
         mapper_bin = find_binary("eddy-mapper")
         self._dir = tempfile.mkdtemp(prefix="eddy-spark-")
@@ -325,19 +412,16 @@ class EddyContext:
         gather = self._wait_for_file(gather_file, "the gather service to listen", 30)
         self._mark("gather listening")
 
-        if mapper_bin not in _ADDED_MAPPERS:
-            self._sc.addFile(mapper_bin)
-            _ADDED_MAPPERS.add(mapper_bin)
-        rdd = self._sc.parallelize(range(n), n)
-        starter = _worker_starter(gather, secret, s)
-        stage = rdd.mapPartitions(starter) if self._allow_dynamic else rdd.barrier().mapPartitions(starter)
-        self.workers = sorted((json.loads(x) for x in stage.collect()), key=lambda w: w["worker"])
+        if self._local_mode:
+            self.workers = self._start_local_workers(mapper_bin, n, gather, driver_host)
+        else:
+            self.workers = self._start_in_executors(mapper_bin, n, gather)
         self._mark("workers started")
         by_executor = {}
         for w in self.workers:
             by_executor.setdefault(w["executor"], []).append(w["worker"])
         doubled = {e: ws for e, ws in by_executor.items() if len(ws) > 1}
-        if doubled:
+        if doubled and not self._local_mode:
             raise EddyError(
                 f"workers {doubled} landed on the same executor: Eddy needs one worker per executor "
                 "(give each executor one task slot, spark.executor.cores=1 with spark.task.cpus=1, or ask for fewer nodes)"
@@ -346,9 +430,59 @@ class EddyContext:
         leader = self._wait_for_file(notify_file, f"the cloud of {n} to form", self._timeout)
         self._mark("cloud formed")
         self.rest_url = "http://" + leader.splitlines()[0].strip()
-        match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
-        self.observer_url = match.group(1) if match else self.rest_url
+        self.observer_url = self._wait_for_observer()
         self._locate_workers()
+
+    def _wait_for_observer(self):
+        """The observer's REST URL: the driver writes the leader's address before the observer
+        has joined, and a request to the leader fails once that worker is lost."""
+        deadline = time.time() + min(self._timeout, 60)
+        while time.time() < deadline:
+            match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
+            if match:
+                return match.group(1)
+            if self._driver.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise EddyError(f"the observer did not join the cloud; {self._log_report()}")
+
+    def _start_in_executors(self, mapper_bin, n, gather):
+        # Once per Spark application: a stopped and recreated SparkContext (a notebook that
+        # restarts Spark) has none of the previous one's files.
+        added = (self._sc.applicationId, mapper_bin)
+        if added not in _ADDED_MAPPERS:
+            self._sc.addFile(mapper_bin)
+            _ADDED_MAPPERS.add(added)
+        rdd = self._sc.parallelize(range(n), n)
+        starter = _worker_starter(gather, self._secret, self._settings)
+        stage = rdd.mapPartitions(starter) if self._allow_dynamic else rdd.barrier().mapPartitions(starter)
+        return sorted((json.loads(x) for x in stage.collect()), key=lambda w: w["worker"])
+
+    def _start_local_workers(self, mapper_bin, n, gather, host):
+        """Local mode: the workers run on this machine as children of this process (reaped by
+        ``stop()``), bound to the driver's address; their logs go to the working directory."""
+        workers = []
+        for k in range(n):
+            log_path = os.path.join(self._dir, f"eddy-mapper-{k}.log")
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    [mapper_bin],
+                    env=_worker_env(gather, self._secret, self._settings, k, host),
+                    cwd=self._dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            self._local_workers.append(proc)
+            # Every task runs in this machine's Python workers: same host name, so
+            # eddy.frames picks these workers as local ones.
+            workers.append(
+                {"worker": k, "executor": "driver", "host": host, "pid": proc.pid, "log": log_path,
+                 "hostname": socket.gethostname(), "daemon": None}
+            )
+        return workers
 
     def _locate_workers(self):
         """Adds each worker's node address (IP, REST and gRPC ports) to ``self.workers``."""
@@ -357,12 +491,29 @@ class EddyContext:
         for w in self.workers:
             ip_port = registered.get(str(w["worker"]))
             if ip_port is None or grpc_ports.get(ip_port) is None:
-                raise EddyError(f"worker {w['worker']} on executor {w['executor']} is not in the cloud:\n{self._log()}")
+                raise EddyError(f"worker {w['worker']} on executor {w['executor']} is not in the cloud; {self._log_report()}")
             w["node"] = ip_port
             w["ip"] = ip_port.rsplit(":", 1)[0]
             w["grpc_port"] = grpc_ports[ip_port]
 
+    def _log_report(self, lines=40):
+        """The end of the driver log for an error message, and where the whole log is."""
+        text = self._log().rstrip().splitlines()
+        where = (
+            f"driver log {self.driver_log}"
+            if self._keep_logs
+            else "driver log (removed on stop; pass keep_logs=True to keep it)"
+        )
+        return f"the last {min(lines, len(text))} lines of the {where}:\n" + "\n".join(text[-lines:])
+
+    @property
+    def log_dir(self):
+        """The working directory with the driver's log (kept after ``stop()`` with ``keep_logs=True``)."""
+        return self._dir
+
     def _log(self):
+        if not self.driver_log:
+            return ""
         try:
             with open(self.driver_log, "r", errors="replace") as f:
                 return f.read()
@@ -378,9 +529,9 @@ class EddyContext:
                 if text:
                     return text
             if self._driver.poll() is not None:
-                raise EddyError(f"eddy-driver attach exited ({self._driver.returncode}) waiting for {what}:\n{self._log()}")
+                raise EddyError(f"eddy-driver attach exited ({self._driver.returncode}) waiting for {what}; {self._log_report()}")
             time.sleep(0.05)
-        raise EddyError(f"timed out after {timeout} s waiting for {what}:\n{self._log()}")
+        raise EddyError(f"timed out after {timeout} s waiting for {what}; {self._log_report()}")
 
     # -- use -----------------------------------------------------------------------------
 
@@ -444,23 +595,42 @@ class EddyContext:
 
         Each partition becomes one chunk on the worker of its executor (``mapInArrow`` and
         Arrow Flight, no pickling). ``categorical``: string columns to store as categoricals.
-        Types: integers, floats, booleans, strings, timestamps and dates; others (decimals,
-        binary, nested) are refused with the column named: cast them first."""
+        Types: integers, floats, decimals (exact, precision and scale kept), booleans, strings,
+        timestamps and dates; others (binary, nested, intervals) are refused here, before any
+        Spark job, with the column named and what to do. A DataFrame without rows or without
+        partitions becomes an empty frame of its columns; one without columns keeps its rows."""
         fr = _frames
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        check_convertible(df.schema, categorical)
         self.check()
         frame_id = fr.new_frame_id(name)
         if any(f["frame_id"] == frame_id for f in self.frames()):
             raise EddyError(f"frame {frame_id} exists already; delete it or pick another name")
         t0 = time.time()
         empty_schema = to_arrow_schema(df.schema).serialize().to_pybytes()
-        put = fr.put_partitions(frame_id, self.workers, self._secret, self._settings["name"], list(categorical), empty_schema)
+        names = df.columns
+        nullable = [f.nullable for f in df.schema.fields]
+        put = fr.put_partitions(
+            frame_id, self.workers, self._secret, self._settings["name"], list(categorical), empty_schema, names, nullable
+        )
+
+        def put_all(data):
+            if names:
+                data = data.toDF(*fr.safe_names(len(names)))
+            else:
+                from pyspark.sql import functions as F
+
+                data = data.select(F.lit(True).alias("_eddy_rows"))
+            return [json.loads(r.reply) for r in data.mapInArrow(put, "reply string").collect()]
+
         try:
-            replies = [json.loads(r.reply) for r in df.mapInArrow(put, "reply string").collect()]
-            t_put = time.time()
+            replies = put_all(df)
             if not replies:
-                raise EddyError("the DataFrame has no partitions")
+                # No partitions at all (limit(0), a filter Spark knows is false): one empty
+                # partition puts one empty chunk, which carries the columns.
+                replies = put_all(self._spark.createDataFrame(self._sc.parallelize([], 1), df.schema))
+            t_put = time.time()
             columns = replies[0]["columns"]
             body = {
                 "columns": columns,
@@ -490,17 +660,26 @@ class EddyContext:
         read from the worker holding it. Columns get the Spark types they came from (for
         imported frames: long, double, boolean, string, timestamp)."""
         fr = _frames
+        from pyspark.sql import types as T
         from pyspark.sql.pandas.types import to_arrow_schema
 
         info = self.frame(frame)
         schema = _spark_schema(info["columns"])
+        if not info["columns"]:
+            # Rows without columns carry nothing to read: Spark makes them itself.
+            return self._spark.range(0, info["rows"], 1, max(1, len(info["chunks"]))).select()
         large = _truthy(self._spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false"))
+        # Spark sees placeholder names (a dotted name would resolve as a struct field), renamed
+        # back at the end; the batches carry them too, the target schema says so.
+        names = schema.names
+        safe = fr.safe_names(len(names))
+        schema = T.StructType([T.StructField(n, f.dataType, f.nullable) for n, f in zip(safe, schema.fields)])
         arrow_schema = to_arrow_schema(schema, prefers_large_types=large).serialize().to_pybytes()
         chunks = [{"index": c["index"], "node": {"ip": c["node"]["ip"], "grpc_port": c["node"]["grpc_port"]}} for c in info["chunks"]]
         get = fr.get_chunks(info["frame_id"], chunks, self._secret, self._settings["name"], arrow_schema)
         host_of = {w["node"]: w["host"] for w in self.workers}
         hosts = [host_of.get(f"{c['node']['ip']}:{c['node']['rest_port']}", c["node"]["ip"]) for c in info["chunks"]]
-        return self._positions(hosts).mapInArrow(get, schema)
+        return self._positions(hosts).mapInArrow(get, schema).toDF(*names)
 
     def _positions(self, hosts):
         """A DataFrame of chunk positions, one partition each, whose tasks prefer the given
@@ -577,6 +756,27 @@ class EddyContext:
             except subprocess.TimeoutExpired:
                 self._driver.kill()
                 self._driver.wait()
+        # Local workers are our children: they exit once the driver is gone (or were told to
+        # by /3/Shutdown); wait for them so none is left a zombie, and end the stragglers.
+        deadline = time.time() + 20
+        for proc in self._local_workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self._remove_leftovers()
+
+    def _remove_leftovers(self):
+        """The secret goes always; the working directory (logs) unless ``keep_logs``."""
+        if not self._dir:
+            return
+        try:
+            os.remove(os.path.join(self._dir, "secret"))
+        except FileNotFoundError:
+            pass
+        if not self._keep_logs:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __repr__(self):
         return f"EddyContext({self._settings['name']}, {len(self.workers)} workers, {self.rest_url})"

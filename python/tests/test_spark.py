@@ -2,8 +2,10 @@
 with two executors of one core each, started and stopped here. Needs EDDY_BIN_DIR pointing at
 the built binaries and Java 17; scripts/spark-test.sh sets both up."""
 
+import decimal
 import os
 import signal
+import sys
 import time
 import unittest
 
@@ -25,6 +27,43 @@ def alive(pid):
         return False
 
 
+def gone(pid):
+    """Neither running nor a zombie: the process was reaped."""
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def session(master, app, driver_host="127.0.0.1"):
+    """A SparkSession whose Python workers run this interpreter (the test venv, with pyarrow),
+    not whatever python3 is on the PATH."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    return (
+        SparkSession.builder.master(master)
+        .appName(app)
+        .config("spark.driver.host", driver_host)
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.pyspark.python", sys.executable)
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+def decimals_and_odd_names(spark, rows=10_000, partitions=3):
+    """Decimals of every width Spark has (precision up to 38, scales kept) under column names
+    with dots, spaces and non-ASCII letters."""
+    from pyspark.sql import functions as F
+
+    i = F.col("id")
+    big = F.lit(decimal.Decimal("12345678901234567890.123456789012345678")).cast("decimal(38,18)")
+    return spark.range(rows, numPartitions=partitions).select(
+        i.alias("a.b"),
+        (i * 0.5).alias("half price"),  # long * 0.5 is Spark's decimal(22,1)
+        F.when(i % 7 == 0, None).otherwise((i - 5000) / 100).cast("decimal(10,2)").alias("prix à l'unité"),
+        F.when(i % 3 == 0, -big).otherwise(big + i).alias("größe.名前"),
+        (i.cast("decimal(38,0)") * 10**15).cast("decimal(38,0)").alias("d38_0"),  # beyond 64 bits
+        F.lit(None).cast("decimal(5,5)").alias("empty dec"),
+    )
+
+
 def wait_until(what, timeout, predicate):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -40,14 +79,7 @@ SETTINGS = dict(port=0, memory="256m", heartbeat_timeout="3s", timeout=90)
 class AttachToSpark(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.spark = (
-            SparkSession.builder.master("local-cluster[2,1,1024]")
-            .appName("eddy-attach-test")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.ui.enabled", "false")
-            .getOrCreate()
-        )
+        cls.spark = session("local-cluster[2,1,1024]", "eddy-attach-test")
 
     @classmethod
     def tearDownClass(cls):
@@ -68,6 +100,90 @@ class AttachToSpark(unittest.TestCase):
             ec.stop()
         wait_until("workers and observer gone", 30, lambda: not any(alive(p) for p in pids + [driver]))
         self.assertFalse(ec.is_running())
+        # Reaped, not zombies under the executors' Python workers.
+        wait_until("the workers reaped", 30, lambda: all(gone(p) for p in pids))
+        self.assertFalse(os.path.exists(ec.log_dir), "the working directory and its secret are removed")
+
+    def test_keep_logs_keeps_the_logs_but_not_the_secret(self):
+        ec = EddyContext.get_or_create(self.spark, keep_logs=True, **SETTINGS)
+        try:
+            self.assertEqual(ec.cloud()["cloud_size"], 2)
+        finally:
+            ec.stop()
+        try:
+            self.assertFalse(os.path.exists(os.path.join(ec.log_dir, "secret")))
+            with open(ec.driver_log) as f:
+                self.assertIn("worker 1 registered", f.read())
+        finally:
+            import shutil
+
+            shutil.rmtree(ec.log_dir, ignore_errors=True)
+
+    def test_decimals_and_names_with_dots_spaces_and_non_ascii_round_trip(self):
+        df = decimals_and_odd_names(self.spark).cache()
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        try:
+            frame = ec.as_frame(df)
+            info = ec.frame(frame)
+            self.assertEqual([c["name"] for c in info["columns"]], df.columns)
+            self.assertEqual({c["type"] for c in info["columns"][1:]}, {"real"})
+            back = ec.as_spark_frame(frame)
+            self.assertEqual(back.schema, df.schema, "decimal precision and scale are kept")
+            self.assertEqual(back.count(), df.count())
+            self.assertEqual(df.exceptAll(back).count(), 0)
+            self.assertEqual(back.exceptAll(df).count(), 0)
+            summary = {c["label"]: c for c in ec.summary(frame)}
+            from pyspark.sql import functions as F
+
+            described = df.agg(F.avg(F.col("`prix à l'unité`")).alias("mean"), F.max(F.col("`half price`")).alias("max")).first()
+            # Spark rounds the average of decimal(10,2) to 6 digits.
+            self.assertAlmostEqual(summary["prix à l'unité"]["mean"], float(described["mean"]), delta=1e-6)
+            self.assertEqual(summary["half price"]["max"], float(described["max"]))
+            self.assertEqual(summary["empty dec"]["missing"], df.count())
+        finally:
+            ec.stop()
+            df.unpersist()
+
+    def test_empty_dataframes_and_dataframes_without_columns_convert(self):
+        base = self.spark.range(1000, numPartitions=3).selectExpr("id", "cast(id as decimal(12,3)) / 7 as q", "cast(id as string) as s")
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        try:
+            for what, df in (("limit(0)", base.limit(0)), ('filter("false")', base.filter("false")), ("no rows", base.filter("id < 0"))):
+                with self.subTest(what):
+                    frame = ec.as_frame(df, categorical=["s"])
+                    info = ec.frame(frame)
+                    self.assertEqual(info["rows"], 0)
+                    self.assertEqual([c["name"] for c in info["columns"]], base.columns)
+                    back = ec.as_spark_frame(frame)
+                    self.assertEqual(back.schema, base.schema)
+                    self.assertEqual(back.count(), 0)
+                    ec.delete(frame)
+            no_columns = base.select()
+            frame = ec.as_frame(no_columns)
+            info = ec.frame(frame)
+            self.assertEqual((info["rows"], info["columns"]), (1000, []))
+            back = ec.as_spark_frame(frame)
+            self.assertEqual((back.count(), back.columns), (1000, []))
+            frame = ec.as_frame(no_columns.limit(0))
+            self.assertEqual((ec.frame(frame)["rows"], ec.frame(frame)["columns"]), (0, []))
+        finally:
+            ec.stop()
+
+    def test_types_a_frame_cannot_hold_are_refused_on_the_driver_before_any_job(self):
+        df = self.spark.range(10).selectExpr("id", "encode(cast(id as string), 'utf-8') as `raw.bytes`", "array(id) as xs", "id as id")
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        sc = self.spark.sparkContext
+        try:
+            sc.setJobGroup("eddy-refusal", "as_frame of unconvertible columns")
+            with self.assertRaises(EddyError) as raised:
+                ec.as_frame(df, categorical=["nope"])
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            message = str(raised.exception)
+            for part in ('column "raw.bytes" is binary', 'column "xs" is array<bigint>', 'columns are named "id"', '"nope"', "cast"):
+                self.assertIn(part, message)
+            self.assertEqual(list(sc.statusTracker().getJobIdsForGroup("eddy-refusal")), [], "no Spark job ran")
+        finally:
+            ec.stop()
 
     def test_a_killed_worker_makes_the_cloud_unhealthy_and_names_its_executor(self):
         ec = EddyContext.get_or_create(self.spark, **SETTINGS)

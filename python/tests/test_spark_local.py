@@ -1,0 +1,86 @@
+"""EddyContext where most PySpark users start: Spark's local mode (`local[*]`, `local[2]`),
+where the workers run next to the driver, and `spark.driver.host` given as a host name
+(`localhost`, as YARN and notebooks give it) with local mode and with a local-cluster master."""
+
+import os
+import unittest
+
+from eddy.spark import EddyContext
+from tests.test_spark import SETTINGS, decimals_and_odd_names, gone, session, wait_until
+
+
+def convert_both_ways(test, ec, df):
+    """`df` to a frame and back, unchanged; returns the frame's metadata."""
+    frame = ec.as_frame(df)
+    test.assertEqual(ec.last_conversion["rows"], df.count())
+    test.assertEqual(ec.last_conversion["local_chunks"], ec.last_conversion["chunks"], "every put went to a worker on its host")
+    back = ec.as_spark_frame(frame)
+    test.assertEqual(back.schema, df.schema)
+    test.assertEqual(df.exceptAll(back).count(), 0)
+    test.assertEqual(back.exceptAll(df).count(), 0)
+    return ec.frame(frame)
+
+
+def stop_and_check_leftovers(test, ec):
+    pids = [w["pid"] for w in ec.workers]
+    ec.stop()
+    wait_until("the workers reaped", 30, lambda: all(gone(p) for p in pids))
+    test.assertFalse(os.path.exists(ec.log_dir), "the working directory and its secret are removed")
+
+
+class LocalMode(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.spark = session("local[*]", "eddy-local-mode-test", driver_host="localhost")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.spark.stop()
+
+    def test_local_mode_runs_one_worker_next_to_the_driver_and_converts_both_ways(self):
+        df = decimals_and_odd_names(self.spark, partitions=4).cache()
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        try:
+            self.assertEqual(ec.cloud()["cloud_size"], 1)
+            self.assertTrue(ec.status()["healthy"])
+            self.assertEqual([w["executor"] for w in ec.workers], ["driver"])
+            info = convert_both_ways(self, ec, df)
+            self.assertEqual(len(info["chunks"]), 4, "one chunk per partition")
+        finally:
+            stop_and_check_leftovers(self, ec)
+            df.unpersist()
+
+    def test_local_mode_runs_as_many_workers_as_asked(self):
+        df = self.spark.range(50_000, numPartitions=4).selectExpr("id", "id * 0.5 as half", "cast(id % 7 as string) as s")
+        ec = EddyContext.get_or_create(self.spark, nodes=2, **SETTINGS)
+        try:
+            self.assertEqual(ec.cloud()["cloud_size"], 2)
+            info = convert_both_ways(self, ec, df)
+            self.assertEqual(len({c["node"]["rest_port"] for c in info["chunks"]}), 2, "chunks spread over both workers")
+        finally:
+            stop_and_check_leftovers(self, ec)
+
+
+class LocalClusterWithDriverHostName(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.spark = session("local-cluster[2,1,1024]", "eddy-driver-host-name-test", driver_host="localhost")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.spark.stop()
+
+    def test_a_driver_host_name_is_resolved_and_the_cloud_converts_both_ways(self):
+        self.assertEqual(self.spark.sparkContext.getConf().get("spark.driver.host"), "localhost")
+        df = decimals_and_odd_names(self.spark, rows=20_000, partitions=2)
+        ec = EddyContext.get_or_create(self.spark, **SETTINGS)
+        try:
+            self.assertEqual(ec.cloud()["cloud_size"], 2)
+            self.assertEqual(len({w["executor"] for w in ec.workers}), 2)
+            convert_both_ways(self, ec, df)
+        finally:
+            stop_and_check_leftovers(self, ec)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
