@@ -32,6 +32,14 @@ use crate::setup::{ColumnType, ParseSetup};
 /// Rows per stored batch; the same as the general path's, so both cut batches alike.
 pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
+/// Rows to size a batch's buffers for: [`BATCH_ROWS`], or fewer when `bytes` of records of
+/// `columns` fields cannot hold that many (a field takes a byte at least, value or
+/// separator). A wide file has few rows of many columns: `BATCH_ROWS` for each of thousands
+/// of columns would take gigabytes.
+pub(crate) fn batch_capacity(bytes: usize, columns: usize) -> usize {
+    BATCH_ROWS.min(bytes / columns.max(1) + 1)
+}
+
 /// Powers of ten that are exact in `f64`.
 const EXACT_POW10: [f64; 23] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
@@ -86,9 +94,7 @@ impl Plan {
         if memchr::memchr(b'"', piece).is_some() {
             return None;
         }
-        // Buffers sized for the rows there are (a wide file has few rows of many columns;
-        // BATCH_ROWS for each of thousands of columns would take gigabytes).
-        let capacity = BATCH_ROWS.min(memchr::memchr_iter(b'\n', piece).count() + 1);
+        let capacity = batch_capacity(piece.len(), self.slots.len());
         let mut columns: Vec<Column<'_>> = self.slots.iter().map(|s| Column::new(s, capacity)).collect();
         let mut batches = Vec::new();
         let mut rows = 0usize;

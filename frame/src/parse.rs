@@ -18,7 +18,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::direct::{Plan, BATCH_ROWS};
+use crate::direct::Plan;
 use crate::narrow::narrow;
 use crate::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
 use crate::split::pieces;
@@ -68,13 +68,13 @@ impl Parsed {
     }
 }
 
-/// Parses `data` (whole records, starting at byte `offset` of `url`) on the rayon pool into
-/// stored batches.
-pub fn parse(data: &[u8], offset: u64, setup: &ParseSetup, url: &str, strict: bool) -> FrameResult<Parsed> {
+/// Parses `data` (whole records, starting at byte `offset` of `url`; `quoted`: it may hold a
+/// quote) on the rayon pool into stored batches.
+pub fn parse(data: &[u8], offset: u64, quoted: bool, setup: &ParseSetup, url: &str, strict: bool) -> FrameResult<Parsed> {
     let schema = Arc::new(setup.schema());
     let plan = Plan::new(setup);
     // Pieces of 1 MiB at least: each piece is a batch of its own, with a header per column.
-    let parts = pieces(data, (rayon::current_num_threads() * 2).min(data.len() / (1 << 20) + 1));
+    let parts = pieces(data, (rayon::current_num_threads() * 2).min(data.len() / (1 << 20) + 1), quoted);
     let mut starts = Vec::with_capacity(parts.len());
     let mut at = offset;
     for p in &parts {
@@ -142,8 +142,8 @@ pub(crate) fn parse_general(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, 
     let mut builder = arrow::csv::ReaderBuilder::new(Arc::new(Schema::new(full)))
         .with_header(false)
         .with_delimiter(setup.separator as u8)
-        // Sized for the rows there are: arrow-csv keeps a field offset per cell of a batch.
-        .with_batch_size(BATCH_ROWS.min(memchr::memchr_iter(b'\n', piece).count() + 1))
+        // Sized for the rows there can be: arrow-csv keeps a field offset per cell of a batch.
+        .with_batch_size(crate::direct::batch_capacity(piece.len(), setup.column_names.len()))
         .with_projection(projection(setup));
     if let Some(re) = null_regex(setup).map_err(|e| arrow::error::ArrowError::ParseError(e.to_string()))? {
         builder = builder.with_null_regex(re);
@@ -256,7 +256,7 @@ mod tests {
         let text = "a,b,c,t\n1,2.5,x,2020-01-01 00:00:01\n2,NA,y,2020-01-02 00:00:00\n3,,x,\n";
         let setup = setup_of(text);
         let body = &text.as_bytes()[8..];
-        let p = parse(body, 8, &setup, "t", true).unwrap();
+        let p = parse(body, 8, true, &setup, "t", true).unwrap();
         assert_eq!(p.rows, 3);
         assert_eq!((p.bad_rows, p.bad_cells), (0, 0));
         let b = logical(&p, &setup);
@@ -279,7 +279,7 @@ mod tests {
             skipped_columns: vec![],
         };
         let body = b"1,2.0\noops,3.0\n4\n5,6.0,7\n";
-        let p = parse(body, 100, &setup, "file:///d.csv", false).unwrap();
+        let p = parse(body, 100, true, &setup, "file:///d.csv", false).unwrap();
         assert_eq!(p.rows, 4);
         assert_eq!(p.bad_rows, 2);
         assert_eq!(p.bad_cells, 1);
@@ -287,14 +287,14 @@ mod tests {
         assert_eq!(cell.offset, 106);
         assert!(cell.reason.contains("\"oops\""));
         assert!(p.examples.iter().any(|e| e.offset == 115 && e.reason.contains("1 fields where 2")));
-        let err = parse(body, 100, &setup, "file:///d.csv", true).unwrap_err().to_string();
+        let err = parse(body, 100, true, &setup, "file:///d.csv", true).unwrap_err().to_string();
         assert!(err.contains("file:///d.csv") && err.contains("strict"), "{err}");
     }
 
     #[test]
     fn empty_input_gives_no_rows() {
         let setup = setup_of("a,b\n1,2\n");
-        let p = parse(b"", 0, &setup, "t", true).unwrap();
+        let p = parse(b"", 0, true, &setup, "t", true).unwrap();
         assert_eq!(p.rows, 0);
         assert!(p.batches.is_empty());
     }

@@ -65,6 +65,8 @@ struct SplitRecords {
     bytes_read: u64,
     /// Quote bytes in the split's nominal range (for the start parity of the next split).
     quotes: u64,
+    /// Whether `data` may hold a quote.
+    quoted: bool,
 }
 
 /// UTF-8's byte-order mark, which some writers put before the first record.
@@ -120,7 +122,14 @@ async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<Sp
     };
     let quotes = quotes.or_else(|| nominal(&buf)).unwrap_or(0);
     let data = if first >= last { bytes::Bytes::new() } else { buf.slice(first..last) };
-    Ok(SplitRecords { data, offset: buf_start + first as u64, bytes_read, quotes })
+    // The records reach past the nominal range at either end (by a record at most): look for
+    // quotes there, not again over the whole split.
+    let (from, to) =
+        ((s.start.saturating_sub(buf_start) as usize).clamp(first, last), (s.end.saturating_sub(buf_start) as usize).clamp(first, last));
+    let quoted = quotes > 0
+        || memchr::memchr(crate::split::QUOTE, &buf[first..from]).is_some()
+        || memchr::memchr(crate::split::QUOTE, &buf[to..last]).is_some();
+    Ok(SplitRecords { data, offset: buf_start + first as u64, bytes_read, quotes, quoted })
 }
 
 async fn parse_one(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
@@ -168,13 +177,14 @@ async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> 
             let url = s.url.clone();
             let text = bytes::Bytes::from(run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??);
             let first = first_record(&text, s.skip_header).unwrap_or(text.len());
-            SplitRecords { data: text.slice(first..), offset: first as u64, bytes_read: s.file_size, quotes: 0 }
+            let quoted = memchr::memchr(crate::split::QUOTE, &text).is_some();
+            SplitRecords { data: text.slice(first..), offset: first as u64, bytes_read: s.file_size, quotes: 0, quoted }
         }
     };
     let url = s.url.clone();
     let job2 = job.clone();
     let data = records.data;
-    let mut parsed = match run_cpu(move || parse(&data, records.offset, &job2.setup, &url, job2.strict)).await? {
+    let mut parsed = match run_cpu(move || parse(&data, records.offset, records.quoted, &job2.setup, &url, job2.strict)).await? {
         Ok(parsed) => parsed,
         Err(e @ FrameError::Parse { .. }) => {
             // The coordinator knows whether this split started in the right quote state.
