@@ -94,6 +94,11 @@ impl Plan {
         if memchr::memchr(b'"', piece).is_some() {
             return None;
         }
+        self.decode_unquoted(piece)
+    }
+
+    /// [`Plan::decode`] of a piece known to hold no quote (the caller counted them).
+    pub(crate) fn decode_unquoted(&self, piece: &[u8]) -> Option<Vec<RecordBatch>> {
         let capacity = batch_capacity(piece.len(), self.slots.len());
         let mut columns: Vec<Column<'_>> = self.slots.iter().map(|s| Column::new(s, capacity)).collect();
         let mut batches = Vec::new();

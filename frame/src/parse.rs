@@ -81,11 +81,9 @@ pub fn parse(data: &[u8], offset: u64, quoted: bool, setup: &ParseSetup, url: &s
         starts.push(at);
         at += p.len() as u64;
     }
-    let results: Vec<FrameResult<Parsed>> = parts
-        .par_iter()
-        .zip(starts.par_iter())
-        .map(|(piece, start)| parse_piece(piece, *start, setup, plan.as_ref(), &schema, url, strict))
-        .collect();
+    let job = PieceJob { setup, plan: plan.as_ref(), schema: &schema, url, strict, quoted };
+    let results: Vec<FrameResult<Parsed>> =
+        parts.par_iter().zip(starts.par_iter()).map(|(piece, start)| parse_piece(piece, *start, &job)).collect();
     let mut out = Parsed::default();
     for r in results {
         out.absorb(r?);
@@ -107,16 +105,21 @@ fn null_regex(setup: &ParseSetup) -> FrameResult<Option<regex::Regex>> {
         .map_err(|e| FrameError::InvalidArgument { what: "na_strings", reason: e.to_string() })
 }
 
-fn parse_piece(
-    piece: &[u8],
-    start: u64,
-    setup: &ParseSetup,
-    plan: Option<&Plan>,
-    schema: &SchemaRef,
-    url: &str,
+/// What every piece of one parse shares.
+struct PieceJob<'a> {
+    setup: &'a ParseSetup,
+    plan: Option<&'a Plan>,
+    schema: &'a SchemaRef,
+    url: &'a str,
     strict: bool,
-) -> FrameResult<Parsed> {
-    if let Some(batches) = plan.and_then(|p| p.decode(piece)) {
+    /// Whether the data may hold a quote (else the direct decoder need not look for one).
+    quoted: bool,
+}
+
+fn parse_piece(piece: &[u8], start: u64, job: &PieceJob<'_>) -> FrameResult<Parsed> {
+    let PieceJob { setup, plan, schema, url, strict, quoted } = *job;
+    let direct = plan.and_then(|p| if quoted { p.decode(piece) } else { p.decode_unquoted(piece) });
+    if let Some(batches) = direct {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         return Ok(Parsed { batches, rows, ..Parsed::default() });
     }
