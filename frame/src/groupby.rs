@@ -143,87 +143,138 @@ impl Interner {
 }
 
 /// The groups one thread folded: a hash table from key cells to a slot, and per slot the row
-/// count and one state per aggregate.
+/// count and one state per aggregated column (count, sum, min and max of one column share a
+/// state), flat: slot `s`, column `c` at `s * columns + c`.
 #[derive(Default)]
 struct Partial {
-    slots: hashbrown::HashMap<Vec<Cell>, u32>,
+    /// One key column: cell to slot, without a key vector per lookup.
+    single: hashbrown::HashMap<Cell, u32>,
+    /// Several key columns.
+    multi: hashbrown::HashMap<Vec<Cell>, u32>,
     keys: Vec<Vec<Cell>>,
     rows: Vec<u64>,
-    states: Vec<Vec<AggState>>,
+    states: Vec<AggState>,
     interners: Vec<Interner>,
 }
 
-impl Partial {
-    fn slot(&mut self, key: &[Cell], num_aggs: usize) -> usize {
-        if let Some(&slot) = self.slots.get(key) {
-            return slot as usize;
+/// A key column of one batch: each row's cell, or (categoricals) each row's dictionary entry
+/// and each entry's cell, so a slot is looked up once per entry, not per row.
+enum KeyColumn {
+    Cells(Vec<Cell>),
+    Entries { rows: Vec<Option<usize>>, cells: Vec<Cell> },
+}
+
+impl KeyColumn {
+    fn cell(&self, row: usize) -> Cell {
+        match self {
+            KeyColumn::Cells(cells) => cells[row],
+            KeyColumn::Entries { rows, cells } => rows[row].and_then(|e| cells.get(e).copied()).unwrap_or(Cell::Null),
         }
-        let slot = self.keys.len();
-        self.slots.insert(key.to_vec(), slot as u32);
-        self.keys.push(key.to_vec());
+    }
+}
+
+impl Partial {
+    fn new_slot(&mut self, key: Vec<Cell>, columns: usize) -> u32 {
+        let slot = self.keys.len() as u32;
+        self.keys.push(key);
         self.rows.push(0);
-        self.states.push(vec![AggState::empty(); num_aggs]);
+        self.states.extend(std::iter::repeat_n(AggState::empty(), columns));
         slot
     }
 
-    /// Each row's key cells for column `array`, interning text as needed.
-    fn cells(&mut self, column: usize, array: &ArrayRef) -> FrameResult<Vec<Cell>> {
+    fn slot(&mut self, key: &[Cell], columns: usize) -> u32 {
+        if let [cell] = key {
+            if let Some(&slot) = self.single.get(cell) {
+                return slot;
+            }
+            let slot = self.new_slot(key.to_vec(), columns);
+            self.single.insert(*cell, slot);
+            return slot;
+        }
+        if let Some(&slot) = self.multi.get(key) {
+            return slot;
+        }
+        let slot = self.new_slot(key.to_vec(), columns);
+        self.multi.insert(key.to_vec(), slot);
+        slot
+    }
+
+    /// Column `array` as key cells, interning text as needed.
+    fn key_column(&mut self, column: usize, array: &ArrayRef) -> FrameResult<KeyColumn> {
         if self.interners.len() <= column {
             self.interners.resize_with(column + 1, Interner::default);
         }
         let interner = &mut self.interners[column];
+        let options = FormatOptions::default();
         Ok(match array.data_type() {
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
                 let ints = cast(array, &DataType::Int64)?;
-                let ints = ints.as_primitive::<arrow::datatypes::Int64Type>();
-                ints.iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect()
+                KeyColumn::Cells(
+                    ints.as_primitive::<arrow::datatypes::Int64Type>().iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect(),
+                )
             }
             DataType::Dictionary(_, _) => {
                 let dict = array.as_any_dictionary();
-                let options = FormatOptions::default();
                 let values = ArrayFormatter::try_new(dict.values().as_ref(), &options)?;
                 // One text per dictionary entry, not per row.
-                let ids: Vec<u32> = (0..dict.values().len()).map(|i| interner.id(&values.value(i).to_string())).collect();
+                let cells = (0..dict.values().len()).map(|i| Cell::Text(interner.id(&values.value(i).to_string()))).collect();
                 let valid = dict.keys();
-                dict.normalized_keys()
-                    .into_iter()
-                    .enumerate()
-                    .map(|(row, k)| if valid.is_valid(row) { ids.get(k).map_or(Cell::Null, |&id| Cell::Text(id)) } else { Cell::Null })
-                    .collect()
+                let rows = dict.normalized_keys().into_iter().enumerate().map(|(row, k)| valid.is_valid(row).then_some(k)).collect();
+                KeyColumn::Entries { rows, cells }
             }
             _ => {
-                let options = FormatOptions::default();
                 let f = ArrayFormatter::try_new(array.as_ref(), &options)?;
-                (0..array.len())
-                    .map(|row| if array.is_valid(row) { Cell::Text(interner.id(&f.value(row).to_string())) } else { Cell::Null })
-                    .collect()
+                KeyColumn::Cells(
+                    (0..array.len())
+                        .map(|row| if array.is_valid(row) { Cell::Text(interner.id(&f.value(row).to_string())) } else { Cell::Null })
+                        .collect(),
+                )
             }
         })
     }
 
-    fn add(mut self, batch: &RecordBatch, by: &[usize], aggs: &[usize]) -> FrameResult<Self> {
-        let cells: Vec<Vec<Cell>> = by.iter().enumerate().map(|(c, &i)| self.cells(c, batch.column(i))).collect::<FrameResult<_>>()?;
-        let values: Vec<Float64Array> = aggs.iter().map(|i| as_f64(batch.column(*i))).collect::<FrameResult<_>>()?;
+    /// Each row's slot.
+    fn row_slots(&mut self, batch: &RecordBatch, by: &[usize], columns: usize) -> FrameResult<Vec<u32>> {
+        let keys: Vec<KeyColumn> = by.iter().enumerate().map(|(c, &i)| self.key_column(c, batch.column(i))).collect::<FrameResult<_>>()?;
+        if let [KeyColumn::Entries { rows, cells }] = keys.as_slice() {
+            let entry_slots: Vec<u32> = cells.iter().map(|c| self.slot(&[*c], columns)).collect();
+            let null_slot = rows.iter().any(Option::is_none).then(|| self.slot(&[Cell::Null], columns));
+            return Ok(rows.iter().map(|e| e.map_or(null_slot.unwrap_or(0), |e| entry_slots[e])).collect());
+        }
         let mut key = vec![Cell::Null; by.len()];
-        for row in 0..batch.num_rows() {
-            for (k, column) in key.iter_mut().zip(&cells) {
-                *k = column[row];
-            }
-            let slot = self.slot(&key, aggs.len());
-            self.rows[slot] += 1;
-            for (state, v) in self.states[slot].iter_mut().zip(&values) {
-                if v.is_valid(row) {
-                    state.push(v.value(row));
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                for (k, column) in key.iter_mut().zip(&keys) {
+                    *k = column.cell(row);
+                }
+                self.slot(&key, columns)
+            })
+            .collect())
+    }
+
+    fn add(mut self, batch: &RecordBatch, by: &[usize], columns: &[usize]) -> FrameResult<Self> {
+        let width = columns.len();
+        let slots = self.row_slots(batch, by, width)?;
+        for &slot in &slots {
+            self.rows[slot as usize] += 1;
+        }
+        for (c, &i) in columns.iter().enumerate() {
+            let values = as_f64(batch.column(i))?;
+            let raw = values.values();
+            for (row, &slot) in slots.iter().enumerate() {
+                if values.is_valid(row) {
+                    self.states[slot as usize * width + c].push(raw[row]);
                 }
             }
         }
         Ok(self)
     }
 
-    /// The groups with their key cells as text (integers printed as arrow prints them).
-    fn into_groups(self) -> Groups {
+    /// The groups with their key cells as text (integers printed as arrow prints them), with
+    /// one state per requested aggregate (`aggs[i]` is the index of its column's state).
+    fn into_groups(self, aggs: &[usize], width: usize) -> Groups {
         let mut out = Groups::new();
-        for ((key, rows), states) in self.keys.iter().zip(self.rows).zip(self.states) {
+        for (slot, (key, rows)) in self.keys.iter().zip(&self.rows).enumerate() {
             let cells = key
                 .iter()
                 .enumerate()
@@ -233,7 +284,8 @@ impl Partial {
                     Cell::Text(id) => self.interners.get(c).and_then(|i| i.texts.get(*id as usize)).cloned(),
                 })
                 .collect();
-            out.insert(cells, (rows, states));
+            let states = aggs.iter().map(|&a| self.states[slot * width + a]).collect();
+            out.insert(cells, (*rows, states));
         }
         out
     }
@@ -254,18 +306,30 @@ pub fn merge(mut a: Groups, b: Groups) -> Groups {
 /// Folds batches (in parallel, one hash table per thread, merged once) into groups. Only the
 /// columns the group-by reads are widened from their stored (narrow) form, a batch at a time.
 pub fn fold(batches: &[&RecordBatch], schema: &arrow::datatypes::SchemaRef, by: &[usize], aggs: &[usize]) -> FrameResult<Groups> {
+    // The aggregated columns, each once; `agg_column[i]` is aggregate i's.
+    let mut columns: Vec<usize> = Vec::new();
+    let agg_column: Vec<usize> = aggs
+        .iter()
+        .map(|a| {
+            columns.iter().position(|c| c == a).unwrap_or_else(|| {
+                columns.push(*a);
+                columns.len() - 1
+            })
+        })
+        .collect();
     let mut needed: Vec<usize> = by.to_vec();
-    needed.extend(aggs.iter().filter(|a| !by.contains(a)));
+    needed.extend(columns.iter().filter(|a| !by.contains(a)));
     let local = |i: &usize| needed.iter().position(|n| n == i).unwrap_or(0);
-    let (by_local, aggs_local): (Vec<usize>, Vec<usize>) = (by.iter().map(local).collect(), aggs.iter().map(local).collect());
+    let (by_local, columns_local): (Vec<usize>, Vec<usize>) = (by.iter().map(local).collect(), columns.iter().map(local).collect());
     let projected = Arc::new(schema.project(&needed)?);
+    let width = columns.len();
     batches
         .par_iter()
         .try_fold(Partial::default, |partial, b| {
             let wide = crate::narrow::widen(&b.project(&needed)?, &projected)?;
-            partial.add(&wide, &by_local, &aggs_local)
+            partial.add(&wide, &by_local, &columns_local)
         })
-        .map(|partial| partial.map(Partial::into_groups))
+        .map(|partial| partial.map(|p| p.into_groups(&agg_column, width)))
         .try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
 }
 
