@@ -43,7 +43,7 @@ import duckdb, polars as pl, pyarrow.csv as pc
 readers = {
     "pyarrow": lambda: pc.read_csv(path),
     "polars": lambda: pl.read_csv(path),
-    "duckdb": lambda: duckdb.sql(f"SELECT * FROM read_csv('{path}')").arrow(),
+    "duckdb": lambda: duckdb.sql(f"SELECT * FROM read_csv('{path}')").to_arrow_table(),
 }
 for name, read in readers.items():
     times = []

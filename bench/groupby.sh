@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Group-by benchmark (issue 19): the reference CSV (shared/bench/gen_csv.py) imported by a
+# local cloud of WORKERS, then grouped by c10 (10 levels), c1000 (1,000) and i2 (2,000
+# integers) with count, sum, mean, min and max of f1, timed at the REST call (the result a
+# frame, as users get it); side by side with duckdb and polars on the same file in memory.
+#   bench/groupby.sh [ROWS] [RUNS] [WORKERS]      defaults: 20000000 3 1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-20000000}
+RUNS=${2:-3}
+WORKERS=${3:-1}
+DATA=bench/data/data${ROWS}.csv
+# shellcheck source=venv.sh
+. bench/venv.sh
+mkdir -p bench/data
+[ -f "$DATA" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
+cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+WORK=$(mktemp -d)
+target/release/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
+DRIVER=$!
+trap 'kill -INT $DRIVER 2>/dev/null || true; wait $DRIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 600); do [ -s "$WORK/leader" ] && break; sleep 0.1; done
+LEADER=http://$(cut -d' ' -f1 "$WORK/leader")
+echo "file: $DATA ($(stat -c %s "$DATA") bytes), $(nproc) cores, $WORKERS worker(s), runs: $RUNS"
+"$BENCH_PY" - "$LEADER" "$DATA" "$RUNS" <<'PY'
+import json, statistics, sys, time, urllib.request
+leader, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def call(method, url, body=None):
+    req = urllib.request.Request(leader + url, data=None if body is None else json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        return json.loads(r.read())
+
+key = call("POST", "/3/ImportFiles", {"path": path, "destination_frame": "ref.hex"})["job"]["key"]
+while call("GET", f"/3/Jobs/{key}")["jobs"][0]["status"] == "RUNNING":
+    time.sleep(0.2)
+aggs = [{"op": op, "column": "f1"} for op in ("count", "sum", "mean", "min", "max")]
+import duckdb, polars as pl
+con = duckdb.connect()
+con.execute(f"CREATE TABLE ref AS SELECT * FROM read_csv('{path}')")
+df = pl.read_csv(path)
+for by in ("c10", "c1000", "i2"):
+    times = {"eddy": [], "duckdb": [], "polars": []}
+    for run in range(runs):
+        t = time.perf_counter()
+        info = call("POST", f"/3/Frames/ref.hex/groupby", {"by": [by], "aggs": aggs, "destination_frame": f"g_{by}_{run}"})
+        times["eddy"].append(time.perf_counter() - t)
+        groups = info["frame"]["rows"]
+        t = time.perf_counter()
+        con.sql(f"SELECT {by}, count(f1), sum(f1), avg(f1), min(f1), max(f1), count(*) FROM ref GROUP BY {by}").to_arrow_table()
+        times["duckdb"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        df.group_by(by).agg(pl.col("f1").count().alias("n"), pl.col("f1").sum().alias("s"), pl.col("f1").mean().alias("m"),
+                            pl.col("f1").min().alias("lo"), pl.col("f1").max().alias("hi"), pl.len())
+        times["polars"].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"by={by} groups={groups} " + " ".join(f"{k}_s={v:.3f}" for k, v in med.items())
+          + f" eddy/duckdb={med['eddy'] / med['duckdb']:.2f} eddy/polars={med['eddy'] / med['polars']:.2f}")
+PY
