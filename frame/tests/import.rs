@@ -4,23 +4,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use eddy_frame::meta::JobStatus;
-use eddy_frame::{FrameCloud, ImportRequest};
-use support::cloud;
-
-async fn run(frames: &FrameCloud, request: ImportRequest) -> eddy_frame::meta::JobState {
-    let key = frames.start_import(request);
-    for _ in 0..600 {
-        let job = frames.job(&key).unwrap();
-        if job.status != JobStatus::Running {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("import did not finish");
-}
+use eddy_frame::ImportRequest;
+use support::{cloud, run};
 
 /// A CSV with an integer, a float with gaps, and a category, plus its expected statistics
 /// computed by a plain fold over the generated values.

@@ -4,23 +4,9 @@
 
 mod support;
 
-use std::time::Duration;
-
-use eddy_frame::meta::{JobState, JobStatus};
+use eddy_frame::meta::JobStatus;
 use eddy_frame::{FrameCloud, ImportRequest};
-use support::cloud;
-
-async fn run(frames: &FrameCloud, request: ImportRequest) -> JobState {
-    let key = frames.start_import(request);
-    for _ in 0..1200 {
-        let job = frames.job(&key).unwrap();
-        if job.status != JobStatus::Running {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("import did not finish");
-}
+use support::{cloud, run};
 
 /// Every row of a frame as text cells.
 async fn all_rows(frames: &FrameCloud, id: &str) -> Vec<Vec<Option<String>>> {

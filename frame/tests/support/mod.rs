@@ -1,5 +1,5 @@
 //! An in-process cloud on 127.0.0.1 for the frame tests.
-#![allow(clippy::unwrap_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::panic, dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -43,4 +43,17 @@ pub async fn cloud(n: usize, budget: u64) -> Cloud {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     Cloud { nodes, frames, secret }
+}
+
+/// Starts an import on `frames` and waits (at most 60 s) for its job to end.
+pub async fn run(frames: &FrameCloud, request: eddy_frame::ImportRequest) -> eddy_frame::meta::JobState {
+    let key = frames.start_import(request);
+    for _ in 0..1200 {
+        let job = frames.job(&key).unwrap();
+        if job.status != eddy_frame::meta::JobStatus::Running {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("import did not finish in 60 s");
 }
