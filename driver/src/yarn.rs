@@ -8,7 +8,7 @@ use eddy_frame::storage::{self, StorageOptions};
 use eddy_hadoop_ipc::proto::yarn::*;
 use eddy_yarn::am::ApplicationMaster;
 use eddy_yarn::conf::HadoopConf;
-use eddy_yarn::rm::{application_id_text, ResourceManager};
+use eddy_yarn::rm::{application_id_text, final_status_name, state_name, ResourceManager};
 use sha2::Digest;
 
 use crate::cli::{YarnAction, YarnArgs};
@@ -181,74 +181,144 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         Some(d) => (d.trim_end_matches('/').to_string(), false),
         None => (default_staging_dir(&conf, &user, &app_text)?, true),
     };
-    let (mapper_resource, _) = stage_mapper(&mapper, &staging_dir).await?;
-    let staged = t0.elapsed();
-    let cleanup = |reason: String| {
-        let rm = Arc::clone(&rm);
-        let staging_dir = staging_dir.clone();
-        async move {
-            let _ = rm.kill(&app.id, &reason).await;
-            if remove_staging {
-                let _ = remove_staging_dir(&staging_dir).await;
+    let setup = Setup { args: &args, conf: &conf, user: &user, rm: &rm, app: app.id, t0, staging_dir: &staging_dir, remove_staging };
+    // From here on the application exists and files may be staged: whatever fails or
+    // interrupts the set-up (a refused submission, a signal, the cloud not forming) kills the
+    // application and removes the staging directory before the driver exits.
+    let result = tokio::select! {
+        r = setup.run(&mapper, &cloud_name, capability) => r,
+        signal = eddy_node::signal::stop_signal() => Err(SetupError::Signal(signal)),
+    };
+    match result {
+        Ok(SetupDone::Disowned) => Ok(Outcome::Disowned),
+        Ok(SetupDone::Master(master, submitted_at)) => {
+            options.memory_opt = Some(memory);
+            options.notify_extra_opt = Some(app_text.clone());
+            if let (None, Some(ip)) = (args.cloud.driver_ip, edge_ip(&conf)) {
+                options.driver_ip = ip;
             }
+            // --timeout counts from submission, so time in the queue is included.
+            options.timeout = args.cloud.timeout.saturating_sub(submitted_at.elapsed()).max(Duration::from_secs(1));
+            println!(
+                "ApplicationMaster registered ({:.2} s after submission); asking for {} containers of {mb} MiB and {vcores} vcores",
+                submitted_at.elapsed().as_secs_f64(),
+                options.nodes
+            );
+            run_cloud(*master, options).await
         }
-    };
-
-    let mut context = ApplicationSubmissionContextProto {
-        application_id: Some(app.id),
-        application_name: Some(cloud_name.clone()),
-        queue: Some(args.queue.clone()),
-        unmanaged_am: Some(true),
-        max_app_attempts: Some(1),
-        application_type: Some("EDDY".into()),
-        application_tags: vec!["eddy".into()],
-        ..Default::default()
-    };
-    if args.cloud.disown {
-        context.unmanaged_am = Some(false);
-        context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
-        context.am_container_spec = Some(master_container(&args, &conf, &user, &mapper_resource, &staging_dir, remove_staging)?);
-    }
-    let submitted_at = Instant::now();
-    rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
-    println!("Submitted YARN application {app_text} to queue {} as {user}", args.queue);
-    if args.cloud.disown {
-        return match wait_for_disowned_cloud(&rm, &app.id, args.cloud.timeout, submitted_at, args.cloud.notify.as_deref()).await {
-            Ok(()) => Ok(Outcome::Disowned),
-            Err(e) => {
-                cleanup(format!("the cloud did not form: {e}")).await;
-                Err(e)
-            }
-        };
-    }
-
-    // This machine's address towards the cluster: where containers reach the gather service.
-    let edge_ip = conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a));
-    let host = edge_ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let am = match become_master(&rm, &conf, &app.id, &host, args.cloud.timeout).await {
-        Ok(am) => am,
         Err(e) => {
-            cleanup(format!("eddy-driver could not become the ApplicationMaster: {e}")).await;
-            return Err(e);
+            let reason = match &e {
+                SetupError::Signal(s) => format!("eddy-driver was {} before the cloud formed", s.verb()),
+                SetupError::Failed(e) => format!("the cloud did not form: {e}"),
+            };
+            abandon(&rm, &app.id, &reason, remove_staging.then_some(staging_dir.as_str())).await;
+            match e {
+                SetupError::Signal(s) => Ok(Outcome::Interrupted(Some(s))),
+                SetupError::Failed(e) => Err(e),
+            }
         }
-    };
-    let registered = submitted_at.elapsed();
-    let timeline = Timeline { started: Some(t0), staged, submitted: submitted_at - t0, registered: t0.elapsed() };
-    options.memory_opt = Some(memory);
-    options.notify_extra_opt = Some(app_text.clone());
-    if let (None, Some(ip)) = (args.cloud.driver_ip, edge_ip) {
-        options.driver_ip = ip;
     }
-    // --timeout counts from submission, so time in the queue is included.
-    options.timeout = args.cloud.timeout.saturating_sub(submitted_at.elapsed()).max(Duration::from_secs(1));
-    println!(
-        "ApplicationMaster registered ({:.2} s after submission); asking for {} containers of {mb} MiB and {vcores} vcores",
-        registered.as_secs_f64(),
-        options.nodes
-    );
-    let plan = ContainerPlan { mapper: mapper_resource, capability };
-    let master = Master { rm, app: app.id, am, plan, queue: args.queue.clone(), staging_dir, remove_staging, timeline };
-    run_cloud(master, options).await
+}
+
+/// This machine's address towards the cluster: where containers reach the gather service
+/// (the interface that routes to the ResourceManager).
+fn edge_ip(conf: &HadoopConf) -> Option<std::net::IpAddr> {
+    conf.resource_manager_addresses().first().and_then(|a| local_ip_towards(a))
+}
+
+/// Ends an application whose set-up failed: kills it (YARN ignores a kill of an application
+/// it never accepted) and removes its staging directory.
+async fn abandon(rm: &ResourceManager, app: &ApplicationIdProto, reason: &str, staging_dir: Option<&str>) {
+    if let Err(e) = rm.kill(app, reason).await {
+        tracing::debug!("kill after a failed set-up: {e}");
+    }
+    if let Some(dir) = staging_dir {
+        match remove_staging_dir(dir).await {
+            Ok(true) => println!("Removed the staging directory {dir}"),
+            Ok(false) => {}
+            Err(e) => eprintln!("eddy-driver: could not remove the staging directory {dir}: {e}"),
+        }
+    }
+}
+
+enum SetupError {
+    Signal(eddy_node::signal::Signal),
+    Failed(DriverError),
+}
+
+impl From<DriverError> for SetupError {
+    fn from(e: DriverError) -> Self {
+        SetupError::Failed(e)
+    }
+}
+
+enum SetupDone {
+    /// `--disown`: the master in the cluster formed the cloud.
+    Disowned,
+    /// Registered as the unmanaged master; submitted at this instant.
+    Master(Box<Master>, Instant),
+}
+
+/// Staging, submission and registration of one application.
+struct Setup<'a> {
+    args: &'a YarnArgs,
+    conf: &'a HadoopConf,
+    user: &'a str,
+    rm: &'a Arc<ResourceManager>,
+    app: ApplicationIdProto,
+    t0: Instant,
+    staging_dir: &'a str,
+    remove_staging: bool,
+}
+
+impl Setup<'_> {
+    async fn run(&self, mapper: &std::path::Path, cloud_name: &str, capability: ResourceProto) -> Result<SetupDone, SetupError> {
+        let (args, app_text) = (self.args, application_id_text(&self.app));
+        let (mapper_resource, _) = stage_mapper(mapper, self.staging_dir).await?;
+        let staged = self.t0.elapsed();
+        let mut context = ApplicationSubmissionContextProto {
+            application_id: Some(self.app),
+            application_name: Some(cloud_name.to_string()),
+            queue: Some(args.queue.clone()),
+            unmanaged_am: Some(true),
+            // Apache's ResourceManager reads the master's launch context even for an unmanaged
+            // master (its tokens, ClientRMService.submitApplication): an empty one, not none.
+            am_container_spec: Some(ContainerLaunchContextProto::default()),
+            max_app_attempts: Some(1),
+            application_type: Some("EDDY".into()),
+            application_tags: vec!["eddy".into()],
+            ..Default::default()
+        };
+        if args.cloud.disown {
+            context.unmanaged_am = Some(false);
+            context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
+            context.am_container_spec =
+                Some(master_container(args, self.conf, self.user, &mapper_resource, self.staging_dir, self.remove_staging)?);
+        }
+        let submitted_at = Instant::now();
+        self.rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
+        println!("Submitted YARN application {app_text} to queue {} as {}", args.queue, self.user);
+        if args.cloud.disown {
+            wait_for_disowned_cloud(self.rm, &self.app, args.cloud.timeout, submitted_at, args.cloud.notify.as_deref()).await?;
+            return Ok(SetupDone::Disowned);
+        }
+        let host = edge_ip(self.conf).map(|ip| ip.to_string()).unwrap_or_default();
+        let am = become_master(self.rm, self.conf, &self.app, &host, args.cloud.timeout)
+            .await
+            .map_err(|e| DriverError::Yarn(format!("eddy-driver could not become the ApplicationMaster: {e}")))?;
+        let timeline = Timeline { started: Some(self.t0), staged, submitted: submitted_at - self.t0, registered: self.t0.elapsed() };
+        let master = Master {
+            rm: Arc::clone(self.rm),
+            app: self.app,
+            am,
+            plan: ContainerPlan { mapper: mapper_resource, capability },
+            queue: args.queue.clone(),
+            staging_dir: self.staging_dir.to_string(),
+            remove_staging: self.remove_staging,
+            timeline,
+        };
+        Ok(SetupDone::Master(Box::new(master), submitted_at))
+    }
 }
 
 fn default_staging_dir(conf: &HadoopConf, user: &str, app_text: &str) -> DriverResult<String> {
@@ -311,8 +381,10 @@ fn master_container(
     settings.cloud.driver_port = 0;
     settings.cloud.driver_port_range = None;
     settings.mapper = None;
+    // Hex, not the JSON itself: YARN writes `export KEY="VALUE"` into the container's launch
+    // script without escaping, so the JSON's quotes would not survive bash.
     let settings =
-        serde_json::to_string(&settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?;
+        hex::encode(serde_json::to_vec(&settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?);
     let mut env = vec![
         (am_env::SETTINGS, settings),
         (am_env::MAPPER, hex::encode(mapper.encode_to_vec())),
@@ -346,7 +418,9 @@ async fn wait_for_disowned_cloud(
     let deadline = submitted_at + timeout;
     let ready = |r: &ApplicationReportProto| {
         let running = r.yarn_application_state == Some(YarnApplicationStateProto::Running as i32);
-        r.tracking_url.clone().filter(|u| running && u.starts_with("http"))
+        // The master's own URL: Apache's RM reports its web proxy as `trackingUrl` as soon as
+        // the attempt runs, whatever the master set.
+        r.original_tracking_url.clone().filter(|u| running && u.starts_with("http"))
     };
     let url = await_report(rm, app, deadline, Duration::from_millis(200), "its cloud to form", ready).await?;
     let cloud: Option<serde_json::Value> = async { reqwest::get(format!("{url}/3/Cloud")).await.ok()?.json().await.ok() }.await;
@@ -386,14 +460,14 @@ async fn await_report<T>(
         if let Some(found) = ready(&report) {
             return Ok(found);
         }
-        let state = report.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
-        let ended = matches!(
-            state,
-            Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
-        );
+        let ended = is_final(report.yarn_application_state);
         if ended || Instant::now() >= deadline {
-            let how =
-                if ended { format!("ended ({state:?}) before") } else { format!("timed out (--timeout, state {state:?}) waiting for") };
+            let state = state_name(report.yarn_application_state);
+            let how = if ended {
+                format!("ended ({state}, final status {}) before", final_status_name(report.final_application_status))
+            } else {
+                format!("timed out (--timeout, state {state}) waiting for")
+            };
             return Err(DriverError::NotFormed(format!(
                 "YARN application {app_text} {how} {what}; queue {}: {}",
                 report.queue.unwrap_or_default(),
@@ -402,6 +476,14 @@ async fn await_report<T>(
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Whether an application state is one YARN never leaves (FINISHED, FAILED, KILLED).
+fn is_final(state: Option<i32>) -> bool {
+    matches!(
+        state.and_then(|s| YarnApplicationStateProto::try_from(s).ok()),
+        Some(YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed | YarnApplicationStateProto::Finished)
+    )
 }
 
 /// `eddy-mapper am`: the ApplicationMaster of a disowned cloud, inside its YARN container.
@@ -414,8 +496,9 @@ pub async fn run_master() -> DriverResult<Outcome> {
             DriverError::InvalidArgument(format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"))
         })
     };
-    let args: YarnArgs = serde_json::from_str(&var(am_env::SETTINGS)?)
-        .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS)))?;
+    let bad = |e: String| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS));
+    let json = hex::decode(var(am_env::SETTINGS)?.trim()).map_err(|e| bad(format!("not hex-encoded JSON: {e}")))?;
+    let args: YarnArgs = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
     let mapper = LocalResourceProto::decode(hex::decode(var(am_env::MAPPER)?).unwrap_or_default().as_slice())
         .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::MAPPER)))?;
     let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
@@ -509,8 +592,19 @@ async fn kill(app_id: &str) -> DriverResult<Outcome> {
             report.application_type.unwrap_or_default()
         )));
     }
-    rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", hadoop_user())).await.map_err(yarn_error("forceKillApplication"))?;
-    println!("Killed {app_id}");
+    if is_final(report.yarn_application_state) {
+        println!(
+            "{app_id} had already ended: {} (final status {}){}",
+            state_name(report.yarn_application_state),
+            final_status_name(report.final_application_status),
+            report.diagnostics.filter(|d| !d.trim().is_empty()).map(|d| format!("; YARN says: {d}")).unwrap_or_default()
+        );
+    } else {
+        rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", hadoop_user()))
+            .await
+            .map_err(yarn_error("forceKillApplication"))?;
+        println!("Killed {app_id} (it was {})", state_name(report.yarn_application_state));
+    }
     // The master was killed with its containers: remove what it staged, if in the default place.
     if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&hadoop_user()), &application_id_text(&id)) {
         if let Ok(true) = remove_staging_dir(&dir).await {

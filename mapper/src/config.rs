@@ -120,6 +120,20 @@ fn parse_key<T: std::str::FromStr>(env: &HashMap<String, String>, key: &keys::Ke
     }
 }
 
+/// In a YARN container (`NM_HOST` set by the NodeManager): the address YARN knows this node
+/// by, if it is one of this machine's (it can be bound) and inside `--network` when one is
+/// given. Workers then advertise the address HDFS names its DataNodes by, so block locality
+/// works, also on hosts with several addresses (or a test cluster on 127.0.0.2 and .3).
+fn node_manager_ip(host: &str, network_opt: Option<&ipnet::IpNet>) -> Option<IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()?
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified() && network_opt.is_none_or(|n| n.contains(ip)))
+        .find(|ip| std::net::UdpSocket::bind((*ip, 0)).is_ok())
+}
+
 impl MapperConfig {
     /// Resolves arguments and environment (`env` is passed in so tests control it).
     pub fn resolve(args: MapperArgs, env: &HashMap<String, String>) -> Result<Self, MapperError> {
@@ -196,9 +210,10 @@ impl MapperConfig {
             _ => None,
         };
         let network_opt = args.network.as_deref().map(parse_network).transpose()?;
+        let ip_opt = args.ip.or_else(|| env.get("NM_HOST").and_then(|host| node_manager_ip(host, network_opt.as_ref())));
         Ok(Self {
             discovery,
-            address: AddressChoice { ip_opt: args.ip, network_opt },
+            address: AddressChoice { ip_opt, network_opt },
             port: args.port,
             cloud_name: args.cloud_name,
             secret,
@@ -247,6 +262,16 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn in_a_yarn_container_workers_take_the_node_managers_address_when_it_is_local() {
+        let loopback: ipnet::IpNet = "127.0.0.0/8".parse().unwrap();
+        let elsewhere: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        assert_eq!(node_manager_ip("127.0.0.2", Some(&loopback)), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(node_manager_ip("127.0.0.3", None), Some("127.0.0.3".parse().unwrap()));
+        assert_eq!(node_manager_ip("127.0.0.2", Some(&elsewhere)), None, "outside --network");
+        assert_eq!(node_manager_ip("192.0.2.7", None), None, "not an address of this machine");
     }
 
     fn args(extra: &[&str]) -> MapperArgs {

@@ -81,10 +81,12 @@ impl WatchedCloud {
         (job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string(), job)
     }
 
-    /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver stopped it in
-    /// order (exit code 130, 128 + SIGINT).
+    /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver stopped it in order
+    /// (exit code 130, 128 + SIGINT, since the driver reports the signal as shells do).
     pub fn stop(mut self, timeout: Duration) {
         self.driver.signal(libc::SIGINT);
-        assert_eq!(self.driver.wait_exit(timeout).code(), Some(130), "{}", self.driver.output());
+        let status = self.driver.wait_exit(timeout);
+        assert_eq!(status.code(), Some(130), "{}", self.driver.output());
+        assert!(self.driver.output().contains("Every worker has exited"), "{}", self.driver.output());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod frames;
+pub mod real_hadoop;
 pub mod s3;
 
 use std::io::{BufRead, BufReader, Read};

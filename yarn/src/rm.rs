@@ -87,6 +87,36 @@ impl ResourceManager {
     }
 }
 
+/// YARN's name of an application state as `yarn application -status` prints it (`RUNNING`,
+/// `FAILED`, ...), `UNKNOWN` when the report carries none.
+pub fn state_name(state: Option<i32>) -> &'static str {
+    state.and_then(|s| YarnApplicationStateProto::try_from(s).ok()).map(|s| s.as_str_name()).unwrap_or("UNKNOWN")
+}
+
+/// YARN's name of a final application status (`SUCCEEDED`, `FAILED`, `KILLED`, `UNDEFINED`).
+pub fn final_status_name(status: Option<i32>) -> &'static str {
+    match status.and_then(|s| FinalApplicationStatusProto::try_from(s).ok()) {
+        Some(FinalApplicationStatusProto::AppSucceeded) => "SUCCEEDED",
+        Some(FinalApplicationStatusProto::AppFailed) => "FAILED",
+        Some(FinalApplicationStatusProto::AppKilled) => "KILLED",
+        Some(FinalApplicationStatusProto::AppEnded) => "ENDED",
+        Some(FinalApplicationStatusProto::AppUndefined) | None => "UNDEFINED",
+    }
+}
+
 fn incomplete(method: &str, field: &str) -> YarnError {
     YarnError::Incomplete { method: method.into(), field: field.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_read_as_yarn_prints_them() {
+        assert_eq!(state_name(Some(YarnApplicationStateProto::Failed as i32)), "FAILED");
+        assert_eq!(state_name(Some(YarnApplicationStateProto::NewSaving as i32)), "NEW_SAVING");
+        assert_eq!(state_name(None), "UNKNOWN");
+        assert_eq!(final_status_name(Some(FinalApplicationStatusProto::AppKilled as i32)), "KILLED");
+    }
 }

@@ -16,7 +16,7 @@ use eddy_common::keys;
 use eddy_hadoop_ipc::credentials::Credentials;
 use eddy_hadoop_ipc::proto::yarn::*;
 use eddy_yarn::am::{container_id_text, exit_status_text, node_address, ApplicationMaster, NodeManager};
-use eddy_yarn::rm::{application_id_text, ResourceManager};
+use eddy_yarn::rm::{application_id_text, state_name, ResourceManager};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{WorkerExit, WorkerLauncher, WorkerSpec};
@@ -324,7 +324,10 @@ async fn stop_all(am: &mut ApplicationMaster, live: &mut BTreeMap<String, Live>,
         };
         match stopped.await {
             Ok(refused) if refused.is_empty() => {}
-            Ok(refused) => tracing::warn!(node, "the NodeManager refused to stop {refused:?}"),
+            Ok(refused) => {
+                let why: Vec<String> = refused.iter().map(|(id, why)| format!("{id}: {why}")).collect();
+                tracing::warn!(node, "the NodeManager refused to stop {}", why.join("; "))
+            }
             Err(e) => tracing::warn!(node, "cannot stop containers: {e}"),
         }
     }
@@ -403,8 +406,7 @@ impl WorkerLauncher for YarnLauncher {
         let mut lines = vec![format!("YARN application {}:", self.application_id())];
         match self.rm.report(&self.app).await {
             Ok(r) => {
-                let state = r.yarn_application_state.and_then(|s| YarnApplicationStateProto::try_from(s).ok());
-                lines.push(format!("  state {:?}, queue {}", state.unwrap_or(YarnApplicationStateProto::New), r.queue.unwrap_or_default()));
+                lines.push(format!("  state {}, queue {}", state_name(r.yarn_application_state), r.queue.unwrap_or_default()));
                 if let Some(d) = r.diagnostics.filter(|d| !d.is_empty() && d != "N/A") {
                     lines.push(format!("  YARN says: {d}"));
                 }

@@ -368,8 +368,9 @@ async fn launch(
     let command = context.command.iter().map(|c| expand(c, &logs)).collect::<Vec<_>>().join(" ");
     let mut script = String::from("#!/bin/bash\n");
     for (k, v) in &env {
-        // Double quotes, as YARN writes them: `$VAR` (from `{{VAR}}`) expands at launch.
-        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('`', "\\`");
+        // As YARN writes them (UnixShellScriptBuilder.env): inside double quotes and not
+        // escaped, so `$VAR` (from `{{VAR}}`) expands at launch and a value's own quotes,
+        // backslashes and `$` are bash's to interpret.
         script.push_str(&format!("export {k}=\"{v}\"\n"));
     }
     script.push_str(&format!("exec /bin/bash -c {}\n", shell_quote(&command)));

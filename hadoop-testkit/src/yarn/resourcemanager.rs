@@ -66,6 +66,14 @@ impl ClientService {
                 let q: SubmitApplicationRequestProto = call.decode()?;
                 let context = q.application_submission_context.ok_or_else(|| RpcException::new(INVALID_REQUEST, "no submission context"))?;
                 let id = app_id(context.application_id.as_ref())?;
+                if context.am_container_spec.is_none() {
+                    // As Apache's ClientRMService.submitApplication, which reads the master's
+                    // launch context (its tokens) for unmanaged masters too.
+                    return Err(RpcException::new(
+                        "java.lang.NullPointerException",
+                        "Cannot invoke \"org.apache.hadoop.yarn.api.records.ContainerLaunchContext.getTokensConf()\" because the return value of \"org.apache.hadoop.yarn.api.records.ApplicationSubmissionContext.getAMContainerSpec()\" is null",
+                    ));
+                }
                 if s.apps.contains_key(&id) {
                     // Submitting twice is accepted, as YARN does for a retried call.
                     return plain(reply(&SubmitApplicationResponseProto {}));
@@ -153,7 +161,14 @@ impl ClientService {
                         yarn_application_state: Some(app.state as i32),
                         final_application_status: Some(app.final_status as i32),
                         diagnostics: Some(app.diagnostics.clone()),
-                        tracking_url: Some(app.tracking_url.clone()),
+                        // As Apache's RM: once the attempt runs, the tracking URL is the RM's web
+                        // proxy for the application; what the master set is the original one.
+                        tracking_url: Some(if app.state == YarnApplicationStateProto::Running {
+                            format!("http://localhost:8088/proxy/application_{ts}_{id:04}/")
+                        } else {
+                            app.tracking_url.clone()
+                        }),
+                        original_tracking_url: Some(app.tracking_url.clone()),
                         start_time: Some(app.submitted),
                         submit_time: Some(app.submitted),
                         finish_time: Some(app.finished),

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs Eddy's end-to-end tests against real Apache Hadoop daemons (tests/tests/real_hadoop.rs):
+# starts the process cluster of scripts/hadoop-cluster.sh once (NameNode, DataNodes on
+# 127.0.0.2 and 127.0.0.3, ResourceManager, NodeManagers on 127.0.0.2 and 127.0.0.3), runs the
+# tests one at a time with EDDY_REAL_HADOOP_CONF set to its HADOOP_CONF_DIR, and always stops
+# the cluster, also on failure or Ctrl-C.
+#
+#   scripts/real-hadoop-test.sh                  # Hadoop 3.4.3
+#   HADOOP_VERSION=3.3.6 scripts/real-hadoop-test.sh
+#   scripts/real-hadoop-test.sh NAME_FILTER      # only the tests whose name contains it
+#
+# Needs Java 17 and Maven (Hadoop's jars come from Maven Central into ~/.m2), and the eddy
+# binaries built (`cargo build --workspace --bins`; done here if missing). The cluster's ports
+# start at HADOOP_CLUSTER_PORT_BASE (default 39000). About 4 minutes on 2 cores, 1 minute of
+# which is the cluster's start.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cluster=scripts/hadoop-cluster.sh
+env_file="$(mktemp)"
+cleanup() {
+  "$cluster" stop >/dev/null 2>&1 || true
+  rm -f "$env_file"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ ! -x target/debug/eddy-driver || ! -x target/debug/eddy-mapper ]]; then
+  echo "== building eddy-driver and eddy-mapper"
+  cargo build --locked -p eddy-driver -p eddy-mapper --bins
+fi
+echo "== starting a real Hadoop ${HADOOP_VERSION:-3.4.3} cluster (scripts/hadoop-cluster.sh)"
+"$cluster" start >"$env_file"
+# shellcheck disable=SC1090 # the exports the cluster script printed
+source "$env_file"
+echo "== real-cluster tests (HADOOP_CONF_DIR=$HADOOP_CONF_DIR)"
+EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" cargo test --locked -p eddy-tests --test real_hadoop -- --test-threads=1 "$@"
+echo "== stopping the cluster"
+"$cluster" stop
+left="$(pgrep -af -- "$PWD/target/hadoop/" || true)"
+[[ -z "$left" ]] || { echo "processes left after stop: $left" >&2; exit 1; }
+echo "real Hadoop tests passed"
