@@ -28,3 +28,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== Spark integration (python/, real pyspark)"
 scripts/spark-test.sh
+echo "== real Apache Hadoop: HDFS and YARN daemons from Maven Central's jars (scripts/real-hadoop-test.sh)"
+scripts/real-hadoop-test.sh
