@@ -140,7 +140,8 @@ fn ctrl_c_ends_the_application_killed_and_cleans_up() {
 fn a_cluster_without_room_times_out_with_yarn_diagnostics() {
     // Two nodes of 1 GiB hold two 660 MiB containers, not three.
     let c = Cluster::start(2, 1024);
-    let mut d = Proc::spawn(c.driver(&["--nodes", "3", "--memory", "600m", "--timeout", "10s"]));
+    // The timeout leaves the two containers that fit time to start on a loaded machine.
+    let mut d = Proc::spawn(c.driver(&["--nodes", "3", "--memory", "600m", "--timeout", "40s"]));
     let status = d.wait_exit(WAIT);
     let out = d.output();
     assert!(!status.success(), "{out}");
