@@ -22,6 +22,8 @@ async fn submitted(yarn: &MiniYarn) -> (ResourceManager, ApplicationIdProto) {
         application_id: Some(app.id),
         application_name: Some("am-test".into()),
         unmanaged_am: Some(true),
+        // Apache's ResourceManager needs a launch context even for an unmanaged master.
+        am_container_spec: Some(ContainerLaunchContextProto::default()),
         ..Default::default()
     };
     rm.submit(context).await.unwrap();

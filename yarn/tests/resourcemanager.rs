@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use eddy_hadoop_ipc::proto::yarn::{ApplicationSubmissionContextProto, ResourceProto, YarnApplicationStateProto};
+use eddy_hadoop_ipc::proto::yarn::{
+    ApplicationSubmissionContextProto, ContainerLaunchContextProto, ResourceProto, YarnApplicationStateProto,
+};
 use eddy_hadoop_testkit::yarn::MiniYarn;
 use eddy_yarn::conf::HadoopConf;
 use eddy_yarn::rm::{application_id_text, ResourceManager};
@@ -43,6 +45,8 @@ async fn submit_report_and_kill_an_application() {
         unmanaged_am: Some(true),
         resource: Some(ResourceProto { memory: Some(1024), virtual_cores: Some(1) }),
         application_type: Some("EDDY".into()),
+        // Apache's ResourceManager needs a launch context even for an unmanaged master.
+        am_container_spec: Some(ContainerLaunchContextProto::default()),
         ..Default::default()
     };
     rm.submit(context).await.unwrap();
