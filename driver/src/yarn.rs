@@ -393,6 +393,7 @@ fn master_container(
         (am_env::STAGING, staging_dir.to_string()),
         (am_env::REMOVE_STAGING, remove_staging.to_string()),
         ("HADOOP_USER_NAME", user.to_string()),
+        (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
     ];
     if let Ok(endpoint) = std::env::var(eddy_common::keys::S3_ENDPOINT.name) {
         env.push((eddy_common::keys::S3_ENDPOINT.name, endpoint));
