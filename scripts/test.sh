@@ -31,3 +31,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== Spark integration (python/, real pyspark)"
 scripts/spark-test.sh
+echo "== real Apache Hadoop (scripts/real-hadoop-test.sh: HDFS and YARN daemons from Maven Central)"
+scripts/real-hadoop-test.sh
