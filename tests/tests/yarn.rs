@@ -29,8 +29,10 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         // Large blocks: the mapper binary is tens of MB.
         let dfs = rt.block_on(MiniDfs::builder().datanodes(2).block_size(32 << 20).replication(1).start()).unwrap();
-        let yarn =
-            rt.block_on(MiniYarn::builder().node_managers(node_managers).memory_mb(memory_mb).start(&dir.path().join("yarn"))).unwrap();
+        // The virtual memory check on, as Apache's NodeManager has it by default.
+        let yarn = rt
+            .block_on(MiniYarn::builder().node_managers(node_managers).memory_mb(memory_mb).vmem_check(2.1).start(&dir.path().join("yarn")))
+            .unwrap();
         yarn.write_conf(&dir.path().join("conf"), Some(&dfs.url())).unwrap();
         Cluster { rt, dfs, yarn, dir }
     }
