@@ -159,6 +159,17 @@ fn impossible_requests_fail_with_the_schedulers_facts() {
     assert!(out.contains("more than the largest container YARN allows (4096 MiB"), "{out}");
     assert!(!out.contains("Submitted"), "{out}");
 
+    // A master larger than any container: the ResourceManager refuses the submission, and the
+    // mapper staged for it is removed.
+    let mut d = Proc::spawn(h.yarn_driver(&["--nodes", "1", "--memory", "256m", "--disown", "--am-memory-mb", "8192"]));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains("submitApplication") && out.contains("InvalidResourceRequestException"), "{out}");
+    assert!(!out.contains("\tat org.apache"), "the ResourceManager's Java stack trace is not the user's business: {out}");
+    let app = application_id(&out).expect("an application id");
+    assert!(out.contains(&format!("Removed the staging directory {}", h.url(&h.staging_dir(&app)))), "{out}");
+    assert!(!h.exists(&h.staging_dir(&app)), "the staging directory is left");
+
     // More workers than two NodeManagers of 4 GiB hold: the timeout names YARN's facts.
     let mut d = Proc::spawn(h.yarn_driver(&["--nodes", "5", "--memory", "1800m", "--timeout", "25s"]));
     let status = d.wait_exit(WAIT);

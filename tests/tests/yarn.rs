@@ -153,12 +153,20 @@ fn a_cluster_without_room_times_out_with_yarn_diagnostics() {
     assert_eq!(c.yarn.final_status(app), Some(FinalApplicationStatusProto::AppFailed));
     c.assert_nothing_left(app);
 
+    // A master larger than any container: YARN refuses the submission; its staging is removed.
+    let mut d = Proc::spawn(c.driver(&["--nodes", "1", "--memory", "256m", "--disown", "--am-memory-mb", "2048"]));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains("submitApplication") && out.contains("InvalidResourceRequestException"), "{out}");
+    assert!(out.contains("Removed the staging directory"), "{out}");
+    c.assert_nothing_left(app);
+
     // Larger than any container YARN allows: refused before anything is submitted.
     let mut d = Proc::spawn(c.driver(&["--nodes", "1", "--memory", "2g"]));
     assert!(!d.wait_exit(WAIT).success());
     let out = d.output();
     assert!(out.contains("largest container YARN allows (1024 MiB"), "{out}");
-    assert_eq!(c.yarn.applications().len(), 1);
+    assert_eq!(c.yarn.applications().len(), 1, "neither refused request made an application");
     drop(c.rt);
 }
 
