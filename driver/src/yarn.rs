@@ -381,10 +381,7 @@ fn master_container(
     settings.cloud.driver_port = 0;
     settings.cloud.driver_port_range = None;
     settings.mapper = None;
-    // Hex, not the JSON itself: YARN writes `export KEY="VALUE"` into the container's launch
-    // script without escaping, so the JSON's quotes would not survive bash.
-    let settings =
-        hex::encode(serde_json::to_vec(&settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?);
+    let settings = encode_settings(&settings)?;
     let mut env = vec![
         (am_env::SETTINGS, settings),
         (am_env::MAPPER, hex::encode(mapper.encode_to_vec())),
@@ -393,6 +390,7 @@ fn master_container(
         (am_env::STAGING, staging_dir.to_string()),
         (am_env::REMOVE_STAGING, remove_staging.to_string()),
         ("HADOOP_USER_NAME", user.to_string()),
+        (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
     ];
     if let Ok(endpoint) = std::env::var(eddy_common::keys::S3_ENDPOINT.name) {
         env.push((eddy_common::keys::S3_ENDPOINT.name, endpoint));
@@ -403,6 +401,20 @@ fn master_container(
         command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
         ..Default::default()
     })
+}
+
+/// The settings of a disowned cloud as its master's environment carries them: hex of their
+/// JSON. Not the JSON itself: YARN writes `export KEY="VALUE"` into the container's launch
+/// script without escaping, so the JSON's quotes did not survive bash.
+fn encode_settings(settings: &YarnArgs) -> DriverResult<String> {
+    let json = serde_json::to_vec(settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?;
+    Ok(hex::encode(json))
+}
+
+fn decode_settings(text: &str) -> DriverResult<YarnArgs> {
+    let bad = |e: String| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS));
+    let json = hex::decode(text.trim()).map_err(|e| bad(format!("not hex-encoded JSON: {e}")))?;
+    serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
 }
 
 /// `--disown`: waits until the ApplicationMaster in the cluster reports the formed cloud
@@ -496,9 +508,7 @@ pub async fn run_master() -> DriverResult<Outcome> {
             DriverError::InvalidArgument(format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"))
         })
     };
-    let bad = |e: String| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS));
-    let json = hex::decode(var(am_env::SETTINGS)?.trim()).map_err(|e| bad(format!("not hex-encoded JSON: {e}")))?;
-    let args: YarnArgs = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+    let args = decode_settings(&var(am_env::SETTINGS)?)?;
     let mapper = LocalResourceProto::decode(hex::decode(var(am_env::MAPPER)?).unwrap_or_default().as_slice())
         .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::MAPPER)))?;
     let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
@@ -625,6 +635,19 @@ mod tests {
         let app = application_of_container("container_e17_1700000000000_0042_01_000003").unwrap();
         assert_eq!(app.id, Some(42));
         assert!(application_of_container("application_1_2").is_none());
+    }
+
+    #[test]
+    fn a_disowned_masters_settings_survive_yarns_launch_script() {
+        use clap::Parser;
+        let cli = crate::Cli::parse_from(["eddy-driver", "yarn", "--nodes", "2", "--name", "a \"quoted\" $name", "--disown"]);
+        let Some(crate::cli::Command::Yarn(args)) = cli.command else { panic!("not yarn") };
+        let text = encode_settings(&args).unwrap();
+        // Nothing bash would interpret inside `export EDDY_AM_SETTINGS="..."`.
+        assert!(text.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
+        let back = decode_settings(&text).unwrap();
+        assert_eq!((back.cloud.nodes, back.cloud.name.as_deref()), (2, Some("a \"quoted\" $name")));
+        assert!(decode_settings("{\"nodes\":2}").unwrap_err().to_string().contains("not hex-encoded JSON"));
     }
 
     #[test]

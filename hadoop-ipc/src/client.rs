@@ -186,8 +186,8 @@ impl IpcClient {
                         Err(IpcError::Remote {
                             addr: addr.clone(),
                             method: String::new(),
+                            message: remote_message(header.exception_class_name.as_deref(), header.error_msg.as_deref()),
                             class: header.exception_class_name.unwrap_or_default(),
-                            message: header.error_msg.unwrap_or_default(),
                         })
                     };
                     let _ = sender.send(result);
@@ -290,9 +290,41 @@ async fn read_sasl_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: &st
         return Err(IpcError::Remote {
             addr: addr.into(),
             method: "SASL negotiation".into(),
+            message: remote_message(response.exception_class_name.as_deref(), response.error_msg.as_deref()),
             class: response.exception_class_name.unwrap_or_default(),
-            message: response.error_msg.unwrap_or_default(),
         });
     }
     wire::next_message(&mut frame).map_err(|e| protocol_err(e.to_string()))
+}
+
+/// The message of a server's exception without its Java stack trace. Apache's servers send
+/// `StringUtils.stringifyException` for unexpected exceptions (YARN's ResourceManager does for
+/// `InvalidResourceRequestException`): the class again, the message, then `\tat ...` frames
+/// that mean nothing to a user. The whole text goes to the debug log.
+fn remote_message(class: Option<&str>, message: Option<&str>) -> String {
+    let full = message.unwrap_or_default();
+    if full.contains("\n\tat ") {
+        tracing::debug!(class, "remote exception: {full}");
+    }
+    let text: Vec<&str> = full.lines().take_while(|l| !l.trim_start().starts_with("at ")).collect();
+    let text = text.join("\n");
+    let text = text.trim();
+    match class {
+        Some(c) if !c.is_empty() => text.strip_prefix(c).and_then(|t| t.strip_prefix(": ")).unwrap_or(text).to_string(),
+        _ => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_exceptions_lose_their_java_stack_trace() {
+        let class = "org.apache.hadoop.yarn.exceptions.InvalidResourceRequestException";
+        let sent = format!("{class}: Invalid resource request! Requested resource=<memory:8192, vCores:1>\n\tat org.apache.hadoop.yarn.server.resourcemanager.scheduler.SchedulerUtils.throwInvalidResourceException(SchedulerUtils.java:528)\n\tat org.apache.hadoop.ipc.Server$Handler.run(Server.java:3198)\n");
+        assert_eq!(remote_message(Some(class), Some(&sent)), "Invalid resource request! Requested resource=<memory:8192, vCores:1>");
+        assert_eq!(remote_message(Some("java.io.FileNotFoundException"), Some("File /x does not exist")), "File /x does not exist");
+        assert_eq!(remote_message(None, None), "");
+    }
 }

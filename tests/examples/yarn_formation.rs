@@ -1,11 +1,14 @@
-//! Time from `eddy-driver yarn` start to "Cloud formed" against the protocol-level test YARN
-//! and HDFS on 127.0.0.1, split into staging (mapper upload), submission, registration as
-//! ApplicationMaster, allocation of every container, their launch, and clouding.
+//! Time from `eddy-driver yarn` start to "Cloud formed", split into staging (mapper upload),
+//! submission, registration as ApplicationMaster, allocation of every container, their launch,
+//! and clouding. Against the protocol-level test YARN and HDFS on 127.0.0.1, or, with
+//! `EDDY_REAL_HADOOP_CONF` set to its `HADOOP_CONF_DIR`, against a running real Hadoop cluster
+//! (`scripts/hadoop-cluster.sh start`; the user `bench` needs a home there).
 //!
 //!     cargo build --release --bins
 //!     cargo run --release -p eddy-tests --example yarn_formation -- [RUNS] [N...]
 //!
-//! Uses the binaries in target/release (or $EDDY_BIN_DIR).
+//! Uses the binaries in target/release (or $EDDY_BIN_DIR). `EDDY_BENCH_STAGING_DIR=URL` passes
+//! `--staging-dir URL` (the mapper is uploaded once and reused by later runs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
@@ -21,9 +24,18 @@ fn main() {
     let bin_dir = std::env::var("EDDY_BIN_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release").into());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let dfs = rt.block_on(MiniDfs::builder().datanodes(2).block_size(64 << 20).replication(1).start()).unwrap();
-    let yarn = rt.block_on(MiniYarn::builder().node_managers(4).memory_mb(16384).vcores(16).start(&dir.path().join("yarn"))).unwrap();
-    let conf = yarn.write_conf(&dir.path().join("conf"), Some(&dfs.url())).unwrap();
+    // The test servers live as long as `_test_cluster`; a real cluster runs by itself.
+    let (conf, _test_cluster) = match std::env::var_os("EDDY_REAL_HADOOP_CONF") {
+        Some(conf) => (std::path::PathBuf::from(conf), None),
+        None => {
+            let dfs = rt.block_on(MiniDfs::builder().datanodes(2).block_size(64 << 20).replication(1).start()).unwrap();
+            let yarn =
+                rt.block_on(MiniYarn::builder().node_managers(4).memory_mb(16384).vcores(16).start(&dir.path().join("yarn"))).unwrap();
+            let conf = yarn.write_conf(&dir.path().join("conf"), Some(&dfs.url())).unwrap();
+            (conf, Some((dfs, yarn)))
+        }
+    };
+    let staging: Vec<String> = std::env::var("EDDY_BENCH_STAGING_DIR").map(|d| vec!["--staging-dir".into(), d]).unwrap_or_default();
     println!(
         "{:>3} {:>4} {:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>7}",
         "N", "run", "staged", "submitted", "registered", "allocated", "launched", "formed", "wall"
@@ -34,6 +46,7 @@ fn main() {
             let out = Command::new(format!("{bin_dir}/eddy-driver"))
                 .args(["yarn", "--nodes", &n.to_string(), "--memory", "256m", "--check", "--port", "0"])
                 .args(["--network", "127.0.0.0/8", "--driver-ip", "127.0.0.1"])
+                .args(&staging)
                 .env("HADOOP_CONF_DIR", &conf)
                 .env("HADOOP_USER_NAME", "bench")
                 .output()

@@ -187,6 +187,19 @@ pub fn mappers_of(app: &str) -> usize {
         .count()
 }
 
+/// The virtual size (KiB, `VmSize`) of each `eddy-mapper` process of `app`'s containers.
+pub fn virtual_sizes(app: &str) -> Vec<(u32, u64)> {
+    container_processes(app)
+        .into_iter()
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "eddy-mapper"))
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+            Some((pid, line.split_whitespace().nth(1)?.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The `application_..._NNNN` a driver's output names.
 pub fn application_id(output: &str) -> Option<String> {
     let at = output.find("application_")?;

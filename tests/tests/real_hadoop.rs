@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use eddy_tests::frames::{csv_part, csv_part_values, local_driver, parquet_rows, WatchedCloud};
-use eddy_tests::real_hadoop::{application_id, assert_no_container_left, mappers_of, RealHadoop, USER};
+use eddy_tests::real_hadoop::{application_id, assert_no_container_left, mappers_of, virtual_sizes, RealHadoop, USER};
 use eddy_tests::*;
 use serde_json::{json, Value};
 
@@ -66,6 +66,12 @@ fn a_yarn_cloud_forms_in_real_containers_imports_next_to_the_blocks_and_succeeds
     ips.sort();
     assert_eq!(ips, ["127.0.0.2", "127.0.0.3"], "workers take their NodeManager's address: {cloud}");
     assert_eq!(mappers_of(&app), 2, "two worker containers run");
+    // A NodeManager with Apache's defaults (vmem-check-enabled, vmem-pmem-ratio 2.1) kills a
+    // container whose virtual size passes 2.1 x its memory; this cluster does not check, so
+    // the test does: 256 MiB + 10 % containers.
+    for (pid, vm_kib) in virtual_sizes(&app) {
+        assert!(vm_kib < 282 * 1024 * 21 / 10, "worker {pid} has {vm_kib} KiB of address space, more than YARN's default allows");
+    }
 
     // The directory (its _SUCCESS skipped), one split per block, each read on a replica's host.
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
@@ -120,6 +126,9 @@ fn a_disowned_cloud_runs_under_its_master_container_until_yarn_kill() {
     let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap_or_else(|| panic!("no cloud at {leader}: {out}"));
     assert_eq!(cloud["cloud_size"], 2, "{cloud}");
     assert_eq!(mappers_of(&app), 3, "the master and two workers run after the driver left");
+    for (pid, vm_kib) in virtual_sizes(&app) {
+        assert!(vm_kib < 256 * 1024 * 21 / 10, "process {pid} has {vm_kib} KiB of address space, more than YARN's default allows");
+    }
     let report = h.application(&app);
     assert_eq!(report.get("State").map(String::as_str), Some("RUNNING"), "{report:?}");
     assert!(report.get("Tracking-URL").is_some_and(|u| u.contains(&leader)), "the tracking URL is the leader's REST API: {report:?}");
@@ -149,6 +158,17 @@ fn impossible_requests_fail_with_the_schedulers_facts() {
     let out = d.output();
     assert!(out.contains("more than the largest container YARN allows (4096 MiB"), "{out}");
     assert!(!out.contains("Submitted"), "{out}");
+
+    // A master larger than any container: the ResourceManager refuses the submission, and the
+    // mapper staged for it is removed.
+    let mut d = Proc::spawn(h.yarn_driver(&["--nodes", "1", "--memory", "256m", "--disown", "--am-memory-mb", "8192"]));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains("submitApplication") && out.contains("InvalidResourceRequestException"), "{out}");
+    assert!(!out.contains("\tat org.apache"), "the ResourceManager's Java stack trace is not the user's business: {out}");
+    let app = application_id(&out).expect("an application id");
+    assert!(out.contains(&format!("Removed the staging directory {}", h.url(&h.staging_dir(&app)))), "{out}");
+    assert!(!h.exists(&h.staging_dir(&app)), "the staging directory is left");
 
     // More workers than two NodeManagers of 4 GiB hold: the timeout names YARN's facts.
     let mut d = Proc::spawn(h.yarn_driver(&["--nodes", "5", "--memory", "1800m", "--timeout", "25s"]));

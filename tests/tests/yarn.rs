@@ -29,8 +29,10 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         // Large blocks: the mapper binary is tens of MB.
         let dfs = rt.block_on(MiniDfs::builder().datanodes(2).block_size(32 << 20).replication(1).start()).unwrap();
-        let yarn =
-            rt.block_on(MiniYarn::builder().node_managers(node_managers).memory_mb(memory_mb).start(&dir.path().join("yarn"))).unwrap();
+        // The virtual memory check on, as Apache's NodeManager has it by default.
+        let yarn = rt
+            .block_on(MiniYarn::builder().node_managers(node_managers).memory_mb(memory_mb).vmem_check(2.1).start(&dir.path().join("yarn")))
+            .unwrap();
         yarn.write_conf(&dir.path().join("conf"), Some(&dfs.url())).unwrap();
         Cluster { rt, dfs, yarn, dir }
     }
@@ -152,12 +154,20 @@ fn a_cluster_without_room_times_out_with_yarn_diagnostics() {
     assert_eq!(c.yarn.final_status(app), Some(FinalApplicationStatusProto::AppFailed));
     c.assert_nothing_left(app);
 
+    // A master larger than any container: YARN refuses the submission; its staging is removed.
+    let mut d = Proc::spawn(c.driver(&["--nodes", "1", "--memory", "256m", "--disown", "--am-memory-mb", "2048"]));
+    assert!(!d.wait_exit(WAIT).success());
+    let out = d.output();
+    assert!(out.contains("submitApplication") && out.contains("InvalidResourceRequestException"), "{out}");
+    assert!(out.contains("Removed the staging directory"), "{out}");
+    c.assert_nothing_left(app);
+
     // Larger than any container YARN allows: refused before anything is submitted.
     let mut d = Proc::spawn(c.driver(&["--nodes", "1", "--memory", "2g"]));
     assert!(!d.wait_exit(WAIT).success());
     let out = d.output();
     assert!(out.contains("largest container YARN allows (1024 MiB"), "{out}");
-    assert_eq!(c.yarn.applications().len(), 1);
+    assert_eq!(c.yarn.applications().len(), 1, "neither refused request made an application");
     drop(c.rt);
 }
 

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 pub use external::ExternalLauncher;
 pub use local::LocalLauncher;
+pub(crate) use yarn::ALLOCATOR_ENV;
 pub use yarn::{ContainerPlan, Timeline, YarnLauncher};
 
 use crate::DriverResult;

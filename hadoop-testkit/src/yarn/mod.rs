@@ -40,11 +40,12 @@ pub struct MiniYarnBuilder {
     node_managers: usize,
     memory_mb: i64,
     vcores: i32,
+    vmem_pmem_ratio: Option<f64>,
 }
 
 impl Default for MiniYarnBuilder {
     fn default() -> Self {
-        Self { node_managers: 2, memory_mb: 4096, vcores: 4 }
+        Self { node_managers: 2, memory_mb: 4096, vcores: 4, vmem_pmem_ratio: None }
     }
 }
 
@@ -65,9 +66,20 @@ impl MiniYarnBuilder {
         self
     }
 
+    /// Kill a container whose processes' virtual memory passes `ratio` times its memory
+    /// (exit status -103, KILLED_EXCEEDED_VMEM), as a NodeManager does with Apache's defaults
+    /// (`yarn.nodemanager.vmem-check-enabled` true, `vmem-pmem-ratio` 2.1). Off unless asked:
+    /// JVM containers (Spark's) pass it at small sizes, so clusters often turn it off.
+    pub fn vmem_check(mut self, ratio: f64) -> Self {
+        self.vmem_pmem_ratio = Some(ratio);
+        self
+    }
+
     /// Starts the ResourceManager and NodeManagers; containers live under `work_dir`.
     pub async fn start(self, work_dir: &Path) -> std::io::Result<MiniYarn> {
-        let shared: Shared = Arc::new(Mutex::new(YarnState::new(self.memory_mb, self.vcores)));
+        let mut state = YarnState::new(self.memory_mb, self.vcores);
+        state.vmem_pmem_ratio = self.vmem_pmem_ratio;
+        let shared: Shared = Arc::new(Mutex::new(state));
         let localhost = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut node_managers = Vec::new();
         for i in 0..self.node_managers {

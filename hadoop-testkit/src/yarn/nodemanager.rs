@@ -392,8 +392,14 @@ async fn launch(
             return Ok(());
         }
         let child = cmd.spawn().map_err(|e| io("cannot start the container", e))?;
+        let ratio = s.vmem_pmem_ratio;
         if let Some(c) = s.containers.get_mut(container) {
             c.pid = child.id();
+            let memory_mb = c.proto.resource.and_then(|r| r.memory).unwrap_or(0);
+            if let (Some(ratio), Some(pid)) = (ratio, child.id()) {
+                let limit = (memory_mb as f64 * ratio * 1048576.0) as u64;
+                tokio::spawn(watch_virtual_memory(shared.clone(), container.to_string(), pid, limit));
+            }
         }
         child
     };
@@ -416,6 +422,45 @@ async fn launch(
         }
     }
     Ok(())
+}
+
+/// Kills the container once the virtual size of its process group passes `limit` bytes, as
+/// the NodeManager's ContainersMonitor does (every 3 s there, every second here); ends when
+/// the container does. The scan of `/proc` runs off the runtime, which the test servers share.
+async fn watch_virtual_memory(shared: Shared, container: String, pgid: u32, limit: u64) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let running = shared.lock().ok().and_then(|s| s.containers.get(&container).map(|c| c.status.is_none())).unwrap_or(false);
+        if !running {
+            return;
+        }
+        let Ok(used) = tokio::task::spawn_blocking(move || group_virtual_size(pgid)).await else { return };
+        if used > limit {
+            let mb = |b: u64| b as f64 / 1048576.0;
+            let why = format!(
+                "Container [pid={pgid},containerID={container}] is running {}B beyond the 'VIRTUAL' memory limit. Current usage: {:.1} MB of {:.1} MB virtual memory used. Killing container.",
+                used - limit,
+                mb(used),
+                mb(limit)
+            );
+            super::state::kill(&shared, &container, exit_status::KILLED_EXCEEDED_VMEM, &why);
+            return;
+        }
+    }
+}
+
+/// Bytes of address space of every process in group `pgid` (`/proc/PID/stat`: pgrp is the
+/// 5th field, vsize the 23rd).
+fn group_virtual_size(pgid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            (fields.get(2)?.parse::<u32>().ok()? == pgid).then(|| fields.get(20)?.parse::<u64>().ok()).flatten()
+        })
+        .sum()
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {

@@ -74,6 +74,21 @@ impl ClientService {
                         "Cannot invoke \"org.apache.hadoop.yarn.api.records.ContainerLaunchContext.getTokensConf()\" because the return value of \"org.apache.hadoop.yarn.api.records.ApplicationSubmissionContext.getAMContainerSpec()\" is null",
                     ));
                 }
+                let am = context.resource.unwrap_or_default();
+                let too_big = am.memory.unwrap_or(0) > s.node_memory_mb || am.virtual_cores.unwrap_or(0) > s.node_vcores;
+                if !context.unmanaged_am.unwrap_or(false) && too_big {
+                    // As Apache's RMAppManager, which validates the master's request at submission.
+                    return Err(RpcException::new(
+                        INVALID_REQUEST,
+                        format!(
+                            "Invalid resource request! Cannot allocate containers as requested resource is greater than maximum allowed allocation. Requested resource=<memory:{}, vCores:{}>, maximum allowed allocation=<memory:{}, vCores:{}>",
+                            am.memory.unwrap_or(0),
+                            am.virtual_cores.unwrap_or(0),
+                            s.node_memory_mb,
+                            s.node_vcores
+                        ),
+                    ));
+                }
                 if s.apps.contains_key(&id) {
                     // Submitting twice is accepted, as YARN does for a retried call.
                     return plain(reply(&SubmitApplicationResponseProto {}));

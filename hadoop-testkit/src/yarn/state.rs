@@ -110,6 +110,8 @@ pub(crate) struct YarnState {
     pub containers: BTreeMap<String, Container>,
     next_container: i64,
     pub scheduler_address: String,
+    /// `yarn.nodemanager.vmem-pmem-ratio` when the virtual memory check is on.
+    pub vmem_pmem_ratio: Option<f64>,
 }
 
 pub(crate) fn attempt_id(cluster_timestamp: i64, app: i32) -> ApplicationAttemptIdProto {
@@ -137,6 +139,7 @@ impl YarnState {
             containers: BTreeMap::new(),
             next_container: 0,
             scheduler_address: String::new(),
+            vmem_pmem_ratio: None,
         }
     }
 
