@@ -97,7 +97,8 @@ impl std::fmt::Debug for FrameCloud {
     }
 }
 
-fn compressed(url: &str) -> bool {
+/// Whether `url` names a compressed file (or one whose compression is not supported).
+pub(crate) fn compressed(url: &str) -> bool {
     matches!(crate::compression::codec_of(url), Ok(Some(_)) | Err(_))
 }
 

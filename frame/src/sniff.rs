@@ -44,8 +44,7 @@ fn sniff(file: &FileEntry, head: &[u8]) -> FrameResult<InputFormat> {
         return Err(refuse(format!("it is {what}")));
     }
     let format = InputFormat::detect(&file.url, head);
-    let compressed = !matches!(crate::compression::codec_of(&file.url), Ok(None));
-    if format == InputFormat::Csv && !compressed {
+    if format == InputFormat::Csv && !crate::cloud::compressed(&file.url) {
         if let Some(why) = not_text(head) {
             return Err(refuse(format!("it is not text: {why}")));
         }
