@@ -141,7 +141,7 @@ resolve_jars() {
   local started=$SECONDS ds_version
   # The distributed shell (a smoke-test application) is on Maven Central for a few versions only.
   case "$HADOOP_VERSION" in
-    3.3.*) ds_version=3.3.1 ;; # 3.3.5's POM parent is missing on Central
+    3.1.* | 3.2.* | 3.3.*) ds_version=3.3.1 ;; # 3.3.5's POM parent is missing on Central
     *) ds_version=3.4.2 ;;
   esac
   rm -rf "$LIB"
@@ -248,7 +248,7 @@ write_config() {
     yarn.nodemanager.container-executor.class \
     org.apache.hadoop.yarn.server.nodemanager.DefaultContainerExecutor \
     yarn.nodemanager.disk-health-checker.max-disk-utilization-per-disk-percentage 99 \
-    yarn.nodemanager.env-whitelist JAVA_HOME,HADOOP_CONF_DIR,PATH,LANG,TZ \
+    yarn.nodemanager.env-whitelist JAVA_HOME,HADOOP_CONF_DIR,PATH,LANG,TZ,SPARK_LOCAL_IP \
     yarn.application.classpath "$classpath" \
     yarn.resourcemanager.nodemanagers.heartbeat-interval-ms 500 \
     yarn.nodemanager.delete.debug-delay-sec 600 \
@@ -349,13 +349,19 @@ pid_of() { # the pid of a running daemon, or nothing
 }
 
 start_daemon() {
-  local name="$1"
+  local name="${1%%:*}" address="${1#*:}"
   local dir="$CONF/daemons/$name"
+  local node_env=()
+  # This machine's host name resolves to 127.0.0.1, not to each NodeManager's own address as
+  # on a real cluster; Spark in a container looks its host's address up, finds loopback, warns
+  # and takes a non-loopback interface instead. The NodeManager hands its address down
+  # (SPARK_LOCAL_IP, in yarn.nodemanager.env-whitelist) so that containers stay on 127.0.0.0/8.
+  [[ "$name" == nm* ]] && node_env=(SPARK_LOCAL_IP="$address")
   # Its own session (setsid), so that it outlives the calling shell and its signals; the pid
   # file is written by the process itself before it becomes java.
   # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
   # HADOOP_USER_NAME is the clients' business: a daemon runs as the OS user (root here).
-  env -u HADOOP_USER_NAME HADOOP_CONF_DIR="$CONF" JAVA_HOME="$JAVA_HOME" setsid bash -c 'echo $$ >"$0"; exec "$@"' \
+  env -u HADOOP_USER_NAME "${node_env[@]}" HADOOP_CONF_DIR="$CONF" JAVA_HOME="$JAVA_HOME" setsid bash -c 'echo $$ >"$0"; exec "$@"' \
     "$RUN/$name.pid" "$JAVA" -Xmx"$(heap "$name")" -XX:+UseSerialGC "${COMMON_OPTS[@]}" \
     -Dhadoop.log.file="$name.log" -Dproc_"$name" \
     -cp "$dir:$CONF:$LIB/*" "$(main_class "$name")" \
@@ -507,7 +513,7 @@ cmd_start() {
     || { tail -30 "$LOGS/format.log" >&2; die "formatting the NameNode failed (see $LOGS/format.log)"; }
 
   for entry in "${DAEMONS[@]}"; do
-    start_daemon "${entry%%:*}"
+    start_daemon "$entry"
   done
 
   log "waiting (at most $TIMEOUT s) for HDFS out of safe mode with 2 live DataNodes and 2 running NodeManagers"

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
-# Runs Eddy's end-to-end tests against real Apache Hadoop daemons (tests/tests/real_hadoop.rs):
-# starts the process cluster of scripts/hadoop-cluster.sh once (NameNode, DataNodes on
-# 127.0.0.2 and 127.0.0.3, ResourceManager, NodeManagers on 127.0.0.2 and 127.0.0.3), runs the
-# tests one at a time with EDDY_REAL_HADOOP_CONF set to its HADOOP_CONF_DIR, and always stops
-# the cluster, also on failure or Ctrl-C.
+# Runs Eddy's end-to-end tests against real Apache Hadoop daemons: starts the process cluster
+# of scripts/hadoop-cluster.sh once (NameNode, DataNodes on 127.0.0.2 and 127.0.0.3,
+# ResourceManager, NodeManagers on 127.0.0.2 and 127.0.0.3), runs tests/tests/real_hadoop.rs
+# one at a time, then `spark-submit --master yarn` in client and cluster deploy mode
+# (python/tests/test_spark_submit.py, SparkSubmitToRealYarn), all with EDDY_REAL_HADOOP_CONF set
+# to its HADOOP_CONF_DIR, and always stops the cluster, also on failure or Ctrl-C.
 #
 #   scripts/real-hadoop-test.sh                  # Hadoop 3.4.3
 #   HADOOP_VERSION=3.3.6 scripts/real-hadoop-test.sh
-#   scripts/real-hadoop-test.sh NAME_FILTER      # only the tests whose name contains it
+#   scripts/real-hadoop-test.sh NAME_FILTER      # only the Rust tests whose name contains it
+#   EDDY_REAL_HADOOP_SPARK=0 scripts/real-hadoop-test.sh   # without the Spark-on-YARN tests
 #
 # Needs Java 17 and Maven (Hadoop's jars come from Maven Central into ~/.m2), and the eddy
-# binaries built (`cargo build --workspace --bins`; done here if missing). The cluster's ports
-# start at HADOOP_CLUSTER_PORT_BASE (default 39000). About 4 minutes on 2 cores, 1 minute of
-# which is the cluster's start.
+# binaries built (`cargo build --workspace --bins`; done here if missing), and PyPI's pyspark
+# in target/spark-venv (installed here if missing). The cluster's ports start at
+# HADOOP_CLUSTER_PORT_BASE (default 39000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cluster=scripts/hadoop-cluster.sh
 env_file="$(mktemp)"
+spark_log="$(mktemp)"
 cleanup() {
   "$cluster" stop >/dev/null 2>&1 || true
-  rm -f "$env_file"
+  rm -f "$env_file" "$spark_log"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -35,6 +38,20 @@ echo "== starting a real Hadoop ${HADOOP_VERSION:-3.4.3} cluster (scripts/hadoop
 source "$env_file"
 echo "== real-cluster tests (HADOOP_CONF_DIR=$HADOOP_CONF_DIR)"
 EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" cargo test --locked -p eddy-tests --test real_hadoop -- --test-threads=1 "$@"
+if [[ "${EDDY_REAL_HADOOP_SPARK:-1}" != 0 ]]; then
+  echo "== Spark on the real YARN: spark-submit --master yarn, client and cluster deploy mode"
+  # shellcheck source=lib/spark-venv.sh
+  . scripts/lib/spark-venv.sh
+  ensure_spark_venv
+  (
+    cd python
+    EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" EDDY_BIN_DIR="${EDDY_BIN_DIR:-$PWD/../target/debug}" \
+      "../$SPARK_VENV/bin/python" -W ignore::ResourceWarning -m unittest -v tests.test_spark_submit.SparkSubmitToRealYarn 2>&1 \
+      | tee "$spark_log"
+  )
+  # Skipped would mean the variable did not reach the tests: then nothing was checked.
+  if grep -q "skipped" "$spark_log"; then echo "the Spark-on-YARN tests were skipped" >&2; exit 1; fi
+fi
 echo "== stopping the cluster"
 "$cluster" stop
 left="$(pgrep -af -- "$PWD/target/hadoop/" || true)"

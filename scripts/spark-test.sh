@@ -6,20 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYSPARK_VERSION=4.0.1
-# mapInArrow and the Flight client need pyarrow; pyspark's sql extra brings pandas and numpy.
-PYTHON_PACKAGES="pyspark[sql]==$PYSPARK_VERSION pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6"
-if ! command -v java >/dev/null 2>&1; then
-  echo "java is not installed: Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)" >&2
-  exit 1
-fi
-venv=target/spark-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pyspark, pyarrow.flight, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
-  echo "== installing $PYTHON_PACKAGES into $venv (about 550 MB, once)"
-  python3 -m venv "$venv"
-  # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet $PYTHON_PACKAGES
-fi
+# shellcheck source=lib/spark-venv.sh
+. scripts/lib/spark-venv.sh
+ensure_spark_venv
+venv=$SPARK_VENV
 export EDDY_BIN_DIR="${EDDY_BIN_DIR:-$PWD/target/debug}"
 export SPARK_LOCAL_IP=127.0.0.1
 # No PYTHONPATH: the tests import eddy from python/ (the working directory), and executors must

@@ -22,6 +22,8 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the Compose file of the Hadoop mini-cluster (scripts/check-compose.sh)"
+scripts/check-compose.sh
 echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
 echo "== cargo test"

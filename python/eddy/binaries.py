@@ -14,7 +14,9 @@ def find_binary(name):
         looked.append(env_dir)
         candidate = os.path.join(env_dir, name)
         if os.path.isfile(candidate):
-            return candidate
+            # Absolute: EDDY_BIN_DIR may be relative, e.g. "." for binaries that YARN
+            # localized into a container's working directory.
+            return os.path.abspath(candidate)
     bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
     looked.append(bundled)
     candidate = os.path.join(bundled, name)

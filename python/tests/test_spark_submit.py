@@ -106,37 +106,47 @@ class SparkSubmitToStandalone(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_spark_submit_to_a_standalone_master_attaches_converts_and_stops(self):
-        r = submit(self, ["--master", self.master_url, "--total-executor-cores", "2", "--executor-cores", "1"], self.env)
+        r = submit(
+            self, ["--master", self.master_url, "--total-executor-cores", "2", "--executor-cores", "1"], self.env, extra_conf=LOCAL_DRIVER
+        )
         self.assertEqual(r["master"], self.master_url)
         check_result(self, r)
 
 
-def submit(test, master_args, env, extra_conf=()):
-    """Runs jobs/attach_job.py with spark-submit; returns what it printed."""
+def submit(test, master_args, env, extra_conf=(), options=(), job_args=(), read_result=None, driver_here=True):
+    """Runs jobs/attach_job.py with spark-submit; returns what it printed (or, with
+    `read_result`, what that function reads back after the submission ended)."""
     env = dict(env)
-    # The driver imports eddy from this repository; executors get the task code by value.
-    env["PYTHONPATH"] = os.path.dirname(HERE)
+    if driver_here:
+        # The driver imports eddy from this repository; executors get the task code by value.
+        env["PYTHONPATH"] = os.path.dirname(HERE)
     env["PYSPARK_PYTHON"] = sys.executable
     command = [
         os.path.join(SPARK_HOME, "bin", "spark-submit"),
         *master_args,
         "--executor-memory", "1g",
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
         "--conf", "spark.ui.enabled=false",
         "--conf", f"spark.pyspark.python={sys.executable}",
+        *options,
     ]
     for c in extra_conf:
         command += ["--conf", c]
     command.append(os.path.join(HERE, "jobs", "attach_job.py"))
+    command.extend(job_args)
     t0 = time.time()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("EDDY-RESULT ")]
     test.assertEqual(done.returncode, 0, done.stderr[-4000:])
-    test.assertEqual(len(lines), 1, done.stdout[-2000:])
+    output = read_result() if read_result else done.stdout
+    lines = [line for line in output.splitlines() if line.startswith("EDDY-RESULT ")]
+    test.assertEqual(len(lines), 1, output[-2000:])
     r = json.loads(lines[0][len("EDDY-RESULT "):])
     print(f"\nspark-submit {' '.join(master_args)}: {time.time() - t0:.1f} s; {r}", file=sys.stderr)
     return r
+
+
+# Where the driver runs on this machine (the standalone master, YARN's client mode), it
+# binds to and advertises loopback, as every test here does.
+LOCAL_DRIVER = ("spark.driver.host=127.0.0.1", "spark.driver.bindAddress=127.0.0.1")
 
 
 def check_result(test, r):
@@ -187,6 +197,7 @@ class SparkSubmitToYarn(unittest.TestCase):
             ["--master", "yarn", "--deploy-mode", "client", "--num-executors", "2", "--executor-cores", "1"],
             env,
             extra_conf=[
+                *LOCAL_DRIVER,
                 # The jars are on this machine already: no 300 MB upload to the test HDFS.
                 f"spark.yarn.jars=local:{jars}",
                 # The test NameNode does not serve setPermission, which staging on HDFS needs.
@@ -202,3 +213,114 @@ class SparkSubmitToYarn(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+REAL_HADOOP_CONF = os.environ.get("EDDY_REAL_HADOOP_CONF")
+HADOOP_CLUSTER = os.path.join(os.path.dirname(os.path.dirname(HERE)), "scripts", "hadoop-cluster.sh")
+
+
+@unittest.skipUnless(REAL_HADOOP_CONF, "needs a real Hadoop cluster: scripts/real-hadoop-test.sh starts one and sets EDDY_REAL_HADOOP_CONF")
+class SparkSubmitToRealYarn(unittest.TestCase):
+    """`spark-submit --master yarn` in both deploy modes against Apache Hadoop's own
+    ResourceManager, NodeManagers (127.0.0.2, 127.0.0.3) and HDFS, as scripts/hadoop-cluster.sh
+    runs them. Spark stages the application on that HDFS, in the user's home directory."""
+
+    USER = "sparkuser"
+
+    @classmethod
+    def hadoop(cls, *args, user=None):
+        """scripts/hadoop-cluster.sh ARGS as `user` (the superuser, root, when None)."""
+        env = dict(os.environ)
+        env.pop("HADOOP_USER_NAME", None)
+        if user:
+            env["HADOOP_USER_NAME"] = user
+        return subprocess.run([HADOOP_CLUSTER, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    @classmethod
+    def setUpClass(cls):
+        home = f"/user/{cls.USER}"
+        for args in (["hdfs", "-mkdir", "-p", home], ["hdfs", "-chown", cls.USER, home]):
+            done = cls.hadoop(*args)
+            if done.returncode != 0:
+                raise AssertionError(f"hdfs dfs {' '.join(args[1:])}: {done.stderr[-2000:]}")
+        cls.dir = tempfile.mkdtemp(prefix="eddy-real-yarn-")
+        # SPARK_LOCAL_IP is for the processes on this side (spark-submit, the client-mode
+        # driver); containers get their NodeManager's address (scripts/hadoop-cluster.sh).
+        cls.env = dict(
+            os.environ, SPARK_HOME=SPARK_HOME, SPARK_LOCAL_IP="127.0.0.1", HADOOP_CONF_DIR=REAL_HADOOP_CONF, HADOOP_USER_NAME=cls.USER
+        )
+        cls.env.pop("PYTHONPATH", None)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def conf(self):
+        return [
+            # Spark's 440 MB of jars are on every NodeManager's machine here (it is this one),
+            # as an installed Spark is on many clusters; the application itself, pyspark.zip,
+            # py4j and Spark's configuration are staged on HDFS.
+            f"spark.yarn.jars=local:{os.path.join(SPARK_HOME, 'jars', '*')}",
+        ]
+
+    def application(self, app_id):
+        done = self.hadoop("yarn", "application", "-status", app_id, user=self.USER)
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        return dict(
+            (k.strip(), v.strip()) for k, v in (line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+        )
+
+    def check_yarn(self, r):
+        report = self.application(r["app_id"])
+        self.assertEqual(report.get("Final-State"), "SUCCEEDED", report)
+        self.assertEqual(report.get("User"), self.USER, report)
+        # Spark removes its staging directory when the application ends.
+        staging = f"/user/{self.USER}/.sparkStaging/{r['app_id']}"
+        self.assertNotEqual(self.hadoop("hdfs", "-test", "-e", staging, user=self.USER).returncode, 0, f"{staging} is left")
+
+    def test_client_deploy_mode(self):
+        r = submit(
+            self,
+            ["--master", "yarn", "--deploy-mode", "client", "--num-executors", "2", "--executor-cores", "1"],
+            self.env,
+            extra_conf=[*LOCAL_DRIVER, *self.conf()],
+        )
+        self.assertEqual((r["master"], r["deploy_mode"]), ("yarn", "client"))
+        check_result(self, r)
+        self.check_yarn(r)
+
+    def test_cluster_deploy_mode(self):
+        # The driver runs in YARN's ApplicationMaster container: it gets the eddy package and
+        # both binaries from the submission (localized into its working directory), as a
+        # cluster where nothing of Eddy is installed would.
+        package = shutil.make_archive(os.path.join(self.dir, "eddy"), "zip", os.path.dirname(HERE), "eddy")
+        bin_dir = os.environ["EDDY_BIN_DIR"]
+        binaries = ",".join(os.path.join(bin_dir, b) for b in ("eddy-driver", "eddy-mapper"))
+        result_dir = f"/user/{self.USER}/eddy-result-{os.getpid()}"
+
+        def read_result():
+            done = self.hadoop("hdfs", "-cat", f"{result_dir}/part-*", user=self.USER)
+            self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+            return done.stdout
+
+        env = dict(self.env)
+        env.pop("EDDY_BIN_DIR", None)
+        r = submit(
+            self,
+            ["--master", "yarn", "--deploy-mode", "cluster", "--num-executors", "2", "--executor-cores", "1"],
+            env,
+            options=["--py-files", package, "--files", binaries, "--driver-memory", "1g"],
+            extra_conf=[
+                *self.conf(),
+                "spark.yarn.appMasterEnv.EDDY_BIN_DIR=.",
+                f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={sys.executable}",
+                "spark.yarn.submit.waitAppCompletion=true",
+            ],
+            job_args=[result_dir],
+            read_result=read_result,
+            driver_here=False,
+        )
+        self.assertEqual((r["master"], r["deploy_mode"]), ("yarn", "cluster"))
+        check_result(self, r)
+        self.check_yarn(r)
+        self.hadoop("hdfs", "-rm", "-r", "-f", result_dir, user=self.USER)

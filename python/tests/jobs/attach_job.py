@@ -1,7 +1,10 @@
 """A Spark application for spark-submit: attach Eddy, send a DataFrame to a frame and back,
-summarise it, stop. Prints one line `EDDY-RESULT {json}` for the test that submitted it."""
+summarise it, stop. Prints one line `EDDY-RESULT {json}` for the test that submitted it, and
+with an argument (a directory URL, e.g. on HDFS) also writes that line there as a text file:
+in YARN's cluster deploy mode the driver's output stays in its container."""
 
 import json
+import sys
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -24,6 +27,8 @@ try:
     expected = df.agg(F.mean("x").alias("mean"), F.stddev("x").alias("sd")).first()
     result = {
         "master": spark.sparkContext.master,
+        "app_id": spark.sparkContext.applicationId,
+        "deploy_mode": spark.sparkContext.getConf().get("spark.submit.deployMode", "client"),
         "cloud_size": ec.cloud()["cloud_size"],
         "executors": sorted({w["executor"] for w in ec.workers}),
         "worker_pids": [w["pid"] for w in ec.workers],
@@ -39,6 +44,8 @@ try:
         "spark_sd": expected["sd"],
         "c_cardinality": summary["c"]["cardinality"],
     }
+    if len(sys.argv) > 1:
+        spark.sparkContext.parallelize(["EDDY-RESULT " + json.dumps(result)], 1).saveAsTextFile(sys.argv[1])
 finally:
     ec.stop()
     spark.stop()
