@@ -93,6 +93,24 @@ impl ClusterSecret {
         mac
     }
 
+    fn rest_mac(&self, cloud_name: &str) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(format!("eddy-rest-v1|{cloud_name}").as_bytes());
+        mac
+    }
+
+    /// The access token of the cloud's REST API (hex): an HMAC of the cloud name under the
+    /// secret, so that every node, the driver and a Python context derive the same token
+    /// without it travelling, and the token does not reveal the secret.
+    pub fn rest_token(&self, cloud_name: &str) -> String {
+        hex::encode(self.rest_mac(cloud_name).finalize().into_bytes())
+    }
+
+    /// Whether `presented` is the REST access token (compared in constant time).
+    pub fn verify_rest_token(&self, cloud_name: &str, presented: &str) -> bool {
+        hex::decode(presented.trim()).is_ok_and(|tag| self.rest_mac(cloud_name).verify_slice(&tag).is_ok())
+    }
+
     /// The token for a call made now.
     pub fn token(&self, cloud_name: &str) -> String {
         let millis = now_millis();

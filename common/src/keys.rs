@@ -46,6 +46,12 @@ keys! {
     FLATFILE = ("EDDY_FLATFILE", None, "", "A file of `ip:port` peers, one per line (`#` comments); selects flatfile discovery.");
     /// Secret file.
     SECRET_FILE = ("EDDY_SECRET_FILE", None, "", "A file holding the cluster secret (flatfile and Kubernetes modes).");
+    /// REST authentication mode.
+    REST_AUTH = ("EDDY_REST_AUTH", None, "token", "Who may use the REST API: `token` (the cloud's access token, derived from the cluster secret; the driver prints it in the cloud's URL), `basic` (the token, or a user of the `EDDY_HTPASSWD` file), `none` (anyone who reaches the port; logged as a warning). `/3/Health` and `/kubernetes/isLeaderNode` are always open.");
+    /// REST access token for clients.
+    TOKEN = ("EDDY_TOKEN", None, "", "The cloud's REST access token, for `eddy-driver import` (the driver prints it and writes it to its `--notify` file).");
+    /// htpasswd file for basic authentication.
+    HTPASSWD = ("EDDY_HTPASSWD", None, "", "An Apache htpasswd file of users and bcrypt hashes (`htpasswd -B -c FILE USER`) for `EDDY_REST_AUTH=basic`; needed on every node's host.");
     /// Heartbeat interval.
     HEARTBEAT_INTERVAL = ("EDDY_HEARTBEAT_INTERVAL", None, "1s", "How often every node heartbeats every other node.");
     /// Heartbeat timeout.

@@ -46,6 +46,22 @@ pub enum Command {
     Import(ImportArgs),
     /// Gather and watch workers that someone else starts (the Spark integration starts them in executors)
     Attach(AttachArgs),
+    /// Print the REST access token of a cloud whose secret file you hold (e.g. standalone workers started with --secret-file)
+    Token(TokenArgs),
+}
+
+/// `eddy-driver token`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Example:\n  curl -H \"Authorization: Bearer $(eddy-driver token --secret-file secret --name eddy)\" http://10.0.0.5:54321/3/Cloud"
+)]
+pub struct TokenArgs {
+    /// The cluster secret's file
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: PathBuf,
+    /// The cloud's name (`--name` of its nodes; eddy-mapper's default is "eddy")
+    #[arg(long, default_value = "eddy")]
+    pub name: String,
 }
 
 /// `eddy-driver attach`.
@@ -58,9 +74,6 @@ pub struct AttachArgs {
     /// Shared settings.
     #[command(flatten)]
     pub cloud: CloudArgs,
-    /// File holding the cluster secret the workers are given (hex, at least 32 characters)
-    #[arg(long)]
-    pub secret_file: PathBuf,
     /// Write the gather service's ip:port here once it listens
     #[arg(long, value_name = "FILE")]
     pub gather_file: Option<PathBuf>,
@@ -137,6 +150,9 @@ pub struct ImportArgs {
     /// Give up waiting after this long
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The cloud's REST access token (the driver printed it and wrote it to its --notify file)
+    #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Settings every launcher shares.
@@ -194,6 +210,22 @@ pub struct CloudArgs {
     /// Workers bind the interface inside this CIDR, e.g. 10.0.0.0/8
     #[arg(long, value_name = "CIDR")]
     pub network: Option<String>,
+    /// Who may use the cloud's REST API: token (the cloud's access token, printed once the cloud formed and written to --notify), basic (the token, or a user and password of --htpasswd), none (anyone who can reach the port: do not use on a shared network)
+    #[arg(long, default_value = "token", value_name = "token|basic|none")]
+    #[serde(default = "default_rest_auth")]
+    pub rest_auth: String,
+    /// Users and bcrypt hashes for --rest-auth basic (`htpasswd -B -c FILE USER`); every worker reads it, so it must exist at this path on their hosts
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub htpasswd: Option<PathBuf>,
+    /// File holding the cluster secret (at least 8 characters, e.g. `openssl rand -hex 32`) [default: a fresh random secret]; whoever holds it can compute the REST access token (`eddy-driver token`)
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+fn default_rest_auth() -> String {
+    "token".into()
 }
 
 /// `eddy-driver local`.

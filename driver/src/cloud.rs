@@ -10,6 +10,7 @@ use eddy_common::address::parse_network;
 use eddy_common::{keys, ClusterSecret, NodeAddr};
 use eddy_embedded_config::gather::{Gather, GatherEvent, GatherOptions};
 use eddy_node::membership::Event;
+use eddy_node::rest_auth::RestAuthMode;
 use eddy_node::signal::Signal;
 use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
 use tokio::sync::broadcast;
@@ -84,6 +85,10 @@ pub struct CloudOptions {
     pub notify_extra_opt: Option<String>,
     /// The cluster secret, when whoever starts the workers chose it (`attach`).
     pub secret_opt: Option<ClusterSecret>,
+    /// Who may use the REST API (validated; an htpasswd file already read).
+    pub rest_auth: RestAuthMode,
+    /// `--htpasswd`, absolute, for the workers.
+    pub htpasswd_opt: Option<std::path::PathBuf>,
     /// Write the gather service's address here once it listens (`attach`).
     pub gather_file_opt: Option<std::path::PathBuf>,
     /// Stop the cloud when standard input closes: the process that started us is gone.
@@ -115,6 +120,14 @@ impl CloudOptions {
         if args.disown && args.check {
             return Err(DriverError::InvalidArgument("--disown and --check contradict each other".into()));
         }
+        let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
+        let htpasswd_opt = args
+            .htpasswd
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()
+            .map_err(|source| DriverError::Io { what: "cannot resolve the --htpasswd path".into(), source })?;
+        let secret_opt = args.secret_file.as_deref().map(ClusterSecret::from_file).transpose()?;
         Ok(Self {
             nodes: usize::from(args.nodes),
             memory_opt: args.memory.clone(),
@@ -130,7 +143,9 @@ impl CloudOptions {
             driver_port_range_opt: args.driver_port_range,
             notify_opt: args.notify.clone(),
             notify_extra_opt: None,
-            secret_opt: None,
+            secret_opt,
+            rest_auth,
+            htpasswd_opt,
             gather_file_opt: None,
             stop_on_stdin_eof: false,
             disown: args.disown,
@@ -154,6 +169,10 @@ impl CloudOptions {
         set(&keys::TIMEOUT, format!("{}ms", self.timeout.as_millis()));
         set(&keys::HEARTBEAT_INTERVAL, format!("{}ms", self.heartbeat_interval.as_millis()));
         set(&keys::HEARTBEAT_TIMEOUT, format!("{}ms", self.heartbeat_timeout.as_millis()));
+        set(&keys::REST_AUTH, self.rest_auth.name().to_string());
+        if let Some(path) = &self.htpasswd_opt {
+            set(&keys::HTPASSWD, path.display().to_string());
+        }
         if let Some(ip) = self.worker_ip_opt {
             set(&keys::IP, ip.to_string());
         }
@@ -242,6 +261,26 @@ fn died_message(exit: &WorkerExit, node_opt: Option<NodeAddr>) -> String {
         msg.push_str(&format!("\n--- last lines of its log ---\n{tail}\n---"));
     }
     msg
+}
+
+/// The `--notify` file: the leader's `ip:port` on the first line (as H2O writes it), then
+/// `extra` (the YARN application id), then `token=TOKEN` when REST authentication is on.
+/// Readable by its owner only, since it holds the token.
+pub(crate) fn write_notify(path: &std::path::Path, leader: &str, extra: Option<&str>, token: Option<&str>) -> DriverResult<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut text = format!("{leader}\n");
+    if let Some(e) = extra {
+        text.push_str(&format!("{e}\n"));
+    }
+    if let Some(t) = token {
+        text.push_str(&format!("token={t}\n"));
+    }
+    let io = |source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source };
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    // `mode` applies only to a new file; an old one may have been readable by others.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)
 }
 
 /// Runs the whole protocol with `launcher`.
@@ -340,11 +379,23 @@ async fn form_and_watch(
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
     println!("REST API: {}/3/Cloud (leader {leader})", leader.rest_url());
+    let token_opt = match options.rest_auth {
+        RestAuthMode::None => None,
+        _ => Some(secret.rest_token(&options.cloud_name)),
+    };
+    match &token_opt {
+        Some(token) => println!(
+            "Access token: {token} (send `Authorization: Bearer <token>`, or open {}/?token={token} in a browser)",
+            leader.rest_url()
+        ),
+        None => {
+            println!("REST authentication is off (--rest-auth none): anyone who can reach the workers' ports can read and stop this cloud")
+        }
+    }
+    // The tracking URL stays without the token: YARN shows it to every user of the cluster.
     launcher.formed(&leader.rest_url());
     if let Some(path) = &options.notify_opt {
-        let extra = options.notify_extra_opt.as_deref().map(|e| format!("{e}\n")).unwrap_or_default();
-        std::fs::write(path, format!("{}\n{extra}", leader.rest()))
-            .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
+        write_notify(path, &leader.rest().to_string(), options.notify_extra_opt.as_deref(), token_opt.as_deref())?;
     }
 
     if options.disown {
@@ -426,6 +477,7 @@ async fn start_observer(
             heartbeat_interval: options.heartbeat_interval,
             heartbeat_timeout: options.heartbeat_timeout,
             memory_budget: 0,
+            rest_auth: options.rest_auth.clone(),
         },
         |n| {
             // The observer holds no data: a budget of zero.

@@ -160,8 +160,17 @@ async fn get_json(client: &reqwest::Client, url: &str) -> DriverResult<Value> {
 /// `eddy-driver import`: the same through any node's REST API.
 pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
     let base = args.cloud.trim_end_matches('/').to_string();
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.token {
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| DriverError::InvalidArgument("--token holds characters a token cannot have".into()))?;
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
     let url = format!("{base}/3/ImportFiles");
     let response = client
         .post(&url)
@@ -169,6 +178,12 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
         .send()
         .await
         .map_err(|e| DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {e}; is it running (GET {base}/3/Cloud)?")))?;
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        let how = if args.token.is_some() { "the --token given is not this cloud's" } else { "pass --token (or set EDDY_TOKEN)" };
+        return Err(DriverError::InvalidArgument(format!(
+            "the cloud at {base} wants its REST access token: {how}; the driver printed it and wrote it to its --notify file"
+        )));
+    }
     let body: Value = response.json().await.map_err(|e| DriverError::InvalidArgument(format!("POST {url}: {e}")))?;
     let key = body["job"]["key"]
         .as_str()

@@ -58,6 +58,11 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
         Some(Command::Yarn(args)) => yarn::run(args).await,
         Some(Command::Attach(args)) => run_attach(args).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
+        Some(Command::Token(args)) => {
+            let secret = eddy_common::ClusterSecret::from_file(&args.secret_file)?;
+            println!("{}", secret.rest_token(&args.name));
+            Ok(Outcome::Stopped)
+        }
         None => run_local(LocalArgs::default_check()).await,
     }
 }
@@ -82,7 +87,9 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
 async fn run_attach(args: cli::AttachArgs) -> DriverResult<Outcome> {
     let cloud_name = args.cloud.name.clone().unwrap_or_else(default_cloud_name);
     let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
-    options.secret_opt = Some(eddy_common::ClusterSecret::from_file(&args.secret_file)?);
+    if options.secret_opt.is_none() {
+        return Err(DriverError::InvalidArgument("attach needs --secret-file: the secret of the workers that someone else starts".into()));
+    }
     options.gather_file_opt = args.gather_file.clone();
     options.stop_on_stdin_eof = args.stop_on_stdin_eof;
     if args.cloud.disown {

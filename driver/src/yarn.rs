@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use eddy_common::ClusterSecret;
 use eddy_frame::storage::{self, StorageOptions};
 use eddy_hadoop_ipc::proto::yarn::*;
+use eddy_node::rest_auth::RestAuthMode;
 use eddy_yarn::am::ApplicationMaster;
 use eddy_yarn::conf::HadoopConf;
 use eddy_yarn::rm::{application_id_text, final_status_name, state_name, ResourceManager};
@@ -160,6 +162,13 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
     let mapper = crate::find_mapper(args.mapper.clone())?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
+    // Chosen here also for a disowned cloud, whose master gets it in its token file: the edge
+    // node must know it to print the REST access token.
+    let secret = match options.secret_opt.clone() {
+        Some(s) => s,
+        None => ClusterSecret::generate()?,
+    };
+    options.secret_opt = Some(secret.clone());
     if args.cloud.disown && (args.cloud.check || args.cloud.import.is_some()) {
         return Err(DriverError::InvalidArgument(
             "--disown leaves the cloud to YARN: it cannot be combined with --check or --import".into(),
@@ -181,7 +190,22 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         Some(d) => (d.trim_end_matches('/').to_string(), false),
         None => (default_staging_dir(&conf, &user, &app_text)?, true),
     };
-    let setup = Setup { args: &args, conf: &conf, user: &user, rm: &rm, app: app.id, t0, staging_dir: &staging_dir, remove_staging };
+    let token_opt = match options.rest_auth {
+        RestAuthMode::None => None,
+        _ => Some(secret.rest_token(&cloud_name)),
+    };
+    let setup = Setup {
+        args: &args,
+        conf: &conf,
+        user: &user,
+        rm: &rm,
+        app: app.id,
+        t0,
+        staging_dir: &staging_dir,
+        remove_staging,
+        secret: &secret,
+        token_opt: token_opt.as_deref(),
+    };
     // From here on the application exists and files may be staged: whatever fails or
     // interrupts the set-up (a refused submission, a signal, the cloud not forming) kills the
     // application and removes the staging directory before the driver exits.
@@ -269,6 +293,8 @@ struct Setup<'a> {
     t0: Instant,
     staging_dir: &'a str,
     remove_staging: bool,
+    secret: &'a ClusterSecret,
+    token_opt: Option<&'a str>,
 }
 
 impl Setup<'_> {
@@ -292,14 +318,14 @@ impl Setup<'_> {
         if args.cloud.disown {
             context.unmanaged_am = Some(false);
             context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
-            context.am_container_spec =
-                Some(master_container(args, self.conf, self.user, &mapper_resource, self.staging_dir, self.remove_staging)?);
+            context.am_container_spec = Some(master_container(self, &mapper_resource, cloud_name)?);
         }
         let submitted_at = Instant::now();
         self.rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
         println!("Submitted YARN application {app_text} to queue {} as {}", args.queue, self.user);
         if args.cloud.disown {
-            wait_for_disowned_cloud(self.rm, &self.app, args.cloud.timeout, submitted_at, args.cloud.notify.as_deref()).await?;
+            wait_for_disowned_cloud(self.rm, &self.app, args.cloud.timeout, submitted_at, args.cloud.notify.as_deref(), self.token_opt)
+                .await?;
             return Ok(SetupDone::Disowned);
         }
         let host = edge_ip(self.conf).map(|ip| ip.to_string()).unwrap_or_default();
@@ -364,16 +390,14 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
 
 /// The launch context of a disowned cloud's ApplicationMaster: `eddy-mapper am` with the
 /// driver's settings in its environment.
-fn master_container(
-    args: &YarnArgs,
-    conf: &HadoopConf,
-    user: &str,
-    mapper: &LocalResourceProto,
-    staging_dir: &str,
-    remove_staging: bool,
-) -> DriverResult<ContainerLaunchContextProto> {
+fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: &str) -> DriverResult<ContainerLaunchContextProto> {
     use prost::Message;
+    let Setup { args, conf, user, staging_dir, remove_staging, secret, .. } = *setup;
     let mut settings = args.clone();
+    // The name the edge node chose (a default one is random): the REST token is bound to it.
+    settings.cloud.name = Some(cloud_name.to_string());
+    // The secret travels in the master's token file, as to every worker, not as a path.
+    settings.cloud.secret_file = None;
     // The master runs inside the cluster: the edge node's interface and files mean nothing there.
     settings.cloud.disown = false;
     settings.cloud.notify = None;
@@ -399,6 +423,13 @@ fn master_container(
         local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
         environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
         command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
+        tokens: Some(
+            eddy_hadoop_ipc::credentials::Credentials {
+                tokens: Vec::new(),
+                secrets: vec![(eddy_yarn::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
+            }
+            .to_bytes(),
+        ),
         ..Default::default()
     })
 }
@@ -425,6 +456,7 @@ async fn wait_for_disowned_cloud(
     timeout: Duration,
     submitted_at: Instant,
     notify: Option<&std::path::Path>,
+    token_opt: Option<&str>,
 ) -> DriverResult<()> {
     let app_text = application_id_text(app);
     let deadline = submitted_at + timeout;
@@ -435,7 +467,14 @@ async fn wait_for_disowned_cloud(
         r.original_tracking_url.clone().filter(|u| running && u.starts_with("http"))
     };
     let url = await_report(rm, app, deadline, Duration::from_millis(200), "its cloud to form", ready).await?;
-    let cloud: Option<serde_json::Value> = async { reqwest::get(format!("{url}/3/Cloud")).await.ok()?.json().await.ok() }.await;
+    let cloud: Option<serde_json::Value> = async {
+        let mut request = reqwest::Client::new().get(format!("{url}/3/Cloud"));
+        if let Some(token) = token_opt {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.ok()?.json().await.ok()
+    }
+    .await;
     let size = cloud.as_ref().and_then(|c| c["cloud_size"].as_u64()).unwrap_or(0);
     let nodes: Vec<String> = cloud
         .as_ref()
@@ -446,10 +485,12 @@ async fn wait_for_disowned_cloud(
         .collect();
     println!("Cloud of size {size} formed [{}] ({:.2} s after submission)", nodes.join(", "), submitted_at.elapsed().as_secs_f64());
     println!("REST API: {url}/3/Cloud");
+    if let Some(token) = token_opt {
+        println!("Access token: {token} (send `Authorization: Bearer <token>`, or open {url}/?token={token} in a browser)");
+    }
     if let Some(path) = notify {
         let leader = url.trim_start_matches("http://").trim_start_matches("https://");
-        std::fs::write(path, format!("{leader}\n{app_text}\n"))
-            .map_err(|source| DriverError::Io { what: format!("cannot write --notify file {}", path.display()), source })?;
+        cloud::write_notify(path, leader, Some(&app_text), token_opt)?;
     }
     println!("Driver exits; YARN application {app_text} keeps the cloud running. End it with: eddy-driver yarn kill {app_text}");
     Ok(())
@@ -529,6 +570,10 @@ pub async fn run_master() -> DriverResult<Outcome> {
     let (memory, capability) = worker_resources(&args)?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name)?;
+    let secret = credentials.secret(eddy_yarn::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
+        DriverError::Yarn(format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"))
+    })?;
+    options.secret_opt = Some(ClusterSecret::from_text(&String::from_utf8_lossy(secret))?);
     options.memory_opt = Some(memory);
     options.driver_ip = tokio::net::lookup_host((host.as_str(), 0))
         .await

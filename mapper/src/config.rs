@@ -14,6 +14,7 @@ use eddy_embedded_config::{
     DriverCallback, DriverCallbackOptions, EmbeddedConfig, Flatfile, KubernetesDns, KubernetesDnsOptions, SingleNode,
     DEFAULT_LOOKUP_TIMEOUT,
 };
+use eddy_node::rest_auth::RestAuthMode;
 use eddy_node::{NodeOptions, Role};
 
 use crate::MapperError;
@@ -69,6 +70,13 @@ pub struct MapperArgs {
     /// Identity given by the launcher (container or executor id)
     #[arg(long, env = "EDDY_WORKER_ID", default_value = "")]
     pub worker_id: String,
+    /// Who may use the REST API: token (the cloud's access token), basic (the token or a user
+    /// of --htpasswd), none (anyone who reaches the port)
+    #[arg(long, env = "EDDY_REST_AUTH", default_value = "token", value_name = "token|basic|none")]
+    pub rest_auth: String,
+    /// htpasswd file (bcrypt entries, `htpasswd -B -c FILE USER`) for --rest-auth basic
+    #[arg(long, env = "EDDY_HTPASSWD", value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
 }
 
 /// How this worker discovers its peers.
@@ -111,6 +119,8 @@ pub struct MapperConfig {
     pub kubernetes_api_port_opt: Option<u16>,
     /// Object-store settings (S3 endpoint, region).
     pub storage: eddy_frame::storage::StorageOptions,
+    /// Who may use the REST API.
+    pub rest_auth: RestAuthMode,
 }
 
 fn parse_key<T: std::str::FromStr>(env: &HashMap<String, String>, key: &keys::Key) -> Result<Option<T>, MapperError> {
@@ -210,6 +220,7 @@ impl MapperConfig {
             _ => None,
         };
         let network_opt = args.network.as_deref().map(parse_network).transpose()?;
+        let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
         let ip_opt = args.ip.or_else(|| env.get("NM_HOST").and_then(|host| node_manager_ip(host, network_opt.as_ref())));
         Ok(Self {
             discovery,
@@ -224,6 +235,7 @@ impl MapperConfig {
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
             storage: eddy_frame::storage::StorageOptions::from_env(env),
+            rest_auth,
         })
     }
 
@@ -252,6 +264,7 @@ impl MapperConfig {
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
             memory_budget: self.memory_budget,
+            rest_auth: self.rest_auth.clone(),
         }
     }
 }

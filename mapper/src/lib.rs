@@ -37,6 +37,26 @@ pub enum MapperError {
 /// Result with [`MapperError`].
 pub type MapperResult<T> = Result<T, MapperError>;
 
+/// Tells the user how to reach the REST API. The token is never logged: a cloud of one made
+/// its own secret, so it prints the token on standard output (as the driver does); nodes
+/// given a secret file leave it to `eddy-driver token`.
+fn announce_rest_access(config: &MapperConfig, me: &eddy_common::NodeAddr) {
+    use eddy_node::rest_auth::RestAuthMode;
+    match (&config.rest_auth, &config.discovery) {
+        (RestAuthMode::None, _) => {}
+        (_, config::Discovery::Single) => {
+            let token = config.secret.rest_token(&config.cloud_name);
+            println!("REST API: {}/3/Cloud", me.rest_url());
+            println!("Access token: {token} (send `Authorization: Bearer <token>`, or open {}/?token={token} in a browser)", me.rest_url());
+        }
+        (_, config::Discovery::Flatfile(_) | config::Discovery::Kubernetes(_)) => tracing::info!(
+            "the REST API wants the cloud's access token: `eddy-driver token --secret-file FILE --name {}` prints it",
+            config.cloud_name
+        ),
+        (_, config::Discovery::Driver(_)) => {}
+    }
+}
+
 /// Runs the worker until it is told to stop; returns why it stopped.
 pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let started = Instant::now();
@@ -46,6 +66,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let me = listeners.addr;
     logging::set_node_label(me.to_string());
     tracing::info!(mode = discovery.mode(), rest = %me.rest(), grpc = %me.grpc(), pid = std::process::id(), "worker listening");
+    announce_rest_access(&config, &me);
     let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(), |n| {
         eddy_frame::FrameCloud::new(n, config.memory_budget, config.storage.clone()).extensions()
     });

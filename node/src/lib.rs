@@ -5,6 +5,7 @@
 //!   lock, health).
 //! - [`NodeHandle`]: a running node: servers, heartbeat loop, shutdown, network test.
 //! - [`rest`]: `GET /3/Cloud` with H2O's field names, `POST /3/Shutdown`, the Kubernetes probe.
+//! - [`rest_auth`]: who may use the REST API (the cloud's access token, htpasswd, or nobody checks).
 
 mod error;
 mod runtime;
@@ -14,6 +15,7 @@ pub mod bind;
 pub mod logging;
 pub mod membership;
 pub mod rest;
+pub mod rest_auth;
 pub mod routes;
 pub mod signal;
 pub mod stats;

@@ -136,6 +136,11 @@ pub fn routes(node: NodeHandle) -> Routes {
         .route("/Cloud.json", stateful(get(cloud)), &[("GET", "alias of /3/Cloud")])
         .route("/3/Shutdown", stateful(post(shutdown)), &[("POST", "stop every node of the cloud")])
         .route("/3/NetworkTest", stateful(get(network_test)), &[("GET", "round trips from this node to every other (locks the cloud)")])
+        .route(
+            "/3/Health",
+            stateful(get(health)),
+            &[("GET", "200 when the cloud is formed and healthy, else 503; needs no authentication")],
+        )
         .route("/kubernetes/isLeaderNode", stateful(get(is_leader)), &[("GET", "200 on the leader of a formed cloud, else 404 (text)")])
 }
 
@@ -146,6 +151,13 @@ pub fn kubernetes_router(node: NodeHandle) -> Router {
 
 async fn cloud(State(node): State<NodeHandle>) -> Json<CloudV3> {
     Json(cloud_v3(&node.view(), &node.options().cloud_name, node.uptime().as_millis() as u64))
+}
+
+async fn health(State(node): State<NodeHandle>) -> Response {
+    let view = node.view();
+    let healthy = view.healthy;
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "cloud_healthy": healthy }))).into_response()
 }
 
 async fn is_leader(State(node): State<NodeHandle>) -> Response {

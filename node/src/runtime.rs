@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub heartbeat_timeout: Duration,
     /// The worker's memory budget in bytes.
     pub memory_budget: u64,
+    /// Who may use the REST API.
+    pub rest_auth: crate::rest_auth::RestAuthMode,
 }
 
 impl NodeOptions {
@@ -52,6 +54,7 @@ impl NodeOptions {
             heartbeat_interval: Duration::from_millis(200),
             heartbeat_timeout: Duration::from_secs(2),
             memory_budget: 1 << 30,
+            rest_auth: crate::rest_auth::RestAuthMode::Token,
         }
     }
 }
@@ -335,7 +338,19 @@ impl NodeHandle {
             if let Some(extra) = extensions.rest {
                 routes = routes.merge(extra);
             }
-            handle.serve_rest(rest, routes.into_router());
+            let router = routes.into_router();
+            let opts = &handle.inner.options;
+            let router = match crate::rest_auth::RestAuth::new(&opts.rest_auth, &opts.secret, &opts.cloud_name) {
+                Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::rest_auth::require)),
+                None => {
+                    tracing::warn!(
+                        "REST authentication is off (--rest-auth none): anyone who reaches {} can read this cloud's data and stop it",
+                        rest.local_addr().map(|a| a.to_string()).unwrap_or_default()
+                    );
+                    router
+                }
+            };
+            handle.serve_rest(rest, router);
         }
         tokio::spawn(heartbeat_loop(inner));
         handle

@@ -21,6 +21,11 @@ pub struct TestCloud {
 }
 
 impl TestCloud {
+    /// The REST access token of the cloud's nodes (named "test", as `NodeOptions::for_test`).
+    pub fn rest_token(&self) -> String {
+        self.secret.rest_token("test")
+    }
+
     /// Starts `n` workers that know each other, and waits until they formed.
     pub async fn start(n: usize) -> NodeResult<Self> {
         let secret = ClusterSecret::generate()?;

@@ -11,8 +11,15 @@ use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn get_json(url: &str) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+/// A client that sends the cloud's REST access token.
+fn http(cloud: &TestCloud) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", cloud.rest_token()).parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
+async fn get_json(cloud: &TestCloud, url: &str) -> Value {
+    http(cloud).get(url).send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +27,7 @@ async fn three_nodes_agree_on_cloud_json_everywhere() {
     let cloud = TestCloud::start(3).await.unwrap();
     let mut leaders = Vec::new();
     for (i, node) in cloud.nodes.iter().enumerate() {
-        let v = get_json(&format!("{}/3/Cloud", node.addr().rest_url())).await;
+        let v = get_json(&cloud, &format!("{}/3/Cloud", node.addr().rest_url())).await;
         assert_eq!(v["cloud_size"], 3, "{v}");
         assert_eq!(v["consensus"], true);
         assert_eq!(v["cloud_healthy"], true);
@@ -42,7 +49,7 @@ async fn three_nodes_agree_on_cloud_json_everywhere() {
         }
         leaders.push(nodes[v["leader_idx"].as_u64().unwrap() as usize]["ip_port"].clone());
         // The alias answers the same document.
-        let alias = get_json(&format!("{}/Cloud.json", node.addr().rest_url())).await;
+        let alias = get_json(&cloud, &format!("{}/Cloud.json", node.addr().rest_url())).await;
         assert_eq!(alias["cloud_size"], 3);
         let _ = i;
     }
@@ -64,7 +71,7 @@ async fn three_nodes_agree_on_cloud_json_everywhere() {
 async fn locked_cloud_refuses_late_joiner_but_admits_observer() {
     let cloud = TestCloud::start(2).await.unwrap();
     // First work locks the cloud.
-    let r = reqwest::get(format!("{}/3/NetworkTest", cloud.nodes[0].addr().rest_url())).await.unwrap();
+    let r = http(&cloud).get(format!("{}/3/NetworkTest", cloud.nodes[0].addr().rest_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["results"].as_array().unwrap().len(), 3, "{body}");
@@ -81,10 +88,10 @@ async fn locked_cloud_refuses_late_joiner_but_admits_observer() {
     let client = cloud.start_client().await.unwrap();
     client.wait_formed(WAIT).await.unwrap();
     wait_for("client listed apart", WAIT, || cloud.nodes[0].view().clients.len() == 1).await.unwrap();
-    let v = get_json(&format!("{}/3/Cloud", cloud.nodes[0].addr().rest_url())).await;
+    let v = get_json(&cloud, &format!("{}/3/Cloud", cloud.nodes[0].addr().rest_url())).await;
     assert_eq!(v["cloud_size"], 2);
     assert_eq!(v["clients"].as_array().unwrap().len(), 1);
-    let cv = get_json(&format!("{}/3/Cloud", client.addr().rest_url())).await;
+    let cv = get_json(&cloud, &format!("{}/3/Cloud", client.addr().rest_url())).await;
     assert_eq!(cv["is_client"], true);
     assert_eq!(cv["cloud_size"], 2);
     assert_eq!(cv["node_idx"], -1);
@@ -107,7 +114,7 @@ async fn lost_node_makes_cloud_unhealthy_and_work_fails_fast() {
     cloud.nodes[2].stop(StopReason::Exit { reason: "test kills it".into() });
     let survivor = &cloud.nodes[0];
     wait_for("unhealthy", WAIT, || !survivor.view().healthy).await.unwrap();
-    let v = get_json(&format!("{}/3/Cloud", survivor.addr().rest_url())).await;
+    let v = get_json(&cloud, &format!("{}/3/Cloud", survivor.addr().rest_url())).await;
     assert_eq!(v["cloud_healthy"], false);
     assert_eq!(v["bad_nodes"], 1);
     assert_eq!(v["cloud_size"], 3);
@@ -126,14 +133,14 @@ async fn garbage_on_the_grpc_port_is_survived() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(cloud.nodes[0].view().consensus);
-    let v = get_json(&format!("{}/3/Cloud", target.rest_url())).await;
+    let v = get_json(&cloud, &format!("{}/3/Cloud", target.rest_url())).await;
     assert_eq!(v["cloud_healthy"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_on_one_node_stops_every_node() {
     let cloud = TestCloud::start(3).await.unwrap();
-    let r = reqwest::Client::new().post(format!("{}/3/Shutdown", cloud.nodes[1].addr().rest_url())).send().await.unwrap();
+    let r = http(&cloud).post(format!("{}/3/Shutdown", cloud.nodes[1].addr().rest_url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
     for node in &cloud.nodes {
         let reason = tokio::time::timeout(WAIT, node.stopped()).await.expect("node stops");

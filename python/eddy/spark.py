@@ -37,6 +37,8 @@ import secrets
 import shutil
 import socket
 import subprocess
+import hashlib
+import hmac
 import sys
 import tempfile
 import threading
@@ -117,6 +119,12 @@ def _worker_env(gather, secret, settings, worker_id, host):
     else:
         env["EDDY_IP"] = host
     return env
+
+
+def rest_token(secret, cloud_name):
+    """The REST access token of a cloud: what ``eddy-driver`` and every node derive from the
+    cluster secret (an HMAC-SHA256 of the cloud's name, hex), so it never travels."""
+    return hmac.new(secret.strip().encode(), f"eddy-rest-v1|{cloud_name}".encode(), hashlib.sha256).hexdigest()
 
 
 def _live_executors(sc):
@@ -293,6 +301,8 @@ class EddyContext:
         self.workers = []
         self.rest_url = None
         self.observer_url = None
+        # The cloud's REST access token (send it as `Authorization: Bearer <token>`).
+        self.rest_token = None
 
     @classmethod
     def get_or_create(
@@ -380,6 +390,7 @@ class EddyContext:
         self._dir = tempfile.mkdtemp(prefix="eddy-spark-")
         secret = secrets.token_hex(32)
         self._secret = secret
+        self.rest_token = rest_token(secret, self._settings["name"])
         secret_file = os.path.join(self._dir, "secret")
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -542,6 +553,7 @@ class EddyContext:
     def _request(self, method, path, body=None, timeout=60):
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.observer_url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.rest_token}")
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
@@ -733,7 +745,9 @@ class EddyContext:
         global _ACTIVE
         try:
             if self.is_running() and self.observer_url:
-                req = urllib.request.Request(self.observer_url + "/3/Shutdown", method="POST", data=b"")
+                req = urllib.request.Request(
+                    self.observer_url + "/3/Shutdown", method="POST", data=b"", headers={"Authorization": f"Bearer {self.rest_token}"}
+                )
                 try:
                     urllib.request.urlopen(req, timeout=10).read()
                 except OSError:

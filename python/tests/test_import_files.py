@@ -19,9 +19,12 @@ import pyarrow.parquet as pq
 from eddy.binaries import find_binary
 
 
-def _http(method, url, body=None, timeout=60):
+def _http(method, url, body=None, timeout=60, token=None):
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as reply:
         return json.loads(reply.read() or b"null")
 
@@ -47,29 +50,32 @@ class LocalCloud:
             stdin=subprocess.DEVNULL,
         )
         deadline = time.time() + 60
-        while not _read(self.notify).strip():
+        while not _read(self.notify).endswith("\n"):
             if time.time() > deadline or self.process.poll() is not None:
                 raise AssertionError(f"the cloud did not form: {_read(self.log.name)}")
             time.sleep(0.1)
-        self.base = "http://" + _read(self.notify).split()[0]
+        lines = _read(self.notify).split()
+        self.base = "http://" + lines[0]
+        # The driver writes the REST access token after the leader's address.
+        self.token = next(line[len("token="):] for line in lines if line.startswith("token="))
 
     def import_file(self, path, **options):
-        job = _http("POST", f"{self.base}/3/ImportFiles", {"path": path, **options})["job"]["key"]
+        job = _http("POST", f"{self.base}/3/ImportFiles", {"path": path, **options}, token=self.token)["job"]["key"]
         deadline = time.time() + 120
         while time.time() < deadline:
-            state = _http("GET", f"{self.base}/3/Jobs/{job}")["jobs"][0]
+            state = _http("GET", f"{self.base}/3/Jobs/{job}", token=self.token)["jobs"][0]
             if state["status"] != "RUNNING":
                 return state
             time.sleep(0.1)
         raise AssertionError(f"import of {path} did not finish")
 
     def export_parquet(self, frame, path):
-        _http("POST", f"{self.base}/3/Frames/{frame}/export", {"path": path, "format": "parquet", "single_file": True})
+        _http("POST", f"{self.base}/3/Frames/{frame}/export", {"path": path, "format": "parquet", "single_file": True}, token=self.token)
         return pq.read_table(path)
 
     def stop(self):
         try:
-            _http("POST", f"{self.base}/3/Shutdown", {})
+            _http("POST", f"{self.base}/3/Shutdown", {}, token=self.token)
         except OSError:
             pass
         try:

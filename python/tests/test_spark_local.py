@@ -4,6 +4,8 @@ where the workers run next to the driver, and `spark.driver.host` given as a hos
 
 import os
 import unittest
+import urllib.error
+import urllib.request
 
 from eddy.spark import EddyContext
 from tests.test_spark import SETTINGS, decimals_and_odd_names, gone, session, wait_until
@@ -57,6 +59,15 @@ class LocalMode(unittest.TestCase):
             self.assertEqual(ec.cloud()["cloud_size"], 2)
             info = convert_both_ways(self, ec, df)
             self.assertEqual(len({c["node"]["rest_port"] for c in info["chunks"]}), 2, "chunks spread over both workers")
+            # The REST API of every node wants the cloud's token, which the context carries.
+            for node in ec.cloud()["nodes"]:
+                url = f"http://{node['ip_port']}/3/Frames"
+                with self.assertRaises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(url, timeout=10)
+                self.assertEqual(refused.exception.code, 401)
+                request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ec.rest_token}"})
+                with urllib.request.urlopen(request, timeout=10) as reply:
+                    self.assertEqual(reply.status, 200)
         finally:
             stop_and_check_leftovers(self, ec)
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{bin, cloud_pids, wait_until, Proc};
+use crate::{bin, cloud_pids, read_notify, wait_until, Proc};
 
 /// A CSV with columns `id,value,kind` for rows `start..start + rows`.
 pub fn csv_part(start: usize, rows: usize) -> String {
@@ -57,9 +57,10 @@ impl WatchedCloud {
     pub fn start(driver: Command, notify: &Path, timeout: Duration) -> Self {
         let mut d = Proc::spawn(driver);
         d.wait_for_line("Watching the cloud", timeout);
-        let base = format!("http://{}", std::fs::read_to_string(notify).unwrap().trim());
-        d.extra_pids = cloud_pids(base.trim_start_matches("http://"));
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        let notified = read_notify(notify);
+        let base = format!("http://{}", notified.leader);
+        d.extra_pids = cloud_pids(&notified.leader);
+        let http = crate::client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
         Self { driver: d, base, http }
     }
 

@@ -163,23 +163,102 @@ pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// REST access tokens of the clouds this test process started, by node `ip:port`: the
+/// helpers below send the right one to whichever node a URL names.
+static TOKENS: Mutex<Option<std::collections::HashMap<String, String>>> = Mutex::new(None);
+
+/// Sends `token` with every helper request to the node at `authority` (`ip:port`).
+pub fn remember_token(authority: &str, token: &str) {
+    TOKENS.lock().unwrap().get_or_insert_with(Default::default).insert(authority.to_string(), token.to_string());
+}
+
+/// The token remembered for the node a URL names.
+pub fn token_for(url: &str) -> Option<String> {
+    let authority = url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or_default();
+    TOKENS.lock().unwrap().as_ref()?.get(authority).cloned()
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+}
+
+fn authorized(request: reqwest::blocking::RequestBuilder, url: &str) -> reqwest::blocking::RequestBuilder {
+    match token_for(url) {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// `GET url` with the node's token, the whole response.
+pub fn get_response(url: &str) -> reqwest::blocking::Response {
+    authorized(client().get(url), url).send().unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// A client that sends `token_opt` (Bearer) with every request.
+pub fn client_with_token(token_opt: Option<&str>, timeout: Duration) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token_opt {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    }
+    reqwest::blocking::Client::builder().timeout(timeout).default_headers(headers).build().unwrap()
+}
+
 pub fn get_json(url: &str) -> Option<Value> {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    client.get(url).send().ok()?.json().ok()
+    authorized(client().get(url), url).send().ok()?.json().ok()
 }
 
 pub fn get_status(url: &str) -> Option<u16> {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    client.get(url).send().ok().map(|r| r.status().as_u16())
+    authorized(client().get(url), url).send().ok().map(|r| r.status().as_u16())
 }
 
 pub fn post(url: &str) -> u16 {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    client.post(url).send().map(|r| r.status().as_u16()).unwrap_or(0)
+    authorized(client().post(url), url).send().map(|r| r.status().as_u16()).unwrap_or(0)
 }
 
 /// The worker pids listed by a node's `/3/Cloud`.
 pub fn cloud_pids(rest: &str) -> Vec<u32> {
     let v = get_json(&format!("http://{rest}/3/Cloud")).expect("cloud json");
     v["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_u64().unwrap() as u32).collect()
+}
+
+/// What a driver's `--notify` file says.
+#[derive(Debug, Clone)]
+pub struct Notified {
+    /// The leader's `ip:port` (first line, as H2O writes it).
+    pub leader: String,
+    /// The YARN application id, where there is one.
+    pub app_opt: Option<String>,
+    /// The REST access token (`token=` line), unless authentication is off.
+    pub token_opt: Option<String>,
+}
+
+/// Reads a `--notify` file (waiting, bounded, for the driver to have written it) and
+/// remembers its token for every node of the cloud.
+pub fn read_notify(path: &std::path::Path) -> Notified {
+    let mut text = String::new();
+    wait_until(&format!("the notify file {}", path.display()), Duration::from_secs(20), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    let mut lines = text.lines();
+    let leader = lines.next().unwrap_or_else(|| panic!("empty notify file {}", path.display())).trim().to_string();
+    let (mut app_opt, mut token_opt) = (None, None);
+    for line in lines {
+        match line.strip_prefix("token=") {
+            Some(token) => token_opt = Some(token.trim().to_string()),
+            None if line.starts_with("application_") => app_opt = Some(line.trim().to_string()),
+            None => panic!("unexpected line in the notify file: {line:?}"),
+        }
+    }
+    if let Some(token) = &token_opt {
+        remember_token(&leader, token);
+        if let Some(cloud) = get_json(&format!("http://{leader}/3/Cloud")) {
+            for node in cloud["nodes"].as_array().into_iter().flatten() {
+                if let Some(addr) = node["ip_port"].as_str() {
+                    remember_token(addr, token);
+                }
+            }
+        }
+    }
+    Notified { leader, app_opt, token_opt }
 }

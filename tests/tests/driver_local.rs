@@ -23,7 +23,7 @@ fn start(args: &[&str]) -> (Proc, String, Vec<u32>, tempfile::TempDir) {
     cmd.arg("--notify").arg(&notify).arg("--log-dir").arg(dir.path().join("logs"));
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("formed [", FORM);
-    let leader = std::fs::read_to_string(&notify).unwrap().trim().to_string();
+    let leader = read_notify(&notify).leader;
     let pids = cloud_pids(&leader);
     d.extra_pids = pids.clone();
     (d, leader, pids, dir)
@@ -102,8 +102,7 @@ fn keep_going_reports_the_lost_worker_and_the_cloud_turns_unhealthy() {
         get_json(&format!("http://{leader}/3/Cloud")).is_some_and(|v| v["cloud_healthy"] == false && v["bad_nodes"] == 1)
     });
     // Work fails fast and names the lost node.
-    let client = reqwest::blocking::Client::new();
-    let r = client.get(format!("http://{leader}/3/NetworkTest")).send().unwrap();
+    let r = get_response(&format!("http://{leader}/3/NetworkTest"));
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.text().unwrap().contains(&victim));
     d.signal(libc::SIGTERM);
@@ -148,7 +147,7 @@ fn disown_leaves_the_cloud_running_until_shutdown() {
     cmd.arg("--notify").arg(&notify).arg("--log-dir").arg(dir.path());
     let mut d = Proc::spawn(cmd);
     assert!(d.wait_exit(FORM).success(), "{}", d.output());
-    let leader = std::fs::read_to_string(&notify).unwrap().trim().to_string();
+    let leader = read_notify(&notify).leader;
     let pids = cloud_pids(&leader);
     d.extra_pids = pids.clone();
     // Longer than the workers' driver-lost grace (the heartbeat timeout, 2 s).
@@ -188,4 +187,150 @@ fn a_worker_stopped_by_sigterm_is_a_lost_worker() {
     for pid in pids {
         wait_until(&format!("worker {pid} exits"), EXIT, || !alive(pid));
     }
+}
+
+/// Every endpoint of the index, with `{param}`s filled in: (method, path).
+fn documented_endpoints(base: &str, token: &str) -> Vec<(String, String)> {
+    let doc = client_with_token(Some(token), Duration::from_secs(10))
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap();
+    let mut all = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        let filled: String =
+            path.split('/').map(|part| if part.starts_with('{') { "no_such_thing" } else { part }).collect::<Vec<_>>().join("/");
+        for method in methods.as_object().unwrap().keys() {
+            all.push((method.to_uppercase(), filled.clone()));
+        }
+    }
+    all
+}
+
+fn status_of(client: &reqwest::blocking::Client, method: &str, url: &str) -> u16 {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client.request(method.clone(), url);
+    if method == reqwest::Method::POST {
+        request = request.json(&serde_json::json!({}));
+    }
+    request.send().unwrap().status().as_u16()
+}
+
+#[test]
+fn every_rest_endpoint_wants_the_token_that_the_driver_prints() {
+    let (mut d, leader, pids, dir) = start(&["--nodes", "2"]);
+    let base = format!("http://{leader}");
+    let token = read_notify(&dir.path().join("leader.txt")).token_opt.expect("the notify file holds the token");
+    let out = d.wait_for_line("Access token:", FORM);
+    assert!(out.contains(&token) && out.contains(&format!("{base}/?token={token}")), "{out}");
+    let meta = std::fs::metadata(dir.path().join("leader.txt")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "the notify file holds a credential");
+    // The workers get the secret in a file of their user's, not in their environment or
+    // command line (both readable in /proc), and the token is in no worker's log.
+    let mut secret_files = Vec::new();
+    for pid in &pids {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("EDDY_CLUSTER_SECRET"), "worker {pid} has the secret in its environment");
+        let file = environ.split('\0').find_map(|v| v.strip_prefix("EDDY_SECRET_FILE=")).expect("EDDY_SECRET_FILE").to_string();
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+        assert_eq!(mode & 0o077, 0, "{file} is readable by others");
+        let secret = std::fs::read_to_string(&file).unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(secret.trim()), "worker {pid} has the secret on its command line");
+        secret_files.push(file);
+    }
+
+    let anonymous = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let wrong = client_with_token(Some(&"0".repeat(64)), Duration::from_secs(10));
+    let right = client_with_token(Some(&token), Duration::from_secs(10));
+    let endpoints = documented_endpoints(&base, &token);
+    assert!(endpoints.len() > 15, "{endpoints:?}");
+    let open = ["/3/Health", "/kubernetes/isLeaderNode"];
+    for (method, path) in endpoints.iter().filter(|(_, p)| p != "/3/Shutdown") {
+        let url = format!("{base}{path}");
+        if open.contains(&path.as_str()) {
+            assert_ne!(status_of(&anonymous, method, &url), 401, "{method} {path} is open");
+            continue;
+        }
+        assert_eq!(status_of(&anonymous, method, &url), 401, "{method} {path} without a token");
+        assert_eq!(status_of(&wrong, method, &url), 401, "{method} {path} with a wrong token");
+        assert_ne!(status_of(&right, method, &url), 401, "{method} {path} with the token");
+    }
+    // What a refused caller is told, and the challenge.
+    let refused = anonymous.get(format!("{base}/3/Frames")).send().unwrap();
+    assert_eq!(refused.headers()["www-authenticate"], "Bearer realm=\"eddy\"");
+    let msg = refused.json::<serde_json::Value>().unwrap()["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains("Authorization: Bearer") && msg.contains("--notify"), "{msg}");
+    // The token in the query works; a browser's first visit trades it for a cookie.
+    assert_eq!(anonymous.get(format!("{base}/3/Cloud?token={token}")).send().unwrap().status(), 200);
+    let no_redirect = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let first = no_redirect.get(format!("{base}/?token={token}")).send().unwrap();
+    assert_eq!(first.status(), 303);
+    assert_eq!(first.headers()["location"], "/");
+    let cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with(&format!("eddy_token={token};")) && cookie.contains("HttpOnly"), "{cookie}");
+    let with_cookie = no_redirect.get(format!("{base}/3/Cloud")).header("cookie", format!("eddy_token={token}")).send().unwrap();
+    assert_eq!(with_cookie.status(), 200);
+    // Shutdown too wants the token.
+    assert_eq!(status_of(&anonymous, "POST", &format!("{base}/3/Shutdown")), 401);
+    assert_eq!(get_status(&format!("{base}/3/Health")), Some(200));
+    assert_eq!(status_of(&right, "POST", &format!("{base}/3/Shutdown")), 200);
+    assert!(d.wait_exit(EXIT).success(), "{}", d.output());
+    for file in &secret_files {
+        assert!(!std::path::Path::new(file).exists(), "{file} is left after the driver exited");
+    }
+    for log in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+        let text = std::fs::read_to_string(log.unwrap().path()).unwrap();
+        assert!(!text.contains(&token), "the token is in a worker's log");
+    }
+}
+
+/// `alice:correct horse`, bcrypt with the `$2y$` prefix that `htpasswd -B` writes (made with
+/// PyPI's bcrypt 5.0.0, a different implementation from the one the node verifies with).
+const HTPASSWD: &str = "# eddy test users\nalice:$2y$05$QsLbJ.1aXE41IXYIJgtLROHT34M/.gufVzqWg1sTShnRoyOiN4qHW\n";
+
+#[test]
+fn basic_authentication_with_an_htpasswd_file_and_none_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("users");
+    std::fs::write(&htpasswd, HTPASSWD).unwrap();
+    let path = htpasswd.to_str().unwrap();
+    let (mut d, leader, _pids, _dir) = start(&["--nodes", "2", "--rest-auth", "basic", "--htpasswd", path]);
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let cloud = format!("http://{leader}/3/Cloud");
+    let with = |user: &str, password: &str| client.get(&cloud).basic_auth(user, Some(password)).send().unwrap().status().as_u16();
+    assert_eq!(with("alice", "correct horse"), 200);
+    assert_eq!(with("alice", "wrong"), 401);
+    assert_eq!(with("mallory", "correct horse"), 401);
+    let refused = client.get(&cloud).send().unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains("Basic realm=\"eddy\""));
+    // The workers check it too, not only the driver's observer.
+    let v: serde_json::Value = client.get(&cloud).basic_auth("alice", Some("correct horse")).send().unwrap().json().unwrap();
+    for node in v["nodes"].as_array().unwrap() {
+        let url = format!("http://{}/3/Frames", node["ip_port"].as_str().unwrap());
+        assert_eq!(client.get(&url).send().unwrap().status(), 401, "{url}");
+        assert_eq!(client.get(&url).basic_auth("alice", Some("correct horse")).send().unwrap().status(), 200, "{url}");
+    }
+    d.signal(libc::SIGINT);
+    assert_eq!(d.wait_exit(EXIT).code(), Some(130));
+
+    // A weak hash is refused before anything starts, with the command that makes a good one.
+    std::fs::write(&htpasswd, "bob:$apr1$x$y\n").unwrap();
+    let mut weak = Proc::spawn({
+        let mut cmd = driver(&["--nodes", "1", "--rest-auth", "basic", "--htpasswd", path]);
+        cmd.arg("--log-dir").arg(dir.path().join("logs"));
+        cmd
+    });
+    assert!(!weak.wait_exit(EXIT).success());
+    assert!(weak.output().contains("htpasswd -B"), "{}", weak.output());
+
+    // --rest-auth none: open, and said so.
+    let (mut d, leader, _pids, _dir) = start(&["--nodes", "1", "--rest-auth", "none"]);
+    assert!(d.output().contains("REST authentication is off"), "{}", d.output());
+    assert_eq!(client.get(format!("http://{leader}/3/Frames")).send().unwrap().status(), 200);
+    d.signal(libc::SIGINT);
+    assert_eq!(d.wait_exit(EXIT).code(), Some(130));
 }

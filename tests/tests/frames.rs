@@ -9,10 +9,6 @@ use serde_json::{json, Value};
 
 const FORM: Duration = Duration::from_secs(60);
 
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
 /// Independent statistics of a numeric column of a CSV file, by a plain fold over its text.
 fn column_stats(text: &str, column: usize) -> (u64, u64, f64, f64, f64) {
     let (mut count, mut missing, mut sum) = (0u64, 0u64, 0f64);
@@ -73,10 +69,12 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
     cmd.arg("--notify").arg(&notify);
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Watching the cloud", FORM);
-    let leader = std::fs::read_to_string(&notify).unwrap().trim().to_string();
+    let notified = read_notify(&notify);
+    let leader = notified.leader.clone();
     d.extra_pids = cloud_pids(&leader);
     let base = format!("http://{leader}");
-    let http = client();
+    let token = notified.token_opt.clone().expect("REST authentication is on by default");
+    let http = client_with_token(Some(&token), Duration::from_secs(30));
 
     let setup: Value = http.post(format!("{base}/3/ParseSetup")).json(&json!({ "path": data })).send().unwrap().json().unwrap();
     assert_eq!(setup["setup"]["column_names"], json!(["name", "age", "city"]), "{setup}");
@@ -110,7 +108,7 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
 
     // The same frame through the CLI against the running cloud.
     let mut imp = Command::new(bin("eddy-driver"));
-    imp.args(["import", "--cloud", &base]).arg(&data);
+    imp.args(["import", "--cloud", &base, "--token", &token]).arg(&data);
     let mut imp = Proc::spawn(imp);
     assert!(imp.wait_exit(FORM).success(), "{}", imp.output());
     assert!(imp.output().contains("Frame people_2.hex: 12 rows x 3 columns"), "{}", imp.output());

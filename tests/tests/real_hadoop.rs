@@ -59,7 +59,7 @@ fn a_yarn_cloud_forms_in_real_containers_imports_next_to_the_blocks_and_succeeds
     let out = d.output();
     assert!(out.contains("Cloud of size 2 formed"), "{out}");
     let app = application_id(&out).expect("an application id");
-    let leader = std::fs::read_to_string(notify.path()).unwrap().lines().next().unwrap().to_string();
+    let leader = read_notify(notify.path()).leader;
     let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
     let mut ips: Vec<String> =
         cloud["nodes"].as_array().unwrap().iter().map(|n| n["ip_port"].as_str().unwrap().split(':').next().unwrap().to_string()).collect();
@@ -120,9 +120,8 @@ fn a_disowned_cloud_runs_under_its_master_container_until_yarn_kill() {
     let out = d.output();
     assert!(status.success(), "{out}");
     assert!(out.contains("Cloud of size 2 formed"), "{out}");
-    let notified = std::fs::read_to_string(notify.path()).unwrap();
-    let leader = notified.lines().next().unwrap().to_string();
-    let app = notified.lines().nth(1).unwrap().to_string();
+    let notified = read_notify(notify.path());
+    let (leader, app) = (notified.leader.clone(), notified.app_opt.clone().unwrap());
     let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap_or_else(|| panic!("no cloud at {leader}: {out}"));
     assert_eq!(cloud["cloud_size"], 2, "{cloud}");
     assert_eq!(mappers_of(&app), 3, "the master and two workers run after the driver left");
@@ -195,7 +194,7 @@ fn a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status() {
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Watching the cloud", WAIT);
     let app = application_id(&d.output()).unwrap();
-    let leader = std::fs::read_to_string(notify.path()).unwrap().lines().next().unwrap().to_string();
+    let leader = read_notify(notify.path()).leader;
     let victim = *cloud_pids(&leader).first().unwrap();
     signal(victim, libc::SIGKILL);
     let status = d.wait_exit(WAIT);

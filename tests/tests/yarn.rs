@@ -104,8 +104,8 @@ fn a_container_killed_by_yarn_fails_the_application_with_its_exit_status() {
     assert!(port > first && port <= first + 50, "{line}");
     d.wait_for_line("Watching the cloud", WAIT);
     let app = c.only_app();
-    let notified = std::fs::read_to_string(&notify).unwrap();
-    assert!(notified.contains(&format!("_{app:04}")), "the notify file names the application: {notified}");
+    let notified = read_notify(&notify);
+    assert!(notified.app_opt.as_deref().unwrap().ends_with(&format!("_{app:04}")), "the notify file names the application: {notified:?}");
 
     let victim = c.yarn.containers(app)[0].id.clone();
     assert!(c.yarn.kill_container(&victim, -104, "Container is running beyond physical memory limits. Current usage: 300 MB of 282 MB"));
@@ -190,10 +190,10 @@ fn a_disowned_cloud_runs_under_its_own_application_master_until_yarn_kill() {
     let containers = c.yarn.containers(app);
     assert_eq!(containers.iter().filter(|x| x.is_am).count(), 1, "{containers:?}");
     assert_eq!(c.yarn.running_processes(), 3, "{containers:?}");
-    let notified = std::fs::read_to_string(&notify).unwrap();
-    let leader = notified.lines().next().unwrap().to_string();
-    let app_text = notified.lines().nth(1).unwrap().to_string();
-    assert!(app_text.ends_with(&format!("_{app:04}")), "{notified}");
+    let notified = read_notify(&notify);
+    let leader = notified.leader.clone();
+    let app_text = notified.app_opt.clone().unwrap();
+    assert!(app_text.ends_with(&format!("_{app:04}")), "{notified:?}");
     let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
     assert_eq!(cloud["cloud_size"], 2, "{cloud}");
 

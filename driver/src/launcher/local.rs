@@ -1,6 +1,8 @@
 //! The local launcher: workers are `eddy-mapper` processes on this machine, each in its own
 //! process group (so Ctrl-C reaches only the driver, which then stops the cloud in order),
-//! with its output in `<log dir>/worker-<id>.log`.
+//! with its output in `<log dir>/worker-<id>.log`. The cluster secret reaches them in a file
+//! only their user can read (`EDDY_SECRET_FILE`), not in their environment, which
+//! `/proc/PID/environ` shows; the file goes when the launcher does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,8 @@ pub struct LocalLauncher {
     live: BTreeMap<String, u32>,
     exits_tx: mpsc::UnboundedSender<WorkerExit>,
     exits_rx: mpsc::UnboundedReceiver<WorkerExit>,
+    /// Private directory (mode 0700) of the secret file; removed on drop.
+    secrets: tempfile::TempDir,
 }
 
 impl LocalLauncher {
@@ -30,7 +34,27 @@ impl LocalLauncher {
         std::fs::create_dir_all(&log_dir)
             .map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        Ok(Self { mapper, log_dir, live: BTreeMap::new(), exits_tx, exits_rx })
+        let secrets = tempfile::Builder::new()
+            .prefix("eddy-secret-")
+            .tempdir()
+            .map_err(|source| DriverError::Io { what: "cannot create a private directory for the cluster secret".into(), source })?;
+        Ok(Self { mapper, log_dir, live: BTreeMap::new(), exits_tx, exits_rx, secrets })
+    }
+
+    /// Moves the secret from `env` into a file readable by this user only; its path goes in
+    /// its place.
+    fn secret_to_file(&self, env: &mut BTreeMap<String, String>) -> DriverResult<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(secret) = env.remove(eddy_common::keys::CLUSTER_SECRET.name) else { return Ok(()) };
+        let path = self.secrets.path().join("secret");
+        let io = |source| DriverError::Io { what: format!("cannot write the secret file {}", path.display()), source };
+        if !path.exists() {
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+            file.write_all(secret.as_bytes()).map_err(io)?;
+        }
+        env.insert(eddy_common::keys::SECRET_FILE.name.to_string(), path.display().to_string());
+        Ok(())
     }
 
     fn log_path(&self, id: &str) -> PathBuf {
@@ -85,7 +109,9 @@ impl WorkerLauncher for LocalLauncher {
                 cmd.env_remove(&k);
             }
         }
-        cmd.args(&spec.args).envs(&spec.env).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+        let mut env = spec.env.clone();
+        self.secret_to_file(&mut env)?;
+        cmd.args(&spec.args).envs(&env).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
         #[cfg(unix)]
         cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|source| DriverError::Io {
