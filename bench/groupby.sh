@@ -19,16 +19,18 @@ WORK=$(mktemp -d)
 target/release/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
 DRIVER=$!
 trap 'kill -INT $DRIVER 2>/dev/null || true; wait $DRIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 600); do [ -s "$WORK/leader" ] && break; sleep 0.1; done
-LEADER=http://$(cut -d' ' -f1 "$WORK/leader")
+for _ in $(seq 600); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.1; done
+# The notify file: the leader's ip:port, then the REST access token.
+LEADER=http://$(head -1 "$WORK/leader")
+export EDDY_TOKEN="$(sed -n 's/^token=//p' "$WORK/leader")"
 echo "file: $DATA ($(stat -c %s "$DATA") bytes), $(nproc) cores, $WORKERS worker(s), runs: $RUNS"
 "$BENCH_PY" - "$LEADER" "$DATA" "$RUNS" <<'PY'
-import json, statistics, sys, time, urllib.request
+import json, os, statistics, sys, time, urllib.request
 leader, path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 def call(method, url, body=None):
     req = urllib.request.Request(leader + url, data=None if body is None else json.dumps(body).encode(), method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["EDDY_TOKEN"]})
     with urllib.request.urlopen(req, timeout=3600) as r:
         return json.loads(r.read())
 

@@ -1,9 +1,12 @@
 //! Request authentication with the cluster secret.
 //!
-//! Every gRPC call carries the metadata entry `x-eddy-auth: <millis>.<hex hmac>` where the
-//! HMAC-SHA256 is keyed by the cluster secret over `eddy-v1|<cloud name>|<millis>`. The secret
-//! itself never crosses the wire; a stolen header is useless after [`MAX_CLOCK_SKEW`] and for
-//! any other cloud. There is no TLS yet: the channel is authenticated, not encrypted.
+//! Every gRPC call carries the metadata entry `x-eddy-auth: <millis>.<nonce>.<hex hmac>` where
+//! the HMAC-SHA256 is keyed by the cluster secret over `eddy-v2|<cloud name>|<millis>|<nonce>`
+//! and the nonce is 64 random bits. The secret itself never crosses the wire; a server
+//! accepts each token once ([`ReplayGuard`]) and only within [`MAX_CLOCK_SKEW`] of its clock,
+//! so a captured header cannot be sent again, nor used for any other cloud. There is no TLS
+//! yet: the channel is authenticated, not encrypted, so someone who can intercept a call can
+//! still read it or block it and send its token first.
 
 use std::fmt;
 use std::path::Path;
@@ -87,9 +90,9 @@ impl ClusterSecret {
         &self.text
     }
 
-    fn mac(&self, cloud_name: &str, millis: u64) -> HmacSha256 {
+    fn mac(&self, cloud_name: &str, millis: u64, nonce: &str) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        mac.update(format!("eddy-v1|{cloud_name}|{millis}").as_bytes());
+        mac.update(format!("eddy-v2|{cloud_name}|{millis}|{nonce}").as_bytes());
         mac
     }
 
@@ -114,20 +117,29 @@ impl ClusterSecret {
     /// The token for a call made now.
     pub fn token(&self, cloud_name: &str) -> String {
         let millis = now_millis();
-        let tag = self.mac(cloud_name, millis).finalize().into_bytes();
-        format!("{millis}.{}", hex::encode(tag))
+        let mut nonce = [0u8; 8];
+        // A failed read leaves zeros: the call is then refused as a replay, never accepted twice.
+        let _ = getrandom::fill(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let tag = self.mac(cloud_name, millis, &nonce).finalize().into_bytes();
+        format!("{millis}.{nonce}.{}", hex::encode(tag))
     }
 
-    /// Checks a token; the error says why it was refused.
-    pub fn verify(&self, cloud_name: &str, token: &str) -> Result<(), String> {
-        let (millis, tag) = token.split_once('.').ok_or("malformed authentication token")?;
-        let millis: u64 = millis.parse().map_err(|_| "malformed authentication token")?;
+    /// Checks a token's HMAC and age (not whether it was used before: [`ReplayGuard`]).
+    /// Returns its time and nonce; the error says why it was refused.
+    pub fn verify(&self, cloud_name: &str, token: &str) -> Result<(u64, u64), String> {
+        let malformed = || "malformed authentication token (from an older Eddy version?)".to_string();
+        let mut parts = token.splitn(3, '.');
+        let (Some(millis), Some(nonce), Some(tag)) = (parts.next(), parts.next(), parts.next()) else { return Err(malformed()) };
+        let millis: u64 = millis.parse().map_err(|_| malformed())?;
+        let nonce_value = u64::from_str_radix(nonce, 16).map_err(|_| malformed())?;
         let skew = now_millis().abs_diff(millis);
         if skew > MAX_CLOCK_SKEW.as_millis() as u64 {
             return Err(format!("authentication token is {} s off this node's clock; synchronise the clocks", skew / 1000));
         }
-        let tag = hex::decode(tag).map_err(|_| "malformed authentication token")?;
-        self.mac(cloud_name, millis).verify_slice(&tag).map_err(|_| "wrong cluster secret or cloud name".to_string())
+        let tag = hex::decode(tag).map_err(|_| malformed())?;
+        self.mac(cloud_name, millis, nonce).verify_slice(&tag).map_err(|_| "wrong cluster secret or cloud name".to_string())?;
+        Ok((millis, nonce_value))
     }
 }
 
@@ -158,18 +170,58 @@ impl tonic::service::Interceptor for AuthStamp {
     }
 }
 
-/// A tonic interceptor for servers: refuses (and logs) calls without a valid token.
+/// The tokens a server accepted within the clock window, so that none is accepted twice.
+/// Memory: one entry per call of the last [`MAX_CLOCK_SKEW`] x 2 (older tokens are refused by
+/// age anyway), e.g. 8 peers heartbeating every second: under 5,000 entries.
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::collections::HashSet<(u64, u64)>,
+    order: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl ReplayGuard {
+    /// Records a token's (time, nonce); false if it was seen before.
+    pub fn first_use(&mut self, millis: u64, nonce: u64) -> bool {
+        let horizon = now_millis().saturating_sub(2 * MAX_CLOCK_SKEW.as_millis() as u64);
+        // Tokens arrive roughly in time order; the front holds the oldest seen.
+        while self.order.front().is_some_and(|&(m, _)| m < horizon) {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        if !self.seen.insert((millis, nonce)) {
+            return false;
+        }
+        self.order.push_back((millis, nonce));
+        true
+    }
+}
+
+/// A tonic interceptor for servers: refuses (and logs) calls without a valid token, and
+/// tokens used before. Clones share one replay guard.
 #[derive(Clone, Debug)]
 pub struct AuthCheck {
     secret: ClusterSecret,
     cloud_name: String,
     service: &'static str,
+    guard: std::sync::Arc<std::sync::Mutex<ReplayGuard>>,
 }
 
 impl AuthCheck {
     /// Checks calls to `service` against `secret` and `cloud_name`.
     pub fn new(secret: ClusterSecret, cloud_name: impl Into<String>, service: &'static str) -> Self {
-        Self { secret, cloud_name: cloud_name.into(), service }
+        Self { secret, cloud_name: cloud_name.into(), service, guard: Default::default() }
+    }
+
+    /// Whether `token` is valid and new.
+    pub fn check(&self, token: &str) -> Result<(), String> {
+        let (millis, nonce) = self.secret.verify(&self.cloud_name, token)?;
+        let mut guard = self.guard.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.first_use(millis, nonce) {
+            Ok(())
+        } else {
+            Err("this authentication token was used before (a replayed call)".into())
+        }
     }
 }
 
@@ -179,7 +231,7 @@ impl tonic::service::Interceptor for AuthCheck {
         let token = request.metadata().get(AUTH_METADATA_KEY).and_then(|v| v.to_str().ok());
         let verdict = match token {
             None => Err("no authentication token (is the caller an Eddy node of this cloud?)".to_string()),
-            Some(t) => self.secret.verify(&self.cloud_name, t),
+            Some(t) => self.check(t),
         };
         match verdict {
             Ok(()) => Ok(request),
@@ -201,6 +253,7 @@ mod tests {
         let t = s.token("c1");
         assert!(s.verify("c1", &t).is_ok());
         assert!(s.verify("c2", &t).is_err());
+        assert_ne!(s.token("c1"), s.token("c1"), "every token has its own nonce");
         let other = ClusterSecret::from_text("another-secret").unwrap();
         assert_eq!(other.verify("c1", &t).unwrap_err(), "wrong cluster secret or cloud name");
         assert!(s.verify("c1", "garbage").is_err());
@@ -211,9 +264,22 @@ mod tests {
     fn stale_tokens_are_refused() {
         let s = ClusterSecret::from_text("0123456789").unwrap();
         let old = now_millis() - 10 * 60 * 1000;
-        let tag = hex::encode(s.mac("c", old).finalize().into_bytes());
-        let err = s.verify("c", &format!("{old}.{tag}")).unwrap_err();
+        let tag = hex::encode(s.mac("c", old, "00").finalize().into_bytes());
+        let err = s.verify("c", &format!("{old}.00.{tag}")).unwrap_err();
         assert!(err.contains("clock"), "{err}");
+    }
+
+    #[test]
+    fn a_token_is_accepted_once() {
+        let s = ClusterSecret::from_text("0123456789").unwrap();
+        let check = AuthCheck::new(s.clone(), "c", "test");
+        let t = s.token("c");
+        assert!(check.check(&t).is_ok());
+        let again = check.clone().check(&t).unwrap_err();
+        assert!(again.contains("used before"), "{again}");
+        assert!(check.check(&s.token("c")).is_ok());
+        let old_format = t.split('.').next().unwrap().to_string() + "." + t.rsplit('.').next().unwrap();
+        assert!(check.check(&old_format).unwrap_err().contains("malformed"));
     }
 
     #[test]

@@ -48,6 +48,10 @@ keys! {
     SECRET_FILE = ("EDDY_SECRET_FILE", None, "", "A file holding the cluster secret (flatfile and Kubernetes modes).");
     /// REST authentication mode.
     REST_AUTH = ("EDDY_REST_AUTH", None, "token", "Who may use the REST API: `token` (the cloud's access token, derived from the cluster secret; the driver prints it in the cloud's URL), `basic` (the token, or a user of the `EDDY_HTPASSWD` file), `none` (anyone who reaches the port; logged as a warning). `/3/Health` and `/kubernetes/isLeaderNode` are always open.");
+    /// Where file:// imports and exports may go.
+    IMPORT_ROOTS = ("EDDY_IMPORT_ROOTS", None, "", "Directories (separated by `:`) that `file://` and plain-path imports and exports may use; every other local path is refused. Unset: wherever the node's user may read and write, except on a node whose REST API is open (`EDDY_REST_AUTH=none`) on a non-loopback address, where local paths are refused until this is set.");
+    /// Hosts http(s) imports may name.
+    HTTP_ALLOW_HOSTS = ("EDDY_HTTP_ALLOW_HOSTS", None, "", "Host names (comma-separated) that `http(s)://` imports may use; others are refused. Unset: any host except those on loopback, link-local or unspecified addresses.");
     /// REST access token for clients.
     TOKEN = ("EDDY_TOKEN", None, "", "The cloud's REST access token, for `eddy-driver import` (the driver prints it and writes it to its `--notify` file).");
     /// htpasswd file for basic authentication.

@@ -218,6 +218,10 @@ pub struct CloudArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(default)]
     pub htpasswd: Option<PathBuf>,
+    /// Directories (DIR:DIR...) that file:// and plain-path imports and exports may use; other local paths are refused [default: wherever the workers' user may read and write]
+    #[arg(long, value_name = "DIRS")]
+    #[serde(default)]
+    pub import_roots: Option<String>,
     /// File holding the cluster secret (at least 8 characters, e.g. `openssl rand -hex 32`) [default: a fresh random secret]; whoever holds it can compute the REST access token (`eddy-driver token`)
     #[arg(long, value_name = "FILE")]
     #[serde(default)]

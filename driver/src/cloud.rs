@@ -89,6 +89,8 @@ pub struct CloudOptions {
     pub rest_auth: RestAuthMode,
     /// `--htpasswd`, absolute, for the workers.
     pub htpasswd_opt: Option<std::path::PathBuf>,
+    /// `--import-roots`, for the workers and the observer.
+    pub import_roots_opt: Option<String>,
     /// Write the gather service's address here once it listens (`attach`).
     pub gather_file_opt: Option<std::path::PathBuf>,
     /// Stop the cloud when standard input closes: the process that started us is gone.
@@ -146,6 +148,7 @@ impl CloudOptions {
             secret_opt,
             rest_auth,
             htpasswd_opt,
+            import_roots_opt: args.import_roots.clone(),
             gather_file_opt: None,
             stop_on_stdin_eof: false,
             disown: args.disown,
@@ -170,6 +173,9 @@ impl CloudOptions {
         set(&keys::HEARTBEAT_INTERVAL, format!("{}ms", self.heartbeat_interval.as_millis()));
         set(&keys::HEARTBEAT_TIMEOUT, format!("{}ms", self.heartbeat_timeout.as_millis()));
         set(&keys::REST_AUTH, self.rest_auth.name().to_string());
+        if let Some(roots) = &self.import_roots_opt {
+            set(&keys::IMPORT_ROOTS, roots.clone());
+        }
         if let Some(path) = &self.htpasswd_opt {
             set(&keys::HTPASSWD, path.display().to_string());
         }
@@ -186,6 +192,9 @@ impl CloudOptions {
         // they need to reach the same S3 server as the driver.
         if let Ok(endpoint) = std::env::var(keys::S3_ENDPOINT.name) {
             set(&keys::S3_ENDPOINT, endpoint);
+        }
+        if let Ok(hosts) = std::env::var(keys::HTTP_ALLOW_HOSTS.name) {
+            set(&keys::HTTP_ALLOW_HOSTS, hosts);
         }
         WorkerSpec { env, args: Vec::new() }
     }
@@ -462,9 +471,13 @@ async fn start_observer(
 ) -> DriverResult<(NodeHandle, eddy_frame::FrameCloud)> {
     // After the workers, so the observer's REST port never takes a worker's.
     let listeners = bind::bind(options.driver_ip, options.worker_port, true).await?;
-    let storage = eddy_frame::storage::StorageOptions::from_env(
+    let mut storage = eddy_frame::storage::StorageOptions::from_env(
         &std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect(),
     );
+    if let Some(roots) = &options.import_roots_opt {
+        storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
+    }
+    storage.close_files_of_an_open_node(matches!(options.rest_auth, RestAuthMode::None), options.driver_ip);
     let mut frames_opt = None;
     let node = NodeHandle::start_with(
         listeners.addr,
@@ -569,6 +582,14 @@ async fn watch(
                     println!("{msg}");
                     if !options.keep_going {
                         observer.shutdown_cloud("a worker went silent").await;
+                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                    }
+                }
+                Ok(Event::Replaced { node }) if !stopping => {
+                    let msg = format!("worker {node} was restarted: a new process answers at its address, and the old one's data is gone; the cloud is unhealthy");
+                    println!("{msg}");
+                    if !options.keep_going {
+                        observer.shutdown_cloud("a worker was replaced").await;
                         return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
                     }
                 }

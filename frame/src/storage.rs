@@ -7,7 +7,7 @@
 //! path-style addressing.
 
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,15 @@ pub struct StorageOptions {
     pub s3_endpoint_opt: Option<String>,
     /// S3 region (`AWS_REGION`), default us-east-1.
     pub s3_region_opt: Option<String>,
+    /// Directories that `file://` imports and exports may use (`EDDY_IMPORT_ROOTS`); `None`:
+    /// wherever this process's user may read and write. An empty list refuses every path.
+    #[serde(default)]
+    pub file_roots_opt: Option<Vec<PathBuf>>,
+    /// Hosts that `http(s)://` imports may name (`EDDY_HTTP_ALLOW_HOSTS`). `None`: any host
+    /// except those that resolve to a loopback, link-local or unspecified address (an open
+    /// import endpoint must not reach the node's own services or a cloud's metadata server).
+    #[serde(default)]
+    pub http_allow_hosts_opt: Option<Vec<String>>,
 }
 
 impl StorageOptions {
@@ -36,7 +45,109 @@ impl StorageOptions {
         Self {
             s3_endpoint_opt: env.get("EDDY_S3_ENDPOINT").filter(|s| !s.is_empty()).cloned(),
             s3_region_opt: env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).filter(|s| !s.is_empty()).cloned(),
+            file_roots_opt: env.get("EDDY_IMPORT_ROOTS").map(|v| parse_roots(v)),
+            http_allow_hosts_opt: env
+                .get("EDDY_HTTP_ALLOW_HOSTS")
+                .map(|v| v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()),
         }
+    }
+}
+
+impl StorageOptions {
+    /// A node whose REST API anyone may use (`--rest-auth none`) on an address others can
+    /// reach must not serve its host's files: without import roots, local paths are then
+    /// refused. Returns whether it did so (for a warning).
+    pub fn close_files_of_an_open_node(&mut self, rest_is_open: bool, ip: std::net::IpAddr) -> bool {
+        if rest_is_open && !ip.is_loopback() && self.file_roots_opt.is_none() {
+            self.file_roots_opt = Some(Vec::new());
+            return true;
+        }
+        false
+    }
+}
+
+/// `DIR:DIR...` as canonical directories (a root that does not exist allows nothing).
+pub fn parse_roots(text: &str) -> Vec<PathBuf> {
+    text.split(':')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).canonicalize().unwrap_or_else(|_| PathBuf::from(d)))
+        .collect()
+}
+
+/// `path` with links and `..` resolved as far as it exists (an export's target may not yet).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Some(out);
+        }
+        let name = existing.file_name()?;
+        if name == ".." {
+            return None;
+        }
+        rest.push(name.to_os_string());
+        existing = existing.parent()?;
+    }
+}
+
+/// Refuses `file://` paths outside the roots.
+fn check_file_roots(url: &url::Url, path: &Path, options: &StorageOptions) -> FrameResult<()> {
+    let Some(roots) = &options.file_roots_opt else { return Ok(()) };
+    let real = resolved(path);
+    if real.as_ref().is_some_and(|p| roots.iter().any(|root| p.starts_with(root))) {
+        return Ok(());
+    }
+    let allowed = if roots.is_empty() {
+        "no local directory is allowed".to_string()
+    } else {
+        format!("allowed: {}", roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", "))
+    };
+    Err(FrameError::InvalidUrl {
+        url: url.to_string(),
+        reason: format!(
+            "local files outside the import roots are refused ({allowed}); start the cloud with --import-roots DIR to allow a directory"
+        ),
+    })
+}
+
+/// Refuses `http(s)://` hosts outside the allow-list, and hosts on loopback, link-local or
+/// unspecified addresses unless the allow-list names them.
+fn check_http_host(url: &url::Url, options: &StorageOptions) -> FrameResult<()> {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let refuse = |reason: String| Err(FrameError::InvalidUrl { url: url.to_string(), reason });
+    if let Some(allowed) = &options.http_allow_hosts_opt {
+        return if allowed.contains(&host) {
+            Ok(())
+        } else {
+            refuse(format!("{host} is not among the hosts http(s) imports may use (EDDY_HTTP_ALLOW_HOSTS={})", allowed.join(",")))
+        };
+    }
+    use std::net::ToSocketAddrs;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addresses: Vec<std::net::IpAddr> = match (host.as_str(), port).to_socket_addrs() {
+        Ok(a) => a.map(|a| a.ip()).collect(),
+        Err(e) => return refuse(format!("cannot resolve {host}: {e}")),
+    };
+    let internal = |ip: &std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
+        }
+    };
+    match addresses.iter().find(|ip| internal(ip)) {
+        Some(ip) => refuse(format!(
+            "{host} is {ip}, a loopback or link-local address: imports from there are refused unless EDDY_HTTP_ALLOW_HOSTS names {host}"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -111,6 +222,7 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
     match url.scheme() {
         "file" => {
             let path = url.to_file_path().map_err(|_| invalid("not a local path".into()))?;
+            check_file_roots(url, &path, options)?;
             let path = ObjectPath::from_absolute_path(&path).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: Arc::new(LocalFileSystem::new()), path, base: "file://".into() })
         }
@@ -138,6 +250,9 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             Ok(Located { store: hdfs.store, path, base: authority.to_string() })
         }
         "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "http" | "https" => {
+            if matches!(url.scheme(), "http" | "https") {
+                check_http_host(url, options)?;
+            }
             // What object_store gives for free, configured the standard way: its builders'
             // keys are the lower-cased environment variables (GOOGLE_SERVICE_ACCOUNT,
             // AZURE_STORAGE_ACCOUNT_NAME, ...).
@@ -346,6 +461,42 @@ fn percent_decoded(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_roots_allow_their_trees_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.csv"), "x\n").unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "x\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("link.csv")).unwrap();
+        let options = StorageOptions { file_roots_opt: Some(parse_roots(&root.display().to_string())), ..Default::default() };
+        let ok = |p: &Path| locate(&url::Url::from_file_path(p).unwrap(), &options).is_ok();
+        assert!(ok(&root.join("sub/a.csv")));
+        assert!(ok(&root.join("new/export.parquet")), "an export target that does not exist yet");
+        assert!(!ok(&dir.path().join("secret.txt")));
+        assert!(!ok(&root.join("link.csv")), "a link out of the root");
+        let err = locate(&url::Url::parse("file:///etc/passwd").unwrap(), &options).unwrap_err().to_string();
+        assert!(err.contains("--import-roots") && err.contains("data"), "{err}");
+        let none = StorageOptions { file_roots_opt: Some(Vec::new()), ..Default::default() };
+        assert!(locate(&url::Url::from_file_path(root.join("sub/a.csv")).unwrap(), &none).is_err());
+        assert!(locate(&url::Url::parse("file:///etc/passwd").unwrap(), &StorageOptions::default()).is_ok(), "no roots: no limit");
+    }
+
+    #[test]
+    fn http_imports_refuse_loopback_and_link_local_unless_allowed() {
+        let open = StorageOptions::default();
+        for url in
+            ["http://127.0.0.1:54321/3/Frames", "http://localhost/x.csv", "http://169.254.169.254/latest/meta-data/", "http://[::1]/x"]
+        {
+            let err = locate(&url::Url::parse(url).unwrap(), &open).unwrap_err().to_string();
+            assert!(err.contains("EDDY_HTTP_ALLOW_HOSTS"), "{url}: {err}");
+        }
+        let listed = StorageOptions { http_allow_hosts_opt: Some(vec!["127.0.0.1".into()]), ..Default::default() };
+        assert!(locate(&url::Url::parse("http://127.0.0.1:8000/x.csv").unwrap(), &listed).is_ok());
+        let err = locate(&url::Url::parse("http://192.0.2.7/x.csv").unwrap(), &listed).unwrap_err().to_string();
+        assert!(err.contains("not among the hosts"), "{err}");
+    }
 
     #[tokio::test]
     async fn lists_files_directories_and_globs_skipping_markers() {

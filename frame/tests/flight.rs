@@ -20,16 +20,29 @@ use eddy_frame::CommitRequest;
 use futures::TryStreamExt;
 use support::{cloud, Cloud};
 
-fn flight_client(c: &Cloud, node: NodeAddr, authenticated: bool) -> FlightClient {
+/// A Flight client and, when authenticated, what it stamps each call with: a node accepts a
+/// token once, so every call gets a fresh one.
+struct Client {
+    flight: FlightClient,
+    stamp: Option<(eddy_common::ClusterSecret, String)>,
+}
+
+impl Client {
+    fn stamped(&mut self) -> &mut FlightClient {
+        if let Some((secret, cloud)) = &self.stamp {
+            self.flight.add_header(eddy_common::auth::AUTH_METADATA_KEY, &secret.token(cloud)).unwrap();
+        }
+        &mut self.flight
+    }
+}
+
+fn flight_client(c: &Cloud, node: NodeAddr, authenticated: bool) -> Client {
     let channel = tonic::transport::Endpoint::from_shared(node.grpc_uri()).unwrap().connect_lazy();
-    let mut client = FlightClient::new_from_inner(
+    let flight = FlightClient::new_from_inner(
         FlightServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20),
     );
-    if authenticated {
-        let token = c.secret.token(&c.nodes[0].options().cloud_name);
-        client.add_header(eddy_common::auth::AUTH_METADATA_KEY, &token).unwrap();
-    }
-    client
+    let stamp = authenticated.then(|| (c.secret.clone(), c.nodes[0].options().cloud_name.clone()));
+    Client { flight, stamp }
 }
 
 /// `rows` rows starting at `first`: an int32, a real with gaps, a string and a µs time.
@@ -47,14 +60,14 @@ fn batch(first: usize, rows: usize) -> RecordBatch {
     .unwrap()
 }
 
-async fn put(client: &mut FlightClient, frame: &str, chunk: u32, batches: Vec<RecordBatch>) -> Result<PutReply, FlightError> {
+async fn put(client: &mut Client, frame: &str, chunk: u32, batches: Vec<RecordBatch>) -> Result<PutReply, FlightError> {
     let schema = batches[0].schema();
     put_with_schema(client, frame, chunk, schema, batches).await
 }
 
 /// A put of `batches` (maybe none: an empty Spark partition) under `schema`.
 async fn put_with_schema(
-    client: &mut FlightClient,
+    client: &mut Client,
     frame: &str,
     chunk: u32,
     schema: arrow::datatypes::SchemaRef,
@@ -67,14 +80,14 @@ async fn put_with_schema(
         .with_schema(schema)
         .with_flight_descriptor(Some(descriptor))
         .build(futures::stream::iter(batches.into_iter().map(Ok)));
-    let results: Vec<_> = client.do_put(data).await?.try_collect().await?;
+    let results: Vec<_> = client.stamped().do_put(data).await?.try_collect().await?;
     assert_eq!(results.len(), 1);
     Ok(serde_json::from_slice(&results[0].app_metadata).unwrap())
 }
 
-async fn get(client: &mut FlightClient, frame: &str, chunk: u32) -> Vec<RecordBatch> {
+async fn get(client: &mut Client, frame: &str, chunk: u32) -> Vec<RecordBatch> {
     let ticket = Ticket::new(serde_json::to_vec(&GetTicket { frame_id: frame.into(), chunk }).unwrap());
-    client.do_get(ticket).await.unwrap().try_collect().await.unwrap()
+    client.stamped().do_get(ticket).await.unwrap().try_collect().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

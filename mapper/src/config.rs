@@ -74,6 +74,9 @@ pub struct MapperArgs {
     /// of --htpasswd), none (anyone who reaches the port)
     #[arg(long, env = "EDDY_REST_AUTH", default_value = "token", value_name = "token|basic|none")]
     pub rest_auth: String,
+    /// Directories (DIR:DIR...) that file:// and plain-path imports and exports may use
+    #[arg(long, env = "EDDY_IMPORT_ROOTS", value_name = "DIRS")]
+    pub import_roots: Option<String>,
     /// htpasswd file (bcrypt entries, `htpasswd -B -c FILE USER`) for --rest-auth basic
     #[arg(long, env = "EDDY_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
@@ -234,7 +237,13 @@ impl MapperConfig {
             memory_budget,
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
-            storage: eddy_frame::storage::StorageOptions::from_env(env),
+            storage: {
+                let mut storage = eddy_frame::storage::StorageOptions::from_env(env);
+                if let Some(roots) = &args.import_roots {
+                    storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
+                }
+                storage
+            },
             rest_auth,
         })
     }

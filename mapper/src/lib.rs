@@ -67,8 +67,14 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     logging::set_node_label(me.to_string());
     tracing::info!(mode = discovery.mode(), rest = %me.rest(), grpc = %me.grpc(), pid = std::process::id(), "worker listening");
     announce_rest_access(&config, &me);
+    let mut storage = config.storage.clone();
+    if storage.close_files_of_an_open_node(matches!(config.rest_auth, eddy_node::rest_auth::RestAuthMode::None), ip) {
+        tracing::warn!(
+            "local files are refused: the REST API is open (--rest-auth none) on {ip}, which others can reach; --import-roots DIR allows a directory"
+        );
+    }
     let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(), |n| {
-        eddy_frame::FrameCloud::new(n, config.memory_budget, config.storage.clone()).extensions()
+        eddy_frame::FrameCloud::new(n, config.memory_budget, storage).extensions()
     });
     if let Some(port) = config.kubernetes_api_port_opt {
         let addr = SocketAddr::new(ip, port);

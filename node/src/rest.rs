@@ -46,6 +46,9 @@ pub struct NodeV3 {
     /// Why it refused this node's heartbeats, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_us: Option<String>,
+    /// Why this member is lost for good, if it is (a new process took its address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 /// `GET /3/Cloud`.
@@ -100,6 +103,7 @@ fn node_v3(m: &MemberView) -> NodeV3 {
         node_version: s.version,
         host: s.host,
         refused_us: m.refused_us.clone(),
+        lost: m.replaced.then(|| "restarted: a new process answers at this address, so this member's data is gone".to_string()),
     }
 }
 

@@ -161,6 +161,11 @@ impl Inner {
                 }
                 Event::Recovered { node } => tracing::warn!(node = %self.me, member = %node, "member is heard from again"),
                 Event::Joined { node } => tracing::debug!(node = %self.me, member = %node, "member joined"),
+                Event::Replaced { node } => tracing::error!(
+                    node = %self.me,
+                    lost = %node,
+                    "a new process answers at this member's address: the member was restarted and its data is gone; the cloud is unhealthy"
+                ),
             }
             // Nobody listening is fine.
             let _ = self.events_tx.send(e);
@@ -297,6 +302,7 @@ impl NodeHandle {
             cloud_name: options.cloud_name.clone(),
             is_client: options.role == Role::Client,
             heartbeat_timeout: options.heartbeat_timeout,
+            incarnation: new_incarnation(),
         });
         let inner = Arc::new(Inner {
             me: addr,
@@ -531,4 +537,15 @@ impl NodeHandle {
         }
         Ok(out)
     }
+}
+
+/// A random, non-zero identity for this process (0 means "none" on the wire).
+fn new_incarnation() -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without randomness, the pid and the clock still tell two processes apart.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        bytes = (nanos ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
+    }
+    u64::from_le_bytes(bytes).max(1)
 }

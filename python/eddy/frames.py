@@ -25,10 +25,12 @@ AUTH_HEADER = b"x-eddy-auth"
 
 
 def auth_token(secret, cloud_name):
-    """The token an Eddy node accepts: ``millis.hex(HMAC-SHA256(secret, eddy-v1|cloud|millis))``."""
+    """A token an Eddy node accepts once: ``millis.nonce.hex(HMAC-SHA256(secret,
+    eddy-v2|cloud|millis|nonce))`` with 64 random bits of nonce (see ``eddy_common::auth``)."""
     millis = int(time.time() * 1000)
-    tag = hmac.new(secret.strip().encode(), f"eddy-v1|{cloud_name}|{millis}".encode(), hashlib.sha256).hexdigest()
-    return f"{millis}.{tag}"
+    nonce = os.urandom(8).hex()
+    tag = hmac.new(secret.strip().encode(), f"eddy-v2|{cloud_name}|{millis}|{nonce}".encode(), hashlib.sha256).hexdigest()
+    return f"{millis}.{nonce}.{tag}"
 
 
 def _choose_worker(workers, partition):

@@ -101,11 +101,21 @@ def _is_local_mode(master):
     return bool(re.fullmatch(r"local(\[[^\]]*\])?", (master or "").strip()))
 
 
-def _worker_env(gather, secret, settings, worker_id, host):
+def _secret_file(secret, directory, name):
+    """Writes the secret to a file only this user can read; workers read it there, not from
+    their environment (which /proc/PID/environ shows)."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return path
+
+
+def _worker_env(gather, secret_file, settings, worker_id, host):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "EDDY_DRIVER": gather,
-        "EDDY_CLUSTER_SECRET": secret,
+        "EDDY_SECRET_FILE": secret_file,
         "EDDY_CLOUD_NAME": settings["name"],
         "EDDY_WORKER_ID": str(worker_id),
         "EDDY_PORT": str(settings["port"]),
@@ -157,8 +167,9 @@ def _worker_starter(gather, secret, settings):
         executor = address or f"{host}/{os.getppid()}"
         path = SparkFiles.get("eddy-mapper")
         os.chmod(path, 0o755)
-        env = _worker_env(gather, secret, settings, partition, host)
         work_dir = os.getcwd()
+        # In the executor's working directory, which Spark or YARN removes with the application.
+        env = _worker_env(gather, _secret_file(secret, work_dir, f"eddy-secret-{partition}"), settings, partition, host)
         log_path = os.path.join(work_dir, f"eddy-mapper-{partition}.log")
         with open(log_path, "ab") as log:
             proc = sp.Popen(
@@ -391,10 +402,7 @@ class EddyContext:
         secret = secrets.token_hex(32)
         self._secret = secret
         self.rest_token = rest_token(secret, self._settings["name"])
-        secret_file = os.path.join(self._dir, "secret")
-        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret)
+        secret_file = _secret_file(secret, self._dir, "secret")
         gather_file = os.path.join(self._dir, "gather")
         notify_file = os.path.join(self._dir, "leader")
         self.driver_log = os.path.join(self._dir, "eddy-driver.log")
@@ -478,7 +486,7 @@ class EddyContext:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
                     [mapper_bin],
-                    env=_worker_env(gather, self._secret, self._settings, k, host),
+                    env=_worker_env(gather, os.path.join(self._dir, "secret"), self._settings, k, host),
                     cwd=self._dir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,

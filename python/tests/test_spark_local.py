@@ -68,6 +68,12 @@ class LocalMode(unittest.TestCase):
                 request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ec.rest_token}"})
                 with urllib.request.urlopen(request, timeout=10) as reply:
                     self.assertEqual(reply.status, 200)
+            # The workers read the secret from a file, not from their environment.
+            for w in ec.workers:
+                with open(f"/proc/{w['pid']}/environ", "rb") as f:
+                    environ = f.read()
+                self.assertNotIn(b"EDDY_CLUSTER_SECRET", environ)
+                self.assertIn(b"EDDY_SECRET_FILE=", environ)
         finally:
             stop_and_check_leftovers(self, ec)
 

@@ -153,3 +153,32 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
     d.signal(libc::SIGINT);
     assert_eq!(d.wait_exit(FORM).code(), Some(130), "{}", d.output());
 }
+
+#[test]
+fn import_roots_limit_local_files_and_http_imports_refuse_the_nodes_own_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("in.csv"), "a,b\n1,2\n3,4\n").unwrap();
+    std::fs::write(dir.path().join("private.csv"), "secret,value\n1,2\n").unwrap();
+    let notify = dir.path().join("leader.txt");
+    let mut cmd = eddy_tests::frames::local_driver(&dir.path().join("logs"));
+    cmd.arg("--notify").arg(&notify).arg("--import-roots").arg(&data);
+    let cloud = eddy_tests::frames::WatchedCloud::start(cmd, &notify, Duration::from_secs(60));
+
+    let (frame, job) = cloud.import(json!({ "path": data.join("in.csv") }), Duration::from_secs(60));
+    assert_eq!(job["jobs"][0]["status"], "DONE", "{job}");
+    for outside in [dir.path().join("private.csv").display().to_string(), format!("{}/../private.csv", data.display())] {
+        let (_, job) = cloud.import(json!({ "path": outside }), Duration::from_secs(60));
+        let error = job["jobs"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("outside the import roots") && error.contains("--import-roots"), "{outside}: {job}");
+    }
+    let export = cloud.post(&format!("/3/Frames/{frame}/export"), json!({ "path": dir.path().join("out.csv"), "format": "csv" }));
+    assert!(export.to_string().contains("outside the import roots"), "{export}");
+    assert!(!dir.path().join("out.csv").exists());
+    // An import endpoint must not fetch the node's own REST API (or a metadata server).
+    let (_, job) = cloud.import(json!({ "path": format!("{}/3/Cloud", cloud.base) }), Duration::from_secs(60));
+    let error = job["jobs"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("loopback") && error.contains("EDDY_HTTP_ALLOW_HOSTS"), "{job}");
+    cloud.stop(Duration::from_secs(30));
+}

@@ -59,7 +59,8 @@ fn a_yarn_cloud_forms_in_real_containers_imports_next_to_the_blocks_and_succeeds
     let out = d.output();
     assert!(out.contains("Cloud of size 2 formed"), "{out}");
     let app = application_id(&out).expect("an application id");
-    let leader = read_notify(notify.path()).leader;
+    let notified = read_notify(notify.path());
+    let leader = notified.leader.clone();
     let cloud = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
     let mut ips: Vec<String> =
         cloud["nodes"].as_array().unwrap().iter().map(|n| n["ip_port"].as_str().unwrap().split(':').next().unwrap().to_string()).collect();
@@ -74,7 +75,7 @@ fn a_yarn_cloud_forms_in_real_containers_imports_next_to_the_blocks_and_succeeds
     }
 
     // The directory (its _SUCCESS skipped), one split per block, each read on a replica's host.
-    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{leader}");
     let r: Value =
         http.post(format!("{base}/3/ImportFiles")).json(&json!({"path": h.url(&dir), "split_bytes": MIB})).send().unwrap().json().unwrap();

@@ -11,12 +11,17 @@ use eddy_tests::*;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn import(server: &S3Server, url: &str) -> (bool, String) {
+    import_with(server, url, &[])
+}
+
+fn import_with(server: &S3Server, url: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = local_driver(dir.path());
     cmd.args(["--check", "--import", url]);
     for (k, v) in server.env() {
         cmd.env(k, v);
     }
+    cmd.envs(env.iter().copied());
     let mut d = Proc::spawn(cmd);
     let status = d.wait_exit(WAIT);
     (status.success(), d.output())
@@ -45,8 +50,12 @@ fn imports_directories_and_globs_from_s3_and_reports_missing_objects() {
     assert!(out.contains(": 5000 rows"), "{out}");
 
     // The same object over plain HTTP (the filer serves ranged GETs): object_store's http store.
+    // The filer is on loopback, which http(s) imports refuse unless it is allowed by name (the
+    // driver hands EDDY_HTTP_ALLOW_HOSTS to its workers).
     let http_url = format!("{}/buckets/lake/tables/t1/part-0.csv", server.filer_url);
     let (ok, out) = import(&server, &http_url);
+    assert!(!ok && out.contains("loopback") && out.contains("EDDY_HTTP_ALLOW_HOSTS"), "{out}");
+    let (ok, out) = import_with(&server, &http_url, &[("EDDY_HTTP_ALLOW_HOSTS", "127.0.0.1")]);
     assert!(ok, "{out}");
     assert!(out.contains(": 3000 rows"), "{out}");
 

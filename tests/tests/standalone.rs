@@ -91,6 +91,39 @@ fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
 }
 
 #[test]
+fn a_worker_restarted_at_its_address_in_a_locked_cloud_is_a_lost_member_not_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p1, p2) = (free_port_pair("127.0.0.1"), free_port_pair("127.0.0.1"));
+    let ff = flatfile(dir.path(), &[p1, p2]);
+    let args = |port: u16| vec!["--flatfile".to_string(), ff.clone(), "--ip".into(), "127.0.0.1".into(), "--port".into(), port.to_string()];
+    let spawn = |port: u16| {
+        let a = args(port);
+        Proc::spawn(mapper(dir.path(), SECRET, &a.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+    let _a = spawn(p1);
+    let mut b = spawn(p2);
+    let rest = format!("127.0.0.1:{p1}");
+    wait_until("flatfile cloud of 2", WAIT, || formed(&rest, 2));
+    assert_eq!(get_status(&format!("http://{rest}/3/NetworkTest")), Some(200), "first work locks the cloud");
+
+    // kill -9, and the same address comes back as a new process (a container restart).
+    signal(b.pid(), libc::SIGKILL);
+    b.wait_exit(WAIT);
+    let mut again = spawn(p2);
+    assert_eq!(again.wait_exit(WAIT).code(), Some(1), "{}", again.output());
+    assert!(again.output().contains("join refused"), "{}", again.output());
+    let v = get_json(&format!("http://{rest}/3/Cloud")).unwrap();
+    assert_eq!(v["cloud_healthy"], false, "{v}");
+    assert_eq!(v["bad_nodes"], 1, "{v}");
+    let lost = v["nodes"].as_array().unwrap().iter().find(|n| n["ip_port"] == format!("127.0.0.1:{p2}")).unwrap().clone();
+    assert!(lost["lost"].as_str().unwrap_or_default().contains("restarted"), "{v}");
+    // Work is refused, naming the lost node, rather than failing later on a missing frame.
+    let r = get_response(&format!("http://{rest}/3/NetworkTest"));
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.text().unwrap().contains(&format!("127.0.0.1:{p2}")));
+}
+
+#[test]
 fn bad_flatfiles_and_taken_ports_fail_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let ff = dir.path().join("flatfile.txt");

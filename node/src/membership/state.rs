@@ -15,7 +15,12 @@ pub struct MembershipOptions {
     pub is_client: bool,
     /// Silence after which a member is unhealthy.
     pub heartbeat_timeout: Duration,
+    /// This process's random identity (see `Heartbeat.incarnation`).
+    pub incarnation: u64,
 }
+
+/// The words by which a refused newcomer learns that it took a lost member's address.
+const REPLACED_MARK: &str = "had a member at this address";
 
 /// Why a heartbeat was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +35,9 @@ pub enum Refusal {
         /// Why the cloud locked.
         reason: String,
     },
+    /// The sender is a new process at the address of a member of a cloud that holds data:
+    /// the member it replaced is lost, and the newcomer cannot take its place.
+    Replaced,
     /// The heartbeat is malformed.
     Malformed(String),
 }
@@ -42,6 +50,9 @@ impl Refusal {
             Refusal::Locked { reason } => {
                 format!("join refused: cloud {cloud:?} is locked ({reason}); start a new cloud, or restart this one to grow it")
             }
+            Refusal::Replaced => format!(
+                "join refused: cloud {cloud:?} is locked and {REPLACED_MARK}; a new process cannot take its place (the old one's data is gone); start a new cloud"
+            ),
             Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
         }
     }
@@ -74,6 +85,11 @@ pub enum Event {
         /// The member.
         node: NodeAddr,
     },
+    /// A new process answers at a member's address of a locked cloud: the member is lost.
+    Replaced {
+        /// The member's address.
+        node: NodeAddr,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -84,6 +100,11 @@ struct Member {
     stats: Option<NodeStats>,
     refused_us: Option<String>,
     reported_unhealthy: bool,
+    /// The process first heard at this address (0: not yet, or a node that sends none).
+    incarnation: u64,
+    /// A different process answered at this address after the cloud locked: this member is
+    /// gone for good, whatever answers there now.
+    replaced: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +127,8 @@ pub struct MemberView {
     pub stats: Option<NodeStats>,
     /// Why it refused us, if it did.
     pub refused_us: Option<String>,
+    /// A new process took its address after the cloud locked: the member and its data are gone.
+    pub replaced: bool,
 }
 
 /// A snapshot of the cloud as this node sees it.
@@ -154,6 +177,11 @@ pub struct Membership {
     /// Discovery delivered the peer list; a node alone before that has not formed anything.
     peers_known: bool,
     my_stats: NodeStats,
+    /// Events found while applying a heartbeat that was refused; `tick` hands them out.
+    pending: Vec<Event>,
+    /// A member told this node that it is a new process at a lost member's address: it must
+    /// stop, even if a heartbeat it accepted before made it look formed.
+    evicted: Option<String>,
 }
 
 fn epoch_millis() -> u64 {
@@ -167,7 +195,17 @@ impl Membership {
         if !options.is_client {
             members.insert(options.me, Member::default());
         }
-        Self { options, members, clients: BTreeMap::new(), locked: None, formed: false, peers_known: false, my_stats: NodeStats::default() }
+        Self {
+            options,
+            members,
+            clients: BTreeMap::new(),
+            locked: None,
+            formed: false,
+            peers_known: false,
+            my_stats: NodeStats::default(),
+            pending: Vec::new(),
+            evicted: None,
+        }
     }
 
     /// This node's address.
@@ -213,7 +251,8 @@ impl Membership {
 
     /// Nodes this node heartbeats: every member but itself.
     pub fn targets(&self) -> Vec<NodeAddr> {
-        self.members.keys().filter(|m| **m != self.options.me).copied().collect()
+        // A replaced member is gone; whatever answers at its address is not heartbeated.
+        self.members.iter().filter(|(a, m)| **a != self.options.me && !m.replaced).map(|(a, _)| *a).collect()
     }
 
     /// The heartbeat this node sends (and replies with).
@@ -228,6 +267,7 @@ impl Membership {
             locked: self.locked.is_some(),
             stats: Some(self.my_stats.clone()),
             sent_at_millis: epoch_millis(),
+            incarnation: self.options.incarnation,
         }
     }
 
@@ -281,7 +321,29 @@ impl Membership {
         if hb.locked && self.locked.is_none() {
             self.locked = Some(format!("locked by {sender}"));
         }
+        let locked = self.locked.is_some();
         if let Some(m) = self.members.get_mut(&sender) {
+            if m.replaced {
+                return Err(Refusal::Replaced);
+            }
+            match (m.incarnation, hb.incarnation) {
+                (_, 0) => {}
+                (0, theirs) => m.incarnation = theirs,
+                (known, theirs) if known == theirs => {}
+                (_, theirs) if !locked => {
+                    // Before the cloud holds anything, a restarted node simply rejoins.
+                    tracing::info!(node = %sender, "a new process answers at this member's address; the cloud holds no data yet, so it takes its place");
+                    m.incarnation = theirs;
+                }
+                _ => {
+                    // Refused from the first heartbeat on, so the newcomer never believes it
+                    // joined; the event reaches the runtime with the next tick.
+                    m.replaced = true;
+                    m.reported_unhealthy = true;
+                    self.pending.push(Event::Replaced { node: sender });
+                    return Err(Refusal::Replaced);
+                }
+            }
             if m.reported_unhealthy {
                 m.reported_unhealthy = false;
                 events.push(Event::Recovered { node: sender });
@@ -297,6 +359,9 @@ impl Membership {
 
     /// Records that `peer` refused our heartbeat.
     pub fn on_refused(&mut self, peer: NodeAddr, message: &str) {
+        if message.contains(REPLACED_MARK) && self.evicted.is_none() {
+            self.evicted = Some(message.to_string());
+        }
         if let Some(m) = self.members.get_mut(&peer) {
             m.refused_us = Some(message.to_string());
         }
@@ -304,6 +369,9 @@ impl Membership {
 
     /// Whether every other member refused us because the cloud is locked (a late joiner).
     pub fn refused_by_locked_cloud(&self) -> Option<String> {
+        if let Some(message) = &self.evicted {
+            return Some(message.clone());
+        }
         let others: Vec<&Member> = self.members.iter().filter(|(a, _)| **a != self.options.me).map(|(_, m)| m).collect();
         if others.is_empty() || self.formed {
             return None;
@@ -317,12 +385,12 @@ impl Membership {
     }
 
     fn healthy(&self, addr: &NodeAddr, m: &Member, now: Instant) -> bool {
-        *addr == self.options.me || m.last_heard.is_some_and(|t| now.duration_since(t) <= self.options.heartbeat_timeout)
+        *addr == self.options.me || (!m.replaced && m.last_heard.is_some_and(|t| now.duration_since(t) <= self.options.heartbeat_timeout))
     }
 
     /// Advances time: detects formation and health changes.
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.pending);
         let timeout = self.options.heartbeat_timeout;
         let me = self.options.me;
         for (addr, m) in self.members.iter_mut() {
@@ -365,7 +433,14 @@ impl Membership {
             }
             let (stats, last_ping) =
                 if *addr == me { (Some(self.my_stats.clone()), epoch_millis()) } else { (m.stats.clone(), m.last_heard_epoch_millis) };
-            views.push(MemberView { addr: *addr, healthy, last_ping_epoch_millis: last_ping, stats, refused_us: m.refused_us.clone() });
+            views.push(MemberView {
+                addr: *addr,
+                healthy,
+                last_ping_epoch_millis: last_ping,
+                stats,
+                refused_us: m.refused_us.clone(),
+                replaced: m.replaced,
+            });
         }
         let clients = self
             .clients
@@ -376,6 +451,7 @@ impl Membership {
                 last_ping_epoch_millis: c.last_heard_epoch_millis,
                 stats: c.stats.clone(),
                 refused_us: None,
+                replaced: false,
             })
             .collect();
         CloudView {
@@ -403,11 +479,23 @@ mod tests {
     }
 
     fn node(port: u16) -> Membership {
-        Membership::new(MembershipOptions { me: addr(port), cloud_name: "c".into(), is_client: false, heartbeat_timeout: TIMEOUT })
+        Membership::new(MembershipOptions {
+            me: addr(port),
+            cloud_name: "c".into(),
+            is_client: false,
+            heartbeat_timeout: TIMEOUT,
+            incarnation: u64::from(port),
+        })
     }
 
     fn client(port: u16) -> Membership {
-        Membership::new(MembershipOptions { me: addr(port), cloud_name: "c".into(), is_client: true, heartbeat_timeout: TIMEOUT })
+        Membership::new(MembershipOptions {
+            me: addr(port),
+            cloud_name: "c".into(),
+            is_client: true,
+            heartbeat_timeout: TIMEOUT,
+            incarnation: u64::from(port),
+        })
     }
 
     /// Every node heartbeats every target once and applies the reply, as the runtime does.
@@ -514,6 +602,48 @@ mod tests {
     }
 
     #[test]
+    fn a_new_process_at_a_members_address_is_a_lost_member_once_the_cloud_locked() {
+        let mut nodes = vec![node(1), node(2)];
+        nodes[0].add_peers(&[addr(2)]);
+        nodes[1].add_peers(&[addr(1)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        nodes[0].tick(t0);
+        // Before any work a restart is harmless: the newcomer takes the place.
+        let restarted = Membership::new(MembershipOptions {
+            me: addr(2),
+            cloud_name: "c".into(),
+            is_client: false,
+            heartbeat_timeout: TIMEOUT,
+            incarnation: 99,
+        });
+        assert!(nodes[0].on_heartbeat(&restarted.heartbeat(), t0).is_ok());
+        assert!(nodes[0].view(t0).healthy);
+        assert!(nodes[0].lock("first work"));
+        let again = Membership::new(MembershipOptions {
+            me: addr(2),
+            cloud_name: "c".into(),
+            is_client: false,
+            heartbeat_timeout: TIMEOUT,
+            incarnation: 7,
+        });
+        assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
+        assert_eq!(nodes[0].tick(t0), vec![Event::Replaced { node: addr(2) }]);
+        let view = nodes[0].view(t0);
+        assert!(!view.healthy && view.unhealthy() == vec![addr(2)], "{view:?}");
+        assert!(view.members.iter().any(|m| m.addr == addr(2) && m.replaced));
+        // It stays lost: the new process is refused, and so is the old incarnation's number.
+        assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
+        let message = Refusal::Replaced.message(addr(1), "c");
+        assert!(message.contains("join refused"));
+        assert!(!nodes[0].targets().contains(&addr(2)), "the lost member is not heartbeated");
+        // The newcomer stops when told, even if it had accepted a heartbeat and looked formed.
+        let mut newcomer = again;
+        newcomer.on_refused(addr(1), &message);
+        assert_eq!(newcomer.refused_by_locked_cloud(), Some(message));
+    }
+
+    #[test]
     fn locked_cloud_refuses_a_late_joiner_and_lock_spreads() {
         let mut nodes = vec![node(1), node(2)];
         nodes[0].add_peers(&[addr(2)]);
@@ -562,8 +692,13 @@ mod tests {
     #[test]
     fn other_clouds_and_malformed_heartbeats_are_refused() {
         let mut a = node(1);
-        let mut other =
-            Membership::new(MembershipOptions { me: addr(2), cloud_name: "other".into(), is_client: false, heartbeat_timeout: TIMEOUT });
+        let mut other = Membership::new(MembershipOptions {
+            me: addr(2),
+            cloud_name: "other".into(),
+            is_client: false,
+            heartbeat_timeout: TIMEOUT,
+            incarnation: 2,
+        });
         other.add_peers(&[addr(1)]);
         let hb = other.heartbeat();
         assert!(matches!(a.on_heartbeat(&hb, Instant::now()), Err(Refusal::WrongCloud { .. })));
