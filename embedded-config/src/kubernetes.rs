@@ -1,8 +1,9 @@
 //! Kubernetes discovery: the pods of a StatefulSet are the A records of its headless service.
 //!
-//! The service name is resolved once a second until `expected_count` addresses are found, or,
-//! without an expected count, until the set has stayed the same for three lookups in a row;
-//! both bounded by the lookup timeout. Every pod listens on the same port. The service must
+//! The service name is resolved once a second until `expected_count` addresses are found; or,
+//! without an expected count, for the whole lookup timeout when one was given (as H2O's
+//! `H2O_NODE_LOOKUP_TIMEOUT`: pods that start late still make it), else until the set has
+//! stayed the same for three lookups in a row; all bounded by the lookup timeout. Every pod listens on the same port. The service must
 //! publish not-ready addresses, since pods become ready only after the cloud formed.
 
 use std::collections::BTreeSet;
@@ -31,6 +32,9 @@ pub struct KubernetesDnsOptions {
     pub expected_count_opt: Option<usize>,
     /// Bound on the whole lookup.
     pub lookup_timeout: Duration,
+    /// The lookup timeout was given (not the default): without an expected count, resolve
+    /// until it is over instead of stopping at the first stable answer.
+    pub lookup_timeout_given: bool,
     /// A DNS server to query instead of the system resolver.
     pub dns_server_opt: Option<SocketAddr>,
 }
@@ -123,6 +127,7 @@ impl EmbeddedConfig for KubernetesDns {
             }
             let done = match self.options.expected_count_opt {
                 Some(n) => found.len() >= n,
+                None if self.options.lookup_timeout_given => false,
                 None => stable >= STABLE_LOOKUPS && !found.is_empty(),
             };
             if done {

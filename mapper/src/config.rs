@@ -177,6 +177,7 @@ impl MapperConfig {
                 service_dns: service.to_string(),
                 expected_count_opt: parse_key(env, &keys::NODE_EXPECTED_COUNT)?,
                 lookup_timeout: lookup_secs.map(Duration::from_secs).unwrap_or(DEFAULT_LOOKUP_TIMEOUT),
+                lookup_timeout_given: lookup_secs.is_some(),
                 dns_server_opt,
             })
         } else {

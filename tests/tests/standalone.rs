@@ -245,3 +245,55 @@ fn kubernetes_unresolvable_service_is_an_error_not_a_cloud_of_one() {
     assert_eq!(m.wait_exit(WAIT).code(), Some(1));
     assert!(m.output().contains("found 0 of 1 pods behind missing.default.svc.cluster.local"), "{}", m.output());
 }
+
+/// The outside report's case: without an expected count, the lookup timeout is how long pods
+/// may keep appearing (H2O's meaning), and no pod answers ready, leads or counts as a cloud
+/// while it looks. Pod 1 starts alone in the service; pod 2 appears in DNS 3 s later.
+#[test]
+fn kubernetes_without_an_expected_count_resolves_for_the_whole_lookup_timeout_and_is_not_ready_before() {
+    let ips = [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)];
+    let service = "late.default.svc.cluster.local";
+    let dns = DnsServer::start(service, vec![ips[0]]);
+    let port = loop {
+        let p = free_port_pair("127.0.0.1");
+        if ips.iter().all(|ip| {
+            std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()
+                && std::net::TcpListener::bind((ip.to_string().as_str(), p + 1)).is_ok()
+        }) {
+            break p;
+        }
+    };
+    let api = loop {
+        let p = free_port_pair("127.0.0.1");
+        if p != port && p != port + 1 && ips.iter().all(|ip| std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()) {
+            break p;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let start = |ip: Ipv4Addr| {
+        let mut cmd = mapper(dir.path(), SECRET, &["--ip", &ip.to_string(), "--port", &port.to_string()]);
+        cmd.env("EDDY_KUBERNETES_SERVICE_DNS", service)
+            .env("EDDY_NODE_LOOKUP_TIMEOUT", "6")
+            .env("EDDY_KUBERNETES_API_PORT", api.to_string())
+            .env("EDDY_KUBERNETES_DNS_SERVER", format!("127.0.0.1:{}", dns.port));
+        Proc::spawn(cmd)
+    };
+    let _first = start(ips[0]);
+    let rest = format!("{}:{port}", ips[0]);
+    wait_until("pod 1 serves REST", WAIT, || get_json(&format!("http://{rest}/3/Cloud")).is_some());
+    // Looking up: not ready, not leading, no consensus, although only itself resolves.
+    assert_eq!(get_status(&format!("http://{}:{api}/kubernetes/isLeaderNode", ips[0])), Some(404));
+    let v = get_json(&format!("http://{rest}/3/Cloud")).unwrap();
+    assert_eq!(v["consensus"], false, "{v}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(get_status(&format!("http://{}:{api}/kubernetes/isLeaderNode", ips[0])), Some(404), "still looking after 2 s");
+
+    let _second = start(ips[1]);
+    dns.set_addresses(&ips);
+    for ip in ips {
+        let rest = format!("{ip}:{port}");
+        wait_until(&format!("{rest} in a cloud of 2"), WAIT, || formed(&rest, 2));
+    }
+    let statuses: Vec<u16> = ips.iter().map(|ip| get_status(&format!("http://{ip}:{api}/kubernetes/isLeaderNode")).unwrap()).collect();
+    assert_eq!(statuses, vec![200, 404], "the lowest address leads");
+}

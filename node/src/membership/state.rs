@@ -425,7 +425,9 @@ impl Membership {
         let my_hash = members_hash(&members);
         let me = self.options.me;
         let mut views = Vec::with_capacity(self.members.len());
-        let mut consensus = !members.is_empty();
+        // Before discovery answered, a node that knows only itself has agreed with nobody: it
+        // must not look formed, lead or answer ready.
+        let mut consensus = !members.is_empty() && self.peers_known;
         for (addr, m) in &self.members {
             let healthy = self.healthy(addr, m, now);
             if *addr != me && !(healthy && m.view_hash == Some(my_hash)) {
@@ -566,9 +568,21 @@ mod tests {
     }
 
     #[test]
+    fn a_node_alone_before_discovery_answered_has_no_consensus_and_does_not_lead() {
+        let mut n = node(1);
+        let t0 = Instant::now();
+        let v = n.view(t0);
+        assert!(!v.consensus && !v.is_leader(), "{v:?}");
+        n.add_peers(&[]);
+        assert!(n.view(t0).is_leader());
+    }
+
+    #[test]
     fn gossip_spreads_a_member_known_to_one_node() {
         // Node 3 knows only node 1; node 2 knows only node 1. They still converge.
         let mut nodes = vec![node(1), node(2), node(3)];
+        // Every node's discovery answered; node 1's with itself alone.
+        nodes[0].add_peers(&[]);
         nodes[1].add_peers(&[addr(1)]);
         nodes[2].add_peers(&[addr(1)]);
         let t0 = Instant::now();
@@ -668,6 +682,7 @@ mod tests {
     fn a_newcomer_admitted_just_before_the_lock_arrives_is_dropped_and_refused() {
         let mut nodes = vec![node(1), node(2)];
         nodes[0].add_peers(&[addr(2)]);
+        nodes[1].add_peers(&[addr(1)]);
         let t0 = Instant::now();
         round(&mut nodes, t0);
         nodes[0].lock("work");
@@ -712,6 +727,7 @@ mod tests {
     fn observer_clients_are_listed_apart_and_never_counted() {
         let mut nodes = vec![node(1), node(2)];
         nodes[0].add_peers(&[addr(2)]);
+        nodes[1].add_peers(&[addr(1)]);
         let t0 = Instant::now();
         round(&mut nodes, t0);
         nodes[0].lock("work");
