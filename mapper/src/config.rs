@@ -265,6 +265,16 @@ impl MapperConfig {
         })
     }
 
+    /// Whether the peer list is the user's, and unreachable peers may be left out at the
+    /// formation timeout: flatfile, and DNS discovery without an expected count.
+    pub fn may_leave_out_peers(&self) -> bool {
+        match &self.discovery {
+            Discovery::Flatfile(_) => true,
+            Discovery::Kubernetes(k) => k.expected_count_opt.is_none(),
+            Discovery::Driver(_) | Discovery::Single => false,
+        }
+    }
+
     /// Options of the node runtime.
     pub fn node_options(&self) -> NodeOptions {
         NodeOptions {

@@ -104,10 +104,24 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     node.add_peers(&peers);
 
     let remaining = config.timeout.saturating_sub(started.elapsed());
-    let view = tokio::select! {
+    let mut view = tokio::select! {
         v = node.wait_formed(remaining) => v,
         reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
     };
+    // A peer list the user wrote (a flatfile, a DNS name without an expected count) may name a
+    // host that is down, mistyped, or of another cloud: the members that agree form without it.
+    // The driver's list and an expected count are exact: there a missing member stays an error.
+    if view.is_err() && config.may_leave_out_peers() {
+        let left = node.leave_out_silent();
+        if !left.is_empty() {
+            let names: Vec<String> = left.iter().map(|l| format!("{} ({})", l.addr, l.reason)).collect();
+            tracing::warn!(left_out = %names.join(", "), "forming without peers never heard from by the formation timeout");
+            view = tokio::select! {
+                v = node.wait_formed(config.heartbeat_timeout * 2) => v,
+                reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+            };
+        }
+    }
     let view = match view {
         Ok(v) => v,
         Err(e) => return Ok(fail(&node, discovery.as_ref(), e.to_string()).await),

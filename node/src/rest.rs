@@ -81,6 +81,9 @@ pub struct CloudV3 {
     pub node_idx: i64,
     /// Worker nodes, sorted.
     pub nodes: Vec<NodeV3>,
+    /// Peers the cloud formed without (`ip_port` and why), never counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOutV3>,
     /// Observer clients seen recently (listed apart, never counted).
     pub clients: Vec<NodeV3>,
 }
@@ -107,6 +110,15 @@ fn node_v3(m: &MemberView) -> NodeV3 {
     }
 }
 
+/// A peer the cloud formed without.
+#[derive(Debug, Serialize)]
+pub struct LeftOutV3 {
+    /// `ip:port`.
+    pub ip_port: String,
+    /// Why it was left out.
+    pub reason: String,
+}
+
 /// Builds the H2O-shaped cloud description from a view.
 pub fn cloud_v3(view: &CloudView, cloud_name: &str, uptime_millis: u64) -> CloudV3 {
     let leader_idx = match (view.consensus, view.leader) {
@@ -128,6 +140,7 @@ pub fn cloud_v3(view: &CloudView, cloud_name: &str, uptime_millis: u64) -> Cloud
         leader_idx,
         node_idx,
         nodes: view.members.iter().map(node_v3).collect(),
+        left_out: view.left_out.iter().map(|l| LeftOutV3 { ip_port: l.addr.to_string(), reason: l.reason.clone() }).collect(),
         clients: view.clients.iter().map(node_v3).collect(),
     }
 }

@@ -409,6 +409,17 @@ impl NodeHandle {
         self.inner.beat_now.notify_one();
     }
 
+    /// At the formation timeout: leaves out the peers never heard from, so that the members
+    /// that agree can form (see `Membership::leave_out_silent`). Returns who was left out.
+    pub fn leave_out_silent(&self) -> Vec<crate::membership::LeftOut> {
+        let left = self.inner.membership().leave_out_silent();
+        for l in &left {
+            tracing::warn!(node = %self.inner.me, peer = %l.addr, reason = %l.reason, "the cloud forms without this peer");
+        }
+        self.inner.beat_now.notify_one();
+        left
+    }
+
     /// The cloud as this node sees it now.
     pub fn view(&self) -> CloudView {
         self.inner.membership().view(Instant::now())
@@ -506,9 +517,10 @@ impl NodeHandle {
     /// Measures round trips from this node to every other member: a task on the whole
     /// cloud, so it counts as work and locks the cloud.
     pub async fn network_test(&self) -> NodeResult<Vec<NetworkTestResult>> {
-        self.require_healthy()?;
+        let view = self.require_healthy()?;
         self.lock("first work: network test");
-        let targets = self.inner.membership().targets();
+        // The members, not every address heartbeated (peers left out are heartbeated too).
+        let targets: Vec<NodeAddr> = view.members.iter().map(|m| m.addr).filter(|a| *a != view.me).collect();
         let mut out = Vec::new();
         for t in targets {
             for bytes in [1usize, 1 << 10, 1 << 20] {

@@ -10,7 +10,12 @@
 //! - Consensus: every other member is healthy and reports the same member-set hash as ours.
 //! - The leader is the lowest address of the sorted member list (deterministic everywhere).
 //! - The lock is monotonic and spreads through heartbeats; a locked cloud refuses newcomers.
+//! - Peers never heard from by the formation timeout can be left out (flatfile and DNS
+//!   discovery without an expected count), so that the members that agree form without them;
+//!   they rejoin if they turn up before the lock.
+//! - Every process has an incarnation: a new process at a member's address of a locked cloud
+//!   is a lost member, never the old one.
 
 mod state;
 
-pub use state::{CloudView, Event, MemberView, Membership, MembershipOptions, Refusal};
+pub use state::{CloudView, Event, LeftOut, MemberView, Membership, MembershipOptions, Refusal};

@@ -105,6 +105,9 @@ struct Member {
     /// A different process answered at this address after the cloud locked: this member is
     /// gone for good, whatever answers there now.
     replaced: bool,
+    /// Never heard from by the formation timeout: the cloud formed without it. It rejoins if
+    /// it turns up before the cloud locks.
+    left_out: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,15 @@ pub struct MemberView {
     pub replaced: bool,
 }
 
+/// A peer that the cloud formed without.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Its address.
+    pub addr: NodeAddr,
+    /// Why: never heard from, or what it answered when it refused us.
+    pub reason: String,
+}
+
 /// A snapshot of the cloud as this node sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudView {
@@ -138,8 +150,10 @@ pub struct CloudView {
     pub me: NodeAddr,
     /// Whether this node is an observer client.
     pub is_client: bool,
-    /// Members, sorted.
+    /// Members, sorted (not those left out).
     pub members: Vec<MemberView>,
+    /// Peers the cloud formed without (unreachable, or refusing: another cloud's name).
+    pub left_out: Vec<LeftOut>,
     /// Observer clients seen recently.
     pub clients: Vec<MemberView>,
     /// Every member agrees and is healthy.
@@ -326,6 +340,14 @@ impl Membership {
             if m.replaced {
                 return Err(Refusal::Replaced);
             }
+            if m.left_out {
+                if locked {
+                    return Err(Refusal::Locked { reason: self.locked.clone().unwrap_or_default() });
+                }
+                // It turned up late, before any work: it is a member again.
+                m.left_out = false;
+                events.push(Event::Joined { node: sender });
+            }
             match (m.incarnation, hb.incarnation) {
                 (_, 0) => {}
                 (0, theirs) => m.incarnation = theirs,
@@ -355,6 +377,27 @@ impl Membership {
             m.refused_us = None;
         }
         Ok(events)
+    }
+
+    /// At the formation timeout: leaves out the peers never heard from (unreachable, or
+    /// refusing us, e.g. started with another cloud name), if at least one other member was
+    /// heard, so that the members that agree can form without them. Returns who was left out
+    /// (empty: nothing changed, e.g. nobody answered at all, which stays an error).
+    pub fn leave_out_silent(&mut self) -> Vec<LeftOut> {
+        let me = self.options.me;
+        let heard = self.members.iter().filter(|(a, m)| **a != me && m.last_heard.is_some() && !m.left_out).count();
+        if heard == 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (addr, m) in self.members.iter_mut() {
+            if *addr != me && m.last_heard.is_none() && !m.left_out {
+                m.left_out = true;
+                let reason = m.refused_us.clone().unwrap_or_else(|| "never heard from".into());
+                out.push(LeftOut { addr: *addr, reason });
+            }
+        }
+        out
     }
 
     /// Records that `peer` refused our heartbeat.
@@ -428,7 +471,13 @@ impl Membership {
         // Before discovery answered, a node that knows only itself has agreed with nobody: it
         // must not look formed, lead or answer ready.
         let mut consensus = !members.is_empty() && self.peers_known;
+        let mut left_out = Vec::new();
         for (addr, m) in &self.members {
+            if m.left_out {
+                let reason = m.refused_us.clone().unwrap_or_else(|| "never heard from".into());
+                left_out.push(LeftOut { addr: *addr, reason });
+                continue;
+            }
             let healthy = self.healthy(addr, m, now);
             if *addr != me && !(healthy && m.view_hash == Some(my_hash)) {
                 consensus = false;
@@ -460,11 +509,12 @@ impl Membership {
             me,
             is_client: self.options.is_client,
             healthy: views.iter().all(|v| v.healthy) && !views.is_empty(),
+            leader: views.first().map(|v| v.addr),
             members: views,
+            left_out,
             clients,
             consensus,
             locked: self.locked.clone(),
-            leader: members.first().copied(),
             formed: self.formed,
         }
     }
@@ -575,6 +625,34 @@ mod tests {
         assert!(!v.consensus && !v.is_leader(), "{v:?}");
         n.add_peers(&[]);
         assert!(n.view(t0).is_leader());
+    }
+
+    #[test]
+    fn peers_never_heard_from_are_left_out_and_rejoin_before_the_lock() {
+        let mut nodes = vec![node(1), node(2)];
+        // Both lists name 127.0.0.1:9, where nothing answers.
+        nodes[0].add_peers(&[addr(2), addr(9)]);
+        nodes[1].add_peers(&[addr(1), addr(9)]);
+        let t0 = Instant::now();
+        round(&mut nodes, t0);
+        assert!(!nodes[0].view(t0).consensus, "waits for 9 until the formation timeout");
+        let left: Vec<NodeAddr> = nodes[0].leave_out_silent().iter().map(|l| l.addr).collect();
+        assert_eq!(left, vec![addr(9)]);
+        nodes[1].leave_out_silent();
+        round(&mut nodes, t0);
+        let v = nodes[0].view(t0);
+        assert!(v.consensus && v.healthy && v.members.len() == 2, "{v:?}");
+        assert_eq!(v.left_out.len(), 1);
+        nodes[0].tick(t0);
+        assert!(nodes[0].view(t0).formed);
+        // It turns up before any work: a member again.
+        let late = node(9);
+        assert_eq!(nodes[0].on_heartbeat(&late.heartbeat(), t0).unwrap(), vec![Event::Joined { node: addr(9) }]);
+        assert!(nodes[0].view(t0).left_out.is_empty());
+        // Nobody heard at all: nothing is left out (a cloud of one from a list is an error).
+        let mut alone = node(5);
+        alone.add_peers(&[addr(6)]);
+        assert!(alone.leave_out_silent().is_empty());
     }
 
     #[test]
