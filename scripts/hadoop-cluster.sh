@@ -361,7 +361,7 @@ start_daemon() {
   # file is written by the process itself before it becomes java.
   # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
   # HADOOP_USER_NAME is the clients' business: a daemon runs as the OS user (root here).
-  env -u HADOOP_USER_NAME "${node_env[@]}" HADOOP_CONF_DIR="$CONF" JAVA_HOME="$JAVA_HOME" setsid bash -c 'echo $$ >"$0"; exec "$@"' \
+  env -u HADOOP_USER_NAME ${node_env[@]+"${node_env[@]}"} HADOOP_CONF_DIR="$CONF" JAVA_HOME="$JAVA_HOME" setsid bash -c 'echo $$ >"$0"; exec "$@"' \
     "$RUN/$name.pid" "$JAVA" -Xmx"$(heap "$name")" -XX:+UseSerialGC "${COMMON_OPTS[@]}" \
     -Dhadoop.log.file="$name.log" -Dproc_"$name" \
     -cp "$dir:$CONF:$LIB/*" "$(main_class "$name")" \

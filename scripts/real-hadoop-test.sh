@@ -50,7 +50,7 @@ if [[ "${EDDY_REAL_HADOOP_SPARK:-1}" != 0 ]]; then
       | tee "$spark_log"
   )
   # Skipped would mean the variable did not reach the tests: then nothing was checked.
-  if grep -q "skipped" "$spark_log"; then echo "the Spark-on-YARN tests were skipped" >&2; exit 1; fi
+  if grep -qE "^OK \(skipped=|\.\.\. skipped" "$spark_log"; then echo "the Spark-on-YARN tests were skipped" >&2; exit 1; fi
 fi
 echo "== stopping the cluster"
 "$cluster" stop

@@ -20,7 +20,8 @@ command -v weed >/dev/null 2>&1 || { echo "weed (SeaweedFS) is not in target/too
 # The Kubernetes discovery tests talk to a real DNS server: Debian's dnsmasq, unpacked under target/.
 # shellcheck source=lib/dnsmasq.sh
 . scripts/lib/dnsmasq.sh
-EDDY_DNSMASQ="$(ensure_dnsmasq)/usr/sbin/dnsmasq"
+# EDDY_DNSMASQ, when set, names a dnsmasq binary to use instead (machines without apt-get).
+: "${EDDY_DNSMASQ:=$(ensure_dnsmasq)/usr/sbin/dnsmasq}"
 export EDDY_DNSMASQ
 
 echo "== cargo fmt --check"

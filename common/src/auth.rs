@@ -170,35 +170,39 @@ impl tonic::service::Interceptor for AuthStamp {
     }
 }
 
-/// The tokens a server accepted within the clock window, so that none is accepted twice.
-/// Memory: one entry per call of the last [`MAX_CLOCK_SKEW`] x 2 (older tokens are refused by
-/// age anyway), e.g. 8 peers heartbeating every second: under 5,000 entries.
+/// The tokens a process accepted within the clock window, so that none is accepted twice,
+/// whichever of its services it was sent to. Ordered by the token's time: tokens older than
+/// [`MAX_CLOCK_SKEW`] are refused by age, so they are dropped here; the horizon never moves
+/// back, so a clock stepped back cannot make a dropped token acceptable again. Memory: one
+/// entry per call of the last 5 minutes (heartbeats, RPCs, Flight streams).
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: std::collections::HashSet<(u64, u64)>,
-    order: std::collections::VecDeque<(u64, u64)>,
+    seen: std::collections::BTreeSet<(u64, u64)>,
+    horizon: u64,
 }
 
 impl ReplayGuard {
-    /// Records a token's (time, nonce); false if it was seen before.
+    /// Records a token's (time, nonce); false if it was seen before or is older than what
+    /// this guard still remembers.
     pub fn first_use(&mut self, millis: u64, nonce: u64) -> bool {
-        let horizon = now_millis().saturating_sub(2 * MAX_CLOCK_SKEW.as_millis() as u64);
-        // Tokens arrive roughly in time order; the front holds the oldest seen.
-        while self.order.front().is_some_and(|&(m, _)| m < horizon) {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        if !self.seen.insert((millis, nonce)) {
+        self.horizon = self.horizon.max(now_millis().saturating_sub(MAX_CLOCK_SKEW.as_millis() as u64));
+        if millis < self.horizon {
             return false;
         }
-        self.order.push_back((millis, nonce));
-        true
+        let keep = self.seen.split_off(&(self.horizon, 0));
+        self.seen = keep;
+        self.seen.insert((millis, nonce))
     }
 }
 
+/// One guard per process: a token captured on its way to one service is refused by the others.
+fn process_guard() -> std::sync::Arc<std::sync::Mutex<ReplayGuard>> {
+    static GUARD: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<ReplayGuard>>> = std::sync::OnceLock::new();
+    GUARD.get_or_init(Default::default).clone()
+}
+
 /// A tonic interceptor for servers: refuses (and logs) calls without a valid token, and
-/// tokens used before. Clones share one replay guard.
+/// tokens used before in this process (one replay guard for all its services).
 #[derive(Clone, Debug)]
 pub struct AuthCheck {
     secret: ClusterSecret,
@@ -210,7 +214,7 @@ pub struct AuthCheck {
 impl AuthCheck {
     /// Checks calls to `service` against `secret` and `cloud_name`.
     pub fn new(secret: ClusterSecret, cloud_name: impl Into<String>, service: &'static str) -> Self {
-        Self { secret, cloud_name: cloud_name.into(), service, guard: Default::default() }
+        Self { secret, cloud_name: cloud_name.into(), service, guard: process_guard() }
     }
 
     /// Whether `token` is valid and new.

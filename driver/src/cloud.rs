@@ -91,6 +91,9 @@ pub struct CloudOptions {
     pub htpasswd_opt: Option<std::path::PathBuf>,
     /// `--import-roots`, for the workers and the observer.
     pub import_roots_opt: Option<String>,
+    /// Print the REST access token once the cloud formed (not in a disowned YARN master,
+    /// whose output is a container log that YARN may show to others).
+    pub print_token: bool,
     /// Write the gather service's address here once it listens (`attach`).
     pub gather_file_opt: Option<std::path::PathBuf>,
     /// Stop the cloud when standard input closes: the process that started us is gone.
@@ -149,6 +152,7 @@ impl CloudOptions {
             rest_auth,
             htpasswd_opt,
             import_roots_opt: args.import_roots.clone(),
+            print_token: true,
             gather_file_opt: None,
             stop_on_stdin_eof: false,
             disown: args.disown,
@@ -393,6 +397,7 @@ async fn form_and_watch(
         _ => Some(secret.rest_token(&options.cloud_name)),
     };
     match &token_opt {
+        Some(_) if !options.print_token => {}
         Some(token) => println!(
             "Access token: {token} (send `Authorization: Bearer <token>`, or open {}/?token={token} in a browser)",
             leader.rest_url()

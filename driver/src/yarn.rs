@@ -574,6 +574,8 @@ pub async fn run_master() -> DriverResult<Outcome> {
         DriverError::Yarn(format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"))
     })?;
     options.secret_opt = Some(ClusterSecret::from_text(&String::from_utf8_lossy(secret))?);
+    // This master's output is its container's log: the edge node printed the token already.
+    options.print_token = false;
     options.memory_opt = Some(memory);
     options.driver_ip = tokio::net::lookup_host((host.as_str(), 0))
         .await

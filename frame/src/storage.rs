@@ -134,13 +134,19 @@ fn check_http_host(url: &url::Url, options: &StorageOptions) -> FrameResult<()> 
         Ok(a) => a.map(|a| a.ip()).collect(),
         Err(e) => return refuse(format!("cannot resolve {host}: {e}")),
     };
+    // Loopback, link-local (169.254.169.254 is most clouds' metadata server), unspecified, and
+    // the metadata servers elsewhere: Alibaba's 100.100.100.200 and AWS's fd00:ec2::254.
+    let internal_v4 = |v4: std::net::Ipv4Addr| {
+        v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4 == std::net::Ipv4Addr::new(100, 100, 100, 200)
+    };
     let internal = |ip: &std::net::IpAddr| match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V4(v4) => internal_v4(*v4),
         std::net::IpAddr::V6(v6) => {
             v6.is_loopback()
                 || v6.is_unspecified()
                 || (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
+                || *v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || v6.to_ipv4_mapped().is_some_and(internal_v4)
         }
     };
     match addresses.iter().find(|ip| internal(ip)) {
@@ -486,9 +492,15 @@ mod tests {
     #[test]
     fn http_imports_refuse_loopback_and_link_local_unless_allowed() {
         let open = StorageOptions::default();
-        for url in
-            ["http://127.0.0.1:54321/3/Frames", "http://localhost/x.csv", "http://169.254.169.254/latest/meta-data/", "http://[::1]/x"]
-        {
+        for url in [
+            "http://127.0.0.1:54321/3/Frames",
+            "http://localhost/x.csv",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/x",
+            "http://[::ffff:0.0.0.0]/x",
+            "http://[fd00:ec2::254]/latest/meta-data/",
+            "http://2130706433/x",
+        ] {
             let err = locate(&url::Url::parse(url).unwrap(), &open).unwrap_err().to_string();
             assert!(err.contains("EDDY_HTTP_ALLOW_HOSTS"), "{url}: {err}");
         }

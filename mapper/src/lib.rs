@@ -103,7 +103,12 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     tracing::info!(peers = peers.len(), "got the peer list");
     node.add_peers(&peers);
 
-    let remaining = config.timeout.saturating_sub(started.elapsed());
+    // The formation timeout counts from the start, except after a DNS lookup: that one runs
+    // for its own timeout (which may be the longer), and formation then still needs its time.
+    let remaining = match config.discovery {
+        config::Discovery::Kubernetes(_) => config.timeout,
+        _ => config.timeout.saturating_sub(started.elapsed()),
+    };
     let mut view = tokio::select! {
         v = node.wait_formed(remaining) => v,
         reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),

@@ -121,9 +121,18 @@ impl Htpasswd {
         Ok(Self { users })
     }
 
-    /// Whether `password` is `user`'s.
+    /// Whether `password` is `user`'s. An unknown user costs a bcrypt verification too, so
+    /// that the time taken does not tell which user names exist.
     pub fn check(&self, user: &str, password: &str) -> bool {
-        self.users.get(user).is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+        // A hash of a random, forgotten password, at `htpasswd -B`'s default cost (5).
+        const DUMMY: &str = "$2b$05$35Dv1mR4O2YuDVTd7dwf5uGr68LAeiwoNjMtkffJceL4fZWj1TW9u";
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                let _ = bcrypt::verify(password, DUMMY);
+                false
+            }
+        }
     }
 }
 
@@ -150,8 +159,30 @@ impl RestAuth {
         self.secret.verify_rest_token(&self.cloud_name, token)
     }
 
-    /// Whether the request's headers or query carry valid credentials.
+    /// Whether the request's headers or query carry valid credentials. Basic credentials are
+    /// checked with bcrypt, which is slow on purpose: off the async threads that also carry
+    /// the heartbeats.
+    async fn allows_async(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        if self.allows_token(headers, query) {
+            return true;
+        }
+        let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|a| strip_scheme(a, "Basic"));
+        let (Some(htpasswd), Some(encoded)) = (self.htpasswd_opt.clone(), basic.map(str::to_string)) else { return false };
+        tokio::task::spawn_blocking(move || check_basic(&htpasswd, &encoded)).await.unwrap_or(false)
+    }
+
+    /// Whether the request's headers or query carry valid credentials (blocking on bcrypt).
+    #[cfg(test)]
     fn allows(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        if self.allows_token(headers, query) {
+            return true;
+        }
+        let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|a| strip_scheme(a, "Basic"));
+        matches!((&self.htpasswd_opt, basic), (Some(h), Some(e)) if check_basic(h, e))
+    }
+
+    /// Whether a token (query, cookie or Bearer header) is the cloud's.
+    fn allows_token(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
         if let Some(token) = query.and_then(query_token) {
             if self.token_ok(&token) {
                 return true;
@@ -165,17 +196,16 @@ impl RestAuth {
         let Some(authorization) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return false;
         };
-        if let Some(token) = strip_scheme(authorization, "Bearer") {
-            return self.token_ok(token);
-        }
-        if let (Some(htpasswd), Some(encoded)) = (&self.htpasswd_opt, strip_scheme(authorization, "Basic")) {
-            use base64::Engine as _;
-            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
-            let Ok(text) = String::from_utf8(decoded) else { return false };
-            return text.split_once(':').is_some_and(|(user, password)| htpasswd.check(user, password));
-        }
-        false
+        strip_scheme(authorization, "Bearer").is_some_and(|token| self.token_ok(token))
     }
+}
+
+/// `Authorization: Basic` credentials against the htpasswd users.
+fn check_basic(htpasswd: &Htpasswd, encoded: &str) -> bool {
+    use base64::Engine as _;
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else { return false };
+    let Ok(text) = String::from_utf8(decoded) else { return false };
+    text.split_once(':').is_some_and(|(user, password)| htpasswd.check(user, password))
 }
 
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
@@ -204,10 +234,11 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
         return next.run(request).await;
     }
     let query = request.uri().query().map(str::to_string);
-    if !auth.allows(request.headers(), query.as_deref()) {
+    if !auth.allows_async(request.headers(), query.as_deref()).await {
         return unauthorized(&auth);
     }
-    let token_in_query = query.as_deref().and_then(query_token);
+    // Only a token that is the cloud's becomes the cookie (it is hex: nothing to escape).
+    let token_in_query = query.as_deref().and_then(query_token).filter(|t| auth.token_ok(t));
     if let (Some(token), "/") = (token_in_query, path) {
         // The browser's first visit: keep the token in a cookie, not in the address bar.
         let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");

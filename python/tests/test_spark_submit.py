@@ -211,8 +211,6 @@ class SparkSubmitToYarn(unittest.TestCase):
         check_result(self, r)
 
 
-if __name__ == "__main__":
-    unittest.main()
 
 
 REAL_HADOOP_CONF = os.environ.get("EDDY_REAL_HADOOP_CONF")
@@ -324,3 +322,7 @@ class SparkSubmitToRealYarn(unittest.TestCase):
         check_result(self, r)
         self.check_yarn(r)
         self.hadoop("hdfs", "-rm", "-r", "-f", result_dir, user=self.USER)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -3,7 +3,7 @@
 # unpacked with the libraries it needs into target/tools/dnsmasq (nothing is installed into
 # the system: `apt-get download` fetches the packages, `dpkg -x` unpacks them). Prints the
 # directory; the binary is usr/sbin/dnsmasq there, run with LD_LIBRARY_PATH set to its
-# usr/lib/x86_64-linux-gnu (tests/src/dns.rs does).
+# usr/lib/<multiarch> directory (tests/src/dns.rs does).
 DNSMASQ_PACKAGES="dnsmasq-base libnetfilter-conntrack3 libnftables1 libnfnetlink0 libmnl0 libnftnl11 libjansson4 libxtables12"
 ensure_dnsmasq() {
   local root="$PWD/target/tools/dnsmasq"
@@ -25,7 +25,7 @@ ensure_dnsmasq() {
   mkdir -p "$root"
   for deb in "$debs"/*.deb; do dpkg -x "$deb" "$root"; done
   rm -rf "$debs"
-  LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu" "$root/usr/sbin/dnsmasq" --version >/dev/null \
+  LD_LIBRARY_PATH="$(echo "$root"/usr/lib/*-linux-gnu*)" "$root/usr/sbin/dnsmasq" --version >/dev/null \
     || { echo "the unpacked dnsmasq does not run" >&2; return 1; }
   echo "$DNSMASQ_PACKAGES" >"$root/.packages"
   echo "$root"

@@ -39,7 +39,17 @@ impl DnsServer {
         let name = name.trim_end_matches('.').to_string();
         write_hosts(&hosts, &name, &addrs);
         let binary = dnsmasq();
-        let libs = binary.parent().and_then(Path::parent).map(|usr| usr.join("lib/x86_64-linux-gnu")).unwrap_or_default();
+        // The unpacked libraries: usr/lib/<multiarch> (x86_64-linux-gnu, aarch64-linux-gnu, ...).
+        let libs = binary
+            .parent()
+            .and_then(Path::parent)
+            .and_then(|usr| std::fs::read_dir(usr.join("lib")).ok())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-linux-gnu")))
+            .unwrap_or_default();
         let started = Instant::now();
         loop {
             let port = crate::free_udp_port();

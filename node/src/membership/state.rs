@@ -259,14 +259,18 @@ impl Membership {
         self.locked.as_deref()
     }
 
+    /// The members this node counts (not those left out): what its heartbeats list and hash,
+    /// so that nodes that disagree on who was left out cannot agree.
     fn member_list(&self) -> Vec<NodeAddr> {
-        self.members.keys().copied().collect()
+        self.members.iter().filter(|(_, m)| !m.left_out).map(|(a, _)| *a).collect()
     }
 
     /// Nodes this node heartbeats: every member but itself.
     pub fn targets(&self) -> Vec<NodeAddr> {
-        // A replaced member is gone; whatever answers at its address is not heartbeated.
-        self.members.iter().filter(|(a, m)| **a != self.options.me && !m.replaced).map(|(a, _)| *a).collect()
+        // A replaced member is gone; whatever answers at its address is not heartbeated. A
+        // left-out peer is heartbeated only while it could still join (the cloud unlocked).
+        let locked = self.locked.is_some();
+        self.members.iter().filter(|(a, m)| **a != self.options.me && !m.replaced && !(m.left_out && locked)).map(|(a, _)| *a).collect()
     }
 
     /// The heartbeat this node sends (and replies with).
@@ -380,13 +384,17 @@ impl Membership {
     }
 
     /// At the formation timeout: leaves out the peers never heard from (unreachable, or
-    /// refusing us, e.g. started with another cloud name), if at least one other member was
-    /// heard, so that the members that agree can form without them. Returns who was left out
-    /// (empty: nothing changed, e.g. nobody answered at all, which stays an error).
+    /// refusing us, e.g. started with another cloud name), if the members heard from (and
+    /// this node) are a strict majority of the list, so that they can form without the rest.
+    /// Returns who was left out (empty: nothing changed, e.g. nobody or only a minority
+    /// answered, which stays an error).
     pub fn leave_out_silent(&mut self) -> Vec<LeftOut> {
         let me = self.options.me;
         let heard = self.members.iter().filter(|(a, m)| **a != me && m.last_heard.is_some() && !m.left_out).count();
-        if heard == 0 {
+        let listed = self.members.values().filter(|m| !m.left_out).count();
+        // A strict majority of the list (this node included) must agree: two halves of a
+        // partitioned list must never both form.
+        if heard == 0 || 2 * (heard + 1) <= listed {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -653,6 +661,27 @@ mod tests {
         let mut alone = node(5);
         alone.add_peers(&[addr(6)]);
         assert!(alone.leave_out_silent().is_empty());
+        // Half of a list of four (a partition into two pairs) is no majority: neither half forms.
+        let mut pair = vec![node(11), node(12)];
+        pair[0].add_peers(&[addr(12), addr(13), addr(14)]);
+        pair[1].add_peers(&[addr(11), addr(13), addr(14)]);
+        round(&mut pair, t0);
+        assert!(pair[0].leave_out_silent().is_empty());
+        // After the lock, a left-out peer is no longer heartbeated, and is refused.
+        nodes[0].leave_out_silent();
+        let mut locked = node(20);
+        locked.add_peers(&[addr(21)]);
+        let mut other = node(21);
+        other.add_peers(&[addr(20)]);
+        let mut both = vec![locked, other];
+        round(&mut both, t0);
+        both[0].add_peers(&[addr(29)]);
+        both[1].add_peers(&[addr(29)]);
+        round(&mut both, t0);
+        assert_eq!(both[0].leave_out_silent().len(), 1);
+        assert!(both[0].lock("work"));
+        assert!(!both[0].targets().contains(&addr(29)));
+        assert!(matches!(both[0].on_heartbeat(&node(29).heartbeat(), t0), Err(Refusal::Locked { .. })));
     }
 
     #[test]
