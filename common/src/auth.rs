@@ -109,6 +109,12 @@ impl ClusterSecret {
         hex::encode(self.rest_mac(cloud_name).finalize().into_bytes())
     }
 
+    /// The line that tells a user the token and how to send it (the driver and a cloud of one
+    /// print it; nothing logs it).
+    pub fn access_line(rest_url: &str, token: &str) -> String {
+        format!("Access token: {token} (send `Authorization: Bearer <token>`, or open {rest_url}/?token={token} in a browser)")
+    }
+
     /// Whether `presented` is the REST access token (compared in constant time).
     pub fn verify_rest_token(&self, cloud_name: &str, presented: &str) -> bool {
         hex::decode(presented.trim()).is_ok_and(|tag| self.rest_mac(cloud_name).verify_slice(&tag).is_ok())
@@ -189,8 +195,9 @@ impl ReplayGuard {
         if millis < self.horizon {
             return false;
         }
-        let keep = self.seen.split_off(&(self.horizon, 0));
-        self.seen = keep;
+        while self.seen.first().is_some_and(|&(m, _)| m < self.horizon) {
+            self.seen.pop_first();
+        }
         self.seen.insert((millis, nonce))
     }
 }

@@ -392,16 +392,10 @@ async fn form_and_watch(
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
     println!("REST API: {}/3/Cloud (leader {leader})", leader.rest_url());
-    let token_opt = match options.rest_auth {
-        RestAuthMode::None => None,
-        _ => Some(secret.rest_token(&options.cloud_name)),
-    };
+    let token_opt = options.rest_auth.token(secret, &options.cloud_name);
     match &token_opt {
         Some(_) if !options.print_token => {}
-        Some(token) => println!(
-            "Access token: {token} (send `Authorization: Bearer <token>`, or open {}/?token={token} in a browser)",
-            leader.rest_url()
-        ),
+        Some(token) => println!("{}", ClusterSecret::access_line(&leader.rest_url(), token)),
         None => {
             println!("REST authentication is off (--rest-auth none): anyone who can reach the workers' ports can read and stop this cloud")
         }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use eddy_common::ClusterSecret;
 use eddy_frame::storage::{self, StorageOptions};
 use eddy_hadoop_ipc::proto::yarn::*;
-use eddy_node::rest_auth::RestAuthMode;
 use eddy_yarn::am::ApplicationMaster;
 use eddy_yarn::conf::HadoopConf;
 use eddy_yarn::rm::{application_id_text, final_status_name, state_name, ResourceManager};
@@ -190,10 +189,7 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         Some(d) => (d.trim_end_matches('/').to_string(), false),
         None => (default_staging_dir(&conf, &user, &app_text)?, true),
     };
-    let token_opt = match options.rest_auth {
-        RestAuthMode::None => None,
-        _ => Some(secret.rest_token(&cloud_name)),
-    };
+    let token_opt = options.rest_auth.token(&secret, &cloud_name);
     let setup = Setup {
         args: &args,
         conf: &conf,
@@ -486,7 +482,7 @@ async fn wait_for_disowned_cloud(
     println!("Cloud of size {size} formed [{}] ({:.2} s after submission)", nodes.join(", "), submitted_at.elapsed().as_secs_f64());
     println!("REST API: {url}/3/Cloud");
     if let Some(token) = token_opt {
-        println!("Access token: {token} (send `Authorization: Bearer <token>`, or open {url}/?token={token} in a browser)");
+        println!("{}", ClusterSecret::access_line(&url, token));
     }
     if let Some(path) = notify {
         let leader = url.trim_start_matches("http://").trim_start_matches("https://");

@@ -47,7 +47,7 @@ fn announce_rest_access(config: &MapperConfig, me: &eddy_common::NodeAddr) {
         (_, config::Discovery::Single) => {
             let token = config.secret.rest_token(&config.cloud_name);
             println!("REST API: {}/3/Cloud", me.rest_url());
-            println!("Access token: {token} (send `Authorization: Bearer <token>`, or open {}/?token={token} in a browser)", me.rest_url());
+            println!("{}", eddy_common::ClusterSecret::access_line(&me.rest_url(), &token));
         }
         (_, config::Discovery::Flatfile(_) | config::Discovery::Kubernetes(_)) => tracing::info!(
             "the REST API wants the cloud's access token: `eddy-driver token --secret-file FILE --name {}` prints it",

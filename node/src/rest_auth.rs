@@ -68,6 +68,14 @@ impl RestAuthMode {
         Ok(mode)
     }
 
+    /// The cloud's REST access token, unless authentication is off.
+    pub fn token(&self, secret: &ClusterSecret, cloud_name: &str) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Token | Self::Basic(_) => Some(secret.rest_token(cloud_name)),
+        }
+    }
+
     /// The word for it on a command line.
     pub fn name(&self) -> &'static str {
         match self {
@@ -162,23 +170,13 @@ impl RestAuth {
     /// Whether the request's headers or query carry valid credentials. Basic credentials are
     /// checked with bcrypt, which is slow on purpose: off the async threads that also carry
     /// the heartbeats.
-    async fn allows_async(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+    async fn allows(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
         if self.allows_token(headers, query) {
             return true;
         }
         let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|a| strip_scheme(a, "Basic"));
         let (Some(htpasswd), Some(encoded)) = (self.htpasswd_opt.clone(), basic.map(str::to_string)) else { return false };
         tokio::task::spawn_blocking(move || check_basic(&htpasswd, &encoded)).await.unwrap_or(false)
-    }
-
-    /// Whether the request's headers or query carry valid credentials (blocking on bcrypt).
-    #[cfg(test)]
-    fn allows(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
-        if self.allows_token(headers, query) {
-            return true;
-        }
-        let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|a| strip_scheme(a, "Basic"));
-        matches!((&self.htpasswd_opt, basic), (Some(h), Some(e)) if check_basic(h, e))
     }
 
     /// Whether a token (query, cookie or Bearer header) is the cloud's.
@@ -234,7 +232,7 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
         return next.run(request).await;
     }
     let query = request.uri().query().map(str::to_string);
-    if !auth.allows_async(request.headers(), query.as_deref()).await {
+    if !auth.allows(request.headers(), query.as_deref()).await {
         return unauthorized(&auth);
     }
     // Only a token that is the cloud's becomes the cookie (it is hex: nothing to escape).
@@ -291,22 +289,22 @@ mod tests {
         assert!(RestAuthMode::parse("open", None).unwrap_err().to_string().contains("token (the default), basic, none"));
     }
 
-    #[test]
-    fn credentials_are_read_from_header_cookie_and_query() {
+    #[tokio::test]
+    async fn credentials_are_read_from_header_cookie_and_query() {
         let secret = ClusterSecret::from_text("0123456789abcdef").unwrap();
         let auth = RestAuth::new(&RestAuthMode::Token, &secret, "c").unwrap();
         let token = secret.rest_token("c");
         let mut headers = HeaderMap::new();
-        assert!(!auth.allows(&headers, None));
-        assert!(auth.allows(&headers, Some(&format!("a=1&token={token}"))));
-        assert!(!auth.allows(&headers, Some("token=00")));
+        assert!(!auth.allows(&headers, None).await);
+        assert!(auth.allows(&headers, Some(&format!("a=1&token={token}"))).await);
+        assert!(!auth.allows(&headers, Some("token=00")).await);
         headers.insert(header::COOKIE, HeaderValue::from_str(&format!("x=1; eddy_token={token}")).unwrap());
-        assert!(auth.allows(&headers, None));
+        assert!(auth.allows(&headers, None).await);
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("bearer {token}")).unwrap());
-        assert!(auth.allows(&headers, None));
+        assert!(auth.allows(&headers, None).await);
         // Another cloud's token is not this one's.
         headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", secret.rest_token("d"))).unwrap());
-        assert!(!auth.allows(&headers, None));
+        assert!(!auth.allows(&headers, None).await);
     }
 }

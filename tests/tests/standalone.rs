@@ -48,6 +48,16 @@ fn formed(rest: &str, size: u64) -> bool {
 
 const SECRET: &str = "flatfile-test-secret";
 
+/// Ports free on every one of `ips`, as pods use them: the REST port (and the internal one
+/// above it) and the probe port, all distinct. A bounded search.
+fn pod_ports(ips: &[Ipv4Addr]) -> (u16, u16) {
+    let free_on_all = |p: u16| ips.iter().all(|ip| std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok());
+    let port = (0..200).map(|_| free_port_pair("127.0.0.1")).find(|&p| free_on_all(p) && free_on_all(p + 1));
+    let port = port.expect("no port pair free on every pod address after 200 tries");
+    let api = (0..200).map(|_| free_port_pair("127.0.0.1")).find(|&p| p != port && p != port + 1 && free_on_all(p));
+    (port, api.expect("no probe port free on every pod address after 200 tries"))
+}
+
 #[test]
 fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,22 +178,7 @@ fn kubernetes_headless_service_dns_forms_a_cloud_with_one_ready_leader() {
     let ips = [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
     let service = "eddy.default.svc.cluster.local";
     let dns = DnsServer::start(service, ips.to_vec());
-    // Like pods, every node uses the same ports on its own address.
-    let port = loop {
-        let p = free_port_pair("127.0.0.1");
-        if ips.iter().all(|ip| {
-            std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()
-                && std::net::TcpListener::bind((ip.to_string().as_str(), p + 1)).is_ok()
-        }) {
-            break p;
-        }
-    };
-    let api = loop {
-        let p = free_port_pair("127.0.0.1");
-        if p != port && p != port + 1 && ips.iter().all(|ip| std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()) {
-            break p;
-        }
-    };
+    let (port, api) = pod_ports(&ips);
     let dir = tempfile::tempdir().unwrap();
     let mut procs = Vec::new();
     for ip in ips {
@@ -254,21 +249,7 @@ fn kubernetes_without_an_expected_count_resolves_for_the_whole_lookup_timeout_an
     let ips = [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)];
     let service = "late.default.svc.cluster.local";
     let dns = DnsServer::start(service, vec![ips[0]]);
-    let port = loop {
-        let p = free_port_pair("127.0.0.1");
-        if ips.iter().all(|ip| {
-            std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()
-                && std::net::TcpListener::bind((ip.to_string().as_str(), p + 1)).is_ok()
-        }) {
-            break p;
-        }
-    };
-    let api = loop {
-        let p = free_port_pair("127.0.0.1");
-        if p != port && p != port + 1 && ips.iter().all(|ip| std::net::TcpListener::bind((ip.to_string().as_str(), p)).is_ok()) {
-            break p;
-        }
-    };
+    let (port, api) = pod_ports(&ips);
     let dir = tempfile::tempdir().unwrap();
     let start = |ip: Ipv4Addr| {
         let mut cmd = mapper(dir.path(), SECRET, &["--ip", &ip.to_string(), "--port", &port.to_string()]);

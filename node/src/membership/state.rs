@@ -110,6 +110,13 @@ struct Member {
     left_out: bool,
 }
 
+impl Member {
+    /// Why a left-out peer was left out: what it answered when it refused us, or silence.
+    fn left_out_reason(&self) -> String {
+        self.refused_us.clone().unwrap_or_else(|| "never heard from".into())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct ClientSeen {
     last_heard: Instant,
@@ -401,7 +408,7 @@ impl Membership {
         for (addr, m) in self.members.iter_mut() {
             if *addr != me && m.last_heard.is_none() && !m.left_out {
                 m.left_out = true;
-                let reason = m.refused_us.clone().unwrap_or_else(|| "never heard from".into());
+                let reason = m.left_out_reason();
                 out.push(LeftOut { addr: *addr, reason });
             }
         }
@@ -482,7 +489,7 @@ impl Membership {
         let mut left_out = Vec::new();
         for (addr, m) in &self.members {
             if m.left_out {
-                let reason = m.refused_us.clone().unwrap_or_else(|| "never heard from".into());
+                let reason = m.left_out_reason();
                 left_out.push(LeftOut { addr: *addr, reason });
                 continue;
             }
@@ -538,14 +545,19 @@ mod tests {
         NodeAddr::with_default_grpc("127.0.0.1".parse().unwrap(), port).unwrap()
     }
 
-    fn node(port: u16) -> Membership {
+    /// The process `incarnation` at `addr(port)`: another one is a restart at that address.
+    fn node_incarnation(port: u16, incarnation: u64) -> Membership {
         Membership::new(MembershipOptions {
             me: addr(port),
             cloud_name: "c".into(),
             is_client: false,
             heartbeat_timeout: TIMEOUT,
-            incarnation: u64::from(port),
+            incarnation,
         })
+    }
+
+    fn node(port: u16) -> Membership {
+        node_incarnation(port, u64::from(port))
     }
 
     fn client(port: u16) -> Membership {
@@ -731,23 +743,11 @@ mod tests {
         round(&mut nodes, t0);
         nodes[0].tick(t0);
         // Before any work a restart is harmless: the newcomer takes the place.
-        let restarted = Membership::new(MembershipOptions {
-            me: addr(2),
-            cloud_name: "c".into(),
-            is_client: false,
-            heartbeat_timeout: TIMEOUT,
-            incarnation: 99,
-        });
+        let restarted = node_incarnation(2, 99);
         assert!(nodes[0].on_heartbeat(&restarted.heartbeat(), t0).is_ok());
         assert!(nodes[0].view(t0).healthy);
         assert!(nodes[0].lock("first work"));
-        let again = Membership::new(MembershipOptions {
-            me: addr(2),
-            cloud_name: "c".into(),
-            is_client: false,
-            heartbeat_timeout: TIMEOUT,
-            incarnation: 7,
-        });
+        let again = node_incarnation(2, 7);
         assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
         assert_eq!(nodes[0].tick(t0), vec![Event::Replaced { node: addr(2) }]);
         let view = nodes[0].view(t0);
