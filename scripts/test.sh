@@ -23,6 +23,12 @@ command -v weed >/dev/null 2>&1 || { echo "weed (SeaweedFS) is not in target/too
 # EDDY_DNSMASQ, when set, names a dnsmasq binary to use instead (machines without apt-get).
 : "${EDDY_DNSMASQ:=$(ensure_dnsmasq)/usr/sbin/dnsmasq}"
 export EDDY_DNSMASQ
+# The `eddy-driver ssh` tests talk to real SSH servers: Debian's OpenSSH, unpacked under target/,
+# one sshd per network namespace. EDDY_SSHD, when set, names an sshd binary inside such a tree.
+# shellcheck source=lib/sshd.sh
+. scripts/lib/sshd.sh
+: "${EDDY_SSHD:=$(ensure_sshd)/usr/sbin/sshd}"
+export EDDY_SSHD
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

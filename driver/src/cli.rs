@@ -48,6 +48,100 @@ pub enum Command {
     Attach(AttachArgs),
     /// Print the REST access token of a cloud whose secret file you hold (e.g. standalone workers started with --secret-file)
     Token(TokenArgs),
+    /// Start a cloud on plain hosts over SSH (a hosts file), or `ssh status|stop|restart` the workers it left
+    Ssh(Box<SshArgs>),
+}
+
+/// `eddy-driver ssh`.
+#[derive(Debug, Clone, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    long_about = "Start a cloud on plain hosts over SSH: no YARN, no Kubernetes, just machines you can ssh to.\n\n\
+        For every host of --hosts the driver opens one SSH connection (the system's OpenSSH\n\
+        client: your ~/.ssh/config, agent, known_hosts and ProxyJump apply), copies eddy-mapper\n\
+        into --install-dir unless the identical binary is there (compared by SHA-256), starts\n\
+        --workers-per-host workers that survive the SSH session, forms the cloud with itself as\n\
+        observer and stays attached: Ctrl-C or POST /3/Shutdown stops every worker on every host.\n\
+        With --disown it leaves the cloud running; `ssh status`, `ssh stop` and `ssh restart`\n\
+        find its workers through the state the install directory keeps (run/workers, run/cloud).\n\n\
+        The cluster secret travels on the SSH channel's standard input into a file of mode 0600\n\
+        (<install dir>/run/secret), never on a command line. The workers call the driver back at\n\
+        --driver-ip [default: the address the first host sees this machine connect from].",
+    after_help = "Hosts file: one host per line, [user@]host[:port]; # starts a comment.\n\n\
+        Examples:\n  eddy-driver ssh --hosts nodes.txt --user ubuntu --key-file key.pem --memory 6g\n  \
+        eddy-driver ssh --hosts nodes.txt --workers-per-host 2 --disown\n  \
+        eddy-driver ssh status --hosts nodes.txt\n  eddy-driver ssh restart --hosts nodes.txt --disown\n  \
+        eddy-driver ssh stop --hosts nodes.txt"
+)]
+pub struct SshArgs {
+    /// `status`, `stop`, `restart`.
+    #[command(subcommand)]
+    pub action: Option<SshAction>,
+    /// Starting a cloud.
+    #[command(flatten)]
+    pub start: SshStartArgs,
+}
+
+/// What starting a cloud over SSH takes (also `ssh restart`).
+#[derive(Debug, Clone, Args)]
+pub struct SshStartArgs {
+    /// Shared settings (--nodes does not apply: the cloud has hosts x --workers-per-host workers).
+    #[command(flatten)]
+    pub cloud: CloudArgs,
+    /// Reaching the hosts.
+    #[command(flatten)]
+    pub hosts: SshHostArgs,
+    /// Workers on every host (they take ports upward from --port)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers_per_host: u16,
+    /// The eddy-mapper binary to copy to the hosts [default: next to eddy-driver, then PATH]
+    #[arg(long, env = "EDDY_MAPPER_BIN")]
+    pub mapper: Option<PathBuf>,
+}
+
+/// Which hosts, and how to reach them.
+#[derive(Debug, Clone, Args)]
+pub struct SshHostArgs {
+    /// File of hosts, one [user@]host[:port] per line
+    #[arg(long, value_name = "FILE", required = true)]
+    pub hosts: Option<PathBuf>,
+    /// User on every host that does not name one [default: your ssh configuration's]
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Private key to log in with (only this key is offered) [default: your agent and ssh configuration]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// An ssh_config file to use instead of ~/.ssh/config (ssh -F)
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Directory on every host for eddy-mapper, its logs and the cloud's state; relative paths and ~/ are under the remote user's home
+    #[arg(long, default_value = "~/eddy", value_name = "DIR")]
+    pub install_dir: String,
+    /// Host keys: accept-new (unknown hosts are added to known_hosts, changed keys refused), strict (only known hosts), off (accept any key: test networks only)
+    #[arg(long, default_value = "accept-new", value_name = "accept-new|strict|off")]
+    pub host_key_check: String,
+    /// Bound of every step on a host: connecting, copying the binary, starting a worker, stopping
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub ssh_timeout: Duration,
+}
+
+/// `eddy-driver ssh ...` actions on the workers a cloud left (found through the install directory).
+#[derive(Debug, Clone, Subcommand)]
+pub enum SshAction {
+    /// Show every host's workers: cloud, worker id, process id, running or gone
+    Status(SshHostArgs),
+    /// Stop every worker on every host (SIGTERM, SIGKILL after --grace) and forget them
+    Stop {
+        /// Reaching the hosts.
+        #[command(flatten)]
+        hosts: SshHostArgs,
+        /// How long workers get to exit after SIGTERM
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
+    },
+    /// Stop the workers and start the same cloud again (name and secret kept); refused while a job runs
+    Restart(Box<SshStartArgs>),
 }
 
 /// `eddy-driver token`.
@@ -158,9 +252,9 @@ pub struct ImportArgs {
 /// Settings every launcher shares.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct CloudArgs {
-    /// Number of workers
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub nodes: u16,
+    /// Number of workers [default: 3]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub nodes: Option<u16>,
     /// Memory budget of each worker, e.g. 2g [local default: 3/4 of this machine split between the workers; yarn default: 2g]
     #[arg(long)]
     pub memory: Option<String>,

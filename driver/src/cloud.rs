@@ -52,6 +52,9 @@ struct Stop {
     signal: Option<Signal>,
 }
 
+/// Workers of a cloud when `--nodes` is not given.
+pub const DEFAULT_NODES: u16 = 3;
+
 /// Resolved driver settings.
 #[derive(Debug, Clone)]
 pub struct CloudOptions {
@@ -134,7 +137,7 @@ impl CloudOptions {
             .map_err(|source| DriverError::Io { what: "cannot resolve the --htpasswd path".into(), source })?;
         let secret_opt = args.secret_file.as_deref().map(ClusterSecret::from_file).transpose()?;
         Ok(Self {
-            nodes: usize::from(args.nodes),
+            nodes: usize::from(args.nodes.unwrap_or(DEFAULT_NODES)),
             memory_opt: args.memory.clone(),
             worker_port: args.port,
             worker_ip_opt: None,
@@ -401,7 +404,7 @@ async fn form_and_watch(
         }
     }
     // The tracking URL stays without the token: YARN shows it to every user of the cluster.
-    launcher.formed(&leader.rest_url());
+    launcher.formed(&leader.rest_url()).await;
     if let Some(path) = &options.notify_opt {
         write_notify(path, &leader.rest().to_string(), options.notify_extra_opt.as_deref(), token_opt.as_deref())?;
     }
@@ -416,10 +419,25 @@ async fn form_and_watch(
                 "cannot disown: not every worker is watching the driver, so some would not learn that the driver left on purpose".into(),
             ));
         }
+        // The import runs before the driver leaves: through the leader's REST API, as a user would.
+        if let Some(path) = &options.import_opt {
+            let import = crate::cli::ImportArgs {
+                cloud: leader.rest_url(),
+                path: path.clone(),
+                strict: options.strict,
+                timeout: Duration::from_secs(3600),
+                token: token_opt.clone(),
+            };
+            tokio::select! {
+                r = crate::frames::import_over_rest(import) => r?,
+                stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
+            }
+        }
         gather.disown();
         // Give the watch streams a moment to carry the event before the process exits.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {}/3/Shutdown", leader.rest_url());
+        let auth = if token_opt.is_some() { "-H \"Authorization: Bearer $TOKEN\" " } else { "" };
+        println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {auth}{}/3/Shutdown", leader.rest_url());
         return Ok(Outcome::Disowned);
     }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cloud;
 pub mod frames;
 pub mod launcher;
+pub mod ssh;
 pub mod yarn;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub enum DriverError {
     /// A worker died or went silent.
     #[error("{0}")]
     WorkerLost(String),
+    /// Hosts reached over SSH failed (each named, with why).
+    #[error("{0}")]
+    Ssh(String),
     /// YARN refused or failed something.
     #[error("{0}")]
     Yarn(String),
@@ -57,6 +61,7 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
         Some(Command::Local(args)) => run_local(args).await,
         Some(Command::Yarn(args)) => yarn::run(args).await,
         Some(Command::Attach(args)) => run_attach(args).await,
+        Some(Command::Ssh(args)) => ssh::run(*args).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
         Some(Command::Token(args)) => {
             let secret = eddy_common::ClusterSecret::from_file(&args.secret_file)?;
@@ -78,7 +83,7 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
         options.worker_ip_opt = Some(options.driver_ip);
     }
     if options.memory_opt.is_none() {
-        let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.max(1));
+        let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.unwrap_or(cloud::DEFAULT_NODES).max(1));
         options.memory_opt = Some(share.to_string());
     }
     cloud::drive(&mut launcher, options).await

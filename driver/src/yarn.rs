@@ -689,7 +689,7 @@ mod tests {
         // Nothing bash would interpret inside `export EDDY_AM_SETTINGS="..."`.
         assert!(text.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
         let back = decode_settings(&text).unwrap();
-        assert_eq!((back.cloud.nodes, back.cloud.name.as_deref()), (2, Some("a \"quoted\" $name")));
+        assert_eq!((back.cloud.nodes, back.cloud.name.as_deref()), (Some(2), Some("a \"quoted\" $name")));
         assert!(decode_settings("{\"nodes\":2}").unwrap_err().to_string().contains("not hex-encoded JSON"));
     }
 

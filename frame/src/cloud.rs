@@ -263,6 +263,11 @@ impl FrameCloud {
         key
     }
 
+    /// Every job started on this node.
+    pub fn jobs(&self) -> Vec<JobState> {
+        self.inner.jobs.all()
+    }
+
     /// A job's state.
     pub fn job(&self, key: &str) -> Option<JobState> {
         self.inner.jobs.get(key)

@@ -276,6 +276,15 @@ impl Jobs {
         (key, job)
     }
 
+    /// Every job, in the order they were started.
+    pub fn all(&self) -> Vec<JobState> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<(u64, JobState)> =
+            jobs.iter().map(|(k, j)| (k.trim_start_matches("job_").parse().unwrap_or(u64::MAX), j.snapshot())).collect();
+        all.sort_by_key(|(n, _)| *n);
+        all.into_iter().map(|(_, j)| j).collect()
+    }
+
     /// A job by id.
     pub fn get(&self, key: &str) -> Option<JobState> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(key).map(Job::snapshot)

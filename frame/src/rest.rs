@@ -19,6 +19,7 @@ pub fn routes(cloud: FrameCloud) -> Routes {
     Routes::new()
         .route("/3/ImportFiles", stateful(post(import_files)), &[("POST", "import a file, directory or glob into a frame (starts a job)")])
         .route("/3/ParseSetup", stateful(post(parse_setup)), &[("POST", "the guessed parse setup of a CSV file, with overrides applied")])
+        .route("/3/Jobs", stateful(get(jobs)), &[("GET", "the jobs started on this node, running and finished")])
         .route("/3/Jobs/{id}", stateful(get(job)), &[("GET", "a job's progress, rows, bad values and result")])
         .route("/3/Frames", stateful(get(frames)), &[("GET", "every frame: rows, columns, bytes, nodes")])
         .route(
@@ -67,6 +68,10 @@ async fn parse_setup(State(cloud): State<FrameCloud>, Json(request): Json<SetupR
         Ok((files, setup)) => Json(json!({ "files": files, "setup": setup })).into_response(),
         Err(e) => error(e),
     }
+}
+
+async fn jobs(State(cloud): State<FrameCloud>) -> Response {
+    Json(json!({ "jobs": cloud.jobs() })).into_response()
 }
 
 async fn job(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {

@@ -6,6 +6,7 @@ pub mod dns;
 pub mod frames;
 pub mod real_hadoop;
 pub mod s3;
+pub mod sshd;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, UdpSocket};

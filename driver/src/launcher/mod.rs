@@ -3,6 +3,7 @@
 
 mod external;
 mod local;
+mod ssh;
 mod yarn;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 
 pub use external::ExternalLauncher;
 pub use local::LocalLauncher;
+pub use ssh::SshLauncher;
 pub(crate) use yarn::ALLOCATOR_ENV;
 pub use yarn::{ContainerPlan, Timeline, YarnLauncher};
 
@@ -65,8 +67,9 @@ pub trait WorkerLauncher: Send {
     /// Where a person finds the workers' logs.
     fn log_location(&self) -> String;
 
-    /// The cloud formed; `rest_url` is the leader's REST API (YARN shows it as the tracking URL).
-    fn formed(&self, _rest_url: &str) {}
+    /// The cloud formed; `rest_url` is the leader's REST API (YARN shows it as the tracking URL,
+    /// the SSH launcher records it on the hosts for `ssh status|restart`).
+    async fn formed(&mut self, _rest_url: &str) {}
 
     /// What the cluster manager says when the cloud does not form (state, free resources).
     async fn diagnose(&mut self) -> Option<String> {

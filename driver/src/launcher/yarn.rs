@@ -392,7 +392,7 @@ impl WorkerLauncher for YarnLauncher {
         format!("yarn logs -applicationId {} (or each NodeManager's container log directory)", self.application_id())
     }
 
-    fn formed(&self, rest_url: &str) {
+    async fn formed(&mut self, rest_url: &str) {
         self.set_tracking_url(rest_url.to_string());
         let (Some(t0), Ok(p)) = (self.timeline.started, self.progress.lock()) else { return };
         let at = |i: Option<std::time::Instant>| i.map(|i| format!("{:.3}", (i - t0).as_secs_f64())).unwrap_or_else(|| "-".into());

@@ -1,0 +1,113 @@
+//! `eddy-driver ssh` against real sshd servers, one per network namespace (tests/src/sshd.rs):
+//! clouds of 3 hosts x 1 worker (disowned: status, restart, stop) and 2 hosts x 2 workers
+//! (attached: Ctrl-C stops them), and hosts that fail in different ways, each named.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use eddy_tests::sshd::{HostKind, SshHosts};
+use eddy_tests::{read_notify, Proc};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn sample() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../data/sample.csv").to_string()
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+#[test]
+fn three_hosts_disowned_then_status_restart_and_stop() {
+    let hosts = SshHosts::start(&[HostKind::Good; 3]);
+    let notify = hosts.dir.path().join("leader.txt");
+    let notify_text = notify.display().to_string();
+    let (ok, out) = hosts.run_driver(&["ssh", "--disown", "--notify", &notify_text, "--import", &sample()], 3 * MINUTE);
+    assert!(ok, "{out}");
+    assert!(out.contains("Cloud of size 3 formed"), "{out}");
+    assert_eq!(count(&out, "copied eddy-mapper"), 3, "{out}");
+    assert!(out.contains("Frame sample.hex: 5000 rows x 11 columns"), "the import's summary: {out}");
+    let first = read_notify(&notify);
+    let token = first.token_opt.clone().expect("a token in the notify file");
+    let mut pids = Vec::new();
+    for i in 0..3 {
+        let on_host = hosts.mappers_on(i);
+        assert_eq!(on_host.len(), 1, "one worker on host {i}");
+        // The secret is in a file only its owner reads, not on a command line or in the environment.
+        let secret_file = hosts.host_install(i).join("run/secret");
+        assert_eq!(std::fs::metadata(&secret_file).unwrap().permissions().mode() & 0o777, 0o600);
+        let secret = std::fs::read_to_string(&secret_file).unwrap().trim().to_string();
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", on_host[0])).unwrap();
+        let environ = std::fs::read(format!("/proc/{}/environ", on_host[0])).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(&secret) && !String::from_utf8_lossy(&environ).contains(&secret));
+        pids.push(on_host[0]);
+    }
+
+    let (ok, out) = hosts.run_driver(&["ssh", "status"], MINUTE);
+    assert!(ok, "{out}");
+    assert_eq!(count(&out, " running"), 3, "{out}");
+
+    // A second cloud into the same install directories is refused, naming the running one.
+    let (ok, out) = hosts.run_driver(&["ssh"], MINUTE);
+    assert!(!ok, "{out}");
+    assert_eq!(count(&out, "still run here"), 3, "{out}");
+
+    let again = hosts.dir.path().join("again.txt");
+    let (ok, out) = hosts.run_driver(&["ssh", "restart", "--disown", "--notify", &again.display().to_string()], 3 * MINUTE);
+    assert!(ok, "{out}");
+    assert!(out.contains("Cloud of size 3 formed"), "{out}");
+    assert_eq!(count(&out, "eddy-mapper is up to date"), 3, "the binary is not copied twice: {out}");
+    // The same cloud: its name and secret, so its token, are kept.
+    assert_eq!(read_notify(&again).token_opt.as_deref(), Some(token.as_str()));
+    for (i, old) in pids.iter().enumerate() {
+        let now = hosts.mappers_on(i);
+        assert_eq!(now.len(), 1, "one worker on host {i} after the restart");
+        assert_ne!(now[0], *old, "host {i}'s worker was restarted");
+    }
+
+    let (ok, out) = hosts.run_driver(&["ssh", "stop"], MINUTE);
+    assert!(ok, "{out}");
+    assert_eq!(count(&out, "stopped 1 workers"), 3, "{out}");
+    for i in 0..3 {
+        assert!(hosts.mappers_on(i).is_empty(), "no worker left on host {i}");
+    }
+    let (ok, out) = hosts.run_driver(&["ssh", "status"], MINUTE);
+    assert!(ok && count(&out, "no workers") == 3, "{out}");
+}
+
+#[test]
+fn two_hosts_two_workers_each_attached_and_stopped_by_ctrl_c() {
+    let hosts = SshHosts::start(&[HostKind::Good; 2]);
+    let notify = hosts.dir.path().join("leader.txt");
+    let mut driver = Proc::spawn(hosts.driver(&["ssh", "--workers-per-host", "2", "--notify", &notify.display().to_string()]));
+    driver.wait_for_line("Cloud of size 4 formed", 3 * MINUTE);
+    for i in 0..2 {
+        assert_eq!(hosts.mappers_on(i).len(), 2, "two workers on host {i}");
+    }
+    let notified = read_notify(&notify);
+    let url = format!("http://{}", notified.leader);
+    let token = notified.token_opt.clone().expect("a token");
+    let (ok, out) = hosts.run_driver(&["import", "--cloud", &url, "--token", &token, &sample()], MINUTE);
+    assert!(ok && out.contains("Frame sample.hex: 5000 rows x 11 columns"), "{out}");
+    driver.signal(libc::SIGINT);
+    let status = driver.wait_exit(MINUTE);
+    assert_eq!(status.code(), Some(130), "{}", driver.output());
+    for i in 0..2 {
+        assert!(hosts.mappers_on(i).is_empty(), "no worker left on host {i}: {}", driver.output());
+    }
+}
+
+#[test]
+fn failing_hosts_are_each_named_with_the_reason() {
+    let hosts = SshHosts::start(&[HostKind::Good, HostKind::Down, HostKind::WrongKey, HostKind::ReadOnlyInstall]);
+    let (ok, out) = hosts.run_driver(&["ssh", "--ssh-timeout", "20s"], 2 * MINUTE);
+    assert!(!ok, "{out}");
+    let a = &hosts.addrs;
+    assert!(out.contains(&format!("{}: copied eddy-mapper", a[0])), "{out}");
+    assert!(out.contains(&format!("{}: FAILED: unreachable", a[1])), "{out}");
+    assert!(out.contains(&format!("{}: FAILED: authentication failed", a[2])), "{out}");
+    assert!(out.contains(&format!("{}: FAILED: preparing the install directory: the install directory is not writable", a[3])), "{out}");
+    assert!(out.contains("3 of 4 hosts failed"), "{out}");
+    assert!(hosts.mappers_on(0).is_empty(), "no worker starts when a host failed");
+}
