@@ -211,6 +211,12 @@ impl SshHosts {
         (status.success(), proc.output())
     }
 
+    /// A command's standard output, run in the driver's namespace (bounded by its own timeouts).
+    pub fn output_in_driver_ns(&self, args: &[&str]) -> String {
+        let out = Command::new("ip").args(["netns", "exec", &self.driver_ns]).args(args).stdin(Stdio::null()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     /// `eddy-mapper` processes alive on host `i` (by namespace).
     pub fn mappers_on(&self, i: usize) -> Vec<u32> {
         let out = Command::new("ip").args(["netns", "pids", &self.host_ns[i]]).output().unwrap();

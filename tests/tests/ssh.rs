@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use eddy_tests::sshd::{HostKind, SshHosts};
-use eddy_tests::{read_notify, Proc};
+use eddy_tests::{read_notify, wait_until, Proc};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -53,6 +53,29 @@ fn three_hosts_disowned_then_status_restart_and_stop() {
     assert!(!ok, "{out}");
     assert_eq!(count(&out, "still run here"), 3, "{out}");
 
+    // A job that cannot end on its own: importing a named pipe nobody writes yet (job_1 was
+    // the sample's import).
+    let fifo = hosts.dir.path().join("pipe.csv");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let url = format!("http://{}", first.leader);
+    let mut import = Proc::spawn(hosts.driver(&["import", "--cloud", &url, "--token", &token, &fifo.display().to_string()]));
+    wait_until("the import job to run", MINUTE, || {
+        let out = hosts.output_in_driver_ns(&["curl", "-s", "-H", &format!("Authorization: Bearer {token}"), &format!("{url}/3/Jobs")]);
+        out.contains("\"RUNNING\"")
+    });
+    let (ok, out) = hosts.run_driver(&["ssh", "restart"], MINUTE);
+    assert!(!ok && out.contains("restart refused: job job_2 (Import"), "{out}");
+    assert_eq!(hosts.mappers_on(0), vec![pids[0]], "a refused restart leaves the workers alone");
+    // Let the import end: write the pipe (again for each time it is opened; bounded).
+    let writer_path = fifo.clone();
+    std::thread::spawn(move || {
+        for _ in 0..5 {
+            let Ok(mut pipe) = std::fs::OpenOptions::new().write(true).open(&writer_path) else { return };
+            let _ = std::io::Write::write_all(&mut pipe, b"a,b\n1,2\n");
+        }
+    });
+    import.wait_exit(MINUTE);
+
     let again = hosts.dir.path().join("again.txt");
     let (ok, out) = hosts.run_driver(&["ssh", "restart", "--disown", "--notify", &again.display().to_string()], 3 * MINUTE);
     assert!(ok, "{out}");
@@ -68,7 +91,7 @@ fn three_hosts_disowned_then_status_restart_and_stop() {
 
     let (ok, out) = hosts.run_driver(&["ssh", "stop"], MINUTE);
     assert!(ok, "{out}");
-    assert_eq!(count(&out, "stopped 1 workers"), 3, "{out}");
+    assert_eq!(count(&out, "stopped 1 worker"), 3, "{out}");
     for i in 0..3 {
         assert!(hosts.mappers_on(i).is_empty(), "no worker left on host {i}");
     }
@@ -110,4 +133,15 @@ fn failing_hosts_are_each_named_with_the_reason() {
     assert!(out.contains(&format!("{}: FAILED: preparing the install directory: the install directory is not writable", a[3])), "{out}");
     assert!(out.contains("3 of 4 hosts failed"), "{out}");
     assert!(hosts.mappers_on(0).is_empty(), "no worker starts when a host failed");
+}
+
+#[test]
+fn a_worker_that_cannot_start_is_named_with_its_host_and_log() {
+    let hosts = SshHosts::start(&[HostKind::Good]);
+    // No interface of the host is in this network: the worker exits at once.
+    let (ok, out) = hosts.run_driver(&["ssh", "--network", "192.0.2.0/24"], 2 * MINUTE);
+    assert!(!ok, "{out}");
+    assert!(out.contains(&format!("on {} exited with code", hosts.addrs[0])), "{out}");
+    assert!(out.contains("--- last lines of its log ---") && out.contains("192.0.2.0/24"), "{out}");
+    assert!(hosts.mappers_on(0).is_empty());
 }

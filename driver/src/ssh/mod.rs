@@ -47,6 +47,15 @@ pub async fn run(args: SshArgs) -> DriverResult<Outcome> {
     }
 }
 
+/// "1 host", "3 hosts".
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Per host: what happened, for the summary every command ends with.
 type Report = Vec<(String, Result<String, String>)>;
 
@@ -77,7 +86,7 @@ async fn connect_all(args: &SshHostArgs) -> DriverResult<(Hosts, Report)> {
     remote::known_hosts(&args.host_key_check).map_err(DriverError::InvalidArgument)?;
     let control_dir = remote::control_dir()
         .map_err(|source| DriverError::Io { what: "cannot create a directory for SSH control sockets".into(), source })?;
-    println!("Connecting to {} hosts over SSH", list.len());
+    println!("Connecting to {} over SSH", plural(list.len(), "host"));
     let connects = list.iter().map(|h| Remote::connect(h.clone(), args, control_dir.path()));
     let results = futures::future::join_all(connects).await;
     let mut remotes = Vec::new();
@@ -217,8 +226,8 @@ async fn stop_all(hosts: &Hosts, grace: Duration) -> Report {
         let killed = r.stop(grace, &[]).await?;
         Ok(match (running.len(), killed.len()) {
             (0, _) => "no workers running".to_string(),
-            (n, 0) => format!("stopped {n} workers"),
-            (n, k) => format!("stopped {n} workers ({k} needed SIGKILL after {grace:?})"),
+            (n, 0) => format!("stopped {}", plural(n, "worker")),
+            (n, k) => format!("stopped {} ({k} needed SIGKILL after {grace:?})", plural(n, "worker")),
         })
     });
     let results = futures::future::join_all(stops).await;
