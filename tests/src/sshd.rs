@@ -26,6 +26,8 @@ pub enum HostKind {
     WrongKey,
     /// The install directory is a read-only mount.
     ReadOnlyInstall,
+    /// The install directory is a file system of 1 MiB: no room for the binary.
+    FullInstall,
 }
 
 /// The driver's namespace, the hosts' namespaces and their sshd processes; all removed on drop.
@@ -154,12 +156,16 @@ impl SshHosts {
             } else {
                 String::new()
             };
+            let install = d.join("install").display().to_string();
+            let mount_install = if *kind == HostKind::FullInstall {
+                format!("mount -t tmpfs -o size=1m tmpfs '{install}'")
+            } else {
+                format!("mount --bind '{}' '{install}'", host_dir.join("install").display())
+            };
             let script = format!(
                 "mount --bind '{passwd}' /etc/passwd && mount -t tmpfs tmpfs /run && mkdir -m 755 /run/sshd \
-                 && mount --bind '{host_install}' '{install}'{ro} && LD_LIBRARY_PATH='{lib}' exec '{sshd}' -D -e -f '{config}'",
+                 && {mount_install}{ro} && LD_LIBRARY_PATH='{lib}' exec '{sshd}' -D -e -f '{config}'",
                 passwd = d.join("passwd").display(),
-                host_install = host_dir.join("install").display(),
-                install = d.join("install").display(),
                 lib = lib_dir(),
                 sshd = sshd.display(),
                 config = host_dir.join("sshd_config").display(),

@@ -123,7 +123,7 @@ fn two_hosts_two_workers_each_attached_and_stopped_by_ctrl_c() {
 
 #[test]
 fn failing_hosts_are_each_named_with_the_reason() {
-    let hosts = SshHosts::start(&[HostKind::Good, HostKind::Down, HostKind::WrongKey, HostKind::ReadOnlyInstall]);
+    let hosts = SshHosts::start(&[HostKind::Good, HostKind::Down, HostKind::WrongKey, HostKind::ReadOnlyInstall, HostKind::FullInstall]);
     let (ok, out) = hosts.run_driver(&["ssh", "--ssh-timeout", "20s"], 2 * MINUTE);
     assert!(!ok, "{out}");
     let a = &hosts.addrs;
@@ -131,7 +131,8 @@ fn failing_hosts_are_each_named_with_the_reason() {
     assert!(out.contains(&format!("{}: FAILED: unreachable", a[1])), "{out}");
     assert!(out.contains(&format!("{}: FAILED: authentication failed", a[2])), "{out}");
     assert!(out.contains(&format!("{}: FAILED: preparing the install directory: the install directory is not writable", a[3])), "{out}");
-    assert!(out.contains("3 of 4 hosts failed"), "{out}");
+    assert!(out.contains(&format!("{}: FAILED: copying eddy-mapper: no space in the install directory", a[4])), "{out}");
+    assert!(out.contains("4 of 5 hosts failed"), "{out}");
     assert!(hosts.mappers_on(0).is_empty(), "no worker starts when a host failed");
 }
 
