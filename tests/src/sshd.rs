@@ -179,11 +179,21 @@ impl SshHosts {
         hosts
     }
 
-    /// The hosts file, one address per line.
+    /// The hosts file: one address per line, unless a test wrote its own.
     pub fn hosts_file(&self) -> PathBuf {
         let path = self.dir.path().join("hosts.txt");
-        std::fs::write(&path, self.addrs.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+        if !path.exists() {
+            std::fs::write(&path, self.addrs.iter().map(|a| format!("{a}\n")).collect::<String>()).unwrap();
+        }
         path
+    }
+
+    /// Puts `text` before the client configuration's catch-all `Host *` (ssh takes the first
+    /// value it finds for each option).
+    pub fn prepend_ssh_config(&self, text: &str) {
+        let path = self.dir.path().join("ssh_config");
+        let old = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n{old}")).unwrap();
     }
 
     /// The install directory (each host sees its own at this path).
@@ -215,6 +225,11 @@ impl SshHosts {
         // Shown with the test's output when it fails.
         println!("$ eddy-driver {} ({status})\n{}", args.join(" "), proc.output());
         (status.success(), proc.output())
+    }
+
+    /// What the `n`-th sshd started (hosts of kind `Down` have none) has logged.
+    pub fn sshd_log(&self, n: usize) -> String {
+        self.sshds[n].output()
     }
 
     /// A command's standard output, run in the driver's namespace (bounded by its own timeouts).

@@ -146,3 +146,25 @@ fn a_worker_that_cannot_start_is_named_with_its_host_and_log() {
     assert!(out.contains("--- last lines of its log ---") && out.contains("192.0.2.0/24"), "{out}");
     assert!(hosts.mappers_on(0).is_empty());
 }
+
+#[test]
+fn the_users_ssh_configuration_names_hosts_and_jumps() {
+    let hosts = SshHosts::start(&[HostKind::Good, HostKind::Good]);
+    // Names only the configuration knows; the second host is reached through the first.
+    hosts.prepend_ssh_config(&format!(
+        "Host alpha\n  HostName {}\nHost beta\n  HostName {}\n  ProxyJump alpha\n",
+        hosts.addrs[0], hosts.addrs[1]
+    ));
+    std::fs::write(hosts.dir.path().join("hosts.txt"), "alpha\nbeta\n").unwrap();
+    let (ok, out) = hosts.run_driver(&["ssh", "--check"], 2 * MINUTE);
+    assert!(ok, "{out}");
+    assert!(out.contains("alpha: copied eddy-mapper") && out.contains("beta: copied eddy-mapper"), "{out}");
+    assert!(out.contains("Cloud of size 2 formed"), "{out}");
+    // The jump shows in the second host's sshd log: its client is the first host.
+    let log = hosts.sshd_log(1);
+    assert!(log.contains(&format!("Accepted publickey for root from {}", hosts.addrs[0])), "{log}");
+    assert!(!log.contains("from 10.77.0.1 "), "beta was reached directly: {log}");
+    for i in 0..2 {
+        assert!(hosts.mappers_on(i).is_empty(), "--check stops the workers");
+    }
+}
