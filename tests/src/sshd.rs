@@ -108,7 +108,7 @@ impl SshHosts {
         std::fs::write(
             d.join("ssh_config"),
             format!(
-                "Host *\n  User root\n  IdentityFile {0}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {0}/known_hosts\n  LogLevel ERROR\n",
+                "Host *\n  User root\n  IdentityFile {0}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {0}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n",
                 d.display()
             ),
         )

@@ -150,14 +150,17 @@ fn a_worker_that_cannot_start_is_named_with_its_host_and_log() {
 #[test]
 fn the_users_ssh_configuration_names_hosts_and_jumps() {
     let hosts = SshHosts::start(&[HostKind::Good, HostKind::Good]);
-    // Names only the configuration knows; the second host is reached through the first.
+    // Names only the configuration knows; the second host is reached through the first. (The
+    // jump's own ssh takes its options from the configuration only, not from the driver's
+    // command line: the configuration's StrictHostKeyChecking accept-new is what lets it
+    // meet the first host's key.)
     hosts.prepend_ssh_config(&format!(
         "Host alpha\n  HostName {}\nHost beta\n  HostName {}\n  ProxyJump alpha\n",
         hosts.addrs[0], hosts.addrs[1]
     ));
     std::fs::write(hosts.dir.path().join("hosts.txt"), "alpha\nbeta\n").unwrap();
     let (ok, out) = hosts.run_driver(&["ssh", "--check"], 2 * MINUTE);
-    assert!(ok, "{out}");
+    assert!(ok, "{out}\n--- alpha's sshd ---\n{}\n--- beta's sshd ---\n{}", hosts.sshd_log(0), hosts.sshd_log(1));
     assert!(out.contains("alpha: copied eddy-mapper") && out.contains("beta: copied eddy-mapper"), "{out}");
     assert!(out.contains("Cloud of size 2 formed"), "{out}");
     // The jump shows in the second host's sshd log: its client is the first host.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openssh::{KnownHosts, Session, SessionBuilder, Stdio};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use tokio::io::AsyncWriteExt;
 
 use super::hosts::Host;
@@ -219,6 +219,9 @@ impl Remote {
         builder.known_hosts_check(known_hosts(&args.host_key_check)?).control_directory(control_dir).connect_timeout(args.ssh_timeout);
         // ServerAlive lets the master notice a host that vanished instead of hanging on it.
         builder.server_alive_interval(Duration::from_secs(5));
+        // A master outlives its last client by a minute at most, even if the driver is killed
+        // before it could end the masters itself.
+        builder.control_persist(ControlPersist::IdleFor(std::num::NonZeroUsize::new(60).unwrap_or(std::num::NonZeroUsize::MIN)));
         if let Some(user) = host.user_opt.clone().or_else(|| args.user.clone()) {
             builder.user(user);
         }
