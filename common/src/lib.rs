@@ -19,6 +19,17 @@ pub use node_addr::{members_hash, NodeAddr};
 /// The Eddy version every node reports and compares.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A duration for people: tenths of a second below 10 s ("2s 500ms"), whole seconds above
+/// ("2m 5s"), in the notation [`parse_duration`] reads back.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let rounded = if d < std::time::Duration::from_secs(10) {
+        std::time::Duration::from_millis((d.as_millis() as u64).div_ceil(100) * 100)
+    } else {
+        std::time::Duration::from_secs(d.as_secs())
+    };
+    humantime::format_duration(rounded).to_string()
+}
+
 /// Parses a duration as users write it: `10s`, `500ms`, `2m`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
@@ -28,4 +39,19 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         }
     }
     humantime::parse_duration(t).map_err(|e| format!("{text:?} is not a duration ({e}); write e.g. 10s, 500ms, 2m or a number of seconds"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_back_as_written() {
+        assert_eq!(human_duration(Duration::from_millis(2450)), "2s 500ms");
+        assert_eq!(human_duration(Duration::from_millis(125_700)), "2m 5s");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
+        let d = Duration::from_millis(7300);
+        assert_eq!(parse_duration(&human_duration(d)).unwrap(), d);
+    }
 }

@@ -33,7 +33,7 @@ pub enum EmbeddedConfigError {
         reason: String,
     },
     /// The driver could not be reached at all.
-    #[error("driver at {driver} unreachable for {}: {last_error}; check that the driver still runs and that this host can reach it (firewall, --driver-ip)", humanize(*waited))]
+    #[error("driver at {driver} unreachable for {}: {last_error}; check that the driver still runs and that this host can reach it (firewall, --driver-ip)", eddy_common::human_duration(*waited))]
     DriverUnreachable {
         /// The gather address.
         driver: String,
@@ -53,7 +53,7 @@ pub enum EmbeddedConfigError {
         message: String,
     },
     /// Kubernetes discovery did not find enough pods.
-    #[error("found {found} of {expected} pods behind {service} after {}: [{addresses}]; check the StatefulSet replicas and `publishNotReadyAddresses: true` on the headless service", humanize(*waited))]
+    #[error("found {found} of {expected} pods behind {service} after {}: [{addresses}]; check the StatefulSet replicas and `publishNotReadyAddresses: true` on the headless service", eddy_common::human_duration(*waited))]
     NotEnoughPods {
         /// The service DNS name.
         service: String,
@@ -84,11 +84,3 @@ pub enum EmbeddedConfigError {
 
 /// Result with [`EmbeddedConfigError`].
 pub type EmbeddedConfigResult<T> = Result<T, EmbeddedConfigError>;
-
-pub(crate) fn humanize(d: Duration) -> String {
-    if d.as_millis() < 10_000 {
-        format!("{:.1} s", d.as_secs_f64())
-    } else {
-        format!("{} s", d.as_secs())
-    }
-}

@@ -37,6 +37,9 @@ use crate::MapperError;
     after_help = "`eddy-mapper am` is the YARN ApplicationMaster of a disowned cloud (eddy-driver yarn --disown starts it).\n\nAll EDDY_* variables: docs/configuration.md"
 )]
 pub struct MapperArgs {
+    /// `am` (hidden: only `eddy-driver yarn --disown` starts it).
+    #[command(subcommand)]
+    pub command: Option<MapperCommand>,
     /// IP address or host name to bind and advertise [default: the address routed toward the driver or first peer]
     #[arg(long, env = "EDDY_IP", value_name = "HOST", value_parser = eddy_common::address::parse_host)]
     pub ip: Option<IpAddr>,
@@ -80,6 +83,14 @@ pub struct MapperArgs {
     /// htpasswd file (bcrypt entries, `htpasswd -B -c FILE USER`) for --rest-auth basic
     #[arg(long, env = "EDDY_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
+}
+
+/// `eddy-mapper` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum MapperCommand {
+    /// The YARN ApplicationMaster of a disowned cloud
+    #[command(hide = true)]
+    Am,
 }
 
 /// How this worker discovers its peers.

@@ -15,7 +15,7 @@ use eddy_common::address::choose_ip;
 use eddy_embedded_config::{Announcement, EmbeddedConfig, ExitRequest};
 use eddy_node::{bind, logging, rest, NodeHandle, StopReason};
 
-pub use config::{Discovery, MapperArgs, MapperConfig};
+pub use config::{Discovery, MapperArgs, MapperCommand, MapperConfig};
 
 /// Errors of the worker binary.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
-use eddy_mapper::{MapperArgs, MapperConfig};
+use eddy_mapper::{MapperArgs, MapperCommand, MapperConfig};
 
 // Parsing allocates many large, short-lived buffers on every core; mimalloc handles that
 // with less contention and fewer page faults than the system allocator (bench/RESULTS.md).
@@ -12,10 +12,10 @@ use eddy_mapper::{MapperArgs, MapperConfig};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("am") {
+    let args = MapperArgs::parse();
+    if matches!(args.command, Some(MapperCommand::Am)) {
         return application_master();
     }
-    let args = MapperArgs::parse();
     eddy_node::logging::init("info");
     let env: HashMap<String, String> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();

@@ -31,7 +31,7 @@ pub enum NodeError {
         reason: String,
     },
     /// The cloud did not form in time.
-    #[error("the cloud did not form within {}: {detail}", humantime_secs(*waited))]
+    #[error("the cloud did not form within {}: {detail}", eddy_common::human_duration(*waited))]
     FormationTimeout {
         /// How long we waited.
         waited: Duration,
@@ -70,7 +70,3 @@ pub enum NodeError {
 
 /// Result with [`NodeError`].
 pub type NodeResult<T> = Result<T, NodeError>;
-
-fn humantime_secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
-}

@@ -53,12 +53,9 @@ pub fn cpus_allowed() -> u32 {
 }
 
 fn cpus_online() -> u32 {
-    // SAFETY: sysconf has no preconditions and only reads system configuration.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as u32
-    } else {
-        cpus_allowed()
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN) {
+        Ok(Some(n)) if n > 0 => u32::try_from(n).unwrap_or(u32::MAX),
+        _ => cpus_allowed(),
     }
 }
 
@@ -69,9 +66,8 @@ fn load_average() -> f32 {
 fn resident_bytes() -> u64 {
     // Second field of statm: resident pages.
     let pages: u64 = std::fs::read_to_string("/proc/self/statm").ok().and_then(|s| s.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * u64::try_from(page).unwrap_or(4096)
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().and_then(|p| u64::try_from(p).ok());
+    pages * page.unwrap_or(4096)
 }
 
 /// The host name, for logs and registration.

@@ -117,8 +117,8 @@ impl Drop for Proc {
 }
 
 pub fn signal(pid: u32, sig: i32) {
-    unsafe {
-        libc::kill(pid as i32, sig);
+    if let (Ok(pid), Ok(sig)) = (i32::try_from(pid), nix::sys::signal::Signal::try_from(sig)) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
     }
 }
 

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
@@ -153,7 +154,7 @@ impl WorkerLauncher for LocalLauncher {
             exits.push(exit);
         }
         for pid in self.live.values() {
-            signal(*pid, libc::SIGTERM);
+            signal(*pid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + grace;
         while !self.live.is_empty() && Instant::now() < deadline {
@@ -163,7 +164,7 @@ impl WorkerLauncher for LocalLauncher {
         }
         for (id, pid) in &self.live {
             tracing::warn!(worker = %id, pid, "worker did not stop in time; killing it");
-            signal(*pid, libc::SIGKILL);
+            signal(*pid, Signal::SIGKILL);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.live.is_empty() && Instant::now() < deadline {
@@ -179,13 +180,12 @@ impl WorkerLauncher for LocalLauncher {
     }
 }
 
-fn signal(pid: u32, sig: i32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    if pid <= 0 {
-        return;
-    }
-    // SAFETY: kill() only sends a signal to a process we started and still track.
-    unsafe {
-        libc::kill(pid, sig);
+/// Signals a process we started and still track (a pid of 0 would mean our own group).
+fn signal(pid: u32, sig: Signal) {
+    match i32::try_from(pid) {
+        Ok(pid) if pid > 0 => {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+        _ => {}
     }
 }

@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use eddy_common::NodeAddr;
 
-use crate::error::humanize;
-
 /// A worker that registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -124,7 +122,7 @@ impl GatherState {
         let never: Vec<&str> = self.known_ids.iter().map(String::as_str).filter(|id| !came.contains(id)).collect();
         let mut msg = format!(
             "the cloud did not form within {}: {} of {} workers registered [{}]; {} missing",
-            humanize(waited),
+            eddy_common::human_duration(waited),
             self.registered.len(),
             self.expected,
             registered.join(", "),

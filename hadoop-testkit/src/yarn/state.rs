@@ -304,11 +304,11 @@ impl YarnState {
         c.kill_reason.get_or_insert((exit, diagnostics.to_string()));
         match c.pid {
             Some(pid) => {
-                signal_group(pid, libc::SIGTERM);
+                signal_group(pid, nix::sys::signal::Signal::SIGTERM);
                 // YARN's grace before SIGKILL (yarn.nodemanager.sleep-delay-before-sigkill.ms).
                 std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(250));
-                    signal_group(pid, libc::SIGKILL);
+                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                 });
             }
             None if !c.started => self.complete(id, exit, diagnostics.to_string()),
@@ -323,13 +323,10 @@ pub(crate) fn is_final(s: YarnApplicationStateProto) -> bool {
     matches!(s, YarnApplicationStateProto::Finished | YarnApplicationStateProto::Failed | YarnApplicationStateProto::Killed)
 }
 
-pub(crate) fn signal_group(pid: u32, signal: i32) {
+/// Containers run in their own process group, as YARN's launcher puts them.
+pub(crate) fn signal_group(pid: u32, signal: nix::sys::signal::Signal) {
     if let Ok(pid) = i32::try_from(pid) {
-        // Containers run in their own process group, as YARN's launcher puts them.
-        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
-        unsafe {
-            libc::kill(-pid, signal);
-        }
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 
@@ -341,7 +338,7 @@ pub(crate) fn kill_all_processes(shared: &Shared) {
     if let Ok(s) = shared.lock() {
         for c in s.containers.values() {
             if let (Some(pid), None) = (c.pid, &c.status) {
-                signal_group(pid, libc::SIGKILL);
+                signal_group(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
     }
