@@ -276,6 +276,10 @@ pub struct CloudArgs {
     /// Write the leader's ip:port to this file once the cloud formed
     #[arg(long, value_name = "FILE")]
     pub notify: Option<PathBuf>,
+    /// Keep this file a JSON document of where the driver stands (phase, gather address, workers, leader, observer; no secrets), replaced whole at every step: for programs that start the driver
+    #[arg(long, value_name = "FILE")]
+    #[serde(default)]
+    pub status_file: Option<PathBuf>,
     /// Exit 0 once the cloud formed and leave it running (stop it with POST /3/Shutdown; on YARN an ApplicationMaster container takes over, `yarn kill APP_ID` ends it)
     #[arg(long)]
     pub disown: bool,

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::cli::CloudArgs;
 use crate::launcher::{WorkerExit, WorkerLauncher, WorkerSpec};
+use crate::status::{Phase, StatusFile, WorkerStatus};
 use crate::{DriverError, DriverResult};
 
 /// How the driver ended when it did not fail.
@@ -99,6 +100,8 @@ pub struct CloudOptions {
     pub print_token: bool,
     /// Write the gather service's address here once it listens (`attach`).
     pub gather_file_opt: Option<std::path::PathBuf>,
+    /// `--status-file`.
+    pub status_file_opt: Option<std::path::PathBuf>,
     /// Stop the cloud when standard input closes: the process that started us is gone.
     pub stop_on_stdin_eof: bool,
     /// `--disown`.
@@ -157,6 +160,7 @@ impl CloudOptions {
             import_roots_opt: args.import_roots.clone(),
             print_token: true,
             gather_file_opt: None,
+            status_file_opt: args.status_file.clone(),
             stop_on_stdin_eof: false,
             disown: args.disown,
             keep_going: args.keep_going,
@@ -336,8 +340,16 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
             break;
         }
     }
+    let mut run = Run {
+        options: &options,
+        gather: &gather,
+        secret: &secret,
+        interrupt: &interrupt,
+        status: StatusFile::new(options.status_file_opt.clone(), &options.cloud_name),
+    };
+    run.status.update(|s| s.gather = Some(gather_addr.to_string()))?;
     let result = match launched {
-        Ok(()) => form_and_watch(launcher, &options, &gather, &mut gather_events, &secret, &interrupt).await,
+        Ok(()) => form_and_watch(launcher, &mut run, &mut gather_events).await,
         Err(e) => Err(e),
     };
     // A cloud that did not form: add what the cluster manager knows (free resources, state).
@@ -355,17 +367,36 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
         }
     }
     let _ = stop_gather_tx.send(());
+    let ended = run.status.update(|s| match &result {
+        Ok(Outcome::Disowned) => s.phase = Phase::Disowned,
+        Ok(_) => s.phase = Phase::Stopped,
+        Err(e) => {
+            s.phase = Phase::Failed;
+            s.error = Some(e.to_string());
+        }
+    });
+    if let Err(e) = ended {
+        tracing::warn!(error = %e, "cannot write the final status");
+    }
     result
+}
+
+/// What the phases of one run share.
+struct Run<'a> {
+    options: &'a CloudOptions,
+    gather: &'a Gather,
+    secret: &'a ClusterSecret,
+    interrupt: &'a Interrupt,
+    /// `--status-file`.
+    status: StatusFile,
 }
 
 async fn form_and_watch(
     launcher: &mut dyn WorkerLauncher,
-    options: &CloudOptions,
-    gather: &Gather,
+    run: &mut Run<'_>,
     gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
-    secret: &ClusterSecret,
-    interrupt: &Interrupt,
 ) -> DriverResult<Outcome> {
+    let (options, gather, secret, interrupt) = (run.options, run.gather, run.secret, run.interrupt);
     // Phase 1: every worker registers; the peer list goes out.
     let peers = loop {
         tokio::select! {
@@ -403,6 +434,16 @@ async fn form_and_watch(
             println!("REST authentication is off (--rest-auth none): anyone who can reach the workers' ports can read and stop this cloud")
         }
     }
+    run.status.update(|s| {
+        s.phase = Phase::Formed;
+        s.workers = gather
+            .registrations()
+            .into_iter()
+            .map(|r| WorkerStatus { worker_id: r.worker_id, node: r.node.to_string(), pid: r.pid })
+            .collect();
+        s.leader = Some(leader.rest().to_string());
+        s.rest_url = Some(leader.rest_url());
+    })?;
     // The tracking URL stays without the token: YARN shows it to every user of the cluster.
     launcher.formed(&leader.rest_url()).await;
     if let Some(path) = &options.notify_opt {
@@ -445,6 +486,10 @@ async fn form_and_watch(
         o = start_observer(options, secret, &peers) => o?,
         stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
     };
+    run.status.update(|s| {
+        s.phase = Phase::Watching;
+        s.observer_rest_url = Some(observer.addr().rest_url());
+    })?;
     if let Some(path) = &options.import_opt {
         let imported = tokio::select! {
             r = crate::frames::import_here(&frames, path, options.strict) => r,

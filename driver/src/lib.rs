@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod frames;
 pub mod launcher;
 pub mod ssh;
+pub mod status;
 pub mod yarn;
 
 use std::path::PathBuf;

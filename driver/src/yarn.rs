@@ -397,6 +397,7 @@ fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: 
     // The master runs inside the cluster: the edge node's interface and files mean nothing there.
     settings.cloud.disown = false;
     settings.cloud.notify = None;
+    settings.cloud.status_file = None;
     settings.cloud.driver_ip = None;
     settings.cloud.driver_port = 0;
     settings.cloud.driver_port_range = None;

@@ -309,6 +309,7 @@ class EddyContext:
         self._dir = None
         self._local_workers = []
         self.driver_log = None
+        self._status_file = None
         self.workers = []
         self.rest_url = None
         self.observer_url = None
@@ -405,6 +406,7 @@ class EddyContext:
         secret_file = _secret_file(secret, self._dir, "secret")
         gather_file = os.path.join(self._dir, "gather")
         notify_file = os.path.join(self._dir, "leader")
+        self._status_file = os.path.join(self._dir, "status.json")
         self.driver_log = os.path.join(self._dir, "eddy-driver.log")
         driver_host = self._sc.getConf().get("spark.driver.host", "127.0.0.1")
         s = self._settings
@@ -414,6 +416,7 @@ class EddyContext:
             "--secret-file", secret_file,
             "--gather-file", gather_file,
             "--notify", notify_file,
+            "--status-file", self._status_file,
             "--stop-on-stdin-eof",
             "--keep-going",
             "--driver-ip", driver_host,
@@ -457,13 +460,26 @@ class EddyContext:
         has joined, and a request to the leader fails once that worker is lost."""
         deadline = time.time() + min(self._timeout, 60)
         while time.time() < deadline:
-            match = re.search(r"Observer client: (http://\S+)/3/Cloud", self._log())
-            if match:
-                return match.group(1)
+            status = self._status()
+            if status.get("observer_rest_url"):
+                return status["observer_rest_url"]
+            if status.get("phase") == "failed":
+                raise EddyError(f"{status.get('error')}; {self._log_report()}")
             if self._driver.poll() is not None:
                 break
             time.sleep(0.05)
         raise EddyError(f"the observer did not join the cloud; {self._log_report()}")
+
+    def _status(self):
+        """The driver's ``--status-file`` (phase, workers, leader, observer), or ``{}`` before
+        it is written; the driver replaces it whole, so it is never half a document."""
+        if not self._status_file:
+            return {}
+        try:
+            with open(self._status_file) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
 
     def _start_in_executors(self, mapper_bin, n, gather):
         # Once per Spark application: a stopped and recreated SparkContext (a notebook that
@@ -505,7 +521,7 @@ class EddyContext:
 
     def _locate_workers(self):
         """Adds each worker's node address (IP, REST and gRPC ports) to ``self.workers``."""
-        registered = dict(re.findall(r"worker (\d+) registered as (\S+)", self._log()))
+        registered = {str(w["worker_id"]): w["node"] for w in self._status().get("workers", [])}
         grpc_ports = {n["ip_port"]: n.get("grpc_port") for n in self.cloud().get("nodes", [])}
         for w in self.workers:
             ip_port = registered.get(str(w["worker"]))

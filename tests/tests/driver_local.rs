@@ -334,3 +334,44 @@ fn basic_authentication_with_an_htpasswd_file_and_none_when_asked() {
     d.signal(libc::SIGINT);
     assert_eq!(d.wait_exit(EXIT).code(), Some(130));
 }
+
+#[test]
+fn the_status_file_follows_the_driver_through_its_phases() {
+    let dir = tempfile::tempdir().unwrap();
+    let status_path = dir.path().join("status.json");
+    let read = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(&status_path).unwrap()).unwrap() };
+    let notify = dir.path().join("leader.txt");
+    let mut cmd = driver(&["--nodes", "2", "--status-file"]);
+    cmd.arg(&status_path).arg("--log-dir").arg(dir.path().join("logs")).arg("--notify").arg(&notify);
+    let mut d = Proc::spawn(cmd);
+    d.wait_for_line("Watching the cloud", FORM);
+    let token = read_notify(&notify).token_opt.unwrap();
+    let watching = read();
+    assert_eq!(watching["phase"], "watching", "{watching}");
+    let workers = watching["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{watching}");
+    let ids: Vec<&str> = workers.iter().map(|w| w["worker_id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"0") && ids.contains(&"1"), "{watching}");
+    // The observer and the leader answer where the file says.
+    let observer = watching["observer_rest_url"].as_str().unwrap();
+    remember_token(observer.trim_start_matches("http://"), &token);
+    let cloud = get_json(&format!("{observer}/3/Cloud")).unwrap();
+    assert_eq!(cloud["cloud_size"], 2);
+    assert_eq!(format!("http://{}", watching["leader"].as_str().unwrap()), watching["rest_url"].as_str().unwrap());
+    assert!(!std::fs::read_to_string(&status_path).unwrap().contains("token"), "no token in the status file");
+    d.signal(libc::SIGTERM);
+    d.wait_exit(EXIT);
+    assert_eq!(read()["phase"], "stopped");
+
+    // A cloud that cannot form ends "failed", with the reason.
+    let broken = dir.path().join("broken-mapper.sh");
+    std::fs::write(&broken, "#!/bin/sh\necho 'cannot open the frobnicator' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut cmd = driver(&["--nodes", "1", "--status-file"]);
+    cmd.arg(&status_path).arg("--log-dir").arg(dir.path().join("logs2")).arg("--mapper").arg(&broken);
+    let mut d = Proc::spawn(cmd);
+    assert!(!d.wait_exit(EXIT).success());
+    let failed = read();
+    assert_eq!(failed["phase"], "failed", "{failed}");
+    assert!(failed["error"].as_str().unwrap().contains("cannot open the frobnicator"), "{failed}");
+}
