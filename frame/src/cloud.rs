@@ -133,7 +133,11 @@ impl FrameCloud {
             .max_encoding_message_size(256 << 20);
         let grpc =
             tonic::service::Routes::new(InterceptedService::new(server, check)).add_service(InterceptedService::new(flight, flight_check));
-        Extensions { grpc: Some(grpc), rest: Some(crate::rest::routes(self.clone())) }
+        Extensions {
+            grpc: Some(grpc),
+            rest: Some(crate::rest::routes(self.clone())),
+            metrics: Some(std::sync::Arc::new(crate::metrics::FrameMetrics(self.clone()))),
+        }
     }
 
     pub(crate) fn client(&self, node: NodeAddr) -> FrameResult<Client> {

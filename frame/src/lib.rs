@@ -14,6 +14,7 @@ pub mod groupby;
 mod hdfs;
 pub mod ingest;
 pub mod meta;
+mod metrics;
 pub mod narrow;
 mod ops;
 pub mod parse;

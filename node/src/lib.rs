@@ -14,6 +14,7 @@ mod transport;
 pub mod bind;
 pub mod logging;
 pub mod membership;
+pub mod metrics;
 pub mod rest;
 pub mod rest_auth;
 pub mod routes;

@@ -158,6 +158,11 @@ pub fn routes(node: NodeHandle) -> Routes {
             stateful(get(health)),
             &[("GET", "200 when the cloud is formed and healthy, else 503; needs no authentication")],
         )
+        .route(
+            "/metrics",
+            stateful(get(crate::metrics::scrape)),
+            &[("GET", "this node's metrics in the Prometheus/OpenMetrics text format (cloud, memory, heartbeats, REST, frames, jobs)")],
+        )
         .route("/kubernetes/isLeaderNode", stateful(get(is_leader)), &[("GET", "200 on the leader of a formed cloud, else 404 (text)")])
 }
 

@@ -110,6 +110,10 @@ pub(crate) struct Inner {
     data_bytes: std::sync::atomic::AtomicU64,
     /// Wakes the heartbeat loop early (new peers), so formation does not wait for a tick.
     beat_now: tokio::sync::Notify,
+    /// Counters of `GET /metrics`.
+    pub(crate) metrics: Arc<crate::metrics::NodeMetrics>,
+    /// What the layers above add to `GET /metrics`.
+    pub(crate) metrics_sources: Mutex<Vec<Arc<dyn crate::metrics::MetricsSource>>>,
 }
 
 impl Inner {
@@ -205,6 +209,7 @@ async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
         Ok(mut client) => tokio::time::timeout(rpc_timeout, client.heartbeat(hb)).await,
         Err(status) => Ok(Err(status)),
     };
+    inner.metrics.heartbeat_sent(matches!(result, Ok(Ok(_))));
     match result {
         Ok(Ok(reply)) => {
             // A refusal of the reply is already logged by apply_heartbeat.
@@ -254,6 +259,8 @@ pub struct Extensions {
     pub grpc: Option<tonic::service::Routes>,
     /// Extra REST routes, documented in the node's index.
     pub rest: Option<crate::routes::Routes>,
+    /// More metrics for `GET /metrics`.
+    pub metrics: Option<Arc<dyn crate::metrics::MetricsSource>>,
 }
 
 /// A cloneable handle on a running node.
@@ -317,10 +324,15 @@ impl NodeHandle {
             started_epoch_millis: stats::epoch_millis(),
             data_bytes: std::sync::atomic::AtomicU64::new(0),
             beat_now: tokio::sync::Notify::new(),
+            metrics: Arc::default(),
+            metrics_sources: Mutex::default(),
         });
         inner.refresh_stats();
         let handle = Self { inner: inner.clone() };
         let extensions = extend(&handle);
+        if let Some(source) = extensions.metrics {
+            inner.metrics_sources.lock().unwrap_or_else(|p| p.into_inner()).push(source);
+        }
         if let Some(grpc) = grpc_opt {
             let svc = crate::transport::service(inner.clone(), inner.options.secret.clone(), &inner.options.cloud_name);
             let mut routes = extensions.grpc.unwrap_or_default();
@@ -344,7 +356,10 @@ impl NodeHandle {
             if let Some(extra) = extensions.rest {
                 routes = routes.merge(extra);
             }
-            let router = routes.into_router();
+            // Inside the authentication layer, where the matched route is known.
+            let router = routes
+                .into_router()
+                .route_layer(axum::middleware::from_fn_with_state(inner.metrics.clone(), crate::metrics::count_requests));
             let opts = &handle.inner.options;
             let router = match crate::rest_auth::RestAuth::new(&opts.rest_auth, &opts.secret, &opts.cloud_name) {
                 Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::rest_auth::require)),

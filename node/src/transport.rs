@@ -63,6 +63,7 @@ pub(crate) fn service(
 impl NodeService for NodeServer {
     async fn heartbeat(&self, request: Request<Heartbeat>) -> Result<Response<Heartbeat>, Status> {
         let hb = request.into_inner();
+        self.inner.metrics.heartbeat_received();
         match self.inner.apply_heartbeat(&hb, Instant::now()) {
             Ok(()) => Ok(Response::new(self.inner.my_heartbeat())),
             Err(message) => Err(Status::failed_precondition(message)),

@@ -182,3 +182,55 @@ fn import_roots_limit_local_files_and_http_imports_refuse_the_nodes_own_services
     assert!(error.contains("loopback") && error.contains("EDDY_HTTP_ALLOW_HOSTS"), "{job}");
     cloud.stop(Duration::from_secs(30));
 }
+
+/// `GET /metrics` parsed by a Prometheus text-format parser (the `prometheus-parse` crate).
+fn scrape(cloud: &eddy_tests::frames::WatchedCloud) -> Vec<prometheus_parse::Sample> {
+    let response = cloud.http.get(format!("{}/metrics", cloud.base)).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let kind = response.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = response.text().unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap().samples
+}
+
+fn value(samples: &[prometheus_parse::Sample], metric: &str, label: Option<(&str, &str)>) -> f64 {
+    let sample = samples
+        .iter()
+        .find(|s| s.metric == metric && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .unwrap_or_else(|| panic!("no sample {metric} {label:?} in {:?}", samples.iter().map(|s| &s.metric).collect::<Vec<_>>()));
+    match sample.value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+        ref other => panic!("{metric}: {other:?}"),
+    }
+}
+
+#[test]
+fn metrics_show_the_cloud_frames_jobs_and_requests_in_prometheus_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify = dir.path().join("leader.txt");
+    let mut cmd = eddy_tests::frames::local_driver(&dir.path().join("logs"));
+    cmd.arg("--notify").arg(&notify);
+    let cloud = eddy_tests::frames::WatchedCloud::start(cmd, &notify, Duration::from_secs(60));
+    let before = scrape(&cloud);
+    assert_eq!(value(&before, "eddy_cloud_size", None), 2.0);
+    assert_eq!(value(&before, "eddy_cloud_healthy", None), 1.0);
+    assert_eq!(value(&before, "eddy_node_memory_budget_bytes", None), 256.0 * 1024.0 * 1024.0);
+    assert_eq!(value(&before, "eddy_frames", None), 0.0);
+    assert!(value(&before, "eddy_heartbeats_received_total", None) > 0.0);
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/sample.csv");
+    let (frame, _) = cloud.import(json!({ "path": sample }), Duration::from_secs(60));
+    assert!(!frame.is_empty());
+    let after = scrape(&cloud);
+    assert_eq!(value(&after, "eddy_frames", None), 1.0);
+    assert_eq!(value(&after, "eddy_frame_rows", None), 5000.0);
+    assert_eq!(value(&after, "eddy_jobs", Some(("status", "done"))), 1.0);
+    assert_eq!(value(&after, "eddy_import_rows_total", None), 5000.0);
+    assert!(value(&after, "eddy_node_data_bytes", None) > 0.0);
+    // The import's requests were counted by route pattern, not by path.
+    assert!(value(&after, "eddy_rest_requests_total", Some(("route", "/3/Jobs/:id"))) >= 1.0);
+    assert_eq!(value(&after, "eddy_rest_requests_total", Some(("route", "/3/ImportFiles"))), 1.0);
+    // Like every endpoint but the health check, it wants the token.
+    let anonymous = reqwest::blocking::get(format!("{}/metrics", cloud.base)).unwrap();
+    assert_eq!(anonymous.status(), 401);
+    cloud.stop(Duration::from_secs(30));
+}
