@@ -118,6 +118,16 @@ pub fn markdown() -> String {
     s
 }
 
+/// Settings a launcher hands from the driver's environment to every worker (launchers keep
+/// the rest of the user's `EDDY_*` variables away from workers): the workers must reach the
+/// same S3 server and allow the same HTTP hosts as the driver.
+pub const FORWARDED_TO_WORKERS: &[&Key] = &[&S3_ENDPOINT, &HTTP_ALLOW_HOSTS];
+
+/// The [`FORWARDED_TO_WORKERS`] settings this process has, as (name, value).
+pub fn forwarded_to_workers() -> Vec<(&'static str, String)> {
+    FORWARDED_TO_WORKERS.iter().filter_map(|k| Some((k.name, std::env::var(k.name).ok()?))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

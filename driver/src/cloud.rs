@@ -199,13 +199,8 @@ impl CloudOptions {
         if let Some(m) = &self.memory_opt {
             set(&keys::MEMORY, m.clone());
         }
-        // The launcher keeps EDDY_* settings of the user's shell away from workers; this one
-        // they need to reach the same S3 server as the driver.
-        if let Ok(endpoint) = std::env::var(keys::S3_ENDPOINT.name) {
-            set(&keys::S3_ENDPOINT, endpoint);
-        }
-        if let Ok(hosts) = std::env::var(keys::HTTP_ALLOW_HOSTS.name) {
-            set(&keys::HTTP_ALLOW_HOSTS, hosts);
+        for (name, value) in keys::forwarded_to_workers() {
+            env.insert(name.to_string(), value);
         }
         WorkerSpec { env, args: Vec::new() }
     }

@@ -413,9 +413,8 @@ fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: 
         ("HADOOP_USER_NAME", user.to_string()),
         (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
     ];
-    if let Ok(endpoint) = std::env::var(eddy_common::keys::S3_ENDPOINT.name) {
-        env.push((eddy_common::keys::S3_ENDPOINT.name, endpoint));
-    }
+    // The master hands them on to its workers as an attached driver does.
+    env.extend(eddy_common::keys::forwarded_to_workers());
     Ok(ContainerLaunchContextProto {
         local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
         environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
