@@ -21,9 +21,18 @@ pub use remote::Remote;
 /// Open connections to hosts. Dropping it ends every master connection before the directory
 /// of their control sockets goes (a master left behind would keep its connection forever).
 pub struct Hosts {
-    /// In the order of the hosts file.
+    /// The connected ones, in the order of the hosts file.
     pub remotes: Vec<Remote>,
+    /// Every host of the file, as written (for reports in the file's order).
+    pub listed: Vec<String>,
     control_dir: Option<tempfile::TempDir>,
+}
+
+impl Hosts {
+    /// Sorts a report as the hosts file lists the hosts.
+    fn in_file_order(&self, report: &mut Report) {
+        report.sort_by_key(|(h, _)| self.listed.iter().position(|l| l == h));
+    }
 }
 
 impl Drop for Hosts {
@@ -97,7 +106,8 @@ async fn connect_all(args: &SshHostArgs) -> DriverResult<(Hosts, Report)> {
             Err(e) => report.push((host.text.clone(), Err(e))),
         }
     }
-    Ok((Hosts { remotes, control_dir: Some(control_dir) }, report))
+    let listed = list.into_iter().map(|h| h.text).collect();
+    Ok((Hosts { remotes, listed, control_dir: Some(control_dir) }, report))
 }
 
 /// Starts a cloud (`reuse`: the name and secret of the cloud `restart` stopped).
@@ -159,9 +169,7 @@ async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>) -> Dr
         }
     }
     report.extend(ready);
-    // In the hosts file's order.
-    let order = hosts::read_hosts(args.hosts.hosts.as_deref().unwrap_or(std::path::Path::new("")))?;
-    report.sort_by_key(|(h, _)| order.iter().position(|o| &o.text == h));
+    hosts.in_file_order(&mut report);
     println!("Hosts:");
     summarize("the cloud cannot start", &report)?;
 
@@ -205,6 +213,7 @@ async fn status(args: &SshHostArgs) -> DriverResult<Outcome> {
         });
         report.push((r.host.text.clone(), line));
     }
+    hosts.in_file_order(&mut report);
     println!("Hosts:");
     summarize("status", &report)?;
     Ok(Outcome::Stopped)
@@ -214,6 +223,7 @@ async fn status(args: &SshHostArgs) -> DriverResult<Outcome> {
 async fn stop(args: &SshHostArgs, grace: Duration) -> DriverResult<Outcome> {
     let (hosts, mut report) = connect_all(args).await?;
     report.extend(stop_all(&hosts, grace).await);
+    hosts.in_file_order(&mut report);
     println!("Hosts:");
     summarize("stop", &report)?;
     Ok(Outcome::Stopped)
