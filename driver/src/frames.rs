@@ -1,7 +1,7 @@
 //! Importing datasets from the driver and printing summaries, either through the driver's
 //! own observer client (`local --import`) or over REST against any running cloud (`import`).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use eddy_frame::meta::{JobState, JobStatus};
@@ -25,27 +25,51 @@ fn progress_line(job: &JobState) -> String {
     )
 }
 
-/// Shows progress until `poll` reports the job finished; returns the final state.
+/// A progress bar on a terminal (bytes, rate, ETA, rows); `None` elsewhere.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        // wide_bar takes what the terminal's width leaves, so the line never wraps.
+        "import [{wide_bar}] {percent:>3}% {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+    )
+    .ok()?
+    .progress_chars("=> ");
+    // No length until the job knows its bytes: an empty bar, not a full one.
+    Some(indicatif::ProgressBar::no_length().with_style(style))
+}
+
+/// Shows progress until `poll` reports the job finished: a bar on a terminal, a line every two
+/// seconds otherwise (logs, pipes). Returns the final state.
 async fn follow<F, Fut>(mut poll: F, timeout: Duration) -> DriverResult<JobState>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = DriverResult<JobState>>,
 {
-    let tty = std::io::stderr().is_terminal();
+    let bar_opt = progress_bar();
     let started = Instant::now();
     let mut last_print = Instant::now();
     loop {
         let job = poll().await?;
+        if let Some(bar) = bar_opt.as_ref().filter(|_| job.bytes_total > 0) {
+            bar.set_length(job.bytes_total);
+            // Split ranges overlap at their edges: what is read may pass the file's size.
+            bar.set_position(job.bytes_read.min(job.bytes_total));
+            if job.rows > 0 {
+                bar.set_message(format!("{} rows", job.rows));
+            }
+        }
         if job.status != JobStatus::Running {
-            if tty {
-                eprintln!("\r{}", progress_line(&job));
+            if let Some(bar) = &bar_opt {
+                bar.finish();
+                // The bar stays as drawn; what follows starts on a line of its own.
+                eprintln!();
             }
             return Ok(job);
         }
-        if tty {
-            eprint!("\r{}", progress_line(&job));
-            let _ = std::io::stderr().flush();
-        } else if last_print.elapsed() >= Duration::from_secs(2) {
+        // A bar redraws itself; without one, a line now and then.
+        if bar_opt.is_none() && last_print.elapsed() >= Duration::from_secs(2) {
             eprintln!("{}", progress_line(&job));
             last_print = Instant::now();
         }
