@@ -1,5 +1,9 @@
 """Eddy from Python.
 
+``eddy.connect("http://host:54321", token=...)`` works with any running cloud (frames,
+imports, summaries, the cloud's state); ``eddy.start_local(nodes=3)`` starts a local one tied
+to this process (``eddy.client``).
+
 ``eddy.spark.EddyContext`` attaches an Eddy cloud to a running Spark application: one
 ``eddy-mapper`` worker per executor, the Spark driver's machine running the gather service
 and the observer client (``eddy-driver attach``).
@@ -11,5 +15,6 @@ job through ``SparkContext.addFile``.
 """
 
 from eddy.binaries import find_binary
+from eddy.client import Client, EddyError, LocalCloud, connect, start_local
 
-__all__ = ["find_binary"]
+__all__ = ["Client", "EddyError", "LocalCloud", "connect", "find_binary", "start_local"]

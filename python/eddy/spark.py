@@ -43,11 +43,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 
 from eddy import frames as _frames
 from eddy.binaries import find_binary
+from eddy.client import Client, EddyError
 
 
 def _ship_code_with_tasks():
@@ -68,8 +68,6 @@ _ACTIVE = None
 _ADDED_MAPPERS = set()
 
 
-class EddyError(RuntimeError):
-    """Something about the cloud failed; the message says what and what to do."""
 
 
 def _truthy(value):
@@ -284,7 +282,7 @@ def check_convertible(schema, categorical=()):
         raise EddyError("cannot convert the DataFrame: " + "; ".join(problems))
 
 
-class EddyContext:
+class EddyContext(Client):
     """An Eddy cloud attached to a Spark application. Use :meth:`get_or_create`."""
 
     def __init__(
@@ -313,6 +311,9 @@ class EddyContext:
         self.workers = []
         self.rest_url = None
         self.observer_url = None
+        # eddy.client.Client's requests go to the observer, once it joined.
+        self.url = None
+        self._request_timeout = 60
         # The cloud's REST access token (send it as `Authorization: Bearer <token>`).
         self.rest_token = None
 
@@ -453,6 +454,7 @@ class EddyContext:
         self._mark("cloud formed")
         self.rest_url = "http://" + leader.splitlines()[0].strip()
         self.observer_url = self._wait_for_observer()
+        self.url = self.observer_url
         self._locate_workers()
 
     def _wait_for_observer(self):
@@ -574,57 +576,8 @@ class EddyContext:
         """The observer (``eddy-driver attach``) is up."""
         return self._driver is not None and self._driver.poll() is None
 
-    def _request(self, method, path, body=None, timeout=60):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.observer_url + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.rest_token}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            detail = e.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("error", detail)
-            except ValueError:
-                pass
-            raise EddyError(f"{method} {path}: {e.code} {detail}") from None
-
-    # -- frames --------------------------------------------------------------------------
-
-    def frames(self):
-        """Every frame: ``GET /3/Frames``."""
-        return self._request("GET", "/3/Frames")["frames"]
-
-    def frame(self, frame):
-        """A frame's metadata (columns, chunks and where they live)."""
-        return self._request("GET", f"/3/Frames/{_frame_id(frame)}?row_count=0")["frame"]
-
-    def summary(self, frame):
-        """Per column: type, count, missing, min, max, mean, sd, zeros; levels for categoricals."""
-        return self._request("GET", f"/3/Frames/{_frame_id(frame)}/summary")["columns"]
-
-    def delete(self, frame):
-        """Frees a frame on every node."""
-        self._request("DELETE", f"/3/Frames/{_frame_id(frame)}")
-
-    def import_file(self, path, name=None, timeout=3600, **options):
-        """Imports a file, directory or glob (local, ``s3://``, ``hdfs://``...) into a frame;
-        returns its id. ``options`` go into the import request (``parse_setup``, ``strict``, ``format``)."""
-        body = dict(options, path=path)
-        if name:
-            body["destination_frame"] = name
-        job = self._request("POST", "/3/ImportFiles", body)["job"]["key"]
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            state = self._request("GET", f"/3/Jobs/{job}")["jobs"][0]
-            if state["status"] == "DONE":
-                return state["dest"]
-            if state["status"] == "FAILED":
-                raise EddyError(f"import of {path} failed: {state['error']}")
-            time.sleep(0.1)
-        raise EddyError(f"import of {path} did not finish within {timeout} s")
+    # -- frames: frames(), frame(), head(), summary(), delete(), import_file() come from
+    # eddy.client.Client, against the observer --------------------------------------------
 
     def as_frame(self, df, name=None, categorical=()):
         """Sends a Spark DataFrame to the cloud as a frame; returns the frame's id.
@@ -740,10 +693,6 @@ class EddyContext:
         except Exception:  # another Spark or Scala version: same result, no locality
             self.last_read_locality = False
             return self._spark.range(0, n, 1, max(1, n)).selectExpr("cast(id as string) as value")
-
-    def cloud(self):
-        """``GET /3/Cloud`` as the observer sees it."""
-        return self._request("GET", "/3/Cloud", timeout=10)
 
     def status(self):
         """Health of the cloud, with unhealthy workers named by Spark executor."""

@@ -4,86 +4,15 @@ module with newlines inside quoted fields, read whole by one worker and split ac
 Needs EDDY_BIN_DIR pointing at the built binaries (scripts/spark-test.sh sets it)."""
 
 import csv
-import json
 import os
-import subprocess
 import tempfile
-import time
 import unittest
-import urllib.request
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from eddy.binaries import find_binary
-
-
-def _http(method, url, body=None, timeout=60, token=None):
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
-        return json.loads(reply.read() or b"null")
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-class LocalCloud:
-    """``eddy-driver local`` with N workers on free ports, stopped on exit."""
-
-    def __init__(self, nodes, workdir):
-        self.notify = os.path.join(workdir, f"leader-{nodes}.txt")
-        self.log = open(os.path.join(workdir, f"driver-{nodes}.log"), "w")
-        self.process = subprocess.Popen(
-            [find_binary("eddy-driver"), "local", "--nodes", str(nodes), "--port", "0", "--memory", "1g", "--notify", self.notify],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 60
-        while not _read(self.notify).endswith("\n"):
-            if time.time() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"the cloud did not form: {_read(self.log.name)}")
-            time.sleep(0.1)
-        lines = _read(self.notify).split()
-        self.base = "http://" + lines[0]
-        # The driver writes the REST access token after the leader's address.
-        self.token = next(line[len("token="):] for line in lines if line.startswith("token="))
-
-    def import_file(self, path, **options):
-        job = _http("POST", f"{self.base}/3/ImportFiles", {"path": path, **options}, token=self.token)["job"]["key"]
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            state = _http("GET", f"{self.base}/3/Jobs/{job}", token=self.token)["jobs"][0]
-            if state["status"] != "RUNNING":
-                return state
-            time.sleep(0.1)
-        raise AssertionError(f"import of {path} did not finish")
-
-    def export_parquet(self, frame, path):
-        _http("POST", f"{self.base}/3/Frames/{frame}/export", {"path": path, "format": "parquet", "single_file": True}, token=self.token)
-        return pq.read_table(path)
-
-    def stop(self):
-        try:
-            _http("POST", f"{self.base}/3/Shutdown", {}, token=self.token)
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log.close()
+import eddy
 
 
 def write_notes_csv(path, rows):
@@ -115,16 +44,14 @@ class ImportLikePyarrow(unittest.TestCase):
         cls.dir.cleanup()
 
     def check_cloud(self, nodes, **options):
-        cloud = LocalCloud(nodes, self.dir.name)
-        try:
-            job = cloud.import_file(self.path, **options)
+        with eddy.start_local(nodes=nodes, memory="1g") as cloud:
+            job = cloud.import_job(self.path, timeout=120, **options)
             self.assertEqual(job["status"], "DONE", job)
             report = job["parse_report"]
             self.assertEqual((report["bad_rows"], report["bad_cells"]), (0, 0), report)
             out = os.path.join(self.dir.name, f"back-{nodes}.parquet")
-            got = cloud.export_parquet(job["dest"], out)
-        finally:
-            cloud.stop()
+            cloud.export(job["dest"], out, format="parquet", single_file=True)
+            got = pq.read_table(out)
         self.assertEqual(got.num_rows, self.expected.num_rows)
         self.assertEqual(got.column("id").cast(pa.int64()).to_pylist(), self.expected.column("id").to_pylist())
         self.assertEqual(got.column("note").cast(pa.string()).to_pylist(), self.expected.column("note").to_pylist())
