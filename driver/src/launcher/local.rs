@@ -7,14 +7,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use tokio::process::Command;
-use tokio::sync::mpsc;
 
-use super::{WorkerExit, WorkerLauncher, WorkerSpec};
+use super::{LiveWorkers, WorkerExit, WorkerLauncher, WorkerSpec};
 use crate::{DriverError, DriverResult};
 
 /// Starts workers as local processes.
@@ -22,9 +21,8 @@ use crate::{DriverError, DriverResult};
 pub struct LocalLauncher {
     mapper: PathBuf,
     log_dir: PathBuf,
-    live: BTreeMap<String, u32>,
-    exits_tx: mpsc::UnboundedSender<WorkerExit>,
-    exits_rx: mpsc::UnboundedReceiver<WorkerExit>,
+    /// Worker id → pid.
+    workers: LiveWorkers<u32>,
     /// Private directory (mode 0700) of the secret file; removed on drop.
     secrets: tempfile::TempDir,
 }
@@ -34,12 +32,11 @@ impl LocalLauncher {
     pub fn new(mapper: PathBuf, log_dir: PathBuf) -> DriverResult<Self> {
         std::fs::create_dir_all(&log_dir)
             .map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let secrets = tempfile::Builder::new()
             .prefix("eddy-secret-")
             .tempdir()
             .map_err(|source| DriverError::Io { what: "cannot create a private directory for the cluster secret".into(), source })?;
-        Ok(Self { mapper, log_dir, live: BTreeMap::new(), exits_tx, exits_rx, secrets })
+        Ok(Self { mapper, log_dir, workers: LiveWorkers::new(), secrets })
     }
 
     /// Moves the secret from `env` into a file readable by this user only; its path goes in
@@ -120,9 +117,8 @@ impl WorkerLauncher for LocalLauncher {
             source,
         })?;
         let pid = child.id().unwrap_or_default();
-        self.live.insert(id.to_string(), pid);
         tracing::debug!(worker = id, pid, log = %log_path.display(), "worker started");
-        let tx = self.exits_tx.clone();
+        let tx = self.workers.started(id, pid);
         let worker_id = id.to_string();
         tokio::spawn(async move {
             let (success, status) = match child.wait().await {
@@ -136,42 +132,20 @@ impl WorkerLauncher for LocalLauncher {
     }
 
     async fn next_exit(&mut self) -> WorkerExit {
-        match self.exits_rx.recv().await {
-            Some(exit) => {
-                self.live.remove(&exit.worker_id);
-                exit
-            }
-            // The sender lives in self, so this cannot end; stay pending to be safe.
-            None => std::future::pending().await,
-        }
+        self.workers.next_exit().await
     }
 
     async fn stop(&mut self, grace: Duration) -> Vec<WorkerExit> {
-        let mut exits = Vec::new();
-        // Forget children already reaped, so no signal can reach a reused pid.
-        while let Ok(exit) = self.exits_rx.try_recv() {
-            self.live.remove(&exit.worker_id);
-            exits.push(exit);
-        }
-        for pid in self.live.values() {
+        let mut exits = self.workers.reported();
+        for pid in self.workers.live.values() {
             signal(*pid, Signal::SIGTERM);
         }
-        let deadline = Instant::now() + grace;
-        while !self.live.is_empty() && Instant::now() < deadline {
-            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
-                exits.push(exit);
-            }
-        }
-        for (id, pid) in &self.live {
+        self.workers.wait_for_exits(grace, &mut exits).await;
+        for (id, pid) in &self.workers.live {
             tracing::warn!(worker = %id, pid, "worker did not stop in time; killing it");
             signal(*pid, Signal::SIGKILL);
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.live.is_empty() && Instant::now() < deadline {
-            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
-                exits.push(exit);
-            }
-        }
+        self.workers.wait_for_exits(Duration::from_secs(5), &mut exits).await;
         exits
     }
 

@@ -7,7 +7,7 @@ mod ssh;
 mod yarn;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -41,6 +41,61 @@ pub struct WorkerExit {
     pub status: String,
     /// The end of its log, if the launcher has it.
     pub log_tail_opt: Option<String>,
+}
+
+/// The workers a launcher started (with what it needs to stop each, `T`) and the exits that
+/// their watchers report; shared by the launchers that see their workers end.
+#[derive(Debug)]
+pub(crate) struct LiveWorkers<T> {
+    /// Worker id → how to reach its process.
+    pub(crate) live: BTreeMap<String, T>,
+    tx: tokio::sync::mpsc::UnboundedSender<WorkerExit>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<WorkerExit>,
+}
+
+impl<T> LiveWorkers<T> {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self { live: BTreeMap::new(), tx, rx }
+    }
+
+    /// Tracks worker `id`; its watcher reports the exit through the returned sender.
+    pub(crate) fn started(&mut self, id: &str, how: T) -> tokio::sync::mpsc::UnboundedSender<WorkerExit> {
+        self.live.insert(id.to_string(), how);
+        self.tx.clone()
+    }
+
+    /// The next exit (the worker is forgotten); pending while none comes.
+    pub(crate) async fn next_exit(&mut self) -> WorkerExit {
+        match self.rx.recv().await {
+            Some(exit) => {
+                self.live.remove(&exit.worker_id);
+                exit
+            }
+            // The sender lives in self, so this cannot end; stay pending to be safe.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Exits already reported (those workers forgotten, so no signal reaches a reused pid).
+    pub(crate) fn reported(&mut self) -> Vec<WorkerExit> {
+        let mut exits = Vec::new();
+        while let Ok(exit) = self.rx.try_recv() {
+            self.live.remove(&exit.worker_id);
+            exits.push(exit);
+        }
+        exits
+    }
+
+    /// Waits for exits until every worker ended or `within` passed.
+    pub(crate) async fn wait_for_exits(&mut self, within: Duration, exits: &mut Vec<WorkerExit>) {
+        let deadline = Instant::now() + within;
+        while !self.live.is_empty() && Instant::now() < deadline {
+            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
+                exits.push(exit);
+            }
+        }
+    }
 }
 
 /// Starts and stops workers.

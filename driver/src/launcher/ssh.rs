@@ -4,12 +4,11 @@
 //! while the driver is attached, a remote shell per worker waits for it and reports its exit.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
-use super::{WorkerExit, WorkerLauncher, WorkerSpec};
+use super::{LiveWorkers, WorkerExit, WorkerLauncher, WorkerSpec};
 use crate::ssh::{Hosts, Remote};
 use crate::{DriverError, DriverResult};
 
@@ -19,16 +18,13 @@ pub struct SshLauncher {
     workers_per_host: usize,
     cloud_name: String,
     /// Worker id → (host index, pid).
-    live: BTreeMap<String, (usize, u32)>,
-    exits_tx: mpsc::UnboundedSender<WorkerExit>,
-    exits_rx: mpsc::UnboundedReceiver<WorkerExit>,
+    workers: LiveWorkers<(usize, u32)>,
 }
 
 impl SshLauncher {
     /// Worker `i` goes to host `i / workers_per_host`.
     pub fn new(hosts: Hosts, workers_per_host: usize, cloud_name: String) -> Self {
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        Self { hosts, workers_per_host: workers_per_host.max(1), cloud_name, live: BTreeMap::new(), exits_tx, exits_rx }
+        Self { hosts, workers_per_host: workers_per_host.max(1), cloud_name, workers: LiveWorkers::new() }
     }
 
     fn host_of(&self, id: &str) -> DriverResult<(usize, &Remote)> {
@@ -56,8 +52,7 @@ impl WorkerLauncher for SshLauncher {
         let (pid, launched) =
             remote.launch(&self.cloud_name, id, &secret, &lines).await.map_err(|e| DriverError::Ssh(format!("{host}: {e}")))?;
         tracing::debug!(worker = id, pid, %host, "worker started");
-        self.live.insert(id.to_string(), (h, pid));
-        let tx = self.exits_tx.clone();
+        let tx = self.workers.started(id, (h, pid));
         let worker_id = id.to_string();
         tokio::spawn(async move {
             let (success, status, log_tail_opt) = launched.ended().await;
@@ -68,24 +63,13 @@ impl WorkerLauncher for SshLauncher {
     }
 
     async fn next_exit(&mut self) -> WorkerExit {
-        match self.exits_rx.recv().await {
-            Some(exit) => {
-                self.live.remove(&exit.worker_id);
-                exit
-            }
-            // The sender lives in self, so this cannot end; stay pending to be safe.
-            None => std::future::pending().await,
-        }
+        self.workers.next_exit().await
     }
 
     async fn stop(&mut self, grace: Duration) -> Vec<WorkerExit> {
-        let mut exits = Vec::new();
-        while let Ok(exit) = self.exits_rx.try_recv() {
-            self.live.remove(&exit.worker_id);
-            exits.push(exit);
-        }
+        let mut exits = self.workers.reported();
         let mut by_host: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-        for (h, pid) in self.live.values() {
+        for (h, pid) in self.workers.live.values() {
             by_host.entry(*h).or_default().push(*pid);
         }
         let stops = by_host.iter().map(|(h, pids)| {
@@ -100,12 +84,7 @@ impl WorkerLauncher for SshLauncher {
             }
         }
         // Their remote shells report the exits.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.live.is_empty() && Instant::now() < deadline {
-            if let Ok(exit) = tokio::time::timeout(deadline - Instant::now(), self.next_exit()).await {
-                exits.push(exit);
-            }
-        }
+        self.workers.wait_for_exits(Duration::from_secs(10), &mut exits).await;
         exits
     }
 
