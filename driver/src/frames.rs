@@ -165,7 +165,7 @@ pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> Drive
         info.nodes().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
     let started = Instant::now();
-    let summary = frames.summary(&dest).await.map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let summary = frames.summary(&dest, 0).await.map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
     println!("Summary computed in {:.3} s", started.elapsed().as_secs_f64());
     print_summary(&dest, info.rows, &summary);
     Ok(())

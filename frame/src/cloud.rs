@@ -12,7 +12,7 @@ use eddy_common::NodeAddr;
 use eddy_node::{Extensions, NodeHandle};
 use eddy_proto::v1::frame_service_client::FrameServiceClient;
 use eddy_proto::v1::frame_service_server::FrameServiceServer;
-use eddy_proto::v1::{FrameMeta, FrameRef, ParseSplitsRequest, RowsRequest, SplitDone, SplitSpec};
+use eddy_proto::v1::{ColumnBins, FrameMeta, FrameRef, HistogramRequest, ParseSplitsRequest, RowsRequest, SplitDone, SplitSpec};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -25,7 +25,7 @@ use crate::setup::{guess, ColumnType, ParseSetup, SetupOverrides};
 use crate::split::{assign, plan, starts_in_quotes, Split, DEFAULT_SPLIT_BYTES};
 use crate::storage::{list, read_range, FileEntry, StorageOptions};
 use crate::store::ChunkStore;
-use crate::summary::{finish, merge_all, ColumnPartial, ColumnSummary};
+use crate::summary::{add_counts, finish, merge_all, BinSpec, ColumnPartial, ColumnSummary, Histogram, MAX_BINS};
 use crate::{FrameError, FrameResult};
 
 type Client = FrameServiceClient<InterceptedService<Channel, AuthStamp>>;
@@ -500,8 +500,10 @@ impl FrameCloud {
         Ok(info)
     }
 
-    /// Summarises every column: a map-reduce over the workers holding chunks.
-    pub async fn summary(&self, id: &str) -> FrameResult<Vec<ColumnSummary>> {
+    /// Summarises every column: a map-reduce over the workers holding chunks, then a second
+    /// one for the histograms (`bins` at most per numeric column, 0 for none), whose bins
+    /// need the whole frame's minimum and maximum.
+    pub async fn summary(&self, id: &str, bins: usize) -> FrameResult<Vec<ColumnSummary>> {
         let info = self.frame(id)?;
         self.workers()?;
         let calls = info.nodes().into_iter().map(|node| {
@@ -514,14 +516,34 @@ impl FrameCloud {
         });
         let parts = futures::future::try_join_all(calls).await?;
         let merged = parts.into_iter().fold(vec![ColumnPartial::default(); info.columns.len()], merge_all);
-        Ok(info
+        let types: Vec<String> = info
             .columns
             .iter()
-            .zip(&merged)
-            .map(|(c, p)| {
-                finish(&c.name, &serde_json::to_value(c.column_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), p)
-            })
-            .collect())
+            .map(|c| serde_json::to_value(c.column_type).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default())
+            .collect();
+        let mut summaries: Vec<ColumnSummary> =
+            info.columns.iter().zip(&merged).zip(&types).map(|((c, p), t)| finish(&c.name, t, p)).collect();
+        let specs: Vec<BinSpec> =
+            merged.iter().zip(&types).enumerate().filter_map(|(i, (p, t))| BinSpec::for_column(i, t, p, bins.min(MAX_BINS))).collect();
+        if specs.is_empty() {
+            return Ok(summaries);
+        }
+        let wire: Vec<ColumnBins> =
+            specs.iter().map(|s| ColumnBins { column: s.column as u32, start: s.start, width: s.width, bins: s.bins as u32 }).collect();
+        let calls = info.nodes().into_iter().map(|node| {
+            let request = HistogramRequest { frame_id: info.frame_id.clone(), columns: wire.clone() };
+            async move {
+                let mut client = self.client(node)?;
+                let reply = client.histogram(request).await.map_err(|s| Self::remote(node, s))?;
+                FrameResult::Ok(reply.into_inner().columns.into_iter().map(|c| c.counts).collect::<Vec<_>>())
+            }
+        });
+        let parts = futures::future::try_join_all(calls).await?;
+        let counts = parts.into_iter().fold(specs.iter().map(|s| vec![0u64; s.bins]).collect(), add_counts);
+        for (spec, counts) in specs.iter().zip(counts) {
+            summaries[spec.column].histogram = Some(Histogram { start: spec.start, width: spec.width, counts });
+        }
+        Ok(summaries)
     }
 
     /// Rows `[offset, offset + count)` as text cells.

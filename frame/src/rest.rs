@@ -30,7 +30,7 @@ pub fn routes(cloud: FrameCloud) -> Routes {
         .route(
             "/3/Frames/{id}/summary",
             stateful(get(summary)),
-            &[("GET", "per-column summary: count, missing, min, max, mean, sd, levels")],
+            &[("GET", "per-column summary: count, missing, min, max, mean, sd, levels, histogram (bins, default 20, 0 for none)")],
         )
         .route("/3/Frames/{id}/groupby", stateful(post(group_by)), &[("POST", "group by columns with aggregates into a new frame")])
         .route("/3/Frames/{id}/export", stateful(post(export)), &[("POST", "write a frame as CSV or Parquet to any supported URL")])
@@ -123,8 +123,18 @@ async fn frame(State(cloud): State<FrameCloud>, Path(id): Path<String>, Query(q)
     }
 }
 
-async fn summary(State(cloud): State<FrameCloud>, Path(id): Path<String>) -> Response {
-    match cloud.summary(&id).await {
+#[derive(Deserialize)]
+struct SummaryQuery {
+    bins: Option<usize>,
+}
+
+async fn summary(State(cloud): State<FrameCloud>, Path(id): Path<String>, Query(q): Query<SummaryQuery>) -> Response {
+    let bins = q.bins.unwrap_or(crate::summary::DEFAULT_BINS);
+    if bins > crate::summary::MAX_BINS {
+        let reason = format!("at most {} bins per histogram", crate::summary::MAX_BINS);
+        return error(FrameError::InvalidArgument { what: "bins", reason });
+    }
+    match cloud.summary(&id, bins).await {
         Ok(columns) => Json(json!({ "frame_id": id, "columns": columns })).into_response(),
         Err(e) => error(e),
     }

@@ -8,8 +8,8 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
 use eddy_proto::v1::{
-    ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask, ParseSplitsRequest,
-    RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial,
+    BinCounts, ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
+    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -22,7 +22,7 @@ use crate::setup::ParseSetup;
 use crate::split::{count_quotes, record_end, record_start};
 use crate::storage::{read_range, StorageOptions};
 use crate::store::{Chunk, ChunkStore};
-use crate::summary::partials;
+use crate::summary::{bin_counts, partials, BinSpec, MAX_BINS};
 use crate::{FrameError, FrameResult};
 
 /// Runs CPU-bound work on the rayon pool and awaits it without blocking the async runtime.
@@ -343,6 +343,31 @@ impl FrameService for FrameServer {
         .await
         .map_err(status)?;
         Ok(Response::new(SummaryPartial { columns: parts.into_iter().map(Into::into).collect() }))
+    }
+
+    async fn histogram(&self, request: Request<HistogramRequest>) -> Result<Response<HistogramPartial>, Status> {
+        let request = request.into_inner();
+        let id = request.frame_id;
+        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound(id.clone())))?;
+        let mut specs = Vec::with_capacity(request.columns.len());
+        for c in request.columns {
+            let bins = c.bins as usize;
+            if c.column as usize >= info.columns.len() || bins == 0 || bins > MAX_BINS || !(c.width > 0.0) || !c.start.is_finite() {
+                return Err(Status::invalid_argument(format!(
+                    "bins of column {} must name a column of the frame, 1 to {MAX_BINS} bins and a positive width",
+                    c.column
+                )));
+            }
+            specs.push(BinSpec { column: c.column as usize, start: c.start, width: c.width, bins });
+        }
+        let chunks = self.state.store.chunks(&id);
+        let counts = run_cpu(move || {
+            let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
+            bin_counts(&batches, &specs)
+        })
+        .await
+        .map_err(status)?;
+        Ok(Response::new(HistogramPartial { columns: counts.into_iter().map(|counts| BinCounts { counts }).collect() }))
     }
 
     async fn delete_frame(&self, request: Request<FrameRef>) -> Result<Response<FrameAck>, Status> {

@@ -115,8 +115,9 @@ pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
-    p.missing += array.null_count() as u64;
+/// Calls `visit` with every present value of a numeric, time or boolean column in its
+/// logical unit (times in epoch milliseconds); false for other columns.
+fn for_each_number(field: &Field, array: &dyn Array, visit: &mut dyn FnMut(f64)) -> bool {
     // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
     // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
     let unscaled = crate::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
@@ -128,26 +129,37 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
         None => v,
     };
     match array.data_type() {
-        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(logical(v as f64))),
-        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
-        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
-        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| p.push(logical(f64::from(v)))),
-        DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(|v| p.push(v)),
-        DataType::Float32 => array.as_primitive::<Float32Type>().iter().flatten().for_each(|v| p.push(f64::from(v))),
+        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| visit(logical(v as f64))),
+        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
+        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
+        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
+        DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(visit),
+        DataType::Float32 => array.as_primitive::<Float32Type>().iter().flatten().for_each(|v| visit(f64::from(v))),
         // Decimals too wide for 64-bit storage summarise as the nearest reals (as Spark's describe()).
         DataType::Decimal128(_, s) => {
             let divisor = 10f64.powi(i32::from(*s));
-            array.as_primitive::<Decimal128Type>().iter().flatten().for_each(|v| p.push(v as f64 / divisor));
+            array.as_primitive::<Decimal128Type>().iter().flatten().for_each(|v| visit(v as f64 / divisor));
         }
         // Times summarise in milliseconds since the epoch, whatever their unit.
         DataType::Timestamp(unit, _) => {
             let per_milli = crate::narrow::per_second(*unit) as f64 / 1000.0;
             if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
-                ticks.as_primitive::<Int64Type>().iter().flatten().for_each(|v| p.push(v as f64 / per_milli));
+                ticks.as_primitive::<Int64Type>().iter().flatten().for_each(|v| visit(v as f64 / per_milli));
             }
         }
-        DataType::Date32 => array.as_primitive::<Date32Type>().iter().flatten().for_each(|d| p.push(f64::from(d) * 86_400_000.0)),
-        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| p.push(f64::from(u8::from(v)))),
+        DataType::Date32 => array.as_primitive::<Date32Type>().iter().flatten().for_each(|d| visit(f64::from(d) * 86_400_000.0)),
+        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| visit(f64::from(u8::from(v)))),
+        _ => return false,
+    }
+    true
+}
+
+fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
+    p.missing += array.null_count() as u64;
+    if for_each_number(field, array, &mut |x| p.push(x)) {
+        return;
+    }
+    match array.data_type() {
         DataType::Dictionary(_, _) => {
             let dict = array.as_any_dictionary();
             let values = dict.values().as_string::<i32>();
@@ -224,6 +236,92 @@ impl From<eddy_proto::v1::ColumnPartial> for ColumnPartial {
     }
 }
 
+/// Most bins a histogram may ask for.
+pub const MAX_BINS: usize = 1000;
+
+/// Bins a summary's histograms have unless the caller asks otherwise.
+pub const DEFAULT_BINS: usize = 20;
+
+/// Bins of one column's histogram: where they start, how wide they are, how many.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BinSpec {
+    /// Index of the column in the frame.
+    pub column: usize,
+    /// Lower edge of the first bin.
+    pub start: f64,
+    /// Width of every bin.
+    pub width: f64,
+    /// Number of bins.
+    pub bins: usize,
+}
+
+impl BinSpec {
+    /// Equal-width bins over `[min, max]`: at most `max_bins`, one per value for integer
+    /// columns with fewer distinct values than that (so a 0/1 column gets two bars, not 20).
+    /// `None` for columns without finite values.
+    pub fn for_column(column: usize, column_type: &str, p: &ColumnPartial, max_bins: usize) -> Option<BinSpec> {
+        let (min, max) = (p.min?, p.max?);
+        if max_bins == 0 || !matches!(column_type, "int" | "real" | "time" | "bool") {
+            return None;
+        }
+        let range = max - min;
+        let integral = matches!(column_type, "int" | "bool");
+        if integral && range < max_bins as f64 {
+            return Some(BinSpec { column, start: min, width: 1.0, bins: range as usize + 1 });
+        }
+        if range <= 0.0 {
+            return Some(BinSpec { column, start: min, width: 1.0, bins: 1 });
+        }
+        Some(BinSpec { column, start: min, width: range / max_bins as f64, bins: max_bins })
+    }
+
+    /// The bin of a value, `None` outside the bins (infinities, or values of another pass).
+    fn bin_of(&self, x: f64) -> Option<usize> {
+        let i = ((x - self.start) / self.width).floor();
+        // The largest value sits on the last bin's upper edge: count it in that bin.
+        let i = if i as usize == self.bins && x <= self.start + self.width * self.bins as f64 { i - 1.0 } else { i };
+        (i >= 0.0 && i < self.bins as f64).then_some(i as usize)
+    }
+}
+
+/// Counts per bin of each requested column over `batches` (batches in parallel).
+pub fn bin_counts(batches: &[&RecordBatch], specs: &[BinSpec]) -> Vec<Vec<u64>> {
+    let empty = || specs.iter().map(|s| vec![0u64; s.bins]).collect::<Vec<_>>();
+    batches
+        .par_iter()
+        .map(|b| {
+            let mut counts = empty();
+            for (spec, counts) in specs.iter().zip(counts.iter_mut()) {
+                if spec.column >= b.num_columns() {
+                    continue;
+                }
+                for_each_number(b.schema_ref().field(spec.column), b.column(spec.column).as_ref(), &mut |x| {
+                    if let Some(i) = spec.bin_of(x) {
+                        counts[i] += 1;
+                    }
+                });
+            }
+            counts
+        })
+        .reduce(empty, add_counts)
+}
+
+/// Adds two lists of bin counts, column by column.
+pub fn add_counts(a: Vec<Vec<u64>>, b: Vec<Vec<u64>>) -> Vec<Vec<u64>> {
+    a.into_iter().zip(b).map(|(x, y)| x.into_iter().zip(y).map(|(p, q)| p + q).collect()).collect()
+}
+
+/// A column's histogram as `GET /3/Frames/{id}/summary` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    /// Lower edge of the first bin (time: epoch milliseconds).
+    pub start: f64,
+    /// Width of every bin.
+    pub width: f64,
+    /// Finite values per bin.
+    pub counts: Vec<u64>,
+}
+
 /// A finished column summary (what `GET /3/Frames/{id}/summary` shows).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ColumnSummary {
@@ -254,6 +352,9 @@ pub struct ColumnSummary {
     pub cardinality: Option<u64>,
     /// Most frequent levels with their counts, most frequent first.
     pub top_levels: Vec<(String, u64)>,
+    /// Equal-width histogram of the finite values (numeric, time and boolean columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
 }
 
 /// Finalises a partial.
@@ -276,6 +377,7 @@ pub fn finish(label: &str, column_type: &str, p: &ColumnPartial) -> ColumnSummar
         zeros: p.zeros,
         cardinality: (column_type == "enum").then_some(p.levels.len() as u64),
         top_levels: top,
+        histogram: None,
     }
 }
 
@@ -335,6 +437,29 @@ mod tests {
         assert_eq!((narrow.min, narrow.max, narrow.mean), (Some(-0.5), Some(1.5), Some(1.0 / 3.0)));
         let wide = finish("wide", "real", &p[1]);
         assert_eq!((wide.min, wide.max, wide.count), (Some(0.0), Some(100.0), 2));
+    }
+
+    #[test]
+    fn histograms_count_every_finite_value_once() {
+        use arrow::array::{ArrayRef, Float64Array, Int64Array};
+        use std::sync::Arc;
+        let reals: Vec<f64> = (0..1000).map(|i| f64::from(i) / 10.0).chain([f64::NAN, f64::INFINITY]).collect();
+        let ints: Vec<i64> = (0..1002).map(|i| i % 3).collect();
+        let b = RecordBatch::try_from_iter([
+            ("x", Arc::new(Float64Array::from(reals)) as ArrayRef),
+            ("k", Arc::new(Int64Array::from(ints)) as ArrayRef),
+        ])
+        .unwrap();
+        let p = partials(&[&b, &b], 2);
+        let x = BinSpec::for_column(0, "real", &p[0], 20).unwrap();
+        let k = BinSpec::for_column(1, "int", &p[1], 20).unwrap();
+        assert_eq!((k.start, k.width, k.bins), (0.0, 1.0, 3));
+        let counts = bin_counts(&[&b, &b], &[x, k]);
+        assert_eq!(counts[0].len(), 20);
+        assert_eq!(counts[0].iter().sum::<u64>(), 2000, "every finite value, the maximum included");
+        assert!(counts[0].iter().all(|c| *c == 100), "{:?}", counts[0]);
+        assert_eq!(counts[1], vec![668, 668, 668]);
+        assert_eq!(BinSpec::for_column(0, "enum", &p[0], 20), None);
     }
 
     #[test]

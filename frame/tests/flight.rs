@@ -127,7 +127,7 @@ async fn staged_puts_commit_into_a_frame_that_reads_back_exactly() {
     let xs = sent.column(1).as_primitive::<Float64Type>();
     let present: Vec<f64> = xs.iter().flatten().collect();
     let mean = present.iter().sum::<f64>() / present.len() as f64;
-    let summary = c.frames[0].summary("sp.hex").await.unwrap();
+    let summary = c.frames[0].summary("sp.hex", eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     let x = serde_json::to_value(&summary[1]).unwrap();
     assert_eq!(x["missing"].as_u64().unwrap(), xs.null_count() as u64);
     assert!((x["mean"].as_f64().unwrap() - mean).abs() < 1e-9 * mean.abs());

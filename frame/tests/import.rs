@@ -44,7 +44,7 @@ async fn import_spreads_chunks_and_summary_matches_an_independent_fold() {
     assert_eq!(info.nodes().len(), 2);
     assert!(info.chunks.len() > 2);
 
-    let summary = c.frames[1].summary(&id).await.unwrap();
+    let summary = c.frames[1].summary(&id, eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     let s_id = &summary[0];
     let n = ids.len() as f64;
     let mean = ids.iter().sum::<i64>() as f64 / n;
@@ -56,6 +56,12 @@ async fn import_spreads_chunks_and_summary_matches_an_independent_fold() {
     assert!((s_id.mean.unwrap() - mean).abs() < 1e-9);
     assert!((s_id.sd.unwrap() - sd).abs() < 1e-6);
     assert_eq!(s_id.zeros, ids.iter().filter(|v| **v == 0).count() as u64);
+    // The histogram is a second pass over both nodes' chunks: every value in one bin.
+    let histogram = s_id.histogram.as_ref().expect("an int column has a histogram");
+    assert_eq!(histogram.counts.len(), eddy_frame::summary::DEFAULT_BINS);
+    assert_eq!(histogram.counts.iter().sum::<u64>(), 20_000);
+    let first_bin_end = histogram.start + histogram.width;
+    assert_eq!(histogram.counts[0], ids.iter().filter(|v| (**v as f64) < first_bin_end).count() as u64);
 
     let s_x = &summary[1];
     let present: Vec<f64> = xs.iter().flatten().copied().collect();
@@ -228,7 +234,7 @@ async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail
     std::fs::write(&csv, &text).unwrap();
     let job = run(&c.frames[0], ImportRequest { path: csv.display().to_string(), split_bytes: Some(16 << 10), ..Default::default() }).await;
     let id = job.dest.unwrap();
-    let original = c.frames[0].summary(&id).await.unwrap();
+    let original = c.frames[0].summary(&id, eddy_frame::summary::DEFAULT_BINS).await.unwrap();
 
     // Parquet: a directory of parts (several row groups in all) read back by row group.
     let pq_dir = dir.path().join("pq");
@@ -241,7 +247,7 @@ async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail
     let back = c.frames[1].frame(job.dest.as_ref().unwrap()).unwrap();
     assert_eq!(back.rows, ids.len() as u64);
     assert!(back.chunks.len() > 1, "one chunk per row group");
-    let summary = c.frames[1].summary(&back.frame_id).await.unwrap();
+    let summary = c.frames[1].summary(&back.frame_id, eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     for (a, b) in original.iter().zip(&summary) {
         assert_eq!((a.count, a.missing, a.min, a.max), (b.count, b.missing, b.min, b.max), "{}", a.label);
         assert_eq!(a.cardinality, b.cardinality, "{}", a.label);
@@ -264,7 +270,7 @@ async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail
     w.finish().unwrap();
     let job = run(&c.frames[0], ImportRequest { path: ipc_path.display().to_string(), ..Default::default() }).await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
-    let s = c.frames[0].summary(job.dest.as_ref().unwrap()).await.unwrap();
+    let s = c.frames[0].summary(job.dest.as_ref().unwrap(), eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     assert_eq!((s[0].column_type.as_str(), s[0].count, s[0].max), ("int", 1000, Some(999.0)));
 
     // A truncated Parquet file fails the job with its name; nothing is left behind.
@@ -292,7 +298,7 @@ async fn gzip_and_zstd_csv_are_read_whole_and_truncated_gzip_fails() {
     for name in ["d.csv.gz", "d.csv.zst"] {
         let job = run(&c.frames[0], ImportRequest { path: dir.path().join(name).display().to_string(), ..Default::default() }).await;
         assert_eq!(job.status, JobStatus::Done, "{name}: {job:?}");
-        let s = c.frames[0].summary(job.dest.as_ref().unwrap()).await.unwrap();
+        let s = c.frames[0].summary(job.dest.as_ref().unwrap(), eddy_frame::summary::DEFAULT_BINS).await.unwrap();
         assert_eq!(s[0].count, ids.len() as u64, "{name}");
         assert_eq!(s[0].max, Some(*ids.iter().max().unwrap() as f64));
     }

@@ -184,7 +184,10 @@ async fn parquet_is_stored_as_narrow_as_csv_and_budgets_by_row_group() {
         pq_info.bytes_in_memory,
         csv_info.bytes_in_memory
     );
-    let (a, b) = (c.frames[0].summary(&csv_info.frame_id).await.unwrap(), c.frames[0].summary(&pq_info.frame_id).await.unwrap());
+    let (a, b) = (
+        c.frames[0].summary(&csv_info.frame_id, eddy_frame::summary::DEFAULT_BINS).await.unwrap(),
+        c.frames[0].summary(&pq_info.frame_id, eddy_frame::summary::DEFAULT_BINS).await.unwrap(),
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!((x.count, x.missing, x.min, x.max, x.cardinality), (y.count, y.missing, y.min, y.max, y.cardinality), "{}", x.label);
     }
@@ -223,7 +226,7 @@ async fn nan_and_infinities_are_summarised_not_a_failure() {
     std::fs::write(&path, &text).unwrap();
     let job = run(&c.frames[0], ImportRequest { path: path.display().to_string(), split_bytes: Some(8 << 10), ..Default::default() }).await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
-    let s = c.frames[1].summary(job.dest.as_ref().unwrap()).await.unwrap();
+    let s = c.frames[1].summary(job.dest.as_ref().unwrap(), eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     let x = &s[0];
     assert_eq!((x.missing, x.positive_infinities, x.negative_infinities), (30, 30, 30), "{x:?}");
     assert_eq!(x.count, 2970);
@@ -248,6 +251,6 @@ async fn a_wide_file_imports_every_column() {
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let info = c.frames[0].frame(job.dest.as_ref().unwrap()).unwrap();
     assert_eq!((info.rows, info.columns.len()), (50, columns));
-    let s = c.frames[0].summary(&info.frame_id).await.unwrap();
+    let s = c.frames[0].summary(&info.frame_id, eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     assert_eq!(s[columns - 1].max, Some(((0..50).map(|r| (r * (columns - 1)) % 97).max().unwrap()) as f64));
 }

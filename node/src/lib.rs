@@ -5,6 +5,7 @@
 //!   lock, health).
 //! - [`NodeHandle`]: a running node: servers, heartbeat loop, shutdown, network test.
 //! - [`rest`]: `GET /3/Cloud` with H2O's field names, `POST /3/Shutdown`, the Kubernetes probe.
+//! - [`logs`]: every node's last log lines, for the web UI.
 //! - [`rest_auth`]: who may use the REST API (the cloud's access token, htpasswd, or nobody checks).
 
 mod error;
@@ -13,6 +14,7 @@ mod transport;
 
 pub mod bind;
 pub mod logging;
+pub mod logs;
 pub mod membership;
 pub mod metrics;
 pub mod rest;

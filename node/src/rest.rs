@@ -163,6 +163,7 @@ pub fn routes(node: NodeHandle) -> Routes {
             stateful(get(crate::metrics::scrape)),
             &[("GET", "this node's metrics in the Prometheus/OpenMetrics text format (cloud, memory, heartbeats, REST, frames, jobs)")],
         )
+        .route("/3/Logs", stateful(get(logs)), &[("GET", "the last log lines of every node (lines, default 200, at most 1000)")])
         .route("/kubernetes/isLeaderNode", stateful(get(is_leader)), &[("GET", "200 on the leader of a formed cloud, else 404 (text)")])
 }
 
@@ -173,6 +174,16 @@ pub fn kubernetes_router(node: NodeHandle) -> Router {
 
 async fn cloud(State(node): State<NodeHandle>) -> Json<CloudV3> {
     Json(cloud_v3(&node.view(), &node.options().cloud_name, node.uptime().as_millis() as u64))
+}
+
+#[derive(serde::Deserialize)]
+struct LogsQuery {
+    lines: Option<usize>,
+}
+
+async fn logs(State(node): State<NodeHandle>, axum::extract::Query(q): axum::extract::Query<LogsQuery>) -> Json<serde_json::Value> {
+    let logs = node.cloud_logs(q.lines.unwrap_or(200)).await;
+    Json(serde_json::json!({ "nodes": logs }))
 }
 
 async fn health(State(node): State<NodeHandle>) -> Response {

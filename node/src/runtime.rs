@@ -99,7 +99,7 @@ pub(crate) struct Inner {
     pub(crate) me: NodeAddr,
     pub(crate) options: NodeOptions,
     membership: Mutex<Membership>,
-    pool: ClientPool,
+    pub(crate) pool: ClientPool,
     stop_tx: watch::Sender<Option<StopReason>>,
     formed_tx: watch::Sender<Option<CloudView>>,
     events_tx: broadcast::Sender<Event>,

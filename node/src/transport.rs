@@ -8,7 +8,7 @@ use eddy_common::auth::{AuthCheck, AuthStamp};
 use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_proto::v1::node_service_client::NodeServiceClient;
 use eddy_proto::v1::node_service_server::{NodeService, NodeServiceServer};
-use eddy_proto::v1::{Heartbeat, PingReply, PingRequest, ShutdownReply, ShutdownRequest};
+use eddy_proto::v1::{Heartbeat, LogTailReply, LogTailRequest, PingReply, PingRequest, ShutdownReply, ShutdownRequest};
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
@@ -81,5 +81,10 @@ impl NodeService for NodeServer {
 
     async fn ping(&self, request: Request<PingRequest>) -> Result<Response<PingReply>, Status> {
         Ok(Response::new(PingReply { payload: request.into_inner().payload }))
+    }
+
+    async fn log_tail(&self, request: Request<LogTailRequest>) -> Result<Response<LogTailReply>, Status> {
+        let lines = crate::logging::recent_lines(request.into_inner().lines as usize);
+        Ok(Response::new(LogTailReply { lines }))
     }
 }
