@@ -352,7 +352,13 @@ impl FrameService for FrameServer {
         let mut specs = Vec::with_capacity(request.columns.len());
         for c in request.columns {
             let bins = c.bins as usize;
-            if c.column as usize >= info.columns.len() || bins == 0 || bins > MAX_BINS || !(c.width > 0.0) || !c.start.is_finite() {
+            if c.column as usize >= info.columns.len()
+                || bins == 0
+                || bins > MAX_BINS
+                || !c.width.is_finite()
+                || c.width <= 0.0
+                || !c.start.is_finite()
+            {
                 return Err(Status::invalid_argument(format!(
                     "bins of column {} must name a column of the frame, 1 to {MAX_BINS} bins and a positive width",
                     c.column
