@@ -40,6 +40,8 @@ echo "== build the binaries the end-to-end tests run"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== the web console in headless Chromium (scripts/ui-test.sh)"
+scripts/ui-test.sh
 echo "== Spark integration (python/, real pyspark)"
 scripts/spark-test.sh
 echo "== real Apache Hadoop: HDFS and YARN daemons from Maven Central's jars (scripts/real-hadoop-test.sh)"

@@ -6,6 +6,7 @@
 //! - [`NodeHandle`]: a running node: servers, heartbeat loop, shutdown, network test.
 //! - [`rest`]: `GET /3/Cloud` with H2O's field names, `POST /3/Shutdown`, the Kubernetes probe.
 //! - [`logs`]: every node's last log lines, for the web UI.
+//! - [`ui`]: the web console served at `/` to browsers.
 //! - [`rest_auth`]: who may use the REST API (the cloud's access token, htpasswd, or nobody checks).
 
 mod error;
@@ -24,6 +25,7 @@ pub mod signal;
 pub mod stats;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod ui;
 
 pub use error::{NodeError, NodeResult};
 pub use runtime::{Extensions, NetworkTestResult, NodeHandle, NodeOptions, Role, StopReason};

@@ -28,12 +28,14 @@ pub struct NodeLog {
 }
 
 impl NodeHandle {
-    /// The last `lines` log lines of every member, and of this node when it is an observer.
+    /// The last `lines` log lines of every member and observer client this node hears from.
     pub async fn cloud_logs(&self, lines: usize) -> Vec<NodeLog> {
         let lines = lines.min(MAX_LINES);
         let view = self.view();
         let me = self.addr();
-        let calls = view.members.iter().map(|m| m.addr).filter(|a| *a != me).map(|peer| async move {
+        let workers = view.members.iter().map(|m| (m.addr, "worker"));
+        let observers = view.clients.iter().map(|m| (m.addr, "observer"));
+        let calls = workers.chain(observers).filter(|(a, _)| *a != me).map(|(peer, role)| async move {
             let asked = async {
                 let mut client = self.inner.pool.get(peer).map_err(|s| s.message().to_string())?;
                 let reply = client.log_tail(LogTailRequest { lines: lines as u32 }).await.map_err(|s| s.message().to_string())?;
@@ -44,7 +46,7 @@ impl NodeHandle {
                 Ok(Err(e)) => (Vec::new(), Some(e)),
                 Err(_) => (Vec::new(), Some("no answer within 5 s".to_string())),
             };
-            NodeLog { node: peer.to_string(), role: "worker", lines, error }
+            NodeLog { node: peer.to_string(), role, lines, error }
         });
         let mut logs = join_all(calls).await;
         let mine = NodeLog {
@@ -54,7 +56,8 @@ impl NodeHandle {
             error: None,
         };
         logs.push(mine);
-        logs.sort_by(|a, b| (a.role, &a.node).cmp(&(b.role, &b.node)));
+        // Workers first, then observers; by address within each.
+        logs.sort_by(|a, b| (a.role != "worker", &a.node).cmp(&(b.role != "worker", &b.node)));
         logs
     }
 }

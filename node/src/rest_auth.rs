@@ -233,7 +233,8 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
     }
     let query = request.uri().query().map(str::to_string);
     if !auth.allows(request.headers(), query.as_deref()).await {
-        return unauthorized(&auth);
+        let browser = path == "/" && crate::ui::wants_html(request.headers());
+        return unauthorized(&auth, browser);
     }
     // Only a token that is the cloud's becomes the cookie (it is hex: nothing to escape).
     let token_in_query = query.as_deref().and_then(query_token).filter(|t| auth.token_ok(t));
@@ -249,7 +250,8 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
     next.run(request).await
 }
 
-fn unauthorized(auth: &RestAuth) -> Response {
+/// 401 with what to send; a browser opening the console gets a page that asks for the token.
+fn unauthorized(auth: &RestAuth, browser: bool) -> Response {
     let how = if auth.htpasswd_opt.is_some() {
         "send the cloud's access token (Authorization: Bearer TOKEN, or ?token=TOKEN) or a user and password of the --htpasswd file (HTTP basic)"
     } else {
@@ -257,8 +259,12 @@ fn unauthorized(auth: &RestAuth) -> Response {
          The driver prints it in the cloud's URL and writes it to the --notify file; \
          with the secret file, `eddy-driver token --secret-file FILE` prints it"
     };
-    let body = serde_json::json!({ "http_status": 401, "msg": format!("authentication required: {how}") });
-    let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    let mut response = if browser {
+        crate::ui::login_page(auth.htpasswd_opt.is_some())
+    } else {
+        let body = serde_json::json!({ "http_status": 401, "msg": format!("authentication required: {how}") });
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response()
+    };
     let challenge = if auth.htpasswd_opt.is_some() { "Basic realm=\"eddy\", Bearer realm=\"eddy\"" } else { "Bearer realm=\"eddy\"" };
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     response

@@ -49,15 +49,29 @@ impl Routes {
         &self.endpoints
     }
 
-    /// The router, with `GET /` (the index as text) and `GET /openapi.json` added.
+    /// The router, with `GET /` (the web console for browsers, the index as text for
+    /// everyone else), the console's assets and `GET /openapi.json` added.
     pub fn into_router(self) -> Router {
         let mut endpoints = self.endpoints;
-        endpoints.push(Endpoint { method: "GET", path: "/", summary: "this index" });
+        endpoints.push(Endpoint { method: "GET", path: "/", summary: "the web console (browsers) or this index (text)" });
         endpoints.push(Endpoint { method: "GET", path: "/openapi.json", summary: "the endpoints as an OpenAPI 3 document" });
         let index = index_text(&endpoints);
         let openapi = openapi(&endpoints);
         self.router
-            .route("/", axum::routing::get(move || async move { index }))
+            .route(
+                "/",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let index = index.clone();
+                    async move {
+                        if crate::ui::wants_html(&headers) {
+                            crate::ui::page()
+                        } else {
+                            axum::response::IntoResponse::into_response(index)
+                        }
+                    }
+                }),
+            )
+            .merge(crate::ui::router())
             .route("/openapi.json", axum::routing::get(move || async move { axum::Json(openapi) }))
     }
 }

@@ -1,0 +1,215 @@
+// The web console end to end: a real local cloud of three workers (eddy-driver local),
+// headless Chromium driven by Playwright, the pages a user opens. Every wait is bounded;
+// nothing here times how fast anything is.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+import { PNG } from "pngjs";
+
+const BIN_DIR = process.env.EDDY_BIN_DIR;
+const CHROMIUM = process.env.EDDY_CHROMIUM;
+const SHOTS = path.resolve(process.env.EDDY_SCREENSHOTS || "target/ui-screenshots");
+const HEARTBEAT_TIMEOUT_S = 5;
+const ROWS = 200_000;
+
+let work, driver, driverLog, status, token, browser, page;
+
+function sleep(ms) {
+  return new Promise(resolve => setTimeout(resolve, ms));
+}
+
+// Polls `probe` until it returns a truthy value, at most `seconds`.
+async function until(what, seconds, probe) {
+  const deadline = Date.now() + seconds * 1000;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(250);
+  }
+  throw new Error(`${what}: not within ${seconds} s${last ? ` (last error: ${last.message})` : ""}\ndriver log:\n${driverLog()}`);
+}
+
+// A screenshot that must show something: many colours, not one blank fill.
+async function screenshot(name, target) {
+  const file = path.join(SHOTS, name);
+  await (target || page).screenshot({ path: file, fullPage: !target });
+  const png = PNG.sync.read(fs.readFileSync(file));
+  const colours = new Set();
+  for (let i = 0; i < png.data.length && colours.size < 64; i += 4 * 7) {
+    colours.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
+  }
+  assert.ok(png.width > 100 && png.height > 50, `${name} is ${png.width}x${png.height}`);
+  assert.ok(colours.size >= 16, `${name} looks blank: ${colours.size} colours`);
+  return file;
+}
+
+before(async () => {
+  assert.ok(BIN_DIR && CHROMIUM, "run through scripts/ui-test.sh (EDDY_BIN_DIR, EDDY_CHROMIUM)");
+  fs.mkdirSync(SHOTS, { recursive: true });
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "eddy-ui-"));
+  // Numbers, a category and a time: a histogram per numeric column, bars for the category.
+  const lines = ["id,x,city,day"];
+  const cities = ["Lisbon", "Oslo", "Quito", "Perth", "Tunis"];
+  for (let i = 0; i < ROWS; i++) {
+    const x = Math.sin(i) * 50 + Math.cos(i / 7) * 30 + ((i * 7919) % 100) / 4;
+    const day = new Date(Date.UTC(2026, 0, 1 + (i % 300))).toISOString().slice(0, 10);
+    lines.push(`${i},${x.toFixed(4)},${cities[(i * i) % 5]},${day}`);
+  }
+  fs.writeFileSync(path.join(work, "trips.csv"), lines.join("\n") + "\n");
+  const args = [
+    "local", "--nodes", "3", "--port", "0", "--keep-going",
+    "--heartbeat-timeout", `${HEARTBEAT_TIMEOUT_S}s`,
+    "--status-file", path.join(work, "status.json"),
+    "--notify", path.join(work, "notify"),
+    "--log-dir", path.join(work, "logs"),
+  ];
+  const out = fs.openSync(path.join(work, "driver.log"), "w");
+  driver = spawn(path.join(BIN_DIR, "eddy-driver"), args, { stdio: ["ignore", out, out], env: { ...process.env, EDDY_MAPPER_BIN: path.join(BIN_DIR, "eddy-mapper") } });
+  driverLog = () => fs.readFileSync(path.join(work, "driver.log"), "utf8").split("\n").slice(-30).join("\n");
+  status = await until("the cloud forms", 120, () => {
+    const s = JSON.parse(fs.readFileSync(path.join(work, "status.json"), "utf8"));
+    return s.phase === "watching" && s.rest_url ? s : null;
+  });
+  token = await until("the notify file names the token", 30, () => {
+    const m = /token=([0-9a-f]+)/.exec(fs.readFileSync(path.join(work, "notify"), "utf8"));
+    return m && m[1];
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.setDefaultTimeout(30_000);
+});
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  if (status && token) {
+    await fetch(status.rest_url + "/3/Shutdown", { method: "POST", headers: { authorization: "Bearer " + token } }).catch(() => {});
+  }
+  if (driver && driver.exitCode === null) {
+    const exited = new Promise(resolve => driver.once("exit", resolve));
+    const gone = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+    if (!gone) driver.kill("SIGKILL");
+  }
+  if (status) for (const w of status.workers) try { process.kill(w.pid, "SIGKILL"); } catch (_) { /* already gone */ }
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+test("a browser without the token is asked for it, and the printed URL lets it in", async () => {
+  const asked = await page.goto(status.rest_url + "/");
+  assert.equal(asked.status(), 401);
+  assert.match(await page.textContent("h1"), /access token/);
+  // The form sends ?token=, which becomes a cookie and leaves the address bar.
+  await page.fill("input[name=token]", token);
+  await page.click("button[type=submit]");
+  await page.waitForSelector("nav .brand");
+  assert.ok(!page.url().includes(token), "the token left the address bar: " + page.url());
+});
+
+test("the cloud page shows every worker, healthy, with its memory", async () => {
+  await page.goto(status.rest_url + "/#/cloud");
+  for (const w of status.workers) {
+    await page.waitForSelector(`#nodes tr[data-key="${w.node}"]`);
+  }
+  assert.equal(await page.locator("#nodes tbody tr").count(), 3);
+  assert.equal(await page.locator("#nodes tbody tr.bad").count(), 0);
+  assert.equal(await page.locator("#nodes .badge.ok").count(), 3);
+  assert.equal(await page.locator("#nodes [role=progressbar]").count(), 3);
+  await page.waitForSelector("#cloud-badge.ok");
+  // The driver's observer client is listed apart.
+  await page.waitForSelector("#clients tbody tr[data-key]");
+  await screenshot("cloud.png");
+});
+
+test("an import shows its parse setup, its progress, then the frame with histograms", async () => {
+  await page.click("nav a[data-page=import]");
+  await page.fill("#import-path", path.join(work, "trips.csv"));
+  await page.fill("#import-dest", "trips.hex");
+  await page.click("#guess-setup");
+  await page.waitForSelector("#setup-columns");
+  const types = await page.$$eval("#setup-columns select", s => s.map(x => x.value));
+  assert.deepEqual(types, ["int", "real", "enum", "time"]);
+  await screenshot("import.png");
+  await page.click("#start-import");
+  // The jobs page, live: the job's row with a progress bar, until it is done.
+  await page.waitForURL(/#\/jobs$/);
+  const row = page.locator("#jobs tbody tr", { hasText: "trips.csv" });
+  await row.locator("[role=progressbar]").waitFor();
+  const seen = new Set();
+  await until("the import finishes", 120, async () => {
+    const s = (await row.locator(".badge").textContent()).trim();
+    seen.add(s);
+    return s === "done";
+  });
+  assert.equal(await row.locator("[role=progressbar]").getAttribute("aria-valuenow"), "100");
+  assert.match(await row.textContent(), /200,000/);
+  console.log(`job states the page showed: ${[...seen].join(", ")}`);
+  await screenshot("jobs.png");
+  // On to the frame: the summary, a histogram per numeric column, bars for the category.
+  await row.locator("a", { hasText: "trips.hex" }).click();
+  await page.waitForSelector("#summary");
+  for (const column of ["id", "x", "city", "day"]) {
+    await page.waitForSelector(`.chart[data-column="${column}"] canvas`);
+  }
+  assert.equal(await page.locator("#summary tbody tr").count(), 4);
+  assert.equal(await page.locator("#rows tbody tr").count(), 20);
+  await screenshot("frame.png");
+  await screenshot("histogram-x.png", page.locator('.chart[data-column="x"]'));
+  // The chart shows what the REST API says: every value in one of its bins.
+  const summary = await page.evaluate(async () => (await fetch("/3/Frames/trips.hex/summary")).json());
+  const x = summary.columns.find(c => c.label === "x");
+  assert.equal(x.histogram.counts.reduce((a, b) => a + b, 0), 200_000);
+});
+
+test("the logs page shows every node's last lines", async () => {
+  await page.click("nav a[data-page=logs]");
+  await page.waitForSelector("pre.log");
+  const nodes = await page.$$eval("pre.log", ps => ps.map(p => p.dataset.node));
+  for (const w of status.workers) assert.ok(nodes.includes(w.node), `${w.node} in ${nodes}`);
+  for (const w of status.workers) {
+    assert.match(await page.locator(`pre.log[data-node="${w.node}"]`).textContent(), /INFO .*(formed|listening)/);
+  }
+  await screenshot("logs.png");
+});
+
+test("deleting a frame asks first and removes it from the list", async () => {
+  await page.click("nav a[data-page=frames]");
+  const row = page.locator('#frames tr[data-key="trips.hex"]');
+  await row.waitFor();
+  await screenshot("frames.png");
+  // The first question is declined: nothing happens.
+  page.once("dialog", d => d.dismiss());
+  await row.locator("button.danger").click();
+  await sleep(1500);
+  assert.equal(await row.count(), 1);
+  page.once("dialog", d => d.accept());
+  await row.locator("button.danger").click();
+  await row.waitFor({ state: "detached" });
+  const frames = await page.evaluate(async () => (await fetch("/3/Frames")).json());
+  assert.equal(frames.frames.length, 0);
+});
+
+test("a killed worker turns unhealthy on the open page, without a reload", async () => {
+  await page.click("nav a[data-page=cloud]");
+  const victim = status.workers.find(w => w.node !== status.leader);
+  await page.waitForSelector(`#nodes tr[data-key="${victim.node}"]`);
+  let reloaded = false;
+  page.once("load", () => { reloaded = true; });
+  process.kill(victim.pid, "SIGKILL");
+  // Bounded by the heartbeat timeout plus the page's refresh, with room for a slow machine.
+  await page.waitForSelector(`#nodes tr.bad[data-key="${victim.node}"]`, { timeout: (HEARTBEAT_TIMEOUT_S + 25) * 1000 });
+  assert.match(await page.locator(`#nodes tr[data-key="${victim.node}"] .why`).textContent(), /no heartbeat for|lost|refused/);
+  await page.waitForSelector("#cloud-badge.bad");
+  assert.equal(reloaded, false, "the page reloaded");
+  await screenshot("cloud-unhealthy.png");
+});
