@@ -241,7 +241,8 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
     if let (Some(token), "/") = (token_in_query, path) {
         // The browser's first visit: keep the token in a cookie, not in the address bar.
         let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
-        let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+        // Relative, so that a proxy serving the node under a path of its own keeps it.
+        let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "./")]).into_response();
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().insert(header::SET_COOKIE, value);
         }

@@ -61,7 +61,7 @@ pub fn login_page(basic_too: bool) -> Response {
          <h1 style=\"font-size:22px\">This Eddy cloud needs its access token</h1>\
          <p>The driver printed the cloud's URL with <code>?token=</code>; open that URL, or paste the token here. \
          With the cloud's secret file, <code>eddy-driver token --secret-file FILE</code> prints it.</p>{also}\
-         <form method=\"get\" action=\"/\"><input name=\"token\" type=\"password\" autocomplete=\"off\" \
+         <form method=\"get\" action=\"\"><input name=\"token\" type=\"password\" autocomplete=\"off\" \
          style=\"width:100%;padding:6px;font:inherit\" placeholder=\"access token\" autofocus> \
          <p><button type=\"submit\" style=\"font:inherit;padding:5px 14px\">Open the console</button></p></form></body></html>"
     );
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn the_page_names_only_embedded_assets() {
-        for src in ["/ui/app.js", "/ui/app.css", "/ui/vendor/uPlot.iife.min.js", "/ui/vendor/uPlot.min.css"] {
+        for src in ["\"ui/app.js", "\"ui/app.css", "\"ui/vendor/uPlot.iife.min.js", "\"ui/vendor/uPlot.min.css"] {
             assert!(INDEX_HTML.contains(src), "{src}");
         }
         assert!(!INDEX_HTML.contains("http://") && !INDEX_HTML.contains("https://"), "no outside address");

@@ -32,7 +32,9 @@ async function api(path, options) {
   }
   let response;
   try {
-    response = await fetch(path, init);
+    // Relative to the page, so that the console also works behind a proxy that serves it
+    // under a path of its own (YARN's web proxy: /proxy/APPLICATION_ID/).
+    response = await fetch(path.replace(/^\//, ""), init);
   } catch (e) {
     throw new Error("the node does not answer (" + e.message + ")");
   }

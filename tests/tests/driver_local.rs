@@ -268,11 +268,27 @@ fn every_rest_endpoint_wants_the_token_that_the_driver_prints() {
     let no_redirect = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let first = no_redirect.get(format!("{base}/?token={token}")).send().unwrap();
     assert_eq!(first.status(), 303);
-    assert_eq!(first.headers()["location"], "/");
+    assert_eq!(first.headers()["location"], "./");
     let cookie = first.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.starts_with(&format!("eddy_token={token};")) && cookie.contains("HttpOnly"), "{cookie}");
     let with_cookie = no_redirect.get(format!("{base}/3/Cloud")).header("cookie", format!("eddy_token={token}")).send().unwrap();
     assert_eq!(with_cookie.status(), 200);
+    // A browser gets the console with the cookie, a page asking for the token without it;
+    // tools that do not ask for HTML keep getting the text index.
+    let html = |c: &reqwest::blocking::Client, cookie: Option<&str>| {
+        let mut r = c.get(format!("{base}/")).header("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+        if let Some(cookie) = cookie {
+            r = r.header("cookie", cookie);
+        }
+        let reply = r.send().unwrap();
+        (reply.status().as_u16(), reply.text().unwrap())
+    };
+    let (status, page) = html(&no_redirect, None);
+    assert!(status == 401 && page.contains("access token") && !page.contains(&token), "{status} {page}");
+    let (status, page) = html(&no_redirect, Some(&format!("eddy_token={token}")));
+    assert!(status == 200 && page.contains("ui/app.js"), "{status} {page}");
+    let index = right.get(format!("{base}/")).send().unwrap().text().unwrap();
+    assert!(index.contains("/3/Logs") && index.contains("GET "), "{index}");
     // Shutdown too wants the token.
     assert_eq!(status_of(&anonymous, "POST", &format!("{base}/3/Shutdown")), 401);
     assert_eq!(get_status(&format!("{base}/3/Health")), Some(200));

@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import http from "node:http";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -197,6 +198,36 @@ test("deleting a frame asks first and removes it from the list", async () => {
   await row.waitFor({ state: "detached" });
   const frames = await page.evaluate(async () => (await fetch("/3/Frames")).json());
   assert.equal(frames.frames.length, 0);
+});
+
+test("the console works under a proxy's path prefix, as behind a web proxy", async () => {
+  // A plain forwarding proxy that serves the node under /proxy/application_1/.
+  const prefix = "/proxy/application_1";
+  const target = new URL(status.rest_url);
+  const proxy = http.createServer((req, res) => {
+    if (!req.url.startsWith(prefix + "/")) { res.writeHead(404); res.end("outside the prefix"); return; }
+    const upstream = http.request({ host: target.hostname, port: target.port, path: req.url.slice(prefix.length), method: req.method, headers: req.headers }, up => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+    });
+    upstream.on("error", e => { res.writeHead(502); res.end(e.message); });
+    req.pipe(upstream);
+  });
+  await new Promise(resolve => proxy.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${proxy.address().port}${prefix}/`;
+  const context = await browser.newContext();
+  try {
+    const p = await context.newPage();
+    await p.goto(base + "?token=" + token);
+    // The token became a cookie and the page stayed under the prefix.
+    assert.equal(p.url(), base);
+    await p.waitForSelector(`#nodes tr[data-key="${status.workers[0].node}"]`);
+    await p.click("nav a[data-page=logs]");
+    await p.waitForSelector("pre.log");
+  } finally {
+    await context.close();
+    proxy.close();
+  }
 });
 
 test("a killed worker turns unhealthy on the open page, without a reload", async () => {
