@@ -183,6 +183,19 @@ test("the logs page shows every node's last lines", async () => {
   await screenshot("logs.png");
 });
 
+test("exporting a frame writes the file the user names", async () => {
+  await page.click("nav a[data-page=frames]");
+  const row = page.locator('#frames tr[data-key="trips.hex"]');
+  await row.waitFor();
+  const target = path.join(work, "exported.csv");
+  page.once("dialog", d => d.accept(target));
+  await row.locator("button", { hasText: "Export" }).click();
+  await page.locator("#banner", { hasText: "Exported trips.hex" }).waitFor();
+  const lines = fs.readFileSync(target, "utf8").trim().split("\n");
+  assert.equal(lines.length, ROWS + 1);
+  assert.equal(lines[0], "id,x,city,day");
+});
+
 test("deleting a frame asks first and removes it from the list", async () => {
   await page.click("nav a[data-page=frames]");
   const row = page.locator('#frames tr[data-key="trips.hex"]');
@@ -243,4 +256,16 @@ test("a killed worker turns unhealthy on the open page, without a reload", async
   await page.waitForSelector("#cloud-badge.bad");
   assert.equal(reloaded, false, "the page reloaded");
   await screenshot("cloud-unhealthy.png");
+});
+
+test("stopping the cloud from the page asks first, then every node stops", async () => {
+  const exited = new Promise(resolve => driver.once("exit", code => resolve(code)));
+  page.once("dialog", d => d.accept());
+  await page.click("#stop-cloud");
+  await page.locator("#banner", { hasText: "The cloud is stopping" }).waitFor();
+  const code = await Promise.race([exited, sleep(60_000).then(() => "still running after 60 s")]);
+  assert.notEqual(code, "still running after 60 s", driverLog());
+  for (const w of status.workers) {
+    await until(`worker ${w.pid} exits`, 30, () => { try { process.kill(w.pid, 0); return false; } catch (_) { return true; } });
+  }
 });
