@@ -79,7 +79,7 @@ struct Plan {
 pub(crate) struct Inner {
     pub(crate) node: NodeHandle,
     pub(crate) state: Arc<FrameState>,
-    jobs: Jobs,
+    pub(crate) jobs: Jobs,
     pub(crate) storage: StorageOptions,
     stamp: AuthStamp,
     clients: Mutex<HashMap<NodeAddr, Client>>,

@@ -9,7 +9,7 @@ use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
 use crate::cloud::FrameCloud;
 use crate::codec::{encode, from_ipc, to_ipc, ExportFormat};
 use crate::groupby::{indices, merge, result_batch, AggState, GroupByRequest, Groups};
-use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo};
+use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
 use crate::setup::ColumnType;
 use crate::{FrameError, FrameResult};
 
@@ -36,9 +36,65 @@ pub struct ExportResult {
 
 type WireGroups = Vec<(Vec<Option<String>>, u64, Vec<AggState>)>;
 
+/// Marks a job failed if the work is dropped before it ends (an HTTP caller that went away
+/// cancels the handler), so no job stays "running" forever.
+struct Unfinished(Option<Job>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(job) = self.0.take() {
+            job.update(|s| {
+                s.status = JobStatus::Failed;
+                s.error = Some("cancelled: the caller went away before it finished".into());
+            });
+        }
+    }
+}
+
 impl FrameCloud {
-    /// Groups a frame and stores the result as a new frame (on the first worker).
+    /// Runs work that answers when it is done (export, group-by) as a job of this node, so
+    /// that `GET /3/Jobs` and the console list it beside the imports. `outcome` names the
+    /// frame it made and the rows it handled.
+    async fn as_job<T>(
+        &self,
+        description: String,
+        work: impl std::future::Future<Output = FrameResult<T>>,
+        outcome: impl FnOnce(&T) -> (Option<String>, u64),
+    ) -> FrameResult<T> {
+        let (_, job) = self.inner.jobs.create(&description);
+        let mut guard = Unfinished(Some(job));
+        let result = work.await;
+        let job = guard.0.take().expect("taken once");
+        job.update(|s| match &result {
+            Ok(value) => {
+                let (dest, rows) = outcome(value);
+                s.status = JobStatus::Done;
+                s.progress = 1.0;
+                s.dest = dest;
+                s.rows = rows;
+            }
+            Err(e) => {
+                s.status = JobStatus::Failed;
+                s.error = Some(e.to_string());
+            }
+        });
+        result
+    }
+
+    /// Groups a frame and stores the result as a new frame (on the first worker), as a job.
     pub async fn group_by(&self, id: &str, request: &GroupByRequest) -> FrameResult<FrameInfo> {
+        let description = format!("Group {id} by {}", request.by.join(", "));
+        self.as_job(description, self.group_by_now(id, request), |info| (Some(info.frame_id.clone()), info.rows)).await
+    }
+
+    /// Writes a frame to any supported URL, as a job.
+    pub async fn export(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {
+        let rows = self.frame(id).map(|info| info.rows).unwrap_or(0);
+        let description = format!("Export {id} to {}", request.path);
+        self.as_job(description, self.export_now(id, request), |_| (None, rows)).await
+    }
+
+    async fn group_by_now(&self, id: &str, request: &GroupByRequest) -> FrameResult<FrameInfo> {
         let info = self.frame(id)?;
         let workers = self.workers()?;
         self.inner.node.lock("first work: group-by");
@@ -81,8 +137,7 @@ impl FrameCloud {
         Ok(result)
     }
 
-    /// Writes a frame to any supported URL.
-    pub async fn export(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {
+    async fn export_now(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {
         let info = self.frame(id)?;
         self.workers()?;
         self.inner.node.lock("first work: export");

@@ -209,6 +209,17 @@ async fn group_by_matches_an_independent_fold_and_export_reads_back() {
     let mut want = ids.clone();
     want.sort();
     assert_eq!(back_ids, want);
+    // Group-bys and exports are jobs of the node that ran them, failures included.
+    let jobs = c.frames[0].jobs();
+    let described = |prefix: &str| jobs.iter().filter(|j| j.description.starts_with(prefix)).collect::<Vec<_>>();
+    let export = described("Export ");
+    assert!(export.len() == 1 && export[0].status == JobStatus::Done && export[0].rows == 9_000, "{jobs:?}");
+    let failed = described("Group ");
+    assert!(failed.len() == 1 && failed[0].status == JobStatus::Failed, "{jobs:?}");
+    assert!(failed[0].error.as_deref().unwrap_or_default().contains("nope"), "{jobs:?}");
+    let grouped = c.frames[1].jobs();
+    let grouped: Vec<_> = grouped.iter().filter(|j| j.description.starts_with("Group ")).collect();
+    assert!(grouped.len() == 1 && grouped[0].dest.as_deref() == Some(result.frame_id.as_str()) && grouped[0].rows == 3, "{grouped:?}");
 
     // Export: a single Parquet file, read back with the parquet crate.
     let single = dir.path().join("all.parquet");

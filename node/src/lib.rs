@@ -5,6 +5,7 @@
 //!   lock, health).
 //! - [`NodeHandle`]: a running node: servers, heartbeat loop, shutdown, network test.
 //! - [`rest`]: `GET /3/Cloud` with H2O's field names, `POST /3/Shutdown`, the Kubernetes probe.
+//! - [`http_server`]: the REST port's server and its limits (connections, header time, body size).
 //! - [`logs`]: every node's last log lines, for the web UI.
 //! - [`ui`]: the web console served at `/` to browsers.
 //! - [`rest_auth`]: who may use the REST API (the cloud's access token, htpasswd, or nobody checks).
@@ -14,6 +15,7 @@ mod runtime;
 mod transport;
 
 pub mod bind;
+pub mod http_server;
 pub mod logging;
 pub mod logs;
 pub mod membership;

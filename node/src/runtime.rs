@@ -380,14 +380,9 @@ impl NodeHandle {
     /// Serves `router` on `listener` until the node stops (also used for the Kubernetes probe port).
     pub fn serve_rest(&self, listener: TcpListener, router: axum::Router) {
         let stop = self.inner.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(async move {
-                stop.stopped().await;
-            });
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "the REST server failed");
-            }
-        });
+        tokio::spawn(crate::http_server::serve(listener, router, crate::http_server::HttpLimits::default(), async move {
+            stop.stopped().await;
+        }));
     }
 
     /// This node's address.

@@ -312,7 +312,7 @@ async function exportFrame(id) {
   const format = /\.parquet$/i.test(path) ? "parquet" : "csv";
   try {
     const r = await api("/3/Frames/" + encodeURIComponent(id) + "/export", { json: { path, format, single_file: /\.(csv|parquet)$/i.test(path) } });
-    showBanner("Exported " + id + " to " + ((r && r.files) || [path]).join(", "));
+    showBanner("Exported " + id + " to " + ((r && r.export && r.export.files) || [path]).join(", "));
   } catch (e) {
     showBanner("Could not export " + id + ": " + e.message, true);
   }

@@ -167,7 +167,8 @@ def _worker_starter(gather, secret, settings):
         os.chmod(path, 0o755)
         work_dir = os.getcwd()
         # In the executor's working directory, which Spark or YARN removes with the application.
-        env = _worker_env(gather, _secret_file(secret, work_dir, f"eddy-secret-{partition}"), settings, partition, host)
+        secret_path = _secret_file(secret, work_dir, f"eddy-secret-{partition}")
+        env = _worker_env(gather, secret_path, settings, partition, host)
         log_path = os.path.join(work_dir, f"eddy-mapper-{partition}.log")
         with open(log_path, "ab") as log:
             proc = sp.Popen(
@@ -182,11 +183,20 @@ def _worker_starter(gather, secret, settings):
             )
         # The Python worker lives on after this task (Spark reuses it) and is the mapper's
         # parent: without a wait the stopped mapper stays a zombie until Spark stops. A
-        # daemon thread waits for it; if the Python worker exits first, the mapper is
-        # reparented to init, which reaps it.
+        # daemon thread waits for it, then removes the secret file, which in local mode sits
+        # in the user's working directory; if the Python worker exits first, the mapper is
+        # reparented to init, which reaps it, and Spark or YARN remove the executor's
+        # directory with the application.
         import threading
 
-        threading.Thread(target=proc.wait, name=f"eddy-mapper-{partition}-reaper", daemon=True).start()
+        def reap():
+            proc.wait()
+            try:
+                os.remove(secret_path)
+            except OSError:
+                pass
+
+        threading.Thread(target=reap, name=f"eddy-mapper-{partition}-reaper", daemon=True).start()
         # No barrier() sync here: the stage already launched every task at once, and the
         # sync costs about a second (measured, bench/RESULTS.md).
         record = {"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path}

@@ -94,11 +94,16 @@ class AttachToSpark(unittest.TestCase):
             self.assertEqual(len({w["executor"] for w in ec.workers}), 2, ec.workers)
             self.assertIs(EddyContext.get_or_create(self.spark), ec, "a second call returns the same context")
             self.assertTrue(ec.status()["healthy"])
+            # Each executor's worker reads the secret from a file only its user can read.
+            secrets = [os.path.join(os.path.dirname(w["log"]), f"eddy-secret-{w['worker']}") for w in ec.workers]
+            for path in secrets:
+                self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, path)
         finally:
             pids = [w["pid"] for w in ec.workers]
             driver = ec._driver.pid
             ec.stop()
         wait_until("workers and observer gone", 30, lambda: not any(alive(p) for p in pids + [driver]))
+        wait_until("the executors' secret files removed", 30, lambda: not any(os.path.exists(p) for p in secrets))
         self.assertFalse(ec.is_running())
         # Reaped, not zombies under the executors' Python workers.
         wait_until("the workers reaped", 30, lambda: all(gone(p) for p in pids))

@@ -391,3 +391,78 @@ fn the_status_file_follows_the_driver_through_its_phases() {
     assert_eq!(failed["phase"], "failed", "{failed}");
     assert!(failed["error"].as_str().unwrap().contains("cannot open the frobnicator"), "{failed}");
 }
+
+/// xorshift64: random-looking bytes without a dependency, the same in every run.
+fn garbage(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
+}
+
+#[test]
+fn garbage_idle_and_slow_connections_leave_the_node_serving_its_cloud() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    let (mut d, leader, _pids, dir) = start(&["--nodes", "2"]);
+    let token = read_notify(&dir.path().join("leader.txt")).token_opt.expect("a token");
+    let base = format!("http://{leader}");
+    let client = client_with_token(Some(&token), Duration::from_secs(30));
+    let cloud_answer = || {
+        let t = Instant::now();
+        let c: serde_json::Value = client.get(format!("{base}/3/Cloud")).send().unwrap().json().unwrap();
+        (t.elapsed(), c)
+    };
+    let (before, cloud) = cloud_answer();
+    let me = cloud["nodes"].as_array().unwrap().iter().find(|n| n["ip_port"] == leader.as_str()).unwrap();
+    let grpc = format!("{}:{}", leader.rsplit_once(':').unwrap().0, me["grpc_port"]);
+
+    // Random bytes on the REST port and on the internal gRPC port.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for addr in [&leader, &grpc] {
+        for _ in 0..100 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            let _ = s.write_all(&garbage(&mut seed, 4096));
+        }
+    }
+    // Two thousand connections that say nothing, and fifty that send headers slowly.
+    let idle: Vec<TcpStream> = (0..2000).map(|_| TcpStream::connect(&leader).unwrap()).collect();
+    let mut slow: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(&leader).unwrap()).collect();
+    for s in &mut slow {
+        s.write_all(b"GET /3/Cloud HTTP/1.1\r\nhost: x\r\n").unwrap();
+    }
+    for _ in 0..3 {
+        for s in &mut slow {
+            let _ = s.write_all(b"x-slow: 1\r\n");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (during, cloud) = cloud_answer();
+    assert_eq!(cloud["cloud_healthy"], true, "{cloud}");
+    assert_eq!(cloud["cloud_size"], 2, "{cloud}");
+    println!("GET /3/Cloud took {before:?} before the flood and {during:?} during it");
+    // A body over the limit is refused before it is read whole.
+    let big = client.post(format!("{base}/3/ImportFiles")).header("content-type", "application/json").body(vec![b' '; 17 << 20]).send();
+    assert_eq!(big.map(|r| r.status().as_u16()).unwrap_or(413), 413);
+
+    // The node closes what sends no complete headers within its header timeout (10 s).
+    for s in idle.iter().step_by(100).chain(slow.iter()) {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 256];
+        let read = (&*s).read(&mut buf);
+        assert!(read.is_ok(), "the node kept a silent connection open for 30 s: {read:?}");
+    }
+    drop(idle);
+    drop(slow);
+    let (_, cloud) = cloud_answer();
+    assert_eq!(cloud["cloud_healthy"], true, "{cloud}");
+    assert_eq!(post(&format!("{base}/3/Shutdown")), 200);
+    assert!(d.wait_exit(EXIT).success(), "{}", d.output());
+}
