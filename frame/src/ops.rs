@@ -38,12 +38,15 @@ type WireGroups = Vec<(Vec<Option<String>>, u64, Vec<AggState>)>;
 
 /// Marks a job failed if the work is dropped before it ends (an HTTP caller that went away
 /// cancels the handler), so no job stays "running" forever.
-struct Unfinished(Option<Job>);
+struct Unfinished<'a> {
+    job: &'a Job,
+    finished: bool,
+}
 
-impl Drop for Unfinished {
+impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
-        if let Some(job) = self.0.take() {
-            job.update(|s| {
+        if !self.finished {
+            self.job.update(|s| {
                 s.status = JobStatus::Failed;
                 s.error = Some("cancelled: the caller went away before it finished".into());
             });
@@ -62,9 +65,9 @@ impl FrameCloud {
         outcome: impl FnOnce(&T) -> (Option<String>, u64),
     ) -> FrameResult<T> {
         let (_, job) = self.inner.jobs.create(&description);
-        let mut guard = Unfinished(Some(job));
+        let mut guard = Unfinished { job: &job, finished: false };
         let result = work.await;
-        let job = guard.0.take().expect("taken once");
+        guard.finished = true;
         job.update(|s| match &result {
             Ok(value) => {
                 let (dest, rows) = outcome(value);
