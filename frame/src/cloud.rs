@@ -33,7 +33,7 @@ type Client = FrameServiceClient<InterceptedService<Channel, AuthStamp>>;
 const SAMPLE_BYTES: u64 = 1 << 20;
 
 /// `POST /3/ImportFiles`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportRequest {
     /// A URL or path: file, directory or glob.
     pub path: String,

@@ -26,7 +26,7 @@ pub fn from_ipc(bytes: &[u8]) -> FrameResult<Vec<RecordBatch>> {
 }
 
 /// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     /// CSV with a header line.

@@ -25,7 +25,7 @@ use crate::storage::{locate, normalize, read_range, StorageOptions};
 use crate::{FrameError, FrameResult};
 
 /// What a file holds.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InputFormat {
     /// Delimited text.

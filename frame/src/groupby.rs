@@ -15,7 +15,7 @@ use crate::summary::{max_of, min_of};
 use crate::{FrameError, FrameResult};
 
 /// An aggregate function.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AggOp {
     /// Rows in the group (with a column: its present values).
@@ -31,7 +31,7 @@ pub enum AggOp {
 }
 
 /// One aggregate of a group-by request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Agg {
     /// The function.
     pub op: AggOp,
@@ -40,7 +40,7 @@ pub struct Agg {
 }
 
 /// `POST /3/Frames/{id}/groupby`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct GroupByRequest {
     /// Columns to group by.
     pub by: Vec<String>,

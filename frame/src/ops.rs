@@ -14,7 +14,7 @@ use crate::setup::ColumnType;
 use crate::{FrameError, FrameResult};
 
 /// `POST /3/Frames/{id}/export`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExportRequest {
     /// Destination URL: a directory (one file per chunk) or, with `single_file`, a file.
     pub path: String,

@@ -13,6 +13,17 @@ use crate::cloud::{CommitRequest, FrameCloud, ImportRequest};
 use crate::setup::SetupOverrides;
 use crate::FrameError;
 
+/// The JSON Schema of a request body, every definition inlined (an OpenAPI document would
+/// resolve `$ref`s against itself, not against the schema).
+fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).into_generator();
+    let mut schema = serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+    }
+    schema
+}
+
 /// The routes, with their state.
 pub fn routes(cloud: FrameCloud) -> Routes {
     let stateful = |r: axum::routing::MethodRouter<FrameCloud>| r.with_state(cloud.clone());
@@ -35,6 +46,20 @@ pub fn routes(cloud: FrameCloud) -> Routes {
         .route("/3/Frames/{id}/groupby", stateful(post(group_by)), &[("POST", "group by columns with aggregates into a new frame")])
         .route("/3/Frames/{id}/export", stateful(post(export)), &[("POST", "write a frame as CSV or Parquet to any supported URL")])
         .route("/3/Frames/{id}/commit", stateful(post(commit)), &[("POST", "register chunks staged by Arrow Flight puts as a frame")])
+        .body("POST", "/3/ImportFiles", schema_of::<ImportRequest>())
+        .body("POST", "/3/ParseSetup", schema_of::<SetupRequest>())
+        .body("POST", "/3/Frames/{id}/groupby", schema_of::<crate::groupby::GroupByRequest>())
+        .body("POST", "/3/Frames/{id}/export", schema_of::<crate::ExportRequest>())
+        .query(
+            "GET",
+            "/3/Frames/{id}",
+            &[("row_offset", "integer", "first row [default: 0]"), ("row_count", "integer", "rows [default: 10, at most 10000]")],
+        )
+        .query(
+            "GET",
+            "/3/Frames/{id}/summary",
+            &[("bins", "integer", "histogram bins per numeric column [default: 20, 0: none, at most 1000]")],
+        )
 }
 
 fn error(e: FrameError) -> Response {
@@ -56,7 +81,8 @@ async fn import_files(State(cloud): State<FrameCloud>, Json(request): Json<Impor
     (StatusCode::ACCEPTED, Json(json!({ "job": { "key": key }, "poll": format!("/3/Jobs/{key}") }))).into_response()
 }
 
-#[derive(Deserialize)]
+/// `POST /3/ParseSetup`.
+#[derive(Deserialize, schemars::JsonSchema)]
 struct SetupRequest {
     path: String,
     #[serde(default)]

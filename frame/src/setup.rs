@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::{FrameError, FrameResult};
 
 /// Column types a frame can hold.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ColumnType {
     /// 64-bit integers.
@@ -60,7 +60,7 @@ pub struct ParseSetup {
 }
 
 /// User overrides of a guessed setup; every field optional.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SetupOverrides {
     /// Separator.
     pub separator: Option<char>,

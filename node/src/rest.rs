@@ -165,6 +165,7 @@ pub fn routes(node: NodeHandle) -> Routes {
         )
         .route("/3/Logs", stateful(get(logs)), &[("GET", "the last log lines of every node (lines, default 200, at most 1000)")])
         .route("/kubernetes/isLeaderNode", stateful(get(is_leader)), &[("GET", "200 on the leader of a formed cloud, else 404 (text)")])
+        .query("GET", "/3/Logs", &[("lines", "integer", "lines per node [default: 200, at most 1000]")])
 }
 
 /// Only the readiness probe, for the Kubernetes API port.

@@ -15,6 +15,12 @@ pub struct Endpoint {
     pub path: &'static str,
     /// What it does.
     pub summary: &'static str,
+    /// JSON Schema of the JSON body it takes, if it takes one.
+    #[serde(skip)]
+    pub body: Option<serde_json::Value>,
+    /// Query parameters: name, JSON type, what it is.
+    #[serde(skip)]
+    pub query: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 /// A router and the documentation of its routes, built by the same calls.
@@ -33,7 +39,23 @@ impl Routes {
     /// Serves `handler` at `path`; `methods` names each method it answers and what it does.
     pub fn route(mut self, path: &'static str, handler: MethodRouter, methods: &[(&'static str, &'static str)]) -> Self {
         self.router = self.router.route(path, handler);
-        self.endpoints.extend(methods.iter().map(|&(method, summary)| Endpoint { method, path, summary }));
+        self.endpoints.extend(methods.iter().map(|&(method, summary)| Endpoint { method, path, summary, body: None, query: Vec::new() }));
+        self
+    }
+
+    /// Documents the JSON body that `method path` takes (a JSON Schema with nothing to resolve).
+    pub fn body(mut self, method: &str, path: &str, schema: serde_json::Value) -> Self {
+        if let Some(e) = self.endpoints.iter_mut().find(|e| e.method == method && e.path == path) {
+            e.body = Some(schema);
+        }
+        self
+    }
+
+    /// Documents the query parameters of `method path`: name, JSON type, what it is.
+    pub fn query(mut self, method: &str, path: &str, params: &[(&'static str, &'static str, &'static str)]) -> Self {
+        if let Some(e) = self.endpoints.iter_mut().find(|e| e.method == method && e.path == path) {
+            e.query.extend_from_slice(params);
+        }
         self
     }
 
@@ -53,8 +75,9 @@ impl Routes {
     /// everyone else), the console's assets and `GET /openapi.json` added.
     pub fn into_router(self) -> Router {
         let mut endpoints = self.endpoints;
-        endpoints.push(Endpoint { method: "GET", path: "/", summary: "the web console (browsers) or this index (text)" });
-        endpoints.push(Endpoint { method: "GET", path: "/openapi.json", summary: "the endpoints as an OpenAPI 3 document" });
+        let plain = |path, summary| Endpoint { method: "GET", path, summary, body: None, query: Vec::new() };
+        endpoints.push(plain("/", "the web console (browsers) or this index (text)"));
+        endpoints.push(plain("/openapi.json", "the endpoints as an OpenAPI 3.1 document"));
         let index = index_text(&endpoints);
         let openapi = openapi(&endpoints);
         self.router
@@ -89,20 +112,32 @@ fn openapi(endpoints: &[Endpoint]) -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     for e in endpoints {
         let entry = paths.entry(e.path.to_string()).or_insert_with(|| serde_json::json!({}));
-        let parameters: Vec<serde_json::Value> = e
+        let mut parameters: Vec<serde_json::Value> = e
             .path
             .split('/')
             .filter_map(|part| part.strip_prefix('{').and_then(|p| p.strip_suffix('}')))
             .map(|name| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
-        entry[e.method.to_lowercase()] = serde_json::json!({
+        parameters.extend(e.query.iter().map(|(name, kind, what)| {
+            let schema =
+                if *kind == "integer" { serde_json::json!({ "type": kind, "minimum": 0 }) } else { serde_json::json!({ "type": kind }) };
+            serde_json::json!({ "name": name, "in": "query", "required": false, "description": what, "schema": schema })
+        }));
+        let mut operation = serde_json::json!({
             "summary": e.summary,
             "parameters": parameters,
-            "responses": { "200": { "description": "success (JSON, or text where the summary says so)" } },
+            "responses": {
+                "200": { "description": "success (JSON, or text where the summary says so)" },
+                "4XX": { "description": "refused: the JSON body's `error` (or `msg`) says why" },
+            },
         });
+        if let Some(schema) = &e.body {
+            operation["requestBody"] = serde_json::json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+        }
+        entry[e.method.to_lowercase()] = operation;
     }
     serde_json::json!({
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": { "title": "Eddy node REST API", "version": eddy_common::VERSION },
         "paths": paths,
     })
@@ -119,12 +154,22 @@ mod tests {
             axum::routing::get(|| async { "b" }).delete(|| async { "" }),
             &[("GET", "read b"), ("DELETE", "drop b")],
         ));
+        let routes = routes.body("DELETE", "/b/{id}", serde_json::json!({ "type": "object", "required": ["why"] })).query(
+            "GET",
+            "/a",
+            &[("n", "integer", "how many")],
+        );
         let mut all = routes.endpoints().to_vec();
-        all.push(Endpoint { method: "GET", path: "/", summary: "this index" });
+        all.push(Endpoint { method: "GET", path: "/", summary: "this index", body: None, query: Vec::new() });
         let text = index_text(&all);
         assert!(text.contains("GET    /a") && text.contains("DELETE /b/{id}") && text.contains("drop b"), "{text}");
         let doc = openapi(&all);
         assert_eq!(doc["paths"]["/b/{id}"]["delete"]["summary"], "drop b");
         assert_eq!(doc["paths"]["/b/{id}"]["get"]["parameters"][0]["name"], "id");
+        let body = &doc["paths"]["/b/{id}"]["delete"]["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["required"][0], "why");
+        assert!(doc["paths"]["/b/{id}"]["get"].get("requestBody").is_none());
+        let n = &doc["paths"]["/a"]["get"]["parameters"][0];
+        assert_eq!((n["name"].as_str(), n["in"].as_str(), n["schema"]["type"].as_str()), (Some("n"), Some("query"), Some("integer")));
     }
 }
