@@ -44,6 +44,8 @@ echo "== the web console in headless Chromium (scripts/ui-test.sh)"
 scripts/ui-test.sh
 echo "== the REST API fuzzed from its OpenAPI document (scripts/api-fuzz.sh, schemathesis)"
 scripts/api-fuzz.sh
+echo "== the parsers of outside bytes fuzzed (scripts/fuzz.sh, cargo fuzz)"
+scripts/fuzz.sh
 echo "== Spark integration (python/, real pyspark)"
 scripts/spark-test.sh
 echo "== real Apache Hadoop: HDFS and YARN daemons from Maven Central's jars (scripts/real-hadoop-test.sh)"
