@@ -567,6 +567,21 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// For the fuzz target `direct_vs_arrow_csv`: decodes a piece without header both with the
+/// direct decoder and with arrow-csv (the general path). The direct decoder may always
+/// decline; when it does not, both must give the same stored batches. `Err` says how not.
+#[doc(hidden)]
+pub fn compare_with_general(piece: &[u8], setup: &ParseSetup) -> Result<(), String> {
+    let Some(direct) = Plan::new(setup).and_then(|plan| plan.decode(piece)) else { return Ok(()) };
+    let general = crate::parse::parse_general(piece, setup).map_err(|e| format!("taken by the direct path, refused by arrow-csv: {e}"))?;
+    let general: Vec<RecordBatch> =
+        general.batches.into_iter().map(crate::narrow::narrow).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    if direct != general {
+        return Err(format!("the direct decoder gave {direct:?}, arrow-csv {general:?}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,5 +28,7 @@ pub mod store;
 pub mod summary;
 
 pub use cloud::{CommitRequest, FrameCloud, ImportRequest};
+#[doc(hidden)]
+pub use direct::compare_with_general as fuzz_compare_direct_with_general;
 pub use error::{FrameError, FrameResult};
 pub use ops::{ExportRequest, ExportResult};
