@@ -82,6 +82,19 @@ where
     }
 }
 
+/// One formatting layer: every line labelled with the node, written to `writer`.
+fn labelled_layer<S, W>(writer: W, ansi: bool) -> impl tracing_subscriber::Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .fmt_fields(DefaultFields::new())
+        .event_format(Labelled { inner: Format::default().with_target(false) })
+}
+
 /// Installs the subscriber; `default_filter` applies when neither `EDDY_LOG` nor `RUST_LOG` is set.
 pub fn init(default_filter: &str) {
     // hdfs-native warns on every NameNode retry; the error that ends the retries says it all.
@@ -89,17 +102,9 @@ pub fn init(default_filter: &str) {
     let default_filter = default_filter.as_str();
     let filter = std::env::var("EDDY_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let to_stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .fmt_fields(DefaultFields::new())
-        .event_format(Labelled { inner: Format::default().with_target(false) });
     // The ring gets the same lines without colours, for the web UI.
-    let to_ring = tracing_subscriber::fmt::layer()
-        .with_writer(RingWriter)
-        .with_ansi(false)
-        .fmt_fields(DefaultFields::new())
-        .event_format(Labelled { inner: Format::default().with_target(false) });
+    let to_stderr = labelled_layer(std::io::stderr, std::io::stderr().is_terminal());
+    let to_ring = labelled_layer(RingWriter, false);
     let _ = tracing_subscriber::registry().with(filter).with(to_stderr).with(to_ring).try_init();
 }
 
