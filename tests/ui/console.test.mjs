@@ -3,13 +3,12 @@
 // nothing here times how fast anything is.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import http from "node:http";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
+import { launchBrowser, sleep, startCloud, stopCloud, until as untilBounded } from "./cloud.mjs";
 
 const BIN_DIR = process.env.EDDY_BIN_DIR;
 const CHROMIUM = process.env.EDDY_CHROMIUM;
@@ -17,26 +16,11 @@ const SHOTS = path.resolve(process.env.EDDY_SCREENSHOTS || "target/ui-screenshot
 const HEARTBEAT_TIMEOUT_S = 5;
 const ROWS = 200_000;
 
-let work, driver, driverLog, status, token, browser, page;
+let work, cloud, driver, driverLog, status, token, browser, page;
 
-function sleep(ms) {
-  return new Promise(resolve => setTimeout(resolve, ms));
-}
-
-// Polls `probe` until it returns a truthy value, at most `seconds`.
-async function until(what, seconds, probe) {
-  const deadline = Date.now() + seconds * 1000;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`${what}: not within ${seconds} s${last ? ` (last error: ${last.message})` : ""}\ndriver log:\n${driverLog()}`);
+// A bounded wait whose error ends with the driver's log.
+function until(what, seconds, probe) {
+  return untilBounded(what, seconds, probe, () => "driver log:\n" + driverLog());
 }
 
 // A screenshot that must show something: many colours, not one blank fill.
@@ -66,43 +50,16 @@ before(async () => {
     lines.push(`${i},${x.toFixed(4)},${cities[(i * i) % 5]},${day}`);
   }
   fs.writeFileSync(path.join(work, "trips.csv"), lines.join("\n") + "\n");
-  const args = [
-    "local", "--nodes", "3", "--port", "0", "--keep-going",
-    "--heartbeat-timeout", `${HEARTBEAT_TIMEOUT_S}s`,
-    "--status-file", path.join(work, "status.json"),
-    "--notify", path.join(work, "notify"),
-    "--log-dir", path.join(work, "logs"),
-  ];
-  const out = fs.openSync(path.join(work, "driver.log"), "w");
-  driver = spawn(path.join(BIN_DIR, "eddy-driver"), args, { stdio: ["ignore", out, out], env: { ...process.env, EDDY_MAPPER_BIN: path.join(BIN_DIR, "eddy-mapper") } });
-  driverLog = () => fs.readFileSync(path.join(work, "driver.log"), "utf8").split("\n").slice(-30).join("\n");
-  status = await until("the cloud forms", 120, () => {
-    const s = JSON.parse(fs.readFileSync(path.join(work, "status.json"), "utf8"));
-    return s.phase === "watching" && s.rest_url ? s : null;
-  });
-  token = await until("the notify file names the token", 30, () => {
-    const m = /token=([0-9a-f]+)/.exec(fs.readFileSync(path.join(work, "notify"), "utf8"));
-    return m && m[1];
-  });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  cloud = await startCloud(work, ["--nodes", "3", "--keep-going", "--heartbeat-timeout", `${HEARTBEAT_TIMEOUT_S}s`]);
+  ({ driver, driverLog, status, token } = cloud);
+  browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.setDefaultTimeout(30_000);
 });
 
 after(async () => {
   if (browser) await browser.close().catch(() => {});
-  if (status && token) {
-    await fetch(status.rest_url + "/3/Shutdown", { method: "POST", headers: { authorization: "Bearer " + token } }).catch(() => {});
-  }
-  if (driver && driver.exitCode === null) {
-    const exited = new Promise(resolve => driver.once("exit", resolve));
-    const gone = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
-    if (!gone) driver.kill("SIGKILL");
-  }
-  if (status) for (const w of status.workers) try { process.kill(w.pid, "SIGKILL"); } catch (_) { /* already gone */ }
+  if (cloud) await stopCloud(cloud);
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
