@@ -96,6 +96,14 @@ impl ClusterSecret {
         mac
     }
 
+    /// 32 bytes for `label` (an HMAC under the secret): keys that every holder of the secret
+    /// derives alike and that do not reveal it (the cloud's TLS CA).
+    pub fn derive_key(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(format!("eddy-derive-v1|{label}").as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn rest_mac(&self, cloud_name: &str) -> HmacSha256 {
         let mut mac = self.keyed.clone();
         mac.update(format!("eddy-rest-v1|{cloud_name}").as_bytes());

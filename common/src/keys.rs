@@ -52,6 +52,14 @@ keys! {
     IMPORT_ROOTS = ("EDDY_IMPORT_ROOTS", None, "", "Directories (separated by `:`) that `file://` and plain-path imports and exports may use; every other local path is refused. Unset: wherever the node's user may read and write, except on a node whose REST API is open (`EDDY_REST_AUTH=none`) on a non-loopback address, where local paths are refused until this is set.");
     /// Hosts http(s) imports may name.
     HTTP_ALLOW_HOSTS = ("EDDY_HTTP_ALLOW_HOSTS", None, "", "Host names (comma-separated) that `http(s)://` imports may use; others are refused. Unset: any host except those on loopback, link-local or unspecified addresses.");
+    /// Internal TLS on or off.
+    INTERNAL_TLS = ("EDDY_INTERNAL_TLS", None, "on", "`on`: every internal channel (node to node, worker to driver, Arrow Flight) is TLS, with certificates from the cloud's own CA (derived from the cluster secret) or from `EDDY_TLS_CA`; `off`: plain TCP, authenticated but readable by anyone on the network path.");
+    /// The user's CA for internal TLS.
+    TLS_CA = ("EDDY_TLS_CA", None, "", "A PEM file of the CA that signed every node's `EDDY_TLS_CERT`: the internal channels then use those certificates instead of the cloud's own CA (each must name the address peers reach the node by); clients verify the REST API against it too. Needed on every node's host.");
+    /// REST TLS certificate.
+    TLS_CERT = ("EDDY_TLS_CERT", None, "", "A PEM certificate (chain) for this node: the REST API is served over HTTPS with it (with `EDDY_TLS_KEY`), and with `EDDY_TLS_CA` the internal channels present it too.");
+    /// REST TLS key.
+    TLS_KEY = ("EDDY_TLS_KEY", None, "", "The PEM private key of `EDDY_TLS_CERT`; keep it mode 0600.");
     /// REST access token for clients.
     TOKEN = ("EDDY_TOKEN", None, "", "The cloud's REST access token, for `eddy-driver import` (the driver prints it and writes it to its `--notify` file).");
     /// htpasswd file for basic authentication.

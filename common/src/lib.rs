@@ -5,12 +5,14 @@
 //!   HMAC of the cluster secret; the secret itself never crosses the wire or the command line.
 //! - [`keys`]: every `EDDY_*` environment variable, declared once.
 //! - [`address`]: choosing the local address a node advertises.
+//! - [`tls`]: the cloud's certificate authority and TLS settings of every channel.
 
 pub mod address;
 pub mod auth;
 mod error;
 pub mod keys;
 mod node_addr;
+pub mod tls;
 
 pub use auth::ClusterSecret;
 pub use error::{CommonError, CommonResult};

@@ -48,6 +48,8 @@ pub enum Command {
     Attach(AttachArgs),
     /// Print the REST access token of a cloud whose secret file you hold (e.g. standalone workers started with --secret-file)
     Token(TokenArgs),
+    /// Print the certificate of a cloud's own CA (PEM), which its internal channels chain to, from its secret file
+    CloudCa(TokenArgs),
     /// Start a cloud on plain hosts over SSH (a hosts file), or `ssh status|stop|restart` the workers it left
     Ssh(Box<SshArgs>),
 }
@@ -324,6 +326,26 @@ pub struct CloudArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// Serve the REST API over HTTPS with this PEM certificate (chain), on the observer and every worker (the file must exist at this path on their hosts); with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Your CA (PEM): the internal channels present --tls-cert and trust only this CA instead of the cloud's own; every node's certificate must name its IP address
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS on the internal channels (node to node, worker to driver, Arrow Flight): on (the cloud's own CA, or --tls-ca) or off (plain TCP, for measuring its cost or networks encrypted below)
+    #[arg(long, default_value = "on", value_name = "on|off")]
+    #[serde(default = "default_internal_tls")]
+    pub internal_tls: String,
+}
+
+fn default_internal_tls() -> String {
+    "on".into()
 }
 
 fn default_rest_auth() -> String {

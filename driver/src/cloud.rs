@@ -4,9 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use eddy_common::address::parse_network;
+use eddy_common::tls::{InternalTls, InternalTlsMode};
 use eddy_common::{keys, ClusterSecret, NodeAddr};
 use eddy_embedded_config::gather::{Gather, GatherEvent, GatherOptions};
 use eddy_node::membership::Event;
@@ -95,6 +98,10 @@ pub struct CloudOptions {
     pub htpasswd_opt: Option<std::path::PathBuf>,
     /// `--import-roots`, for the workers and the observer.
     pub import_roots_opt: Option<String>,
+    /// The internal channels' TLS (paths absolute, for the workers).
+    pub internal_tls: InternalTlsMode,
+    /// `--tls-cert` and `--tls-key`, absolute: the REST API is HTTPS.
+    pub rest_tls_opt: Option<(PathBuf, PathBuf)>,
     /// Print the REST access token once the cloud formed (not in a disowned YARN master,
     /// whose output is a container log that YARN may show to others).
     pub print_token: bool,
@@ -139,6 +146,19 @@ impl CloudOptions {
             .transpose()
             .map_err(|source| DriverError::Io { what: "cannot resolve the --htpasswd path".into(), source })?;
         let secret_opt = args.secret_file.as_deref().map(ClusterSecret::from_file).transpose()?;
+        let absolute = |p: &Option<PathBuf>, flag: &str| {
+            p.as_deref()
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|source| DriverError::Io { what: format!("cannot resolve the {flag} path"), source })
+        };
+        let (tls_cert, tls_key, tls_ca) = (absolute(&args.tls_cert, "--tls-cert")?, absolute(&args.tls_key, "--tls-key")?, absolute(&args.tls_ca, "--tls-ca")?);
+        let internal_tls = InternalTlsMode::from_settings(Some(&args.internal_tls), tls_ca, tls_cert.clone(), tls_key.clone())?;
+        let rest_tls_opt = tls_cert.zip(tls_key);
+        if let Some((cert, key)) = &rest_tls_opt {
+            // Read now: a wrong file fails here, before any worker starts.
+            eddy_common::tls::rest_server_config(cert, key)?;
+        }
         Ok(Self {
             nodes: usize::from(args.nodes.unwrap_or(DEFAULT_NODES)),
             memory_opt: args.memory.clone(),
@@ -158,6 +178,8 @@ impl CloudOptions {
             rest_auth,
             htpasswd_opt,
             import_roots_opt: args.import_roots.clone(),
+            internal_tls,
+            rest_tls_opt,
             print_token: true,
             gather_file_opt: None,
             status_file_opt: args.status_file.clone(),
@@ -168,6 +190,17 @@ impl CloudOptions {
             import_opt: args.import.clone(),
             strict: args.strict,
         })
+    }
+
+    /// The REST server's TLS settings, when `--tls-cert` was given.
+    pub fn rest_tls(&self) -> DriverResult<Option<Arc<rustls::ServerConfig>>> {
+        Ok(self.rest_tls_opt.as_ref().map(|(cert, key)| eddy_common::tls::rest_server_config(cert, key)).transpose()?)
+    }
+
+    /// The REST base URL of `node`: `https://` with `--tls-cert`.
+    pub fn rest_url(&self, node: &NodeAddr) -> String {
+        let scheme = if self.rest_tls_opt.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", node.rest())
     }
 
     fn worker_spec(&self, gather: SocketAddr, secret: &ClusterSecret, id: &str) -> WorkerSpec {
@@ -189,6 +222,15 @@ impl CloudOptions {
         }
         if let Some(path) = &self.htpasswd_opt {
             set(&keys::HTPASSWD, path.display().to_string());
+        }
+        match &self.internal_tls {
+            InternalTlsMode::Off => set(&keys::INTERNAL_TLS, "off".into()),
+            InternalTlsMode::Cloud => {}
+            InternalTlsMode::UserCa { ca, .. } => set(&keys::TLS_CA, ca.display().to_string()),
+        }
+        if let Some((cert, key)) = &self.rest_tls_opt {
+            set(&keys::TLS_CERT, cert.display().to_string());
+            set(&keys::TLS_KEY, key.display().to_string());
         }
         if let Some(ip) = self.worker_ip_opt {
             set(&keys::IP, ip.to_string());
@@ -320,8 +362,9 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
             .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|source| DriverError::Io { what: format!("cannot write --gather-file {}", path.display()), source })?;
     }
+    let gather_tls = InternalTls::for_mode(&options.internal_tls, &secret, &options.cloud_name, &[gather_addr.ip().to_string()])?;
     let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(gather.clone().serve(listener, async move {
+    tokio::spawn(gather.clone().serve(listener, gather_tls, async move {
         let _ = stop_gather_rx.await;
     }));
     println!("Starting a cloud of {} workers ({} launcher), gather service on {gather_addr}", options.nodes, launcher.name());
@@ -420,11 +463,11 @@ async fn form_and_watch(
         }
     };
     println!("Cloud of size {size} formed [{}]", peers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "));
-    println!("REST API: {}/3/Cloud (leader {leader})", leader.rest_url());
+    println!("REST API: {}/3/Cloud (leader {leader})", options.rest_url(&leader));
     let token_opt = options.rest_auth.token(secret, &options.cloud_name);
     match &token_opt {
         Some(_) if !options.print_token => {}
-        Some(token) => println!("{}", ClusterSecret::access_line(&leader.rest_url(), token)),
+        Some(token) => println!("{}", ClusterSecret::access_line(&options.rest_url(&leader), token)),
         None => {
             println!("REST authentication is off (--rest-auth none): anyone who can reach the workers' ports can read and stop this cloud")
         }
@@ -437,10 +480,10 @@ async fn form_and_watch(
             .map(|r| WorkerStatus { worker_id: r.worker_id, node: r.node.to_string(), pid: r.pid })
             .collect();
         s.leader = Some(leader.rest().to_string());
-        s.rest_url = Some(leader.rest_url());
+        s.rest_url = Some(options.rest_url(&leader));
     })?;
     // The tracking URL stays without the token: YARN shows it to every user of the cluster.
-    launcher.formed(&leader.rest_url()).await;
+    launcher.formed(&options.rest_url(&leader)).await;
     if let Some(path) = &options.notify_opt {
         write_notify(path, &leader.rest().to_string(), options.notify_extra_opt.as_deref(), token_opt.as_deref())?;
     }
@@ -458,7 +501,7 @@ async fn form_and_watch(
         // The import runs before the driver leaves: through the leader's REST API, as a user would.
         if let Some(path) = &options.import_opt {
             let import = crate::cli::ImportArgs {
-                cloud: leader.rest_url(),
+                cloud: options.rest_url(&leader),
                 path: path.clone(),
                 strict: options.strict,
                 timeout: Duration::from_secs(3600),
@@ -473,7 +516,7 @@ async fn form_and_watch(
         // Give the watch streams a moment to carry the event before the process exits.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let auth = if token_opt.is_some() { "-H \"Authorization: Bearer $TOKEN\" " } else { "" };
-        println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {auth}{}/3/Shutdown", leader.rest_url());
+        println!("Driver exits; the cloud keeps running. Stop it with: curl -X POST {auth}{}/3/Shutdown", options.rest_url(&leader));
         return Ok(Outcome::Disowned);
     }
 
@@ -483,7 +526,7 @@ async fn form_and_watch(
     };
     run.status.update(|s| {
         s.phase = Phase::Watching;
-        s.observer_rest_url = Some(observer.addr().rest_url());
+        s.observer_rest_url = Some(options.rest_url(&observer.addr()));
     })?;
     if let Some(path) = &options.import_opt {
         let imported = tokio::select! {
@@ -548,6 +591,8 @@ async fn start_observer(
             heartbeat_timeout: options.heartbeat_timeout,
             memory_budget: 0,
             rest_auth: options.rest_auth.clone(),
+            internal_tls: InternalTls::for_mode(&options.internal_tls, secret, &options.cloud_name, &[listeners.addr.ip.to_string()])?,
+            rest_tls: options.rest_tls()?,
         },
         |n| {
             // The observer holds no data: a budget of zero.
@@ -564,7 +609,7 @@ async fn start_observer(
     if let Err(e) = node.wait_formed(options.timeout).await {
         return Err(DriverError::NotFormed(format!("the driver could not join the cloud as an observer: {e}")));
     }
-    println!("Observer client: {}/3/Cloud", listeners.addr.rest_url());
+    println!("Observer client: {}/3/Cloud", options.rest_url(&listeners.addr));
     Ok((node, frames))
 }
 

@@ -69,6 +69,11 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
             println!("{}", secret.rest_token(&args.name));
             Ok(Outcome::Stopped)
         }
+        Some(Command::CloudCa(args)) => {
+            let secret = eddy_common::ClusterSecret::from_file(&args.secret_file)?;
+            print!("{}", eddy_common::tls::InternalTls::cloud_ca_pem(&secret, &args.name)?);
+            Ok(Outcome::Stopped)
+        }
         None => run_local(LocalArgs::default_check()).await,
     }
 }

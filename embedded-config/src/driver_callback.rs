@@ -14,7 +14,7 @@ use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_proto::v1::gather_service_client::GatherServiceClient;
 use eddy_proto::v1::{driver_event, CloudFormedRequest, ExitReport, RegisterRequest, WatchRequest};
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::Code;
 
 use crate::{normalize_peers, Announcement, EmbeddedConfig, EmbeddedConfigError, EmbeddedConfigResult, ExitRequest};
@@ -34,6 +34,8 @@ pub struct DriverCallbackOptions {
     pub timeout: Duration,
     /// How long a lost watch stream may stay lost before the worker gives up on the driver.
     pub driver_lost_grace: Duration,
+    /// TLS toward the driver (`None`: plain TCP).
+    pub tls: Option<std::sync::Arc<eddy_common::tls::InternalTls>>,
 }
 
 /// Discovery through the driver's gather service.
@@ -46,7 +48,7 @@ pub struct DriverCallback {
 impl DriverCallback {
     /// Prepares the client; nothing is sent until [`EmbeddedConfig::announce`].
     pub fn new(options: DriverCallbackOptions) -> EmbeddedConfigResult<Self> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", options.driver))
+        let endpoint = eddy_common::tls::grpc_endpoint(&options.driver.to_string(), options.tls.as_deref())
             .map_err(|e| EmbeddedConfigError::InvalidArgument { what: "driver address", reason: e.to_string() })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)

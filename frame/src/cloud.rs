@@ -15,7 +15,7 @@ use eddy_proto::v1::frame_service_server::FrameServiceServer;
 use eddy_proto::v1::{ColumnBins, FrameMeta, FrameRef, HistogramRequest, ParseSplitsRequest, RowsRequest, SplitDone, SplitSpec};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::columnar::{ipc_layout, parquet_layout, InputFormat};
 use crate::flight::FlightServer;
@@ -145,7 +145,8 @@ impl FrameCloud {
         if let Some(c) = clients.get(&node) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(node.grpc_uri())
+        let tls = self.inner.node.options().internal_tls.clone();
+        let endpoint = eddy_common::tls::grpc_endpoint(&node.grpc().to_string(), tls.as_deref())
             .map_err(|e| FrameError::Internal(e.to_string()))?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true);

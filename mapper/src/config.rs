@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use eddy_common::address::{parse_network, AddressChoice};
+use eddy_common::tls::{InternalTls, InternalTlsMode};
 use eddy_common::{keys, parse_duration, ClusterSecret};
 use eddy_embedded_config::{
     DriverCallback, DriverCallbackOptions, EmbeddedConfig, Flatfile, KubernetesDns, KubernetesDnsOptions, SingleNode,
@@ -17,7 +18,7 @@ use eddy_embedded_config::{
 use eddy_node::rest_auth::RestAuthMode;
 use eddy_node::{NodeOptions, Role};
 
-use crate::MapperError;
+use crate::{MapperError, MapperResult};
 
 /// Command line of `eddy-mapper`. Every flag can also be set with its `EDDY_*` variable.
 #[derive(Debug, Parser)]
@@ -83,6 +84,18 @@ pub struct MapperArgs {
     /// htpasswd file (bcrypt entries, `htpasswd -B -c FILE USER`) for --rest-auth basic
     #[arg(long, env = "EDDY_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
+    /// Serve the REST API over HTTPS with this PEM certificate (chain); with --tls-key
+    #[arg(long, env = "EDDY_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "EDDY_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Your CA (PEM): the internal channels present --tls-cert and trust only this CA instead of the cloud's own (derived from the secret)
+    #[arg(long, env = "EDDY_TLS_CA", value_name = "FILE", requires = "tls_cert")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS on the internal channels: on (the cloud's own CA, or --tls-ca) or off (plain TCP)
+    #[arg(long, env = "EDDY_INTERNAL_TLS", default_value = "on", value_name = "on|off")]
+    pub internal_tls: String,
 }
 
 /// `eddy-mapper` subcommands.
@@ -127,6 +140,10 @@ pub struct MapperConfig {
     pub timeout: Duration,
     /// Memory budget in bytes.
     pub memory_budget: u64,
+    /// The internal channels' TLS.
+    pub internal_tls: InternalTlsMode,
+    /// The REST API's TLS (the user's certificate), read at start.
+    pub rest_tls_opt: Option<Arc<rustls::ServerConfig>>,
     /// Launcher-given id.
     pub worker_id: String,
     /// Port of the Kubernetes readiness endpoint (Kubernetes mode only).
@@ -236,6 +253,11 @@ impl MapperConfig {
         };
         let network_opt = args.network.as_deref().map(parse_network).transpose()?;
         let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
+        let internal_tls = InternalTlsMode::from_settings(Some(&args.internal_tls), args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
+        let rest_tls_opt = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(eddy_common::tls::rest_server_config(cert, key)?),
+            _ => None,
+        };
         let ip_opt = args.ip.or_else(|| env.get("NM_HOST").and_then(|host| node_manager_ip(host, network_opt.as_ref())));
         Ok(Self {
             discovery,
@@ -257,6 +279,8 @@ impl MapperConfig {
                 storage
             },
             rest_auth,
+            internal_tls,
+            rest_tls_opt,
         })
     }
 
@@ -269,6 +293,8 @@ impl MapperConfig {
                 cloud_name: self.cloud_name.clone(),
                 timeout: self.timeout,
                 driver_lost_grace: self.heartbeat_timeout,
+                // Only the CA matters toward the driver; this process's own certificate is made with the node's.
+                tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &self.cloud_name, &[])?,
             })?),
             Discovery::Flatfile(path) => Arc::new(Flatfile::load(path, Duration::from_secs(10))?),
             Discovery::Kubernetes(options) => Arc::new(KubernetesDns::new(options.clone())?),
@@ -286,9 +312,9 @@ impl MapperConfig {
         }
     }
 
-    /// Options of the node runtime.
-    pub fn node_options(&self) -> NodeOptions {
-        NodeOptions {
+    /// Options of the node runtime of a node reached at `ip`.
+    pub fn node_options(&self, ip: IpAddr) -> MapperResult<NodeOptions> {
+        Ok(NodeOptions {
             role: Role::Worker,
             cloud_name: self.cloud_name.clone(),
             secret: self.secret.clone(),
@@ -296,7 +322,9 @@ impl MapperConfig {
             heartbeat_timeout: self.heartbeat_timeout,
             memory_budget: self.memory_budget,
             rest_auth: self.rest_auth.clone(),
-        }
+            internal_tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &self.cloud_name, &[ip.to_string()])?,
+            rest_tls: self.rest_tls_opt.clone(),
+        })
     }
 }
 

@@ -46,8 +46,9 @@ fn announce_rest_access(config: &MapperConfig, me: &eddy_common::NodeAddr) {
         (RestAuthMode::None, _) => {}
         (_, config::Discovery::Single) => {
             let token = config.secret.rest_token(&config.cloud_name);
-            println!("REST API: {}/3/Cloud", me.rest_url());
-            println!("{}", eddy_common::ClusterSecret::access_line(&me.rest_url(), &token));
+            let url = format!("{}://{}", if config.rest_tls_opt.is_some() { "https" } else { "http" }, me.rest());
+            println!("REST API: {url}/3/Cloud");
+            println!("{}", eddy_common::ClusterSecret::access_line(&url, &token));
         }
         (_, config::Discovery::Flatfile(_) | config::Discovery::Kubernetes(_)) => tracing::info!(
             "the REST API wants the cloud's access token: `eddy-driver token --secret-file FILE --name {}` prints it",
@@ -73,7 +74,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
             "local files are refused: the REST API is open (--rest-auth none) on {ip}, which others can reach; --import-roots DIR allows a directory"
         );
     }
-    let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(), |n| {
+    let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(ip)?, |n| {
         eddy_frame::FrameCloud::new(n, config.memory_budget, storage).extensions()
     });
     if let Some(port) = config.kubernetes_api_port_opt {

@@ -11,6 +11,9 @@
 //!   kept-alive connection that sends nothing for that long is closed.
 //! - [`HttpLimits::max_body_bytes`]: request bodies up to 16 MiB (imports name files; data
 //!   travels over Arrow Flight, not REST); larger ones get `413`.
+//!
+//! With the user's certificate (`--tls-cert`/`--tls-key`) every connection is TLS (rustls);
+//! the handshake must finish within the header timeout too.
 
 use std::future::Future;
 use std::pin::pin;
@@ -58,9 +61,16 @@ content-length: 49\r\n\r\ntoo many connections to this node; try again soon\n";
 /// Connections refused because the limit was reached, over this process's life.
 pub static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Serves `router` on `listener` with `limits` until `stop` completes; then open connections
-/// finish the request they are in and close.
-pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, stop: impl Future<Output = ()>) {
+/// Serves `router` on `listener` with `limits` (over TLS with `tls`) until `stop` completes;
+/// then open connections finish the request they are in and close.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: impl Future<Output = ()>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let router = router.layer(DefaultBodyLimit::max(limits.max_body_bytes));
     // HTTP/1.1 only: browsers and clients speak it without TLS, and hyper-util's HTTP/2
     // detection reads the first bytes with no timeout (a silent connection would wait for ever).
@@ -95,19 +105,34 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, st
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let builder = builder.clone();
-        let mut closing = closing_rx.clone();
+        let closing = closing_rx.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = closing.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
+            match acceptor {
+                None => serve_connection(stream, &builder, service, closing).await,
+                Some(acceptor) => match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => serve_connection(tls_stream, &builder, service, closing).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "a REST client failed the TLS handshake"),
+                    Err(_) => tracing::debug!("a REST client did not finish the TLS handshake in time"),
+                },
             }
-            // The request in progress may finish; a connection that does not is dropped.
-            let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
         });
     }
     let _ = closing_tx.send(true);
+}
+
+async fn serve_connection<IO>(io: IO, builder: &http1::Builder, service: TowerToHyperService<Router>, mut closing: watch::Receiver<bool>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(io), service));
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closing.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
+    }
+    // The request in progress may finish; a connection that does not is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(10), connection).await;
 }
 
 #[cfg(test)]
@@ -130,7 +155,7 @@ mod tests {
         let router =
             Router::new().route("/", axum::routing::get(|| async { "ok" }).post(|body: String| async move { body.len().to_string() }));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, async move {
+        let server = tokio::spawn(serve(listener, router, limits, None, async move {
             let _ = stop_rx.await;
         }));
         // Three silent connections take every place; the fourth is told so and closed.

@@ -42,6 +42,10 @@ pub struct NodeOptions {
     pub memory_budget: u64,
     /// Who may use the REST API.
     pub rest_auth: crate::rest_auth::RestAuthMode,
+    /// TLS of the internal gRPC server and clients; `None`: plain TCP.
+    pub internal_tls: Option<Arc<eddy_common::tls::InternalTls>>,
+    /// TLS of the REST API (the user's certificate); `None`: plain HTTP.
+    pub rest_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl NodeOptions {
@@ -55,6 +59,8 @@ impl NodeOptions {
             heartbeat_timeout: Duration::from_secs(2),
             memory_budget: 1 << 30,
             rest_auth: crate::rest_auth::RestAuthMode::Token,
+            internal_tls: None,
+            rest_tls: None,
         }
     }
 }
@@ -313,7 +319,7 @@ impl NodeHandle {
         });
         let inner = Arc::new(Inner {
             me: addr,
-            pool: ClientPool::new(options.secret.clone(), &options.cloud_name),
+            pool: ClientPool::new(options.secret.clone(), &options.cloud_name, options.internal_tls.clone()),
             options,
             membership: Mutex::new(membership),
             stop_tx: watch::Sender::new(None),
@@ -338,9 +344,19 @@ impl NodeHandle {
             let mut routes = extensions.grpc.unwrap_or_default();
             routes = routes.add_service(svc);
             let stop = inner.clone();
+            let mut server = tonic::transport::Server::builder();
+            if let Some(tls) = &inner.options.internal_tls {
+                server = match server.tls_config(tls.server_config()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        inner.stop(StopReason::Fatal(format!("cannot use the internal TLS certificate: {e}")));
+                        return handle;
+                    }
+                };
+            }
             tokio::spawn(async move {
                 let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-                let served = tonic::transport::Server::builder()
+                let served = server
                     .add_routes(routes)
                     .serve_with_incoming_shutdown(incoming, async move {
                         stop.stopped().await;
@@ -380,7 +396,8 @@ impl NodeHandle {
     /// Serves `router` on `listener` until the node stops (also used for the Kubernetes probe port).
     pub fn serve_rest(&self, listener: TcpListener, router: axum::Router) {
         let stop = self.inner.clone();
-        tokio::spawn(crate::http_server::serve(listener, router, crate::http_server::HttpLimits::default(), async move {
+        let tls = self.inner.options.rest_tls.clone();
+        tokio::spawn(crate::http_server::serve(listener, router, crate::http_server::HttpLimits::default(), tls, async move {
             stop.stopped().await;
         }));
     }

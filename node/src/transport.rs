@@ -10,7 +10,7 @@ use eddy_proto::v1::node_service_client::NodeServiceClient;
 use eddy_proto::v1::node_service_server::{NodeService, NodeServiceServer};
 use eddy_proto::v1::{Heartbeat, LogTailReply, LogTailRequest, PingReply, PingRequest, ShutdownReply, ShutdownRequest};
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::runtime::Inner;
@@ -22,12 +22,13 @@ pub(crate) type PeerClient = NodeServiceClient<InterceptedService<Channel, AuthS
 #[derive(Debug, Clone)]
 pub(crate) struct ClientPool {
     stamp: AuthStamp,
+    tls: Option<Arc<eddy_common::tls::InternalTls>>,
     clients: Arc<Mutex<HashMap<NodeAddr, PeerClient>>>,
 }
 
 impl ClientPool {
-    pub(crate) fn new(secret: ClusterSecret, cloud_name: &str) -> Self {
-        Self { stamp: AuthStamp::new(secret, cloud_name), clients: Arc::default() }
+    pub(crate) fn new(secret: ClusterSecret, cloud_name: &str, tls: Option<Arc<eddy_common::tls::InternalTls>>) -> Self {
+        Self { stamp: AuthStamp::new(secret, cloud_name), tls, clients: Arc::default() }
     }
 
     pub(crate) fn get(&self, peer: NodeAddr) -> Result<PeerClient, Status> {
@@ -35,7 +36,7 @@ impl ClientPool {
         if let Some(c) = clients.get(&peer) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(peer.grpc_uri())
+        let endpoint = eddy_common::tls::grpc_endpoint(&peer.grpc().to_string(), self.tls.as_deref())
             .map_err(|e| Status::invalid_argument(e.to_string()))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true);

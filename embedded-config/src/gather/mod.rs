@@ -123,14 +123,21 @@ impl Gather {
         GatherServiceServer::with_interceptor(GatherServer { gather: self.clone() }, check)
     }
 
-    /// Serves the service on `listener` until `shutdown` resolves.
+    /// Serves the service on `listener` (over TLS with `tls`) until `shutdown` resolves.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
+        tls: Option<std::sync::Arc<eddy_common::tls::InternalTls>>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> EmbeddedConfigResult<()> {
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            server = server
+                .tls_config(tls.server_config())
+                .map_err(|e| EmbeddedConfigError::GatherFailed(format!("cannot use the gather service's TLS certificate: {e}")))?;
+        }
+        server
             .add_service(self.service())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
