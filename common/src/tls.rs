@@ -93,15 +93,19 @@ fn tls_error(what: &str, e: impl std::fmt::Display) -> CommonError {
 
 /// The cloud's CA: an Ed25519 key from the secret and a certificate with fixed fields, so
 /// every process makes the same one (Ed25519 signatures are deterministic).
-fn cloud_ca(secret: &ClusterSecret, cloud_name: &str) -> CommonResult<(CertificateParams, KeyPair, String)> {
-    let seed = secret.derive_key(&format!("eddy-tls-ca-v1|{cloud_name}"));
+///
+/// Not bound to the cloud's name: a node of another name but the same secret gets through TLS
+/// to the membership check, which tells it which cloud it reached.
+fn cloud_ca(secret: &ClusterSecret) -> CommonResult<(CertificateParams, KeyPair, String)> {
+    let seed = secret.derive_key("eddy-tls-ca-v1");
     let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
     pkcs8.extend_from_slice(&seed);
     let key = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), &PKCS_ED25519).map_err(|e| tls_error("cloud CA key", e))?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::OrganizationName, "Eddy");
-    params.distinguished_name.push(DnType::CommonName, format!("Eddy cloud {cloud_name} CA"));
+    // Names the key (not the secret): two clouds' CAs are told apart in error messages.
+    params.distinguished_name.push(DnType::CommonName, format!("Eddy cloud CA {}", hex::encode(&seed[24..])));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     params.serial_number = Some(SerialNumber::from_slice(&seed[..8]));
@@ -112,14 +116,14 @@ fn cloud_ca(secret: &ClusterSecret, cloud_name: &str) -> CommonResult<(Certifica
 impl InternalTls {
     /// The cloud's CA certificate (PEM), for clients that hold the secret but run no node
     /// (the Python context hands it to Spark executors).
-    pub fn cloud_ca_pem(secret: &ClusterSecret, cloud_name: &str) -> CommonResult<String> {
-        Ok(cloud_ca(secret, cloud_name)?.2)
+    pub fn cloud_ca_pem(secret: &ClusterSecret) -> CommonResult<String> {
+        Ok(cloud_ca(secret)?.2)
     }
 
     /// A fresh certificate for `names` (IP addresses or host names this process is reached
     /// by) signed by the cloud's CA.
-    pub fn from_secret(secret: &ClusterSecret, cloud_name: &str, names: &[String]) -> CommonResult<Self> {
-        let (ca_params, ca_key, ca_pem) = cloud_ca(secret, cloud_name)?;
+    pub fn from_secret(secret: &ClusterSecret, names: &[String]) -> CommonResult<Self> {
+        let (ca_params, ca_key, ca_pem) = cloud_ca(secret)?;
         let issuer = Issuer::new(ca_params, ca_key);
         let key = KeyPair::generate().map_err(|e| tls_error("node key", e))?;
         let mut params = CertificateParams::new(names.to_vec()).map_err(|e| tls_error("node certificate names", e))?;
@@ -140,10 +144,10 @@ impl InternalTls {
     }
 
     /// The material for `mode`; `None` for plain TCP. `names`: how peers reach this process.
-    pub fn for_mode(mode: &InternalTlsMode, secret: &ClusterSecret, cloud_name: &str, names: &[String]) -> CommonResult<Option<Arc<Self>>> {
+    pub fn for_mode(mode: &InternalTlsMode, secret: &ClusterSecret, names: &[String]) -> CommonResult<Option<Arc<Self>>> {
         Ok(match mode {
             InternalTlsMode::Off => None,
-            InternalTlsMode::Cloud => Some(Arc::new(Self::from_secret(secret, cloud_name, names)?)),
+            InternalTlsMode::Cloud => Some(Arc::new(Self::from_secret(secret, names)?)),
             InternalTlsMode::UserCa { ca, cert, key } => Some(Arc::new(Self::from_files(ca, cert, key)?)),
         })
     }
@@ -174,11 +178,27 @@ impl InternalTls {
     }
 }
 
+/// What a node or worker is told when a peer's certificate does not chain to the CA it trusts.
+pub const UNTRUSTED_PEER: &str =
+    "its TLS certificate is not of the CA this node trusts: it has another cluster secret (or another --tls-ca)";
+
+/// Whether a failed gRPC call failed because the peer's certificate is not trusted: with the
+/// cloud's own CA that means another secret, which no retry mends.
+pub fn is_untrusted_peer(status: &tonic::Status) -> bool {
+    status.message().contains("invalid peer certificate")
+}
+
 /// A gRPC endpoint for `host_port`: `https` with `tls`, plain `http` without.
 pub fn grpc_endpoint(host_port: &str, tls: Option<&InternalTls>) -> CommonResult<Endpoint> {
-    let bad = |e: &dyn std::fmt::Display| CommonError::InvalidArgument { what: "gRPC address", value: host_port.to_string(), reason: e.to_string() };
+    let bad = |e: &dyn std::fmt::Display| CommonError::InvalidArgument {
+        what: "gRPC address",
+        value: host_port.to_string(),
+        reason: e.to_string(),
+    };
     match tls {
-        Some(tls) => Endpoint::from_shared(format!("https://{host_port}")).map_err(|e| bad(&e))?.tls_config(tls.client_config()).map_err(|e| bad(&e)),
+        Some(tls) => {
+            Endpoint::from_shared(format!("https://{host_port}")).map_err(|e| bad(&e))?.tls_config(tls.client_config()).map_err(|e| bad(&e))
+        }
         None => Endpoint::from_shared(format!("http://{host_port}")).map_err(|e| bad(&e)),
     }
 }
@@ -187,14 +207,13 @@ pub fn grpc_endpoint(host_port: &str, tls: Option<&InternalTls>) -> CommonResult
 pub fn rest_server_config(cert: &Path, key: &Path) -> CommonResult<Arc<rustls::ServerConfig>> {
     let certs = read_certificates(cert, "--tls-cert")?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, "--tls-key", "a private key", e))?;
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .map_err(|e| CommonError::InvalidArgument {
+    let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key_der).map_err(|e| {
+        CommonError::InvalidArgument {
             what: "TLS certificate and key",
             value: format!("{} and {}", cert.display(), key.display()),
             reason: format!("{e}; give the key that belongs to the certificate"),
-        })?;
+        }
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -234,12 +253,11 @@ mod tests {
     #[test]
     fn every_holder_of_the_secret_makes_the_same_ca_and_others_a_different_one() {
         let secret = ClusterSecret::from_text("0123456789abcdef").unwrap();
-        let a = InternalTls::cloud_ca_pem(&secret, "c").unwrap();
-        assert_eq!(a, InternalTls::cloud_ca_pem(&secret, "c").unwrap());
-        assert_ne!(a, InternalTls::cloud_ca_pem(&secret, "d").unwrap());
+        let a = InternalTls::cloud_ca_pem(&secret).unwrap();
+        assert_eq!(a, InternalTls::cloud_ca_pem(&secret).unwrap());
         let other = ClusterSecret::from_text("fedcba9876543210").unwrap();
-        assert_ne!(a, InternalTls::cloud_ca_pem(&other, "c").unwrap());
-        let node = InternalTls::from_secret(&secret, "c", &["127.0.0.1".into()]).unwrap();
+        assert_ne!(a, InternalTls::cloud_ca_pem(&other).unwrap());
+        let node = InternalTls::from_secret(&secret, &["127.0.0.1".into()]).unwrap();
         assert_eq!(node.ca_pem(), a);
         assert!(node.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
     }

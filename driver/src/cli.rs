@@ -49,7 +49,7 @@ pub enum Command {
     /// Print the REST access token of a cloud whose secret file you hold (e.g. standalone workers started with --secret-file)
     Token(TokenArgs),
     /// Print the certificate of a cloud's own CA (PEM), which its internal channels chain to, from its secret file
-    CloudCa(TokenArgs),
+    CloudCa(CloudCaArgs),
     /// Start a cloud on plain hosts over SSH (a hosts file), or `ssh status|stop|restart` the workers it left
     Ssh(Box<SshArgs>),
 }
@@ -160,6 +160,15 @@ pub struct TokenArgs {
     pub name: String,
 }
 
+/// `eddy-driver cloud-ca`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Example (a Flight client of a worker):\n  eddy-driver cloud-ca --secret-file secret > cloud-ca.pem")]
+pub struct CloudCaArgs {
+    /// The cluster secret's file
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: PathBuf,
+}
+
 /// `eddy-driver attach`.
 #[derive(Debug, Clone, Args)]
 #[command(long_about = "Run the gather service and the observer client for workers started by someone else.\n\n\
@@ -249,6 +258,9 @@ pub struct ImportArgs {
     /// The cloud's REST access token (the driver printed it and wrote it to its --notify file)
     #[arg(long, env = "EDDY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// For an https:// cloud: the PEM file of the CA that signed its certificate, trusted instead of the system's CAs
+    #[arg(long, env = "EDDY_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Settings every launcher shares.

@@ -152,7 +152,8 @@ impl CloudOptions {
                 .transpose()
                 .map_err(|source| DriverError::Io { what: format!("cannot resolve the {flag} path"), source })
         };
-        let (tls_cert, tls_key, tls_ca) = (absolute(&args.tls_cert, "--tls-cert")?, absolute(&args.tls_key, "--tls-key")?, absolute(&args.tls_ca, "--tls-ca")?);
+        let (tls_cert, tls_key, tls_ca) =
+            (absolute(&args.tls_cert, "--tls-cert")?, absolute(&args.tls_key, "--tls-key")?, absolute(&args.tls_ca, "--tls-ca")?);
         let internal_tls = InternalTlsMode::from_settings(Some(&args.internal_tls), tls_ca, tls_cert.clone(), tls_key.clone())?;
         let rest_tls_opt = tls_cert.zip(tls_key);
         if let Some((cert, key)) = &rest_tls_opt {
@@ -362,7 +363,7 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
             .and_then(|()| std::fs::rename(&partial, path))
             .map_err(|source| DriverError::Io { what: format!("cannot write --gather-file {}", path.display()), source })?;
     }
-    let gather_tls = InternalTls::for_mode(&options.internal_tls, &secret, &options.cloud_name, &[gather_addr.ip().to_string()])?;
+    let gather_tls = InternalTls::for_mode(&options.internal_tls, &secret, &[gather_addr.ip().to_string()])?;
     let (stop_gather_tx, stop_gather_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gather.clone().serve(listener, gather_tls, async move {
         let _ = stop_gather_rx.await;
@@ -506,6 +507,10 @@ async fn form_and_watch(
                 strict: options.strict,
                 timeout: Duration::from_secs(3600),
                 token: token_opt.clone(),
+                tls_ca: match &options.internal_tls {
+                    InternalTlsMode::UserCa { ca, .. } => Some(ca.clone()),
+                    _ => None,
+                },
             };
             tokio::select! {
                 r = crate::frames::import_over_rest(import) => r?,
@@ -591,7 +596,7 @@ async fn start_observer(
             heartbeat_timeout: options.heartbeat_timeout,
             memory_budget: 0,
             rest_auth: options.rest_auth.clone(),
-            internal_tls: InternalTls::for_mode(&options.internal_tls, secret, &options.cloud_name, &[listeners.addr.ip.to_string()])?,
+            internal_tls: InternalTls::for_mode(&options.internal_tls, secret, &[listeners.addr.ip.to_string()])?,
             rest_tls: options.rest_tls()?,
         },
         |n| {

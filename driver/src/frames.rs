@@ -181,6 +181,30 @@ async fn get_json(client: &reqwest::Client, url: &str) -> DriverResult<Value> {
     Ok(body)
 }
 
+/// An error with its causes ("error sending request: ... : invalid peer certificate: UnknownIssuer").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// What to try when the cloud cannot be reached.
+fn reach_hint(base: &str, e: &reqwest::Error) -> String {
+    let chain = error_chain(e);
+    if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+        "the cloud's certificate is not trusted: pass --tls-ca with the CA that signed it".into()
+    } else if base.starts_with("http://") && (chain.contains("connection closed") || chain.contains("reset")) {
+        "if the cloud serves HTTPS (--tls-cert), write https://".into()
+    } else {
+        format!("is it running (GET {base}/3/Cloud)?")
+    }
+}
+
 /// `eddy-driver import`: the same through any node's REST API.
 pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
     let base = args.cloud.trim_end_matches('/').to_string();
@@ -190,18 +214,23 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
             .map_err(|_| DriverError::InvalidArgument("--token holds characters a token cannot have".into()))?;
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .default_headers(headers)
-        .build()
-        .map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers);
+    if let Some(ca) = &args.tls_ca {
+        let pem = std::fs::read(ca).map_err(|source| DriverError::Io { what: format!("cannot read --tls-ca {}", ca.display()), source })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| DriverError::InvalidArgument(format!("--tls-ca {} is not a PEM file of certificates: {e}", ca.display())))?;
+        builder = builder.tls_certs_only(certs);
+    }
+    let client = builder.build().map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
     let url = format!("{base}/3/ImportFiles");
     let response = client
         .post(&url)
         .json(&ImportRequest { path: args.path.clone(), strict: args.strict, ..Default::default() })
         .send()
         .await
-        .map_err(|e| DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {e}; is it running (GET {base}/3/Cloud)?")))?;
+        .map_err(|e| {
+            DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {}; {}", error_chain(&e), reach_hint(&base, &e)))
+        })?;
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         let how = if args.token.is_some() { "the --token given is not this cloud's" } else { "pass --token (or set EDDY_TOKEN)" };
         return Err(DriverError::InvalidArgument(format!(

@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
         }
         Some(Command::CloudCa(args)) => {
             let secret = eddy_common::ClusterSecret::from_file(&args.secret_file)?;
-            print!("{}", eddy_common::tls::InternalTls::cloud_ca_pem(&secret, &args.name)?);
+            print!("{}", eddy_common::tls::InternalTls::cloud_ca_pem(&secret)?);
             Ok(Outcome::Stopped)
         }
         None => run_local(LocalArgs::default_check()).await,

@@ -68,7 +68,9 @@ impl DriverCallback {
 
 /// Errors worth retrying while the driver may still be starting or busy.
 fn is_transient(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown) && !status.message().contains("refused by")
+    matches!(status.code(), Code::Unavailable | Code::Unknown)
+        && !status.message().contains("refused by")
+        && !eddy_common::tls::is_untrusted_peer(status)
 }
 
 #[async_trait]
@@ -117,6 +119,17 @@ impl EmbeddedConfig for DriverCallback {
                     tracing::debug!(driver = %self.options.driver, error = %status.message(), "driver not reachable yet; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(status) if eddy_common::tls::is_untrusted_peer(&status) => {
+                    return Err(EmbeddedConfigError::DriverRefused {
+                        driver: self.options.driver.to_string(),
+                        call: "registration",
+                        message: format!(
+                            "{} ({}); the driver's and this worker's must be the same",
+                            eddy_common::tls::UNTRUSTED_PEER,
+                            status.message().rsplit(": ").next().unwrap_or_default()
+                        ),
+                    })
                 }
                 Err(status) => return Err(self.refused("registration", &status)),
             }

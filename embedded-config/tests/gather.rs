@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use eddy_common::auth::AuthStamp;
+use eddy_common::tls::InternalTls;
 use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_embedded_config::gather::{Gather, GatherOptions};
 use eddy_embedded_config::{Announcement, DriverCallback, DriverCallbackOptions, EmbeddedConfig, ExitRequest};
@@ -18,19 +19,27 @@ async fn serve(expected: usize, timeout: Duration) -> (Gather, std::net::SocketA
     let (gather, _events) = Gather::new(GatherOptions { expected, timeout, cloud_name: CLOUD.into(), secret: secret.clone() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(gather.clone().serve(listener, std::future::pending()));
+    // Over TLS with the cloud's CA, as the driver serves it.
+    let tls = InternalTls::from_secret(&secret, &[addr.ip().to_string()]).unwrap();
+    tokio::spawn(gather.clone().serve(listener, Some(std::sync::Arc::new(tls)), std::future::pending()));
     (gather, addr, secret)
 }
 
 fn callback(driver: std::net::SocketAddr, secret: ClusterSecret) -> DriverCallback {
     DriverCallback::new(DriverCallbackOptions {
         driver,
-        secret,
+        secret: secret.clone(),
         cloud_name: CLOUD.into(),
         timeout: Duration::from_secs(5),
         driver_lost_grace: Duration::from_secs(1),
+        tls: Some(std::sync::Arc::new(InternalTls::from_secret(&secret, &[]).unwrap())),
     })
     .unwrap()
+}
+
+fn tls_endpoint(addr: std::net::SocketAddr, secret: &ClusterSecret) -> tonic::transport::Endpoint {
+    let tls = InternalTls::from_secret(secret, &[]).unwrap();
+    eddy_common::tls::grpc_endpoint(&addr.to_string(), Some(&tls)).unwrap()
 }
 
 fn announcement(port: u16, id: &str) -> Announcement {
@@ -72,9 +81,12 @@ async fn refusals_wrong_secret_duplicates_and_late_registrations() {
     // Wrong secret: refused, never registered.
     let intruder = callback(addr, ClusterSecret::from_text("not-the-right-one").unwrap());
     let err = intruder.announce(&announcement(7100, "x")).await.unwrap_err().to_string();
-    assert!(err.contains("wrong cluster secret"), "{err}");
+    assert!(err.contains("cluster secret"), "{err}");
     // No token at all.
-    let mut raw = GatherServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    // Plain HTTP/2 gets no answer from a TLS port.
+    let mut plain = GatherServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    assert!(plain.register(RegisterRequest::default()).await.is_err());
+    let mut raw = GatherServiceClient::new(tls_endpoint(addr, &secret).connect().await.unwrap());
     let status =
         raw.register(RegisterRequest { node: Some(announcement(7102, "y").addr.to_proto()), ..Default::default() }).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
@@ -86,10 +98,8 @@ async fn refusals_wrong_secret_duplicates_and_late_registrations() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Same address twice.
-    let mut stamped = GatherServiceClient::with_interceptor(
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap(),
-        AuthStamp::new(secret.clone(), CLOUD),
-    );
+    let mut stamped =
+        GatherServiceClient::with_interceptor(tls_endpoint(addr, &secret).connect().await.unwrap(), AuthStamp::new(secret.clone(), CLOUD));
     let dup = RegisterRequest { node: Some(announcement(7200, "9").addr.to_proto()), worker_id: "9".into(), stats: None };
     let status = stamped.register(dup).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");

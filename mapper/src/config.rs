@@ -253,7 +253,8 @@ impl MapperConfig {
         };
         let network_opt = args.network.as_deref().map(parse_network).transpose()?;
         let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
-        let internal_tls = InternalTlsMode::from_settings(Some(&args.internal_tls), args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
+        let internal_tls =
+            InternalTlsMode::from_settings(Some(&args.internal_tls), args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
         let rest_tls_opt = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(eddy_common::tls::rest_server_config(cert, key)?),
             _ => None,
@@ -294,7 +295,7 @@ impl MapperConfig {
                 timeout: self.timeout,
                 driver_lost_grace: self.heartbeat_timeout,
                 // Only the CA matters toward the driver; this process's own certificate is made with the node's.
-                tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &self.cloud_name, &[])?,
+                tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &[])?,
             })?),
             Discovery::Flatfile(path) => Arc::new(Flatfile::load(path, Duration::from_secs(10))?),
             Discovery::Kubernetes(options) => Arc::new(KubernetesDns::new(options.clone())?),
@@ -322,7 +323,7 @@ impl MapperConfig {
             heartbeat_timeout: self.heartbeat_timeout,
             memory_budget: self.memory_budget,
             rest_auth: self.rest_auth.clone(),
-            internal_tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &self.cloud_name, &[ip.to_string()])?,
+            internal_tls: InternalTls::for_mode(&self.internal_tls, &self.secret, &[ip.to_string()])?,
             rest_tls: self.rest_tls_opt.clone(),
         })
     }

@@ -84,7 +84,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
                 "cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port"
             ))
         })?;
-        node.serve_rest(listener, rest::kubernetes_router(node.clone()));
+        node.serve_plain_http(listener, rest::kubernetes_router(node.clone()));
     }
 
     let announcement = Announcement {

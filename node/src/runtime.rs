@@ -221,6 +221,10 @@ async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
             // A refusal of the reply is already logged by apply_heartbeat.
             let _ = inner.apply_heartbeat(&reply.into_inner(), Instant::now());
         }
+        Ok(Err(status)) if eddy_common::tls::is_untrusted_peer(&status) => {
+            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer's TLS certificate is not of our CA");
+            inner.membership().on_refused(target, eddy_common::tls::UNTRUSTED_PEER);
+        }
         Ok(Err(status)) if matches!(status.code(), Code::FailedPrecondition | Code::Unauthenticated) => {
             tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer refused our heartbeat");
             inner.membership().on_refused(target, status.message());
@@ -387,16 +391,20 @@ impl NodeHandle {
                     router
                 }
             };
-            handle.serve_rest(rest, router);
+            handle.serve_http(rest, router, handle.inner.options.rest_tls.clone());
         }
         tokio::spawn(heartbeat_loop(inner));
         handle
     }
 
-    /// Serves `router` on `listener` until the node stops (also used for the Kubernetes probe port).
-    pub fn serve_rest(&self, listener: TcpListener, router: axum::Router) {
+    /// Serves `router` on `listener` until the node stops, over plain HTTP: the Kubernetes
+    /// probe port, which kubelet asks without TLS unless told otherwise.
+    pub fn serve_plain_http(&self, listener: TcpListener, router: axum::Router) {
+        self.serve_http(listener, router, None);
+    }
+
+    fn serve_http(&self, listener: TcpListener, router: axum::Router, tls: Option<Arc<rustls::ServerConfig>>) {
         let stop = self.inner.clone();
-        let tls = self.inner.options.rest_tls.clone();
         tokio::spawn(crate::http_server::serve(listener, router, crate::http_server::HttpLimits::default(), tls, async move {
             stop.stopped().await;
         }));

@@ -33,15 +33,21 @@ class Client:
 
     ``url``: ``http://host:54321``; ``token``: the cloud's access token (printed by the driver,
     ``token=`` in its ``--notify`` file, or ``eddy-driver token``); ``None`` for a cloud
-    started with ``--rest-auth none``."""
+    started with ``--rest-auth none``; ``ca_file``: for an ``https://`` cloud whose certificate
+    your system does not trust, the PEM file of the CA that signed it (its ``--tls-ca``)."""
 
-    def __init__(self, url, token=None, timeout=60):
+    def __init__(self, url, token=None, timeout=60, ca_file=None):
         parsed = urllib.parse.urlparse(url if "://" in url else "http://" + url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise EddyError(f"{url!r} is not a node's REST URL; write http://HOST:PORT")
         self.url = f"{parsed.scheme}://{parsed.netloc}"
         self.rest_token = token
         self._request_timeout = timeout
+        self._ssl = None
+        if parsed.scheme == "https":
+            import ssl
+
+            self._ssl = ssl.create_default_context(cafile=ca_file)
 
     def _request(self, method, path, body=None, timeout=None):
         data = None if body is None else json.dumps(body).encode()
@@ -51,7 +57,7 @@ class Client:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self._request_timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout or self._request_timeout, context=self._ssl) as r:
                 return json.loads(r.read() or b"null")
         except urllib.error.HTTPError as e:
             detail = e.read().decode(errors="replace")
@@ -63,6 +69,13 @@ class Client:
                 detail = f"{detail} (pass token=..., the access token the driver printed)"
             raise EddyError(f"{method} {path}: {e.code} {detail}") from None
         except urllib.error.URLError as e:
+            import ssl
+
+            if isinstance(e.reason, ssl.SSLCertVerificationError):
+                raise EddyError(
+                    f"{self.url} presented a certificate this client does not trust ({e.reason.verify_message}); "
+                    "pass ca_file= with the CA that signed it"
+                ) from None
             raise EddyError(f"cannot reach {self.url}: {e.reason}; is the cloud running?") from None
 
     # -- the cloud -----------------------------------------------------------------------
@@ -129,18 +142,21 @@ class Client:
         return f"{type(self).__name__}({self.url})"
 
 
-def connect(url, token=None, timeout=60):
+def connect(url, token=None, timeout=60, ca_file=None):
     """A :class:`Client` of the cloud at ``url``, checked to answer."""
-    client = Client(url, token, timeout)
+    client = Client(url, token, timeout, ca_file)
     client.cloud()
     return client
 
 
 class LocalCloud(Client):
     """A cloud of ``eddy-driver local`` workers on this machine, stopped with :meth:`stop`,
-    at the end of a ``with`` block, or when this Python process exits."""
+    at the end of a ``with`` block, or when this Python process exits.
 
-    def __init__(self, nodes=3, memory=None, timeout=120):
+    ``tls_cert``/``tls_key``: serve the REST API over HTTPS with this certificate; ``tls_ca``:
+    the CA that signed it, trusted by this client and used by the internal channels."""
+
+    def __init__(self, nodes=3, memory=None, timeout=120, tls_cert=None, tls_key=None, tls_ca=None):
         self._dir = tempfile.mkdtemp(prefix="eddy-local-")
         status_file = os.path.join(self._dir, "status.json")
         notify = os.path.join(self._dir, "leader")
@@ -150,6 +166,9 @@ class LocalCloud(Client):
         ]
         if memory:
             command += ["--memory", str(memory)]
+        for flag, value in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-ca", tls_ca)):
+            if value:
+                command += [flag, str(value)]
         self.log = os.path.join(self._dir, "driver.log")
         with open(self.log, "ab") as log:
             self._driver = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -174,7 +193,7 @@ class LocalCloud(Client):
             for line in f:
                 if line.startswith("token="):
                     token = line.strip()[len("token="):]
-        super().__init__(status["rest_url"], token)
+        super().__init__(status["rest_url"], token, ca_file=tls_ca)
         self.nodes = [w["node"] for w in status["workers"]]
 
     def stop(self):
@@ -196,6 +215,6 @@ class LocalCloud(Client):
         self.stop()
 
 
-def start_local(nodes=3, memory=None, timeout=120):
+def start_local(nodes=3, memory=None, timeout=120, tls_cert=None, tls_key=None, tls_ca=None):
     """A local cloud of ``nodes`` workers for notebooks and scripts (see :class:`LocalCloud`)."""
-    return LocalCloud(nodes, memory, timeout)
+    return LocalCloud(nodes, memory, timeout, tls_cert, tls_key, tls_ca)

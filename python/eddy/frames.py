@@ -10,7 +10,9 @@ nothing is pickled, and the data is read once.
 ``as_spark_frame``: one Spark task per chunk streams it back with a Flight ``DoGet`` from the
 worker that holds it; columns come back with the Spark types they went in with.
 
-Calls to workers carry the cloud's HMAC token (``x-eddy-auth``, see ``eddy_common::auth``).
+Calls to workers carry the cloud's HMAC token (``x-eddy-auth``, see ``eddy_common::auth``)
+and go over TLS verified against the cloud's CA (``eddy-driver cloud-ca``) unless the cloud's
+internal TLS is off (``ca_pem`` None).
 """
 
 import hashlib
@@ -43,13 +45,22 @@ def _choose_worker(workers, partition):
     return candidates[partition % len(candidates)], bool(same_executor or same_host)
 
 
+def _flight_client(ip, port, ca_pem):
+    """A Flight client of one worker: TLS that trusts only the cloud's CA, or plain TCP."""
+    import pyarrow.flight as fl
+
+    if ca_pem is None:
+        return fl.FlightClient(f"grpc+tcp://{ip}:{port}")
+    return fl.FlightClient(f"grpc+tls://{ip}:{port}", tls_root_certs=ca_pem)
+
+
 def _flight_options(secret, cloud_name):
     import pyarrow.flight as fl
 
     return fl.FlightCallOptions(headers=[(AUTH_HEADER, auth_token(secret, cloud_name).encode())])
 
 
-def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_schema_ipc, names, nullable):
+def put_partitions(frame_id, workers, secret, cloud_name, ca_pem, categorical, empty_schema_ipc, names, nullable):
     """The ``mapInArrow`` function of ``as_frame``: stages its partition as one chunk.
 
     The DataFrame it runs on has placeholder column names (see :func:`safe_names`); its batches
@@ -79,7 +90,7 @@ def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_sch
         batches = (real(b) for b in batches)
         first = next(batches, None)
         schema = first.schema if first is not None else pa.ipc.read_schema(pa.py_buffer(empty_schema_ipc))
-        client = fl.FlightClient(f"grpc+tcp://{worker['ip']}:{worker['grpc_port']}")
+        client = _flight_client(worker["ip"], worker["grpc_port"], ca_pem)
         try:
             command = json.dumps({"frame_id": frame_id, "chunk": partition, "categorical": list(categorical)})
             writer, reader = client.do_put(
@@ -108,7 +119,7 @@ def put_partitions(frame_id, workers, secret, cloud_name, categorical, empty_sch
     return put
 
 
-def get_chunks(frame_id, chunks, secret, cloud_name, arrow_schema_ipc):
+def get_chunks(frame_id, chunks, secret, cloud_name, ca_pem, arrow_schema_ipc):
     """The ``mapInArrow`` function of ``as_spark_frame``: reads the chunks its rows name."""
 
     def get(batches):
@@ -120,7 +131,7 @@ def get_chunks(frame_id, chunks, secret, cloud_name, arrow_schema_ipc):
             for position in b.column(0).to_pylist():
                 chunk = chunks[int(position)]
                 node = chunk["node"]
-                client = fl.FlightClient(f"grpc+tcp://{node['ip']}:{node['grpc_port']}")
+                client = _flight_client(node["ip"], node["grpc_port"], ca_pem)
                 try:
                     ticket = fl.Ticket(json.dumps({"frame_id": frame_id, "chunk": chunk["index"]}).encode())
                     reader = client.do_get(ticket, _flight_options(secret, cloud_name))

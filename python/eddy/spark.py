@@ -415,6 +415,11 @@ class EddyContext(Client):
         self._secret = secret
         self.rest_token = rest_token(secret, self._settings["name"])
         secret_file = _secret_file(secret, self._dir, "secret")
+        # The CA the workers' certificates chain to; executors verify Flight against it.
+        self._cloud_ca = subprocess.run(
+            [driver_bin, "cloud-ca", "--secret-file", secret_file],
+            check=True, capture_output=True, timeout=30,
+        ).stdout
         gather_file = os.path.join(self._dir, "gather")
         notify_file = os.path.join(self._dir, "leader")
         self._status_file = os.path.join(self._dir, "status.json")
@@ -611,7 +616,15 @@ class EddyContext(Client):
         names = df.columns
         nullable = [f.nullable for f in df.schema.fields]
         put = fr.put_partitions(
-            frame_id, self.workers, self._secret, self._settings["name"], list(categorical), empty_schema, names, nullable
+            frame_id,
+            self.workers,
+            self._secret,
+            self._settings["name"],
+            self._cloud_ca,
+            list(categorical),
+            empty_schema,
+            names,
+            nullable,
         )
 
         def put_all(data):
@@ -675,7 +688,7 @@ class EddyContext(Client):
         schema = T.StructType([T.StructField(n, f.dataType, f.nullable) for n, f in zip(safe, schema.fields)])
         arrow_schema = to_arrow_schema(schema, prefers_large_types=large).serialize().to_pybytes()
         chunks = [{"index": c["index"], "node": {"ip": c["node"]["ip"], "grpc_port": c["node"]["grpc_port"]}} for c in info["chunks"]]
-        get = fr.get_chunks(info["frame_id"], chunks, self._secret, self._settings["name"], arrow_schema)
+        get = fr.get_chunks(info["frame_id"], chunks, self._secret, self._settings["name"], self._cloud_ca, arrow_schema)
         host_of = {w["node"]: w["host"] for w in self.workers}
         hosts = [host_of.get(f"{c['node']['ip']}:{c['node']['rest_port']}", c["node"]["ip"]) for c in info["chunks"]]
         return self._positions(hosts).mapInArrow(get, schema).toDF(*names)

@@ -4,6 +4,7 @@ server's message, and shutdown. Needs EDDY_BIN_DIR pointing at the built binarie
 (scripts/spark-test.sh sets it)."""
 
 import os
+import subprocess
 import tempfile
 import unittest
 
@@ -67,6 +68,34 @@ class ClientAgainstALocalCloud(unittest.TestCase):
         with self.assertRaises(eddy.EddyError) as raised:
             self.cloud.import_file("/no/such/file.csv")
         self.assertIn("/no/such/file.csv", str(raised.exception))
+
+
+def _user_pki(directory, name):
+    """A CA and a certificate it signed for 127.0.0.1, made with the openssl command."""
+    ca_key, ca, key, csr, cert = (os.path.join(directory, f"{name}-{p}") for p in ("ca.key", "ca.pem", "node.key", "node.csr", "node.pem"))
+    ext = os.path.join(directory, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-days", "2", "-subj", f"/CN={name} test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=node")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+    return ca, cert, key
+
+
+class Https(unittest.TestCase):
+    def test_a_cloud_with_your_certificate_serves_https_and_the_client_checks_it(self):
+        with tempfile.TemporaryDirectory() as d:
+            ca, cert, key = _user_pki(d, "user")
+            other_ca, _, _ = _user_pki(d, "other")
+            with eddy.start_local(nodes=1, memory="256m", tls_cert=cert, tls_key=key, tls_ca=ca) as cloud:
+                self.assertTrue(cloud.url.startswith("https://127.0.0.1:"), cloud.url)
+                self.assertEqual(cloud.cloud()["cloud_size"], 1)
+                self.assertEqual(eddy.connect(cloud.url, token=cloud.rest_token, ca_file=ca).cloud()["cloud_size"], 1)
+                with self.assertRaises(eddy.EddyError) as untrusted:
+                    eddy.connect(cloud.url, token=cloud.rest_token, ca_file=other_ca)
+                self.assertIn("ca_file", str(untrusted.exception))
 
 
 class StartLocalAndShutdown(unittest.TestCase):

@@ -63,7 +63,7 @@ fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (free_port_pair("127.0.0.1"), free_port_pair("127.0.0.1"));
     let ff = flatfile(dir.path(), &[p1, p2]);
-    let mut a = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", &ff, "--ip", "127.0.0.1", "--port", &p1.to_string()]));
+    let _a = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", &ff, "--ip", "127.0.0.1", "--port", &p1.to_string()]));
     let _b = Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", &ff, "--ip", "127.0.0.1", "--port", &p2.to_string()]));
     let rest = format!("127.0.0.1:{p1}");
     wait_until("flatfile cloud of 2", WAIT, || formed(&rest, 2));
@@ -78,8 +78,9 @@ fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
         &["--flatfile", ff_bad.to_str().unwrap(), "--ip", "127.0.0.1", "--port", &p4.to_string(), "--timeout", "3s"],
     ));
     assert_eq!(bad.wait_exit(WAIT).code(), Some(1));
-    assert!(bad.output().contains("wrong cluster secret"), "{}", bad.output());
-    a.wait_for_line("refused unauthenticated call", WAIT);
+    // Its TLS client finds our certificates of another CA (the CA comes from the secret), so
+    // it never gets as far as a call: it says why, and the cloud never hears from it.
+    assert!(bad.output().contains("another cluster secret"), "{}", bad.output());
     assert!(formed(&rest, 2));
 
     // First work locks the cloud; a late joiner is then refused with a clear error.
