@@ -36,6 +36,9 @@ class Client:
     started with ``--rest-auth none``; ``ca_file``: for an ``https://`` cloud whose certificate
     your system does not trust, the PEM file of the CA that signed it (its ``--tls-ca``)."""
 
+    # Subclasses that do not call __init__ (EddyContext) talk plain HTTP to their observer.
+    _ssl = None
+
     def __init__(self, url, token=None, timeout=60, ca_file=None):
         parsed = urllib.parse.urlparse(url if "://" in url else "http://" + url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -43,7 +46,6 @@ class Client:
         self.url = f"{parsed.scheme}://{parsed.netloc}"
         self.rest_token = token
         self._request_timeout = timeout
-        self._ssl = None
         if parsed.scheme == "https":
             import ssl
 
