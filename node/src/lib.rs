@@ -11,6 +11,8 @@
 //! - [`rest_auth`]: who may use the REST API (the cloud's access token, htpasswd, or nobody checks).
 
 mod error;
+mod heartbeat;
+mod network_test;
 mod runtime;
 mod transport;
 
@@ -30,4 +32,5 @@ pub mod testsuite;
 pub mod ui;
 
 pub use error::{NodeError, NodeResult};
-pub use runtime::{Extensions, NetworkTestResult, NodeHandle, NodeOptions, Role, StopReason};
+pub use network_test::NetworkTestResult;
+pub use runtime::{Extensions, NodeHandle, NodeOptions, Role, StopReason};

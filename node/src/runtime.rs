@@ -6,11 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use eddy_common::{ClusterSecret, NodeAddr};
-use eddy_proto::v1::{Heartbeat, PingRequest, ShutdownRequest};
+use eddy_proto::v1::{Heartbeat, ShutdownRequest};
 use futures::future::join_all;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
-use tonic::Code;
 
 use crate::membership::{CloudView, Event, Membership, MembershipOptions};
 use crate::transport::ClientPool;
@@ -109,13 +108,13 @@ pub(crate) struct Inner {
     stop_tx: watch::Sender<Option<StopReason>>,
     formed_tx: watch::Sender<Option<CloudView>>,
     events_tx: broadcast::Sender<Event>,
-    in_flight: Mutex<HashSet<NodeAddr>>,
+    pub(crate) in_flight: Mutex<HashSet<NodeAddr>>,
     pub(crate) started: Instant,
     started_epoch_millis: u64,
     /// Bytes of data this node holds (reported by the frame layer).
     data_bytes: std::sync::atomic::AtomicU64,
     /// Wakes the heartbeat loop early (new peers), so formation does not wait for a tick.
-    beat_now: tokio::sync::Notify,
+    pub(crate) beat_now: tokio::sync::Notify,
     /// Counters of `GET /metrics`.
     pub(crate) metrics: Arc<crate::metrics::NodeMetrics>,
     /// What the layers above add to `GET /metrics`.
@@ -123,7 +122,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn membership(&self) -> MutexGuard<'_, Membership> {
+    pub(crate) fn membership(&self) -> MutexGuard<'_, Membership> {
         // Plain data: a panic elsewhere cannot leave it half-updated in a harmful way.
         self.membership.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -152,7 +151,7 @@ impl Inner {
         }
     }
 
-    fn tick(&self, now: Instant) {
+    pub(crate) fn tick(&self, now: Instant) {
         let events = self.membership().tick(now);
         self.publish(events);
     }
@@ -193,72 +192,18 @@ impl Inner {
         });
     }
 
-    async fn stopped(&self) -> StopReason {
+    pub(crate) async fn stopped(&self) -> StopReason {
         let mut rx = self.stop_tx.subscribe();
         let reason = rx.wait_for(Option::is_some).await.ok().and_then(|r| r.clone());
         reason.unwrap_or(StopReason::Exit { reason: "stopped".into() })
     }
 
-    fn refresh_stats(&self) {
+    pub(crate) fn refresh_stats(&self) {
         let threads = stats::cpus_allowed();
         let mut s = stats::sample(self.options.memory_budget, threads, self.started_epoch_millis);
         // Free memory is budget not yet holding data, the figure imports plan with.
         s.free_mem = self.options.memory_budget.saturating_sub(self.data_bytes.load(std::sync::atomic::Ordering::Relaxed));
         self.membership().set_my_stats(s);
-    }
-}
-
-async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
-    let hb = inner.my_heartbeat();
-    let rpc_timeout = (inner.options.heartbeat_timeout / 2).max(Duration::from_millis(500));
-    let result = match inner.pool.get(target) {
-        Ok(mut client) => tokio::time::timeout(rpc_timeout, client.heartbeat(hb)).await,
-        Err(status) => Ok(Err(status)),
-    };
-    inner.metrics.heartbeat_sent(matches!(result, Ok(Ok(_))));
-    match result {
-        Ok(Ok(reply)) => {
-            // A refusal of the reply is already logged by apply_heartbeat.
-            let _ = inner.apply_heartbeat(&reply.into_inner(), Instant::now());
-        }
-        Ok(Err(status)) if eddy_common::tls::is_untrusted_peer(&status) => {
-            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer's TLS certificate is not of our CA");
-            inner.membership().on_refused(target, eddy_common::tls::UNTRUSTED_PEER);
-        }
-        Ok(Err(status)) if matches!(status.code(), Code::FailedPrecondition | Code::Unauthenticated) => {
-            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer refused our heartbeat");
-            inner.membership().on_refused(target, status.message());
-        }
-        Ok(Err(status)) => tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), "heartbeat failed"),
-        Err(_) => tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out"),
-    }
-    inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
-}
-
-async fn heartbeat_loop(inner: Arc<Inner>) {
-    let mut interval = tokio::time::interval(inner.options.heartbeat_interval);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = interval.tick() => {}
-            _ = inner.beat_now.notified() => {}
-            _ = inner.stopped() => return,
-        }
-        inner.refresh_stats();
-        let targets = inner.membership().targets();
-        for target in targets {
-            let fresh = inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(target);
-            // Skip a peer whose previous heartbeat is still in flight (a hung peer).
-            if fresh {
-                tokio::spawn(send_heartbeat(inner.clone(), target));
-            }
-        }
-        inner.tick(Instant::now());
-        let refusal = inner.membership().refused_by_locked_cloud();
-        if let Some(message) = refusal {
-            inner.stop(StopReason::Fatal(NodeError::JoinRefused(message).to_string()));
-            return;
-        }
     }
 }
 
@@ -283,19 +228,6 @@ impl std::fmt::Debug for NodeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeHandle").field("addr", &self.inner.me).finish()
     }
-}
-
-/// Round-trip figures of [`NodeHandle::network_test`] for one peer.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NetworkTestResult {
-    /// The peer.
-    pub node: String,
-    /// Payload size in bytes.
-    pub bytes: usize,
-    /// Median round trip in microseconds.
-    pub median_micros: u64,
-    /// Throughput implied by the median, both directions counted, in MB/s.
-    pub mb_per_sec: f64,
 }
 
 impl NodeHandle {
@@ -393,7 +325,7 @@ impl NodeHandle {
             };
             handle.serve_http(rest, router, handle.inner.options.rest_tls.clone());
         }
-        tokio::spawn(heartbeat_loop(inner));
+        tokio::spawn(crate::heartbeat::heartbeat_loop(inner));
         handle
     }
 
@@ -547,42 +479,6 @@ impl NodeHandle {
         });
         join_all(calls).await;
         self.inner.stop(StopReason::Shutdown { origin: self.inner.me.to_string(), reason: reason.to_string() });
-    }
-
-    /// Measures round trips from this node to every other member: a task on the whole
-    /// cloud, so it counts as work and locks the cloud.
-    pub async fn network_test(&self) -> NodeResult<Vec<NetworkTestResult>> {
-        let view = self.require_healthy()?;
-        self.lock("first work: network test");
-        // The members, not every address heartbeated (peers left out are heartbeated too).
-        let targets: Vec<NodeAddr> = view.members.iter().map(|m| m.addr).filter(|a| *a != view.me).collect();
-        let mut out = Vec::new();
-        for t in targets {
-            for bytes in [1usize, 1 << 10, 1 << 20] {
-                let mut client =
-                    self.inner.pool.get(t).map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
-                let mut samples = Vec::with_capacity(5);
-                for _ in 0..5 {
-                    let req = PingRequest { payload: vec![0u8; bytes] };
-                    let t0 = Instant::now();
-                    tokio::time::timeout(Duration::from_secs(10), client.ping(req))
-                        .await
-                        .map_err(|_| NodeError::Unavailable { node: t.to_string(), reason: "ping timed out".into() })?
-                        .map_err(|s| NodeError::Unavailable { node: t.to_string(), reason: s.message().to_string() })?;
-                    samples.push(t0.elapsed());
-                }
-                samples.sort();
-                let median = samples[samples.len() / 2];
-                let secs = median.as_secs_f64().max(1e-9);
-                out.push(NetworkTestResult {
-                    node: t.to_string(),
-                    bytes,
-                    median_micros: median.as_micros() as u64,
-                    mb_per_sec: (2 * bytes) as f64 / secs / 1e6,
-                });
-            }
-        }
-        Ok(out)
     }
 }
 

@@ -1,0 +1,65 @@
+//! The heartbeat loop: every interval (or at once when peers are added) each member is sent
+//! this node's heartbeat; replies, refusals and untrusted certificates update the membership.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_common::NodeAddr;
+use tonic::Code;
+
+use crate::runtime::{Inner, StopReason};
+use crate::NodeError;
+
+async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
+    let hb = inner.my_heartbeat();
+    let rpc_timeout = (inner.options.heartbeat_timeout / 2).max(Duration::from_millis(500));
+    let result = match inner.pool.get(target) {
+        Ok(mut client) => tokio::time::timeout(rpc_timeout, client.heartbeat(hb)).await,
+        Err(status) => Ok(Err(status)),
+    };
+    inner.metrics.heartbeat_sent(matches!(result, Ok(Ok(_))));
+    match result {
+        Ok(Ok(reply)) => {
+            // A refusal of the reply is already logged by apply_heartbeat.
+            let _ = inner.apply_heartbeat(&reply.into_inner(), Instant::now());
+        }
+        Ok(Err(status)) if eddy_common::tls::is_untrusted_peer(&status) => {
+            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer's TLS certificate is not of our CA");
+            inner.membership().on_refused(target, eddy_common::tls::UNTRUSTED_PEER);
+        }
+        Ok(Err(status)) if matches!(status.code(), Code::FailedPrecondition | Code::Unauthenticated) => {
+            tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer refused our heartbeat");
+            inner.membership().on_refused(target, status.message());
+        }
+        Ok(Err(status)) => tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), "heartbeat failed"),
+        Err(_) => tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out"),
+    }
+    inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
+}
+
+pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
+    let mut interval = tokio::time::interval(inner.options.heartbeat_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = inner.beat_now.notified() => {}
+            _ = inner.stopped() => return,
+        }
+        inner.refresh_stats();
+        let targets = inner.membership().targets();
+        for target in targets {
+            let fresh = inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(target);
+            // Skip a peer whose previous heartbeat is still in flight (a hung peer).
+            if fresh {
+                tokio::spawn(send_heartbeat(inner.clone(), target));
+            }
+        }
+        inner.tick(Instant::now());
+        let refusal = inner.membership().refused_by_locked_cloud();
+        if let Some(message) = refusal {
+            inner.stop(StopReason::Fatal(NodeError::JoinRefused(message).to_string()));
+            return;
+        }
+    }
+}
