@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cloud;
+mod cloud_options;
 pub mod frames;
 pub mod launcher;
 pub mod ssh;
