@@ -29,7 +29,7 @@ for run in $(seq "$RUNS"); do
     formed=$(grep -m1 -n "formed" "$WORK/check.log" >/dev/null && echo ok)
     [ "$formed" = ok ] || { cat "$WORK/check.log"; exit 1; }
     awk -v tls="$tls" -v run="$run" -v secs="$(echo "$end - $start" | bc)" '
-      / B +[0-9]+ us/ { key = $2; us[key] = (us[key] == "" ? $3 : us[key] "/" $3) }
+      / B +[0-9]+ us/ { key = $2; us[key] = (us[key] == "" ? $4 : us[key] "/" $4) }
       END { printf "run=%s tls=%s check_total_s=%.2f rtt_us(1B)=%s rtt_us(1KiB)=%s rtt_us(1MiB)=%s\n", run, tls, secs, us["1"], us["1024"], us["1048576"] }
     ' "$WORK/check.log"
     # Export: a watched cloud, the import, then one Parquet file gathered on one node.
