@@ -150,6 +150,8 @@ pub struct RestAuth {
     secret: ClusterSecret,
     cloud_name: String,
     htpasswd_opt: Option<Arc<Htpasswd>>,
+    /// Mark the cookie `Secure` (the REST API is HTTPS): a browser never sends it over plain HTTP.
+    secure_cookie: bool,
 }
 
 impl RestAuth {
@@ -160,7 +162,12 @@ impl RestAuth {
             RestAuthMode::Token => None,
             RestAuthMode::Basic(htpasswd) => Some(htpasswd.clone()),
         };
-        Some(Self { secret: secret.clone(), cloud_name: cloud_name.to_string(), htpasswd_opt })
+        Some(Self { secret: secret.clone(), cloud_name: cloud_name.to_string(), htpasswd_opt, secure_cookie: false })
+    }
+
+    /// The same, for a REST API served over HTTPS (`true`): the token cookie becomes `Secure`.
+    pub fn over_https(self, https: bool) -> Self {
+        Self { secure_cookie: https, ..self }
     }
 
     fn token_ok(&self, token: &str) -> bool {
@@ -240,7 +247,8 @@ pub async fn require(State(auth): State<RestAuth>, request: Request, next: Next)
     let token_in_query = query.as_deref().and_then(query_token).filter(|t| auth.token_ok(t));
     if let (Some(token), "/") = (token_in_query, path) {
         // The browser's first visit: keep the token in a cookie, not in the address bar.
-        let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+        let secure = if auth.secure_cookie { "; Secure" } else { "" };
+        let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
         // Relative, so that a proxy serving the node under a path of its own keeps it.
         let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "./")]).into_response();
         if let Ok(value) = HeaderValue::from_str(&cookie) {

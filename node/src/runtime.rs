@@ -313,7 +313,9 @@ impl NodeHandle {
                 .into_router()
                 .route_layer(axum::middleware::from_fn_with_state(inner.metrics.clone(), crate::metrics::count_requests));
             let opts = &handle.inner.options;
-            let router = match crate::rest_auth::RestAuth::new(&opts.rest_auth, &opts.secret, &opts.cloud_name) {
+            let auth = crate::rest_auth::RestAuth::new(&opts.rest_auth, &opts.secret, &opts.cloud_name)
+                .map(|a| a.over_https(opts.rest_tls.is_some()));
+            let router = match auth {
                 Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::rest_auth::require)),
                 None => {
                     tracing::warn!(

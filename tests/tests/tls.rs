@@ -196,6 +196,18 @@ fn with_the_users_ca_rest_is_https_and_the_internal_channels_trust_only_that_ca(
     let http = https_client(&ca, &token);
     let cloud: serde_json::Value = http.get(format!("{base}/3/Cloud")).send().unwrap().json().unwrap();
     assert_eq!(cloud["cloud_size"], 2, "{cloud}");
+    // A browser's first visit with the token gets it back as a cookie only HTTPS carries.
+    let first_visit = reqwest::blocking::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca).unwrap()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/?token={token}"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    let cookie = first_visit.headers().get("set-cookie").map(|c| c.to_str().unwrap().to_string()).unwrap_or_default();
+    assert!(cookie.contains("HttpOnly") && cookie.ends_with("; Secure"), "{cookie}");
     // A client that trusts another CA is refused; plain HTTP gets no answer.
     let refused = https_client(&wrong_ca, &token).get(format!("{base}/3/Cloud")).send().expect_err("another CA was trusted");
     assert!(chain(&refused).contains("UnknownIssuer"), "{}", chain(&refused));
