@@ -362,7 +362,7 @@ impl FrameCloud {
             .filter(|(mine, _)| !mine.is_empty())
             .map(|(mine, node)| (*node, mine.iter().map(|s| spec(s, false)).collect()))
             .collect();
-        let progress = Progress { job: job.clone(), total: splits.len().max(1) as f64, finished: Arc::default() };
+        let progress = Progress::new(job, splits, format);
         let mut done: HashMap<u32, (NodeAddr, SplitDone)> = self.parse_round(&request, first_round, &progress).await?;
         if done.len() != splits.len() {
             return Err(FrameError::Cloud(format!("{} of {} chunks came back; a worker stopped early", done.len(), splits.len())));
@@ -590,20 +590,49 @@ fn spec(s: &Split, start_in_quotes: bool) -> SplitSpec {
     }
 }
 
-/// An import job's progress as splits finish.
+/// An import job's progress as splits finish. Bytes count each split's share of the input
+/// (its nominal range; a Parquet file's size spread over its row groups), not what the worker
+/// read: neighbouring splits read past their ends, so those reads add up to more than the
+/// input. A split parsed again (a second round after a wrong quote guess) replaces its count.
 struct Progress {
     job: Job,
-    total: f64,
-    finished: Arc<std::sync::atomic::AtomicU64>,
+    /// Input bytes of each chunk's split.
+    shares: HashMap<u32, u64>,
+    /// Rows of each chunk that finished.
+    finished: Mutex<HashMap<u32, u64>>,
 }
 
 impl Progress {
+    fn new(job: &Job, splits: &[Split], format: InputFormat) -> Self {
+        let mut shares = HashMap::new();
+        if format == InputFormat::Parquet {
+            let mut groups: HashMap<&str, Vec<&Split>> = HashMap::new();
+            for s in splits {
+                groups.entry(s.url.as_str()).or_default().push(s);
+            }
+            for parts in groups.values() {
+                let n = parts.len() as u64;
+                for (i, s) in parts.iter().enumerate() {
+                    let share = s.file_size / n + if i as u64 == n - 1 { s.file_size % n } else { 0 };
+                    shares.insert(s.chunk, share);
+                }
+            }
+        } else {
+            shares.extend(splits.iter().map(|s| (s.chunk, s.end.saturating_sub(s.start))));
+        }
+        Self { job: job.clone(), shares, finished: Mutex::default() }
+    }
+
     fn split_done(&self, done: &SplitDone) {
-        let finished = self.finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        finished.insert(done.chunk, done.rows);
+        let rows = finished.values().sum();
+        let bytes = finished.keys().filter_map(|c| self.shares.get(c)).sum();
+        let fraction = finished.len() as f64 / self.shares.len().max(1) as f64;
         self.job.update(|s| {
-            s.bytes_read += done.bytes_read;
-            s.rows += done.rows;
-            s.progress = (finished as f64 / self.total).min(0.99);
+            s.bytes_read = bytes;
+            s.rows = rows;
+            s.progress = fraction.min(0.99);
         });
     }
 }
