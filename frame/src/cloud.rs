@@ -108,7 +108,7 @@ impl FrameCloud {
         let options = node.options();
         let reporter = node.clone();
         let store = ChunkStore::new(node.addr().to_string(), budget).with_observer(Arc::new(move |used| reporter.set_data_bytes(used)));
-        let state = Arc::new(FrameState { me: node.addr(), store, frames: FrameRegistry::default() });
+        let state = Arc::new(FrameState { me: node.addr(), stores: storage.stores.clone(), store, frames: FrameRegistry::default() });
         Self {
             inner: Arc::new(Inner {
                 node: node.clone(),

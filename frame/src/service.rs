@@ -40,6 +40,8 @@ pub async fn run_cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 pub struct FrameState {
     /// This node.
     pub me: eddy_common::NodeAddr,
+    /// The object stores this node opened (requests' storage options use them).
+    pub stores: crate::storage::StoreCache,
     /// This node's chunks.
     pub store: ChunkStore,
     /// Frames this node knows.
@@ -292,6 +294,7 @@ impl FrameService for FrameServer {
         let req = request.into_inner();
         let setup: ParseSetup = from_json("parse setup", &req.setup_json)?;
         let storage: StorageOptions = from_json("storage options", &req.storage_json)?;
+        let storage = StorageOptions { stores: self.state.stores.clone(), ..storage };
         let format: InputFormat = if req.format.is_empty() { InputFormat::Csv } else { from_json("format", &format!("{:?}", req.format))? };
         let job = Arc::new(SplitJob {
             frame_id: req.frame_id.clone(),
@@ -442,6 +445,7 @@ impl FrameService for FrameServer {
         let info = self.state.frame(&task.frame_id)?;
         let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
         let storage: StorageOptions = from_json("storage options", &task.storage_json)?;
+        let storage = StorageOptions { stores: self.state.stores.clone(), ..storage };
         let schema = info.schema();
         let mut out = ExportedFiles::default();
         for (index, chunk) in self.state.store.chunks(&task.frame_id) {

@@ -21,6 +21,49 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FrameError, FrameResult};
 
+/// Object stores opened so far, by what they were opened with: one S3 client (and its
+/// connection pool) per bucket, endpoint and region for the node's life, instead of a new
+/// client, TLS setup and TCP connection for every ranged read. Each node has one, in its
+/// [`StorageOptions`]; options that arrive with a request are given the node's before use.
+#[derive(Clone, Default)]
+pub struct StoreCache(Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>>);
+
+impl StoreCache {
+    fn get_or_open(&self, key: String, open: impl FnOnce() -> FrameResult<Arc<dyn ObjectStore>>) -> FrameResult<Arc<dyn ObjectStore>> {
+        if let Some(store) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(store.clone());
+        }
+        // Opened outside the lock; two first users may both open one, and one is kept.
+        let store = open()?;
+        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(store).clone())
+    }
+
+    /// How many stores are open (tests).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for StoreCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreCache({} open)", self.len())
+    }
+}
+
+/// Any two caches are alike: the cache is not a setting.
+impl PartialEq for StoreCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StoreCache {}
+
 /// Settings for object stores that are not in the URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StorageOptions {
@@ -37,6 +80,9 @@ pub struct StorageOptions {
     /// import endpoint must not reach the node's own services or a cloud's metadata server).
     #[serde(default)]
     pub http_allow_hosts_opt: Option<Vec<String>>,
+    /// The node's open stores; never sent.
+    #[serde(skip)]
+    pub stores: StoreCache,
 }
 
 impl StorageOptions {
@@ -49,6 +95,7 @@ impl StorageOptions {
             http_allow_hosts_opt: env
                 .get("EDDY_HTTP_ALLOW_HOSTS")
                 .map(|v| v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()),
+            stores: StoreCache::default(),
         }
     }
 }
@@ -234,20 +281,24 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
         }
         "s3" => {
             let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket: write s3://bucket/key".into()))?;
-            let mut builder = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_region(options.s3_region_opt.clone().unwrap_or_else(|| "us-east-1".into()))
-                .with_retry(RetryConfig { max_retries: 5, retry_timeout: Duration::from_secs(60), ..Default::default() });
-            if let Some(endpoint) = &options.s3_endpoint_opt {
-                // MinIO, SeaweedFS and Ceph speak path-style over plain HTTP.
-                builder = builder.with_endpoint(endpoint).with_allow_http(true).with_virtual_hosted_style_request(false);
-            }
-            let store = builder.build().map_err(|e| {
-                invalid(format!("{e}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and EDDY_S3_ENDPOINT for non-AWS servers)"))
+            let key = format!("s3|{bucket}|{:?}|{:?}", options.s3_endpoint_opt, options.s3_region_opt);
+            let store = options.stores.get_or_open(key, || {
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_region(options.s3_region_opt.clone().unwrap_or_else(|| "us-east-1".into()))
+                    .with_retry(RetryConfig { max_retries: 5, retry_timeout: Duration::from_secs(60), ..Default::default() });
+                if let Some(endpoint) = &options.s3_endpoint_opt {
+                    // MinIO, SeaweedFS and Ceph speak path-style over plain HTTP.
+                    builder = builder.with_endpoint(endpoint).with_allow_http(true).with_virtual_hosted_style_request(false);
+                }
+                let store = builder.build().map_err(|e| {
+                    invalid(format!("{e}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and EDDY_S3_ENDPOINT for non-AWS servers)"))
+                })?;
+                Ok(Arc::new(store))
             })?;
             // URL paths are percent-encoded (`my%20file.csv`); object paths are not.
             let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
-            Ok(Located { store: Arc::new(store), path, base: format!("s3://{bucket}") })
+            Ok(Located { store, path, base: format!("s3://{bucket}") })
         }
         "hdfs" | "viewfs" => {
             let authority = &url[..url::Position::BeforePath];
@@ -539,5 +590,20 @@ mod tests {
         // Locating does not connect: the NameNode is first asked on the first call.
         let hdfs = locate(&normalize("hdfs://nn:8020/dir/x.csv").unwrap(), &StorageOptions::default()).unwrap();
         assert_eq!((hdfs.base.as_str(), hdfs.path.as_ref()), ("hdfs://nn:8020", "dir/x.csv"));
+    }
+
+    #[test]
+    fn an_s3_bucket_is_opened_once_per_node_and_settings() {
+        let options = StorageOptions { s3_endpoint_opt: Some("http://127.0.0.1:9".into()), ..Default::default() };
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let a = locate(&url("s3://bucket/a.csv"), &options).unwrap();
+        let b = locate(&url("s3://bucket/dir/b.csv"), &options).unwrap();
+        assert!(Arc::ptr_eq(&a.store, &b.store));
+        assert_eq!(options.stores.len(), 1);
+        locate(&url("s3://other/a.csv"), &options).unwrap();
+        let elsewhere = StorageOptions { s3_endpoint_opt: Some("http://127.0.0.1:10".into()), ..options.clone() };
+        let c = locate(&url("s3://bucket/a.csv"), &elsewhere).unwrap();
+        assert!(!Arc::ptr_eq(&a.store, &c.store), "another endpoint is another client");
+        assert_eq!(options.stores.len(), 3, "clones share the node's cache");
     }
 }
