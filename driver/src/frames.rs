@@ -181,21 +181,9 @@ async fn get_json(client: &reqwest::Client, url: &str) -> DriverResult<Value> {
     Ok(body)
 }
 
-/// An error with its causes ("error sending request: ... : invalid peer certificate: UnknownIssuer").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// What to try when the cloud cannot be reached.
 fn reach_hint(base: &str, e: &reqwest::Error) -> String {
-    let chain = error_chain(e);
+    let chain = crate::error_chain(e);
     if chain.contains("certificate") || chain.contains("UnknownIssuer") {
         "the cloud's certificate is not trusted: pass --tls-ca with the CA that signed it".into()
     } else if base.starts_with("http://") && (chain.contains("connection closed") || chain.contains("reset")) {
@@ -229,7 +217,7 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
         .send()
         .await
         .map_err(|e| {
-            DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {}; {}", error_chain(&e), reach_hint(&base, &e)))
+            DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {}; {}", crate::error_chain(&e), reach_hint(&base, &e)))
         })?;
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         let how = if args.token.is_some() { "the --token given is not this cloud's" } else { "pass --token (or set EDDY_TOKEN)" };

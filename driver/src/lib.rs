@@ -111,6 +111,18 @@ async fn run_attach(args: cli::AttachArgs) -> DriverResult<Outcome> {
     cloud::drive(&mut launcher, options).await
 }
 
+/// An error with its causes, for a user's message: a client library's own words (ssh's, a
+/// TLS verifier's "invalid peer certificate: UnknownIssuer") sit in the sources.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
 pub(crate) fn default_cloud_name() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
     // Only tells one user's clouds apart; nothing secret depends on it.

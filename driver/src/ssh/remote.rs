@@ -237,7 +237,7 @@ impl Remote {
         let connect = builder.connect(&host.name);
         let session = match tokio::time::timeout(args.ssh_timeout + Duration::from_secs(5), connect).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(explain_ssh(&error_text(&e))),
+            Ok(Err(e)) => return Err(explain_ssh(&crate::error_chain(&e))),
             Err(_) => return Err(format!("unreachable: no SSH connection within {:?} (--ssh-timeout)", args.ssh_timeout)),
         };
         Ok(Self { host, session: Arc::new(session), dir: args.install_dir.clone(), timeout: args.ssh_timeout })
@@ -257,7 +257,7 @@ impl Remote {
             cmd.stdin(if matches!(input, Input::None) { Stdio::null() } else { Stdio::piped() })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
-            let mut child = cmd.spawn().await.map_err(|e| explain_ssh(&error_text(&e)))?;
+            let mut child = cmd.spawn().await.map_err(|e| explain_ssh(&crate::error_chain(&e)))?;
             if let Some(mut stdin) = child.stdin().take() {
                 let written = match input {
                     Input::File(path) => match tokio::fs::File::open(path).await {
@@ -270,7 +270,7 @@ impl Remote {
                 let _ = written;
                 let _ = stdin.shutdown().await;
             }
-            let out = child.wait_with_output().await.map_err(|e| explain_ssh(&error_text(&e)))?;
+            let out = child.wait_with_output().await.map_err(|e| explain_ssh(&crate::error_chain(&e)))?;
             let stderr = String::from_utf8_lossy(&out.stderr).to_string();
             match out.status.code() {
                 Some(0) => Ok(String::from_utf8_lossy(&out.stdout).to_string()),
@@ -328,7 +328,7 @@ impl Remote {
         let start = async {
             let mut cmd = self.command(LAUNCH, &[cloud.to_string(), id.to_string()]);
             cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            let mut child = cmd.spawn().await.map_err(|e| explain_ssh(&error_text(&e)))?;
+            let mut child = cmd.spawn().await.map_err(|e| explain_ssh(&crate::error_chain(&e)))?;
             let mut stdin = child.stdin().take().ok_or("no standard input to the remote shell")?;
             let input = format!("{secret}\n{env_lines}");
             stdin.write_all(input.as_bytes()).await.map_err(|e| format!("{step}: {e}"))?;
@@ -439,17 +439,6 @@ impl Launched {
             None => (false, "lost: the SSH connection to its host ended".into(), None),
         }
     }
-}
-
-/// An `openssh` error with its causes (ssh's own words are in the source).
-fn error_text(e: &openssh::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// The worker's settings as `export` lines for its shell (single-quoted: nothing expands).
