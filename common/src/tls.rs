@@ -44,9 +44,9 @@ pub enum InternalTlsMode {
 }
 
 impl InternalTlsMode {
-    /// Reads the mode from its settings: `off`/`on` and the optional user CA files.
-    pub fn from_settings(internal: Option<&str>, ca: Option<PathBuf>, cert: Option<PathBuf>, key: Option<PathBuf>) -> CommonResult<Self> {
-        match internal.map(str::trim).unwrap_or("on") {
+    /// Reads the mode from its settings: `on`/`off` and the optional user CA files.
+    pub fn from_settings(internal: &str, ca: Option<PathBuf>, cert: Option<PathBuf>, key: Option<PathBuf>) -> CommonResult<Self> {
+        match internal.trim() {
             "off" => return Ok(Self::Off),
             "on" | "" => {}
             other => {
@@ -162,11 +162,6 @@ impl InternalTls {
         &self.cert_pem
     }
 
-    /// The private key of [`InternalTls::cert_pem`], PEM.
-    pub fn key_pem(&self) -> &str {
-        &self.key_pem
-    }
-
     /// For a tonic server.
     pub fn server_config(&self) -> ServerTlsConfig {
         ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem)).timeout(HANDSHAKE_TIMEOUT)
@@ -205,8 +200,8 @@ pub fn grpc_endpoint(host_port: &str, tls: Option<&InternalTls>) -> CommonResult
 
 /// The REST server's TLS settings from the user's certificate and key (PEM).
 pub fn rest_server_config(cert: &Path, key: &Path) -> CommonResult<Arc<rustls::ServerConfig>> {
-    let certs = read_certificates(cert, "--tls-cert")?;
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| pem_error(key, "--tls-key", "a private key", e))?;
+    let certs = parse_certificates(&read_text(cert, "--tls-cert", "certificates")?, cert, "--tls-cert")?;
+    let key_der = parse_key(&read_text(key, "--tls-key", "a private key")?, key)?;
     let mut config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key_der).map_err(|e| {
         CommonError::InvalidArgument {
             what: "TLS certificate and key",
@@ -226,9 +221,13 @@ fn pem_error(path: &Path, flag: &str, want: &str, e: impl std::fmt::Display) -> 
     }
 }
 
-fn read_certificates(path: &Path, flag: &str) -> CommonResult<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+fn read_text(path: &Path, flag: &str, want: &str) -> CommonResult<String> {
+    std::fs::read_to_string(path).map_err(|e| pem_error(path, flag, want, e))
+}
+
+fn parse_certificates(pem: &str, path: &Path, flag: &str) -> CommonResult<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(path, flag, "certificates", e))?;
     if certs.is_empty() {
         return Err(pem_error(path, flag, "certificates", "it holds none"));
@@ -236,14 +235,22 @@ fn read_certificates(path: &Path, flag: &str) -> CommonResult<Vec<CertificateDer
     Ok(certs)
 }
 
-fn read_pem_certificates(path: &Path, flag: &str) -> CommonResult<String> {
-    read_certificates(path, flag)?;
-    std::fs::read_to_string(path).map_err(|source| CommonError::Io { path: path.to_path_buf(), source })
+fn parse_key(pem: &str, path: &Path) -> CommonResult<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| pem_error(path, "--tls-key", "a private key", e))
 }
 
+/// A PEM file of certificates as text, checked to hold at least one.
+fn read_pem_certificates(path: &Path, flag: &str) -> CommonResult<String> {
+    let pem = read_text(path, flag, "certificates")?;
+    parse_certificates(&pem, path, flag)?;
+    Ok(pem)
+}
+
+/// A PEM file of a private key as text, checked to hold one.
 fn read_pem_key(path: &Path) -> CommonResult<String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| pem_error(path, "--tls-key", "a private key", e))?;
-    std::fs::read_to_string(path).map_err(|source| CommonError::Io { path: path.to_path_buf(), source })
+    let pem = read_text(path, "--tls-key", "a private key")?;
+    parse_key(&pem, path)?;
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -264,9 +271,9 @@ mod tests {
 
     #[test]
     fn a_ca_without_a_certificate_is_refused_with_what_to_add() {
-        let err = InternalTlsMode::from_settings(None, Some("ca.pem".into()), None, None).unwrap_err().to_string();
+        let err = InternalTlsMode::from_settings("on", Some("ca.pem".into()), None, None).unwrap_err().to_string();
         assert!(err.contains("--tls-cert and --tls-key"), "{err}");
-        assert_eq!(InternalTlsMode::from_settings(Some("off"), None, None, None).unwrap(), InternalTlsMode::Off);
-        assert!(InternalTlsMode::from_settings(Some("maybe"), None, None, None).is_err());
+        assert_eq!(InternalTlsMode::from_settings("off", None, None, None).unwrap(), InternalTlsMode::Off);
+        assert!(InternalTlsMode::from_settings("maybe", None, None, None).is_err());
     }
 }

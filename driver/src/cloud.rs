@@ -401,7 +401,7 @@ async fn start_observer(
             memory_budget: 0,
             rest_auth: options.rest_auth.clone(),
             internal_tls: InternalTls::for_mode(&options.internal_tls, secret, &[listeners.addr.ip.to_string()])?,
-            rest_tls: options.rest_tls()?,
+            rest_tls: options.rest_tls_config_opt.clone(),
         },
         |n| {
             // The observer holds no data: a budget of zero.

@@ -62,6 +62,8 @@ pub struct CloudOptions {
     pub internal_tls: InternalTlsMode,
     /// `--tls-cert` and `--tls-key`, absolute: the REST API is HTTPS.
     pub rest_tls_opt: Option<(PathBuf, PathBuf)>,
+    /// The observer's REST TLS settings, read from those files once, at validation.
+    pub rest_tls_config_opt: Option<Arc<rustls::ServerConfig>>,
     /// Print the REST access token once the cloud formed (not in a disowned YARN master,
     /// whose output is a container log that YARN may show to others).
     pub print_token: bool,
@@ -114,12 +116,10 @@ impl CloudOptions {
         };
         let (tls_cert, tls_key, tls_ca) =
             (absolute(&args.tls_cert, "--tls-cert")?, absolute(&args.tls_key, "--tls-key")?, absolute(&args.tls_ca, "--tls-ca")?);
-        let internal_tls = InternalTlsMode::from_settings(Some(&args.internal_tls), tls_ca, tls_cert.clone(), tls_key.clone())?;
+        let internal_tls = InternalTlsMode::from_settings(&args.internal_tls, tls_ca, tls_cert.clone(), tls_key.clone())?;
         let rest_tls_opt = tls_cert.zip(tls_key);
-        if let Some((cert, key)) = &rest_tls_opt {
-            // Read now: a wrong file fails here, before any worker starts.
-            eddy_common::tls::rest_server_config(cert, key)?;
-        }
+        // Read now: a wrong file fails here, before any worker starts.
+        let rest_tls_config_opt = rest_tls_opt.as_ref().map(|(cert, key)| eddy_common::tls::rest_server_config(cert, key)).transpose()?;
         Ok(Self {
             nodes: usize::from(args.nodes.unwrap_or(DEFAULT_NODES)),
             memory_opt: args.memory.clone(),
@@ -141,6 +141,7 @@ impl CloudOptions {
             import_roots_opt: args.import_roots.clone(),
             internal_tls,
             rest_tls_opt,
+            rest_tls_config_opt,
             print_token: true,
             gather_file_opt: None,
             status_file_opt: args.status_file.clone(),
@@ -151,11 +152,6 @@ impl CloudOptions {
             import_opt: args.import.clone(),
             strict: args.strict,
         })
-    }
-
-    /// The REST server's TLS settings, when `--tls-cert` was given.
-    pub fn rest_tls(&self) -> DriverResult<Option<Arc<rustls::ServerConfig>>> {
-        Ok(self.rest_tls_opt.as_ref().map(|(cert, key)| eddy_common::tls::rest_server_config(cert, key)).transpose()?)
     }
 
     /// The REST base URL of `node`: `https://` with `--tls-cert`.

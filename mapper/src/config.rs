@@ -254,7 +254,7 @@ impl MapperConfig {
         let network_opt = args.network.as_deref().map(parse_network).transpose()?;
         let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
         let internal_tls =
-            InternalTlsMode::from_settings(Some(&args.internal_tls), args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
+            InternalTlsMode::from_settings(&args.internal_tls, args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
         let rest_tls_opt = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(eddy_common::tls::rest_server_config(cert, key)?),
             _ => None,
