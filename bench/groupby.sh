@@ -9,12 +9,10 @@ cd "$(dirname "$0")/.."
 ROWS=${1:-20000000}
 RUNS=${2:-3}
 WORKERS=${3:-1}
-DATA=bench/data/data${ROWS}.csv
 # shellcheck source=venv.sh
 . bench/venv.sh
-mkdir -p bench/data
-[ -f "$DATA" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
-cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+DATA=$(reference_csv "$ROWS")
+build_release
 WORK=$(mktemp -d)
 target/release/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
 DRIVER=$!

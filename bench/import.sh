@@ -15,7 +15,7 @@ mkdir -p bench/data
 if [ ! -f "$DATA" ]; then
   "$BENCH_PY" "$GEN" --rows "$ROWS" --seed 42 --out "$DATA" --sha256
 fi
-cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+build_release
 SIZE=$(stat -c %s "$DATA")
 echo "file: $DATA ($SIZE bytes), $(nproc) cores, runs: $RUNS"
 cat "$DATA" > /dev/null   # into the page cache, as for the reference figures

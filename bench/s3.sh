@@ -6,11 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-5000000}
 RUNS=${2:-3}
-DATA=bench/data/data${ROWS}.csv
 # shellcheck source=venv.sh
 . bench/venv.sh
-[ -f "$DATA" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
-cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+DATA=$(reference_csv "$ROWS")
+build_release
 WORK=$(mktemp -d)
 # weed runs in a process group of its own (the `weed` on PATH may be a wrapper that starts the
 # server as a child); the whole group is stopped, forcibly if it has not exited in 5 s.

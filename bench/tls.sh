@@ -11,12 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-2000000}
 RUNS=${2:-3}
-DATA=bench/data/data${ROWS}.csv
 # shellcheck source=venv.sh
 . bench/venv.sh
-mkdir -p bench/data
-[ -f "$DATA" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$ROWS" --seed 42 --out "$DATA"
-cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+DATA=$(reference_csv "$ROWS")
+build_release
 echo "file: $DATA ($(stat -c %s "$DATA") bytes), $(nproc) cores, 2 workers, runs: $RUNS"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

@@ -6,3 +6,17 @@ ensure_venv target/bench-venv numpy==2.4.6 pyarrow==26.0.1 polars==2.1.0 duckdb=
 BENCH_PY=$PWD/target/bench-venv/bin/python
 PATH="$PWD/target/bench-venv/bin:$PATH"
 export PATH
+
+# The reference CSV of $1 rows (shared/bench/gen_csv.py, seed 42), made once in bench/data;
+# prints its path.
+reference_csv() {
+  local data=bench/data/data$1.csv
+  mkdir -p bench/data
+  [ -f "$data" ] || "$BENCH_PY" ../shared/bench/gen_csv.py --rows "$1" --seed 42 --out "$data" >&2
+  echo "$data"
+}
+
+# The release binaries the benchmarks run.
+build_release() {
+  cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+}

@@ -12,7 +12,7 @@ RUNS=${3:-3}
 # shellcheck source=venv.sh
 . bench/venv.sh
 mkdir -p bench/data
-cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+build_release
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for cols in 1000 "$COLUMNS"; do
