@@ -48,7 +48,12 @@ impl NodeAddr {
 
     /// `http://ip:rest_port`, the REST base URL.
     pub fn rest_url(&self) -> String {
-        format!("http://{}", self.rest())
+        self.rest_base(false)
+    }
+
+    /// The REST base URL, `https://` for a node serving its REST API over TLS.
+    pub fn rest_base(&self, https: bool) -> String {
+        format!("{}://{}", if https { "https" } else { "http" }, self.rest())
     }
 
     /// Converts from the wire form, refusing malformed addresses.

@@ -156,8 +156,7 @@ impl CloudOptions {
 
     /// The REST base URL of `node`: `https://` with `--tls-cert`.
     pub fn rest_url(&self, node: &NodeAddr) -> String {
-        let scheme = if self.rest_tls_opt.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", node.rest())
+        node.rest_base(self.rest_tls_opt.is_some())
     }
 
     pub(crate) fn worker_spec(&self, gather: SocketAddr, secret: &ClusterSecret, id: &str) -> WorkerSpec {

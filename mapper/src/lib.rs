@@ -46,7 +46,7 @@ fn announce_rest_access(config: &MapperConfig, me: &eddy_common::NodeAddr) {
         (RestAuthMode::None, _) => {}
         (_, config::Discovery::Single) => {
             let token = config.secret.rest_token(&config.cloud_name);
-            let url = format!("{}://{}", if config.rest_tls_opt.is_some() { "https" } else { "http" }, me.rest());
+            let url = me.rest_base(config.rest_tls_opt.is_some());
             println!("REST API: {url}/3/Cloud");
             println!("{}", eddy_common::ClusterSecret::access_line(&url, &token));
         }
