@@ -266,6 +266,12 @@ fn rows_as_text(
 use arrow::array::Array;
 
 impl FrameState {
+    /// A request's storage options (the coordinator's settings) with this node's open stores.
+    fn request_storage(&self, json: &str) -> Result<StorageOptions, Status> {
+        let storage: StorageOptions = from_json("storage options", json)?;
+        Ok(StorageOptions { stores: self.stores.clone(), ..storage })
+    }
+
     /// A registered frame, or `not_found`.
     pub(crate) fn frame(&self, id: &str) -> Result<FrameInfo, Status> {
         self.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound(id.into())))
@@ -293,8 +299,7 @@ impl FrameService for FrameServer {
     async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
         let req = request.into_inner();
         let setup: ParseSetup = from_json("parse setup", &req.setup_json)?;
-        let storage: StorageOptions = from_json("storage options", &req.storage_json)?;
-        let storage = StorageOptions { stores: self.state.stores.clone(), ..storage };
+        let storage = self.state.request_storage(&req.storage_json)?;
         let format: InputFormat = if req.format.is_empty() { InputFormat::Csv } else { from_json("format", &format!("{:?}", req.format))? };
         let job = Arc::new(SplitJob {
             frame_id: req.frame_id.clone(),
@@ -444,8 +449,7 @@ impl FrameService for FrameServer {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
         let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
-        let storage: StorageOptions = from_json("storage options", &task.storage_json)?;
-        let storage = StorageOptions { stores: self.state.stores.clone(), ..storage };
+        let storage = self.state.request_storage(&task.storage_json)?;
         let schema = info.schema();
         let mut out = ExportedFiles::default();
         for (index, chunk) in self.state.store.chunks(&task.frame_id) {
