@@ -4,9 +4,10 @@
 //! the HMAC-SHA256 is keyed by the cluster secret over `eddy-v2|<cloud name>|<millis>|<nonce>`
 //! and the nonce is 64 random bits. The secret itself never crosses the wire; a server
 //! accepts each token once ([`ReplayGuard`]) and only within [`MAX_CLOCK_SKEW`] of its clock,
-//! so a captured header cannot be sent again, nor used for any other cloud. There is no TLS
-//! yet: the channel is authenticated, not encrypted, so someone who can intercept a call can
-//! still read it or block it and send its token first.
+//! so a captured header cannot be sent again, nor used for any other cloud. The channels
+//! run over TLS ([`crate::tls`]); with `--internal-tls off` a call is authenticated, not
+//! encrypted, so someone who can intercept it can still read it or block it and send its
+//! token first. Arrow Flight also takes a [`crate::grant`] in place of a token.
 
 use std::fmt;
 use std::path::Path;
@@ -102,6 +103,24 @@ impl ClusterSecret {
         let mut mac = self.keyed.clone();
         mac.update(format!("eddy-derive-v1|{label}").as_bytes());
         mac.finalize().into_bytes().into()
+    }
+
+    fn purpose_mac(&self, purpose: &str, data: &[u8]) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(format!("eddy-sign-v1|{purpose}|").as_bytes());
+        mac.update(data);
+        mac
+    }
+
+    /// An HMAC under the secret of `data` for `purpose`: a signature every holder of the
+    /// secret checks with [`Self::verify_signature`] (grants).
+    pub fn sign(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        self.purpose_mac(purpose, data).finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is [`Self::sign`] of `data` for `purpose` (compared in constant time).
+    pub fn verify_signature(&self, purpose: &str, data: &[u8], tag: &[u8]) -> bool {
+        self.purpose_mac(purpose, data).verify_slice(tag).is_ok()
     }
 
     fn rest_mac(&self, cloud_name: &str) -> HmacSha256 {
@@ -224,12 +243,22 @@ pub struct AuthCheck {
     cloud_name: String,
     service: &'static str,
     guard: std::sync::Arc<std::sync::Mutex<ReplayGuard>>,
+    /// Whether a [`crate::grant::Grant`] may stand in for a token (Arrow Flight only).
+    grants: bool,
 }
 
 impl AuthCheck {
     /// Checks calls to `service` against `secret` and `cloud_name`.
     pub fn new(secret: ClusterSecret, cloud_name: impl Into<String>, service: &'static str) -> Self {
-        Self { secret, cloud_name: cloud_name.into(), service, guard: process_guard() }
+        Self { secret, cloud_name: cloud_name.into(), service, guard: process_guard(), grants: false }
+    }
+
+    /// Also accepts calls that carry a grant instead of a token; the verified
+    /// [`crate::grant::Grant`] goes into the request's extensions for the service to check
+    /// against what the call does. Calls with a token carry no grant: they may do anything.
+    pub fn accepting_grants(mut self) -> Self {
+        self.grants = true;
+        self
     }
 
     /// Whether `token` is valid and new.
@@ -245,12 +274,19 @@ impl AuthCheck {
 }
 
 impl tonic::service::Interceptor for AuthCheck {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_else(|| "unknown".into());
         let token = request.metadata().get(AUTH_METADATA_KEY).and_then(|v| v.to_str().ok());
-        let verdict = match token {
-            None => Err("no authentication token (is the caller an Eddy node of this cloud?)".to_string()),
-            Some(t) => self.check(t),
+        let grant = if self.grants { request.metadata().get(crate::grant::GRANT_METADATA_KEY).and_then(|v| v.to_str().ok()) } else { None };
+        let verdict = match (token, grant) {
+            (Some(t), _) => self.check(t),
+            (None, Some(g)) => crate::grant::Grant::verify(&self.secret, &self.cloud_name, g).map(|grant| {
+                request.extensions_mut().insert(grant);
+            }),
+            (None, None) if self.grants => {
+                Err("no authentication token or grant (a REST client asks POST /3/Frames/{id}/grant for one)".to_string())
+            }
+            (None, None) => Err("no authentication token (is the caller an Eddy node of this cloud?)".to_string()),
         };
         match verdict {
             Ok(()) => Ok(request),

@@ -3,6 +3,7 @@
 //! - [`NodeAddr`]: where a node listens (IP, REST port, internal gRPC port).
 //! - [`ClusterSecret`] and [`auth`]: every node-to-node and worker-to-driver call carries an
 //!   HMAC of the cluster secret; the secret itself never crosses the wire or the command line.
+//! - [`grant`]: a REST client's signed access to one frame over Arrow Flight.
 //! - [`keys`]: every `EDDY_*` environment variable, declared once.
 //! - [`address`]: choosing the local address a node advertises.
 //! - [`tls`]: the cloud's certificate authority and TLS settings of every channel.
@@ -10,6 +11,7 @@
 pub mod address;
 pub mod auth;
 mod error;
+pub mod grant;
 pub mod keys;
 mod node_addr;
 pub mod tls;

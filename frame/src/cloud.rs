@@ -126,7 +126,7 @@ impl FrameCloud {
         let options = self.inner.node.options();
         let check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "frame service");
         let server = FrameServiceServer::new(FrameServer { state: self.inner.state.clone() }).max_decoding_message_size(64 << 20);
-        let flight_check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "Arrow Flight service");
+        let flight_check = AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "Arrow Flight service").accepting_grants();
         // One Flight message carries one record batch; Spark's are 10 000 rows.
         let flight = FlightServiceServer::new(FlightServer { state: self.inner.state.clone() })
             .max_decoding_message_size(256 << 20)

@@ -1,7 +1,9 @@
 //! Arrow Flight on each worker's internal gRPC port: the data path for Spark (and any Arrow
 //! client). `DoPut` streams batches into one chunk of a frame that is not registered yet;
 //! `DoGet` streams one chunk of a registered frame back. Calls carry the same
-//! `x-eddy-auth` token as every internal call (see `eddy_common::auth`).
+//! `x-eddy-auth` token as every internal call (see `eddy_common::auth`), or a grant of the
+//! frame they touch (`x-eddy-grant`, see `eddy_common::grant`) that the REST API gave a
+//! client: `POST /3/Frames/{id}/grant` ([`FrameCloud::grant`]).
 //!
 //! A put is staged, not visible: the caller collects the replies of every put and commits
 //! them with `POST /3/Frames/{id}/commit`, which registers the frame on every node; chunks
@@ -20,16 +22,20 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse, PollInfo,
     PutResult, SchemaResult, Ticket,
 };
+use eddy_common::grant::{Grant, GrantAccess};
 use eddy_common::NodeAddr;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::cloud::FrameCloud;
 use crate::ingest::{columns_for, compact, conform, slice_bytes};
 use crate::meta::ColumnInfo;
+use crate::meta::FrameInfo;
 use crate::narrow::{narrow, widen};
 use crate::service::{run_cpu, status, FrameState};
 use crate::store::Chunk;
+use crate::{FrameError, FrameResult};
 
 /// Rows gathered before they are narrowed and stored: Spark sends 10 000-row batches, and
 /// fewer, larger stored batches narrow better and summarise faster.
@@ -82,6 +88,58 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn unsupported(what: &str) -> Status {
     Status::unimplemented(format!("{what} is not offered; Eddy workers serve DoPut (stage a chunk) and DoGet (read a chunk)"))
+}
+
+/// Refuses a call made with a grant that does not cover it (calls with a token carry none).
+fn check_grant<T>(request: &Request<T>, access: GrantAccess, frame_id: &str) -> Result<(), Status> {
+    match request.extensions().get::<Grant>() {
+        Some(grant) => grant.allows(access, frame_id).map_err(Status::permission_denied),
+        None => Ok(()),
+    }
+}
+
+/// `POST /3/Frames/{id}/grant`: what a REST client needs to read or write a frame over Flight.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlightAccess {
+    /// For the `x-eddy-grant` header of every call.
+    pub grant: String,
+    /// When the grant expires (milliseconds since the Unix epoch).
+    pub expires_at_ms: u64,
+    /// The CA that signed the workers' certificates (PEM), to verify them with; `None` when
+    /// the cloud's internal channels are plain TCP (`--internal-tls off`).
+    pub tls_ca: Option<String>,
+    /// The workers (Flight listens on each one's `grpc_port`): for writes, where to put chunks.
+    pub workers: Vec<NodeAddr>,
+    /// For reads, the frame: its columns and where each chunk lives.
+    pub frame: Option<FrameInfo>,
+}
+
+impl FrameCloud {
+    /// A grant of `access` to frame `id`, with what a client needs to use it. Reading needs
+    /// the frame to exist; writing needs it not to exist yet.
+    pub fn grant(&self, id: &str, access: GrantAccess) -> FrameResult<FlightAccess> {
+        let frame = match access {
+            GrantAccess::Read => Some(self.frame(id)?),
+            GrantAccess::Write => {
+                if self.frame(id).is_ok() {
+                    return Err(FrameError::InvalidArgument {
+                        what: "frame id",
+                        reason: format!("frame {id:?} exists; write under a new id, or delete it first"),
+                    });
+                }
+                None
+            }
+        };
+        let options = self.inner.node.options();
+        let grant = Grant::new(access, id);
+        Ok(FlightAccess {
+            grant: grant.sign(&options.secret, &options.cloud_name),
+            expires_at_ms: grant.expires_millis,
+            tls_ca: options.internal_tls.as_ref().map(|tls| tls.ca_pem().to_string()),
+            workers: self.workers()?,
+            frame,
+        })
+    }
 }
 
 fn flight_status(e: FlightError) -> Status {
@@ -162,15 +220,16 @@ impl FlightService for FlightServer {
     type DoActionStream = BoxStream<arrow_flight::Result>;
     type ListActionsStream = BoxStream<ActionType>;
 
-    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        let mut input = request.into_inner();
-        let first = input.message().await?.ok_or_else(|| Status::invalid_argument("the put sent nothing"))?;
+    async fn do_put(&self, mut request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        let first = request.get_mut().message().await?.ok_or_else(|| Status::invalid_argument("the put sent nothing"))?;
         let descriptor = first.flight_descriptor.clone().unwrap_or_default();
         let command: PutCommand = serde_json::from_slice(&descriptor.cmd).map_err(|e| {
             Status::invalid_argument(format!(
                 "the descriptor's cmd must be JSON {{\"frame_id\": ..., \"chunk\": N, \"categorical\": [...]}}: {e}"
             ))
         })?;
+        check_grant(&request, GrantAccess::Write, &command.frame_id)?;
+        let input = request.into_inner();
         self.state.refuse_registered(&command.frame_id)?;
         let data = futures::stream::once(async move { Ok(first) }).chain(input).map_err(FlightError::from);
         let reply = self.put(command, FlightRecordBatchStream::new_from_flight_data(data)).await?;
@@ -180,8 +239,9 @@ impl FlightService for FlightServer {
     }
 
     async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        let ticket: GetTicket = serde_json::from_slice(&request.into_inner().ticket)
+        let ticket: GetTicket = serde_json::from_slice(&request.get_ref().ticket)
             .map_err(|e| Status::invalid_argument(format!("the ticket must be JSON {{\"frame_id\": ..., \"chunk\": N}}: {e}")))?;
+        check_grant(&request, GrantAccess::Read, &ticket.frame_id)?;
         let info = self.state.frame(&ticket.frame_id)?;
         let chunk = self.state.chunk(&ticket.frame_id, ticket.chunk)?;
         let schema = info.schema();

@@ -247,7 +247,8 @@ pub fn widen_column(stored: &Field, column: &ArrayRef, logical: &DataType) -> Fr
     if let Some(p) = decimal_scale(stored) {
         let reals = cast(column, &DataType::Float64)?;
         let reals: Float64Array = arrow::compute::kernels::arity::unary(reals.as_primitive::<Float64Type>(), |s| s / p);
-        return Ok(Arc::new(reals));
+        // A Float32 column (from Spark or pandas) whose values had a short decimal form.
+        return Ok(if *logical == DataType::Float64 { Arc::new(reals) } else { cast(&reals, logical)? });
     }
     if is_time_seconds(stored) {
         let per_second = match logical {
@@ -282,6 +283,17 @@ pub fn widen(batch: &RecordBatch, schema: &SchemaRef) -> FrameResult<RecordBatch
 mod tests {
     use super::*;
     use arrow::array::Int64Array;
+
+    #[test]
+    fn float32_with_a_short_decimal_form_widens_back_to_float32() {
+        let values = arrow::array::Float32Array::from(vec![Some(0.125), None, Some(2.5)]);
+        let logical = Arc::new(Schema::new(vec![Field::new("f", DataType::Float32, true)]));
+        // As ingest stores it: cast to Float64, then narrowed.
+        let stored = narrow(RecordBatch::try_from_iter([("f", cast(&values, &DataType::Float64).unwrap())]).unwrap()).unwrap();
+        assert_ne!(stored.schema().field(0).data_type(), &DataType::Float64, "narrowed to scaled integers");
+        let back = widen(&stored, &logical).unwrap();
+        assert_eq!(back.column(0).as_primitive::<arrow::datatypes::Float32Type>(), &values);
+    }
 
     #[test]
     fn narrows_by_range_and_widens_back() {

@@ -46,10 +46,16 @@ pub fn routes(cloud: FrameCloud) -> Routes {
         .route("/3/Frames/{id}/groupby", stateful(post(group_by)), &[("POST", "group by columns with aggregates into a new frame")])
         .route("/3/Frames/{id}/export", stateful(post(export)), &[("POST", "write a frame as CSV or Parquet to any supported URL")])
         .route("/3/Frames/{id}/commit", stateful(post(commit)), &[("POST", "register chunks staged by Arrow Flight puts as a frame")])
+        .route(
+            "/3/Frames/{id}/grant",
+            stateful(post(grant)),
+            &[("POST", "a grant to read a frame's chunks, or put chunks of a new frame, over Arrow Flight (x-eddy-grant)")],
+        )
         .body("POST", "/3/ImportFiles", schema_of::<ImportRequest>())
         .body("POST", "/3/ParseSetup", schema_of::<SetupRequest>())
         .body("POST", "/3/Frames/{id}/groupby", schema_of::<crate::groupby::GroupByRequest>())
         .body("POST", "/3/Frames/{id}/export", schema_of::<crate::ExportRequest>())
+        .body("POST", "/3/Frames/{id}/grant", schema_of::<GrantRequest>())
         .query(
             "GET",
             "/3/Frames/{id}",
@@ -194,6 +200,20 @@ async fn export(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(re
 async fn commit(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(request): Json<CommitRequest>) -> Response {
     match cloud.commit(&id, request).await {
         Ok(info) => Json(json!({ "frame": info })).into_response(),
+        Err(e) => error(e),
+    }
+}
+
+/// `POST /3/Frames/{id}/grant`.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct GrantRequest {
+    /// read (DoGet of the frame's chunks) or write (DoPut of chunks of a new frame).
+    access: eddy_common::grant::GrantAccess,
+}
+
+async fn grant(State(cloud): State<FrameCloud>, Path(id): Path<String>, Json(request): Json<GrantRequest>) -> Response {
+    match cloud.grant(&id, request.access) {
+        Ok(access) => Json(access).into_response(),
         Err(e) => error(e),
     }
 }

@@ -1,20 +1,32 @@
 """Eddy from Python.
 
-``eddy.connect("http://host:54321", token=...)`` works with any running cloud (frames,
-imports, summaries, the cloud's state); ``eddy.start_local(nodes=3)`` starts a local one tied
-to this process (``eddy.client``).
+Reach any running cloud, however it was started (``eddy-driver local``, ``yarn``, ``ssh``,
+Kubernetes, standalone workers)::
 
-``eddy.spark.EddyContext`` attaches an Eddy cloud to a running Spark application: one
-``eddy-mapper`` worker per executor, the Spark driver's machine running the gather service
-and the observer client (``eddy-driver attach``).
+    import eddy
+    ec = eddy.connect("http://host:54321", token="...")   # the token the driver printed
+    print(ec.cloud())                                     # status: nodes, health, leader
+    f = ec.import_file("s3://bucket/data/*.csv")          # a Frame; a progress bar in terminals
+    print(f.summary())                                    # per column: count, missing, min, max...
+    df = f.to_pandas()                                    # or to_arrow(), to_polars(): read in
+                                                          # parallel from the workers (Arrow Flight)
+    g = ec.from_pandas(df, name="again")                  # written in parallel to every worker
+    f.group_by("key", {"x": "mean"}).to_arrow()
+    f.export("hdfs://nn/out/", format="parquet"); f.delete(); ec.shutdown()
 
-The package does not carry the Rust binaries; it locates them (see ``eddy.binaries``):
-``$EDDY_BIN_DIR``, then ``eddy/bin/`` inside this package (for wheels that bundle them),
-then ``PATH``. Executors need nothing installed: the mapper binary travels with the Spark
-job through ``SparkContext.addFile``.
+Or start a local cloud tied to this process, for notebooks: ``ec = eddy.start_local(nodes=3)``.
+
+``eddy.spark.EddyContext`` attaches a cloud to a running Spark application: one
+``eddy-mapper`` worker per executor (see :mod:`eddy.spark`).
+
+Errors are :class:`EddyError`, with the server's message. The wheel carries the
+``eddy-driver`` and ``eddy-mapper`` binaries (``eddy/bin/``; also run as console scripts, and
+``python -m eddy`` is ``eddy-driver``); ``$EDDY_BIN_DIR`` names others (see
+:mod:`eddy.binaries`). Arrow data needs pyarrow (``pip install eddy[arrow]``), progress bars tqdm.
 """
 
 from eddy.binaries import find_binary
-from eddy.client import Client, EddyError, LocalCloud, connect, start_local
+from eddy.client import Client, Frame, LocalCloud, connect, start_local
+from eddy.errors import EddyError
 
-__all__ = ["Client", "EddyError", "LocalCloud", "connect", "find_binary", "start_local"]
+__all__ = ["Client", "EddyError", "Frame", "LocalCloud", "connect", "find_binary", "start_local"]

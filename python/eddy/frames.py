@@ -23,6 +23,8 @@ import socket
 import time
 import uuid
 
+from eddy.transfer import flight_client
+
 AUTH_HEADER = b"x-eddy-auth"
 
 
@@ -43,15 +45,6 @@ def _choose_worker(workers, partition):
     same_host = [w for w in workers if w["hostname"] == me[0]]
     candidates = same_executor or same_host or workers
     return candidates[partition % len(candidates)], bool(same_executor or same_host)
-
-
-def _flight_client(ip, port, ca_pem):
-    """A Flight client of one worker: TLS that trusts only the cloud's CA, or plain TCP."""
-    import pyarrow.flight as fl
-
-    if ca_pem is None:
-        return fl.FlightClient(f"grpc+tcp://{ip}:{port}")
-    return fl.FlightClient(f"grpc+tls://{ip}:{port}", tls_root_certs=ca_pem)
 
 
 def _flight_options(secret, cloud_name):
@@ -90,7 +83,7 @@ def put_partitions(frame_id, workers, secret, cloud_name, ca_pem, categorical, e
         batches = (real(b) for b in batches)
         first = next(batches, None)
         schema = first.schema if first is not None else pa.ipc.read_schema(pa.py_buffer(empty_schema_ipc))
-        client = _flight_client(worker["ip"], worker["grpc_port"], ca_pem)
+        client = flight_client(worker["ip"], worker["grpc_port"], ca_pem)
         try:
             command = json.dumps({"frame_id": frame_id, "chunk": partition, "categorical": list(categorical)})
             writer, reader = client.do_put(
@@ -131,7 +124,7 @@ def get_chunks(frame_id, chunks, secret, cloud_name, ca_pem, arrow_schema_ipc):
             for position in b.column(0).to_pylist():
                 chunk = chunks[int(position)]
                 node = chunk["node"]
-                client = _flight_client(node["ip"], node["grpc_port"], ca_pem)
+                client = flight_client(node["ip"], node["grpc_port"], ca_pem)
                 try:
                     ticket = fl.Ticket(json.dumps({"frame_id": frame_id, "chunk": chunk["index"]}).encode())
                     reader = client.do_get(ticket, _flight_options(secret, cloud_name))

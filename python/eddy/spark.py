@@ -46,6 +46,7 @@ import time
 import urllib.request
 
 from eddy import frames as _frames
+from eddy import transfer as _transfer
 from eddy.binaries import find_binary
 from eddy.client import Client, EddyError
 
@@ -57,7 +58,7 @@ def _ship_code_with_tasks():
         from pyspark import cloudpickle
     except ImportError:  # not running under Spark: nothing to ship
         return
-    for module in (_frames, sys.modules[__name__]):
+    for module in (_frames, _transfer, sys.modules[__name__]):
         cloudpickle.register_pickle_by_value(module)
 
 
@@ -66,8 +67,6 @@ _ship_code_with_tasks()
 _LOCK = threading.Lock()
 _ACTIVE = None
 _ADDED_MAPPERS = set()
-
-
 
 
 def _truthy(value):
@@ -205,10 +204,6 @@ def _worker_starter(gather, secret, settings):
         yield json.dumps(record)
 
     return start
-
-
-def _frame_id(frame):
-    return frame if isinstance(frame, str) else frame["frame_id"]
 
 
 _SPARK_INT = {"Int8": "ByteType", "Int16": "ShortType", "Int32": "IntegerType"}
@@ -675,7 +670,7 @@ class EddyContext(Client):
         from pyspark.sql import types as T
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        info = self.frame(frame)
+        info = self.frame_info(frame)
         schema = _spark_schema(info["columns"])
         if not info["columns"]:
             # Rows without columns carry nothing to read: Spark makes them itself.

@@ -129,7 +129,7 @@ class AttachToSpark(unittest.TestCase):
         ec = EddyContext.get_or_create(self.spark, **SETTINGS)
         try:
             frame = ec.as_frame(df)
-            info = ec.frame(frame)
+            info = ec.frame_info(frame)
             self.assertEqual([c["name"] for c in info["columns"]], df.columns)
             self.assertEqual({c["type"] for c in info["columns"][1:]}, {"real"})
             back = ec.as_spark_frame(frame)
@@ -156,7 +156,7 @@ class AttachToSpark(unittest.TestCase):
             for what, df in (("limit(0)", base.limit(0)), ('filter("false")', base.filter("false")), ("no rows", base.filter("id < 0"))):
                 with self.subTest(what):
                     frame = ec.as_frame(df, categorical=["s"])
-                    info = ec.frame(frame)
+                    info = ec.frame_info(frame)
                     self.assertEqual(info["rows"], 0)
                     self.assertEqual([c["name"] for c in info["columns"]], base.columns)
                     back = ec.as_spark_frame(frame)
@@ -165,12 +165,12 @@ class AttachToSpark(unittest.TestCase):
                     ec.delete(frame)
             no_columns = base.select()
             frame = ec.as_frame(no_columns)
-            info = ec.frame(frame)
+            info = ec.frame_info(frame)
             self.assertEqual((info["rows"], info["columns"]), (1000, []))
             back = ec.as_spark_frame(frame)
             self.assertEqual((back.count(), back.columns), (1000, []))
             frame = ec.as_frame(no_columns.limit(0))
-            self.assertEqual((ec.frame(frame)["rows"], ec.frame(frame)["columns"]), (0, []))
+            self.assertEqual((ec.frame_info(frame)["rows"], ec.frame_info(frame)["columns"]), (0, []))
         finally:
             ec.stop()
 
@@ -236,7 +236,7 @@ class AttachToSpark(unittest.TestCase):
             conversion = ec.last_conversion
             self.assertEqual(conversion["rows"], rows)
             self.assertEqual(conversion["local_chunks"], conversion["chunks"], "every partition went to its executor's worker")
-            types = {c["name"]: c["type"] for c in ec.frame(frame)["columns"]}
+            types = {c["name"]: c["type"] for c in ec.frame_info(frame)["columns"]}
             self.assertEqual(types["cat"], "enum")
             self.assertEqual(types["ts"], "time")
 

@@ -146,6 +146,7 @@ fn rest_import_jobs_frames_summary_rows_and_delete() {
         ("POST", "/3/Frames/{id}/groupby"),
         ("POST", "/3/Frames/{id}/export"),
         ("POST", "/3/Frames/{id}/commit"),
+        ("POST", "/3/Frames/{id}/grant"),
     ] {
         assert!(index.lines().any(|l| l.split_whitespace().take(2).eq([method, path])), "{method} {path} missing from the index:\n{index}");
         assert!(openapi["paths"][path][method.to_lowercase()]["summary"].is_string(), "{method} {path} missing from {openapi}");

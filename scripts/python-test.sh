@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The Python package as users get it: builds the wheel with the eddy-driver and eddy-mapper
+# binaries inside, installs it into a new venv (target/wheel-venv) with nothing else of this
+# repository, and runs python/wheel_tests there: a local cloud started from Python and the
+# API end to end. The binaries come from target/debug (built by the test command before this;
+# EDDY_WHEEL_BINARIES names others); `pip install ./python` alone builds release ones with cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=lib/venv.sh
+. scripts/lib/venv.sh
+binaries="${EDDY_WHEEL_BINARIES:-$PWD/target/debug}"
+for b in eddy-driver eddy-mapper; do
+  [[ -x "$binaries/$b" ]] || { echo "no $b in $binaries: run cargo build --workspace --bins first" >&2; exit 1; }
+done
+
+echo "== building the wheel (binaries from $binaries)"
+# setuptools comes from pip's isolated build environment, pinned in python/pyproject.toml.
+ensure_venv target/wheel-build-venv wheel==0.48.0
+rm -rf target/wheels
+EDDY_WHEEL_BINARIES="$binaries" target/wheel-build-venv/bin/pip wheel --quiet --no-deps -w target/wheels ./python
+rm -rf python/build python/eddy.egg-info
+wheel="$(ls target/wheels/eddy-*.whl)"
+echo "   $wheel ($(du -h "$wheel" | cut -f1))"
+
+echo "== installing it into a new venv"
+rm -rf target/wheel-venv
+python3 -m venv target/wheel-venv
+target/wheel-venv/bin/pip install --quiet --disable-pip-version-check \
+  "$wheel[arrow,pandas,polars,progress]" pyarrow==26.0.1 pandas==3.1.1 polars==2.1.0 tqdm==4.70.1
+
+echo "== the API against a local cloud started from Python (python/wheel_tests)"
+# Outside the repository, without EDDY_BIN_DIR: eddy and its binaries come from the venv.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+tests="$PWD/python/wheel_tests"
+(cd "$work" && env -u EDDY_BIN_DIR -u PYTHONPATH "$OLDPWD/target/wheel-venv/bin/python" -W ignore::ResourceWarning \
+  -m unittest discover -s "$tests" -t "$tests" -v)
