@@ -7,20 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=lib/venv.sh
-. scripts/lib/venv.sh
-binaries="${EDDY_WHEEL_BINARIES:-$PWD/target/debug}"
-for b in eddy-driver eddy-mapper; do
-  [[ -x "$binaries/$b" ]] || { echo "no $b in $binaries: run cargo build --workspace --bins first" >&2; exit 1; }
-done
-
-echo "== building the wheel (binaries from $binaries)"
-# setuptools comes from pip's isolated build environment, pinned in python/pyproject.toml.
-ensure_venv target/wheel-build-venv wheel==0.48.0
-rm -rf target/wheels
-EDDY_WHEEL_BINARIES="$binaries" target/wheel-build-venv/bin/pip wheel --quiet --no-deps -w target/wheels ./python
-rm -rf python/build python/eddy.egg-info
-wheel="$(ls target/wheels/eddy-*.whl)"
+# shellcheck source=lib/wheel.sh
+. scripts/lib/wheel.sh
+echo "== building the wheel"
+wheel="$(build_wheel)"
 echo "   $wheel ($(du -h "$wheel" | cut -f1))"
 
 echo "== installing it into a new venv"

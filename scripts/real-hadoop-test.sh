@@ -43,10 +43,14 @@ if [[ "${EDDY_REAL_HADOOP_SPARK:-1}" != 0 ]]; then
   # shellcheck source=lib/spark-venv.sh
   . scripts/lib/spark-venv.sh
   ensure_spark_venv
+  # shellcheck source=lib/wheel.sh
+  . scripts/lib/wheel.sh
+  driver_venv_over "$SPARK_VENV" target/spark-driver-venv
   (
-    cd python
-    EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" EDDY_BIN_DIR="${EDDY_BIN_DIR:-$PWD/../target/debug}" \
-      "../$SPARK_VENV/bin/python" -W ignore::ResourceWarning -m unittest -v tests.test_spark_submit.SparkSubmitToRealYarn 2>&1 \
+    # From python/tests: eddy and its binaries come from the installed wheel.
+    cd python/tests
+    env -u EDDY_BIN_DIR -u PYTHONPATH EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" EDDY_EXECUTOR_PYTHON="$PWD/../../$SPARK_VENV/bin/python" \
+      ../../target/spark-driver-venv/bin/python -W ignore::ResourceWarning -m unittest -v test_spark_submit.SparkSubmitToRealYarn 2>&1 \
       | tee "$spark_log"
   )
   # Skipped would mean the variable did not reach the tests: then nothing was checked.

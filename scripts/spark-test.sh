@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The Spark integration's tests against real Apache Spark (PyPI pyspark) on 127.0.0.1.
-# Sets up what they need on a fresh machine: a virtualenv under target/ with pyspark, and
-# checks for Java 17+ (Spark 4 needs it). Expects the binaries in target/debug (run after
-# `cargo build --workspace --bins`), or EDDY_BIN_DIR.
+# Sets up what they need on a fresh machine: a virtualenv under target/ with pyspark and the
+# eddy wheel (built from python/ with the binaries of target/debug: run after
+# `cargo build --workspace --bins`), and checks for Java 17+ (Spark 4 needs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=lib/spark-venv.sh
 . scripts/lib/spark-venv.sh
 ensure_spark_venv
-venv=$SPARK_VENV
-export EDDY_BIN_DIR="${EDDY_BIN_DIR:-$PWD/target/debug}"
+# shellcheck source=lib/wheel.sh
+. scripts/lib/wheel.sh
+driver_venv_over "$SPARK_VENV" target/spark-driver-venv
+# eddy and its binaries come from the wheel; test-only binaries (eddy-test-hadoop) from here.
+unset EDDY_BIN_DIR PYTHONPATH
+export EDDY_EXECUTOR_PYTHON="$PWD/$SPARK_VENV/bin/python"
+export EDDY_TEST_BIN_DIR="${EDDY_TEST_BIN_DIR:-$PWD/target/debug}"
 export SPARK_LOCAL_IP=127.0.0.1
-# No PYTHONPATH: the tests import eddy from python/ (the working directory), and executors must
-# run without it installed, as on a real cluster.
 echo "== Spark integration tests (pyspark $PYSPARK_VERSION, $(java -version 2>&1 | head -1))"
-cd python
-"../$venv/bin/python" -W ignore::ResourceWarning -m unittest discover -s tests -t . -v
+# From python/tests, so that `import eddy` finds the installed wheel, not python/eddy.
+cd python/tests
+../../target/spark-driver-venv/bin/python -W ignore::ResourceWarning -m unittest discover -s . -t . -v

@@ -46,7 +46,9 @@ echo "== the REST API fuzzed from its OpenAPI document (scripts/api-fuzz.sh, sch
 scripts/api-fuzz.sh
 echo "== the parsers of outside bytes fuzzed (scripts/fuzz.sh, cargo fuzz)"
 scripts/fuzz.sh
-echo "== Spark integration (python/, real pyspark)"
+echo "== the Python package: its wheel in a fresh venv, the API against a local cloud (scripts/python-test.sh)"
+scripts/python-test.sh
+echo "== Spark integration (python/, real pyspark, the eddy wheel)"
 scripts/spark-test.sh
 echo "== real Apache Hadoop: HDFS and YARN daemons from Maven Central's jars (scripts/real-hadoop-test.sh)"
 scripts/real-hadoop-test.sh

@@ -1,7 +1,6 @@
 """``eddy.connect`` and ``eddy.start_local`` against a real local cloud (``eddy-driver
 local``): the cloud, an import, its summary and first rows, export, delete, errors with the
-server's message, and shutdown. Needs EDDY_BIN_DIR pointing at the built binaries
-(scripts/spark-test.sh sets it)."""
+server's message, and shutdown. Needs the eddy wheel installed (scripts/spark-test.sh installs it)."""
 
 import os
 import subprocess
@@ -32,10 +31,10 @@ class ClientAgainstALocalCloud(unittest.TestCase):
         self.assertEqual(sorted(n["ip_port"] for n in cloud["nodes"]), sorted(self.cloud.nodes))
 
         frame = client.import_file(SAMPLE, name="sample_client")
-        self.assertEqual(frame, "sample_client")
+        self.assertEqual(str(frame), "sample_client")
         self.assertIn("sample_client", [f["frame_id"] for f in client.frames()])
         expected = pacsv.read_csv(SAMPLE)
-        self.assertEqual(client.frame(frame)["rows"], expected.num_rows)
+        self.assertEqual(client.frame_info(frame)["rows"], expected.num_rows)
         summary = {c["label"]: c for c in client.summary(frame)}
         self.assertEqual(sorted(summary), sorted(expected.column_names))
         self.assertEqual(summary["i1"]["min"], 0)

@@ -1,7 +1,7 @@
 """Files as users write them, imported by a real local cloud (``eddy-driver local``) and
 compared with pyarrow's reading of the same file: RFC 4180 CSV written by Python's ``csv``
 module with newlines inside quoted fields, read whole by one worker and split across two.
-Needs EDDY_BIN_DIR pointing at the built binaries (scripts/spark-test.sh sets it)."""
+Needs the eddy wheel installed (scripts/spark-test.sh installs it)."""
 
 import csv
 import os

@@ -1,6 +1,7 @@
 """EddyContext against real Apache Spark (PyPI pyspark) on 127.0.0.1: a local-cluster master
-with two executors of one core each, started and stopped here. Needs EDDY_BIN_DIR pointing at
-the built binaries and Java 17; scripts/spark-test.sh sets both up."""
+with two executors of one core each, started and stopped here. Needs the eddy wheel installed
+in this interpreter, not in the executors' (EDDY_EXECUTOR_PYTHON), and Java 17;
+scripts/spark-test.sh sets these up."""
 
 import decimal
 import os
@@ -32,16 +33,21 @@ def gone(pid):
     return not os.path.exists(f"/proc/{pid}")
 
 
+# The executors' Python: the Spark venv, which has pyarrow but no eddy (scripts/spark-test.sh),
+# as on a cluster where nothing of Eddy is installed; this process has the eddy wheel.
+EXECUTOR_PYTHON = os.environ.get("EDDY_EXECUTOR_PYTHON", sys.executable)
+
+
 def session(master, app, driver_host="127.0.0.1"):
-    """A SparkSession whose Python workers run this interpreter (the test venv, with pyarrow),
-    not whatever python3 is on the PATH."""
-    os.environ["PYSPARK_PYTHON"] = sys.executable
+    """A SparkSession whose Python workers run EXECUTOR_PYTHON, not whatever python3 is on
+    the PATH."""
+    os.environ["PYSPARK_PYTHON"] = EXECUTOR_PYTHON
     return (
         SparkSession.builder.master(master)
         .appName(app)
         .config("spark.driver.host", driver_host)
         .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.pyspark.python", sys.executable)
+        .config("spark.pyspark.python", EXECUTOR_PYTHON)
         .config("spark.ui.enabled", "false")
         .getOrCreate()
     )

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from eddy.spark import EddyContext
-from tests.test_spark import SETTINGS, decimals_and_odd_names, gone, session, wait_until
+from test_spark import SETTINGS, decimals_and_odd_names, gone, session, wait_until
 
 
 def convert_both_ways(test, ec, df):
@@ -20,7 +20,7 @@ def convert_both_ways(test, ec, df):
     test.assertEqual(back.schema, df.schema)
     test.assertEqual(df.exceptAll(back).count(), 0)
     test.assertEqual(back.exceptAll(df).count(), 0)
-    return ec.frame(frame)
+    return ec.frame_info(frame)
 
 
 def stop_and_check_leftovers(test, ec):

@@ -22,7 +22,8 @@ import unittest
 
 import pyspark
 
-from tests.test_spark import alive, wait_until
+import eddy
+from test_spark import EXECUTOR_PYTHON, alive, wait_until
 
 SPARK_HOME = os.path.dirname(pyspark.__file__)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -117,16 +118,18 @@ def submit(test, master_args, env, extra_conf=(), options=(), job_args=(), read_
     """Runs jobs/attach_job.py with spark-submit; returns what it printed (or, with
     `read_result`, what that function reads back after the submission ended)."""
     env = dict(env)
-    if driver_here:
-        # The driver imports eddy from this repository; executors get the task code by value.
-        env["PYTHONPATH"] = os.path.dirname(HERE)
-    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_PYTHON"] = EXECUTOR_PYTHON
+    # A driver here runs this interpreter, which has the eddy wheel; one in a YARN container
+    # runs the executors' Python, which has no eddy: it gets the package from the submission.
+    # Executors get the task code by value.
+    driver_python = sys.executable if driver_here else EXECUTOR_PYTHON
     command = [
         os.path.join(SPARK_HOME, "bin", "spark-submit"),
         *master_args,
         "--executor-memory", "1g",
         "--conf", "spark.ui.enabled=false",
-        "--conf", f"spark.pyspark.python={sys.executable}",
+        "--conf", f"spark.pyspark.python={EXECUTOR_PYTHON}",
+        "--conf", f"spark.pyspark.driver.python={driver_python}",
         *options,
     ]
     for c in extra_conf:
@@ -166,7 +169,7 @@ class SparkSubmitToYarn(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="eddy-yarn-")
-        binary = os.path.join(os.environ["EDDY_BIN_DIR"], "eddy-test-hadoop")
+        binary = os.path.join(os.environ["EDDY_TEST_BIN_DIR"], "eddy-test-hadoop")
         cls.hadoop = subprocess.Popen(
             [binary, cls.dir, "2", "900"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
         )
@@ -292,8 +295,7 @@ class SparkSubmitToRealYarn(unittest.TestCase):
         # both binaries from the submission (localized into its working directory), as a
         # cluster where nothing of Eddy is installed would.
         package = shutil.make_archive(os.path.join(self.dir, "eddy"), "zip", os.path.dirname(HERE), "eddy")
-        bin_dir = os.environ["EDDY_BIN_DIR"]
-        binaries = ",".join(os.path.join(bin_dir, b) for b in ("eddy-driver", "eddy-mapper"))
+        binaries = ",".join(eddy.find_binary(b) for b in ("eddy-driver", "eddy-mapper"))
         result_dir = f"/user/{self.USER}/eddy-result-{os.getpid()}"
 
         def read_result():
@@ -311,7 +313,7 @@ class SparkSubmitToRealYarn(unittest.TestCase):
             extra_conf=[
                 *self.conf(),
                 "spark.yarn.appMasterEnv.EDDY_BIN_DIR=.",
-                f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={sys.executable}",
+                f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={EXECUTOR_PYTHON}",
                 "spark.yarn.submit.waitAppCompletion=true",
             ],
             job_args=[result_dir],
