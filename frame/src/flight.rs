@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
@@ -75,6 +75,10 @@ pub struct GetTicket {
     pub frame_id: String,
     /// One of its chunks held by this worker.
     pub chunk: u32,
+    /// Send categoricals as dictionaries (levels and codes) instead of strings: less to
+    /// send and to decode for a client that keeps them (Python); Spark reads strings.
+    #[serde(default)]
+    pub dictionaries: bool,
 }
 
 /// The Flight service of one worker.
@@ -256,8 +260,11 @@ impl FlightService for FlightServer {
                     .map_err(|e| FlightError::ExternalError(Box::new(e)))
             }
         });
-        // Categoricals go out as plain strings (the encoder's default), which is what Spark reads.
-        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
+        // Categoricals go out as plain strings (the encoder's default), which is what Spark
+        // reads, or with their dictionary, sent again with each batch (each batch has its own).
+        let handling = if ticket.dictionaries { DictionaryHandling::Resend } else { DictionaryHandling::Hydrate };
+        let encoded =
+            FlightDataEncoderBuilder::new().with_dictionary_handling(handling).with_schema(schema).build(batches).map_err(Status::from);
         Ok(Response::new(Box::pin(encoded)))
     }
 

@@ -86,7 +86,11 @@ async fn put_with_schema(
 }
 
 async fn get(client: &mut Client, frame: &str, chunk: u32) -> Vec<RecordBatch> {
-    let ticket = Ticket::new(serde_json::to_vec(&GetTicket { frame_id: frame.into(), chunk }).unwrap());
+    get_with(client, frame, chunk, false).await
+}
+
+async fn get_with(client: &mut Client, frame: &str, chunk: u32, dictionaries: bool) -> Vec<RecordBatch> {
+    let ticket = Ticket::new(serde_json::to_vec(&GetTicket { frame_id: frame.into(), chunk, dictionaries }).unwrap());
     client.stamped().do_get(ticket).await.unwrap().try_collect().await.unwrap()
 }
 
@@ -146,6 +150,12 @@ async fn staged_puts_commit_into_a_frame_that_reads_back_exactly() {
             assert_eq!(back.column(i).data_type(), want.column(i).data_type(), "chunk {chunk} column {i}");
             assert_eq!(back.column(i).to_data(), want.column(i).to_data(), "chunk {chunk} column {i}");
         }
+        // Asked for dictionaries, the categorical keeps them; its values are the same strings.
+        let coded = get_with(&mut client, "sp.hex", chunk, true).await;
+        let coded = concat_batches(&coded[0].schema(), &coded).unwrap();
+        assert!(matches!(coded.schema().field(2).data_type(), DataType::Dictionary(_, _)), "{:?}", coded.schema());
+        let strings = arrow::compute::cast(coded.column(2), &DataType::Utf8).unwrap();
+        assert_eq!(strings.to_data(), want.column(2).to_data(), "chunk {chunk}: the categorical's values");
     }
 }
 

@@ -62,8 +62,9 @@ def _empty_table(columns):
 
 
 def _as_categoricals(table, columns):
-    """Categorical columns arrive as strings (what Spark reads); here they become dictionaries
-    again, so pandas gets ``category`` and polars ``Categorical`` back."""
+    """Categorical columns as dictionaries, so that pandas gets ``category`` and polars
+    ``Categorical`` back. Reads ask for them (``"dictionaries": true``); a worker that sends
+    strings anyway (one of an older version) has them encoded here."""
     import pyarrow as pa
 
     for c in columns:
@@ -88,7 +89,7 @@ def read_frame(access, threads=None):
         node = chunk["node"]
         client = flight_client(node["ip"], node["grpc_port"], access["tls_ca"])
         try:
-            ticket = fl.Ticket(json.dumps({"frame_id": info["frame_id"], "chunk": chunk["index"]}).encode())
+            ticket = fl.Ticket(json.dumps({"frame_id": info["frame_id"], "chunk": chunk["index"], "dictionaries": True}).encode())
             return client.do_get(ticket, options).read_all()
         except fl.FlightError as e:
             raise _worker_error(node["ip"], node["grpc_port"], f"reading chunk {chunk['index']}", e) from None
