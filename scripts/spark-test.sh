@@ -12,7 +12,8 @@ ensure_spark_venv
 # shellcheck source=lib/wheel.sh
 . scripts/lib/wheel.sh
 driver_venv_over "$SPARK_VENV" target/spark-driver-venv
-# eddy and its binaries come from the wheel; test-only binaries (eddy-test-hadoop) from here.
+# eddy and its binaries come from the wheel (EDDY_WHEEL_BINARIES picks the binaries it packs;
+# EDDY_BIN_DIR is ignored here); test-only binaries (eddy-test-hadoop) from EDDY_TEST_BIN_DIR.
 unset EDDY_BIN_DIR PYTHONPATH
 export EDDY_EXECUTOR_PYTHON="$PWD/$SPARK_VENV/bin/python"
 export EDDY_TEST_BIN_DIR="${EDDY_TEST_BIN_DIR:-$PWD/target/debug}"

@@ -22,7 +22,8 @@ Or start a local cloud tied to this process, for notebooks: ``ec = eddy.start_lo
 Errors are :class:`EddyError`, with the server's message. The wheel carries the
 ``eddy-driver`` and ``eddy-mapper`` binaries (``eddy/bin/``; also run as console scripts, and
 ``python -m eddy`` is ``eddy-driver``); ``$EDDY_BIN_DIR`` names others (see
-:mod:`eddy.binaries`). Arrow data needs pyarrow (``pip install eddy[arrow]``), progress bars tqdm.
+:mod:`eddy.binaries`). Arrow data needs pyarrow (the ``arrow`` extra), progress bars tqdm (``progress``):
+``pip install "./python[arrow,progress]"`` from a source checkout, or the wheel's path with them.
 """
 
 from eddy.binaries import find_binary

@@ -28,6 +28,11 @@ from eddy.display import CloudStatus, Records, Rows
 from eddy.errors import EddyError
 
 
+def frame_path(frame):
+    """``/3/Frames/<id>`` with the id quoted: an id may hold ``?``, ``#``, ``/`` or spaces."""
+    return "/3/Frames/" + urllib.parse.quote(_frame_id(frame), safe="")
+
+
 def _frame_id(frame):
     if isinstance(frame, str):
         return frame
@@ -113,24 +118,24 @@ class Client:
 
     def frame_info(self, frame) -> Dict[str, Any]:
         """A frame's metadata: columns, rows, chunks and the workers holding them."""
-        return self._request("GET", f"/3/Frames/{_frame_id(frame)}?row_count=0")["frame"]
+        return self._request("GET", f"{frame_path(frame)}?row_count=0")["frame"]
 
     def head(self, frame, n: int = 10) -> Rows:
         """The first ``n`` rows as lists of strings (``None`` for missing values); ``.names``
         has the columns."""
-        answer = self._request("GET", f"/3/Frames/{_frame_id(frame)}?row_offset=0&row_count={int(n)}")
+        answer = self._request("GET", f"{frame_path(frame)}?row_offset=0&row_count={int(n)}")
         return Rows(answer["rows"], [c["name"] for c in answer["frame"]["columns"]])
 
     def summary(self, frame, bins: Optional[int] = None) -> Records:
         """Per column: type, count, missing, min, max, mean, sd, zeros; levels for
         categoricals; a histogram of ``bins`` bins (default 20, 0 for none)."""
         query = "" if bins is None else f"?bins={int(bins)}"
-        columns = self._request("GET", f"/3/Frames/{_frame_id(frame)}/summary{query}")["columns"]
+        columns = self._request("GET", f"{frame_path(frame)}/summary{query}")["columns"]
         return Records(columns, ("label", "type", "count", "missing", "min", "max", "mean", "sd"))
 
     def delete(self, frame) -> None:
         """Frees a frame on every node."""
-        self._request("DELETE", f"/3/Frames/{_frame_id(frame)}")
+        self._request("DELETE", frame_path(frame))
 
     def import_file(self, path: str, name: Optional[str] = None, timeout: float = 3600, progress: Optional[bool] = None,
                     **options) -> "Frame":
@@ -176,7 +181,7 @@ class Client:
         directory of one file per chunk, or with ``single_file`` one file. Returns the files
         written and their bytes."""
         body = {"path": url, "format": format, "single_file": bool(single_file)}
-        return self._request("POST", f"/3/Frames/{_frame_id(frame)}/export", body)
+        return self._request("POST", f"{frame_path(frame)}/export", body)
 
     def group_by(self, frame, by: Union[str, Sequence[str]], aggs: Union[Dict[str, Union[str, Sequence[str]]], Sequence],
                  name: Optional[str] = None) -> "Frame":
@@ -187,7 +192,7 @@ class Client:
         body = {"by": [by] if isinstance(by, str) else list(by), "aggs": _aggregates(aggs)}
         if name:
             body["destination_frame"] = name
-        info = self._request("POST", f"/3/Frames/{_frame_id(frame)}/groupby", body)["frame"]
+        info = self._request("POST", f"{frame_path(frame)}/groupby", body)["frame"]
         return Frame(self, info["frame_id"])
 
     # -- Arrow data ---------------------------------------------------------------------
@@ -215,7 +220,7 @@ class Client:
         """A frame as a ``pyarrow.Table`` (see :meth:`Frame.to_arrow`)."""
         from eddy import transfer
 
-        access = self._request("POST", f"/3/Frames/{_frame_id(frame)}/grant", {"access": "read"})
+        access = self._request("POST", f"{frame_path(frame)}/grant", {"access": "read"})
         return transfer.read_frame(access, threads)
 
     def __repr__(self):

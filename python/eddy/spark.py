@@ -48,7 +48,7 @@ import urllib.request
 from eddy import frames as _frames
 from eddy import transfer as _transfer
 from eddy.binaries import find_binary
-from eddy.client import Client, EddyError
+from eddy.client import Client, EddyError, frame_path
 
 
 def _ship_code_with_tasks():
@@ -644,10 +644,10 @@ class EddyContext(Client):
                 "chunks": [{k: r[k] for k in ("node", "rows", "bytes")} | {"index": r["chunk"]} for r in replies],
                 "sources": ["Spark DataFrame"],
             }
-            info = self._request("POST", f"/3/Frames/{frame_id}/commit", body)["frame"]
+            info = self._request("POST", f"{frame_path(frame_id)}/commit", body)["frame"]
         except BaseException:
             try:
-                self._request("DELETE", f"/3/Frames/{frame_id}")
+                self._request("DELETE", frame_path(frame_id))
             except EddyError:
                 pass  # not registered: the sweep of staged chunks ran anyway
             raise

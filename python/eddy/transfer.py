@@ -7,13 +7,14 @@ through the REST node. A REST client does not hold the cluster secret: its calls
 grant the REST API gave it (``POST /3/Frames/{id}/grant``), good for one frame for an hour,
 and go over TLS verified against the CA that the same answer names.
 
-Needs pyarrow (``pip install eddy[arrow]``).
+Needs pyarrow (the ``arrow`` extra: ``pip install "./python[arrow]"``).
 """
 
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+from eddy.client import frame_path as _path
 from eddy.errors import EddyError
 
 GRANT_HEADER = b"x-eddy-grant"
@@ -138,7 +139,7 @@ def check_types(schema):
             or t.is_floating(ty) and ty != pa.float16()
             or t.is_decimal128(ty)
             or t.is_boolean(ty)
-            or t.is_string(ty) or t.is_large_string(ty) or t.is_string_view(ty)
+            or t.is_string(ty) or t.is_large_string(ty) or getattr(t, "is_string_view", lambda _: False)(ty)
             or (t.is_dictionary(ty) and (t.is_string(value) or t.is_large_string(value)))
             or t.is_timestamp(ty) or t.is_date(ty)
         )
@@ -158,7 +159,7 @@ def write_table(request, table, frame_id, categorical=(), threads=None, chunk_by
 
     check_types(table.schema)
     # Outside the clean-up below: a refused grant (the id is taken) must not delete that frame.
-    access = request("POST", f"/3/Frames/{frame_id}/grant", {"access": "write"})
+    access = request("POST", f"{_path(frame_id)}/grant", {"access": "write"})
     workers = access["workers"]
     pieces = max(1, math.ceil(table.nbytes / chunk_bytes))
     pieces = math.ceil(pieces / len(workers)) * len(workers)
@@ -193,10 +194,24 @@ def write_table(request, table, frame_id, categorical=(), threads=None, chunk_by
             "chunks": [{"index": r["chunk"], "node": r["node"], "rows": r["rows"], "bytes": r["bytes"]} for r in replies],
             "sources": ["Arrow table from Python"],
         }
-        return request("POST", f"/3/Frames/{frame_id}/commit", body)["frame"]
+        return request("POST", f"{_path(frame_id)}/commit", body)["frame"]
     except BaseException:
-        try:
-            request("DELETE", f"/3/Frames/{frame_id}")
-        except Exception:  # noqa: BLE001 - not registered: the workers sweep staged chunks anyway
-            pass
+        _discard_staged(request, frame_id)
         raise
+
+
+def _discard_staged(request, frame_id):
+    """After a failed write: drops this write's staged chunks (a DELETE of an id no node has
+    registered sweeps them from every node, then answers 404). If the id got registered
+    meanwhile, that is someone else's frame (an import, another write): it stays, and its
+    commit already dropped the chunks it did not list. Between the check and the DELETE a
+    registration can still slip in; two writers of one new id at once are not kept apart."""
+    try:
+        request("GET", f"{_path(frame_id)}?row_count=0")
+        return
+    except EddyError:
+        pass
+    try:
+        request("DELETE", _path(frame_id))
+    except EddyError:
+        pass  # 404 after the sweep; or the node is gone, and the chunks with it

@@ -147,6 +147,11 @@ class TheApiAgainstALocalCloud(unittest.TestCase):
         frame = self.ec.from_polars(data)
         self.assertTrue(frame.frame_id.startswith("py_"), frame.frame_id)
         self.assertTrue(frame.to_polars().equals(data))
+        odd = self.ec.from_arrow(pa.table({"x": [1, 2]}), name="odd id?#/ %2F x")
+        self.assertEqual(self.ec.frame("odd id?#/ %2F x").to_arrow().column("x").to_pylist(), [1, 2])
+        self.assertEqual(odd.head(1)[0], ["1"])
+        odd.delete()
+        self.assertNotIn("odd id?#/ %2F x", [x["frame_id"] for x in self.ec.frames()])
         empty = self.ec.from_arrow(pa.table({"x": pa.array([], pa.int64())}), name="empty")
         self.assertEqual((empty.rows, empty.to_arrow().num_rows), (0, 0))
 

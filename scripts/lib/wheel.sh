@@ -13,10 +13,10 @@ build_wheel() {
     [[ -x "$binaries/$b" ]] || { echo "no $b in $binaries: run cargo build --workspace --bins first" >&2; return 1; }
   done
   # setuptools comes from pip's isolated build environment, pinned in python/pyproject.toml.
-  ensure_venv target/wheel-build-venv wheel==0.48.0 >&2
+  ensure_venv target/wheel-build-venv wheel==0.48.0 >&2 || return 1
   rm -rf target/wheels
   EDDY_WHEEL_BINARIES="$binaries" target/wheel-build-venv/bin/pip wheel --quiet --disable-pip-version-check --no-deps \
-    -w target/wheels ./python >&2
+    -w target/wheels ./python >&2 || return 1
   rm -rf python/build python/eddy.egg-info
   ls "$PWD"/target/wheels/eddy-*.whl
 }
