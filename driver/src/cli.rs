@@ -376,6 +376,10 @@ pub struct LocalArgs {
     /// Directory for the workers' logs [default: <tmp>/eddy-logs/<cloud name>]
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Stop the cloud when standard input closes: the process that started the driver, and
+    /// holds the other end of a pipe, is gone, even killed (eddy.start_local uses it)
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
 }
 
 impl LocalArgs {

@@ -89,6 +89,7 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
     if options.network_opt.is_none() {
         options.worker_ip_opt = Some(options.driver_ip);
     }
+    options.stop_on_stdin_eof = args.stop_on_stdin_eof;
     if options.memory_opt.is_none() {
         let share = eddy_node::stats::default_memory_budget() / u64::from(args.cloud.nodes.unwrap_or(cloud::DEFAULT_NODES).max(1));
         options.memory_opt = Some(share.to_string());

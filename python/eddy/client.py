@@ -340,7 +340,8 @@ def connect(url: str, token: Optional[str] = None, timeout: float = 60, ca_file:
 
 class LocalCloud(Client):
     """A cloud of ``eddy-driver local`` workers on this machine, stopped with :meth:`stop`,
-    at the end of a ``with`` block, or when this Python process exits.
+    at the end of a ``with`` block, or when this Python process ends, even killed (the
+    driver stops the cloud when the pipe from this process closes).
 
     ``tls_cert``/``tls_key``: serve the REST API over HTTPS with this certificate; ``tls_ca``:
     the CA that signed it, trusted by this client and used by the internal channels."""
@@ -352,6 +353,9 @@ class LocalCloud(Client):
         command = [
             find_binary("eddy-driver"), "local", "--nodes", str(nodes), "--port", "0",
             "--status-file", status_file, "--notify", notify, "--log-dir", os.path.join(self._dir, "logs"),
+            # The driver holds the read end of a pipe only this process writes to: when this
+            # process ends, even killed, the pipe closes and the cloud stops.
+            "--stop-on-stdin-eof",
         ]
         if memory:
             command += ["--memory", str(memory)]
@@ -360,7 +364,7 @@ class LocalCloud(Client):
                 command += [flag, str(value)]
         self.log = os.path.join(self._dir, "driver.log")
         with open(self.log, "ab") as log:
-            self._driver = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            self._driver = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=log, start_new_session=True)
         atexit.register(self.stop)
         deadline = time.time() + timeout
         status = {}
@@ -388,6 +392,8 @@ class LocalCloud(Client):
     def stop(self):
         """Stops the cloud (SIGTERM to the driver, which stops every worker in order)."""
         driver = getattr(self, "_driver", None)
+        if driver is not None and driver.stdin is not None:
+            driver.stdin.close()
         if driver is not None and driver.poll() is None:
             driver.terminate()
             try:

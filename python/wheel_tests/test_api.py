@@ -12,6 +12,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 import unittest
 
 import pandas as pd
@@ -41,6 +42,34 @@ class InstalledFromTheWheel(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertIn("0.1.0", out.stdout)
         self.assertIn("start_local", eddy.__doc__)
+
+
+class ALocalCloudEndsWithItsProcess(unittest.TestCase):
+    def test_a_killed_python_process_takes_its_local_cloud_with_it(self):
+        script = (
+            "import eddy, json, os, signal\n"
+            "ec = eddy.start_local(nodes=1, memory='256m')\n"
+            "print(json.dumps({'driver': ec._driver.pid, 'url': ec.url, 'token': ec.rest_token}), flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n"
+        )
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        self.assertEqual(child.returncode, -9, child.stderr)
+        started = json.loads(child.stdout)
+        deadline = time.time() + 60
+        while time.time() < deadline and _running(started["driver"]):
+            time.sleep(0.2)
+        self.assertFalse(_running(started["driver"]), "the driver outlived the process that started it")
+        with self.assertRaises(eddy.EddyError):
+            eddy.connect(started["url"], token=started["token"], timeout=5)
+
+
+def _running(pid):
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
 
 
 def every_type():
