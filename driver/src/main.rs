@@ -15,7 +15,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(eddy_driver::run(cli)) {
+    let result = runtime.block_on(eddy_driver::run(cli));
+    // Without waiting for blocking tasks: the read of standard input (--stop-on-stdin-eof)
+    // never ends while the starting process holds the pipe, and a plain drop would wait for it.
+    runtime.shutdown_background();
+    match result {
         Ok(outcome @ Outcome::Interrupted(_)) => {
             eprintln!("eddy-driver: interrupted before the cloud formed");
             ExitCode::from(outcome.exit_code())
