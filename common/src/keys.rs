@@ -131,11 +131,6 @@ pub fn markdown() -> String {
 /// same S3 server and allow the same HTTP hosts as the driver.
 pub const FORWARDED_TO_WORKERS: &[&Key] = &[&S3_ENDPOINT, &HTTP_ALLOW_HOSTS];
 
-/// The [`FORWARDED_TO_WORKERS`] settings this process has, as (name, value).
-pub fn forwarded_to_workers() -> Vec<(&'static str, String)> {
-    FORWARDED_TO_WORKERS.iter().filter_map(|k| Some((k.name, std::env::var(k.name).ok()?))).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,12 +4,14 @@
 //! - [`ClusterSecret`] and [`auth`]: every node-to-node and worker-to-driver call carries an
 //!   HMAC of the cluster secret; the secret itself never crosses the wire or the command line.
 //! - [`grant`]: a REST client's signed access to one frame over Arrow Flight.
-//! - [`keys`]: every `EDDY_*` environment variable, declared once.
+//! - [`keys`]: every `EDDY_*` environment variable, declared once; [`env::Environment`]: the
+//!   process environment, read once by a binary and handed to libraries.
 //! - [`address`]: choosing the local address a node advertises.
 //! - [`tls`]: the cloud's certificate authority and TLS settings of every channel.
 
 pub mod address;
 pub mod auth;
+pub mod env;
 mod error;
 pub mod grant;
 pub mod keys;

@@ -83,11 +83,14 @@ pub struct CloudOptions {
     pub import_opt: Option<String>,
     /// `--strict`.
     pub strict: bool,
+    /// The driver's environment: storage settings for the observer, and the settings it
+    /// forwards to workers.
+    pub env: eddy_common::env::Environment,
 }
 
 impl CloudOptions {
     /// Validates CLI arguments.
-    pub fn from_args(args: &CloudArgs, cloud_name: String) -> DriverResult<Self> {
+    pub fn from_args(args: &CloudArgs, cloud_name: String, env: &eddy_common::env::Environment) -> DriverResult<Self> {
         if let Some(n) = &args.network {
             parse_network(n)?;
         }
@@ -151,6 +154,7 @@ impl CloudOptions {
             check: args.check,
             import_opt: args.import.clone(),
             strict: args.strict,
+            env: env.clone(),
         })
     }
 
@@ -197,7 +201,7 @@ impl CloudOptions {
         if let Some(m) = &self.memory_opt {
             set(&keys::MEMORY, m.clone());
         }
-        for (name, value) in keys::forwarded_to_workers() {
+        for (name, value) in self.env.forwarded_to_workers() {
             env.insert(name.to_string(), value);
         }
         WorkerSpec { env, args: Vec::new() }

@@ -14,6 +14,8 @@ pub mod yarn;
 
 use std::path::PathBuf;
 
+use eddy_common::env::Environment;
+
 pub use cli::{Cli, CloudArgs, Command, LocalArgs};
 pub use cloud::Outcome;
 
@@ -58,12 +60,13 @@ pub enum DriverError {
 pub type DriverResult<T> = Result<T, DriverError>;
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli) -> DriverResult<Outcome> {
+/// `env` is the process environment, read once by `main`.
+pub async fn run(cli: Cli, env: Environment) -> DriverResult<Outcome> {
     match cli.command {
-        Some(Command::Local(args)) => run_local(args).await,
-        Some(Command::Yarn(args)) => yarn::run(args).await,
-        Some(Command::Attach(args)) => run_attach(args).await,
-        Some(Command::Ssh(args)) => ssh::run(*args).await,
+        Some(Command::Local(args)) => run_local(args, &env).await,
+        Some(Command::Yarn(args)) => yarn::run(args, &env).await,
+        Some(Command::Attach(args)) => run_attach(args, &env).await,
+        Some(Command::Ssh(args)) => ssh::run(*args, &env).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
         Some(Command::Token(args)) => {
             let secret = eddy_common::ClusterSecret::from_file(&args.secret_file)?;
@@ -75,16 +78,16 @@ pub async fn run(cli: Cli) -> DriverResult<Outcome> {
             print!("{}", eddy_common::tls::InternalTls::cloud_ca_pem(&secret)?);
             Ok(Outcome::Stopped)
         }
-        None => run_local(LocalArgs::default_check()).await,
+        None => run_local(LocalArgs::default_check(), &env).await,
     }
 }
 
-async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
-    let mapper = find_mapper(args.mapper.clone())?;
-    let cloud_name = args.cloud.name.clone().unwrap_or_else(default_cloud_name);
+async fn run_local(args: LocalArgs, env: &Environment) -> DriverResult<Outcome> {
+    let mapper = find_mapper(args.mapper.clone(), env)?;
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(|| default_cloud_name(env));
     let log_dir = args.log_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("eddy-logs").join(&cloud_name));
-    let mut launcher = launcher::LocalLauncher::new(mapper, log_dir)?;
-    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
+    let mut launcher = launcher::LocalLauncher::new(mapper, log_dir, env)?;
+    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name, env)?;
     // Local workers bind the driver's address unless the user asked for an interface by network.
     if options.network_opt.is_none() {
         options.worker_ip_opt = Some(options.driver_ip);
@@ -97,9 +100,9 @@ async fn run_local(args: LocalArgs) -> DriverResult<Outcome> {
     cloud::drive(&mut launcher, options).await
 }
 
-async fn run_attach(args: cli::AttachArgs) -> DriverResult<Outcome> {
-    let cloud_name = args.cloud.name.clone().unwrap_or_else(default_cloud_name);
-    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name)?;
+async fn run_attach(args: cli::AttachArgs, env: &Environment) -> DriverResult<Outcome> {
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(|| default_cloud_name(env));
+    let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name, env)?;
     if options.secret_opt.is_none() {
         return Err(DriverError::InvalidArgument("attach needs --secret-file: the secret of the workers that someone else starts".into()));
     }
@@ -124,8 +127,8 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-pub(crate) fn default_cloud_name() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+pub(crate) fn default_cloud_name(env: &Environment) -> String {
+    let user = env.login_user();
     // Only tells one user's clouds apart; nothing secret depends on it.
     let mut bytes = [0u8; 2];
     let _ = getrandom::fill(&mut bytes);
@@ -133,7 +136,7 @@ pub(crate) fn default_cloud_name() -> String {
 }
 
 /// Finds `eddy-mapper`: the explicit path, else next to this executable, else on `PATH`.
-pub fn find_mapper(explicit: Option<PathBuf>) -> DriverResult<PathBuf> {
+pub fn find_mapper(explicit: Option<PathBuf>, env: &Environment) -> DriverResult<PathBuf> {
     if let Some(p) = explicit {
         if p.is_file() {
             return Ok(p);
@@ -149,8 +152,8 @@ pub fn find_mapper(explicit: Option<PathBuf>) -> DriverResult<PathBuf> {
             }
         }
     }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
+    if let Some(paths) = env.get("PATH") {
+        for dir in std::env::split_paths(paths) {
             let candidate = dir.join(&name);
             if candidate.is_file() {
                 return Ok(candidate);

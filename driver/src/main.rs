@@ -7,7 +7,8 @@ use eddy_driver::{Cli, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    eddy_node::logging::init("warn");
+    let env = eddy_common::env::Environment::of_process();
+    eddy_node::logging::init(env.log_filter(), "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(eddy_driver::run(cli));
+    let result = runtime.block_on(eddy_driver::run(cli, env));
     // Without waiting for blocking tasks: the read of standard input (--stop-on-stdin-eof)
     // never ends while the starting process holds the pipe, and a plain drop would wait for it.
     runtime.shutdown_background();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use eddy_common::env::Environment;
 use eddy_common::ClusterSecret;
 use eddy_frame::storage::{self, StorageOptions};
 use eddy_hadoop_ipc::proto::yarn::*;
@@ -22,15 +23,6 @@ const DEFAULT_MEMORY: &str = "2g";
 
 fn yarn_error(context: &str) -> impl Fn(eddy_yarn::YarnError) -> DriverError + '_ {
     move |e| DriverError::Yarn(format!("{context}: {e}"))
-}
-
-/// The user YARN and HDFS see: `HADOOP_USER_NAME`, else the login name.
-pub fn hadoop_user() -> String {
-    std::env::var("HADOOP_USER_NAME").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "eddy".into())
-}
-
-fn storage_options() -> StorageOptions {
-    StorageOptions::from_env(&std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
 }
 
 /// The address of this machine that faces `addr` (no packet is sent: a UDP "connect" only
@@ -52,8 +44,8 @@ fn worker_resources(args: &YarnArgs) -> DriverResult<(String, ResourceProto)> {
 }
 
 /// Removes a staging directory and everything in it.
-async fn remove_staging_dir(dir: &str) -> Result<bool, eddy_frame::FrameError> {
-    storage::delete_recursive(dir, &storage_options()).await
+async fn remove_staging_dir(dir: &str, storage: &StorageOptions) -> Result<bool, eddy_frame::FrameError> {
+    storage::delete_recursive(dir, storage).await
 }
 
 /// Container memory in MiB for a worker budget of `bytes` plus `extra_percent`.
@@ -64,8 +56,7 @@ pub fn container_mb(bytes: u64, extra_percent: u32) -> i64 {
 
 /// Uploads the mapper to `dir` (reusing an identical one already there) and describes it as
 /// a YARN local resource, with the size and timestamp the NodeManagers will check.
-async fn stage_mapper(mapper: &std::path::Path, dir: &str) -> DriverResult<(LocalResourceProto, bool)> {
-    let options = storage_options();
+async fn stage_mapper(mapper: &std::path::Path, dir: &str, options: &StorageOptions) -> DriverResult<(LocalResourceProto, bool)> {
     let bytes = tokio::fs::read(mapper)
         .await
         .map_err(|source| DriverError::Io { what: format!("cannot read the mapper binary {}", mapper.display()), source })?;
@@ -73,10 +64,10 @@ async fn stage_mapper(mapper: &std::path::Path, dir: &str) -> DriverResult<(Loca
     let target = format!("{}/eddy-mapper", dir.trim_end_matches('/'));
     let sidecar = format!("{target}.sha256");
     let staging = |e: eddy_frame::FrameError| DriverError::Yarn(format!("staging the mapper in {dir}: {e}"));
-    let existing = storage::stat(&target, &options).await.map_err(staging)?;
+    let existing = storage::stat(&target, options).await.map_err(staging)?;
     let same = match existing {
         Some(s) if s.size == bytes.len() as u64 => {
-            let sum = storage::read_range(&sidecar, 0..64, &options).await.ok();
+            let sum = storage::read_range(&sidecar, 0..64, options).await.ok();
             sum.as_deref() == Some(digest.as_bytes())
         }
         _ => false,
@@ -86,11 +77,11 @@ async fn stage_mapper(mapper: &std::path::Path, dir: &str) -> DriverResult<(Loca
     } else {
         let started = Instant::now();
         let size = bytes.len();
-        storage::write(&target, bytes.into(), &options).await.map_err(staging)?;
-        storage::write(&sidecar, digest.into_bytes().into(), &options).await.map_err(staging)?;
+        storage::write(&target, bytes.into(), options).await.map_err(staging)?;
+        storage::write(&sidecar, digest.into_bytes().into(), options).await.map_err(staging)?;
         println!("Uploaded the mapper ({:.1} MB) to {target} in {:.2} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
     }
-    let stat = storage::stat(&target, &options).await.map_err(staging)?.ok_or_else(|| {
+    let stat = storage::stat(&target, options).await.map_err(staging)?.ok_or_else(|| {
         staging(eddy_frame::FrameError::InvalidUrl { url: target.clone(), reason: "the uploaded file is not there".into() })
     })?;
     let url = url::Url::parse(&target).map_err(|e| DriverError::InvalidArgument(format!("--staging-dir {dir}: {e}")))?;
@@ -123,9 +114,9 @@ async fn connect_to(addresses: &[String], user: &str) -> DriverResult<Arc<Resour
     Ok(Arc::new(rm))
 }
 
-fn load_conf() -> DriverResult<HadoopConf> {
-    let dir = HadoopConf::dir_from_env().map_err(|e| DriverError::Yarn(e.to_string()))?;
-    HadoopConf::load(&dir).map_err(|e| DriverError::Yarn(e.to_string()))
+fn load_conf(env: &Environment) -> DriverResult<HadoopConf> {
+    let dir = HadoopConf::dir_from_env(env.as_map()).map_err(|e| DriverError::Yarn(e.to_string()))?;
+    HadoopConf::load(&dir, env.as_map()).map_err(|e| DriverError::Yarn(e.to_string()))
 }
 
 /// The environment that carries the settings of a disowned cloud to its ApplicationMaster.
@@ -148,19 +139,21 @@ struct Master {
     staging_dir: String,
     remove_staging: bool,
     timeline: Timeline,
+    storage: StorageOptions,
 }
 
 /// Runs `eddy-driver yarn`.
-pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
+pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
+    let storage = StorageOptions::from_env(env);
     if let Some(YarnAction::Kill { app_id }) = &args.action {
-        return kill(app_id).await;
+        return kill(app_id, env, &storage).await;
     }
-    let conf = load_conf()?;
-    let user = hadoop_user();
+    let conf = load_conf(env)?;
+    let user = env.hadoop_user();
     let (memory, capability) = worker_resources(&args)?;
-    let mapper = crate::find_mapper(args.mapper.clone())?;
-    let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
-    let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
+    let mapper = crate::find_mapper(args.mapper.clone(), env)?;
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env));
+    let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone(), env)?;
     // Chosen here also for a disowned cloud, whose master gets it in its token file: the edge
     // node must know it to print the REST access token.
     let secret = match options.secret_opt.clone() {
@@ -201,6 +194,8 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
         remove_staging,
         secret: &secret,
         token_opt: token_opt.as_deref(),
+        storage: &storage,
+        env,
     };
     // From here on the application exists and files may be staged: whatever fails or
     // interrupts the set-up (a refused submission, a signal, the cloud not forming) kills the
@@ -231,7 +226,7 @@ pub async fn run(args: YarnArgs) -> DriverResult<Outcome> {
                 SetupError::Signal(s) => format!("eddy-driver was {} before the cloud formed", s.verb()),
                 SetupError::Failed(e) => format!("the cloud did not form: {e}"),
             };
-            abandon(&rm, &app.id, &reason, remove_staging.then_some(staging_dir.as_str())).await;
+            abandon(&rm, &app.id, &reason, remove_staging.then_some(staging_dir.as_str()), &storage).await;
             match e {
                 SetupError::Signal(s) => Ok(Outcome::Interrupted(Some(s))),
                 SetupError::Failed(e) => Err(e),
@@ -248,12 +243,12 @@ fn edge_ip(conf: &HadoopConf) -> Option<std::net::IpAddr> {
 
 /// Ends an application whose set-up failed: kills it (YARN ignores a kill of an application
 /// it never accepted) and removes its staging directory.
-async fn abandon(rm: &ResourceManager, app: &ApplicationIdProto, reason: &str, staging_dir: Option<&str>) {
+async fn abandon(rm: &ResourceManager, app: &ApplicationIdProto, reason: &str, staging_dir: Option<&str>, storage: &StorageOptions) {
     if let Err(e) = rm.kill(app, reason).await {
         tracing::debug!("kill after a failed set-up: {e}");
     }
     if let Some(dir) = staging_dir {
-        match remove_staging_dir(dir).await {
+        match remove_staging_dir(dir, storage).await {
             Ok(true) => println!("Removed the staging directory {dir}"),
             Ok(false) => {}
             Err(e) => eprintln!("eddy-driver: could not remove the staging directory {dir}: {e}"),
@@ -291,12 +286,14 @@ struct Setup<'a> {
     remove_staging: bool,
     secret: &'a ClusterSecret,
     token_opt: Option<&'a str>,
+    storage: &'a StorageOptions,
+    env: &'a Environment,
 }
 
 impl Setup<'_> {
     async fn run(&self, mapper: &std::path::Path, cloud_name: &str, capability: ResourceProto) -> Result<SetupDone, SetupError> {
         let (args, app_text) = (self.args, application_id_text(&self.app));
-        let (mapper_resource, _) = stage_mapper(mapper, self.staging_dir).await?;
+        let (mapper_resource, _) = stage_mapper(mapper, self.staging_dir, self.storage).await?;
         let staged = self.t0.elapsed();
         let mut context = ApplicationSubmissionContextProto {
             application_id: Some(self.app),
@@ -338,6 +335,7 @@ impl Setup<'_> {
             staging_dir: self.staging_dir.to_string(),
             remove_staging: self.remove_staging,
             timeline,
+            storage: self.storage.clone(),
         };
         Ok(SetupDone::Master(Box::new(master), submitted_at))
     }
@@ -353,7 +351,7 @@ fn default_staging_dir(conf: &HadoopConf, user: &str, app_text: &str) -> DriverR
 /// The cloud protocol with YARN containers as workers, then the application's end: the
 /// final status from how the cloud ended, and the staging directory removed.
 async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcome> {
-    let Master { rm, app, am, plan, queue, staging_dir, remove_staging, timeline } = master;
+    let Master { rm, app, am, plan, queue, staging_dir, remove_staging, timeline, storage } = master;
     let app_text = application_id_text(&app);
     let mut launcher = YarnLauncher::start(app, Arc::clone(&rm), am, queue, plan, timeline);
     let outcome = cloud::drive(&mut launcher, options).await;
@@ -371,7 +369,7 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
         let _ = rm.kill(&app, &diagnostics).await;
     }
     if remove_staging {
-        if let Err(e) = remove_staging_dir(&staging_dir).await {
+        if let Err(e) = remove_staging_dir(&staging_dir, &storage).await {
             eprintln!("eddy-driver: could not remove the staging directory {staging_dir}: {e}");
         }
     }
@@ -388,7 +386,7 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
 /// driver's settings in its environment.
 fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: &str) -> DriverResult<ContainerLaunchContextProto> {
     use prost::Message;
-    let Setup { args, conf, user, staging_dir, remove_staging, secret, .. } = *setup;
+    let Setup { args, conf, user, staging_dir, remove_staging, secret, env: environment, .. } = *setup;
     let mut settings = args.clone();
     // The name the edge node chose (a default one is random): the REST token is bound to it.
     settings.cloud.name = Some(cloud_name.to_string());
@@ -414,7 +412,7 @@ fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: 
         (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
     ];
     // The master hands them on to its workers as an attached driver does.
-    env.extend(eddy_common::keys::forwarded_to_workers());
+    env.extend(environment.forwarded_to_workers());
     Ok(ContainerLaunchContextProto {
         local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
         environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
@@ -538,10 +536,10 @@ fn is_final(state: Option<i32>) -> bool {
 /// `eddy-mapper am`: the ApplicationMaster of a disowned cloud, inside its YARN container.
 /// Registers with the AMRMToken from the container's token file and runs the same cloud
 /// protocol as an attached driver, with the gather service on this container's host.
-pub async fn run_master() -> DriverResult<Outcome> {
+pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
     use prost::Message;
     let var = |k: &str| {
-        std::env::var(k).map_err(|_| {
+        env.get(k).map(str::to_string).ok_or_else(|| {
             DriverError::InvalidArgument(format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"))
         })
     };
@@ -557,15 +555,15 @@ pub async fn run_master() -> DriverResult<Outcome> {
     let container = var("CONTAINER_ID")?;
     let app = application_of_container(&container)
         .ok_or_else(|| DriverError::InvalidArgument(format!("CONTAINER_ID {container} is not a container id")))?;
-    let user = hadoop_user();
+    let user = env.hadoop_user();
     let resource_managers: Vec<String> = var(am_env::RESOURCE_MANAGERS)?.split(',').map(str::to_string).collect();
     let rm = connect_to(&resource_managers, &user).await?;
     let host = var("NM_HOST")?;
     let schedulers: Vec<String> = var(am_env::SCHEDULERS)?.split(',').map(str::to_string).collect();
     let am = register_master(&schedulers, &token, &host).await?;
     let (memory, capability) = worker_resources(&args)?;
-    let cloud_name = args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name);
-    let mut options = CloudOptions::from_args(&args.cloud, cloud_name)?;
+    let cloud_name = args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env));
+    let mut options = CloudOptions::from_args(&args.cloud, cloud_name, env)?;
     let secret = credentials.secret(eddy_yarn::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
         DriverError::Yarn(format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"))
     })?;
@@ -588,6 +586,7 @@ pub async fn run_master() -> DriverResult<Outcome> {
         staging_dir: var(am_env::STAGING)?,
         remove_staging: var(am_env::REMOVE_STAGING)? == "true",
         timeline: Timeline::default(),
+        storage: StorageOptions::from_env(env),
     };
     run_cloud(master, options).await
 }
@@ -633,11 +632,11 @@ async fn register_master(
 }
 
 /// `eddy-driver yarn kill APP_ID`.
-async fn kill(app_id: &str) -> DriverResult<Outcome> {
+async fn kill(app_id: &str, env: &Environment, storage: &StorageOptions) -> DriverResult<Outcome> {
     let id = eddy_yarn::parse_application_id(app_id)
         .ok_or_else(|| DriverError::InvalidArgument(format!("{app_id:?} is not an application id (application_<timestamp>_<number>)")))?;
-    let conf = load_conf()?;
-    let rm = connect(&conf, &hadoop_user()).await?;
+    let conf = load_conf(env)?;
+    let rm = connect(&conf, &env.hadoop_user()).await?;
     let report = rm.report(&id).await.map_err(yarn_error(&format!("cannot find {app_id}")))?;
     if report.application_type.as_deref().is_some_and(|t| t != "EDDY") {
         return Err(DriverError::InvalidArgument(format!(
@@ -653,14 +652,14 @@ async fn kill(app_id: &str) -> DriverResult<Outcome> {
             report.diagnostics.filter(|d| !d.trim().is_empty()).map(|d| format!("; YARN says: {d}")).unwrap_or_default()
         );
     } else {
-        rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", hadoop_user()))
+        rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", env.hadoop_user()))
             .await
             .map_err(yarn_error("forceKillApplication"))?;
         println!("Killed {app_id} (it was {})", state_name(report.yarn_application_state));
     }
     // The master was killed with its containers: remove what it staged, if in the default place.
-    if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&hadoop_user()), &application_id_text(&id)) {
-        if let Ok(true) = remove_staging_dir(&dir).await {
+    if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&env.hadoop_user()), &application_id_text(&id)) {
+        if let Ok(true) = remove_staging_dir(&dir, storage).await {
             println!("Removed the staging directory {dir}");
         }
     }

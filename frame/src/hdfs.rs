@@ -7,16 +7,18 @@
 //! services, HA NameNodes, viewfs mount tables and `hadoop.security.authentication`; the user
 //! is `HADOOP_USER_NAME` (else the login user); Kerberos tickets come from the credential cache.
 //!
-//! Clients are cached per `scheme://authority` and run their connections on one small runtime
-//! of their own, so that a cached client outlives whichever runtime first asked for it.
+//! Clients are kept in the node's [`StoreRegistry`] per `scheme://authority` and run their
+//! connections on one small runtime of their own, so that a kept client outlives whichever
+//! runtime first asked for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 
 use hdfs_native::{Client, ClientBuilder};
 use hdfs_native_object_store::HdfsObjectStore;
 use object_store::ObjectStore;
 
+use crate::registry::StoreRegistry;
 use crate::{FrameError, FrameResult};
 
 /// Failover attempts against the NameNode(s) before an error is reported. hdfs-native's
@@ -34,8 +36,6 @@ static IO_RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> = LazyLock:
         .map_err(|e| e.to_string())
 });
 
-static CLIENTS: LazyLock<Mutex<HashMap<String, Hdfs>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
-
 /// A connected file system.
 #[derive(Clone)]
 pub(crate) struct Hdfs {
@@ -50,11 +50,12 @@ impl std::fmt::Debug for Hdfs {
 }
 
 /// The (cached) client for `authority` (`hdfs://nn:8020`, `hdfs://nameservice`, `viewfs://cluster`).
-pub(crate) fn connect(authority: &str) -> FrameResult<Hdfs> {
+pub(crate) fn connect(authority: &str, registry: &StoreRegistry) -> FrameResult<Hdfs> {
+    registry.hdfs(authority, || open(authority))
+}
+
+fn open(authority: &str) -> FrameResult<Hdfs> {
     let invalid = |reason: String| FrameError::InvalidUrl { url: authority.to_string(), reason };
-    if let Some(h) = CLIENTS.lock().ok().and_then(|c| c.get(authority).cloned()) {
-        return Ok(h);
-    }
     let runtime = IO_RUNTIME.as_ref().map_err(|e| invalid(format!("cannot start the HDFS I/O runtime: {e}")))?;
     let config = HashMap::from([
         ("dfs.client.failover.max.attempts".to_string(), FAILOVER_ATTEMPTS.to_string()),
@@ -64,11 +65,7 @@ pub(crate) fn connect(authority: &str) -> FrameResult<Hdfs> {
         ClientBuilder::new().with_url(authority).with_config(config).with_io_runtime(runtime.handle().clone()).build().map_err(|e| {
             invalid(format!("{e}; for a name service or viewfs mount table, set HADOOP_CONF_DIR to the cluster's configuration"))
         })?;
-    let hdfs = Hdfs { store: Arc::new(HdfsObjectStore::new(client.clone())), client };
-    if let Ok(mut c) = CLIENTS.lock() {
-        c.insert(authority.to_string(), hdfs.clone());
-    }
-    Ok(hdfs)
+    Ok(Hdfs { store: Arc::new(HdfsObjectStore::new(client.clone())), client })
 }
 
 /// Where a file's blocks are, asked of the NameNode with our own IPC client
@@ -78,20 +75,23 @@ pub(crate) fn connect(authority: &str) -> FrameResult<Hdfs> {
 /// would need the HA and mount-table resolution hdfs-native does, and Kerberos the GSSAPI
 /// exchange our client does not speak yet. Anything that fails means "no locality", never
 /// a failed import.
-pub(crate) async fn block_locations(authority: &str, path: &str, size: u64) -> Vec<crate::storage::BlockLocation> {
+pub(crate) async fn block_locations(
+    authority: &str,
+    path: &str,
+    size: u64,
+    registry: &StoreRegistry,
+) -> Vec<crate::storage::BlockLocation> {
     use eddy_hadoop_ipc::proto::hdfs::{GetBlockLocationsRequestProto, GetBlockLocationsResponseProto};
     let Some(addr) = authority.strip_prefix("hdfs://").filter(|a| a.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())) else {
         return Vec::new();
     };
     let ask = async {
-        let client = namenode_client(addr).await?;
+        let client = namenode_client(addr, registry).await?;
         let request = GetBlockLocationsRequestProto { src: path.to_string(), offset: 0, length: size };
         let answer = client.call::<_, GetBlockLocationsResponseProto>("getBlockLocations", &request).await;
         if matches!(answer, Err(eddy_hadoop_ipc::IpcError::Io { .. } | eddy_hadoop_ipc::IpcError::Protocol { .. })) {
             // A broken connection: the next file gets a new one.
-            if let Ok(mut c) = IPC_CLIENTS.lock() {
-                c.remove(addr);
-            }
+            registry.drop_namenode(addr);
         }
         answer
     };
@@ -114,16 +114,13 @@ pub(crate) async fn block_locations(authority: &str, path: &str, size: u64) -> V
     }
 }
 
-static IPC_CLIENTS: LazyLock<Mutex<HashMap<String, Arc<eddy_hadoop_ipc::client::IpcClient>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
 /// One IPC connection per NameNode, shared by every file of every import; its tasks run on
 /// the HDFS I/O runtime so that it outlives the runtime that first asked.
-async fn namenode_client(addr: &str) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hadoop_ipc::client::IpcClient>> {
-    if let Some(c) = IPC_CLIENTS.lock().ok().and_then(|c| c.get(addr).cloned()) {
+async fn namenode_client(addr: &str, registry: &StoreRegistry) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hadoop_ipc::client::IpcClient>> {
+    if let Some(c) = registry.namenode(addr) {
         return Ok(c);
     }
-    let user = std::env::var("HADOOP_USER_NAME").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "eddy".into());
+    let user = registry.hadoop_user().to_string();
     let unavailable = |message: String| eddy_hadoop_ipc::IpcError::Protocol { addr: addr.to_string(), message };
     let runtime = IO_RUNTIME.as_ref().map_err(|e| unavailable(e.clone()))?;
     let target = addr.to_string();
@@ -140,15 +137,13 @@ async fn namenode_client(addr: &str) -> eddy_hadoop_ipc::IpcResult<Arc<eddy_hado
         .await
         .map_err(|e| unavailable(e.to_string()))??;
     let client = Arc::new(client);
-    if let Ok(mut c) = IPC_CLIENTS.lock() {
-        c.insert(addr.to_string(), Arc::clone(&client));
-    }
+    registry.keep_namenode(addr, Arc::clone(&client));
     Ok(client)
 }
 
 /// The block size of a file, for aligning splits with blocks.
-pub(crate) async fn block_size(authority: &str, path: &str) -> Option<u64> {
-    let hdfs = connect(authority).ok()?;
+pub(crate) async fn block_size(authority: &str, path: &str, registry: &StoreRegistry) -> Option<u64> {
+    let hdfs = connect(authority, registry).ok()?;
     hdfs.client.get_file_info(path).await.ok()?.blocksize.filter(|b| *b > 0)
 }
 
@@ -163,16 +158,17 @@ mod tests {
             eddy_hadoop_testkit::MiniDfs::builder().datanodes(3).block_size(1024).replication(2).datanode_ips(ips).start().await.unwrap();
         dfs.put("/d/f.csv", vec![b'x'; 2500]);
         let url = dfs.url();
-        assert_eq!(block_size(&url, "/d/f.csv").await, Some(1024));
-        let blocks = block_locations(&url, "/d/f.csv", 2500).await;
+        let registry = StoreRegistry::default();
+        assert_eq!(block_size(&url, "/d/f.csv", &registry).await, Some(1024));
+        let blocks = block_locations(&url, "/d/f.csv", 2500, &registry).await;
         let offsets: Vec<u64> = blocks.iter().map(|b| b.offset).collect();
         assert_eq!(offsets, [0, 1024, 2048]);
         assert_eq!(blocks[2].length, 452);
         assert_eq!(blocks[0].hosts, ["127.0.0.2", "127.0.0.3"]);
         assert_eq!(blocks[1].hosts, ["127.0.0.3", "127.0.0.4"]);
         // No such file, or no NameNode: no locality, and no error.
-        assert!(block_locations(&url, "/nope", 1).await.is_empty());
-        assert!(block_locations("hdfs://nameservice1", "/d/f.csv", 1).await.is_empty());
+        assert!(block_locations(&url, "/nope", 1, &registry).await.is_empty());
+        assert!(block_locations("hdfs://nameservice1", "/d/f.csv", 1, &registry).await.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

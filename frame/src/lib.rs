@@ -18,6 +18,7 @@ mod metrics;
 pub mod narrow;
 mod ops;
 pub mod parse;
+mod registry;
 pub mod rest;
 pub mod service;
 pub mod setup;

@@ -41,7 +41,7 @@ pub struct FrameState {
     /// This node.
     pub me: eddy_common::NodeAddr,
     /// The object stores this node opened (requests' storage options use them).
-    pub stores: crate::storage::StoreCache,
+    pub stores: crate::storage::StoreRegistry,
     /// This node's chunks.
     pub store: ChunkStore,
     /// Frames this node knows.

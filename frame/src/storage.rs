@@ -21,48 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FrameError, FrameResult};
 
-/// Object stores opened so far, by what they were opened with: one S3 client (and its
-/// connection pool) per bucket, endpoint and region for the node's life, instead of a new
-/// client, TLS setup and TCP connection for every ranged read. Each node has one, in its
-/// [`StorageOptions`]; options that arrive with a request are given the node's before use.
-#[derive(Clone, Default)]
-pub struct StoreCache(Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>>);
-
-impl StoreCache {
-    fn get_or_open(&self, key: String, open: impl FnOnce() -> FrameResult<Arc<dyn ObjectStore>>) -> FrameResult<Arc<dyn ObjectStore>> {
-        if let Some(store) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(store.clone());
-        }
-        // Opened outside the lock; two first users may both open one, and one is kept.
-        let store = open()?;
-        Ok(self.0.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(store).clone())
-    }
-
-    /// How many stores are open (tests).
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    /// Whether none is open.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Debug for StoreCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoreCache({} open)", self.len())
-    }
-}
-
-/// Any two caches are alike: the cache is not a setting.
-impl PartialEq for StoreCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for StoreCache {}
+pub use crate::registry::StoreRegistry;
 
 /// Settings for object stores that are not in the URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -82,20 +41,22 @@ pub struct StorageOptions {
     pub http_allow_hosts_opt: Option<Vec<String>>,
     /// The node's open stores; never sent.
     #[serde(skip)]
-    pub stores: StoreCache,
+    pub stores: StoreRegistry,
 }
 
 impl StorageOptions {
-    /// Reads `EDDY_S3_ENDPOINT` and `AWS_REGION`/`AWS_DEFAULT_REGION` from `env`.
-    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Self {
+    /// A node's options from its environment: `EDDY_S3_ENDPOINT`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
+    /// `EDDY_IMPORT_ROOTS`, `EDDY_HTTP_ALLOW_HOSTS`, and the registry's settings.
+    pub fn from_env(env: &eddy_common::env::Environment) -> Self {
+        let env_map = env.as_map();
         Self {
-            s3_endpoint_opt: env.get("EDDY_S3_ENDPOINT").filter(|s| !s.is_empty()).cloned(),
-            s3_region_opt: env.get("AWS_REGION").or_else(|| env.get("AWS_DEFAULT_REGION")).filter(|s| !s.is_empty()).cloned(),
-            file_roots_opt: env.get("EDDY_IMPORT_ROOTS").map(|v| parse_roots(v)),
+            s3_endpoint_opt: env.key(&eddy_common::keys::S3_ENDPOINT).map(str::to_string),
+            s3_region_opt: env_map.get("AWS_REGION").or_else(|| env_map.get("AWS_DEFAULT_REGION")).filter(|s| !s.is_empty()).cloned(),
+            file_roots_opt: env.get(eddy_common::keys::IMPORT_ROOTS.name).map(parse_roots),
             http_allow_hosts_opt: env
-                .get("EDDY_HTTP_ALLOW_HOSTS")
+                .get(eddy_common::keys::HTTP_ALLOW_HOSTS.name)
                 .map(|v| v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()),
-            stores: StoreCache::default(),
+            stores: StoreRegistry::new(env),
         }
     }
 }
@@ -282,8 +243,15 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
         "s3" => {
             let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| invalid("no bucket: write s3://bucket/key".into()))?;
             let key = format!("s3|{bucket}|{:?}|{:?}", options.s3_endpoint_opt, options.s3_region_opt);
-            let store = options.stores.get_or_open(key, || {
-                let mut builder = AmazonS3Builder::from_env()
+            let store = options.stores.store(key, || {
+                // What AmazonS3Builder::from_env reads, from the node's environment snapshot.
+                let mut builder = options
+                    .stores
+                    .store_env()
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("aws_"))
+                    .filter_map(|(k, v)| Some((k.parse::<object_store::aws::AmazonS3ConfigKey>().ok()?, v)))
+                    .fold(AmazonS3Builder::new(), |b, (k, v)| b.with_config(k, v))
                     .with_bucket_name(bucket)
                     .with_region(options.s3_region_opt.clone().unwrap_or_else(|| "us-east-1".into()))
                     .with_retry(RetryConfig { max_retries: 5, retry_timeout: Duration::from_secs(60), ..Default::default() });
@@ -302,7 +270,7 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
         }
         "hdfs" | "viewfs" => {
             let authority = &url[..url::Position::BeforePath];
-            let hdfs = crate::hdfs::connect(authority)?;
+            let hdfs = crate::hdfs::connect(authority, &options.stores)?;
             let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: hdfs.store, path, base: authority.to_string() })
         }
@@ -313,7 +281,7 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
             // What object_store gives for free, configured the standard way: its builders'
             // keys are the lower-cased environment variables (GOOGLE_SERVICE_ACCOUNT,
             // AZURE_STORAGE_ACCOUNT_NAME, ...).
-            let mut options: Vec<(String, String)> = std::env::vars().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+            let mut options: Vec<(String, String)> = options.stores.store_env().to_vec();
             if url.scheme() == "http" {
                 options.push(("allow_http".into(), "true".into()));
             }
@@ -377,7 +345,7 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
         match loc.store.head(&loc.path).await {
             Ok(meta) => {
                 let entry = FileEntry { url: full_url(&loc.base, &meta.location), size: meta.size, block_size: None, blocks: Vec::new() };
-                return Ok(with_block_sizes(&url, vec![entry]).await);
+                return Ok(with_block_sizes(&url, vec![entry], &options.stores).await);
             }
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(storage_error(&url, e)),
@@ -398,7 +366,7 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
         return Err(FrameError::NotFound { url: url.to_string() });
     }
     out.sort_by(|a, b| a.url.cmp(&b.url));
-    Ok(with_block_sizes(&url, out).await)
+    Ok(with_block_sizes(&url, out, &options.stores).await)
 }
 
 /// A store error, told apart when it means the server is not there at all.
@@ -412,7 +380,7 @@ fn storage_error(url: &url::Url, e: object_store::Error) -> FrameError {
 }
 
 /// Fills in HDFS block sizes and locations (16 files at a time); other schemes have none.
-async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>) -> Vec<FileEntry> {
+async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>, registry: &StoreRegistry) -> Vec<FileEntry> {
     use futures::StreamExt;
     if !matches!(url.scheme(), "hdfs" | "viewfs") {
         return files;
@@ -423,8 +391,8 @@ async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>) -> Vec<FileEntr
             let authority = authority.clone();
             async move {
                 let path = f.url.strip_prefix(&authority).unwrap_or(&f.url).to_string();
-                f.block_size = crate::hdfs::block_size(&authority, &path).await;
-                f.blocks = crate::hdfs::block_locations(&authority, &path, f.size).await;
+                f.block_size = crate::hdfs::block_size(&authority, &path, registry).await;
+                f.blocks = crate::hdfs::block_locations(&authority, &path, f.size, registry).await;
                 f
             }
         })
@@ -465,7 +433,7 @@ pub struct FileStat {
 pub async fn stat(url: &str, options: &StorageOptions) -> FrameResult<Option<FileStat>> {
     let parsed = normalize(url)?;
     if matches!(parsed.scheme(), "hdfs" | "viewfs") {
-        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath])?;
+        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
         return match hdfs.client.get_file_info(&percent_decoded(&parsed)).await {
             Ok(s) => Ok(Some(FileStat { size: s.length as u64, modified_ms: s.modification_time as i64 })),
             Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(None),
@@ -484,7 +452,7 @@ pub async fn stat(url: &str, options: &StorageOptions) -> FrameResult<Option<Fil
 pub async fn delete_recursive(url: &str, options: &StorageOptions) -> FrameResult<bool> {
     let parsed = normalize(url)?;
     if matches!(parsed.scheme(), "hdfs" | "viewfs") {
-        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath])?;
+        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
         return match hdfs.client.delete(&percent_decoded(&parsed), true).await {
             Ok(deleted) => Ok(deleted),
             Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(false),

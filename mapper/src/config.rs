@@ -177,7 +177,8 @@ fn node_manager_ip(host: &str, network_opt: Option<&ipnet::IpNet>) -> Option<IpA
 
 impl MapperConfig {
     /// Resolves arguments and environment (`env` is passed in so tests control it).
-    pub fn resolve(args: MapperArgs, env: &HashMap<String, String>) -> Result<Self, MapperError> {
+    pub fn resolve(args: MapperArgs, environment: &eddy_common::env::Environment) -> Result<Self, MapperError> {
+        let env = environment.as_map();
         keys::warn_unknown(env);
         let driver_opt = keys::lookup(env, &keys::DRIVER);
         let service_opt = keys::lookup(env, &keys::KUBERNETES_SERVICE_DNS);
@@ -273,7 +274,7 @@ impl MapperConfig {
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
             storage: {
-                let mut storage = eddy_frame::storage::StorageOptions::from_env(env);
+                let mut storage = eddy_frame::storage::StorageOptions::from_env(environment);
                 if let Some(roots) = &args.import_roots {
                     storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
                 }
@@ -333,7 +334,7 @@ impl MapperConfig {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn env(pairs: &[(&str, &str)]) -> eddy_common::env::Environment {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 

@@ -1,6 +1,5 @@
 //! `eddy-mapper`: parse the command line, resolve the configuration, run the worker.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,12 +12,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = MapperArgs::parse();
+    let env = eddy_common::env::Environment::of_process();
+    eddy_node::logging::init(env.log_filter(), "info");
     if matches!(args.command, Some(MapperCommand::Am)) {
-        return application_master();
+        return application_master(&env);
     }
-    eddy_node::logging::init("info");
-    let env: HashMap<String, String> =
-        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     let config = match MapperConfig::resolve(args, &env) {
         Ok(c) => c,
         Err(e) => {
@@ -53,8 +51,7 @@ fn main() -> ExitCode {
 
 /// `eddy-mapper am`: the YARN ApplicationMaster of a disowned cloud (started by
 /// `eddy-driver yarn --disown` in its own container); the same code as an attached driver.
-fn application_master() -> ExitCode {
-    eddy_node::logging::init("info");
+fn application_master(env: &eddy_common::env::Environment) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -62,7 +59,7 @@ fn application_master() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(eddy_driver::yarn::run_master()) {
+    match runtime.block_on(eddy_driver::yarn::run_master(env)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("eddy-mapper am: {e}");

@@ -95,12 +95,13 @@ where
         .event_format(Labelled { inner: Format::default().with_target(false) })
 }
 
-/// Installs the subscriber; `default_filter` applies when neither `EDDY_LOG` nor `RUST_LOG` is set.
-pub fn init(default_filter: &str) {
+/// Installs the subscriber with the filter a user asked for (`EDDY_LOG` or `RUST_LOG`, see
+/// [`eddy_common::env::Environment::log_filter`]), else `default_filter`.
+pub fn init(asked_opt: Option<String>, default_filter: &str) {
     // hdfs-native warns on every NameNode retry; the error that ends the retries says it all.
     let default_filter = format!("{default_filter},hdfs_native=error");
     let default_filter = default_filter.as_str();
-    let filter = std::env::var("EDDY_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| default_filter.to_string());
+    let filter = asked_opt.unwrap_or_else(|| default_filter.to_string());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_filter));
     // The ring gets the same lines without colours, for the web UI.
     let to_stderr = labelled_layer(std::io::stderr, std::io::stderr().is_terminal());

@@ -2,7 +2,7 @@
 //! Later files override earlier ones (core-site, then yarn-site), and `${other.key}` in a value
 //! is replaced by that key's value, as Hadoop's `Configuration` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::{YarnError, YarnResult};
@@ -17,17 +17,24 @@ pub const DEFAULT_RM_PORT: u16 = 8032;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HadoopConf {
     values: BTreeMap<String, String>,
+    /// The environment `${env.NAME}` references expand from.
+    env: BTreeMap<String, String>,
 }
 
 impl HadoopConf {
-    /// The configuration directory from `YARN_CONF_DIR` or `HADOOP_CONF_DIR`.
-    pub fn dir_from_env() -> YarnResult<PathBuf> {
-        std::env::var_os("YARN_CONF_DIR").or_else(|| std::env::var_os("HADOOP_CONF_DIR")).map(PathBuf::from).ok_or(YarnError::NoConfDir)
+    /// The configuration directory from `YARN_CONF_DIR` or `HADOOP_CONF_DIR` in `env`.
+    pub fn dir_from_env(env: &HashMap<String, String>) -> YarnResult<PathBuf> {
+        env.get("YARN_CONF_DIR")
+            .or_else(|| env.get("HADOOP_CONF_DIR"))
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .ok_or(YarnError::NoConfDir)
     }
 
-    /// Reads `core-site.xml` then `yarn-site.xml` from `dir` (either may be missing).
-    pub fn load(dir: &Path) -> YarnResult<Self> {
-        let mut conf = Self::default();
+    /// Reads `core-site.xml` then `yarn-site.xml` from `dir` (either may be missing);
+    /// `${env.NAME}` references expand from `env`.
+    pub fn load(dir: &Path, env: &HashMap<String, String>) -> YarnResult<Self> {
+        let mut conf = Self { values: BTreeMap::new(), env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
         for name in ["core-site.xml", "yarn-site.xml"] {
             let file = dir.join(name);
             match std::fs::read_to_string(&file) {
@@ -67,7 +74,7 @@ impl HadoopConf {
             let Some(start) = value.find("${") else { break };
             let Some(len) = value[start..].find('}') else { break };
             let name = &value[start + 2..start + len];
-            let replacement = self.values.get(name).cloned().or_else(|| std::env::var(name.strip_prefix("env.").unwrap_or(name)).ok());
+            let replacement = self.values.get(name).or_else(|| self.env.get(name.strip_prefix("env.").unwrap_or(name))).cloned();
             let Some(replacement) = replacement else { break };
             value.replace_range(start..start + len + 1, &replacement);
         }

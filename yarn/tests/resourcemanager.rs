@@ -30,7 +30,7 @@ async fn submit_report_and_kill_an_application() {
         ),
     )
     .unwrap();
-    let conf = HadoopConf::load(dir.path()).unwrap();
+    let conf = HadoopConf::load(dir.path(), &Default::default()).unwrap();
     let rm = ResourceManager::connect(&conf.resource_manager_addresses(), "dora", Duration::from_secs(5)).await.unwrap();
 
     assert_eq!(rm.node_managers().await.unwrap(), 3);

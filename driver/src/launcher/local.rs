@@ -25,18 +25,24 @@ pub struct LocalLauncher {
     workers: LiveWorkers<u32>,
     /// Private directory (mode 0700) of the secret file; removed on drop.
     secrets: tempfile::TempDir,
+    /// The driver's own `EDDY_*` and `H2O_*` variables, which workers must not inherit.
+    withheld: Vec<String>,
 }
 
 impl LocalLauncher {
     /// Launches `mapper`, writing logs under `log_dir` (created if missing).
-    pub fn new(mapper: PathBuf, log_dir: PathBuf) -> DriverResult<Self> {
+    /// `env` is the driver's environment, which the workers inherit except for its `EDDY_*`
+    /// and `H2O_*` settings.
+    pub fn new(mapper: PathBuf, log_dir: PathBuf, env: &eddy_common::env::Environment) -> DriverResult<Self> {
         std::fs::create_dir_all(&log_dir)
             .map_err(|source| DriverError::Io { what: format!("cannot create the log directory {}", log_dir.display()), source })?;
         let secrets = tempfile::Builder::new()
             .prefix("eddy-secret-")
             .tempdir()
             .map_err(|source| DriverError::Io { what: "cannot create a private directory for the cluster secret".into(), source })?;
-        Ok(Self { mapper, log_dir, workers: LiveWorkers::new(), secrets })
+        // Settings a user exported for their own shell must not leak into the workers.
+        let withheld = env.iter().map(|(k, _)| k).filter(|k| k.starts_with("EDDY_") || k.starts_with("H2O_")).map(str::to_string).collect();
+        Ok(Self { mapper, log_dir, workers: LiveWorkers::new(), secrets, withheld })
     }
 
     /// Moves the secret from `env` into a file readable by this user only; its path goes in
@@ -100,12 +106,8 @@ impl WorkerLauncher for LocalLauncher {
             .map_err(|source| DriverError::Io { what: format!("cannot create {}", log_path.display()), source })?;
         let log_err = log.try_clone().map_err(|source| DriverError::Io { what: "cannot duplicate the log handle".into(), source })?;
         let mut cmd = Command::new(&self.mapper);
-        // Settings a user exported for their own shell must not leak into the workers.
-        for (k, _) in std::env::vars_os() {
-            let name = k.to_string_lossy();
-            if name.starts_with("EDDY_") || name.starts_with("H2O_") {
-                cmd.env_remove(&k);
-            }
+        for name in &self.withheld {
+            cmd.env_remove(name);
         }
         let mut env = spec.env.clone();
         self.secret_to_file(&mut env)?;

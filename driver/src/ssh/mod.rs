@@ -47,12 +47,12 @@ impl Drop for Hosts {
 }
 
 /// Runs `eddy-driver ssh ...`.
-pub async fn run(args: SshArgs) -> DriverResult<Outcome> {
+pub async fn run(args: SshArgs, env: &eddy_common::env::Environment) -> DriverResult<Outcome> {
     match args.action {
-        None => start(args.start, None).await,
+        None => start(args.start, None, env).await,
         Some(SshAction::Status(hosts)) => status(&hosts).await,
         Some(SshAction::Stop { hosts, grace }) => stop(&hosts, grace).await,
-        Some(SshAction::Restart(start_args)) => restart(*start_args).await,
+        Some(SshAction::Restart(start_args)) => restart(*start_args, env).await,
     }
 }
 
@@ -111,8 +111,8 @@ async fn connect_all(args: &SshHostArgs) -> DriverResult<(Hosts, Report)> {
 }
 
 /// Starts a cloud (`reuse`: the name and secret of the cloud `restart` stopped).
-async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>) -> DriverResult<Outcome> {
-    let mapper = crate::find_mapper(args.mapper.clone())?;
+async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>, env: &eddy_common::env::Environment) -> DriverResult<Outcome> {
+    let mapper = crate::find_mapper(args.mapper.clone(), env)?;
     let hash = {
         let path = mapper.clone();
         tokio::task::spawn_blocking(move || std::fs::read(&path).map(|b| hex::encode(sha2::Sha256::digest(&b))))
@@ -175,9 +175,9 @@ async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>) -> Dr
 
     let cloud_name = match &reuse {
         Some((name, _)) => name.clone(),
-        None => args.cloud.name.clone().unwrap_or_else(crate::default_cloud_name),
+        None => args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env)),
     };
-    let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone())?;
+    let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone(), env)?;
     options.nodes = hosts.remotes.len() * wph;
     if let Some((_, secret)) = reuse {
         options.secret_opt = Some(secret);
@@ -245,7 +245,7 @@ async fn stop_all(hosts: &Hosts, grace: Duration) -> Report {
 }
 
 /// `ssh restart`: refuses while a job runs; stops; starts the same cloud (name, secret) again.
-async fn restart(args: SshStartArgs) -> DriverResult<Outcome> {
+async fn restart(args: SshStartArgs, env: &eddy_common::env::Environment) -> DriverResult<Outcome> {
     let (hosts, report) = connect_all(&args.hosts).await?;
     summarize("restart", &report)?;
     let states = futures::future::join_all(hosts.remotes.iter().map(Remote::status)).await;
@@ -299,7 +299,7 @@ async fn restart(args: SshStartArgs) -> DriverResult<Outcome> {
     summarize("restart", &stop_all(&hosts, Duration::from_secs(10)).await)?;
     drop(hosts);
     println!("Starting cloud {name} again");
-    start(args, Some((name, secret))).await
+    start(args, Some((name, secret)), env).await
 }
 
 /// A job that runs on any node of the cloud at `url`, described; `None` if none does or the

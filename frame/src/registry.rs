@@ -1,0 +1,119 @@
+//! The node's store registry: every store and file-system client this node opened, by what it
+//! was opened with, and the settings of this node's environment that open them.
+//!
+//! One per node (in its [`crate::storage::StorageOptions`]): one S3 client and connection pool
+//! per bucket, endpoint and region for the node's life instead of one per ranged read, one
+//! HDFS client per `scheme://authority`, one NameNode IPC connection per address. Options that
+//! arrive with a request are given the node's registry before use, so a worker reads with its
+//! own credentials and Hadoop user, never the coordinator's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use object_store::ObjectStore;
+
+use crate::hdfs::Hdfs;
+use crate::FrameResult;
+
+/// Shared by every clone; see the module documentation.
+#[derive(Clone)]
+pub struct StoreRegistry(Arc<Inner>);
+
+struct Inner {
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    hdfs: Mutex<HashMap<String, Hdfs>>,
+    namenodes: Mutex<HashMap<String, Arc<eddy_hadoop_ipc::client::IpcClient>>>,
+    hadoop_user: String,
+    store_env: Vec<(String, String)>,
+}
+
+impl Default for StoreRegistry {
+    fn default() -> Self {
+        Self::new(&eddy_common::env::Environment::default())
+    }
+}
+
+impl StoreRegistry {
+    /// A registry that opens stores with the settings in `env`: the Hadoop user
+    /// (`HADOOP_USER_NAME`, else the login user) and the standard variables of each object
+    /// store (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    pub fn new(env: &eddy_common::env::Environment) -> Self {
+        Self(Arc::new(Inner {
+            stores: Mutex::default(),
+            hdfs: Mutex::default(),
+            namenodes: Mutex::default(),
+            hadoop_user: env.hadoop_user(),
+            store_env: env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
+        }))
+    }
+
+    /// The user HDFS and YARN see.
+    pub fn hadoop_user(&self) -> &str {
+        &self.0.hadoop_user
+    }
+
+    /// The environment as object_store's builders take it: lower-cased names
+    /// (`aws_access_key_id`, `google_service_account`, `azure_storage_account_name`, ...).
+    pub(crate) fn store_env(&self) -> &[(String, String)] {
+        &self.0.store_env
+    }
+
+    pub(crate) fn store(&self, key: String, open: impl FnOnce() -> FrameResult<Arc<dyn ObjectStore>>) -> FrameResult<Arc<dyn ObjectStore>> {
+        get_or_open(&self.0.stores, key, open)
+    }
+
+    pub(crate) fn hdfs(&self, authority: &str, open: impl FnOnce() -> FrameResult<Hdfs>) -> FrameResult<Hdfs> {
+        get_or_open(&self.0.hdfs, authority.to_string(), open)
+    }
+
+    pub(crate) fn namenode(&self, addr: &str) -> Option<Arc<eddy_hadoop_ipc::client::IpcClient>> {
+        lock(&self.0.namenodes).get(addr).cloned()
+    }
+
+    pub(crate) fn keep_namenode(&self, addr: &str, client: Arc<eddy_hadoop_ipc::client::IpcClient>) {
+        lock(&self.0.namenodes).insert(addr.to_string(), client);
+    }
+
+    /// Forgets a broken NameNode connection: the next caller opens a new one.
+    pub(crate) fn drop_namenode(&self, addr: &str) {
+        lock(&self.0.namenodes).remove(addr);
+    }
+
+    /// How many object stores are open (tests).
+    pub fn len(&self) -> usize {
+        lock(&self.0.stores).len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opened outside the lock: two first users may both open one, and one is kept.
+fn get_or_open<T: Clone>(map: &Mutex<HashMap<String, T>>, key: String, open: impl FnOnce() -> FrameResult<T>) -> FrameResult<T> {
+    if let Some(v) = lock(map).get(&key) {
+        return Ok(v.clone());
+    }
+    let v = open()?;
+    Ok(lock(map).entry(key).or_insert(v).clone())
+}
+
+impl std::fmt::Debug for StoreRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreRegistry({} open, user {})", self.len(), self.0.hadoop_user)
+    }
+}
+
+/// Any two registries are alike: the registry is not a setting.
+impl PartialEq for StoreRegistry {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for StoreRegistry {}
