@@ -1,70 +1,24 @@
-//! The Eddy driver: launches workers, runs the gather service of the callback protocol,
-//! waits for the cloud to form, then watches it as an observer client.
-//!
-//! [`cloud::drive`] holds the protocol and is the same for every [`launcher::WorkerLauncher`].
+//! The Eddy driver: the command line, and the launchers that start workers on this machine
+//! (`local`), on hosts over SSH (`ssh`) or nowhere (`attach`, workers someone else starts).
+//! The protocol, the YARN application and the observer are in `eddy-launch`, which the
+//! ApplicationMaster in `eddy-mapper am` shares.
 
 pub mod cli;
-pub mod cloud;
-mod cloud_options;
-pub mod frames;
 pub mod launcher;
 pub mod ssh;
-pub mod status;
-pub mod yarn;
-
-use std::path::PathBuf;
 
 use eddy_common::env::Environment;
+pub use eddy_launch::{cloud, default_cloud_name, error_chain, find_mapper, frames, yarn_application, DriverError, DriverResult, Outcome};
 
-pub use cli::{Cli, CloudArgs, Command, LocalArgs};
-pub use cloud::Outcome;
-
-/// Errors of the driver.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    /// A setting is unusable.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// A file or process operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What we tried.
-        what: String,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The cloud did not form.
-    #[error("{0}")]
-    NotFormed(String),
-    /// A worker died or went silent.
-    #[error("{0}")]
-    WorkerLost(String),
-    /// Hosts reached over SSH failed (each named, with why).
-    #[error("{0}")]
-    Ssh(String),
-    /// YARN refused or failed something.
-    #[error("{0}")]
-    Yarn(String),
-    /// Gathering failed.
-    #[error(transparent)]
-    Gather(#[from] eddy_embedded_config::EmbeddedConfigError),
-    /// The node runtime failed.
-    #[error(transparent)]
-    Node(#[from] eddy_node::NodeError),
-    /// The shared vocabulary refused something.
-    #[error(transparent)]
-    Common(#[from] eddy_common::CommonError),
-}
-
-/// Result with [`DriverError`].
-pub type DriverResult<T> = Result<T, DriverError>;
+pub use cli::{Cli, Command, LocalArgs};
+pub use eddy_launch::args::CloudArgs;
 
 /// Runs a parsed command line.
 /// `env` is the process environment, read once by `main`.
 pub async fn run(cli: Cli, env: Environment) -> DriverResult<Outcome> {
     match cli.command {
         Some(Command::Local(args)) => run_local(args, &env).await,
-        Some(Command::Yarn(args)) => yarn::run(args, &env).await,
+        Some(Command::Yarn(args)) => yarn_application::run(args, &env).await,
         Some(Command::Attach(args)) => run_attach(args, &env).await,
         Some(Command::Ssh(args)) => ssh::run(*args, &env).await,
         Some(Command::Import(args)) => frames::import_over_rest(args).await.map(|()| Outcome::Stopped),
@@ -113,54 +67,4 @@ async fn run_attach(args: cli::AttachArgs, env: &Environment) -> DriverResult<Ou
     }
     let mut launcher = launcher::ExternalLauncher;
     cloud::drive(&mut launcher, options).await
-}
-
-/// An error with its causes, for a user's message: a client library's own words (ssh's, a
-/// TLS verifier's "invalid peer certificate: UnknownIssuer") sit in the sources.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-pub(crate) fn default_cloud_name(env: &Environment) -> String {
-    let user = env.login_user();
-    // Only tells one user's clouds apart; nothing secret depends on it.
-    let mut bytes = [0u8; 2];
-    let _ = getrandom::fill(&mut bytes);
-    format!("eddy-{user}-{:02x}{:02x}", bytes[0], bytes[1])
-}
-
-/// Finds `eddy-mapper`: the explicit path, else next to this executable, else on `PATH`.
-pub fn find_mapper(explicit: Option<PathBuf>, env: &Environment) -> DriverResult<PathBuf> {
-    if let Some(p) = explicit {
-        if p.is_file() {
-            return Ok(p);
-        }
-        return Err(DriverError::InvalidArgument(format!("the mapper binary {} does not exist", p.display())));
-    }
-    let name = format!("eddy-mapper{}", std::env::consts::EXE_SUFFIX);
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let candidate = dir.join(&name);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    if let Some(paths) = env.get("PATH") {
-        for dir in std::env::split_paths(paths) {
-            let candidate = dir.join(&name);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(DriverError::InvalidArgument(format!(
-        "cannot find {name} next to eddy-driver or on PATH; build it (cargo build -p eddy-mapper) or pass --mapper PATH"
-    )))
 }

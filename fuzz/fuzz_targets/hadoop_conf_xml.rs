@@ -1,6 +1,6 @@
 //! Hadoop XML configuration files (core-site.xml, yarn-site.xml) and what is read from them.
 #![no_main]
-use eddy_yarn::conf::HadoopConf;
+use eddy_yarn_client::conf::HadoopConf;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -222,7 +222,7 @@ impl MapperConfig {
                 Discovery::Driver(_) if env.contains_key("HADOOP_TOKEN_FILE_LOCATION") => {
                     let path = std::path::PathBuf::from(&env["HADOOP_TOKEN_FILE_LOCATION"]);
                     let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(&path).map_err(MapperError::Config)?;
-                    let secret = credentials.secret(eddy_yarn::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
+                    let secret = credentials.secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
                         MapperError::Config(format!("the token file {} holds no cluster secret; was this container started by eddy-driver?", path.display()))
                     })?;
                     ClusterSecret::from_text(&String::from_utf8_lossy(secret))?

@@ -59,7 +59,7 @@ fn application_master(env: &eddy_common::env::Environment) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(eddy_driver::yarn::run_master(env)) {
+    match runtime.block_on(eddy_launch::yarn_application::run_master(env)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("eddy-mapper am: {e}");

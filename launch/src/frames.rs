@@ -9,7 +9,7 @@ use eddy_frame::summary::ColumnSummary;
 use eddy_frame::{FrameCloud, ImportRequest};
 use serde_json::Value;
 
-use crate::cli::ImportArgs;
+use crate::args::ImportArgs;
 use crate::{DriverError, DriverResult};
 
 fn progress_line(job: &JobState) -> String {

@@ -12,7 +12,7 @@ use eddy_common::tls::InternalTlsMode;
 use eddy_common::{keys, ClusterSecret, NodeAddr};
 use eddy_node::rest_auth::RestAuthMode;
 
-use crate::cli::CloudArgs;
+use crate::args::CloudArgs;
 use crate::launcher::WorkerSpec;
 use crate::{DriverError, DriverResult};
 

@@ -8,12 +8,12 @@ use eddy_common::env::Environment;
 use eddy_common::ClusterSecret;
 use eddy_frame::storage::{self, StorageOptions};
 use eddy_hadoop_ipc::proto::yarn::*;
-use eddy_yarn::am::ApplicationMaster;
-use eddy_yarn::conf::HadoopConf;
-use eddy_yarn::rm::{application_id_text, final_status_name, state_name, ResourceManager};
+use eddy_yarn_client::am::ApplicationMaster;
+use eddy_yarn_client::conf::HadoopConf;
+use eddy_yarn_client::rm::{application_id_text, final_status_name, state_name, ResourceManager};
 use sha2::Digest;
 
-use crate::cli::{YarnAction, YarnArgs};
+use crate::args::{YarnAction, YarnArgs};
 use crate::cloud::{self, CloudOptions, Outcome};
 use crate::launcher::{ContainerPlan, Timeline, YarnLauncher};
 use crate::{DriverError, DriverResult};
@@ -21,7 +21,7 @@ use crate::{DriverError, DriverResult};
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MEMORY: &str = "2g";
 
-fn yarn_error(context: &str) -> impl Fn(eddy_yarn::YarnError) -> DriverError + '_ {
+fn yarn_error(context: &str) -> impl Fn(eddy_yarn_client::YarnError) -> DriverError + '_ {
     move |e| DriverError::Yarn(format!("{context}: {e}"))
 }
 
@@ -420,7 +420,7 @@ fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: 
         tokens: Some(
             eddy_hadoop_ipc::credentials::Credentials {
                 tokens: Vec::new(),
-                secrets: vec![(eddy_yarn::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
+                secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
             }
             .to_bytes(),
         ),
@@ -564,7 +564,7 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
     let (memory, capability) = worker_resources(&args)?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env));
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name, env)?;
-    let secret = credentials.secret(eddy_yarn::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
+    let secret = credentials.secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
         DriverError::Yarn(format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"))
     })?;
     options.secret_opt = Some(ClusterSecret::from_text(&String::from_utf8_lossy(secret))?);
@@ -633,7 +633,7 @@ async fn register_master(
 
 /// `eddy-driver yarn kill APP_ID`.
 async fn kill(app_id: &str, env: &Environment, storage: &StorageOptions) -> DriverResult<Outcome> {
-    let id = eddy_yarn::parse_application_id(app_id)
+    let id = eddy_yarn_client::parse_application_id(app_id)
         .ok_or_else(|| DriverError::InvalidArgument(format!("{app_id:?} is not an application id (application_<timestamp>_<number>)")))?;
     let conf = load_conf(env)?;
     let rm = connect(&conf, &env.hadoop_user()).await?;
@@ -682,8 +682,12 @@ mod tests {
     #[test]
     fn a_disowned_masters_settings_survive_yarns_launch_script() {
         use clap::Parser;
-        let cli = crate::Cli::parse_from(["eddy-driver", "yarn", "--nodes", "2", "--name", "a \"quoted\" $name", "--disown"]);
-        let Some(crate::cli::Command::Yarn(args)) = cli.command else { panic!("not yarn") };
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            yarn: YarnArgs,
+        }
+        let args = Wrapper::parse_from(["eddy-driver", "--nodes", "2", "--name", "a \"quoted\" $name", "--disown"]).yarn;
         let text = encode_settings(&args).unwrap();
         // Nothing bash would interpret inside `export EDDY_AM_SETTINGS="..."`.
         assert!(text.chars().all(|c| c.is_ascii_hexdigit()), "{text}");
@@ -694,10 +698,10 @@ mod tests {
 
     #[test]
     fn port_ranges_parse_and_refuse_nonsense() {
-        assert_eq!(crate::cli::parse_port_range("30000-30100"), Ok((30000, 30100)));
-        assert!(crate::cli::parse_port_range("30100-30000").is_err());
-        assert!(crate::cli::parse_port_range("0-10").is_err());
-        assert!(crate::cli::parse_port_range("30000").unwrap_err().contains("FROM-TO"));
+        assert_eq!(crate::args::parse_port_range("30000-30100"), Ok((30000, 30100)));
+        assert!(crate::args::parse_port_range("30100-30000").is_err());
+        assert!(crate::args::parse_port_range("0-10").is_err());
+        assert!(crate::args::parse_port_range("30000").unwrap_err().contains("FROM-TO"));
     }
 
     #[test]

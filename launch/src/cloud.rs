@@ -305,7 +305,7 @@ async fn form_and_watch(
         }
         // The import runs before the driver leaves: through the leader's REST API, as a user would.
         if let Some(path) = &options.import_opt {
-            let import = crate::cli::ImportArgs {
+            let import = crate::args::ImportArgs {
                 cloud: options.rest_url(&leader),
                 path: path.clone(),
                 strict: options.strict,

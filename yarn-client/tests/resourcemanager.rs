@@ -8,8 +8,8 @@ use eddy_hadoop_ipc::proto::yarn::{
     ApplicationSubmissionContextProto, ContainerLaunchContextProto, ResourceProto, YarnApplicationStateProto,
 };
 use eddy_hadoop_testkit::yarn::MiniYarn;
-use eddy_yarn::conf::HadoopConf;
-use eddy_yarn::rm::{application_id_text, ResourceManager};
+use eddy_yarn_client::conf::HadoopConf;
+use eddy_yarn_client::rm::{application_id_text, ResourceManager};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submit_report_and_kill_an_application() {

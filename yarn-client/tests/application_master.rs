@@ -10,8 +10,8 @@ use eddy_hadoop_ipc::client::IpcClient;
 use eddy_hadoop_ipc::proto::yarn::*;
 use eddy_hadoop_ipc::protocols::APPLICATION_MASTER;
 use eddy_hadoop_testkit::yarn::MiniYarn;
-use eddy_yarn::am::{container_id_text, ApplicationMaster};
-use eddy_yarn::rm::ResourceManager;
+use eddy_yarn_client::am::{container_id_text, ApplicationMaster};
+use eddy_yarn_client::rm::ResourceManager;
 
 const T: Duration = Duration::from_secs(10);
 
@@ -157,7 +157,7 @@ async fn the_scheduler_and_node_managers_refuse_connections_without_their_tokens
     tampered.container_token.as_mut().unwrap().password[0] ^= 1;
     let err = am.node_manager(&c).await.unwrap().start(&tampered, sleeper(1)).await.unwrap_err();
     assert!(err.to_string().contains("password is wrong"), "{err}");
-    let err = IpcClient::connect(&eddy_yarn::am::node_address(c.node_id.as_ref()), "x", "dora", T).await.unwrap_err();
+    let err = IpcClient::connect(&eddy_yarn_client::am::node_address(c.node_id.as_ref()), "x", "dora", T).await.unwrap_err();
     assert!(err.to_string().contains("TOKEN"), "{err}");
 }
 

@@ -5,20 +5,23 @@
 //! and diagnostics.
 //!
 //! One task owns the ApplicationMaster connection and heartbeats (`allocate`) for the whole
-//! life of the application, as YARN expects; the launcher talks to it through commands.
+//! life of the application, as YARN expects; the launcher talks to it through commands. What
+//! it keeps between heartbeats, and what YARN's answers mean, is `allocation.rs`, tested
+//! without a network.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use eddy_common::keys;
 use eddy_hadoop_ipc::credentials::Credentials;
 use eddy_hadoop_ipc::proto::yarn::*;
-use eddy_yarn::am::{container_id_text, exit_status_text, node_address, ApplicationMaster, NodeManager};
-use eddy_yarn::rm::{application_id_text, state_name, ResourceManager};
+use eddy_yarn_client::am::{container_id_text, node_address, ApplicationMaster, NodeManager};
+use eddy_yarn_client::rm::{application_id_text, state_name, ResourceManager};
 use tokio::sync::{mpsc, oneshot};
 
+use super::allocation::{exit_of, Allocations, Live, Progress};
 use super::{WorkerExit, WorkerLauncher, WorkerSpec};
 use crate::{DriverError, DriverResult};
 
@@ -51,19 +54,6 @@ pub struct Timeline {
     pub registered: Duration,
 }
 
-/// What the heartbeat task has seen, for diagnostics.
-#[derive(Debug, Default, Clone)]
-struct Progress {
-    all_allocated: Option<std::time::Instant>,
-    all_started: Option<std::time::Instant>,
-    asked: usize,
-    allocated: usize,
-    started: usize,
-    headroom: ResourceProto,
-    cluster_nodes: i32,
-    start_failures: Vec<String>,
-}
-
 /// Workers in YARN containers.
 pub struct YarnLauncher {
     app: ApplicationIdProto,
@@ -80,11 +70,6 @@ impl std::fmt::Debug for YarnLauncher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("YarnLauncher").field("app", &application_id_text(&self.app)).finish()
     }
-}
-
-struct Live {
-    worker_id: String,
-    container: ContainerProto,
 }
 
 impl YarnLauncher {
@@ -137,7 +122,8 @@ fn launch_context(plan: &ContainerPlan, spec: &WorkerSpec) -> ContainerLaunchCon
     let mut env = spec.env.clone();
     let secret = env.remove(keys::CLUSTER_SECRET.name).unwrap_or_default();
     env.entry(ALLOCATOR_ENV.0.to_string()).or_insert_with(|| ALLOCATOR_ENV.1.to_string());
-    let credentials = Credentials { tokens: Vec::new(), secrets: vec![(eddy_yarn::CLUSTER_SECRET_ALIAS.into(), secret.into_bytes())] };
+    let credentials =
+        Credentials { tokens: Vec::new(), secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.into_bytes())] };
     let mut command = vec!["./eddy-mapper".to_string()];
     command.extend(spec.args.iter().cloned());
     command.extend(["1><LOG_DIR>/stdout".to_string(), "2><LOG_DIR>/stderr".to_string()]);
@@ -150,23 +136,8 @@ fn launch_context(plan: &ContainerPlan, spec: &WorkerSpec) -> ContainerLaunchCon
     }
 }
 
-fn exit_of(live: &Live, status: &ContainerStatusProto) -> WorkerExit {
-    let code = status.exit_status.unwrap_or(eddy_hadoop_ipc::yarn_ids::exit_status::INVALID);
-    let node = node_address(live.container.node_id.as_ref());
-    let diagnostics = status.diagnostics.clone().unwrap_or_default();
-    WorkerExit {
-        worker_id: live.worker_id.clone(),
-        pid_opt: None,
-        success: code == 0,
-        status: format!(
-            "in container {} on {node} ended with YARN exit status {}",
-            container_id_text(live.container.id.as_ref()),
-            exit_status_text(code)
-        ),
-        log_tail_opt: Some(diagnostics).filter(|d| !d.trim().is_empty() && d != "N/A"),
-    }
-}
-
+/// The ApplicationMaster's heartbeat task: the I/O around [`Allocations`] (allocate calls,
+/// NodeManager starts, the timer), for the life of the application.
 async fn heartbeat(
     mut am: ApplicationMaster,
     plan: ContainerPlan,
@@ -174,44 +145,25 @@ async fn heartbeat(
     exits: mpsc::UnboundedSender<WorkerExit>,
     progress: Arc<Mutex<Progress>>,
 ) {
-    let mut pending: VecDeque<(String, WorkerSpec)> = VecDeque::new();
-    let mut live: BTreeMap<String, Live> = BTreeMap::new();
-    let mut asked: Option<usize> = None;
-    let mut release: Vec<ContainerIdProto> = Vec::new();
-    let mut tracking_url: Option<String> = None;
-    // Quick while containers are coming, calm once every worker runs.
-    let fast = Duration::from_millis(100);
-    let slow = Duration::from_secs(1);
+    let mut state = Allocations::new(plan.capability);
     let (started_tx, mut started_rx) = mpsc::unbounded_channel::<(String, Result<(), String>)>();
-    let mut failures = 0u32;
+    let publish = |state: &Allocations| {
+        if let Ok(mut p) = progress.lock() {
+            *p = state.progress().clone();
+        }
+    };
     loop {
-        // A new ask goes out at once (after a moment for the rest of a burst of launches).
-        let interval = if asked != Some(pending.len()) && !pending.is_empty() {
-            Duration::from_millis(10)
-        } else if pending.is_empty() {
-            slow
-        } else {
-            fast
-        };
         tokio::select! {
             command = commands.recv() => match command {
-                Some(Command::Launch { id, spec }) => {
-                    pending.push_back((id, *spec));
-                    continue;
-                }
-                Some(Command::TrackingUrl(url)) => {
-                    tracking_url = Some(url);
-                    continue;
-                }
+                Some(Command::Launch { id, spec }) => state.launch(id, *spec),
+                Some(Command::TrackingUrl(url)) => state.set_tracking_url(url),
                 Some(Command::Stop { grace, done }) => {
-                    pending.clear();
-                    let ended = stop_all(&mut am, &mut live, grace).await;
-                    let _ = done.send(ended);
-                    continue;
+                    state.forget_pending();
+                    let mut live = state.take_live();
+                    let _ = done.send(stop_all(&mut am, &mut live, grace).await);
                 }
                 Some(Command::Finish { status, diagnostics, done }) => {
-                    let url = tracking_url.clone().unwrap_or_default();
-                    let result = am.finish(status, &diagnostics, &url).await;
+                    let result = am.finish(status, &diagnostics, state.tracking_url()).await;
                     let _ = done.send(result.err().map(|e| e.to_string()).unwrap_or_default());
                     return;
                 }
@@ -219,101 +171,47 @@ async fn heartbeat(
                 None => return,
             },
             Some((container, result)) = started_rx.recv() => {
-                match result {
-                    Ok(()) => {
-                        if let Ok(mut p) = progress.lock() {
-                            p.started += 1;
-                            if pending.is_empty() && p.started == live.len() {
-                                p.all_started = Some(std::time::Instant::now());
+                if let Some(exit) = state.started(&container, result, Instant::now()) {
+                    let _ = exits.send(exit);
+                }
+                publish(&state);
+            }
+            _ = tokio::time::sleep(state.interval()) => {
+                let sent = state.heartbeat();
+                let answer = match am.allocate(sent.want, sent.release.clone(), sent.tracking_url.clone()).await {
+                    Ok(allocation) => state.answered(sent, allocation, Instant::now()),
+                    Err(e) => {
+                        let error = e.to_string();
+                        tracing::warn!("YARN heartbeat failed ({} in a row): {error}", state.failures() + 1);
+                        if let Some(lost) = state.failed(sent, &error) {
+                            // The ResourceManager is gone: every worker is as good as lost.
+                            for exit in lost {
+                                let _ = exits.send(exit);
                             }
+                            return;
                         }
+                        continue;
                     }
-                    Err(why) => {
-                        if let Some(l) = live.remove(&container) {
-                            if let Ok(mut p) = progress.lock() {
-                                p.start_failures.push(format!("{container}: {why}"));
-                            }
-                            release.extend(l.container.id);
-                            let _ = exits.send(WorkerExit {
-                                worker_id: l.worker_id,
-                                pid_opt: None,
-                                success: false,
-                                status: format!("could not be started in container {container}"),
-                                log_tail_opt: Some(why),
-                            });
+                };
+                publish(&state);
+                for start in answer.starts {
+                    println!("  worker {}: container {} on {}", start.worker_id, start.key, node_address(start.container.node_id.as_ref()));
+                    let context = launch_context(&plan, &start.spec);
+                    let token = am.nm_token(&start.container);
+                    let started = started_tx.clone();
+                    tokio::spawn(async move {
+                        let c = start.container;
+                        let result = async {
+                            let nm = NodeManager::connect(&node_address(c.node_id.as_ref()), &token?, Duration::from_secs(30)).await?;
+                            nm.start(&c, context).await
                         }
-                    }
+                        .await;
+                        let _ = started.send((start.key, result.map_err(|e| e.to_string())));
+                    });
                 }
-                continue;
-            }
-            _ = tokio::time::sleep(interval) => {}
-        }
-        let want = (asked != Some(pending.len())).then_some((pending.len() as i32, plan.capability));
-        let allocation = match am.allocate(want, std::mem::take(&mut release), tracking_url.take()).await {
-            Ok(a) => {
-                failures = 0;
-                if want.is_some() {
-                    asked = Some(pending.len());
+                for exit in answer.exits {
+                    let _ = exits.send(exit);
                 }
-                a
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!("YARN heartbeat failed ({failures} in a row): {e}");
-                if failures >= 30 {
-                    // The ResourceManager is gone: every worker is as good as lost.
-                    for (_, l) in std::mem::take(&mut live) {
-                        let _ = exits.send(WorkerExit {
-                            worker_id: l.worker_id,
-                            pid_opt: None,
-                            success: false,
-                            status: "was lost with the ResourceManager".into(),
-                            log_tail_opt: Some(e.to_string()),
-                        });
-                    }
-                    return;
-                }
-                continue;
-            }
-        };
-        if let Ok(mut p) = progress.lock() {
-            p.asked = pending.len() + live.len();
-            p.allocated += allocation.allocated.len();
-            p.headroom = allocation.headroom;
-            p.cluster_nodes = allocation.cluster_nodes;
-        }
-        for container in allocation.allocated {
-            let Some((worker_id, spec)) = pending.pop_front() else {
-                // More than we asked for (asks cross in flight): give it back.
-                release.extend(container.id);
-                continue;
-            };
-            let text = container_id_text(container.id.as_ref());
-            println!("  worker {worker_id}: container {text} on {}", node_address(container.node_id.as_ref()));
-            let context = launch_context(&plan, &spec);
-            let token = am.nm_token(&container);
-            let started = started_tx.clone();
-            let c = container.clone();
-            let key = text.clone();
-            tokio::spawn(async move {
-                let result = async {
-                    let nm = NodeManager::connect(&node_address(c.node_id.as_ref()), &token?, Duration::from_secs(30)).await?;
-                    nm.start(&c, context).await
-                }
-                .await;
-                let _ = started.send((key, result.map_err(|e| e.to_string())));
-            });
-            live.insert(text, Live { worker_id, container });
-            if pending.is_empty() {
-                if let Ok(mut p) = progress.lock() {
-                    p.all_allocated.get_or_insert_with(std::time::Instant::now);
-                }
-            }
-        }
-        for status in allocation.completed {
-            let text = container_id_text(status.container_id.as_ref());
-            if let Some(l) = live.remove(&text) {
-                let _ = exits.send(exit_of(&l, &status));
             }
         }
     }
