@@ -24,6 +24,8 @@ macro_rules! keys {
         $( $(#[$doc])* pub const $id: Key = Key { name: $name, h2o_alias: $alias, default: $default, description: $desc }; )*
         /// Every key, in documentation order.
         pub const ALL: &[Key] = &[$($id),*];
+        /// Every key with its constant's name, for the generated Python module.
+        const NAMED: &[(&str, Key)] = &[$((stringify!($id), $id)),*];
     };
 }
 
@@ -126,6 +128,19 @@ pub fn markdown() -> String {
     s
 }
 
+/// The keys as a Python module (the content of `python/eddy/_keys.py`): the Python package
+/// names each variable it sets through these constants, so a renamed key cannot drift.
+pub fn python_module() -> String {
+    let mut s = String::from(
+        "\"\"\"Every EDDY_* environment variable, generated from common/src/keys.rs (a test fails when\n\
+         this file drifts; regenerate with `EDDY_UPDATE_DOCS=1 cargo test -p eddy-common keys`).\"\"\"\n\n",
+    );
+    for (id, k) in NAMED {
+        s.push_str(&format!("{id} = {:?}\n", k.name));
+    }
+    s
+}
+
 /// Settings a launcher hands from the driver's environment to every worker (launchers keep
 /// the rest of the user's `EDDY_*` variables away from workers): the workers must reach the
 /// same S3 server and allow the same HTTP hosts as the driver.
@@ -156,5 +171,16 @@ mod tests {
         }
         let have = std::fs::read_to_string(path).unwrap_or_default();
         assert!(have == want, "docs/configuration.md is out of date; run EDDY_UPDATE_DOCS=1 cargo test -p eddy-common keys");
+    }
+
+    #[test]
+    fn keys_python_module_does_not_drift() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../python/eddy/_keys.py");
+        let want = python_module();
+        if std::env::var("EDDY_UPDATE_DOCS").is_ok() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(have == want, "python/eddy/_keys.py is out of date; run EDDY_UPDATE_DOCS=1 cargo test -p eddy-common keys");
     }
 }

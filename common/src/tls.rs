@@ -180,7 +180,21 @@ pub const UNTRUSTED_PEER: &str =
 /// Whether a failed gRPC call failed because the peer's certificate is not trusted: with the
 /// cloud's own CA that means another secret, which no retry mends.
 pub fn is_untrusted_peer(status: &tonic::Status) -> bool {
-    status.message().contains("invalid peer certificate")
+    // The handshake's own error, found among the causes tonic keeps.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    for _ in 0..16 {
+        let Some(e) = cause else { break };
+        if let Some(rustls::Error::InvalidCertificate(_)) = e.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(rustls::Error::InvalidCertificate(_)) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A gRPC endpoint for `host_port`: `https` with `tls`, plain `http` without.

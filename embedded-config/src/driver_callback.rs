@@ -68,9 +68,7 @@ impl DriverCallback {
 
 /// Errors worth retrying while the driver may still be starting or busy.
 fn is_transient(status: &tonic::Status) -> bool {
-    matches!(status.code(), Code::Unavailable | Code::Unknown)
-        && !status.message().contains("refused by")
-        && !eddy_common::tls::is_untrusted_peer(status)
+    matches!(status.code(), Code::Unavailable | Code::Unknown) && !eddy_common::tls::is_untrusted_peer(status)
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use eddy_common::NodeAddr;
 use tonic::Code;
 
+use crate::membership::{RefusalKind, REFUSAL_METADATA_KEY};
 use crate::runtime::{Inner, StopReason};
 use crate::NodeError;
 
@@ -25,11 +26,17 @@ async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
         }
         Ok(Err(status)) if eddy_common::tls::is_untrusted_peer(&status) => {
             tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer's TLS certificate is not of our CA");
-            inner.membership().on_refused(target, eddy_common::tls::UNTRUSTED_PEER);
+            inner.membership().on_refused(target, RefusalKind::UntrustedPeer, eddy_common::tls::UNTRUSTED_PEER);
         }
         Ok(Err(status)) if matches!(status.code(), Code::FailedPrecondition | Code::Unauthenticated) => {
             tracing::warn!(node = %inner.me, peer = %target, reason = %status.message(), "peer refused our heartbeat");
-            inner.membership().on_refused(target, status.message());
+            let kind = status
+                .metadata()
+                .get(REFUSAL_METADATA_KEY)
+                .and_then(|v| v.to_str().ok())
+                .and_then(RefusalKind::from_code)
+                .unwrap_or(RefusalKind::Unauthenticated);
+            inner.membership().on_refused(target, kind, status.message());
         }
         Ok(Err(status)) => tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), "heartbeat failed"),
         Err(_) => tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out"),

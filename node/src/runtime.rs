@@ -11,7 +11,7 @@ use futures::future::join_all;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
-use crate::membership::{CloudView, Event, Membership, MembershipOptions};
+use crate::membership::{CloudView, Event, Membership, MembershipOptions, RefusalKind};
 use crate::transport::ClientPool;
 use crate::{stats, NodeError, NodeResult};
 
@@ -131,11 +131,11 @@ impl Inner {
         self.membership().heartbeat()
     }
 
-    /// Applies a heartbeat (incoming call or reply); `Err` carries the refusal message.
-    pub(crate) fn apply_heartbeat(&self, hb: &Heartbeat, now: Instant) -> Result<(), String> {
+    /// Applies a heartbeat (incoming call or reply); `Err` carries the refusal's kind and message.
+    pub(crate) fn apply_heartbeat(&self, hb: &Heartbeat, now: Instant) -> Result<(), (RefusalKind, String)> {
         let result = {
             let mut m = self.membership();
-            m.on_heartbeat(hb, now).map_err(|r| r.message(self.me, &self.options.cloud_name))
+            m.on_heartbeat(hb, now).map_err(|r| (r.kind(), r.message(self.me, &self.options.cloud_name)))
         };
         match result {
             Ok(events) => {
@@ -143,10 +143,10 @@ impl Inner {
                 self.tick(now);
                 Ok(())
             }
-            Err(message) => {
+            Err((kind, message)) => {
                 let sender = hb.sender.as_ref().map(|s| format!("{}:{}", s.ip, s.rest_port)).unwrap_or_default();
                 tracing::warn!(node = %self.me, from = %sender, reason = %message, "refused a heartbeat");
-                Err(message)
+                Err((kind, message))
             }
         }
     }

@@ -13,6 +13,7 @@ use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::membership::REFUSAL_METADATA_KEY;
 use crate::runtime::Inner;
 
 /// A client of one peer's `NodeService`.
@@ -67,7 +68,11 @@ impl NodeService for NodeServer {
         self.inner.metrics.heartbeat_received();
         match self.inner.apply_heartbeat(&hb, Instant::now()) {
             Ok(()) => Ok(Response::new(self.inner.my_heartbeat())),
-            Err(message) => Err(Status::failed_precondition(message)),
+            Err((kind, message)) => {
+                let mut status = Status::failed_precondition(message);
+                status.metadata_mut().insert(REFUSAL_METADATA_KEY, tonic::metadata::MetadataValue::from_static(kind.code()));
+                Err(status)
+            }
         }
     }
 

@@ -45,6 +45,7 @@ import threading
 import time
 import urllib.request
 
+from eddy import _keys as keys
 from eddy import frames as _frames
 from eddy import transfer as _transfer
 from eddy.binaries import find_binary
@@ -58,7 +59,7 @@ def _ship_code_with_tasks():
         from pyspark import cloudpickle
     except ImportError:  # not running under Spark: nothing to ship
         return
-    for module in (_frames, _transfer, sys.modules[__name__]):
+    for module in (keys, _frames, _transfer, sys.modules[__name__]):
         cloudpickle.register_pickle_by_value(module)
 
 
@@ -111,20 +112,20 @@ def _secret_file(secret, directory, name):
 def _worker_env(gather, secret_file, settings, worker_id, host):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "EDDY_DRIVER": gather,
-        "EDDY_SECRET_FILE": secret_file,
-        "EDDY_CLOUD_NAME": settings["name"],
-        "EDDY_WORKER_ID": str(worker_id),
-        "EDDY_PORT": str(settings["port"]),
-        "EDDY_MEMORY": settings["memory"],
-        "EDDY_TIMEOUT": settings["timeout"],
-        "EDDY_HEARTBEAT_INTERVAL": settings["heartbeat_interval"],
-        "EDDY_HEARTBEAT_TIMEOUT": settings["heartbeat_timeout"],
+        keys.DRIVER: gather,
+        keys.SECRET_FILE: secret_file,
+        keys.CLOUD_NAME: settings["name"],
+        keys.WORKER_ID: str(worker_id),
+        keys.PORT: str(settings["port"]),
+        keys.MEMORY: settings["memory"],
+        keys.TIMEOUT: settings["timeout"],
+        keys.HEARTBEAT_INTERVAL: settings["heartbeat_interval"],
+        keys.HEARTBEAT_TIMEOUT: settings["heartbeat_timeout"],
     }
     if settings.get("network"):
-        env["EDDY_NETWORK"] = settings["network"]
+        env[keys.NETWORK] = settings["network"]
     else:
-        env["EDDY_IP"] = host
+        env[keys.IP] = host
     return env
 
 

@@ -18,4 +18,4 @@
 
 mod state;
 
-pub use state::{CloudView, Event, LeftOut, MemberView, Membership, MembershipOptions, Refusal};
+pub use state::{CloudView, Event, LeftOut, MemberView, Membership, MembershipOptions, Refusal, RefusalKind, REFUSAL_METADATA_KEY};

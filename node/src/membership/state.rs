@@ -19,8 +19,52 @@ pub struct MembershipOptions {
     pub incarnation: u64,
 }
 
-/// The words by which a refused newcomer learns that it took a lost member's address.
-const REPLACED_MARK: &str = "had a member at this address";
+/// What kind of refusal a refused node received: carried beside the message (gRPC metadata
+/// [`REFUSAL_METADATA_KEY`]), so that nodes act on the kind, never on the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// Another cloud's node.
+    WrongCloud,
+    /// The cloud is locked and we are not a member.
+    Locked,
+    /// The cloud is locked and we are a new process at a lost member's address.
+    Replaced,
+    /// Our heartbeat was malformed.
+    Malformed,
+    /// The peer's TLS certificate is not of our CA (another secret).
+    UntrustedPeer,
+    /// The peer refused our credentials (another secret or cloud name), or said no more.
+    Unauthenticated,
+}
+
+/// The gRPC metadata key of a heartbeat refusal's [`RefusalKind`].
+pub const REFUSAL_METADATA_KEY: &str = "x-eddy-refusal";
+
+impl RefusalKind {
+    /// Its name on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            RefusalKind::WrongCloud => "wrong-cloud",
+            RefusalKind::Locked => "locked",
+            RefusalKind::Replaced => "replaced",
+            RefusalKind::Malformed => "malformed",
+            RefusalKind::UntrustedPeer => "untrusted-peer",
+            RefusalKind::Unauthenticated => "unauthenticated",
+        }
+    }
+
+    /// The kind named `code`, if known.
+    pub fn from_code(code: &str) -> Option<Self> {
+        [Self::WrongCloud, Self::Locked, Self::Replaced, Self::Malformed, Self::UntrustedPeer, Self::Unauthenticated]
+            .into_iter()
+            .find(|k| k.code() == code)
+    }
+
+    /// Whether the cloud will never take us: locked against newcomers, or we replaced a member.
+    pub fn is_locked_out(self) -> bool {
+        matches!(self, RefusalKind::Locked | RefusalKind::Replaced)
+    }
+}
 
 /// Why a heartbeat was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +95,19 @@ impl Refusal {
                 format!("join refused: cloud {cloud:?} is locked ({reason}); start a new cloud, or restart this one to grow it")
             }
             Refusal::Replaced => format!(
-                "join refused: cloud {cloud:?} is locked and {REPLACED_MARK}; a new process cannot take its place (the old one's data is gone); start a new cloud"
+                "join refused: cloud {cloud:?} is locked and had a member at this address; a new process cannot take its place (the old one's data is gone); start a new cloud"
             ),
             Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
+        }
+    }
+
+    /// Its kind, for the refused node to act on.
+    pub fn kind(&self) -> RefusalKind {
+        match self {
+            Refusal::WrongCloud { .. } => RefusalKind::WrongCloud,
+            Refusal::Locked { .. } => RefusalKind::Locked,
+            Refusal::Replaced => RefusalKind::Replaced,
+            Refusal::Malformed(_) => RefusalKind::Malformed,
         }
     }
 }
@@ -98,7 +152,7 @@ struct Member {
     last_heard_epoch_millis: u64,
     view_hash: Option<u64>,
     stats: Option<NodeStats>,
-    refused_us: Option<String>,
+    refused_us: Option<(RefusalKind, String)>,
     reported_unhealthy: bool,
     /// The process first heard at this address (0: not yet, or a node that sends none).
     incarnation: u64,
@@ -113,7 +167,7 @@ struct Member {
 impl Member {
     /// Why a left-out peer was left out: what it answered when it refused us, or silence.
     fn left_out_reason(&self) -> String {
-        self.refused_us.clone().unwrap_or_else(|| "never heard from".into())
+        self.refused_us.as_ref().map(|(_, why)| why.clone()).unwrap_or_else(|| "never heard from".into())
     }
 }
 
@@ -416,12 +470,12 @@ impl Membership {
     }
 
     /// Records that `peer` refused our heartbeat.
-    pub fn on_refused(&mut self, peer: NodeAddr, message: &str) {
-        if message.contains(REPLACED_MARK) && self.evicted.is_none() {
+    pub fn on_refused(&mut self, peer: NodeAddr, kind: RefusalKind, message: &str) {
+        if kind == RefusalKind::Replaced && self.evicted.is_none() {
             self.evicted = Some(message.to_string());
         }
         if let Some(m) = self.members.get_mut(&peer) {
-            m.refused_us = Some(message.to_string());
+            m.refused_us = Some((kind, message.to_string()));
         }
     }
 
@@ -434,9 +488,9 @@ impl Membership {
         if others.is_empty() || self.formed {
             return None;
         }
-        let all_refused = others.iter().all(|m| m.refused_us.as_deref().is_some_and(|r| r.contains("join refused")));
+        let all_refused = others.iter().all(|m| m.refused_us.as_ref().is_some_and(|(kind, _)| kind.is_locked_out()));
         if all_refused {
-            others.first().and_then(|m| m.refused_us.clone())
+            others.first().and_then(|m| m.refused_us.as_ref().map(|(_, why)| why.clone()))
         } else {
             None
         }
@@ -504,7 +558,7 @@ impl Membership {
                 healthy,
                 last_ping_epoch_millis: last_ping,
                 stats,
-                refused_us: m.refused_us.clone(),
+                refused_us: m.refused_us.as_ref().map(|(_, why)| why.clone()),
                 replaced: m.replaced,
             });
         }
@@ -583,7 +637,7 @@ mod tests {
                     }
                     Err(r) => {
                         let msg = r.message(target, "c");
-                        nodes[i].on_refused(target, &msg);
+                        nodes[i].on_refused(target, r.kind(), &msg);
                     }
                 }
             }
@@ -760,7 +814,7 @@ mod tests {
         assert!(!nodes[0].targets().contains(&addr(2)), "the lost member is not heartbeated");
         // The newcomer stops when told, even if it had accepted a heartbeat and looked formed.
         let mut newcomer = again;
-        newcomer.on_refused(addr(1), &message);
+        newcomer.on_refused(addr(1), RefusalKind::Replaced, &message);
         assert_eq!(newcomer.refused_by_locked_cloud(), Some(message));
     }
 
