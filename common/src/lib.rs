@@ -25,6 +25,10 @@ pub use node_addr::{members_hash, NodeAddr};
 /// The Eddy version every node reports and compares.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The version of the node-to-node and frame protocols: nodes of another refuse each other
+/// at join. Raise it with any change a node of the previous version would misread.
+pub const PROTOCOL_VERSION: u32 = 2;
+
 /// A duration for people: tenths of a second below 10 s ("2s 500ms"), whole seconds above
 /// ("2m 5s"), in the notation [`parse_duration`] reads back.
 pub fn human_duration(d: std::time::Duration) -> String {

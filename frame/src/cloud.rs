@@ -346,13 +346,12 @@ impl FrameCloud {
         strict: bool,
         job: &Job,
     ) -> FrameResult<(Vec<ChunkInfo>, ParseReport)> {
-        let format_name = serde_json::to_value(format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let request = ParseSplitsRequest {
             frame_id: frame_id.to_string(),
-            setup_json: serde_json::to_string(setup).map_err(|e| FrameError::Internal(e.to_string()))?,
-            storage_json: serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?,
+            setup: Some(crate::wire::setup(setup)),
+            storage: Some(crate::wire::storage(&self.inner.storage)),
             strict,
-            format: format_name,
+            format: crate::wire::input_format(format) as i32,
             splits: Vec::new(),
         };
         let hosts: Vec<String> = workers.iter().map(|w| w.ip.to_string()).collect();
@@ -391,8 +390,7 @@ impl FrameCloud {
             chunks.push(ChunkInfo { index: d.chunk, node, rows: d.rows, bytes: d.bytes_in_memory });
             report.bad_rows += d.bad_rows;
             report.bad_cells += d.bad_cells;
-            let examples: Vec<crate::parse::BadValue> = serde_json::from_str(&d.examples_json).unwrap_or_default();
-            report.examples.extend(examples);
+            report.examples.extend(d.examples.into_iter().map(crate::wire::bad_value_from));
         }
         chunks.sort_by_key(|c| c.index);
         report.examples.sort_by(|a, b| (&a.url, a.offset).cmp(&(&b.url, b.offset)));
@@ -428,12 +426,12 @@ impl FrameCloud {
     }
 
     pub(crate) async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
-        let meta_json = serde_json::to_string(info).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let wire = crate::wire::frame_info(info);
         self.inner.state.frames.put(info.clone());
         for node in self.workers()? {
             let mut client = self.client(node)?;
             client
-                .put_frame(FrameMeta { frame_id: info.frame_id.clone(), meta_json: meta_json.clone() })
+                .put_frame(FrameMeta { frame_id: info.frame_id.clone(), info: Some(wire.clone()) })
                 .await
                 .map_err(|s| Self::remote(node, s))?;
         }
@@ -568,9 +566,7 @@ impl FrameCloud {
                     count: count - out.len() as u64,
                 };
                 let reply = client.get_rows(request).await.map_err(|s| Self::remote(chunk.node, s))?;
-                let rows: Vec<Vec<Option<String>>> =
-                    serde_json::from_str(&reply.into_inner().rows_json).map_err(|e| FrameError::Internal(e.to_string()))?;
-                out.extend(rows);
+                out.extend(crate::wire::rows_from(reply.into_inner().rows));
             }
             start_of_chunk = end_of_chunk;
         }

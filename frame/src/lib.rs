@@ -27,6 +27,7 @@ pub mod split;
 pub mod storage;
 pub mod store;
 pub mod summary;
+pub mod wire;
 
 pub use cloud::{CommitRequest, FrameCloud, ImportRequest};
 #[doc(hidden)]

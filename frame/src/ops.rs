@@ -8,7 +8,7 @@ use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
 
 use crate::cloud::FrameCloud;
 use crate::codec::{encode, from_ipc, to_ipc, ExportFormat};
-use crate::groupby::{indices, merge, result_batch, AggState, GroupByRequest, Groups};
+use crate::groupby::{indices, merge, result_batch, GroupByRequest, Groups};
 use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
 use crate::setup::ColumnType;
 use crate::{FrameError, FrameResult};
@@ -33,8 +33,6 @@ pub struct ExportResult {
     /// Bytes written.
     pub bytes: u64,
 }
-
-type WireGroups = Vec<(Vec<Option<String>>, u64, Vec<AggState>)>;
 
 /// Marks a job failed if the work is dropped before it ends (an HTTP caller that went away
 /// cancels the handler), so no job stays "running" forever.
@@ -107,15 +105,13 @@ impl FrameCloud {
         }
         indices(&names, &request.by)?;
         indices(&names, &request.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>())?;
-        let request_json = serde_json::to_string(request).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let wire_request = crate::wire::group_by(request);
         let calls = info.nodes().into_iter().map(|node| {
-            let task = GroupByTask { frame_id: id.to_string(), request_json: request_json.clone() };
+            let task = GroupByTask { frame_id: id.to_string(), request: Some(wire_request.clone()) };
             async move {
                 let mut client = self.client(node)?;
                 let reply = client.group_by(task).await.map_err(|s| Self::remote(node, s))?;
-                let wire: WireGroups =
-                    serde_json::from_str(&reply.into_inner().groups_json).map_err(|e| FrameError::Internal(e.to_string()))?;
-                Ok::<Groups, FrameError>(wire.into_iter().map(|(k, n, s)| (k, (n, s))).collect())
+                Ok::<Groups, FrameError>(crate::wire::groups_from(reply.into_inner().groups))
             }
         });
         let groups = futures::future::try_join_all(calls).await?.into_iter().fold(Groups::new(), merge);
@@ -144,7 +140,7 @@ impl FrameCloud {
         let info = self.frame(id)?;
         self.workers()?;
         self.inner.node.lock("first work: export");
-        let storage_json = serde_json::to_string(&self.inner.storage).map_err(|e| FrameError::Internal(e.to_string()))?;
+        let storage = crate::wire::storage(&self.inner.storage);
         let target = crate::storage::normalize(&request.path)?.to_string();
         if request.single_file {
             let mut batches = Vec::new();
@@ -165,7 +161,7 @@ impl FrameCloud {
                 frame_id: id.into(),
                 directory: target.clone(),
                 format: request.format.extension().into(),
-                storage_json: storage_json.clone(),
+                storage: Some(storage.clone()),
             };
             async move {
                 let mut client = self.client(node)?;

@@ -159,7 +159,7 @@ fn done(s: &SplitSpec, chunk: &Chunk, bytes_read: u64, parsed: Option<&crate::pa
         bytes_in_memory: chunk.bytes,
         bad_rows: parsed.map_or(0, |p| p.bad_rows),
         bad_cells: parsed.map_or(0, |p| p.bad_cells),
-        examples_json: parsed.map(|p| serde_json::to_string(&p.examples).unwrap_or_default()).unwrap_or_else(|| "[]".into()),
+        examples: parsed.map(|p| p.examples.iter().map(crate::wire::bad_value).collect()).unwrap_or_default(),
         ..SplitDone::default()
     }
 }
@@ -228,8 +228,9 @@ pub struct FrameServer {
 
 type SplitStream = Pin<Box<dyn Stream<Item = Result<SplitDone, Status>> + Send>>;
 
-fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> Result<T, Status> {
-    serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("malformed {what}: {e}")))
+/// A message a peer got wrong, as the status it gets back.
+fn malformed(what: &'static str) -> impl Fn(crate::wire::Malformed) -> Status {
+    move |e| Status::invalid_argument(format!("malformed {what}: {e}"))
 }
 
 /// Formats rows `[start, start + count)` of a chunk's batches as text cells.
@@ -267,9 +268,8 @@ use arrow::array::Array;
 
 impl FrameState {
     /// A request's storage options (the coordinator's settings) with this node's open stores.
-    fn request_storage(&self, json: &str) -> Result<StorageOptions, Status> {
-        let storage: StorageOptions = from_json("storage options", json)?;
-        Ok(StorageOptions { stores: self.stores.clone(), ..storage })
+    fn request_storage(&self, settings: Option<eddy_proto::v1::StorageSettings>) -> StorageOptions {
+        StorageOptions { stores: self.stores.clone(), ..crate::wire::storage_from(settings) }
     }
 
     /// A registered frame, or `not_found`.
@@ -298,9 +298,10 @@ impl FrameService for FrameServer {
 
     async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
         let req = request.into_inner();
-        let setup: ParseSetup = from_json("parse setup", &req.setup_json)?;
-        let storage = self.state.request_storage(&req.storage_json)?;
-        let format: InputFormat = if req.format.is_empty() { InputFormat::Csv } else { from_json("format", &format!("{:?}", req.format))? };
+        let setup: ParseSetup = crate::wire::setup_from(req.setup.ok_or_else(|| Status::invalid_argument("no parse setup"))?)
+            .map_err(malformed("parse setup"))?;
+        let storage = self.state.request_storage(req.storage);
+        let format = crate::wire::input_format_from(req.format).map_err(malformed("input format"))?;
         let job = Arc::new(SplitJob {
             frame_id: req.frame_id.clone(),
             schema: Arc::new(setup.schema()),
@@ -320,7 +321,8 @@ impl FrameService for FrameServer {
     }
 
     async fn put_frame(&self, request: Request<FrameMeta>) -> Result<Response<FrameAck>, Status> {
-        let info: FrameInfo = from_json("frame metadata", &request.into_inner().meta_json)?;
+        let info = request.into_inner().info.ok_or_else(|| Status::invalid_argument("no frame metadata"))?;
+        let info: FrameInfo = crate::wire::frame_info_from(info).map_err(malformed("frame metadata"))?;
         // The metadata names the chunks this node holds: each must be here, and any other
         // chunk of the frame (from a retried Spark task, say) is dropped.
         let mine: Vec<u32> = info.chunks.iter().filter(|c| c.node == self.state.me).map(|c| c.index).collect();
@@ -397,13 +399,13 @@ impl FrameService for FrameServer {
         let chunk = self.state.chunk(&req.frame_id, req.chunk)?;
         let info = self.state.frame(&req.frame_id)?;
         let rows = rows_as_text(&chunk.batches, &info.schema(), req.start, req.count.min(10_000)).map_err(status)?;
-        Ok(Response::new(RowsReply { rows_json: serde_json::to_string(&rows).map_err(|e| Status::internal(e.to_string()))? }))
+        Ok(Response::new(RowsReply { rows: crate::wire::rows(&rows) }))
     }
 
     async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupByPartial>, Status> {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
-        let req: crate::groupby::GroupByRequest = from_json("group-by request", &task.request_json)?;
+        let req = crate::wire::group_by_from(task.request).map_err(malformed("group-by request"))?;
         let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
         let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
         let aggs = crate::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
@@ -416,8 +418,7 @@ impl FrameService for FrameServer {
         .await
         .map_err(status)?
         .map_err(status)?;
-        let wire: Vec<_> = groups.into_iter().map(|(k, (n, s))| (k, n, s)).collect();
-        Ok(Response::new(GroupByPartial { groups_json: serde_json::to_string(&wire).map_err(|e| Status::internal(e.to_string()))? }))
+        Ok(Response::new(GroupByPartial { groups: crate::wire::groups(groups) }))
     }
 
     async fn put_chunk(&self, request: Request<ChunkData>) -> Result<Response<FrameAck>, Status> {
@@ -449,7 +450,7 @@ impl FrameService for FrameServer {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
         let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
-        let storage = self.state.request_storage(&task.storage_json)?;
+        let storage = self.state.request_storage(task.storage);
         let schema = info.schema();
         let mut out = ExportedFiles::default();
         for (index, chunk) in self.state.store.chunks(&task.frame_id) {

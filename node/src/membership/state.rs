@@ -31,6 +31,8 @@ pub enum RefusalKind {
     Replaced,
     /// Our heartbeat was malformed.
     Malformed,
+    /// We speak another protocol version.
+    Incompatible,
     /// The peer's TLS certificate is not of our CA (another secret).
     UntrustedPeer,
     /// The peer refused our credentials (another secret or cloud name), or said no more.
@@ -48,6 +50,7 @@ impl RefusalKind {
             RefusalKind::Locked => "locked",
             RefusalKind::Replaced => "replaced",
             RefusalKind::Malformed => "malformed",
+            RefusalKind::Incompatible => "incompatible",
             RefusalKind::UntrustedPeer => "untrusted-peer",
             RefusalKind::Unauthenticated => "unauthenticated",
         }
@@ -55,7 +58,7 @@ impl RefusalKind {
 
     /// The kind named `code`, if known.
     pub fn from_code(code: &str) -> Option<Self> {
-        [Self::WrongCloud, Self::Locked, Self::Replaced, Self::Malformed, Self::UntrustedPeer, Self::Unauthenticated]
+        [Self::WrongCloud, Self::Locked, Self::Replaced, Self::Malformed, Self::Incompatible, Self::UntrustedPeer, Self::Unauthenticated]
             .into_iter()
             .find(|k| k.code() == code)
     }
@@ -84,6 +87,13 @@ pub enum Refusal {
     Replaced,
     /// The heartbeat is malformed.
     Malformed(String),
+    /// The sender speaks another protocol version.
+    Incompatible {
+        /// Its protocol version (0: a node from before versions were sent).
+        protocol: u32,
+        /// Its Eddy release.
+        release: String,
+    },
 }
 
 impl Refusal {
@@ -98,6 +108,11 @@ impl Refusal {
                 "join refused: cloud {cloud:?} is locked and had a member at this address; a new process cannot take its place (the old one's data is gone); start a new cloud"
             ),
             Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
+            Refusal::Incompatible { protocol, release } => format!(
+                "{me} speaks protocol version {} (Eddy {}), the sender {protocol} (Eddy {release}); run the same Eddy release on every node",
+                eddy_common::PROTOCOL_VERSION,
+                eddy_common::VERSION
+            ),
         }
     }
 
@@ -108,6 +123,7 @@ impl Refusal {
             Refusal::Locked { .. } => RefusalKind::Locked,
             Refusal::Replaced => RefusalKind::Replaced,
             Refusal::Malformed(_) => RefusalKind::Malformed,
+            Refusal::Incompatible { .. } => RefusalKind::Incompatible,
         }
     }
 }
@@ -347,6 +363,7 @@ impl Membership {
             stats: Some(self.my_stats.clone()),
             sent_at_millis: epoch_millis(),
             incarnation: self.options.incarnation,
+            protocol_version: eddy_common::PROTOCOL_VERSION,
         }
     }
 
@@ -354,6 +371,10 @@ impl Membership {
     pub fn on_heartbeat(&mut self, hb: &Heartbeat, now: Instant) -> Result<Vec<Event>, Refusal> {
         if hb.cloud_name != self.options.cloud_name {
             return Err(Refusal::WrongCloud { theirs: hb.cloud_name.clone() });
+        }
+        if hb.protocol_version != eddy_common::PROTOCOL_VERSION {
+            let release = hb.stats.as_ref().map(|s| s.version.clone()).filter(|v| !v.is_empty()).unwrap_or_else(|| "unknown".into());
+            return Err(Refusal::Incompatible { protocol: hb.protocol_version, release });
         }
         let sender = hb.sender.as_ref().ok_or_else(|| Refusal::Malformed("no sender".into()))?;
         let sender = NodeAddr::from_proto(sender).map_err(|e| Refusal::Malformed(e.to_string()))?;
@@ -878,6 +899,11 @@ mod tests {
         other.add_peers(&[addr(1)]);
         let hb = other.heartbeat();
         assert!(matches!(a.on_heartbeat(&hb, Instant::now()), Err(Refusal::WrongCloud { .. })));
+        let mut older = node(3).heartbeat();
+        older.protocol_version = eddy_common::PROTOCOL_VERSION - 1;
+        let refusal = a.on_heartbeat(&older, Instant::now()).unwrap_err();
+        assert_eq!(refusal.kind(), RefusalKind::Incompatible);
+        assert!(refusal.message(addr(1), "c").contains("run the same Eddy release on every node"));
         let mut bad = a.heartbeat();
         bad.sender = None;
         assert!(matches!(a.on_heartbeat(&bad, Instant::now()), Err(Refusal::Malformed(_))));
