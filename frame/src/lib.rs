@@ -1,36 +1,33 @@
-//! Distributed Arrow frames: where data comes from ([`storage`]), how text is cut
-//! ([`split`]) and typed ([`setup`]), parsed in parallel ([`parse`]), held under a memory
-//! budget ([`store`]), summarised ([`summary`]), and coordinated across the cloud
-//! ([`FrameCloud`], [`service`], [`rest`]).
+//! Distributed Arrow frames, in rooms:
+//!
+//! - [`import`]: the import pipeline per format (sniffing, setup, splits, CSV parsing,
+//!   Parquet and Arrow IPC);
+//! - [`storage`]: where bytes come from and go (object_store for every scheme, HDFS, the
+//!   node's store registry);
+//! - [`store`]: what a worker holds (the chunk store under a memory budget, frame metadata,
+//!   narrow stored forms);
+//! - [`compute`]: summaries, histograms, group-by and the jobs that run them;
+//! - [`service`]: the ways in (the worker side of the frame protocol over gRPC, Arrow Flight,
+//!   the REST routes);
+//! - [`FrameCloud`] (`cloud.rs`): one node's handle on all of it, and the coordinator of
+//!   imports, exports and jobs.
+//!
+//! Other crates use the modules re-exported here by their short names.
 
 mod cloud;
-pub mod codec;
-pub mod columnar;
-pub mod compression;
-mod direct;
+pub mod compute;
 mod error;
-pub mod flight;
-pub mod groupby;
-mod hdfs;
-pub mod ingest;
-pub mod meta;
-mod metrics;
-pub mod narrow;
-mod ops;
-pub mod parse;
-mod registry;
-pub mod rest;
+pub mod import;
 pub mod service;
-pub mod setup;
-mod sniff;
-pub mod split;
 pub mod storage;
 pub mod store;
-pub mod summary;
-pub mod wire;
 
 pub use cloud::{CommitRequest, FrameCloud, ImportRequest};
-#[doc(hidden)]
-pub use direct::compare_with_general as fuzz_compare_direct_with_general;
+pub use compute::ops::{ExportRequest, ExportResult};
+pub use compute::{groupby, summary};
 pub use error::{FrameError, FrameResult};
-pub use ops::{ExportRequest, ExportResult};
+#[doc(hidden)]
+pub use import::direct::compare_with_general as fuzz_compare_direct_with_general;
+pub use import::{compression, parse, setup, split};
+pub use service::{codec, flight};
+pub use store::{meta, narrow};

@@ -117,8 +117,18 @@ async fn an_unmanaged_master_runs_containers_and_hears_how_they_end() {
 
     // The third one's log shows the environment arrived, with {{USER}} expanded by the shell.
     let third = container_id_text(containers[2].id.as_ref());
-    let log = walk(dir.path()).into_iter().find(|p| p.ends_with(format!("{third}/stdout"))).unwrap();
-    assert_eq!(std::fs::read_to_string(log).unwrap().trim(), format!("hello from dora {third}"));
+    // The process runs from the moment it is counted; its shell may not have echoed yet.
+    let expected = format!("hello from dora {third}");
+    let mut greeting = String::new();
+    for _ in 0..500 {
+        let log = walk(dir.path()).into_iter().find(|p| p.ends_with(format!("{third}/stdout")));
+        greeting = log.and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        if greeting.trim() == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(greeting.trim(), expected);
 
     am.finish(FinalApplicationStatusProto::AppSucceeded, "done", "").await.unwrap();
     let report = rm.report(&app).await.unwrap();

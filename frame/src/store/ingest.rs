@@ -11,8 +11,8 @@ use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::meta::ColumnInfo;
-use crate::setup::ColumnType;
+use crate::import::setup::ColumnType;
+use crate::store::meta::ColumnInfo;
 use crate::{FrameError, FrameResult};
 
 /// Frame columns for incoming data of `schema`, and the schema its batches are cast to before
@@ -127,8 +127,8 @@ pub fn compact(batch: RecordBatch) -> FrameResult<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{ChunkInfo, FrameInfo};
-    use crate::narrow::{narrow, widen};
+    use crate::store::meta::{ChunkInfo, FrameInfo};
+    use crate::store::narrow::{narrow, widen};
     use arrow::array::{
         BooleanArray, Date32Array, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, StringArray,
         TimestampMicrosecondArray,
@@ -227,8 +227,8 @@ mod tests {
     #[test]
     fn slices_of_one_message_are_counted_once_and_copied_out() {
         let b = spark_like();
-        let bytes = crate::codec::to_ipc(&b.schema(), std::slice::from_ref(&b)).unwrap();
-        let decoded = crate::codec::from_ipc(&bytes).unwrap().remove(0);
+        let bytes = crate::service::codec::to_ipc(&b.schema(), std::slice::from_ref(&b)).unwrap();
+        let decoded = crate::service::codec::from_ipc(&bytes).unwrap().remove(0);
         let own = slice_bytes(&decoded);
         assert!(own < decoded.get_array_memory_size() as u64, "the columns share the message");
         let compacted = compact(decoded.clone()).unwrap();

@@ -4,7 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::columnar::InputFormat;
+use crate::import::columnar::InputFormat;
 use crate::storage::{read_range, FileEntry, StorageOptions};
 use crate::{FrameError, FrameResult};
 
@@ -44,7 +44,7 @@ fn sniff(file: &FileEntry, head: &[u8]) -> FrameResult<InputFormat> {
         return Err(refuse(format!("it is {what}")));
     }
     let format = InputFormat::detect(&file.url, head);
-    if format == InputFormat::Csv && !crate::cloud::compressed(&file.url) {
+    if format == InputFormat::Csv && !crate::import::csv::compressed(&file.url) {
         if let Some(why) = not_text(head) {
             return Err(refuse(format!("it is not text: {why}")));
         }

@@ -120,9 +120,9 @@ pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 fn for_each_number(field: &Field, array: &dyn Array, visit: &mut dyn FnMut(f64)) -> bool {
     // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
     // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
-    let unscaled = crate::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
-    let scale = crate::narrow::decimal_scale(field).or(unscaled);
-    let seconds = crate::narrow::is_time_seconds(field);
+    let unscaled = crate::store::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
+    let scale = crate::store::narrow::decimal_scale(field).or(unscaled);
+    let seconds = crate::store::narrow::is_time_seconds(field);
     let logical = |v: f64| match scale {
         Some(s) => v / s,
         None if seconds => v * 1000.0,
@@ -142,7 +142,7 @@ fn for_each_number(field: &Field, array: &dyn Array, visit: &mut dyn FnMut(f64))
         }
         // Times summarise in milliseconds since the epoch, whatever their unit.
         DataType::Timestamp(unit, _) => {
-            let per_milli = crate::narrow::per_second(*unit) as f64 / 1000.0;
+            let per_milli = crate::store::narrow::per_second(*unit) as f64 / 1000.0;
             if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
                 ticks.as_primitive::<Int64Type>().iter().flatten().for_each(|v| visit(v as f64 / per_milli));
             }
@@ -430,7 +430,7 @@ mod tests {
             ("wide", column(vec![Some(10i128.pow(30)), Some(0), None, None], 38, 28)),
         ])
         .unwrap();
-        let stored = crate::narrow::narrow(b).unwrap();
+        let stored = crate::store::narrow::narrow(b).unwrap();
         let p = partials(&[&stored], 2);
         let narrow = finish("narrow", "real", &p[0]);
         assert_eq!((narrow.count, narrow.missing, narrow.zeros), (3, 1, 1));

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
 
 use crate::cloud::FrameCloud;
-use crate::codec::{encode, from_ipc, to_ipc, ExportFormat};
-use crate::groupby::{indices, merge, result_batch, GroupByRequest, Groups};
-use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
-use crate::setup::ColumnType;
+use crate::compute::groupby::{indices, merge, result_batch, GroupByRequest, Groups};
+use crate::import::setup::ColumnType;
+use crate::service::codec::{encode, from_ipc, to_ipc, ExportFormat};
+use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
 use crate::{FrameError, FrameResult};
 
 /// `POST /3/Frames/{id}/export`.
@@ -105,13 +105,13 @@ impl FrameCloud {
         }
         indices(&names, &request.by)?;
         indices(&names, &request.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>())?;
-        let wire_request = crate::wire::group_by(request);
+        let wire_request = crate::service::wire::group_by(request);
         let calls = info.nodes().into_iter().map(|node| {
             let task = GroupByTask { frame_id: id.to_string(), request: Some(wire_request.clone()) };
             async move {
                 let mut client = self.client(node)?;
                 let reply = client.group_by(task).await.map_err(|s| Self::remote(node, s))?;
-                Ok::<Groups, FrameError>(crate::wire::groups_from(reply.into_inner().groups))
+                Ok::<Groups, FrameError>(crate::service::wire::groups_from(reply.into_inner().groups))
             }
         });
         let groups = futures::future::try_join_all(calls).await?.into_iter().fold(Groups::new(), merge);
@@ -140,7 +140,7 @@ impl FrameCloud {
         let info = self.frame(id)?;
         self.workers()?;
         self.inner.node.lock("first work: export");
-        let storage = crate::wire::storage(&self.inner.storage);
+        let storage = crate::service::wire::storage(&self.inner.storage);
         let target = crate::storage::normalize(&request.path)?.to_string();
         if request.single_file {
             let mut batches = Vec::new();

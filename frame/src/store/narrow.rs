@@ -126,7 +126,7 @@ pub fn narrow(batch: RecordBatch) -> FrameResult<RecordBatch> {
         fields.push(field);
         columns.push(column);
     }
-    crate::ingest::batch_of(Arc::new(Schema::new(fields)), columns, batch.num_rows())
+    crate::store::ingest::batch_of(Arc::new(Schema::new(fields)), columns, batch.num_rows())
 }
 
 /// One column of a batch in its narrowest exact form, with the field that describes it.
@@ -277,7 +277,7 @@ pub fn widen(batch: &RecordBatch, schema: &SchemaRef) -> FrameResult<RecordBatch
         .zip(schema.fields())
         .map(|((c, s), f)| widen_column(s, c, f.data_type()))
         .collect::<Result<_, _>>()?;
-    crate::ingest::batch_of(schema.clone(), columns, batch.num_rows())
+    crate::store::ingest::batch_of(schema.clone(), columns, batch.num_rows())
 }
 #[cfg(test)]
 mod tests {

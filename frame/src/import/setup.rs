@@ -105,7 +105,7 @@ pub fn split_fields(line: &str, sep: char) -> Vec<String> {
 /// Sample records (a quoted field may hold newlines): complete records only (a last record
 /// cut off by the sample end is dropped unless the sample is the whole file).
 fn sample_lines(sample: &[u8], whole_file: bool) -> Vec<String> {
-    crate::split::records(sample)
+    crate::import::split::records(sample)
         .filter(|r| whole_file || r.ends_with(b"\n"))
         .map(|r| String::from_utf8_lossy(r).trim_end_matches(['\n', '\r']).to_string())
         .filter(|l| !l.trim().is_empty())

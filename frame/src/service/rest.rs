@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::cloud::{CommitRequest, FrameCloud, ImportRequest};
-use crate::setup::SetupOverrides;
+use crate::import::setup::SetupOverrides;
 use crate::FrameError;
 
 /// The JSON Schema of a request body, every definition inlined (an OpenAPI document would
@@ -53,7 +53,7 @@ pub fn routes(cloud: FrameCloud) -> Routes {
         )
         .body("POST", "/3/ImportFiles", schema_of::<ImportRequest>())
         .body("POST", "/3/ParseSetup", schema_of::<SetupRequest>())
-        .body("POST", "/3/Frames/{id}/groupby", schema_of::<crate::groupby::GroupByRequest>())
+        .body("POST", "/3/Frames/{id}/groupby", schema_of::<crate::compute::groupby::GroupByRequest>())
         .body("POST", "/3/Frames/{id}/export", schema_of::<crate::ExportRequest>())
         .body("POST", "/3/Frames/{id}/grant", schema_of::<GrantRequest>())
         .query(
@@ -161,9 +161,9 @@ struct SummaryQuery {
 }
 
 async fn summary(State(cloud): State<FrameCloud>, Path(id): Path<String>, Query(q): Query<SummaryQuery>) -> Response {
-    let bins = q.bins.unwrap_or(crate::summary::DEFAULT_BINS);
-    if bins > crate::summary::MAX_BINS {
-        let reason = format!("at most {} bins per histogram", crate::summary::MAX_BINS);
+    let bins = q.bins.unwrap_or(crate::compute::summary::DEFAULT_BINS);
+    if bins > crate::compute::summary::MAX_BINS {
+        let reason = format!("at most {} bins per histogram", crate::compute::summary::MAX_BINS);
         return error(FrameError::InvalidArgument { what: "bins", reason });
     }
     match cloud.summary(&id, bins).await {
@@ -182,7 +182,7 @@ async fn delete_frame(State(cloud): State<FrameCloud>, Path(id): Path<String>) -
 async fn group_by(
     State(cloud): State<FrameCloud>,
     Path(id): Path<String>,
-    Json(request): Json<crate::groupby::GroupByRequest>,
+    Json(request): Json<crate::compute::groupby::GroupByRequest>,
 ) -> Response {
     match cloud.group_by(&id, &request).await {
         Ok(info) => Json(json!({ "frame": info })).into_response(),

@@ -1,6 +1,6 @@
 //! Direct decoding of plain CSV into stored (narrow) batches, in one pass over the bytes.
 //!
-//! The general path (arrow-csv, then [`narrow`](crate::narrow::narrow)) first splits every
+//! The general path (arrow-csv, then [`narrow`](crate::store::narrow::narrow)) first splits every
 //! record into field strings, then parses each column into 64-bit values, then narrows them.
 //! Most CSV files are plainer than what that path is built for: no quotes, one record per
 //! line. For those, this decoder parses each field where it lies, straight into the form the
@@ -26,8 +26,8 @@ use arrow::buffer::NullBuffer;
 use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
 use arrow::datatypes::{DataType, Field, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema};
 
-use crate::narrow::{key_type_for, narrow_column, narrowest, with_meta, DECIMAL_SCALE, TIME_SECONDS};
-use crate::setup::{ColumnType, ParseSetup};
+use crate::import::setup::{ColumnType, ParseSetup};
+use crate::store::narrow::{key_type_for, narrow_column, narrowest, with_meta, DECIMAL_SCALE, TIME_SECONDS};
 
 /// Rows per stored batch; the same as the general path's, so both cut batches alike.
 pub(crate) const BATCH_ROWS: usize = 64 * 1024;
@@ -43,7 +43,7 @@ pub(crate) fn batch_capacity(bytes: usize, columns: usize) -> usize {
 /// Powers of ten that are exact in `f64`.
 const EXACT_POW10: [f64; 23] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
-/// Decimal digits kept as a scaled integer (the same limit as [`narrow`](crate::narrow)).
+/// Decimal digits kept as a scaled integer (the same limit as [`narrow`](crate::store::narrow)).
 const MAX_SCALE: u32 = 9;
 
 /// What the decoder does with one column of the file.
@@ -573,9 +573,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[doc(hidden)]
 pub fn compare_with_general(piece: &[u8], setup: &ParseSetup) -> Result<(), String> {
     let Some(direct) = Plan::new(setup).and_then(|plan| plan.decode(piece)) else { return Ok(()) };
-    let general = crate::parse::parse_general(piece, setup).map_err(|e| format!("taken by the direct path, refused by arrow-csv: {e}"))?;
+    let general =
+        crate::import::parse::parse_general(piece, setup).map_err(|e| format!("taken by the direct path, refused by arrow-csv: {e}"))?;
     let general: Vec<RecordBatch> =
-        general.batches.into_iter().map(crate::narrow::narrow).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        general.batches.into_iter().map(crate::store::narrow::narrow).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     if direct != general {
         return Err(format!("the direct decoder gave {direct:?}, arrow-csv {general:?}"));
     }
@@ -585,12 +586,12 @@ pub fn compare_with_general(piece: &[u8], setup: &ParseSetup) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::narrow::narrow;
+    use crate::store::narrow::narrow;
     use proptest::prelude::*;
 
     /// What the general path stores for the same text.
     fn general(piece: &[u8], setup: &ParseSetup) -> Vec<RecordBatch> {
-        crate::parse::parse_general(piece, setup).unwrap().batches.into_iter().map(|b| narrow(b).unwrap()).collect()
+        crate::import::parse::parse_general(piece, setup).unwrap().batches.into_iter().map(|b| narrow(b).unwrap()).collect()
     }
 
     fn setup(types: &[ColumnType], na: &[&str], skipped: Vec<usize>) -> ParseSetup {
@@ -738,7 +739,7 @@ mod tests {
             use ColumnType::*;
             let s = setup(&[Int, Real, Time, Enum], &["", "NA"], vec![]);
             if let Some(direct) = Plan::new(&s).unwrap().decode(&text) {
-                let general = crate::parse::parse_general(&text, &s);
+                let general = crate::import::parse::parse_general(&text, &s);
                 prop_assert!(general.is_ok(), "taken by the direct path, refused by arrow-csv: {:?}", std::string::String::from_utf8_lossy(&text));
                 let general: Vec<RecordBatch> = general.unwrap().batches.into_iter().map(|b| narrow(b).unwrap()).collect();
                 prop_assert_eq!(direct, general);

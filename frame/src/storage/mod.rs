@@ -5,6 +5,11 @@
 //! S3 settings come from the standard AWS environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...)
 //! plus [`StorageOptions`] (endpoint, region, plain HTTP) for MinIO/SeaweedFS/Ceph, which use
 //! path-style addressing.
+//!
+//! HDFS is in [`hdfs`]; the node's open stores and clients in [`registry`].
+
+pub(crate) mod hdfs;
+pub(crate) mod registry;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{FrameError, FrameResult};
 
-pub use crate::registry::StoreRegistry;
+pub use crate::storage::registry::StoreRegistry;
 
 /// Settings for object stores that are not in the URL.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -270,7 +275,7 @@ pub fn locate(url: &url::Url, options: &StorageOptions) -> FrameResult<Located> 
         }
         "hdfs" | "viewfs" => {
             let authority = &url[..url::Position::BeforePath];
-            let hdfs = crate::hdfs::connect(authority, &options.stores)?;
+            let hdfs = crate::storage::hdfs::connect(authority, &options.stores)?;
             let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
             Ok(Located { store: hdfs.store, path, base: authority.to_string() })
         }
@@ -391,8 +396,8 @@ async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>, registry: &Stor
             let authority = authority.clone();
             async move {
                 let path = f.url.strip_prefix(&authority).unwrap_or(&f.url).to_string();
-                f.block_size = crate::hdfs::block_size(&authority, &path, registry).await;
-                f.blocks = crate::hdfs::block_locations(&authority, &path, f.size, registry).await;
+                f.block_size = crate::storage::hdfs::block_size(&authority, &path, registry).await;
+                f.blocks = crate::storage::hdfs::block_locations(&authority, &path, f.size, registry).await;
                 f
             }
         })
@@ -433,7 +438,7 @@ pub struct FileStat {
 pub async fn stat(url: &str, options: &StorageOptions) -> FrameResult<Option<FileStat>> {
     let parsed = normalize(url)?;
     if matches!(parsed.scheme(), "hdfs" | "viewfs") {
-        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
+        let hdfs = crate::storage::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
         return match hdfs.client.get_file_info(&percent_decoded(&parsed)).await {
             Ok(s) => Ok(Some(FileStat { size: s.length as u64, modified_ms: s.modification_time as i64 })),
             Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(None),
@@ -452,7 +457,7 @@ pub async fn stat(url: &str, options: &StorageOptions) -> FrameResult<Option<Fil
 pub async fn delete_recursive(url: &str, options: &StorageOptions) -> FrameResult<bool> {
     let parsed = normalize(url)?;
     if matches!(parsed.scheme(), "hdfs" | "viewfs") {
-        let hdfs = crate::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
+        let hdfs = crate::storage::hdfs::connect(&parsed[..url::Position::BeforePath], &options.stores)?;
         return match hdfs.client.delete(&percent_decoded(&parsed), true).await {
             Ok(deleted) => Ok(deleted),
             Err(hdfs_native::HdfsError::FileNotFound(_)) => Ok(false),

@@ -1,5 +1,15 @@
 //! The worker side of the frame protocol: parse the splits handed to this worker into its
 //! chunk store, keep frame metadata, and answer map-reduce tasks over local chunks.
+//!
+//! The room also holds the other ways in: Arrow Flight ([`flight`]), the REST routes
+//! (`rest`), the protocol's typed messages (`wire`), Arrow IPC and export encodings
+//! ([`codec`]) and the frame metrics (`metrics`).
+
+pub mod codec;
+pub mod flight;
+pub(crate) mod metrics;
+pub(crate) mod rest;
+pub(crate) mod wire;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,20 +19,18 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
 use eddy_proto::v1::{
     BinCounts, ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
-    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SplitSpec, SummaryPartial,
+    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::columnar::{read_ipc, read_row_group, InputFormat};
-use crate::meta::{FrameInfo, FrameRegistry};
-use crate::narrow::{narrow, widen};
-use crate::parse::parse;
-use crate::setup::ParseSetup;
-use crate::split::{count_quotes, record_end, record_start};
-use crate::storage::{read_range, StorageOptions};
+use crate::compute::summary::{bin_counts, partials, BinSpec, MAX_BINS};
+use crate::import::format::SplitJob;
+use crate::import::setup::ParseSetup;
+use crate::storage::StorageOptions;
+use crate::store::meta::{FrameInfo, FrameRegistry};
+use crate::store::narrow::widen;
 use crate::store::{Chunk, ChunkStore};
-use crate::summary::{bin_counts, partials, BinSpec, MAX_BINS};
 use crate::{FrameError, FrameResult};
 
 /// Runs CPU-bound work on the rayon pool and awaits it without blocking the async runtime.
@@ -57,168 +65,6 @@ pub(crate) fn status(e: FrameError) -> Status {
     }
 }
 
-/// The records a split owns, read from storage.
-struct SplitRecords {
-    /// Whole records.
-    data: bytes::Bytes,
-    /// Their offset in the file.
-    offset: u64,
-    /// Bytes read from storage.
-    bytes_read: u64,
-    /// Quote bytes in the split's nominal range (for the start parity of the next split).
-    quotes: u64,
-    /// Whether `data` may hold a quote.
-    quoted: bool,
-}
-
-/// UTF-8's byte-order mark, which some writers put before the first record.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// Where the first record of a file begins in `buf` (the file's first bytes): after a
-/// byte-order mark, and past the header when there is one; `None` if the header goes on
-/// past `buf`.
-fn first_record(buf: &[u8], skip_header: bool) -> Option<usize> {
-    let first = if buf.starts_with(BOM) { BOM.len() } else { 0 };
-    if skip_header {
-        crate::split::next_record_start(buf, first, false)
-    } else {
-        Some(first)
-    }
-}
-
-/// Reads the records a split owns; `s.start_in_quotes` says whether its start lies inside a
-/// quoted field.
-async fn read_records(s: &SplitSpec, storage: &StorageOptions) -> FrameResult<SplitRecords> {
-    const WINDOW: u64 = 64 << 10;
-    let buf_start = s.start.saturating_sub(1);
-    let mut buf_end = (s.end + WINDOW).min(s.file_size);
-    // Kept as `Bytes` so the records are sliced out without copying the split.
-    let mut buf = read_range(&s.url, buf_start..buf_end, storage).await?;
-    let mut bytes_read = buf.len() as u64;
-    let nominal = |buf: &[u8]| buf.get((s.start - buf_start) as usize..(s.end - buf_start) as usize).map(count_quotes);
-    let quotes = nominal(&buf);
-    // Records longer than the window: read on until the boundaries are found or the file ends.
-    let (first, last) = loop {
-        let first =
-            if s.start == 0 { first_record(&buf, s.skip_header) } else { record_start(&buf, buf_start, s.start, s.start_in_quotes) };
-        let owns_none = first.is_some_and(|f| s.start > 0 && buf_start + f as u64 >= s.end.max(1));
-        let last = match first {
-            Some(f) if !owns_none => record_end(&buf, buf_start, s.end.max(1), f),
-            _ => None,
-        };
-        match (first, last) {
-            _ if owns_none => break (0, 0),
-            (Some(f), Some(l)) => break (f, l),
-            _ if buf_end >= s.file_size => break (first.unwrap_or(buf.len()), buf.len()),
-            _ => {
-                let next = (buf_end + (buf.len() as u64).max(1 << 20)).min(s.file_size);
-                let more = read_range(&s.url, buf_end..next, storage).await?;
-                bytes_read += more.len() as u64;
-                let mut joined = Vec::with_capacity(buf.len() + more.len());
-                joined.extend_from_slice(&buf);
-                joined.extend_from_slice(&more);
-                buf = bytes::Bytes::from(joined);
-                buf_end = next;
-            }
-        }
-    };
-    let quotes = quotes.or_else(|| nominal(&buf)).unwrap_or(0);
-    let data = if first >= last { bytes::Bytes::new() } else { buf.slice(first..last) };
-    // The records reach past the nominal range at either end (by a record at most): look for
-    // quotes there, not again over the whole split.
-    let (from, to) =
-        ((s.start.saturating_sub(buf_start) as usize).clamp(first, last), (s.end.saturating_sub(buf_start) as usize).clamp(first, last));
-    let quoted = quotes > 0
-        || memchr::memchr(crate::split::QUOTE, &buf[first..from]).is_some()
-        || memchr::memchr(crate::split::QUOTE, &buf[to..last]).is_some();
-    Ok(SplitRecords { data, offset: buf_start + first as u64, bytes_read, quotes, quoted })
-}
-
-async fn parse_one(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
-    match job.format {
-        InputFormat::Csv => parse_csv(state, job, s).await,
-        InputFormat::Parquet | InputFormat::Arrow => read_columnar(state, job, s).await,
-    }
-}
-
-/// What every split of one `ParseSplits` call shares.
-pub(crate) struct SplitJob {
-    frame_id: String,
-    setup: ParseSetup,
-    schema: arrow::datatypes::SchemaRef,
-    storage: StorageOptions,
-    strict: bool,
-    format: InputFormat,
-}
-
-fn done(s: &SplitSpec, chunk: &Chunk, bytes_read: u64, parsed: Option<&crate::parse::Parsed>) -> SplitDone {
-    SplitDone {
-        chunk: s.chunk,
-        rows: chunk.rows,
-        bytes_read,
-        bytes_in_memory: chunk.bytes,
-        bad_rows: parsed.map_or(0, |p| p.bad_rows),
-        bad_cells: parsed.map_or(0, |p| p.bad_cells),
-        examples: parsed.map(|p| p.examples.iter().map(crate::wire::bad_value).collect()).unwrap_or_default(),
-        ..SplitDone::default()
-    }
-}
-
-async fn parse_csv(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
-    let span = s.end - s.start;
-    // Arrow takes about 1.15x the CSV's bytes; reserve more, settle to the truth after.
-    let estimate = span + span / 2 + (64 << 10);
-    let what = format!("chunk {} of {} ({} bytes of {})", s.chunk, job.frame_id, span, s.url);
-    let codec = crate::compression::codec_of(&s.url)?;
-    let estimate = if codec.is_some() { s.file_size * 6 } else { estimate };
-    let reservation = state.store.reserve(estimate, &what)?;
-    let records = match codec {
-        None => read_records(&s, &job.storage).await?,
-        Some(codec) => {
-            let compressed = read_range(&s.url, 0..s.file_size, &job.storage).await?;
-            let url = s.url.clone();
-            let text = bytes::Bytes::from(run_cpu(move || crate::compression::decompress(codec, &compressed, &url)).await??);
-            let first = first_record(&text, s.skip_header).unwrap_or(text.len());
-            let quoted = memchr::memchr(crate::split::QUOTE, &text).is_some();
-            SplitRecords { data: text.slice(first..), offset: first as u64, bytes_read: s.file_size, quotes: 0, quoted }
-        }
-    };
-    let url = s.url.clone();
-    let job2 = job.clone();
-    let data = records.data;
-    let mut parsed = match run_cpu(move || parse(&data, records.offset, records.quoted, &job2.setup, &url, job2.strict)).await? {
-        Ok(parsed) => parsed,
-        Err(e @ FrameError::Parse { .. }) => {
-            // The coordinator knows whether this split started in the right quote state.
-            let empty = Chunk::new(Vec::new());
-            return Ok(SplitDone { quotes: records.quotes, parse_error: e.to_string(), ..done(&s, &empty, records.bytes_read, None) });
-        }
-        Err(e) => return Err(e),
-    };
-    let chunk = Chunk::new(std::mem::take(&mut parsed.batches));
-    let reply = SplitDone { quotes: records.quotes, ..done(&s, &chunk, records.bytes_read, Some(&parsed)) };
-    state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
-    Ok(reply)
-}
-
-async fn read_columnar(state: Arc<FrameState>, job: Arc<SplitJob>, s: SplitSpec) -> FrameResult<SplitDone> {
-    let what = format!("chunk {} of {} ({})", s.chunk, job.frame_id, s.url);
-    // Values decoded take about their uncompressed bytes; reserve a fifth more, settle after.
-    let reserve = |bytes: u64| state.store.reserve(bytes + bytes / 5 + (64 << 10), &what);
-    let (batches, reservation) = match job.format {
-        InputFormat::Parquet => read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema, reserve).await?,
-        _ => {
-            let reservation = reserve(s.file_size)?;
-            (read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?, reservation)
-        }
-    };
-    let batches = run_cpu(move || batches.into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()).await??;
-    let chunk = Chunk::new(batches);
-    let reply = done(&s, &chunk, if job.format == InputFormat::Parquet { 0 } else { s.file_size }, None);
-    state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
-    Ok(reply)
-}
-
 /// The tonic implementation of `FrameService`.
 #[derive(Debug, Clone)]
 pub struct FrameServer {
@@ -229,7 +75,7 @@ pub struct FrameServer {
 type SplitStream = Pin<Box<dyn Stream<Item = Result<SplitDone, Status>> + Send>>;
 
 /// A message a peer got wrong, as the status it gets back.
-fn malformed(what: &'static str) -> impl Fn(crate::wire::Malformed) -> Status {
+fn malformed(what: &'static str) -> impl Fn(crate::service::wire::Malformed) -> Status {
     move |e| Status::invalid_argument(format!("malformed {what}: {e}"))
 }
 
@@ -269,7 +115,7 @@ use arrow::array::Array;
 impl FrameState {
     /// A request's storage options (the coordinator's settings) with this node's open stores.
     fn request_storage(&self, settings: Option<eddy_proto::v1::StorageSettings>) -> StorageOptions {
-        StorageOptions { stores: self.stores.clone(), ..crate::wire::storage_from(settings) }
+        StorageOptions { stores: self.stores.clone(), ..crate::service::wire::storage_from(settings) }
     }
 
     /// A registered frame, or `not_found`.
@@ -298,23 +144,20 @@ impl FrameService for FrameServer {
 
     async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
         let req = request.into_inner();
-        let setup: ParseSetup = crate::wire::setup_from(req.setup.ok_or_else(|| Status::invalid_argument("no parse setup"))?)
+        let setup: ParseSetup = crate::service::wire::setup_from(req.setup.ok_or_else(|| Status::invalid_argument("no parse setup"))?)
             .map_err(malformed("parse setup"))?;
         let storage = self.state.request_storage(req.storage);
-        let format = crate::wire::input_format_from(req.format).map_err(malformed("input format"))?;
-        let job = Arc::new(SplitJob {
-            frame_id: req.frame_id.clone(),
-            schema: Arc::new(setup.schema()),
-            setup,
-            storage,
-            strict: req.strict,
-            format,
-        });
+        let format = crate::import::format::of(crate::service::wire::input_format_from(req.format).map_err(malformed("input format"))?);
+        let job =
+            Arc::new(SplitJob { frame_id: req.frame_id.clone(), schema: Arc::new(setup.schema()), setup, storage, strict: req.strict });
         let state = self.state.clone();
         // Enough splits in flight to keep every core parsing while the next ones are read.
         let in_flight = rayon::current_num_threads().max(1) + 1;
         let stream = futures::stream::iter(req.splits)
-            .map(move |s| parse_one(state.clone(), job.clone(), s))
+            .map(move |s| {
+                let (state, job, format) = (state.clone(), job.clone(), format.clone());
+                async move { format.read_split(&state, &job, &s).await }
+            })
             .buffer_unordered(in_flight)
             .map(|r| r.map_err(status));
         Ok(Response::new(Box::pin(stream)))
@@ -322,7 +165,7 @@ impl FrameService for FrameServer {
 
     async fn put_frame(&self, request: Request<FrameMeta>) -> Result<Response<FrameAck>, Status> {
         let info = request.into_inner().info.ok_or_else(|| Status::invalid_argument("no frame metadata"))?;
-        let info: FrameInfo = crate::wire::frame_info_from(info).map_err(malformed("frame metadata"))?;
+        let info: FrameInfo = crate::service::wire::frame_info_from(info).map_err(malformed("frame metadata"))?;
         // The metadata names the chunks this node holds: each must be here, and any other
         // chunk of the frame (from a retried Spark task, say) is dropped.
         let mine: Vec<u32> = info.chunks.iter().filter(|c| c.node == self.state.me).map(|c| c.index).collect();
@@ -399,32 +242,33 @@ impl FrameService for FrameServer {
         let chunk = self.state.chunk(&req.frame_id, req.chunk)?;
         let info = self.state.frame(&req.frame_id)?;
         let rows = rows_as_text(&chunk.batches, &info.schema(), req.start, req.count.min(10_000)).map_err(status)?;
-        Ok(Response::new(RowsReply { rows: crate::wire::rows(&rows) }))
+        Ok(Response::new(RowsReply { rows: crate::service::wire::rows(&rows) }))
     }
 
     async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupByPartial>, Status> {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
-        let req = crate::wire::group_by_from(task.request).map_err(malformed("group-by request"))?;
+        let req = crate::service::wire::group_by_from(task.request).map_err(malformed("group-by request"))?;
         let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
-        let by = crate::groupby::indices(&names, &req.by).map_err(status)?;
-        let aggs = crate::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
+        let by = crate::compute::groupby::indices(&names, &req.by).map_err(status)?;
+        let aggs =
+            crate::compute::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
         let chunks = self.state.store.chunks(&task.frame_id);
         let schema = info.schema();
         let groups = run_cpu(move || {
             let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
-            crate::groupby::fold(&batches, &schema, &by, &aggs)
+            crate::compute::groupby::fold(&batches, &schema, &by, &aggs)
         })
         .await
         .map_err(status)?
         .map_err(status)?;
-        Ok(Response::new(GroupByPartial { groups: crate::wire::groups(groups) }))
+        Ok(Response::new(GroupByPartial { groups: crate::service::wire::groups(groups) }))
     }
 
     async fn put_chunk(&self, request: Request<ChunkData>) -> Result<Response<FrameAck>, Status> {
         let data = request.into_inner();
-        let batches = crate::codec::from_ipc(&data.arrow_ipc).map_err(status)?;
-        let batches = batches.into_iter().map(crate::ingest::compact).collect::<FrameResult<Vec<_>>>().map_err(status)?;
+        let batches = crate::service::codec::from_ipc(&data.arrow_ipc).map_err(status)?;
+        let batches = batches.into_iter().map(crate::store::ingest::compact).collect::<FrameResult<Vec<_>>>().map_err(status)?;
         let chunk = Chunk::new(batches);
         let reservation = self.state.store.reserve(chunk.bytes, &format!("chunk {} of {}", data.chunk, data.frame_id)).map_err(status)?;
         self.state.store.insert(&data.frame_id, data.chunk, chunk, reservation);
@@ -438,7 +282,7 @@ impl FrameService for FrameServer {
         let schema = info.schema();
         let bytes = run_cpu(move || {
             let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
-            crate::codec::to_ipc(&schema, &wide)
+            crate::service::codec::to_ipc(&schema, &wide)
         })
         .await
         .map_err(status)?
@@ -449,7 +293,7 @@ impl FrameService for FrameServer {
     async fn export_chunks(&self, request: Request<ExportTask>) -> Result<Response<ExportedFiles>, Status> {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
-        let format = crate::codec::ExportFormat::parse(&task.format).map_err(status)?;
+        let format = crate::service::codec::ExportFormat::parse(&task.format).map_err(status)?;
         let storage = self.state.request_storage(task.storage);
         let schema = info.schema();
         let mut out = ExportedFiles::default();
@@ -457,7 +301,7 @@ impl FrameService for FrameServer {
             let schema = schema.clone();
             let bytes = run_cpu(move || {
                 let wide = chunk.batches.iter().map(|b| widen(b, &schema)).collect::<FrameResult<Vec<_>>>()?;
-                crate::codec::encode(format, &schema, &wide)
+                crate::service::codec::encode(format, &schema, &wide)
             })
             .await
             .map_err(status)?

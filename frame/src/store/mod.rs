@@ -1,6 +1,13 @@
 //! The chunk store of one worker: chunks by frame, with every byte counted against the
 //! worker's memory budget. Space is reserved before parsing (from an estimate) and settled to
 //! the real size afterwards, so an import that does not fit fails before the process grows.
+//!
+//! The room also holds what every node knows of a frame ([`meta`]), the narrow stored forms
+//! of columns ([`narrow`]) and compaction of incoming batches to them ([`ingest`]).
+
+pub mod ingest;
+pub mod meta;
+pub mod narrow;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

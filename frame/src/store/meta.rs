@@ -7,8 +7,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eddy_common::NodeAddr;
 use serde::{Deserialize, Serialize};
 
-use crate::parse::BadValue;
-use crate::setup::ColumnType;
+use crate::import::parse::BadValue;
+use crate::import::setup::ColumnType;
 
 /// Where one chunk lives.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

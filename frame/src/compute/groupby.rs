@@ -11,7 +11,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::summary::{max_of, min_of};
+use crate::compute::summary::{max_of, min_of};
 use crate::{FrameError, FrameResult};
 
 /// An aggregate function.
@@ -326,7 +326,7 @@ pub fn fold(batches: &[&RecordBatch], schema: &arrow::datatypes::SchemaRef, by: 
     batches
         .par_iter()
         .try_fold(Partial::default, |partial, b| {
-            let wide = crate::narrow::widen(&b.project(&needed)?, &projected)?;
+            let wide = crate::store::narrow::widen(&b.project(&needed)?, &projected)?;
             partial.add(&wide, &by_local, &columns_local)
         })
         .map(|partial| partial.map(|p| p.into_groups(&agg_column, width)))

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use eddy_common::NodeAddr;
 use eddy_proto::v1 as pb;
 
-use crate::columnar::InputFormat;
-use crate::groupby::{Agg, AggOp, AggState, GroupByRequest, Groups};
-use crate::meta::{ChunkInfo, ColumnInfo, FrameInfo, ParseReport};
-use crate::parse::BadValue;
-use crate::setup::{ColumnType, ParseSetup};
+use crate::compute::groupby::{Agg, AggOp, AggState, GroupByRequest, Groups};
+use crate::import::columnar::InputFormat;
+use crate::import::parse::BadValue;
+use crate::import::setup::{ColumnType, ParseSetup};
 use crate::storage::StorageOptions;
+use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, ParseReport};
 
 /// A message a peer sent that does not decode: what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

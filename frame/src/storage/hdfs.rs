@@ -18,7 +18,7 @@ use hdfs_native::{Client, ClientBuilder};
 use hdfs_native_object_store::HdfsObjectStore;
 use object_store::ObjectStore;
 
-use crate::registry::StoreRegistry;
+use crate::storage::registry::StoreRegistry;
 use crate::{FrameError, FrameResult};
 
 /// Failover attempts against the NameNode(s) before an error is reported. hdfs-native's

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
 
-use crate::hdfs::Hdfs;
+use crate::storage::hdfs::Hdfs;
 use crate::FrameResult;
 
 /// Shared by every clone; see the module documentation.

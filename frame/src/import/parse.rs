@@ -1,7 +1,7 @@
 //! Parsing a split's bytes into stored (narrow) record batches, on all cores (rayon).
 //!
 //! Each piece of a split goes the first way that takes it:
-//! 1. [`direct`](crate::direct): plain CSV (no quotes, one record per line, every value of its
+//! 1. [`direct`](crate::import::direct): plain CSV (no quotes, one record per line, every value of its
 //!    column's type) decoded in one pass straight into stored form;
 //! 2. arrow-csv with the frame's typed schema, then [`narrow`];
 //! 3. if the piece holds anything arrow-csv cannot type (a word in an integer column, a row
@@ -18,10 +18,10 @@ use arrow::datatypes::{Schema, SchemaRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::direct::Plan;
-use crate::narrow::narrow;
-use crate::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
-use crate::split::pieces;
+use crate::import::direct::Plan;
+use crate::import::setup::{split_fields, ColumnType, ParseSetup, DEFAULT_NA};
+use crate::import::split::pieces;
+use crate::store::narrow::narrow;
 use crate::{FrameError, FrameResult};
 
 const MAX_EXAMPLES: usize = 5;
@@ -146,7 +146,7 @@ pub(crate) fn parse_general(piece: &[u8], setup: &ParseSetup) -> Result<Parsed, 
         .with_header(false)
         .with_delimiter(setup.separator as u8)
         // Sized for the rows there can be: arrow-csv keeps a field offset per cell of a batch.
-        .with_batch_size(crate::direct::batch_capacity(piece.len(), setup.column_names.len()))
+        .with_batch_size(crate::import::direct::batch_capacity(piece.len(), setup.column_names.len()))
         .with_projection(projection(setup));
     if let Some(re) = null_regex(setup).map_err(|e| arrow::error::ArrowError::ParseError(e.to_string()))? {
         builder = builder.with_null_regex(re);
@@ -177,7 +177,7 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); keep.len()];
     let mut offsets = Vec::new();
     let mut at = start;
-    for raw in crate::split::records(piece) {
+    for raw in crate::import::split::records(piece) {
         let line_offset = at;
         at += raw.len() as u64;
         let line = String::from_utf8_lossy(raw);
@@ -240,7 +240,7 @@ fn parse_forgiving(piece: &[u8], start: u64, setup: &ParseSetup, schema: &Schema
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::setup::{guess, ColumnType};
+    use crate::import::setup::{guess, ColumnType};
     use arrow::array::{Float64Array, Int64Array};
 
     fn setup_of(text: &str) -> ParseSetup {
@@ -250,7 +250,7 @@ mod tests {
     /// The parsed rows in the frame's logical types, as one batch.
     fn logical(p: &Parsed, setup: &ParseSetup) -> RecordBatch {
         let schema = Arc::new(setup.schema());
-        let wide: Vec<RecordBatch> = p.batches.iter().map(|b| crate::narrow::widen(b, &schema).unwrap()).collect();
+        let wide: Vec<RecordBatch> = p.batches.iter().map(|b| crate::store::narrow::widen(b, &schema).unwrap()).collect();
         arrow::compute::concat_batches(&schema, &wide).unwrap()
     }
 

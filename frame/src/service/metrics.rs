@@ -8,7 +8,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::cloud::FrameCloud;
-use crate::meta::JobStatus;
+use crate::store::meta::JobStatus;
 
 /// Frames and jobs for the node's metrics.
 pub(crate) struct FrameMetrics(pub(crate) FrameCloud);

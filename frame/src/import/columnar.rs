@@ -2,12 +2,16 @@
 //! reader) and Arrow IPC files (one split per file). Their columns are conformed to the
 //! frame's column types, so a frame looks the same whatever it was read from.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use bytes::Bytes;
+use eddy_proto::v1::{SplitDone, SplitSpec};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use futures::TryStreamExt;
@@ -20,9 +24,14 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use serde::{Deserialize, Serialize};
 
-use crate::setup::ColumnType;
-use crate::storage::{locate, normalize, read_range, StorageOptions};
-use crate::{FrameError, FrameResult};
+use crate::import::format::{split_done, Format, Plan, SplitJob};
+use crate::import::setup::{ColumnType, ParseSetup, SetupOverrides};
+use crate::import::split::Split;
+use crate::service::{run_cpu, FrameState};
+use crate::storage::{locate, normalize, read_range, FileEntry, StorageOptions};
+use crate::store::narrow::narrow;
+use crate::store::{Chunk, Reservation};
+use crate::{FrameError, FrameResult, ImportRequest};
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
@@ -167,7 +176,7 @@ pub async fn parquet_layout(url: &str, size: u64, storage: &StorageOptions) -> F
         }
         let present: Vec<&str> = values.iter().map(String::as_str).collect();
         if !present.is_empty() {
-            columns[i].1 = crate::setup::text_type(&present);
+            columns[i].1 = crate::import::setup::text_type(&present);
         }
     }
     Ok((columns, groups))
@@ -210,4 +219,139 @@ pub async fn read_ipc(url: &str, size: u64, storage: &StorageOptions, schema: &S
         .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("not a readable Arrow IPC file: {e}") })?;
     let schema = Arc::clone(schema);
     reader.map(|b| b.map_err(FrameError::from).and_then(|b| conform(&b, &schema))).collect()
+}
+
+/// Apache Parquet: a split per row group.
+pub(crate) struct Parquet;
+
+/// Arrow IPC files: a split per file.
+pub(crate) struct ArrowIpc;
+
+/// One file's columns and its splits as (start, end, estimated bytes in memory).
+type Layout = (Vec<(String, ColumnType)>, Vec<(u64, u64, u64)>);
+
+/// How a columnar format lays a file out in splits.
+#[async_trait]
+trait FileLayout: Send + Sync {
+    async fn layout(&self, file: &FileEntry, storage: &StorageOptions) -> FrameResult<Layout>;
+}
+
+#[async_trait]
+impl FileLayout for Parquet {
+    async fn layout(&self, f: &FileEntry, storage: &StorageOptions) -> FrameResult<Layout> {
+        let (columns, groups) = parquet_layout(&f.url, f.size, storage).await?;
+        Ok((columns, groups.iter().enumerate().map(|(i, bytes)| (i as u64, i as u64 + 1, *bytes)).collect()))
+    }
+}
+
+#[async_trait]
+impl FileLayout for ArrowIpc {
+    async fn layout(&self, f: &FileEntry, storage: &StorageOptions) -> FrameResult<Layout> {
+        Ok((ipc_layout(&f.url, f.size, storage).await?, vec![(0, f.size, f.size)]))
+    }
+}
+
+/// The plan of columnar files: their common columns (every file must have the same), the
+/// request's skipped columns, and each file's splits.
+async fn plan_files(
+    layout: &dyn FileLayout,
+    files: Vec<FileEntry>,
+    request: &ImportRequest,
+    storage: &StorageOptions,
+) -> FrameResult<Plan> {
+    let mut columns_opt: Option<Vec<(String, ColumnType)>> = None;
+    let mut splits = Vec::new();
+    let mut estimate = 0;
+    for f in &files {
+        let (columns, parts) = layout.layout(f, storage).await?;
+        match &columns_opt {
+            Some(first) if *first != columns => {
+                return Err(FrameError::Parse {
+                    url: f.url.clone(),
+                    reason: format!("its columns differ from those of {}; every file must have the same columns", files[0].url),
+                })
+            }
+            _ => columns_opt = Some(columns),
+        }
+        for (start, end, bytes) in parts {
+            let chunk = splits.len() as u32;
+            splits.push(Split { url: f.url.clone(), start, end, file_size: f.size, chunk, skip_header: false, hosts: Vec::new() });
+            estimate += bytes + bytes / 5;
+        }
+    }
+    let columns = columns_opt.unwrap_or_default();
+    let setup = ParseSetup {
+        separator: ',',
+        header: false,
+        column_names: columns.iter().map(|c| c.0.clone()).collect(),
+        column_types: columns.iter().map(|c| c.1).collect(),
+        na_strings: Vec::new(),
+        skipped_columns: Vec::new(),
+    }
+    .apply(&SetupOverrides { skipped_columns: request.parse_setup.skipped_columns.clone(), ..Default::default() })?;
+    Ok(Plan { files, setup, splits, estimate })
+}
+
+/// Narrows `batches` to their stored form and keeps them as the split's chunk.
+async fn keep(
+    state: &FrameState,
+    job: &SplitJob,
+    s: &SplitSpec,
+    batches: Vec<RecordBatch>,
+    bytes_read: u64,
+    reservation: Reservation<'_>,
+) -> FrameResult<SplitDone> {
+    let batches = run_cpu(move || batches.into_iter().map(narrow).collect::<FrameResult<Vec<_>>>()).await??;
+    let chunk = Chunk::new(batches);
+    let reply = split_done(s, &chunk, bytes_read, None);
+    state.store.insert(&job.frame_id, s.chunk, chunk, reservation);
+    Ok(reply)
+}
+
+/// Decoded values take about their uncompressed bytes; a fifth more is reserved, settled after.
+fn reserve<'a>(state: &'a FrameState, job: &SplitJob, s: &SplitSpec, bytes: u64) -> FrameResult<Reservation<'a>> {
+    state.store.reserve(bytes + bytes / 5 + (64 << 10), &format!("chunk {} of {} ({})", s.chunk, job.frame_id, s.url))
+}
+
+#[async_trait]
+impl Format for Parquet {
+    async fn plan(&self, files: Vec<FileEntry>, request: &ImportRequest, _workers: usize, storage: &StorageOptions) -> FrameResult<Plan> {
+        plan_files(self, files, request, storage).await
+    }
+
+    async fn read_split(&self, state: &FrameState, job: &SplitJob, s: &SplitSpec) -> FrameResult<SplitDone> {
+        let (batches, reservation) =
+            read_row_group(&s.url, s.file_size, s.start as usize, &job.storage, &job.schema, |bytes| reserve(state, job, s, bytes)).await?;
+        keep(state, job, s, batches, 0, reservation).await
+    }
+
+    /// A file's size spread evenly over its row groups.
+    fn shares(&self, splits: &[Split]) -> HashMap<u32, u64> {
+        let mut groups: HashMap<&str, Vec<&Split>> = HashMap::new();
+        for s in splits {
+            groups.entry(s.url.as_str()).or_default().push(s);
+        }
+        let mut shares = HashMap::new();
+        for parts in groups.values() {
+            let n = parts.len() as u64;
+            for (i, s) in parts.iter().enumerate() {
+                let share = s.file_size / n + if i as u64 == n - 1 { s.file_size % n } else { 0 };
+                shares.insert(s.chunk, share);
+            }
+        }
+        shares
+    }
+}
+
+#[async_trait]
+impl Format for ArrowIpc {
+    async fn plan(&self, files: Vec<FileEntry>, request: &ImportRequest, _workers: usize, storage: &StorageOptions) -> FrameResult<Plan> {
+        plan_files(self, files, request, storage).await
+    }
+
+    async fn read_split(&self, state: &FrameState, job: &SplitJob, s: &SplitSpec) -> FrameResult<SplitDone> {
+        let reservation = reserve(state, job, s, s.file_size)?;
+        let batches = read_ipc(&s.url, s.file_size, &job.storage, &job.schema).await?;
+        keep(state, job, s, batches, s.file_size, reservation).await
+    }
 }

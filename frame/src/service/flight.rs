@@ -29,11 +29,11 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::cloud::FrameCloud;
-use crate::ingest::{columns_for, compact, conform, slice_bytes};
-use crate::meta::ColumnInfo;
-use crate::meta::FrameInfo;
-use crate::narrow::{narrow, widen};
 use crate::service::{run_cpu, status, FrameState};
+use crate::store::ingest::{columns_for, compact, conform, slice_bytes};
+use crate::store::meta::ColumnInfo;
+use crate::store::meta::FrameInfo;
+use crate::store::narrow::{narrow, widen};
 use crate::store::Chunk;
 use crate::{FrameError, FrameResult};
 
