@@ -39,5 +39,13 @@ pub enum CommonError {
     },
 }
 
+impl CommonError {
+    /// Whether the same request may succeed if made again: these are all about what the user
+    /// gave or what this host has, which asking again does not change.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
 /// Result with [`CommonError`].
 pub type CommonResult<T> = Result<T, CommonError>;

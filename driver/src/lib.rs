@@ -58,12 +58,16 @@ async fn run_attach(args: cli::AttachArgs, env: &Environment) -> DriverResult<Ou
     let cloud_name = args.cloud.name.clone().unwrap_or_else(|| default_cloud_name(env));
     let mut options = cloud::CloudOptions::from_args(&args.cloud, cloud_name, env)?;
     if options.secret_opt.is_none() {
-        return Err(DriverError::InvalidArgument("attach needs --secret-file: the secret of the workers that someone else starts".into()));
+        return Err(DriverError::InvalidArgument {
+            reason: "attach needs --secret-file: the secret of the workers that someone else starts".into(),
+        });
     }
     options.gather_file_opt = args.gather_file.clone();
     options.stop_on_stdin_eof = args.stop_on_stdin_eof;
     if args.cloud.disown {
-        return Err(DriverError::InvalidArgument("attach watches workers it did not start: --disown has no meaning here".into()));
+        return Err(DriverError::InvalidArgument {
+            reason: "attach watches workers it did not start: --disown has no meaning here".into(),
+        });
     }
     let mut launcher = launcher::ExternalLauncher;
     cloud::drive(&mut launcher, options).await

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use eddy_common::auth::AuthStamp;
 use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_proto::v1::gather_service_client::GatherServiceClient;
@@ -61,6 +62,30 @@ impl DriverCallback {
         Ok(Self { options, client })
     }
 
+    /// A failed registration as an error: unreachable (retryable) while the driver may still
+    /// be starting, refused otherwise.
+    fn registration_error(&self, status: &tonic::Status, waited: Duration) -> EmbeddedConfigError {
+        if is_transient(status) {
+            return EmbeddedConfigError::DriverUnreachable {
+                driver: self.options.driver.to_string(),
+                waited,
+                last_error: status.message().to_string(),
+            };
+        }
+        if eddy_common::tls::is_untrusted_peer(status) {
+            return EmbeddedConfigError::DriverRefused {
+                driver: self.options.driver.to_string(),
+                call: "registration",
+                message: format!(
+                    "{} ({}); the driver's and this worker's must be the same",
+                    eddy_common::tls::UNTRUSTED_PEER,
+                    status.message().rsplit(": ").next().unwrap_or_default()
+                ),
+            };
+        }
+        self.refused("registration", status)
+    }
+
     fn refused(&self, call: &'static str, status: &tonic::Status) -> EmbeddedConfigError {
         EmbeddedConfigError::DriverRefused { driver: self.options.driver.to_string(), call, message: status.message().to_string() }
     }
@@ -87,51 +112,34 @@ impl EmbeddedConfig for DriverCallback {
 
     async fn announce(&self, me: &Announcement) -> EmbeddedConfigResult<Vec<NodeAddr>> {
         let started = Instant::now();
-        let mut backoff = Duration::from_millis(100);
         let request = RegisterRequest { node: Some(me.addr.to_proto()), worker_id: me.worker_id.clone(), stats: Some(me.stats.clone()) };
-        loop {
+        let register = || async {
             let mut client = self.client.clone();
-            match client.register(request.clone()).await {
-                Ok(reply) => {
-                    let reply = reply.into_inner();
-                    let mut peers = Vec::with_capacity(reply.peers.len());
-                    for p in &reply.peers {
-                        peers.push(NodeAddr::from_proto(p)?);
-                    }
-                    if !peers.contains(&me.addr) {
-                        return Err(EmbeddedConfigError::GatherFailed(format!(
-                            "the driver's peer list does not contain this node {}; is another driver using the same address?",
-                            me.addr
-                        )));
-                    }
-                    return Ok(normalize_peers(peers, me.addr));
-                }
-                Err(status) if is_transient(&status) => {
-                    if started.elapsed() + backoff > self.options.timeout {
-                        return Err(EmbeddedConfigError::DriverUnreachable {
-                            driver: self.options.driver.to_string(),
-                            waited: started.elapsed(),
-                            last_error: status.message().to_string(),
-                        });
-                    }
-                    tracing::debug!(driver = %self.options.driver, error = %status.message(), "driver not reachable yet; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(status) if eddy_common::tls::is_untrusted_peer(&status) => {
-                    return Err(EmbeddedConfigError::DriverRefused {
-                        driver: self.options.driver.to_string(),
-                        call: "registration",
-                        message: format!(
-                            "{} ({}); the driver's and this worker's must be the same",
-                            eddy_common::tls::UNTRUSTED_PEER,
-                            status.message().rsplit(": ").next().unwrap_or_default()
-                        ),
-                    })
-                }
-                Err(status) => return Err(self.refused("registration", &status)),
-            }
+            client.register(request.clone()).await.map_err(|status| self.registration_error(&status, started.elapsed()))
+        };
+        // The driver may still be starting, or busy with many workers at once.
+        let backoff = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_jitter()
+            .with_total_delay(Some(self.options.timeout))
+            .without_max_times();
+        let reply = register
+            .retry(backoff)
+            .when(EmbeddedConfigError::is_retryable)
+            .notify(|e, _| tracing::debug!(driver = %self.options.driver, error = %e, "driver not reachable yet; retrying"))
+            .await?
+            .into_inner();
+        let mut peers = Vec::with_capacity(reply.peers.len());
+        for p in &reply.peers {
+            peers.push(NodeAddr::from_proto(p)?);
         }
+        if !peers.contains(&me.addr) {
+            return Err(EmbeddedConfigError::GatherFailed {
+                reason: format!("the driver's peer list does not contain this node {}; is another driver using the same address?", me.addr),
+            });
+        }
+        Ok(normalize_peers(peers, me.addr))
     }
 
     async fn cloud_formed(&self, me: NodeAddr, size: usize, leader: NodeAddr) -> EmbeddedConfigResult<()> {

@@ -77,9 +77,29 @@ pub enum EmbeddedConfigError {
     /// The shared vocabulary refused something.
     #[error(transparent)]
     Common(#[from] eddy_common::CommonError),
-    /// The gather service failed to form a cloud in time.
-    #[error("{0}")]
-    GatherFailed(String),
+    /// The gather service failed to form a cloud.
+    #[error("{reason}")]
+    GatherFailed {
+        /// Why, and what to do.
+        reason: String,
+    },
+}
+
+impl EmbeddedConfigError {
+    /// Whether the same request may succeed if made again: a driver not reachable yet, a name
+    /// not resolvable yet (its record may still be coming).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EmbeddedConfigError::DriverUnreachable { .. } | EmbeddedConfigError::Resolve { .. } => true,
+            EmbeddedConfigError::Common(e) => e.is_retryable(),
+            EmbeddedConfigError::FlatfileSyntax { .. }
+            | EmbeddedConfigError::Io { .. }
+            | EmbeddedConfigError::DriverRefused { .. }
+            | EmbeddedConfigError::NotEnoughPods { .. }
+            | EmbeddedConfigError::InvalidArgument { .. }
+            | EmbeddedConfigError::GatherFailed { .. } => false,
+        }
+    }
 }
 
 /// Result with [`EmbeddedConfigError`].

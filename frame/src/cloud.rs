@@ -129,7 +129,7 @@ impl FrameCloud {
         }
         let tls = self.inner.node.options().internal_tls.clone();
         let endpoint = eddy_common::tls::grpc_endpoint(&node.grpc().to_string(), tls.as_deref())
-            .map_err(|e| FrameError::Internal(e.to_string()))?
+            .map_err(|e| FrameError::Internal { what: "a worker's address", reason: e.to_string() })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true);
         let client =
@@ -139,12 +139,12 @@ impl FrameCloud {
     }
 
     pub(crate) fn workers(&self) -> FrameResult<Vec<NodeAddr>> {
-        let view = self.inner.node.require_healthy().map_err(|e| FrameError::Cloud(e.to_string()))?;
+        let view = self.inner.node.require_healthy()?;
         Ok(view.members.iter().map(|m| m.addr).collect())
     }
 
     pub(crate) fn remote(node: NodeAddr, s: tonic::Status) -> FrameError {
-        FrameError::Cloud(format!("worker {node}: {}", s.message()))
+        FrameError::Worker { node: node.to_string(), reason: s.message().to_string() }
     }
 
     /// Every job started on this node.
@@ -191,7 +191,7 @@ impl FrameCloud {
 
     /// One frame.
     pub fn frame(&self, id: &str) -> FrameResult<FrameInfo> {
-        self.inner.state.frames.get(id).ok_or_else(|| FrameError::FrameNotFound(id.into()))
+        self.inner.state.frames.get(id).ok_or_else(|| FrameError::FrameNotFound { id: id.into() })
     }
 
     /// Deletes a frame on every node. An id no node has registered still has its staged

@@ -66,8 +66,11 @@ pub enum FrameError {
         budget: u64,
     },
     /// No frame of that id.
-    #[error("no frame {0:?}; GET /3/Frames lists the frames")]
-    FrameNotFound(String),
+    #[error("no frame {id:?}; GET /3/Frames lists the frames")]
+    FrameNotFound {
+        /// The id asked for.
+        id: String,
+    },
     /// A request was malformed.
     #[error("invalid {what}: {reason}")]
     InvalidArgument {
@@ -79,12 +82,53 @@ pub enum FrameError {
     /// Arrow failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    /// A peer failed or the cloud cannot do work.
-    #[error("{0}")]
-    Cloud(String),
-    /// A background task failed.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The cloud cannot do work (unhealthy, or a worker stopped during the job).
+    #[error("{reason}")]
+    Cloud {
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// A worker failed its part of a job.
+    #[error("worker {node}: {reason}")]
+    Worker {
+        /// The worker.
+        node: String,
+        /// The worker's own words.
+        reason: String,
+    },
+    /// The node runtime refused work.
+    #[error(transparent)]
+    Node(#[from] eddy_node::NodeError),
+    /// Something that should not fail did (a bug, or a library's surprise).
+    #[error("internal error: {what}: {reason}")]
+    Internal {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+impl FrameError {
+    /// Whether the same request may succeed if made again: storage that could not be reached or
+    /// read, a node that could not be reached.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FrameError::Unreachable { .. } | FrameError::Read { .. } => true,
+            FrameError::Node(e) => e.is_retryable(),
+            FrameError::InvalidUrl { .. }
+            | FrameError::NotFound { .. }
+            | FrameError::Storage { .. }
+            | FrameError::Parse { .. }
+            | FrameError::OutOfMemory { .. }
+            | FrameError::FrameNotFound { .. }
+            | FrameError::InvalidArgument { .. }
+            | FrameError::Arrow(_)
+            | FrameError::Cloud { .. }
+            | FrameError::Worker { .. }
+            | FrameError::Internal { .. } => false,
+        }
+    }
 }
 
 /// Result with [`FrameError`].

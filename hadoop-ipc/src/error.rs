@@ -44,5 +44,18 @@ pub enum IpcError {
     },
 }
 
+impl IpcError {
+    /// Whether the same call may succeed if made again: after a broken connection (on a new
+    /// one), or when the server says so itself (Hadoop's `RetriableException`, a standby's
+    /// `StandbyException`). A call that timed out already waited as long as a caller would.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            IpcError::Io { .. } => true,
+            IpcError::Remote { class, .. } => class.ends_with(".RetriableException") || class.ends_with(".StandbyException"),
+            IpcError::Protocol { .. } | IpcError::Timeout { .. } => false,
+        }
+    }
+}
+
 /// Result alias of this crate.
 pub type IpcResult<T> = Result<T, IpcError>;

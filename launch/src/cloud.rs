@@ -197,8 +197,8 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
     };
     // A cloud that did not form: add what the cluster manager knows (free resources, state).
     let result = match result {
-        Err(e @ (DriverError::Gather(_) | DriverError::NotFormed(_))) => match launcher.diagnose().await {
-            Some(d) => Err(DriverError::NotFormed(format!("{e}\n{d}"))),
+        Err(e @ (DriverError::Gather(_) | DriverError::NotFormed { reason: _ })) => match launcher.diagnose().await {
+            Some(d) => Err(DriverError::NotFormed { reason: format!("{e}\n{d}") }),
             None => Err(e),
         },
         other => other,
@@ -249,7 +249,7 @@ async fn form_and_watch(
             exit = launcher.next_exit() => {
                 let msg = format!("the cloud cannot form: {}", died_message(&exit, None));
                 gather.fail(&msg);
-                return Err(DriverError::NotFormed(msg));
+                return Err(DriverError::NotFormed { reason: msg });
             }
             stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         }
@@ -262,7 +262,7 @@ async fn form_and_watch(
             formed = gather.wait_for_cloud() => break formed?,
             exit = launcher.next_exit() => {
                 let node = node_of(gather, &exit.worker_id);
-                return Err(DriverError::NotFormed(format!("the cloud cannot form: {}", died_message(&exit, node))));
+                return Err(DriverError::NotFormed { reason: format!("the cloud cannot form: {}", died_message(&exit, node)) });
             }
             stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         }
@@ -299,9 +299,10 @@ async fn form_and_watch(
             stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
         };
         if !watching {
-            return Err(DriverError::NotFormed(
-                "cannot disown: not every worker is watching the driver, so some would not learn that the driver left on purpose".into(),
-            ));
+            return Err(DriverError::NotFormed {
+                reason: "cannot disown: not every worker is watching the driver, so some would not learn that the driver left on purpose"
+                    .into(),
+            });
         }
         // The import runs before the driver leaves: through the leader's REST API, as a user would.
         if let Some(path) = &options.import_opt {
@@ -410,11 +411,11 @@ async fn start_observer(
         },
     );
     let Some(frames) = frames_opt else {
-        return Err(DriverError::InvalidArgument("the observer's frame service did not start".into()));
+        return Err(DriverError::InvalidArgument { reason: "the observer's frame service did not start".into() });
     };
     node.add_peers(peers);
     if let Err(e) = node.wait_formed(options.timeout).await {
-        return Err(DriverError::NotFormed(format!("the driver could not join the cloud as an observer: {e}")));
+        return Err(DriverError::NotFormed { reason: format!("the driver could not join the cloud as an observer: {e}") });
     }
     println!("Observer client: {}/3/Cloud", options.rest_url(&listeners.addr));
     Ok((node, frames))
@@ -477,7 +478,7 @@ async fn watch(
                     println!("Worker lost: {msg}");
                     if !options.keep_going && !stopping {
                         observer.shutdown_cloud("a worker died").await;
-                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
                     }
                 }
                 if ended.len() == options.nodes {
@@ -491,7 +492,7 @@ async fn watch(
                     println!("{msg}");
                     if !options.keep_going {
                         observer.shutdown_cloud("a worker went silent").await;
-                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
                     }
                 }
                 Ok(Event::Replaced { node }) if !stopping => {
@@ -499,7 +500,7 @@ async fn watch(
                     println!("{msg}");
                     if !options.keep_going {
                         observer.shutdown_cloud("a worker was replaced").await;
-                        return Err(DriverError::WorkerLost(format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)")));
+                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
                     }
                 }
                 Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),

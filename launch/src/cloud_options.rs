@@ -98,10 +98,10 @@ impl CloudOptions {
             eddy_node::stats::parse_memory(m)?;
         }
         if args.heartbeat_timeout <= args.heartbeat_interval {
-            return Err(DriverError::InvalidArgument("--heartbeat-timeout must be longer than --heartbeat-interval".into()));
+            return Err(DriverError::InvalidArgument { reason: "--heartbeat-timeout must be longer than --heartbeat-interval".into() });
         }
         if args.disown && args.check {
-            return Err(DriverError::InvalidArgument("--disown and --check contradict each other".into()));
+            return Err(DriverError::InvalidArgument { reason: "--disown and --check contradict each other".into() });
         }
         let rest_auth = RestAuthMode::parse(&args.rest_auth, args.htpasswd.as_deref())?;
         let htpasswd_opt = args

@@ -74,10 +74,9 @@ where
             last_print = Instant::now();
         }
         if started.elapsed() > timeout {
-            return Err(DriverError::InvalidArgument(format!(
-                "the import did not finish within {timeout:?}; it keeps running in the cloud as {}",
-                job.key
-            )));
+            return Err(DriverError::Import {
+                reason: format!("the import did not finish within {timeout:?}; it keeps running in the cloud as {}", job.key),
+            });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -101,8 +100,8 @@ fn finished(job: JobState) -> DriverResult<String> {
     }
     match (job.status, job.dest, job.error) {
         (JobStatus::Done, Some(dest), _) => Ok(dest),
-        (_, _, Some(e)) => Err(DriverError::InvalidArgument(format!("import failed: {e}"))),
-        _ => Err(DriverError::InvalidArgument("import ended without a frame".into())),
+        (_, _, Some(e)) => Err(DriverError::Import { reason: e }),
+        _ => Err(DriverError::Import { reason: "it ended without a frame".into() }),
     }
 }
 
@@ -147,7 +146,7 @@ pub fn print_summary(frame_id: &str, rows: u64, columns: &[ColumnSummary]) {
 pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> DriverResult<()> {
     let key = frames.start_import(ImportRequest { path: path.into(), strict, ..Default::default() });
     let job = follow(
-        || async { frames.job(&key).ok_or_else(|| DriverError::InvalidArgument("the import job vanished".into())) },
+        || async { frames.job(&key).ok_or_else(|| DriverError::Import { reason: "its job vanished".into() }) },
         Duration::from_secs(3600),
     )
     .await?;
@@ -155,7 +154,7 @@ pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> Drive
     // poll interval (200 ms).
     let secs = job.msec as f64 / 1000.0;
     let dest = finished(job)?;
-    let info = frames.frame(&dest).map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let info = frames.frame(&dest)?;
     println!(
         "Imported {} into {dest} in {secs:.2} s ({:.0} MB/s); {} bytes in memory ({:.2}x the source) on [{}]",
         path,
@@ -165,20 +164,27 @@ pub async fn import_here(frames: &FrameCloud, path: &str, strict: bool) -> Drive
         info.nodes().iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     );
     let started = Instant::now();
-    let summary = frames.summary(&dest, 0).await.map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let summary = frames.summary(&dest, 0).await?;
     println!("Summary computed in {:.3} s", started.elapsed().as_secs_f64());
     print_summary(&dest, info.rows, &summary);
     Ok(())
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> DriverResult<Value> {
-    let response = client.get(url).send().await.map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))?;
+    let response = client.get(url).send().await.map_err(|e| rest_error("GET", url, e))?;
     let status = response.status();
-    let body: Value = response.json().await.map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))?;
+    let body: Value = response.json().await.map_err(|e| rest_error("GET", url, e))?;
     if !status.is_success() {
-        return Err(DriverError::InvalidArgument(format!("GET {url}: {status}: {}", body["error"].as_str().unwrap_or_default())));
+        return Err(DriverError::Rest {
+            request: format!("GET {url}"),
+            reason: format!("{status}: {}", body["error"].as_str().unwrap_or_default()),
+        });
     }
     Ok(body)
+}
+
+fn rest_error(method: &str, url: &str, e: impl std::fmt::Display) -> DriverError {
+    DriverError::Rest { request: format!("{method} {url}"), reason: e.to_string() }
 }
 
 /// What to try when the cloud cannot be reached.
@@ -199,36 +205,43 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(token) = &args.token {
         let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .map_err(|_| DriverError::InvalidArgument("--token holds characters a token cannot have".into()))?;
+            .map_err(|_| DriverError::InvalidArgument { reason: "--token holds characters a token cannot have".into() })?;
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers);
     if let Some(ca) = &args.tls_ca {
         let pem = std::fs::read(ca).map_err(|source| DriverError::Io { what: format!("cannot read --tls-ca {}", ca.display()), source })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| DriverError::InvalidArgument(format!("--tls-ca {} is not a PEM file of certificates: {e}", ca.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| DriverError::InvalidArgument {
+            reason: format!("--tls-ca {} is not a PEM file of certificates: {e}", ca.display()),
+        })?;
         builder = builder.tls_certs_only(certs);
     }
-    let client = builder.build().map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let client = builder.build().map_err(|e| DriverError::InvalidArgument { reason: format!("cannot make an HTTP client: {e}") })?;
     let url = format!("{base}/3/ImportFiles");
     let response = client
         .post(&url)
         .json(&ImportRequest { path: args.path.clone(), strict: args.strict, ..Default::default() })
         .send()
         .await
-        .map_err(|e| {
-            DriverError::InvalidArgument(format!("cannot reach the cloud at {base}: {}; {}", crate::error_chain(&e), reach_hint(&base, &e)))
+        .map_err(|e| DriverError::Rest {
+            request: format!("POST {url}"),
+            reason: format!("cannot reach the cloud at {base}: {}; {}", crate::error_chain(&e), reach_hint(&base, &e)),
         })?;
     if response.status() == reqwest::StatusCode::UNAUTHORIZED {
         let how = if args.token.is_some() { "the --token given is not this cloud's" } else { "pass --token (or set EDDY_TOKEN)" };
-        return Err(DriverError::InvalidArgument(format!(
-            "the cloud at {base} wants its REST access token: {how}; the driver printed it and wrote it to its --notify file"
-        )));
+        return Err(DriverError::InvalidArgument {
+            reason: format!(
+                "the cloud at {base} wants its REST access token: {how}; the driver printed it and wrote it to its --notify file"
+            ),
+        });
     }
-    let body: Value = response.json().await.map_err(|e| DriverError::InvalidArgument(format!("POST {url}: {e}")))?;
+    let body: Value = response.json().await.map_err(|e| rest_error("POST", &url, e))?;
     let key = body["job"]["key"]
         .as_str()
-        .ok_or_else(|| DriverError::InvalidArgument(format!("POST {url}: {}", body["error"].as_str().unwrap_or("no job in the answer"))))?
+        .ok_or_else(|| DriverError::Rest {
+            request: format!("POST {url}"),
+            reason: body["error"].as_str().unwrap_or("no job in the answer").to_string(),
+        })?
         .to_string();
     let job = follow(
         || {
@@ -236,8 +249,7 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
             let url = format!("{base}/3/Jobs/{key}");
             async move {
                 let v = get_json(&client, &url).await?;
-                serde_json::from_value::<JobState>(v["jobs"][0].clone())
-                    .map_err(|e| DriverError::InvalidArgument(format!("GET {url}: {e}")))
+                serde_json::from_value::<JobState>(v["jobs"][0].clone()).map_err(|e| rest_error("GET", &url, e))
             }
         },
         args.timeout,
@@ -246,9 +258,9 @@ pub async fn import_over_rest(args: ImportArgs) -> DriverResult<()> {
     let secs = job.msec as f64 / 1000.0;
     let dest = finished(job)?;
     println!("Imported {} into {dest} in {secs:.2} s", args.path);
-    let v = get_json(&client, &format!("{base}/3/Frames/{dest}/summary")).await?;
-    let columns: Vec<ColumnSummary> =
-        serde_json::from_value(v["columns"].clone()).map_err(|e| DriverError::InvalidArgument(e.to_string()))?;
+    let summary_url = format!("{base}/3/Frames/{dest}/summary");
+    let v = get_json(&client, &summary_url).await?;
+    let columns: Vec<ColumnSummary> = serde_json::from_value(v["columns"].clone()).map_err(|e| rest_error("GET", &summary_url, e))?;
     let info = get_json(&client, &format!("{base}/3/Frames/{dest}?row_count=0")).await?;
     print_summary(&dest, info["frame"]["rows"].as_u64().unwrap_or_default(), &columns);
     Ok(())

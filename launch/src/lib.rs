@@ -29,8 +29,11 @@ pub use cloud::Outcome;
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     /// A setting is unusable.
-    #[error("{0}")]
-    InvalidArgument(String),
+    #[error("{reason}")]
+    InvalidArgument {
+        /// Which setting, what is wrong with it and what to do.
+        reason: String,
+    },
     /// A file or process operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -40,17 +43,46 @@ pub enum DriverError {
         source: std::io::Error,
     },
     /// The cloud did not form.
-    #[error("{0}")]
-    NotFormed(String),
+    #[error("{reason}")]
+    NotFormed {
+        /// Who was missing or failed, and why.
+        reason: String,
+    },
     /// A worker died or went silent.
-    #[error("{0}")]
-    WorkerLost(String),
+    #[error("{reason}")]
+    WorkerLost {
+        /// Which worker, how it ended and what happened to the cloud.
+        reason: String,
+    },
     /// Hosts reached over SSH failed (each named, with why).
-    #[error("{0}")]
-    Ssh(String),
+    #[error("{reason}")]
+    Ssh {
+        /// The hosts and what each said.
+        reason: String,
+    },
     /// YARN refused or failed something.
-    #[error("{0}")]
-    Yarn(String),
+    #[error("{reason}")]
+    Yarn {
+        /// What was asked of YARN and what it said.
+        reason: String,
+    },
+    /// An import failed.
+    #[error("import failed: {reason}")]
+    Import {
+        /// The cloud's words.
+        reason: String,
+    },
+    /// A frame operation through this process's observer failed.
+    #[error(transparent)]
+    Frame(#[from] eddy_frame::FrameError),
+    /// The cloud's REST API refused or failed a request.
+    #[error("{request}: {reason}")]
+    Rest {
+        /// The request (`GET URL`).
+        request: String,
+        /// What the cloud answered.
+        reason: String,
+    },
     /// Gathering failed.
     #[error(transparent)]
     Gather(#[from] eddy_embedded_config::EmbeddedConfigError),
@@ -60,6 +92,26 @@ pub enum DriverError {
     /// The shared vocabulary refused something.
     #[error(transparent)]
     Common(#[from] eddy_common::CommonError),
+}
+
+impl DriverError {
+    /// Whether the same request may succeed if made again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DriverError::Gather(e) => e.is_retryable(),
+            DriverError::Node(e) => e.is_retryable(),
+            DriverError::Common(e) => e.is_retryable(),
+            DriverError::Frame(e) => e.is_retryable(),
+            DriverError::Import { .. }
+            | DriverError::InvalidArgument { .. }
+            | DriverError::Io { .. }
+            | DriverError::NotFormed { .. }
+            | DriverError::WorkerLost { .. }
+            | DriverError::Ssh { .. }
+            | DriverError::Yarn { .. }
+            | DriverError::Rest { .. } => false,
+        }
+    }
 }
 
 /// Result with [`DriverError`].
@@ -92,7 +144,7 @@ pub fn find_mapper(explicit: Option<PathBuf>, env: &Environment) -> DriverResult
         if p.is_file() {
             return Ok(p);
         }
-        return Err(DriverError::InvalidArgument(format!("the mapper binary {} does not exist", p.display())));
+        return Err(DriverError::InvalidArgument { reason: format!("the mapper binary {} does not exist", p.display()) });
     }
     let name = format!("eddy-mapper{}", std::env::consts::EXE_SUFFIX);
     if let Ok(exe) = std::env::current_exe() {
@@ -111,7 +163,7 @@ pub fn find_mapper(explicit: Option<PathBuf>, env: &Environment) -> DriverResult
             }
         }
     }
-    Err(DriverError::InvalidArgument(format!(
-        "cannot find {name} next to eddy-driver or on PATH; build it (cargo build -p eddy-mapper) or pass --mapper PATH"
-    )))
+    Err(DriverError::InvalidArgument {
+        reason: format!("cannot find {name} next to eddy-driver or on PATH; build it (cargo build -p eddy-mapper) or pass --mapper PATH"),
+    })
 }

@@ -22,7 +22,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MEMORY: &str = "2g";
 
 fn yarn_error(context: &str) -> impl Fn(eddy_yarn_client::YarnError) -> DriverError + '_ {
-    move |e| DriverError::Yarn(format!("{context}: {e}"))
+    move |e| DriverError::Yarn { reason: format!("{context}: {e}") }
 }
 
 /// The address of this machine that faces `addr` (no packet is sent: a UDP "connect" only
@@ -63,7 +63,7 @@ async fn stage_mapper(mapper: &std::path::Path, dir: &str, options: &StorageOpti
     let digest = hex::encode(sha2::Sha256::digest(&bytes));
     let target = format!("{}/eddy-mapper", dir.trim_end_matches('/'));
     let sidecar = format!("{target}.sha256");
-    let staging = |e: eddy_frame::FrameError| DriverError::Yarn(format!("staging the mapper in {dir}: {e}"));
+    let staging = |e: eddy_frame::FrameError| DriverError::Yarn { reason: format!("staging the mapper in {dir}: {e}") };
     let existing = storage::stat(&target, options).await.map_err(staging)?;
     let same = match existing {
         Some(s) if s.size == bytes.len() as u64 => {
@@ -84,7 +84,7 @@ async fn stage_mapper(mapper: &std::path::Path, dir: &str, options: &StorageOpti
     let stat = storage::stat(&target, options).await.map_err(staging)?.ok_or_else(|| {
         staging(eddy_frame::FrameError::InvalidUrl { url: target.clone(), reason: "the uploaded file is not there".into() })
     })?;
-    let url = url::Url::parse(&target).map_err(|e| DriverError::InvalidArgument(format!("--staging-dir {dir}: {e}")))?;
+    let url = url::Url::parse(&target).map_err(|e| DriverError::InvalidArgument { reason: format!("--staging-dir {dir}: {e}") })?;
     let resource = LocalResourceProto {
         resource: Some(UrlProto {
             scheme: Some(url.scheme().to_string()),
@@ -115,8 +115,8 @@ async fn connect_to(addresses: &[String], user: &str) -> DriverResult<Arc<Resour
 }
 
 fn load_conf(env: &Environment) -> DriverResult<HadoopConf> {
-    let dir = HadoopConf::dir_from_env(env.as_map()).map_err(|e| DriverError::Yarn(e.to_string()))?;
-    HadoopConf::load(&dir, env.as_map()).map_err(|e| DriverError::Yarn(e.to_string()))
+    let dir = HadoopConf::dir_from_env(env.as_map()).map_err(|e| DriverError::Yarn { reason: e.to_string() })?;
+    HadoopConf::load(&dir, env.as_map()).map_err(|e| DriverError::Yarn { reason: e.to_string() })
 }
 
 /// The environment that carries the settings of a disowned cloud to its ApplicationMaster.
@@ -162,9 +162,9 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     };
     options.secret_opt = Some(secret.clone());
     if args.cloud.disown && (args.cloud.check || args.cloud.import.is_some()) {
-        return Err(DriverError::InvalidArgument(
-            "--disown leaves the cloud to YARN: it cannot be combined with --check or --import".into(),
-        ));
+        return Err(DriverError::InvalidArgument {
+            reason: "--disown leaves the cloud to YARN: it cannot be combined with --check or --import".into(),
+        });
     }
 
     let t0 = Instant::now();
@@ -173,10 +173,10 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     let app_text = application_id_text(&app.id);
     let (mb, vcores) = (capability.memory.unwrap_or(0), capability.virtual_cores.unwrap_or(0));
     if mb > app.max_memory_mb || vcores > app.max_vcores {
-        return Err(DriverError::InvalidArgument(format!(
+        return Err(DriverError::InvalidArgument { reason: format!(
             "a worker container needs {mb} MiB and {vcores} vcores (--memory {memory} + {}%, --cores {}), more than the largest container YARN allows ({} MiB, {} vcores: yarn.scheduler.maximum-allocation-mb/-vcores)",
             args.extra_mem_percent, args.cores, app.max_memory_mb, app.max_vcores
-        )));
+        ) });
     }
     let (staging_dir, remove_staging) = match &args.staging_dir {
         Some(d) => (d.trim_end_matches('/').to_string(), false),
@@ -324,7 +324,7 @@ impl Setup<'_> {
         let host = edge_ip(self.conf).map(|ip| ip.to_string()).unwrap_or_default();
         let am = become_master(self.rm, self.conf, &self.app, &host, args.cloud.timeout)
             .await
-            .map_err(|e| DriverError::Yarn(format!("eddy-driver could not become the ApplicationMaster: {e}")))?;
+            .map_err(|e| DriverError::Yarn { reason: format!("eddy-driver could not become the ApplicationMaster: {e}") })?;
         let timeline = Timeline { started: Some(self.t0), staged, submitted: submitted_at - self.t0, registered: self.t0.elapsed() };
         let master = Master {
             rm: Arc::clone(self.rm),
@@ -342,8 +342,8 @@ impl Setup<'_> {
 }
 
 fn default_staging_dir(conf: &HadoopConf, user: &str, app_text: &str) -> DriverResult<String> {
-    let fs = conf.default_fs().ok_or_else(|| {
-        DriverError::InvalidArgument("core-site.xml sets no fs.defaultFS: pass --staging-dir hdfs://NAMENODE:PORT/DIR".into())
+    let fs = conf.default_fs().ok_or_else(|| DriverError::InvalidArgument {
+        reason: "core-site.xml sets no fs.defaultFS: pass --staging-dir hdfs://NAMENODE:PORT/DIR".into(),
     })?;
     Ok(format!("{}/user/{user}/.eddy/{app_text}", fs.trim_end_matches('/')))
 }
@@ -432,12 +432,13 @@ fn master_container(setup: &Setup<'_>, mapper: &LocalResourceProto, cloud_name: 
 /// JSON. Not the JSON itself: YARN writes `export KEY="VALUE"` into the container's launch
 /// script without escaping, so the JSON's quotes did not survive bash.
 fn encode_settings(settings: &YarnArgs) -> DriverResult<String> {
-    let json = serde_json::to_vec(settings).map_err(|e| DriverError::InvalidArgument(format!("cannot encode the settings: {e}")))?;
+    let json =
+        serde_json::to_vec(settings).map_err(|e| DriverError::InvalidArgument { reason: format!("cannot encode the settings: {e}") })?;
     Ok(hex::encode(json))
 }
 
 fn decode_settings(text: &str) -> DriverResult<YarnArgs> {
-    let bad = |e: String| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::SETTINGS));
+    let bad = |e: String| DriverError::InvalidArgument { reason: format!("bad {}: {e}", am_env::SETTINGS) };
     let json = hex::decode(text.trim()).map_err(|e| bad(format!("not hex-encoded JSON: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
 }
@@ -515,11 +516,13 @@ async fn await_report<T>(
             } else {
                 format!("timed out (--timeout, state {state}) waiting for")
             };
-            return Err(DriverError::NotFormed(format!(
-                "YARN application {app_text} {how} {what}; queue {}: {}",
-                report.queue.unwrap_or_default(),
-                report.diagnostics.unwrap_or_default()
-            )));
+            return Err(DriverError::NotFormed {
+                reason: format!(
+                    "YARN application {app_text} {how} {what}; queue {}: {}",
+                    report.queue.unwrap_or_default(),
+                    report.diagnostics.unwrap_or_default()
+                ),
+            });
         }
         tokio::time::sleep(every).await;
     }
@@ -539,22 +542,23 @@ fn is_final(state: Option<i32>) -> bool {
 pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
     use prost::Message;
     let var = |k: &str| {
-        env.get(k).map(str::to_string).ok_or_else(|| {
-            DriverError::InvalidArgument(format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"))
+        env.get(k).map(str::to_string).ok_or_else(|| DriverError::InvalidArgument {
+            reason: format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"),
         })
     };
     let args = decode_settings(&var(am_env::SETTINGS)?)?;
     let mapper = LocalResourceProto::decode(hex::decode(var(am_env::MAPPER)?).unwrap_or_default().as_slice())
-        .map_err(|e| DriverError::InvalidArgument(format!("bad {}: {e}", am_env::MAPPER)))?;
+        .map_err(|e| DriverError::InvalidArgument { reason: format!("bad {}: {e}", am_env::MAPPER) })?;
     let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
-    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(std::path::Path::new(&token_file)).map_err(DriverError::Yarn)?;
+    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(std::path::Path::new(&token_file))
+        .map_err(|reason| DriverError::Yarn { reason })?;
     let token = credentials
         .token_of_kind("YARN_AM_RM_TOKEN")
         .cloned()
-        .ok_or_else(|| DriverError::Yarn(format!("the token file {token_file} holds no AMRMToken")))?;
+        .ok_or_else(|| DriverError::Yarn { reason: format!("the token file {token_file} holds no AMRMToken") })?;
     let container = var("CONTAINER_ID")?;
     let app = application_of_container(&container)
-        .ok_or_else(|| DriverError::InvalidArgument(format!("CONTAINER_ID {container} is not a container id")))?;
+        .ok_or_else(|| DriverError::InvalidArgument { reason: format!("CONTAINER_ID {container} is not a container id") })?;
     let user = env.hadoop_user();
     let resource_managers: Vec<String> = var(am_env::RESOURCE_MANAGERS)?.split(',').map(str::to_string).collect();
     let rm = connect_to(&resource_managers, &user).await?;
@@ -564,8 +568,8 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
     let (memory, capability) = worker_resources(&args)?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env));
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name, env)?;
-    let secret = credentials.secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
-        DriverError::Yarn(format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"))
+    let secret = credentials.secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS).ok_or_else(|| DriverError::Yarn {
+        reason: format!("the token file {token_file} holds no cluster secret; was this container started by eddy-driver?"),
     })?;
     options.secret_opt = Some(ClusterSecret::from_text(&String::from_utf8_lossy(secret))?);
     // This master's output is its container's log: the edge node printed the token already.
@@ -576,7 +580,7 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
         .ok()
         .and_then(|mut a| a.next())
         .map(|a| a.ip())
-        .ok_or_else(|| DriverError::InvalidArgument(format!("cannot resolve NM_HOST {host}")))?;
+        .ok_or_else(|| DriverError::InvalidArgument { reason: format!("cannot resolve NM_HOST {host}") })?;
     let master = Master {
         rm,
         app,
@@ -625,24 +629,29 @@ async fn register_master(
             Err(e) => last = Some(format!("{addr}: {e}")),
         }
     }
-    Err(DriverError::Yarn(format!(
-        "cannot register as ApplicationMaster with the scheduler (yarn.resourcemanager.scheduler.address): {}",
-        last.unwrap_or_else(|| "no scheduler address".into())
-    )))
+    Err(DriverError::Yarn {
+        reason: format!(
+            "cannot register as ApplicationMaster with the scheduler (yarn.resourcemanager.scheduler.address): {}",
+            last.unwrap_or_else(|| "no scheduler address".into())
+        ),
+    })
 }
 
 /// `eddy-driver yarn kill APP_ID`.
 async fn kill(app_id: &str, env: &Environment, storage: &StorageOptions) -> DriverResult<Outcome> {
-    let id = eddy_yarn_client::parse_application_id(app_id)
-        .ok_or_else(|| DriverError::InvalidArgument(format!("{app_id:?} is not an application id (application_<timestamp>_<number>)")))?;
+    let id = eddy_yarn_client::parse_application_id(app_id).ok_or_else(|| DriverError::InvalidArgument {
+        reason: format!("{app_id:?} is not an application id (application_<timestamp>_<number>)"),
+    })?;
     let conf = load_conf(env)?;
     let rm = connect(&conf, &env.hadoop_user()).await?;
     let report = rm.report(&id).await.map_err(yarn_error(&format!("cannot find {app_id}")))?;
     if report.application_type.as_deref().is_some_and(|t| t != "EDDY") {
-        return Err(DriverError::InvalidArgument(format!(
-            "{app_id} is a {} application, not an Eddy cloud; use `yarn application -kill` for it",
-            report.application_type.unwrap_or_default()
-        )));
+        return Err(DriverError::InvalidArgument {
+            reason: format!(
+                "{app_id} is a {} application, not an Eddy cloud; use `yarn application -kill` for it",
+                report.application_type.unwrap_or_default()
+            ),
+        });
     }
     if is_final(report.yarn_application_state) {
         println!(

@@ -157,7 +157,9 @@ pub struct MapperConfig {
 fn parse_key<T: std::str::FromStr>(env: &HashMap<String, String>, key: &keys::Key) -> Result<Option<T>, MapperError> {
     match keys::lookup(env, key) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| MapperError::Config(format!("{}={v:?} is not a valid number", key.name))),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| MapperError::Config { reason: format!("{}={v:?} is not a valid number", key.name) })
+        }
     }
 }
 
@@ -184,24 +186,25 @@ impl MapperConfig {
         let service_opt = keys::lookup(env, &keys::KUBERNETES_SERVICE_DNS);
         let chosen = [driver_opt.is_some(), args.flatfile.is_some(), service_opt.is_some()].iter().filter(|b| **b).count();
         if chosen > 1 {
-            return Err(MapperError::Config(
-                "choose one discovery mode: EDDY_DRIVER (set by eddy-driver), --flatfile, or EDDY_KUBERNETES_SERVICE_DNS".into(),
-            ));
+            return Err(MapperError::Config {
+                reason: "choose one discovery mode: EDDY_DRIVER (set by eddy-driver), --flatfile, or EDDY_KUBERNETES_SERVICE_DNS".into(),
+            });
         }
         let discovery = if let Some(d) = driver_opt {
             let addr = eddy_common::address::resolve_host_port(d)
-                .map_err(|e| MapperError::Config(format!("EDDY_DRIVER={d:?} is not a usable host:port address: {e}")))?;
+                .map_err(|e| MapperError::Config { reason: format!("EDDY_DRIVER={d:?} is not a usable host:port address: {e}") })?;
             Discovery::Driver(addr)
         } else if let Some(path) = &args.flatfile {
             Discovery::Flatfile(path.clone())
         } else if let Some(service) = service_opt {
             let lookup_secs: Option<u64> = parse_key(env, &keys::NODE_LOOKUP_TIMEOUT)?;
-            let dns_server_opt = match keys::lookup(env, &keys::KUBERNETES_DNS_SERVER) {
-                None => None,
-                Some(s) => Some(
-                    s.parse().map_err(|_| MapperError::Config(format!("EDDY_KUBERNETES_DNS_SERVER={s:?} is not an ip:port address")))?,
-                ),
-            };
+            let dns_server_opt =
+                match keys::lookup(env, &keys::KUBERNETES_DNS_SERVER) {
+                    None => None,
+                    Some(s) => Some(s.parse().map_err(|_| MapperError::Config {
+                        reason: format!("EDDY_KUBERNETES_DNS_SERVER={s:?} is not an ip:port address"),
+                    })?),
+                };
             Discovery::Kubernetes(KubernetesDnsOptions {
                 service_dns: service.to_string(),
                 expected_count_opt: parse_key(env, &keys::NODE_EXPECTED_COUNT)?,
@@ -221,19 +224,17 @@ impl MapperConfig {
                 // In a YARN container the driver puts the secret into the token file.
                 Discovery::Driver(_) if env.contains_key("HADOOP_TOKEN_FILE_LOCATION") => {
                     let path = std::path::PathBuf::from(&env["HADOOP_TOKEN_FILE_LOCATION"]);
-                    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(&path).map_err(MapperError::Config)?;
+                    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(&path).map_err(|reason| MapperError::Config { reason })?;
                     let secret = credentials.secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS).ok_or_else(|| {
-                        MapperError::Config(format!("the token file {} holds no cluster secret; was this container started by eddy-driver?", path.display()))
+                        MapperError::Config { reason: format!("the token file {} holds no cluster secret; was this container started by eddy-driver?", path.display()) }
                     })?;
                     ClusterSecret::from_text(&String::from_utf8_lossy(secret))?
                 }
                 Discovery::Driver(_) => {
-                    return Err(MapperError::Config("EDDY_CLUSTER_SECRET is not set; the driver sets it for the workers it launches".into()))
+                    return Err(MapperError::Config { reason: "EDDY_CLUSTER_SECRET is not set; the driver sets it for the workers it launches".into() })
                 }
                 _ => {
-                    return Err(MapperError::Config(
-                        "no cluster secret: create one (e.g. `openssl rand -hex 32 > secret`), give it to every node with --secret-file secret, or set EDDY_CLUSTER_SECRET".into(),
-                    ))
+                    return Err(MapperError::Config { reason: "no cluster secret: create one (e.g. `openssl rand -hex 32 > secret`), give it to every node with --secret-file secret, or set EDDY_CLUSTER_SECRET".into() })
                 }
             },
         };
@@ -243,10 +244,12 @@ impl MapperConfig {
             None => eddy_node::stats::default_memory_budget(),
         };
         if args.heartbeat_timeout <= args.heartbeat_interval {
-            return Err(MapperError::Config(format!(
-                "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
-                args.heartbeat_timeout, args.heartbeat_interval
-            )));
+            return Err(MapperError::Config {
+                reason: format!(
+                    "--heartbeat-timeout ({:?}) must be longer than --heartbeat-interval ({:?})",
+                    args.heartbeat_timeout, args.heartbeat_interval
+                ),
+            });
         }
         let kubernetes_api_port_opt = match discovery {
             Discovery::Kubernetes(_) => Some(parse_key(env, &keys::KUBERNETES_API_PORT)?.unwrap_or(8080)),

@@ -21,8 +21,11 @@ pub use config::{Discovery, MapperArgs, MapperCommand, MapperConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum MapperError {
     /// A setting is missing or unusable.
-    #[error("{0}")]
-    Config(String),
+    #[error("{reason}")]
+    Config {
+        /// Which setting, what is wrong with it and what to do.
+        reason: String,
+    },
     /// Discovery failed.
     #[error(transparent)]
     Discovery(#[from] eddy_embedded_config::EmbeddedConfigError),
@@ -32,6 +35,18 @@ pub enum MapperError {
     /// Address selection failed.
     #[error(transparent)]
     Common(#[from] eddy_common::CommonError),
+}
+
+impl MapperError {
+    /// Whether starting again may succeed without a change of settings.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            MapperError::Config { .. } => false,
+            MapperError::Discovery(e) => e.is_retryable(),
+            MapperError::Node(e) => e.is_retryable(),
+            MapperError::Common(e) => e.is_retryable(),
+        }
+    }
 }
 
 /// Result with [`MapperError`].
@@ -79,10 +94,8 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     });
     if let Some(port) = config.kubernetes_api_port_opt {
         let addr = SocketAddr::new(ip, port);
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            MapperError::Config(format!(
-                "cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port"
-            ))
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| MapperError::Config {
+            reason: format!("cannot listen on {addr} for the Kubernetes probe: {e}; set EDDY_KUBERNETES_API_PORT to a free port"),
         })?;
         node.serve_plain_http(listener, rest::kubernetes_router(node.clone()));
     }

@@ -39,8 +39,11 @@ pub enum NodeError {
         detail: String,
     },
     /// A locked cloud refused to let this node in.
-    #[error("{0}")]
-    JoinRefused(String),
+    #[error("{reason}")]
+    JoinRefused {
+        /// The cloud's words: who refused, and why.
+        reason: String,
+    },
     /// A node could not be reached.
     #[error("node {node} is unavailable: {reason}")]
     Unavailable {
@@ -66,6 +69,23 @@ pub enum NodeError {
     /// The shared vocabulary refused something.
     #[error(transparent)]
     Common(#[from] eddy_common::CommonError),
+}
+
+impl NodeError {
+    /// Whether the same request may succeed if made again: a node that could not be reached.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            NodeError::Unavailable { .. } => true,
+            NodeError::Common(e) => e.is_retryable(),
+            NodeError::PortInUse { .. }
+            | NodeError::NoFreePort { .. }
+            | NodeError::InvalidArgument { .. }
+            | NodeError::FormationTimeout { .. }
+            | NodeError::JoinRefused { .. }
+            | NodeError::Unhealthy { .. }
+            | NodeError::Server { .. } => false,
+        }
+    }
 }
 
 /// Result with [`NodeError`].

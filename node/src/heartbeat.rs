@@ -65,7 +65,7 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {
         inner.tick(Instant::now());
         let refusal = inner.membership().refused_by_locked_cloud();
         if let Some(message) = refusal {
-            inner.stop(StopReason::Fatal(NodeError::JoinRefused(message).to_string()));
+            inner.stop(StopReason::Fatal(NodeError::JoinRefused { reason: message }.to_string()));
             return;
         }
     }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use backon::{ConstantBuilder, Retryable};
+
 use eddy_hadoop_ipc::client::IpcClient;
 use eddy_hadoop_ipc::proto::common::TokenProto;
 use eddy_hadoop_ipc::proto::yarn::*;
@@ -144,14 +146,17 @@ impl ApplicationMaster {
             final_application_status: Some(status as i32),
         };
         // YARN may answer "not yet" while it saves the state; ask again a few times.
-        for _ in 0..20 {
+        let unregister = || async {
             let r: FinishApplicationMasterResponseProto = self.ipc.call("finishApplicationMaster", &request).await?;
-            if r.is_unregistered.unwrap_or(false) {
-                return Ok(());
+            match r.is_unregistered {
+                Some(true) => Ok(()),
+                _ => Err(YarnError::NotYet { what: "unregistering the ApplicationMaster".into() }),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(YarnError::Incomplete { method: "finishApplicationMaster".into(), field: "is_unregistered = true after 20 tries".into() })
+        };
+        unregister
+            .retry(ConstantBuilder::new().with_delay(Duration::from_millis(100)).with_max_times(20))
+            .when(YarnError::is_retryable)
+            .await
     }
 
     /// The NMToken for `container`'s node, as `allocate` handed it out.

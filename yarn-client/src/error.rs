@@ -33,6 +33,23 @@ pub enum YarnError {
         /// The missing field.
         field: String,
     },
+    /// YARN has not finished an operation yet and asks to be asked again.
+    #[error("YARN has not finished {what} yet")]
+    NotYet {
+        /// The operation.
+        what: String,
+    },
+}
+
+impl YarnError {
+    /// Whether the same request may succeed if made again.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            YarnError::Ipc(e) => e.is_retryable(),
+            YarnError::NotYet { .. } => true,
+            YarnError::Config { .. } | YarnError::NoConfDir | YarnError::Refused { .. } | YarnError::Incomplete { .. } => false,
+        }
+    }
 }
 
 /// Result alias of this crate.

@@ -28,9 +28,10 @@ impl SshLauncher {
     }
 
     fn host_of(&self, id: &str) -> DriverResult<(usize, &Remote)> {
-        let i = id.parse::<usize>().map_err(|_| DriverError::InvalidArgument(format!("worker id {id:?} is not a number")))?;
+        let i = id.parse::<usize>().map_err(|_| DriverError::InvalidArgument { reason: format!("worker id {id:?} is not a number") })?;
         let h = i / self.workers_per_host;
-        let remote = self.hosts.remotes.get(h).ok_or_else(|| DriverError::InvalidArgument(format!("no host for worker {id}")))?;
+        let remote =
+            self.hosts.remotes.get(h).ok_or_else(|| DriverError::InvalidArgument { reason: format!("no host for worker {id}") })?;
         Ok((h, remote))
     }
 }
@@ -50,7 +51,7 @@ impl WorkerLauncher for SshLauncher {
         let lines = crate::ssh::remote::export_lines(&env);
         let host = remote.host.text.clone();
         let (pid, launched) =
-            remote.launch(&self.cloud_name, id, &secret, &lines).await.map_err(|e| DriverError::Ssh(format!("{host}: {e}")))?;
+            remote.launch(&self.cloud_name, id, &secret, &lines).await.map_err(|e| DriverError::Ssh { reason: format!("{host}: {e}") })?;
         tracing::debug!(worker = id, pid, %host, "worker started");
         let tx = self.workers.started(id, (h, pid));
         let worker_id = id.to_string();

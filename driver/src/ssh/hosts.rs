@@ -21,7 +21,7 @@ pub struct Host {
 pub fn read_hosts(path: &Path) -> DriverResult<Vec<Host>> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| DriverError::Io { what: format!("cannot read the hosts file {}", path.display()), source })?;
-    parse_hosts(&text).map_err(|e| DriverError::InvalidArgument(format!("{}: {e}", path.display())))
+    parse_hosts(&text).map_err(|e| DriverError::InvalidArgument { reason: format!("{}: {e}", path.display()) })
 }
 
 /// Parses hosts-file text: blank lines and `#` comments are skipped; a host twice is refused.

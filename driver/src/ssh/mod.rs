@@ -80,19 +80,16 @@ fn summarize(what: &str, report: &Report) -> DriverResult<()> {
     if failed.is_empty() {
         return Ok(());
     }
-    Err(DriverError::Ssh(format!(
-        "{what}: {} of {} hosts failed ({}); the reasons are above",
-        failed.len(),
-        report.len(),
-        failed.join(", ")
-    )))
+    Err(DriverError::Ssh {
+        reason: format!("{what}: {} of {} hosts failed ({}); the reasons are above", failed.len(), report.len(), failed.join(", ")),
+    })
 }
 
 /// Connects to every host in parallel; the open connections and a report of the others.
 async fn connect_all(args: &SshHostArgs) -> DriverResult<(Hosts, Report)> {
-    let path = args.hosts.as_deref().ok_or_else(|| DriverError::InvalidArgument("--hosts FILE is required".into()))?;
+    let path = args.hosts.as_deref().ok_or_else(|| DriverError::InvalidArgument { reason: "--hosts FILE is required".into() })?;
     let list = hosts::read_hosts(path)?;
-    remote::known_hosts(&args.host_key_check).map_err(DriverError::InvalidArgument)?;
+    remote::known_hosts(&args.host_key_check).map_err(|reason| DriverError::InvalidArgument { reason })?;
     let control_dir = remote::control_dir()
         .map_err(|source| DriverError::Io { what: "cannot create a directory for SSH control sockets".into(), source })?;
     println!("Connecting to {} over SSH", plural(list.len(), "host"));
@@ -117,7 +114,7 @@ async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>, env: 
         let path = mapper.clone();
         tokio::task::spawn_blocking(move || std::fs::read(&path).map(|b| hex::encode(sha2::Sha256::digest(&b))))
             .await
-            .map_err(|e| DriverError::InvalidArgument(format!("hashing eddy-mapper failed: {e}")))?
+            .map_err(|e| DriverError::InvalidArgument { reason: format!("hashing eddy-mapper failed: {e}") })?
             .map_err(|source| DriverError::Io { what: format!("cannot read {}", mapper.display()), source })?
     };
     let wph = usize::from(args.workers_per_host);
@@ -125,10 +122,12 @@ async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>, env: 
     let total = hosts.remotes.len() + report.len();
     if let Some(n) = args.cloud.nodes {
         if usize::from(n) != total * wph {
-            return Err(DriverError::InvalidArgument(format!(
-                "--nodes {n}, but {total} hosts x --workers-per-host {wph} make {} workers; leave --nodes out",
-                total * wph
-            )));
+            return Err(DriverError::InvalidArgument {
+                reason: format!(
+                    "--nodes {n}, but {total} hosts x --workers-per-host {wph} make {} workers; leave --nodes out",
+                    total * wph
+                ),
+            });
         }
     }
     // Prepare (and copy where needed) on every connected host at once.
@@ -183,10 +182,9 @@ async fn start(args: SshStartArgs, reuse: Option<(String, ClusterSecret)>, env: 
         options.secret_opt = Some(secret);
     }
     if args.cloud.driver_ip.is_none() {
-        options.driver_ip = client_ip_opt.ok_or_else(|| {
-            DriverError::InvalidArgument(
-                "cannot tell which address the hosts reach this machine at (no SSH_CONNECTION on the first host): pass --driver-ip".into(),
-            )
+        options.driver_ip = client_ip_opt.ok_or_else(|| DriverError::InvalidArgument {
+            reason: "cannot tell which address the hosts reach this machine at (no SSH_CONNECTION on the first host): pass --driver-ip"
+                .into(),
         })?;
     }
     let mut launcher = SshLauncher::new(hosts, wph, cloud_name);
@@ -265,21 +263,23 @@ async fn restart(args: SshStartArgs, env: &eddy_common::env::Environment) -> Dri
         }
     }
     summarize("restart", &failed)?;
-    let name = match names.len() {
-        1 => names.into_iter().next().unwrap_or_default(),
-        0 => {
-            return Err(DriverError::Ssh(
-                "restart: no cloud was started in the install directory of these hosts; start one with `eddy-driver ssh --hosts FILE`"
-                    .into(),
-            ))
-        }
-        _ => {
-            return Err(DriverError::Ssh(format!(
-                "restart: the hosts ran different clouds ({}); stop them with `eddy-driver ssh stop` and start one",
-                names.into_iter().collect::<Vec<_>>().join(", ")
-            )))
-        }
-    };
+    let name =
+        match names.len() {
+            1 => names.into_iter().next().unwrap_or_default(),
+            0 => return Err(DriverError::Ssh {
+                reason:
+                    "restart: no cloud was started in the install directory of these hosts; start one with `eddy-driver ssh --hosts FILE`"
+                        .into(),
+            }),
+            _ => {
+                return Err(DriverError::Ssh {
+                    reason: format!(
+                        "restart: the hosts ran different clouds ({}); stop them with `eddy-driver ssh stop` and start one",
+                        names.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                })
+            }
+        };
     let mut secret_opt = None;
     for r in &hosts.remotes {
         if let Ok(s) = r.secret().await {
@@ -289,10 +289,11 @@ async fn restart(args: SshStartArgs, env: &eddy_common::env::Environment) -> Dri
             }
         }
     }
-    let secret = secret_opt.ok_or_else(|| DriverError::Ssh(format!("restart: no host keeps the secret of cloud {name} (run/secret)")))?;
+    let secret =
+        secret_opt.ok_or_else(|| DriverError::Ssh { reason: format!("restart: no host keeps the secret of cloud {name} (run/secret)") })?;
     if let Some(url) = &url_opt {
         if let Some(busy) = running_job(url, &secret.rest_token(&name)).await {
-            return Err(DriverError::Ssh(format!("restart refused: {busy}; wait for it, or `eddy-driver ssh stop` to end it")));
+            return Err(DriverError::Ssh { reason: format!("restart refused: {busy}; wait for it, or `eddy-driver ssh stop` to end it") });
         }
     }
     println!("Stopping cloud {name}");

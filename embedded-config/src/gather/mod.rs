@@ -133,15 +133,15 @@ impl Gather {
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut server = tonic::transport::Server::builder();
         if let Some(tls) = tls {
-            server = server
-                .tls_config(tls.server_config())
-                .map_err(|e| EmbeddedConfigError::GatherFailed(format!("cannot use the gather service's TLS certificate: {e}")))?;
+            server = server.tls_config(tls.server_config()).map_err(|e| EmbeddedConfigError::GatherFailed {
+                reason: format!("cannot use the gather service's TLS certificate: {e}"),
+            })?;
         }
         server
             .add_service(self.service())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
-            .map_err(|e| EmbeddedConfigError::GatherFailed(format!("the gather service stopped: {e}")))
+            .map_err(|e| EmbeddedConfigError::GatherFailed { reason: format!("the gather service stopped: {e}") })
     }
 
     /// Declares a worker id the launcher started, so a timeout can name it if it never comes.
@@ -169,8 +169,8 @@ impl Gather {
         };
         match phase {
             Phase::Sent(peers) => Ok(peers),
-            Phase::Failed(msg) => Err(EmbeddedConfigError::GatherFailed(msg)),
-            Phase::Collecting => Err(EmbeddedConfigError::GatherFailed("gathering ended without a result".into())),
+            Phase::Failed(msg) => Err(EmbeddedConfigError::GatherFailed { reason: msg }),
+            Phase::Collecting => Err(EmbeddedConfigError::GatherFailed { reason: "gathering ended without a result".into() }),
         }
     }
 
@@ -198,16 +198,16 @@ impl Gather {
         match waited {
             Ok(Ok(v)) => match v.clone() {
                 Some(Ok(formed)) => Ok(formed),
-                Some(Err(msg)) => Err(EmbeddedConfigError::GatherFailed(msg)),
-                None => Err(EmbeddedConfigError::GatherFailed("formation ended without a result".into())),
+                Some(Err(msg)) => Err(EmbeddedConfigError::GatherFailed { reason: msg }),
+                None => Err(EmbeddedConfigError::GatherFailed { reason: "formation ended without a result".into() }),
             },
             _ => {
                 let missing: Vec<String> = self.state().not_formed().iter().map(ToString::to_string).collect();
-                Err(EmbeddedConfigError::GatherFailed(format!(
+                Err(EmbeddedConfigError::GatherFailed { reason: format!(
                     "the workers registered but did not agree on a cloud within {:.0?}; still waiting for [{}]; check their logs for refused heartbeats (firewall between workers, wrong --network)",
                     self.shared.options.timeout,
                     missing.join(", ")
-                )))
+                ) })
             }
         }
     }

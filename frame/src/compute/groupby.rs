@@ -109,7 +109,11 @@ fn as_f64(array: &ArrayRef) -> FrameResult<Float64Array> {
         _ => array.clone(),
     };
     let values = cast(&source, &DataType::Float64)?;
-    values.as_any().downcast_ref::<Float64Array>().cloned().ok_or_else(|| FrameError::Internal("cast to f64".into()))
+    values
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .cloned()
+        .ok_or_else(|| FrameError::Internal { what: "group-by", reason: "a cast to f64 gave another type".into() })
 }
 
 /// A group's key cell as the fold keeps it: integers as themselves, anything else (level

@@ -34,7 +34,10 @@ pub fn codec_of(url: &str) -> FrameResult<Option<Codec>> {
 fn reader<'a>(codec: Codec, data: &'a [u8]) -> FrameResult<Box<dyn Read + 'a>> {
     Ok(match codec {
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
-        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(data).map_err(|e| FrameError::Internal(e.to_string()))?),
+        Codec::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(data)
+                .map_err(|e| FrameError::Internal { what: "opening a zstd stream", reason: e.to_string() })?,
+        ),
     })
 }
 

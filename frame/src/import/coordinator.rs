@@ -146,7 +146,9 @@ impl FrameCloud {
         let progress = Progress::new(job, format::of(format).shares(splits));
         let mut done: HashMap<u32, (NodeAddr, SplitDone)> = self.parse_round(&request, first_round, &progress).await?;
         if done.len() != splits.len() {
-            return Err(FrameError::Cloud(format!("{} of {} chunks came back; a worker stopped early", done.len(), splits.len())));
+            return Err(FrameError::Cloud {
+                reason: format!("{} of {} chunks came back; a worker stopped early", done.len(), splits.len()),
+            });
         }
         let quotes: Vec<u64> = splits.iter().map(|s| done.get(&s.chunk).map_or(0, |(_, d)| d.quotes)).collect();
         let mut second_round: HashMap<NodeAddr, Vec<SplitSpec>> = HashMap::new();
@@ -167,7 +169,7 @@ impl FrameCloud {
         let mut report = ParseReport::default();
         for (node, d) in done.into_values() {
             if !d.parse_error.is_empty() {
-                return Err(FrameError::Cloud(format!("worker {node}: {}", d.parse_error)));
+                return Err(FrameError::Worker { node: node.to_string(), reason: d.parse_error.clone() });
             }
             chunks.push(ChunkInfo { index: d.chunk, node, rows: d.rows, bytes: d.bytes_in_memory });
             report.bad_rows += d.bad_rows;

@@ -75,11 +75,11 @@ pub fn encode(format: ExportFormat, schema: &SchemaRef, batches: &[RecordBatch])
                 .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::default()))
                 .build();
             let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, Arc::clone(schema), Some(props))
-                .map_err(|e| FrameError::Internal(format!("parquet: {e}")))?;
+                .map_err(|e| FrameError::Internal { what: "writing Parquet", reason: e.to_string() })?;
             for b in batches {
-                writer.write(b).map_err(|e| FrameError::Internal(format!("parquet: {e}")))?;
+                writer.write(b).map_err(|e| FrameError::Internal { what: "writing Parquet", reason: e.to_string() })?;
             }
-            writer.close().map_err(|e| FrameError::Internal(format!("parquet: {e}")))?;
+            writer.close().map_err(|e| FrameError::Internal { what: "writing Parquet", reason: e.to_string() })?;
         }
     }
     Ok(out)

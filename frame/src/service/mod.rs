@@ -40,7 +40,7 @@ pub async fn run_cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
         // The caller may have gone away; then the result is simply dropped.
         let _ = tx.send(f());
     });
-    rx.await.map_err(|_| FrameError::Internal("a parse task panicked".into()))
+    rx.await.map_err(|_| FrameError::Internal { what: "parsing", reason: "a parse task panicked".into() })
 }
 
 /// What the frame service of one node holds.
@@ -59,7 +59,7 @@ pub struct FrameState {
 pub(crate) fn status(e: FrameError) -> Status {
     match e {
         FrameError::OutOfMemory { .. } => Status::resource_exhausted(e.to_string()),
-        FrameError::FrameNotFound(_) | FrameError::NotFound { .. } => Status::not_found(e.to_string()),
+        FrameError::FrameNotFound { .. } | FrameError::NotFound { .. } => Status::not_found(e.to_string()),
         FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } => Status::invalid_argument(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
@@ -120,7 +120,7 @@ impl FrameState {
 
     /// A registered frame, or `not_found`.
     pub(crate) fn frame(&self, id: &str) -> Result<FrameInfo, Status> {
-        self.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound(id.into())))
+        self.frames.get(id).ok_or_else(|| status(FrameError::FrameNotFound { id: id.into() }))
     }
 
     /// One chunk held here, or `not_found` naming this node.
@@ -186,7 +186,7 @@ impl FrameService for FrameServer {
 
     async fn summarize(&self, request: Request<FrameRef>) -> Result<Response<SummaryPartial>, Status> {
         let id = request.into_inner().frame_id;
-        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound(id.clone())))?;
+        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound { id: id.clone() }))?;
         let chunks = self.state.store.chunks(&id);
         let ncols = info.columns.len();
         let parts = run_cpu(move || {
@@ -201,7 +201,7 @@ impl FrameService for FrameServer {
     async fn histogram(&self, request: Request<HistogramRequest>) -> Result<Response<HistogramPartial>, Status> {
         let request = request.into_inner();
         let id = request.frame_id;
-        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound(id.clone())))?;
+        let info = self.state.frames.get(&id).ok_or_else(|| status(FrameError::FrameNotFound { id: id.clone() }))?;
         let mut specs = Vec::with_capacity(request.columns.len());
         for c in request.columns {
             let bins = c.bins as usize;

@@ -70,10 +70,10 @@ pub fn routes(cloud: FrameCloud) -> Routes {
 
 fn error(e: FrameError) -> Response {
     let code = match &e {
-        FrameError::FrameNotFound(_) | FrameError::NotFound { .. } => StatusCode::NOT_FOUND,
+        FrameError::FrameNotFound { .. } | FrameError::NotFound { .. } => StatusCode::NOT_FOUND,
         FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } | FrameError::Parse { .. } => StatusCode::BAD_REQUEST,
         FrameError::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
-        FrameError::Cloud(_) => StatusCode::SERVICE_UNAVAILABLE,
+        FrameError::Cloud { .. } | FrameError::Worker { .. } | FrameError::Node(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, Json(json!({ "error": e.to_string() }))).into_response()

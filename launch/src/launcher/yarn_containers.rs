@@ -268,7 +268,7 @@ impl WorkerLauncher for YarnLauncher {
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
         self.commands
             .send(Command::Launch { id: id.to_string(), spec: Box::new(spec.clone()) })
-            .map_err(|_| DriverError::InvalidArgument("the YARN heartbeat task has ended".into()))
+            .map_err(|_| DriverError::InvalidArgument { reason: "the YARN heartbeat task has ended".into() })
     }
 
     async fn next_exit(&mut self) -> WorkerExit {
