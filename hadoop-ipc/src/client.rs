@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use prost::Message;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -76,83 +77,21 @@ impl IpcClient {
         Self::connect_as(addr, protocol, user, Some(token), timeout).await
     }
 
+    /// Connects in Hadoop's three phases: the preamble, SASL, the connection context; then
+    /// starts the tasks that carry calls and answers.
     async fn connect_as(addr: &str, protocol: &str, user: &str, token: Option<&TokenProto>, timeout: Duration) -> IpcResult<Self> {
-        let io = |source| IpcError::Io { addr: addr.to_string(), source };
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "connect".into(), secs: timeout.as_secs() })?
-            .map_err(io)?;
+            .map_err(|source| IpcError::Io { addr: addr.to_string(), source })?;
         let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
-        writer.write_all(&wire::preamble(AUTH_SASL)).await.map_err(io)?;
-
-        let client_id: Vec<u8> = {
-            // A client id only has to be unique per client; time and pid are enough for that.
-            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-            let mut id = nanos.to_le_bytes().to_vec();
-            id[12..16].copy_from_slice(&std::process::id().to_le_bytes());
-            id
-        };
-        // Set-up messages carry retry count -1, as Hadoop's client sends them.
-        let header = |call_id| request_header(&client_id, call_id, -1);
-
-        // SASL: ask, and accept SIMPLE.
-        let negotiate = RpcSaslProto { state: SaslState::Negotiate as i32, ..Default::default() };
-        let buf = wire::frame(&[&header(SASL_CALL_ID), &negotiate]);
-        writer.write_all(&buf).await.map_err(io)?;
-        let protocol_err = |message: String| IpcError::Protocol { addr: addr.to_string(), message };
-        // One answer: SUCCESS (SIMPLE only), or NEGOTIATE with the methods on offer.
-        let sasl = read_sasl_answer(&mut reader, addr, timeout).await?;
-        match (SaslState::try_from(sasl.state), token) {
-            // SIMPLE only: the server is done.
-            (Ok(SaslState::Success), None) => {}
-            (Ok(SaslState::Success), Some(_)) => {
-                return Err(protocol_err(
-                    "the server accepted the connection without asking for the token (it runs SIMPLE authentication only?)".into(),
-                ))
-            }
-            (Ok(SaslState::Negotiate), None) => {
-                let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
-                    return Err(protocol_err(format!(
-                        "the server requires {} authentication and no token was given for it",
-                        offered(&sasl.auths)
-                    )));
-                };
-                let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![simple.clone()], ..Default::default() };
-                let buf = wire::frame(&[&header(SASL_CALL_ID), &initiate]);
-                writer.write_all(&buf).await.map_err(io)?;
-                // Hadoop's server switches to SIMPLE on this INITIATE without answering.
-            }
-            (Ok(SaslState::Negotiate), Some(token)) => {
-                let Some(auth) = sasl.auths.iter().find(|a| a.method == "TOKEN" && a.mechanism == "DIGEST-MD5") else {
-                    return Err(protocol_err(format!(
-                        "the server does not offer TOKEN authentication (it offers {})",
-                        offered(&sasl.auths)
-                    )));
-                };
-                let mut digest = DigestClient::new(
-                    &token.identifier,
-                    &token.password,
-                    auth.protocol.as_deref().unwrap_or(""),
-                    auth.server_id.as_deref().unwrap_or(DEFAULT_REALM),
-                );
-                let challenge =
-                    auth.challenge.clone().ok_or_else(|| protocol_err("the TOKEN offer carries no DIGEST-MD5 challenge".into()))?;
-                let response = digest.respond(&challenge).map_err(protocol_err)?;
-                let chosen = SaslAuth { challenge: None, ..auth.clone() };
-                let initiate =
-                    RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![chosen], token: Some(response), ..Default::default() };
-                let buf = wire::frame(&[&header(SASL_CALL_ID), &initiate]);
-                writer.write_all(&buf).await.map_err(io)?;
-                let done = read_sasl_answer(&mut reader, addr, timeout).await?;
-                if done.state != SaslState::Success as i32 {
-                    return Err(protocol_err(format!("unexpected SASL state {} after the DIGEST-MD5 response", done.state)));
-                }
-                digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(protocol_err)?;
-            }
-            _ => return Err(protocol_err(format!("unexpected SASL state {} at negotiation", sasl.state))),
+        let (reader, writer) = stream.into_split();
+        let mut setup = Setup { addr, client_id: new_client_id(), reader, writer, timeout };
+        setup.send(&[&wire::preamble(AUTH_SASL)[..]]).await?;
+        match token {
+            None => setup.authenticate_simple().await?,
+            Some(token) => setup.authenticate_with_token(token).await?,
         }
-
         // With a token the connection itself says who the user is, so Hadoop's client names
         // none (a user that differs from the token's is refused).
         let effective_user = if token.is_some() { None } else { Some(user.to_string()) };
@@ -160,56 +99,12 @@ impl IpcClient {
             user_info: Some(UserInformationProto { effective_user, real_user: None }),
             protocol: Some(protocol.to_string()),
         };
-        let buf = wire::frame(&[&header(CONNECTION_CONTEXT_CALL_ID), &context]);
-        writer.write_all(&buf).await.map_err(io)?;
+        setup.send_message(CONNECTION_CONTEXT_CALL_ID, &context).await?;
 
+        let Setup { client_id, reader, writer, .. } = setup;
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let reader_task = {
-            let pending = Arc::clone(&pending);
-            let addr = addr.to_string();
-            tokio::spawn(async move {
-                let end = loop {
-                    let mut frame = match wire::read_frame(&mut reader).await {
-                        Ok(Some(f)) => f,
-                        Ok(None) => break "the server closed the connection".to_string(),
-                        Err(e) => break e.to_string(),
-                    };
-                    let Ok(header) = wire::next_message::<RpcResponseHeaderProto>(&mut frame) else {
-                        break "undecodable response header".to_string();
-                    };
-                    let call_id = header.call_id as i32;
-                    let sender = pending.lock().ok().and_then(|mut p| p.as_mut().and_then(|p| p.remove(&call_id)));
-                    let Some(sender) = sender else { continue };
-                    let result = if header.status == RpcStatusProto::Success as i32 {
-                        Ok(frame)
-                    } else {
-                        Err(IpcError::Remote {
-                            addr: addr.clone(),
-                            method: String::new(),
-                            message: remote_message(header.exception_class_name.as_deref(), header.error_msg.as_deref()),
-                            class: header.exception_class_name.unwrap_or_default(),
-                        })
-                    };
-                    let _ = sender.send(result);
-                };
-                // Fail every waiting call with the reason the connection ended.
-                if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
-                    for (_, s) in map {
-                        let _ = s.send(Err(IpcError::Protocol { addr: addr.clone(), message: end.clone() }));
-                    }
-                }
-            })
-        };
-
-        let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
-        let writer_task = tokio::spawn(async move {
-            while let Some(buf) = outgoing.recv().await {
-                if writer.write_all(&buf).await.is_err() {
-                    break;
-                }
-            }
-        });
-
+        let reader = spawn_reader(reader, Arc::clone(&pending), addr.to_string());
+        let (frames, writer) = spawn_writer(writer);
         Ok(Self {
             addr: addr.to_string(),
             protocol: protocol.to_string(),
@@ -217,8 +112,8 @@ impl IpcClient {
             next_call: AtomicI32::new(0),
             frames,
             pending,
-            reader: reader_task,
-            writer: writer_task,
+            reader,
+            writer,
             timeout,
         })
     }
@@ -272,13 +167,159 @@ impl IpcClient {
     }
 }
 
+/// A client id only has to be unique per client; time and pid are enough for that.
+fn new_client_id() -> Vec<u8> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut id = nanos.to_le_bytes().to_vec();
+    id[12..16].copy_from_slice(&std::process::id().to_le_bytes());
+    id
+}
+
+/// A connection being set up: the preamble and SASL, before calls may flow.
+struct Setup<'a> {
+    addr: &'a str,
+    client_id: Vec<u8>,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    timeout: Duration,
+}
+
+impl Setup<'_> {
+    async fn send(&mut self, parts: &[&[u8]]) -> IpcResult<()> {
+        for part in parts {
+            self.writer.write_all(part).await.map_err(|source| IpcError::Io { addr: self.addr.to_string(), source })?;
+        }
+        Ok(())
+    }
+
+    /// Set-up messages carry retry count -1, as Hadoop's client sends them.
+    async fn send_message<M: Message>(&mut self, call_id: i32, message: &M) -> IpcResult<()> {
+        let buf = wire::frame(&[&request_header(&self.client_id, call_id, -1), message]);
+        self.send(&[&buf]).await
+    }
+
+    fn protocol_error(&self, message: String) -> IpcError {
+        IpcError::Protocol { addr: self.addr.to_string(), message }
+    }
+
+    /// Asks for the methods on offer; one answer: SUCCESS (SIMPLE only), or NEGOTIATE with them.
+    async fn negotiate(&mut self) -> IpcResult<RpcSaslProto> {
+        let negotiate = RpcSaslProto { state: SaslState::Negotiate as i32, ..Default::default() };
+        self.send_message(SASL_CALL_ID, &negotiate).await?;
+        read_sasl_answer(&mut self.reader, self.addr, self.timeout).await
+    }
+
+    async fn authenticate_simple(&mut self) -> IpcResult<()> {
+        let sasl = self.negotiate().await?;
+        match SaslState::try_from(sasl.state) {
+            // SIMPLE only: the server is done.
+            Ok(SaslState::Success) => Ok(()),
+            Ok(SaslState::Negotiate) => {
+                let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
+                    return Err(self.protocol_error(format!(
+                        "the server requires {} authentication and no token was given for it",
+                        offered(&sasl.auths)
+                    )));
+                };
+                let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![simple.clone()], ..Default::default() };
+                // Hadoop's server switches to SIMPLE on this INITIATE without answering.
+                self.send_message(SASL_CALL_ID, &initiate).await
+            }
+            _ => Err(self.protocol_error(format!("unexpected SASL state {} at negotiation", sasl.state))),
+        }
+    }
+
+    /// TOKEN authentication: SASL DIGEST-MD5 with the token's identifier and password.
+    async fn authenticate_with_token(&mut self, token: &TokenProto) -> IpcResult<()> {
+        let sasl = self.negotiate().await?;
+        match SaslState::try_from(sasl.state) {
+            Ok(SaslState::Success) => {
+                return Err(self.protocol_error(
+                    "the server accepted the connection without asking for the token (it runs SIMPLE authentication only?)".into(),
+                ))
+            }
+            Ok(SaslState::Negotiate) => {}
+            _ => return Err(self.protocol_error(format!("unexpected SASL state {} at negotiation", sasl.state))),
+        }
+        let Some(auth) = sasl.auths.iter().find(|a| a.method == "TOKEN" && a.mechanism == "DIGEST-MD5") else {
+            return Err(self.protocol_error(format!("the server does not offer TOKEN authentication (it offers {})", offered(&sasl.auths))));
+        };
+        let mut digest = DigestClient::new(
+            &token.identifier,
+            &token.password,
+            auth.protocol.as_deref().unwrap_or(""),
+            auth.server_id.as_deref().unwrap_or(DEFAULT_REALM),
+        );
+        let challenge =
+            auth.challenge.clone().ok_or_else(|| self.protocol_error("the TOKEN offer carries no DIGEST-MD5 challenge".into()))?;
+        let response = digest.respond(&challenge).map_err(|m| self.protocol_error(m))?;
+        let chosen = SaslAuth { challenge: None, ..auth.clone() };
+        let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![chosen], token: Some(response), ..Default::default() };
+        self.send_message(SASL_CALL_ID, &initiate).await?;
+        let done = read_sasl_answer(&mut self.reader, self.addr, self.timeout).await?;
+        if done.state != SaslState::Success as i32 {
+            return Err(self.protocol_error(format!("unexpected SASL state {} after the DIGEST-MD5 response", done.state)));
+        }
+        digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(|m| self.protocol_error(m))
+    }
+}
+
+/// Reads answers and hands each to the call waiting for it; when the connection ends, every
+/// waiting call fails with the reason.
+fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let end = loop {
+            let mut frame = match wire::read_frame(&mut reader).await {
+                Ok(Some(f)) => f,
+                Ok(None) => break "the server closed the connection".to_string(),
+                Err(e) => break e.to_string(),
+            };
+            let Ok(header) = wire::next_message::<RpcResponseHeaderProto>(&mut frame) else {
+                break "undecodable response header".to_string();
+            };
+            let call_id = header.call_id as i32;
+            let sender = pending.lock().ok().and_then(|mut p| p.as_mut().and_then(|p| p.remove(&call_id)));
+            let Some(sender) = sender else { continue };
+            let result = if header.status == RpcStatusProto::Success as i32 {
+                Ok(frame)
+            } else {
+                Err(IpcError::Remote {
+                    addr: addr.clone(),
+                    method: String::new(),
+                    message: remote_message(header.exception_class_name.as_deref(), header.error_msg.as_deref()),
+                    class: header.exception_class_name.unwrap_or_default(),
+                })
+            };
+            let _ = sender.send(result);
+        };
+        if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
+            for (_, s) in map {
+                let _ = s.send(Err(IpcError::Protocol { addr: addr.clone(), message: end.clone() }));
+            }
+        }
+    })
+}
+
+/// Writes whole frames in order, so a caller that gives up mid-call never leaves half a frame.
+fn spawn_writer(mut writer: OwnedWriteHalf) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
+    let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
+    let task = tokio::spawn(async move {
+        while let Some(buf) = outgoing.recv().await {
+            if writer.write_all(&buf).await.is_err() {
+                break;
+            }
+        }
+    });
+    (frames, task)
+}
+
 fn offered(auths: &[SaslAuth]) -> String {
     auths.iter().map(|a| format!("{}/{}", a.method, a.mechanism)).collect::<Vec<_>>().join(", ")
 }
 
 /// Reads the server's answer in the SASL exchange; an error answer (a refused token, a method
 /// that is not enabled) becomes [`IpcError::Remote`] with the server's words.
-async fn read_sasl_answer(reader: &mut tokio::net::tcp::OwnedReadHalf, addr: &str, timeout: Duration) -> IpcResult<RpcSaslProto> {
+async fn read_sasl_answer(reader: &mut OwnedReadHalf, addr: &str, timeout: Duration) -> IpcResult<RpcSaslProto> {
     let protocol_err = |message: String| IpcError::Protocol { addr: addr.to_string(), message };
     let mut frame = tokio::time::timeout(timeout, wire::read_frame(reader))
         .await

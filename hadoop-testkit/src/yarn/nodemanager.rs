@@ -289,6 +289,25 @@ async fn localize(resource: &LocalResourceProto, to: &Path) -> Result<(), String
     Ok(())
 }
 
+/// Where a container lives on its node, and whose it is.
+struct ContainerPlace {
+    user: String,
+    nm_host: String,
+    nm_port: i32,
+    /// The working directory.
+    work: PathBuf,
+    /// The application's file cache on this node.
+    cache: PathBuf,
+    /// `<LOG_DIR>`.
+    logs: PathBuf,
+}
+
+fn io(what: &str, e: std::io::Error) -> String {
+    format!("{what}: {e}")
+}
+
+/// Launches a container as a NodeManager does, phase by phase: directories, localized
+/// resources, the token file, the launch script, the process; then records how it ended.
 async fn launch(
     shared: &Shared,
     node: usize,
@@ -297,6 +316,18 @@ async fn launch(
     extra_tokens: Vec<(String, TokenProto)>,
     dir: &Path,
 ) -> Result<(), String> {
+    let place = place_of(shared, node, container, dir)?;
+    localize_resources(&context, container, &place).await?;
+    let token_file = write_tokens(&context, extra_tokens, &place)?;
+    let script = write_launch_script(&context, container, &place, &token_file)?;
+    let Some(code) = run(shared, container, &script, &place.work).await? else {
+        return Ok(());
+    };
+    record_end(shared, container, code, &place.logs);
+    Ok(())
+}
+
+fn place_of(shared: &Shared, node: usize, container: &str, dir: &Path) -> Result<ContainerPlace, String> {
     let (app, user, nm_host, nm_port) = {
         let s = shared.lock().map_err(|_| "state lock poisoned".to_string())?;
         let c = s.containers.get(container).ok_or("unknown container")?;
@@ -305,7 +336,6 @@ async fn launch(
         let id = &s.nodes[node].id;
         (app_text, user, id.host.clone().unwrap_or_default(), id.port.unwrap_or(0))
     };
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     let work = dir.join("usercache").join(&user).join("appcache").join(&app).join(container);
     // APPLICATION (and PUBLIC) resources are fetched once per node and application and shared
     // by its containers, as YARN's localizer does; PRIVATE ones per container here.
@@ -314,6 +344,11 @@ async fn launch(
     for d in [&work, &cache, &logs] {
         std::fs::create_dir_all(d).map_err(|e| io("cannot create container directories", e))?;
     }
+    Ok(ContainerPlace { user, nm_host, nm_port, work, cache, logs })
+}
+
+async fn localize_resources(context: &ContainerLaunchContextProto, container: &str, place: &ContainerPlace) -> Result<(), String> {
+    let (work, cache) = (&place.work, &place.cache);
     for entry in &context.local_resources {
         let name = entry.key.clone().unwrap_or_default();
         if name.is_empty() || name.contains('/') {
@@ -322,7 +357,7 @@ async fn launch(
         let resource = entry.value.clone().unwrap_or_default();
         let shared = resource.visibility != Some(LocalResourceVisibilityProto::Private as i32);
         let localized = if shared { cache.join(&name) } else { cache.join(container).join(&name) };
-        std::fs::create_dir_all(localized.parent().unwrap_or(&cache)).map_err(|e| io("cannot create the file cache", e))?;
+        std::fs::create_dir_all(localized.parent().unwrap_or(cache)).map_err(|e| io("cannot create the file cache", e))?;
         {
             // One download per file; containers starting together wait for it.
             let lock = LOCALIZING.lock().map(|mut m| m.entry(localized.clone()).or_default().clone()).unwrap_or_default();
@@ -336,19 +371,37 @@ async fn launch(
         #[cfg(unix)]
         std::os::unix::fs::symlink(&localized, work.join(&name)).map_err(|e| io("cannot link a local resource", e))?;
     }
+    Ok(())
+}
+
+fn write_tokens(
+    context: &ContainerLaunchContextProto,
+    extra_tokens: Vec<(String, TokenProto)>,
+    place: &ContainerPlace,
+) -> Result<PathBuf, String> {
     let mut credentials = match context.tokens.as_deref() {
         Some(bytes) if !bytes.is_empty() => Credentials::from_bytes(bytes).map_err(|e| format!("bad tokens in the launch context: {e}"))?,
         _ => Credentials::default(),
     };
     credentials.tokens.extend(extra_tokens);
-    let token_file = work.join("container_tokens");
+    let token_file = place.work.join("container_tokens");
     credentials.write_file(&token_file).map_err(|e| io("cannot write container_tokens", e))?;
 
+    Ok(token_file)
+}
+
+fn write_launch_script(
+    context: &ContainerLaunchContextProto,
+    container: &str,
+    place: &ContainerPlace,
+    token_file: &Path,
+) -> Result<PathBuf, String> {
+    let ContainerPlace { user, nm_host, nm_port, work, cache, logs, .. } = place;
     // The NodeManager's variables first, then the application's, which may refer to them.
     let mut env: Vec<(String, String)> = Vec::new();
     for (k, v) in [
         ("CONTAINER_ID", container.to_string()),
-        ("NM_HOST", nm_host),
+        ("NM_HOST", nm_host.clone()),
         ("NM_PORT", nm_port.to_string()),
         ("NM_HTTP_PORT", "0".into()),
         ("LOCAL_DIRS", cache.to_string_lossy().into_owned()),
@@ -362,10 +415,10 @@ async fn launch(
     }
     for kv in &context.environment {
         if let Some(k) = &kv.key {
-            env.push((k.clone(), expand(kv.value.as_deref().unwrap_or(""), &logs)));
+            env.push((k.clone(), expand(kv.value.as_deref().unwrap_or(""), logs)));
         }
     }
-    let command = context.command.iter().map(|c| expand(c, &logs)).collect::<Vec<_>>().join(" ");
+    let command = context.command.iter().map(|c| expand(c, logs)).collect::<Vec<_>>().join(" ");
     let mut script = String::from("#!/bin/bash\n");
     for (k, v) in &env {
         // As YARN writes them (UnixShellScriptBuilder.env): inside double quotes and not
@@ -377,8 +430,13 @@ async fn launch(
     let script_path = work.join("launch_container.sh");
     std::fs::write(&script_path, script).map_err(|e| io("cannot write launch_container.sh", e))?;
 
+    Ok(script_path)
+}
+
+/// Runs the launch script; `None` when the container was killed before it could start.
+async fn run(shared: &Shared, container: &str, script_path: &Path, work: &Path) -> Result<Option<i32>, String> {
     let mut cmd = tokio::process::Command::new("/bin/bash");
-    cmd.arg(&script_path).current_dir(&work).env_clear().stdin(std::process::Stdio::null());
+    cmd.arg(script_path).current_dir(work).env_clear().stdin(std::process::Stdio::null());
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
@@ -389,7 +447,7 @@ async fn launch(
         let mut s = shared.lock().map_err(|_| "state lock poisoned".to_string())?;
         if let Some((exit, reason)) = s.containers.get(container).and_then(|c| c.kill_reason.clone()) {
             s.complete(container, exit, reason);
-            return Ok(());
+            return Ok(None);
         }
         let child = cmd.spawn().map_err(|e| io("cannot start the container", e))?;
         let ratio = s.vmem_pmem_ratio;
@@ -405,6 +463,11 @@ async fn launch(
     };
     let status = child.wait().await.map_err(|e| io("waiting for the container", e))?;
     let code = exit_code(status);
+    Ok(Some(code))
+}
+
+/// Records how a container ended, with YARN's diagnostics.
+fn record_end(shared: &Shared, container: &str, code: i32, logs: &Path) {
     if let Ok(mut s) = shared.lock() {
         match s.containers.get(container).and_then(|c| c.kill_reason.clone()) {
             Some((exit, reason)) => s.complete(container, exit, format!("{reason}\nContainer killed on request. Exit code is {code}")),
@@ -421,7 +484,6 @@ async fn launch(
             }
         }
     }
-    Ok(())
 }
 
 /// Kills the container once the virtual size of its process group passes `limit` bytes, as

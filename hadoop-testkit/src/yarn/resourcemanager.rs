@@ -47,210 +47,233 @@ impl ClientService {
     fn serve(&self, call: &Call) -> Result<(Vec<u8>, Option<AmLaunch>), RpcException> {
         call.expect_protocol(APPLICATION_CLIENT)?;
         let mut s = lock(&self.shared)?;
-        let ts = s.cluster_timestamp;
-        let not_found =
-            |id: i32| RpcException::new(APP_NOT_FOUND, format!("Application with id 'application_{ts}_{id:04}' doesn't exist in RM."));
-        let plain = |r: CallResult| r.map(|b| (b, None));
+        let without_launch = |r: CallResult| r.map(|b| (b, None));
         match call.method.as_str() {
-            "getNewApplication" => {
-                let _: GetNewApplicationRequestProto = call.decode()?;
-                s.next_app += 1;
-                let id = s.next_app;
-                s.reserved.push(id);
-                plain(reply(&GetNewApplicationResponseProto {
-                    application_id: Some(ApplicationIdProto { id: Some(id), cluster_timestamp: Some(ts) }),
-                    maximum_capability: Some(ResourceProto { memory: Some(s.node_memory_mb), virtual_cores: Some(s.node_vcores) }),
-                }))
-            }
-            "submitApplication" => {
-                let q: SubmitApplicationRequestProto = call.decode()?;
-                let context = q.application_submission_context.ok_or_else(|| RpcException::new(INVALID_REQUEST, "no submission context"))?;
-                let id = app_id(context.application_id.as_ref())?;
-                if context.am_container_spec.is_none() {
-                    // As Apache's ClientRMService.submitApplication, which reads the master's
-                    // launch context (its tokens) for unmanaged masters too.
-                    return Err(RpcException::new(
-                        "java.lang.NullPointerException",
-                        "Cannot invoke \"org.apache.hadoop.yarn.api.records.ContainerLaunchContext.getTokensConf()\" because the return value of \"org.apache.hadoop.yarn.api.records.ApplicationSubmissionContext.getAMContainerSpec()\" is null",
-                    ));
-                }
-                let am = context.resource.unwrap_or_default();
-                let too_big = am.memory.unwrap_or(0) > s.node_memory_mb || am.virtual_cores.unwrap_or(0) > s.node_vcores;
-                if !context.unmanaged_am.unwrap_or(false) && too_big {
-                    // As Apache's RMAppManager, which validates the master's request at submission.
-                    return Err(RpcException::new(
-                        INVALID_REQUEST,
-                        format!(
-                            "Invalid resource request! Cannot allocate containers as requested resource is greater than maximum allowed allocation. Requested resource=<memory:{}, vCores:{}>, maximum allowed allocation=<memory:{}, vCores:{}>",
-                            am.memory.unwrap_or(0),
-                            am.virtual_cores.unwrap_or(0),
-                            s.node_memory_mb,
-                            s.node_vcores
-                        ),
-                    ));
-                }
-                if s.apps.contains_key(&id) {
-                    // Submitting twice is accepted, as YARN does for a retried call.
-                    return plain(reply(&SubmitApplicationResponseProto {}));
-                }
-                let Some(pos) = s.reserved.iter().position(|r| *r == id) else { return Err(not_found(id)) };
-                s.reserved.remove(pos);
-                let managed = !context.unmanaged_am.unwrap_or(false);
-                let am_resource = context.resource.unwrap_or(ResourceProto { memory: Some(1024), virtual_cores: Some(1) });
-                let app = App {
-                    context: context.clone(),
-                    user: call.user.clone(),
-                    state: YarnApplicationStateProto::Accepted,
-                    final_status: FinalApplicationStatusProto::AppUndefined,
-                    diagnostics: String::new(),
-                    submitted: now_ms(),
-                    finished: 0,
-                    registered: false,
-                    host: String::new(),
-                    rpc_port: -1,
-                    tracking_url: String::new(),
-                    outstanding: 0,
-                    capability: ResourceProto::default(),
-                    priority: PriorityProto::default(),
-                    response_id: 0,
-                    new_allocations: Vec::new(),
-                    completed: Vec::new(),
-                    nm_tokens_sent: Default::default(),
-                    am_container: None,
-                };
-                s.apps.insert(id, app);
-                let mut launch = None;
-                if managed {
-                    match s.allocate_one(id, am_resource, PriorityProto { priority: Some(0) }, true) {
-                        Some(c) => {
-                            let container = super::state::container_id_text(c.id.as_ref());
-                            let node = s.containers[&container].node;
-                            let mut token = s.amrm_token(id);
-                            token.service = s.scheduler_address.clone();
-                            if let Some(a) = s.apps.get_mut(&id) {
-                                a.am_container = Some(container.clone());
-                            }
-                            launch = Some(AmLaunch {
-                                node,
-                                container,
-                                context: context.am_container_spec.clone().unwrap_or_default(),
-                                token,
-                                dir: s.nodes[node].dir.clone(),
-                            });
-                        }
-                        None => {
-                            if let Some(a) = s.apps.get_mut(&id) {
-                                a.diagnostics = "[Test RM] the ApplicationMaster's container does not fit on any node".into();
-                            }
-                        }
-                    }
-                }
-                Ok((reply(&SubmitApplicationResponseProto {})?, launch))
-            }
-            "getApplicationReport" => {
-                let q: GetApplicationReportRequestProto = call.decode()?;
-                let id = app_id(q.application_id.as_ref())?;
-                let app = s.apps.get(&id).ok_or_else(|| not_found(id))?;
-                let unmanaged = app.context.unmanaged_am.unwrap_or(false);
-                // As YARN: the AMRMToken of an unmanaged master goes to the submitting user,
-                // while the attempt is live.
-                let am_rm_token = (unmanaged && !is_final(app.state) && call.user == app.user).then(|| s.amrm_token(id));
-                let used: Vec<_> =
-                    s.containers.values().filter(|c| c.app == id && c.status.is_none()).map(|c| c.proto.resource.unwrap_or_default()).collect();
-                let usage = ApplicationResourceUsageReportProto {
-                    num_used_containers: Some(used.len() as i32),
-                    used_resources: Some(ResourceProto {
-                        memory: Some(used.iter().map(|r| r.memory.unwrap_or(0)).sum()),
-                        virtual_cores: Some(used.iter().map(|r| r.virtual_cores.unwrap_or(0)).sum()),
-                    }),
-                    ..Default::default()
-                };
-                plain(reply(&GetApplicationReportResponseProto {
-                    application_report: Some(ApplicationReportProto {
-                        application_id: Some(ApplicationIdProto { id: Some(id), cluster_timestamp: Some(ts) }),
-                        user: Some(app.user.clone()),
-                        queue: app.context.queue.clone(),
-                        name: app.context.application_name.clone(),
-                        host: Some(app.host.clone()),
-                        rpc_port: Some(app.rpc_port),
-                        yarn_application_state: Some(app.state as i32),
-                        final_application_status: Some(app.final_status as i32),
-                        diagnostics: Some(app.diagnostics.clone()),
-                        // As Apache's RM: once the attempt runs, the tracking URL is the RM's web
-                        // proxy for the application; what the master set is the original one.
-                        tracking_url: Some(if app.state == YarnApplicationStateProto::Running {
-                            format!("http://localhost:8088/proxy/application_{ts}_{id:04}/")
-                        } else {
-                            app.tracking_url.clone()
-                        }),
-                        original_tracking_url: Some(app.tracking_url.clone()),
-                        start_time: Some(app.submitted),
-                        submit_time: Some(app.submitted),
-                        finish_time: Some(app.finished),
-                        application_type: app.context.application_type.clone(),
-                        unmanaged_application: app.context.unmanaged_am,
-                        current_application_attempt_id: Some(attempt_id(ts, id)),
-                        am_rm_token,
-                        app_resource_usage: Some(usage),
-                        ..Default::default()
-                    }),
-                }))
-            }
-            "forceKillApplication" => {
-                let q: KillApplicationRequestProto = call.decode()?;
-                let id = app_id(q.application_id.as_ref())?;
-                let app = s.apps.get_mut(&id).ok_or_else(|| not_found(id))?;
-                if !is_final(app.state) {
-                    app.state = YarnApplicationStateProto::Killed;
-                    app.final_status = FinalApplicationStatusProto::AppKilled;
-                    app.diagnostics = q.diagnostics.unwrap_or_else(|| format!("Application killed by user {}", call.user));
-                    app.finished = now_ms();
-                    s.stop_app_containers(id, exit_status::KILLED_BY_RESOURCEMANAGER, "Container killed by the ResourceManager (application killed)");
-                }
-                plain(reply(&KillApplicationResponseProto { is_kill_completed: Some(true) }))
-            }
-            "getClusterMetrics" => {
-                let _: GetClusterMetricsRequestProto = call.decode()?;
-                let n = s.nodes.len() as i32;
-                plain(reply(&GetClusterMetricsResponseProto {
-                    cluster_metrics: Some(YarnClusterMetricsProto { num_node_managers: Some(n), num_active_nms: Some(n), ..Default::default() }),
-                }))
-            }
-            "getQueueInfo" => {
-                let q: GetQueueInfoRequestProto = call.decode()?;
-                let name = q.queue_name.unwrap_or_else(|| "default".into());
-                if name != "default" {
-                    return Err(io_error(&format!("Unknown queue: {name}")));
-                }
-                let free = s.free_total();
-                let total_mb = s.node_memory_mb * s.nodes.len() as i64;
-                let total_vc = i64::from(s.node_vcores) * s.nodes.len() as i64;
-                let running = s.apps.values().filter(|a| !is_final(a.state)).count() as i64;
-                let pending: i64 = s.apps.values().map(|a| i64::from(a.outstanding)).sum();
-                plain(reply(&GetQueueInfoResponseProto {
-                    queue_info: Some(QueueInfoProto {
-                        queue_name: Some(name),
-                        capacity: Some(1.0),
-                        maximum_capacity: Some(1.0),
-                        state: Some(QueueStateProto::QRunning as i32),
-                        queue_statistics: Some(QueueStatisticsProto {
-                            num_apps_running: Some(running),
-                            available_memory_mb: free.memory,
-                            allocated_memory_mb: Some(total_mb - free.memory.unwrap_or(0)),
-                            available_v_cores: free.virtual_cores.map(i64::from),
-                            allocated_v_cores: Some(total_vc - i64::from(free.virtual_cores.unwrap_or(0))),
-                            pending_containers: Some(pending),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                }))
-            }
+            "getNewApplication" => without_launch(get_new_application(&mut s, call)),
+            "submitApplication" => submit_application(&mut s, call),
+            "getApplicationReport" => without_launch(application_report(&s, call)),
+            "forceKillApplication" => without_launch(kill_application(&mut s, call)),
+            "getClusterMetrics" => without_launch(cluster_metrics(&s, call)),
+            "getQueueInfo" => without_launch(queue_info(&s, call)),
             _ => Err(call.no_such_method(
                 "the test ResourceManager serves getNewApplication, submitApplication, getApplicationReport, forceKillApplication, getClusterMetrics, getQueueInfo",
             )),
         }
     }
+}
+
+fn not_found(ts: i64, id: i32) -> RpcException {
+    RpcException::new(APP_NOT_FOUND, format!("Application with id 'application_{ts}_{id:04}' doesn't exist in RM."))
+}
+
+/// `getNewApplication`.
+fn get_new_application(s: &mut YarnState, call: &Call) -> CallResult {
+    let ts = s.cluster_timestamp;
+    let _: GetNewApplicationRequestProto = call.decode()?;
+    s.next_app += 1;
+    let id = s.next_app;
+    s.reserved.push(id);
+    reply(&GetNewApplicationResponseProto {
+        application_id: Some(ApplicationIdProto { id: Some(id), cluster_timestamp: Some(ts) }),
+        maximum_capability: Some(ResourceProto { memory: Some(s.node_memory_mb), virtual_cores: Some(s.node_vcores) }),
+    })
+}
+
+/// `submitApplication`.
+fn submit_application(s: &mut YarnState, call: &Call) -> Result<(Vec<u8>, Option<AmLaunch>), RpcException> {
+    let ts = s.cluster_timestamp;
+    let q: SubmitApplicationRequestProto = call.decode()?;
+    let context = q.application_submission_context.ok_or_else(|| RpcException::new(INVALID_REQUEST, "no submission context"))?;
+    let id = app_id(context.application_id.as_ref())?;
+    if context.am_container_spec.is_none() {
+        // As Apache's ClientRMService.submitApplication, which reads the master's
+        // launch context (its tokens) for unmanaged masters too.
+        return Err(RpcException::new(
+                "java.lang.NullPointerException",
+                "Cannot invoke \"org.apache.hadoop.yarn.api.records.ContainerLaunchContext.getTokensConf()\" because the return value of \"org.apache.hadoop.yarn.api.records.ApplicationSubmissionContext.getAMContainerSpec()\" is null",
+            ));
+    }
+    let am = context.resource.unwrap_or_default();
+    let too_big = am.memory.unwrap_or(0) > s.node_memory_mb || am.virtual_cores.unwrap_or(0) > s.node_vcores;
+    if !context.unmanaged_am.unwrap_or(false) && too_big {
+        // As Apache's RMAppManager, which validates the master's request at submission.
+        return Err(RpcException::new(
+                INVALID_REQUEST,
+                format!(
+                    "Invalid resource request! Cannot allocate containers as requested resource is greater than maximum allowed allocation. Requested resource=<memory:{}, vCores:{}>, maximum allowed allocation=<memory:{}, vCores:{}>",
+                    am.memory.unwrap_or(0),
+                    am.virtual_cores.unwrap_or(0),
+                    s.node_memory_mb,
+                    s.node_vcores
+                ),
+            ));
+    }
+    if s.apps.contains_key(&id) {
+        // Submitting twice is accepted, as YARN does for a retried call.
+        return Ok((reply(&SubmitApplicationResponseProto {})?, None));
+    }
+    let Some(pos) = s.reserved.iter().position(|r| *r == id) else { return Err(not_found(ts, id)) };
+    s.reserved.remove(pos);
+    let managed = !context.unmanaged_am.unwrap_or(false);
+    let am_resource = context.resource.unwrap_or(ResourceProto { memory: Some(1024), virtual_cores: Some(1) });
+    let app = App {
+        context: context.clone(),
+        user: call.user.clone(),
+        state: YarnApplicationStateProto::Accepted,
+        final_status: FinalApplicationStatusProto::AppUndefined,
+        diagnostics: String::new(),
+        submitted: now_ms(),
+        finished: 0,
+        registered: false,
+        host: String::new(),
+        rpc_port: -1,
+        tracking_url: String::new(),
+        outstanding: 0,
+        capability: ResourceProto::default(),
+        priority: PriorityProto::default(),
+        response_id: 0,
+        new_allocations: Vec::new(),
+        completed: Vec::new(),
+        nm_tokens_sent: Default::default(),
+        am_container: None,
+    };
+    s.apps.insert(id, app);
+    let mut launch = None;
+    if managed {
+        match s.allocate_one(id, am_resource, PriorityProto { priority: Some(0) }, true) {
+            Some(c) => {
+                let container = super::state::container_id_text(c.id.as_ref());
+                let node = s.containers[&container].node;
+                let mut token = s.amrm_token(id);
+                token.service = s.scheduler_address.clone();
+                if let Some(a) = s.apps.get_mut(&id) {
+                    a.am_container = Some(container.clone());
+                }
+                launch = Some(AmLaunch {
+                    node,
+                    container,
+                    context: context.am_container_spec.clone().unwrap_or_default(),
+                    token,
+                    dir: s.nodes[node].dir.clone(),
+                });
+            }
+            None => {
+                if let Some(a) = s.apps.get_mut(&id) {
+                    a.diagnostics = "[Test RM] the ApplicationMaster's container does not fit on any node".into();
+                }
+            }
+        }
+    }
+    Ok((reply(&SubmitApplicationResponseProto {})?, launch))
+}
+
+/// `getApplicationReport`.
+fn application_report(s: &YarnState, call: &Call) -> CallResult {
+    let ts = s.cluster_timestamp;
+    let q: GetApplicationReportRequestProto = call.decode()?;
+    let id = app_id(q.application_id.as_ref())?;
+    let app = s.apps.get(&id).ok_or_else(|| not_found(ts, id))?;
+    let unmanaged = app.context.unmanaged_am.unwrap_or(false);
+    // As YARN: the AMRMToken of an unmanaged master goes to the submitting user,
+    // while the attempt is live.
+    let am_rm_token = (unmanaged && !is_final(app.state) && call.user == app.user).then(|| s.amrm_token(id));
+    let used: Vec<_> =
+        s.containers.values().filter(|c| c.app == id && c.status.is_none()).map(|c| c.proto.resource.unwrap_or_default()).collect();
+    let usage = ApplicationResourceUsageReportProto {
+        num_used_containers: Some(used.len() as i32),
+        used_resources: Some(ResourceProto {
+            memory: Some(used.iter().map(|r| r.memory.unwrap_or(0)).sum()),
+            virtual_cores: Some(used.iter().map(|r| r.virtual_cores.unwrap_or(0)).sum()),
+        }),
+        ..Default::default()
+    };
+    reply(&GetApplicationReportResponseProto {
+        application_report: Some(ApplicationReportProto {
+            application_id: Some(ApplicationIdProto { id: Some(id), cluster_timestamp: Some(ts) }),
+            user: Some(app.user.clone()),
+            queue: app.context.queue.clone(),
+            name: app.context.application_name.clone(),
+            host: Some(app.host.clone()),
+            rpc_port: Some(app.rpc_port),
+            yarn_application_state: Some(app.state as i32),
+            final_application_status: Some(app.final_status as i32),
+            diagnostics: Some(app.diagnostics.clone()),
+            // As Apache's RM: once the attempt runs, the tracking URL is the RM's web
+            // proxy for the application; what the master set is the original one.
+            tracking_url: Some(if app.state == YarnApplicationStateProto::Running {
+                format!("http://localhost:8088/proxy/application_{ts}_{id:04}/")
+            } else {
+                app.tracking_url.clone()
+            }),
+            original_tracking_url: Some(app.tracking_url.clone()),
+            start_time: Some(app.submitted),
+            submit_time: Some(app.submitted),
+            finish_time: Some(app.finished),
+            application_type: app.context.application_type.clone(),
+            unmanaged_application: app.context.unmanaged_am,
+            current_application_attempt_id: Some(attempt_id(ts, id)),
+            am_rm_token,
+            app_resource_usage: Some(usage),
+            ..Default::default()
+        }),
+    })
+}
+
+/// `forceKillApplication`.
+fn kill_application(s: &mut YarnState, call: &Call) -> CallResult {
+    let ts = s.cluster_timestamp;
+    let q: KillApplicationRequestProto = call.decode()?;
+    let id = app_id(q.application_id.as_ref())?;
+    let app = s.apps.get_mut(&id).ok_or_else(|| not_found(ts, id))?;
+    if !is_final(app.state) {
+        app.state = YarnApplicationStateProto::Killed;
+        app.final_status = FinalApplicationStatusProto::AppKilled;
+        app.diagnostics = q.diagnostics.unwrap_or_else(|| format!("Application killed by user {}", call.user));
+        app.finished = now_ms();
+        s.stop_app_containers(id, exit_status::KILLED_BY_RESOURCEMANAGER, "Container killed by the ResourceManager (application killed)");
+    }
+    reply(&KillApplicationResponseProto { is_kill_completed: Some(true) })
+}
+
+/// `getClusterMetrics`.
+fn cluster_metrics(s: &YarnState, call: &Call) -> CallResult {
+    let _: GetClusterMetricsRequestProto = call.decode()?;
+    let n = s.nodes.len() as i32;
+    reply(&GetClusterMetricsResponseProto {
+        cluster_metrics: Some(YarnClusterMetricsProto { num_node_managers: Some(n), num_active_nms: Some(n), ..Default::default() }),
+    })
+}
+
+/// `getQueueInfo`.
+fn queue_info(s: &YarnState, call: &Call) -> CallResult {
+    let q: GetQueueInfoRequestProto = call.decode()?;
+    let name = q.queue_name.unwrap_or_else(|| "default".into());
+    if name != "default" {
+        return Err(io_error(&format!("Unknown queue: {name}")));
+    }
+    let free = s.free_total();
+    let total_mb = s.node_memory_mb * s.nodes.len() as i64;
+    let total_vc = i64::from(s.node_vcores) * s.nodes.len() as i64;
+    let running = s.apps.values().filter(|a| !is_final(a.state)).count() as i64;
+    let pending: i64 = s.apps.values().map(|a| i64::from(a.outstanding)).sum();
+    reply(&GetQueueInfoResponseProto {
+        queue_info: Some(QueueInfoProto {
+            queue_name: Some(name),
+            capacity: Some(1.0),
+            maximum_capacity: Some(1.0),
+            state: Some(QueueStateProto::QRunning as i32),
+            queue_statistics: Some(QueueStatisticsProto {
+                num_apps_running: Some(running),
+                available_memory_mb: free.memory,
+                allocated_memory_mb: Some(total_mb - free.memory.unwrap_or(0)),
+                available_v_cores: free.virtual_cores.map(i64::from),
+                allocated_v_cores: Some(total_vc - i64::from(free.virtual_cores.unwrap_or(0))),
+                pending_containers: Some(pending),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    })
 }
 
 #[async_trait]
