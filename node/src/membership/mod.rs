@@ -16,6 +16,10 @@
 //! - Every process has an incarnation: a new process at a member's address of a locked cloud
 //!   is a lost member, never the old one.
 
+mod refusal;
 mod state;
+mod view;
 
-pub use state::{CloudView, Event, LeftOut, MemberView, Membership, MembershipOptions, Refusal, RefusalKind, REFUSAL_METADATA_KEY};
+pub use refusal::{Refusal, RefusalKind, REFUSAL_METADATA_KEY};
+pub use state::{Event, Membership, MembershipOptions};
+pub use view::{CloudView, LeftOut, MemberView};

@@ -4,6 +4,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use eddy_common::{members_hash, NodeAddr};
 use eddy_proto::v1::{Heartbeat, NodeStats};
 
+use super::refusal::{Refusal, RefusalKind};
+use super::view::{CloudView, LeftOut, MemberView};
+
 /// Settings of [`Membership`].
 #[derive(Debug, Clone)]
 pub struct MembershipOptions {
@@ -17,115 +20,6 @@ pub struct MembershipOptions {
     pub heartbeat_timeout: Duration,
     /// This process's random identity (see `Heartbeat.incarnation`).
     pub incarnation: u64,
-}
-
-/// What kind of refusal a refused node received: carried beside the message (gRPC metadata
-/// [`REFUSAL_METADATA_KEY`]), so that nodes act on the kind, never on the words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalKind {
-    /// Another cloud's node.
-    WrongCloud,
-    /// The cloud is locked and we are not a member.
-    Locked,
-    /// The cloud is locked and we are a new process at a lost member's address.
-    Replaced,
-    /// Our heartbeat was malformed.
-    Malformed,
-    /// We speak another protocol version.
-    Incompatible,
-    /// The peer's TLS certificate is not of our CA (another secret).
-    UntrustedPeer,
-    /// The peer refused our credentials (another secret or cloud name), or said no more.
-    Unauthenticated,
-}
-
-/// The gRPC metadata key of a heartbeat refusal's [`RefusalKind`].
-pub const REFUSAL_METADATA_KEY: &str = "x-eddy-refusal";
-
-impl RefusalKind {
-    /// Its name on the wire.
-    pub fn code(self) -> &'static str {
-        match self {
-            RefusalKind::WrongCloud => "wrong-cloud",
-            RefusalKind::Locked => "locked",
-            RefusalKind::Replaced => "replaced",
-            RefusalKind::Malformed => "malformed",
-            RefusalKind::Incompatible => "incompatible",
-            RefusalKind::UntrustedPeer => "untrusted-peer",
-            RefusalKind::Unauthenticated => "unauthenticated",
-        }
-    }
-
-    /// The kind named `code`, if known.
-    pub fn from_code(code: &str) -> Option<Self> {
-        [Self::WrongCloud, Self::Locked, Self::Replaced, Self::Malformed, Self::Incompatible, Self::UntrustedPeer, Self::Unauthenticated]
-            .into_iter()
-            .find(|k| k.code() == code)
-    }
-
-    /// Whether the cloud will never take us: locked against newcomers, or we replaced a member.
-    pub fn is_locked_out(self) -> bool {
-        matches!(self, RefusalKind::Locked | RefusalKind::Replaced)
-    }
-}
-
-/// Why a heartbeat was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The sender belongs to another cloud.
-    WrongCloud {
-        /// Its cloud name.
-        theirs: String,
-    },
-    /// The cloud is locked and the sender is not a member.
-    Locked {
-        /// Why the cloud locked.
-        reason: String,
-    },
-    /// The sender is a new process at the address of a member of a cloud that holds data:
-    /// the member it replaced is lost, and the newcomer cannot take its place.
-    Replaced,
-    /// The heartbeat is malformed.
-    Malformed(String),
-    /// The sender speaks another protocol version.
-    Incompatible {
-        /// Its protocol version (0: a node from before versions were sent).
-        protocol: u32,
-        /// Its Eddy release.
-        release: String,
-    },
-}
-
-impl Refusal {
-    /// The message sent back to the refused node.
-    pub fn message(&self, me: NodeAddr, cloud: &str) -> String {
-        match self {
-            Refusal::WrongCloud { theirs } => format!("{me} belongs to cloud {cloud:?}, not {theirs:?}"),
-            Refusal::Locked { reason } => {
-                format!("join refused: cloud {cloud:?} is locked ({reason}); start a new cloud, or restart this one to grow it")
-            }
-            Refusal::Replaced => format!(
-                "join refused: cloud {cloud:?} is locked and had a member at this address; a new process cannot take its place (the old one's data is gone); start a new cloud"
-            ),
-            Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
-            Refusal::Incompatible { protocol, release } => format!(
-                "{me} speaks protocol version {} (Eddy {}), the sender {protocol} (Eddy {release}); run the same Eddy release on every node",
-                eddy_common::PROTOCOL_VERSION,
-                eddy_common::VERSION
-            ),
-        }
-    }
-
-    /// Its kind, for the refused node to act on.
-    pub fn kind(&self) -> RefusalKind {
-        match self {
-            Refusal::WrongCloud { .. } => RefusalKind::WrongCloud,
-            Refusal::Locked { .. } => RefusalKind::Locked,
-            Refusal::Replaced => RefusalKind::Replaced,
-            Refusal::Malformed(_) => RefusalKind::Malformed,
-            Refusal::Incompatible { .. } => RefusalKind::Incompatible,
-        }
-    }
 }
 
 /// Something the runtime should log or act on.
@@ -192,69 +86,6 @@ struct ClientSeen {
     last_heard: Instant,
     last_heard_epoch_millis: u64,
     stats: Option<NodeStats>,
-}
-
-/// One member as shown in a [`CloudView`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberView {
-    /// Its address.
-    pub addr: NodeAddr,
-    /// Heard from within the timeout (always true for this node itself).
-    pub healthy: bool,
-    /// Epoch millis when last heard from (0 = never).
-    pub last_ping_epoch_millis: u64,
-    /// Its last reported stats.
-    pub stats: Option<NodeStats>,
-    /// Why it refused us, if it did.
-    pub refused_us: Option<String>,
-    /// A new process took its address after the cloud locked: the member and its data are gone.
-    pub replaced: bool,
-}
-
-/// A peer that the cloud formed without.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOut {
-    /// Its address.
-    pub addr: NodeAddr,
-    /// Why: never heard from, or what it answered when it refused us.
-    pub reason: String,
-}
-
-/// A snapshot of the cloud as this node sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CloudView {
-    /// This node.
-    pub me: NodeAddr,
-    /// Whether this node is an observer client.
-    pub is_client: bool,
-    /// Members, sorted (not those left out).
-    pub members: Vec<MemberView>,
-    /// Peers the cloud formed without (unreachable, or refusing: another cloud's name).
-    pub left_out: Vec<LeftOut>,
-    /// Observer clients seen recently.
-    pub clients: Vec<MemberView>,
-    /// Every member agrees and is healthy.
-    pub consensus: bool,
-    /// Every member is healthy.
-    pub healthy: bool,
-    /// Why the cloud is locked, if it is.
-    pub locked: Option<String>,
-    /// The leader (lowest member address).
-    pub leader: Option<NodeAddr>,
-    /// Whether consensus was ever reached.
-    pub formed: bool,
-}
-
-impl CloudView {
-    /// Members that are not healthy.
-    pub fn unhealthy(&self) -> Vec<NodeAddr> {
-        self.members.iter().filter(|m| !m.healthy).map(|m| m.addr).collect()
-    }
-
-    /// Whether this node leads a formed cloud.
-    pub fn is_leader(&self) -> bool {
-        self.consensus && self.leader == Some(self.me)
-    }
 }
 
 /// The membership state machine.

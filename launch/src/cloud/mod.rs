@@ -2,23 +2,24 @@
 //! gather service up → launch N workers → every worker registered → peer list out →
 //! every worker reports the same formed cloud → observe until shutdown or failure.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use eddy_common::tls::{InternalTls, InternalTlsMode};
 use eddy_common::{ClusterSecret, NodeAddr};
 use eddy_embedded_config::gather::{Gather, GatherEvent, GatherOptions};
-use eddy_node::membership::Event;
-use eddy_node::rest_auth::RestAuthMode;
 use eddy_node::signal::Signal;
-use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
-use tokio::sync::broadcast;
 
 pub use crate::cloud_options::{CloudOptions, DEFAULT_NODES};
 use crate::launcher::{WorkerExit, WorkerLauncher};
 use crate::status::{Phase, StatusFile, WorkerStatus};
 use crate::{DriverError, DriverResult};
+
+mod interrupt;
+mod observe;
+
+use interrupt::Interrupt;
+use observe::{check, start_observer, watch};
 
 /// How the driver ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,52 +42,6 @@ impl Outcome {
         match self {
             Outcome::Interrupted(Some(s)) | Outcome::Signalled(Some(s)) => 128 + s.number(),
             _ => 0,
-        }
-    }
-}
-
-/// Why the driver stops without being asked through the cloud.
-#[derive(Debug, Clone, Copy)]
-struct Stop {
-    /// "interrupted", "terminated", ...
-    why: &'static str,
-    signal: Option<Signal>,
-}
-
-/// SIGINT/SIGTERM, caught once for the driver's whole life so that no phase can miss it.
-#[derive(Clone)]
-struct Interrupt(tokio::sync::watch::Receiver<Option<Stop>>);
-
-impl Interrupt {
-    /// Signals, and with `stdin_eof` also the end of standard input (the process that
-    /// started the driver and holds the other end of the pipe has gone, e.g. a notebook).
-    fn install(stdin_eof: bool) -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(None);
-        let tx = std::sync::Arc::new(tx);
-        let on_signal = std::sync::Arc::clone(&tx);
-        tokio::spawn(async move {
-            let signal = eddy_node::signal::stop_signal().await;
-            on_signal.send_replace(Some(Stop { why: signal.verb(), signal: Some(signal) }));
-        });
-        if stdin_eof {
-            tokio::spawn(async move {
-                use tokio::io::AsyncReadExt;
-                let mut stdin = tokio::io::stdin();
-                let mut buf = [0u8; 256];
-                while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-                tx.send_replace(Some(Stop { why: "left by the process that started it (standard input closed)", signal: None }));
-            });
-        }
-        Self(rx)
-    }
-
-    /// Resolves once a signal arrived (or standard input closed).
-    async fn wait(&self) -> Stop {
-        let mut rx = self.0.clone();
-        let why = rx.wait_for(Option::is_some).await.ok().and_then(|w| *w);
-        match why {
-            Some(w) => w,
-            None => std::future::pending().await,
         }
     }
 }
@@ -372,177 +327,4 @@ fn print_progress(event: &GatherEvent, expected: usize) {
         GatherEvent::Formed { node } => tracing::debug!(%node, "worker reports the cloud formed"),
         GatherEvent::Exited { node, reason } => println!("  worker {node} is exiting: {reason}"),
     }
-}
-
-async fn start_observer(
-    options: &CloudOptions,
-    secret: &ClusterSecret,
-    peers: &[NodeAddr],
-) -> DriverResult<(NodeHandle, eddy_frame::FrameCloud)> {
-    // After the workers, so the observer's REST port never takes a worker's.
-    let listeners = bind::bind(options.driver_ip, options.worker_port, true).await?;
-    let mut storage = eddy_frame::storage::StorageOptions::from_env(&options.env);
-    if let Some(roots) = &options.import_roots_opt {
-        storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
-    }
-    storage.close_files_of_an_open_node(matches!(options.rest_auth, RestAuthMode::None), options.driver_ip);
-    let mut frames_opt = None;
-    let node = NodeHandle::start_with(
-        listeners.addr,
-        Some(listeners.rest),
-        None,
-        NodeOptions {
-            role: Role::Client,
-            cloud_name: options.cloud_name.clone(),
-            secret: secret.clone(),
-            heartbeat_interval: options.heartbeat_interval,
-            heartbeat_timeout: options.heartbeat_timeout,
-            memory_budget: 0,
-            rest_auth: options.rest_auth.clone(),
-            internal_tls: InternalTls::for_mode(&options.internal_tls, secret, &[listeners.addr.ip.to_string()])?,
-            rest_tls: options.rest_tls_config_opt.clone(),
-        },
-        |n| {
-            // The observer holds no data: a budget of zero.
-            let frames = eddy_frame::FrameCloud::new(n, 0, storage);
-            let ext = frames.extensions();
-            frames_opt = Some(frames);
-            ext
-        },
-    );
-    let Some(frames) = frames_opt else {
-        return Err(DriverError::InvalidArgument { reason: "the observer's frame service did not start".into() });
-    };
-    node.add_peers(peers);
-    if let Err(e) = node.wait_formed(options.timeout).await {
-        return Err(DriverError::NotFormed { reason: format!("the driver could not join the cloud as an observer: {e}") });
-    }
-    println!("Observer client: {}/3/Cloud", options.rest_url(&listeners.addr));
-    Ok((node, frames))
-}
-
-async fn check(observer: &NodeHandle, leader: NodeAddr) -> DriverResult<Outcome> {
-    let view = observer.view();
-    println!("{:<22} {:>7} {:>8} {:>5} {:>10}  healthy", "node", "pid", "cpus", "load", "max_mem");
-    for m in &view.members {
-        let s = m.stats.clone().unwrap_or_default();
-        println!(
-            "{:<22} {:>7} {:>8} {:>5.2} {:>9}M  {}",
-            m.addr.to_string(),
-            s.pid,
-            s.cpus_allowed,
-            s.sys_load,
-            s.max_mem >> 20,
-            m.healthy
-        );
-    }
-    let results = observer.network_test().await?;
-    println!("Network test from the observer (median of 5 round trips):");
-    for r in results {
-        println!("  {:<22} {:>8} B  {:>7} us  {:>8.1} MB/s", r.node, r.bytes, r.median_micros, r.mb_per_sec);
-    }
-    println!("Check passed; stopping the cloud (leader was {leader}).");
-    observer.shutdown_cloud("eddy-driver --check finished").await;
-    Ok(Outcome::Stopped)
-}
-
-async fn watch(
-    launcher: &mut dyn WorkerLauncher,
-    options: &CloudOptions,
-    gather: &Gather,
-    gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
-    observer: &NodeHandle,
-    interrupt: &Interrupt,
-) -> DriverResult<Outcome> {
-    let mut membership_events = observer.subscribe_events();
-    let mut ended: BTreeSet<String> = BTreeSet::new();
-    // Only a cloud-wide shutdown makes worker exits expected; one worker leaving on its own
-    // (a signal, preemption) is a lost worker like any other.
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            biased;
-            Some(event) = gather_events.recv() => {
-                if let GatherEvent::Exited { reason, .. } = &event {
-                    if reason.starts_with("shutdown requested") {
-                        stopping = true;
-                    }
-                }
-                print_progress(&event, options.nodes);
-            }
-            exit = launcher.next_exit() => {
-                ended.insert(exit.worker_id.clone());
-                let node = node_of(gather, &exit.worker_id);
-                if !(stopping && exit.success) {
-                    let msg = died_message(&exit, node);
-                    println!("Worker lost: {msg}");
-                    if !options.keep_going && !stopping {
-                        observer.shutdown_cloud("a worker died").await;
-                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
-                    }
-                }
-                if ended.len() == options.nodes {
-                    println!("Every worker has exited.");
-                    return Ok(Outcome::Stopped);
-                }
-            }
-            event = membership_events.recv() => match event {
-                Ok(Event::Unhealthy { node, silent_for }) if !stopping => {
-                    let msg = format!("worker {node} missed heartbeats for {:.1} s; the cloud is unhealthy", silent_for.as_secs_f64());
-                    println!("{msg}");
-                    if !options.keep_going {
-                        observer.shutdown_cloud("a worker went silent").await;
-                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
-                    }
-                }
-                Ok(Event::Replaced { node }) if !stopping => {
-                    let msg = format!("worker {node} was restarted: a new process answers at its address, and the old one's data is gone; the cloud is unhealthy");
-                    println!("{msg}");
-                    if !options.keep_going {
-                        observer.shutdown_cloud("a worker was replaced").await;
-                        return Err(DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") });
-                    }
-                }
-                Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),
-                Err(broadcast::error::RecvError::Closed) => {}
-                _ => {}
-            },
-            reason = observer.stopped() => {
-                if let StopReason::Shutdown { .. } = reason {
-                    println!("Shutdown requested ({reason}); waiting for the workers to exit.");
-                }
-                if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
-                    println!("Every worker has exited.");
-                }
-                return Ok(Outcome::Stopped);
-            }
-            stop = interrupt.wait() => {
-                let why = stop.why;
-                println!("Driver {why}: stopping the cloud.");
-                gather.tell_workers_exit(&format!("the driver was {why}"));
-                observer.shutdown_cloud(&format!("the driver was {why}")).await;
-                if wait_for_exits(launcher, &mut ended, options.nodes, Duration::from_secs(15)).await {
-                    println!("Every worker has exited.");
-                }
-                return Ok(Outcome::Signalled(stop.signal));
-            }
-        }
-    }
-}
-
-async fn wait_for_exits(launcher: &mut dyn WorkerLauncher, ended: &mut BTreeSet<String>, n: usize, within: Duration) -> bool {
-    if !launcher.sees_exits() {
-        // Workers started elsewhere: their exits cannot be seen, only their goodbyes.
-        return false;
-    }
-    let deadline = tokio::time::Instant::now() + within;
-    while ended.len() < n {
-        match tokio::time::timeout_at(deadline, launcher.next_exit()).await {
-            Ok(exit) => {
-                ended.insert(exit.worker_id);
-            }
-            Err(_) => return false,
-        }
-    }
-    true
 }
