@@ -40,6 +40,18 @@ pub fn human_duration(d: std::time::Duration) -> String {
     humantime::format_duration(rounded).to_string()
 }
 
+/// An error with its causes, for a user's message: a client library's own words (ssh's, a
+/// TLS verifier's "invalid peer certificate: UnknownIssuer") sit in the sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
 /// Parses a duration as users write it: `10s`, `500ms`, `2m`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();

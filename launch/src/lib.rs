@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use eddy_common::env::Environment;
 
 pub use cloud::Outcome;
+pub use eddy_common::error_chain;
 
 /// Errors of the driver.
 #[derive(Debug, thiserror::Error)]
@@ -116,18 +117,6 @@ impl DriverError {
 
 /// Result with [`DriverError`].
 pub type DriverResult<T> = Result<T, DriverError>;
-
-/// An error with its causes, for a user's message: a client library's own words (ssh's, a
-/// TLS verifier's "invalid peer certificate: UnknownIssuer") sit in the sources.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
 
 /// `eddy-<user>-<4 hex digits>`: a cloud name when the user gave none.
 pub fn default_cloud_name(env: &Environment) -> String {

@@ -161,16 +161,6 @@ fn https_client(ca: &Path, token: &str) -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().tls_certs_only(certs).default_headers(headers).timeout(Duration::from_secs(10)).build().unwrap()
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
 #[test]
 fn with_the_users_ca_rest_is_https_and_the_internal_channels_trust_only_that_ca() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,7 +200,7 @@ fn with_the_users_ca_rest_is_https_and_the_internal_channels_trust_only_that_ca(
     assert!(cookie.contains("HttpOnly") && cookie.ends_with("; Secure"), "{cookie}");
     // A client that trusts another CA is refused; plain HTTP gets no answer.
     let refused = https_client(&wrong_ca, &token).get(format!("{base}/3/Cloud")).send().expect_err("another CA was trusted");
-    assert!(chain(&refused).contains("UnknownIssuer"), "{}", chain(&refused));
+    assert!(eddy_common::error_chain(&refused).contains("UnknownIssuer"), "{}", eddy_common::error_chain(&refused));
     let plain =
         eddy_tests::client_with_token(Some(&token), Duration::from_secs(10)).get(format!("http://{}/3/Cloud", notified.leader)).send();
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "plain HTTP was served");
