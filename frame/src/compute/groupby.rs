@@ -69,18 +69,38 @@ impl AggState {
         Self { count: 0, sum: 0.0, min: None, max: None }
     }
 
-    fn push(&mut self, x: f64) {
-        self.count += 1;
-        self.sum += x;
-        self.min = min_of(self.min, Some(x));
-        self.max = max_of(self.max, Some(x));
-    }
-
     fn merge(&mut self, o: &AggState) {
         self.count += o.count;
         self.sum += o.sum;
         self.min = min_of(self.min, o.min);
         self.max = max_of(self.max, o.max);
+    }
+}
+
+/// An [`AggState`] as a fold keeps it: min and max start as NaN, which `f64::min` and
+/// `f64::max` pass over, so a value is pushed without a branch on "first value yet?".
+#[derive(Debug, Clone, Copy)]
+struct FoldState {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl FoldState {
+    const EMPTY: FoldState = FoldState { count: 0, sum: 0.0, min: f64::NAN, max: f64::NAN };
+
+    #[inline]
+    fn push(&mut self, x: f64) {
+        self.count += 1;
+        self.sum += x;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    fn state(&self) -> AggState {
+        let seen = self.count > 0;
+        AggState { count: self.count, sum: self.sum, min: seen.then_some(self.min), max: seen.then_some(self.max) }
     }
 }
 
@@ -151,19 +171,29 @@ impl Interner {
 /// state), flat: slot `s`, column `c` at `s * columns + c`.
 #[derive(Default)]
 struct Partial {
-    /// One key column: cell to slot, without a key vector per lookup.
+    /// One integer key column: value to slot.
+    ints: hashbrown::HashMap<i64, u32>,
+    /// One key column of another kind (and the missing key): cell to slot.
     single: hashbrown::HashMap<Cell, u32>,
     /// Several key columns.
     multi: hashbrown::HashMap<Vec<Cell>, u32>,
     keys: Vec<Vec<Cell>>,
     rows: Vec<u64>,
-    states: Vec<AggState>,
+    states: Vec<FoldState>,
     interners: Vec<Interner>,
+    /// Scratch of the dense path: a batch's integer key minus its minimum, to slot.
+    dense: Vec<u32>,
 }
+
+/// Above this many slots per row of a batch, an integer key's range is looked up by hash.
+const DENSE_SLOTS_PER_ROW: usize = 2;
+/// Ranges up to this many values always take the dense path.
+const DENSE_MIN_RANGE: usize = 1 << 16;
 
 /// A key column of one batch: each row's cell, or (categoricals) each row's dictionary entry
 /// and each entry's cell, so a slot is looked up once per entry, not per row.
 enum KeyColumn {
+    Ints(arrow::array::Int64Array),
     Cells(Vec<Cell>),
     Entries { rows: Vec<Option<usize>>, cells: Vec<Cell> },
 }
@@ -171,6 +201,13 @@ enum KeyColumn {
 impl KeyColumn {
     fn cell(&self, row: usize) -> Cell {
         match self {
+            KeyColumn::Ints(ints) => {
+                if ints.is_valid(row) {
+                    Cell::Int(ints.value(row))
+                } else {
+                    Cell::Null
+                }
+            }
             KeyColumn::Cells(cells) => cells[row],
             KeyColumn::Entries { rows, cells } => rows[row].and_then(|e| cells.get(e).copied()).unwrap_or(Cell::Null),
         }
@@ -182,11 +219,66 @@ impl Partial {
         let slot = self.keys.len() as u32;
         self.keys.push(key);
         self.rows.push(0);
-        self.states.extend(std::iter::repeat_n(AggState::empty(), columns));
+        self.states.extend(std::iter::repeat_n(FoldState::EMPTY, columns));
         slot
     }
 
+    fn int_slot(&mut self, v: i64, columns: usize) -> u32 {
+        if let Some(&slot) = self.ints.get(&v) {
+            return slot;
+        }
+        let slot = self.new_slot(vec![Cell::Int(v)], columns);
+        self.ints.insert(v, slot);
+        slot
+    }
+
+    /// Each row's slot for one integer key column: where the batch's values span a range not
+    /// much larger than the batch, through a table indexed by value (one hash lookup per
+    /// distinct value), else one hash lookup per row.
+    fn int_slots(&mut self, ints: &arrow::array::Int64Array, columns: usize) -> Vec<u32> {
+        let values = ints.values();
+        let null_slot = (ints.null_count() > 0).then(|| self.slot(&[Cell::Null], columns));
+        let range = match (arrow::compute::min(ints), arrow::compute::max(ints)) {
+            (Some(lo), Some(hi)) => hi.checked_sub(lo).and_then(|r| usize::try_from(r).ok()).map(|r| (lo, r + 1)),
+            _ => None,
+        };
+        let dense_limit = (values.len() * DENSE_SLOTS_PER_ROW).max(DENSE_MIN_RANGE);
+        let mut out = Vec::with_capacity(values.len());
+        match range {
+            Some((lo, width)) if width <= dense_limit => {
+                let mut dense = std::mem::take(&mut self.dense);
+                dense.clear();
+                dense.resize(width, u32::MAX);
+                for (row, &v) in values.iter().enumerate() {
+                    if null_slot.is_some() && ints.is_null(row) {
+                        out.push(null_slot.unwrap_or(0));
+                        continue;
+                    }
+                    let d = &mut dense[(v - lo) as usize];
+                    if *d == u32::MAX {
+                        *d = self.int_slot(v, columns);
+                    }
+                    out.push(*d);
+                }
+                self.dense = dense;
+            }
+            _ => {
+                for (row, &v) in values.iter().enumerate() {
+                    let slot = match null_slot {
+                        Some(n) if ints.is_null(row) => n,
+                        _ => self.int_slot(v, columns),
+                    };
+                    out.push(slot);
+                }
+            }
+        }
+        out
+    }
+
     fn slot(&mut self, key: &[Cell], columns: usize) -> u32 {
+        if let [Cell::Int(v)] = key {
+            return self.int_slot(*v, columns);
+        }
         if let [cell] = key {
             if let Some(&slot) = self.single.get(cell) {
                 return slot;
@@ -212,10 +304,7 @@ impl Partial {
         let options = FormatOptions::default();
         Ok(match array.data_type() {
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-                let ints = cast(array, &DataType::Int64)?;
-                KeyColumn::Cells(
-                    ints.as_primitive::<arrow::datatypes::Int64Type>().iter().map(|v| v.map_or(Cell::Null, Cell::Int)).collect(),
-                )
+                KeyColumn::Ints(cast(array, &DataType::Int64)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
             }
             DataType::Dictionary(_, _) => {
                 let dict = array.as_any_dictionary();
@@ -240,6 +329,9 @@ impl Partial {
     /// Each row's slot.
     fn row_slots(&mut self, batch: &RecordBatch, by: &[usize], columns: usize) -> FrameResult<Vec<u32>> {
         let keys: Vec<KeyColumn> = by.iter().enumerate().map(|(c, &i)| self.key_column(c, batch.column(i))).collect::<FrameResult<_>>()?;
+        if let [KeyColumn::Ints(ints)] = keys.as_slice() {
+            return Ok(self.int_slots(ints, columns));
+        }
         if let [KeyColumn::Entries { rows, cells }] = keys.as_slice() {
             let entry_slots: Vec<u32> = cells.iter().map(|c| self.slot(&[*c], columns)).collect();
             let null_slot = rows.iter().any(Option::is_none).then(|| self.slot(&[Cell::Null], columns));
@@ -265,9 +357,17 @@ impl Partial {
         for (c, &i) in columns.iter().enumerate() {
             let values = as_f64(batch.column(i))?;
             let raw = values.values();
-            for (row, &slot) in slots.iter().enumerate() {
-                if values.is_valid(row) {
-                    self.states[slot as usize * width + c].push(raw[row]);
+            let states = &mut self.states[..];
+            match values.nulls() {
+                None => {
+                    for (&slot, &x) in slots.iter().zip(raw.iter()) {
+                        states[slot as usize * width + c].push(x);
+                    }
+                }
+                Some(valid) => {
+                    for row in valid.valid_indices() {
+                        states[slots[row] as usize * width + c].push(raw[row]);
+                    }
                 }
             }
         }
@@ -288,7 +388,7 @@ impl Partial {
                     Cell::Text(id) => self.interners.get(c).and_then(|i| i.texts.get(*id as usize)).cloned(),
                 })
                 .collect();
-            let states = aggs.iter().map(|&a| self.states[slot * width + a]).collect();
+            let states = aggs.iter().map(|&a| self.states[slot * width + a].state()).collect();
             out.insert(cells, (*rows, states));
         }
         out
@@ -437,5 +537,37 @@ mod tests {
                 (key(Some("y"), Some(1)), 2, 12.0),
             ]
         );
+    }
+    #[test]
+    fn integer_keys_group_alike_by_table_and_by_hash() {
+        // Narrow ranges take the table indexed by value, wide ones the hash; nulls and NaN
+        // values in both; the groups must be the same as a plain fold computes them.
+        let rows = 5_000usize;
+        for spread in [7i64, 1_000_000_000_000] {
+            let keys: Vec<Option<i64>> = (0..rows).map(|r| (r % 11 != 3).then(|| (r as i64 * 7919 % 13) * spread - 40)).collect();
+            let values: Vec<Option<f64>> =
+                (0..rows).map(|r| (r % 17 != 5).then(|| if r % 101 == 0 { f64::NAN } else { r as f64 * 0.5 - 700.0 })).collect();
+            let batch = RecordBatch::try_from_iter([
+                ("k", Arc::new(Int64Array::from(keys.clone())) as ArrayRef),
+                ("v", Arc::new(Float64Array::from(values.clone())) as ArrayRef),
+            ])
+            .unwrap();
+            let g = fold(&[&batch, &batch.slice(10, 2_000)], &batch.schema(), &[0], &[1]).unwrap();
+            let mut expected: BTreeMap<Vec<Option<String>>, (u64, AggState)> = BTreeMap::new();
+            for (k, v) in keys.iter().zip(&values).chain(keys[10..2_010].iter().zip(&values[10..2_010])) {
+                let e = expected.entry(vec![k.map(|k| k.to_string())]).or_insert((0, AggState::empty()));
+                e.0 += 1;
+                if let Some(x) = v {
+                    e.1.merge(&AggState { count: 1, sum: *x, min: Some(*x), max: Some(*x) });
+                }
+            }
+            assert_eq!(g.len(), expected.len(), "spread {spread}");
+            for (k, (n, state)) in &expected {
+                let (gn, gs) = &g[k];
+                assert_eq!(gn, n, "{k:?}");
+                assert_eq!((gs[0].count, gs[0].min, gs[0].max), (state.count, state.min, state.max), "{k:?}");
+                assert!((gs[0].sum - state.sum).abs() < 1e-6 || (gs[0].sum.is_nan() && state.sum.is_nan()), "{k:?}");
+            }
+        }
     }
 }
