@@ -546,7 +546,7 @@ mod tests {
         for spread in [7i64, 1_000_000_000_000] {
             let keys: Vec<Option<i64>> = (0..rows).map(|r| (r % 11 != 3).then(|| (r as i64 * 7919 % 13) * spread - 40)).collect();
             let values: Vec<Option<f64>> =
-                (0..rows).map(|r| (r % 17 != 5).then(|| if r % 101 == 0 { f64::NAN } else { r as f64 * 0.5 - 700.0 })).collect();
+                (0..rows).map(|r| (r % 17 != 5).then_some(if r % 101 == 0 { f64::NAN } else { r as f64 * 0.5 - 700.0 })).collect();
             let batch = RecordBatch::try_from_iter([
                 ("k", Arc::new(Int64Array::from(keys.clone())) as ArrayRef),
                 ("v", Arc::new(Float64Array::from(values.clone())) as ArrayRef),
