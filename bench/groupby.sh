@@ -26,7 +26,7 @@ PY
 fi
 build_release
 WORK=$(mktemp -d)
-target/release/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
+"$EDDY_RELEASE"/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
 DRIVER=$!
 trap 'kill -INT $DRIVER 2>/dev/null || true; wait $DRIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 600); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.1; done
@@ -35,14 +35,17 @@ LEADER=http://$(head -1 "$WORK/leader")
 export EDDY_TOKEN="$(sed -n 's/^token=//p' "$WORK/leader")"
 echo "file: $DATA ($(stat -c %s "$DATA") bytes), $(nproc) cores, $WORKERS worker(s), runs: $RUNS"
 "$BENCH_PY" - "$LEADER" "$DATA" "$RUNS" "$WIDE_KEYS" <<'PY'
-import json, os, statistics, sys, time, urllib.request
+import json, os, statistics, sys, time, urllib.error, urllib.request
 leader, path, runs, wide_keys = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 def call(method, url, body=None):
     req = urllib.request.Request(leader + url, data=None if body is None else json.dumps(body).encode(), method=method,
                                  headers={"Content-Type": "application/json", "Authorization": "Bearer " + os.environ["EDDY_TOKEN"]})
-    with urllib.request.urlopen(req, timeout=3600) as r:
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=3600) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        sys.exit(f"{method} {url}: {e.code}: {e.read().decode()}")
 
 def imported(path, frame):
     key = call("POST", "/3/ImportFiles", {"path": path, "destination_frame": frame})["job"]["key"]

@@ -25,7 +25,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for nodes in 1 2; do
   : > /tmp/eddy-bench-$nodes.txt
   for run in $(seq "$RUNS"); do
-    out=$(target/release/eddy-driver local --nodes "$nodes" --port 0 --memory 9g --check --import "$DATA" 2>/dev/null)
+    out=$("$EDDY_RELEASE"/eddy-driver local --nodes "$nodes" --port 0 --memory 9g --check --import "$DATA" 2>/dev/null)
     line=$(echo "$out" | grep '^Imported')
     secs=$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
     ratio=$(echo "$line" | sed -E 's/.*\(([0-9.]+)x the source\).*/\1/')

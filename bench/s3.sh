@@ -33,19 +33,19 @@ setsid weed mini -dir="$WORK/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.port
 WEED=$!
 for _ in $(seq 60); do curl -s -o /dev/null "$EDDY_S3_ENDPOINT" && break; sleep 0.5; done
 # Upload through Eddy: import from disk, export one CSV file to S3.
-target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --notify "$WORK/leader" > "$WORK/cloud.log" 2>&1 &
+"$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 4g --notify "$WORK/leader" > "$WORK/cloud.log" 2>&1 &
 CLOUD=$!
 for _ in $(seq 120); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.5; done
 # The notify file: the leader's ip:port, then the REST access token.
 LEADER=http://$(head -1 "$WORK/leader")
 AUTH="Authorization: Bearer $(sed -n 's/^token=//p' "$WORK/leader")"
-target/release/eddy-driver import --cloud "$LEADER" --token "${AUTH#*Bearer }" "$PWD/$DATA" > /dev/null
+"$EDDY_RELEASE"/eddy-driver import --cloud "$LEADER" --token "${AUTH#*Bearer }" "$PWD/$DATA" > /dev/null
 FRAME=$(curl -s -H "$AUTH" "$LEADER/3/Frames" | python3 -c "import json,sys; print(json.load(sys.stdin)['frames'][0]['frame_id'])")
 curl -s -X POST -H "$AUTH" -H 'content-type: application/json' -d '{"path":"s3://bench/data.csv","format":"csv","single_file":true}' "$LEADER/3/Frames/$FRAME/export" > /dev/null
 curl -s -X POST -H "$AUTH" "$LEADER/3/Shutdown" > /dev/null; wait $CLOUD || true
 for run in $(seq "$RUNS"); do
-  target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import s3://bench/data.csv 2>/dev/null | grep '^Imported' | sed "s/^/s3 run=$run: /"
+  "$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import s3://bench/data.csv 2>/dev/null | grep '^Imported' | sed "s/^/s3 run=$run: /"
 done
 for run in $(seq "$RUNS"); do
-  target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import "$DATA" 2>/dev/null | grep '^Imported' | sed "s/^/local run=$run: /"
+  "$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import "$DATA" 2>/dev/null | grep '^Imported' | sed "s/^/local run=$run: /"
 done

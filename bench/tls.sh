@@ -22,7 +22,7 @@ for run in $(seq "$RUNS"); do
   for tls in on off; do
     # --check: form, print the network test, stop.
     start=$(date +%s.%N)
-    target/release/eddy-driver local --nodes 2 --port 0 --memory 2g --internal-tls "$tls" --check >"$WORK/check.log" 2>&1
+    "$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 2g --internal-tls "$tls" --check >"$WORK/check.log" 2>&1
     end=$(date +%s.%N)
     formed=$(grep -m1 -n "formed" "$WORK/check.log" >/dev/null && echo ok)
     [ "$formed" = ok ] || { cat "$WORK/check.log"; exit 1; }
@@ -32,7 +32,7 @@ for run in $(seq "$RUNS"); do
     ' "$WORK/check.log"
     # Export: a watched cloud, the import, then one Parquet file gathered on one node.
     rm -f "$WORK/leader" "$WORK/out.parquet"
-    target/release/eddy-driver local --nodes 2 --port 0 --memory 4g --internal-tls "$tls" --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
+    "$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 4g --internal-tls "$tls" --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
     driver=$!
     for _ in $(seq 600); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.1; done
     "$BENCH_PY" - "http://$(head -1 "$WORK/leader")" "$(sed -n 's/^token=//p' "$WORK/leader")" "$DATA" "$WORK/out.parquet" "$tls" "$run" <<'PY'

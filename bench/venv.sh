@@ -16,7 +16,14 @@ reference_csv() {
   echo "$data"
 }
 
-# The release binaries the benchmarks run.
+# The release binaries the benchmarks run: built here, or those in $EDDY_BENCH_BIN (a
+# directory with eddy-driver and eddy-mapper, e.g. another commit's target/release, to
+# compare two builds on the same data).
 build_release() {
-  cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+  if [ -n "${EDDY_BENCH_BIN:-}" ]; then
+    EDDY_RELEASE=$EDDY_BENCH_BIN
+  else
+    cargo build --release --locked -p eddy-driver -p eddy-mapper >/dev/null
+    EDDY_RELEASE=$PWD/target/release
+  fi
 }

@@ -29,7 +29,7 @@ PY
   echo "file: $DATA ($SIZE bytes, $cols columns x $ROWS rows), $(nproc) cores, runs: $RUNS"
   : >/tmp/eddy-wide.txt
   for run in $(seq "$RUNS"); do
-    line=$(target/release/eddy-driver local --nodes 2 --port 0 --memory 2g --check --import "$DATA" 2>/dev/null | grep '^Imported')
+    line=$("$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 2g --check --import "$DATA" 2>/dev/null | grep '^Imported')
     secs=$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
     echo "eddy columns=$cols run=$run import_s=$secs"
     echo "$secs" >>/tmp/eddy-wide.txt

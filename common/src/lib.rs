@@ -27,7 +27,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The version of the node-to-node and frame protocols: nodes of another refuse each other
 /// at join. Raise it with any change a node of the previous version would misread.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A duration for people: tenths of a second below 10 s ("2s 500ms"), whole seconds above
 /// ("2m 5s"), in the notation [`parse_duration`] reads back.

@@ -323,3 +323,37 @@ async fn gzip_and_zstd_csv_are_read_whole_and_truncated_gzip_fails() {
     assert!(job.error.as_ref().unwrap().contains("cut.csv.gz") && job.error.as_ref().unwrap().contains("decompress"), "{job:?}");
     assert!(c.nodes.iter().all(|n| n.view().healthy));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_by_of_many_groups_pages_its_partials_and_spreads_its_result() {
+    use eddy_frame::groupby::{Agg, AggOp, GroupByRequest};
+    // 300,000 distinct keys: more groups than one page of partials holds, and a result of
+    // more rows than one chunk of a result frame.
+    let c = cloud(2, 1 << 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = 300_000i64;
+    let mut text = String::from("k,x\n");
+    for i in 0..keys + 1_000 {
+        text.push_str(&format!("{},{}\n", (i * 7919) % keys, i % 10));
+    }
+    let path = dir.path().join("many.csv");
+    std::fs::write(&path, &text).unwrap();
+    let job =
+        run(&c.frames[0], ImportRequest { path: path.display().to_string(), split_bytes: Some(256 << 10), ..Default::default() }).await;
+    let id = job.dest.unwrap();
+    let request = GroupByRequest {
+        by: vec!["k".into()],
+        aggs: vec![Agg { op: AggOp::Sum, column: "x".into() }],
+        destination_frame: Some("many_by_k".into()),
+    };
+    let result = c.frames[1].group_by(&id, &request).await.unwrap();
+    assert_eq!(result.rows, keys as u64);
+    assert_eq!(result.nodes().len(), 2, "the result's chunks are spread: {:?}", result.chunks);
+    let total_rows: u64 = result.chunks.iter().map(|c| c.rows).sum();
+    assert_eq!(total_rows, keys as u64);
+    // The keys that the last 1,000 rows repeat have two rows; the others one.
+    let summary = c.frames[0].summary("many_by_k", 0).await.unwrap();
+    let nrow = summary.iter().find(|s| s.label == "nrow").unwrap();
+    assert_eq!((nrow.min, nrow.max, nrow.count), (Some(1.0), Some(2.0), keys as u64));
+    assert!((nrow.mean.unwrap() - (keys + 1_000) as f64 / keys as f64).abs() < 1e-12);
+}

@@ -2,6 +2,7 @@
 //! result becomes a new frame) and export (every worker writes its own chunks; or one file
 //! assembled by the caller on request).
 
+use arrow::array::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
@@ -12,6 +13,9 @@ use crate::import::setup::ColumnType;
 use crate::service::codec::{encode, from_ipc, to_ipc, ExportFormat};
 use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
 use crate::{FrameError, FrameResult};
+
+/// Rows per chunk of a group-by's result frame.
+const RESULT_CHUNK_ROWS: usize = 262_144;
 
 /// `POST /3/Frames/{id}/export`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -110,8 +114,12 @@ impl FrameCloud {
             let task = GroupByTask { frame_id: id.to_string(), request: Some(wire_request.clone()) };
             async move {
                 let mut client = self.client(node)?;
-                let reply = client.group_by(task).await.map_err(|s| Self::remote(node, s))?;
-                Ok::<Groups, FrameError>(crate::service::wire::groups_from(reply.into_inner().groups))
+                let mut pages = client.group_by(task).await.map_err(|s| Self::remote(node, s))?.into_inner();
+                let mut groups = Groups::new();
+                while let Some(page) = pages.message().await.map_err(|s| Self::remote(node, s))? {
+                    groups.extend(crate::service::wire::groups_from(page.groups));
+                }
+                Ok::<Groups, FrameError>(groups)
             }
         });
         let groups = futures::future::try_join_all(calls).await?.into_iter().fold(Groups::new(), merge);
@@ -120,17 +128,33 @@ impl FrameCloud {
             .destination_frame
             .clone()
             .unwrap_or_else(|| self.inner.state.frames.fresh_id(&format!("{}_by_{}", id.trim_end_matches(".hex"), request.by.join("_"))));
-        let home = workers[0];
-        let ipc = to_ipc(&batch.schema(), std::slice::from_ref(&batch))?;
-        let bytes = batch.get_array_memory_size() as u64;
-        let mut client = self.client(home)?;
-        client.put_chunk(ChunkData { frame_id: dest.clone(), chunk: 0, arrow_ipc: ipc }).await.map_err(|s| Self::remote(home, s))?;
+        // Many groups make a large result: it is stored in chunks spread over the workers, so
+        // that no chunk outgrows a message and no one worker holds it all.
+        let pieces: Vec<RecordBatch> = (0..batch.num_rows().max(1))
+            .step_by(RESULT_CHUNK_ROWS)
+            .map(|start| batch.slice(start, RESULT_CHUNK_ROWS.min(batch.num_rows() - start)))
+            .collect();
+        let puts = pieces.iter().enumerate().map(|(i, piece)| {
+            let node = workers[i % workers.len()];
+            let dest = dest.clone();
+            async move {
+                let ipc = to_ipc(&piece.schema(), std::slice::from_ref(piece))?;
+                let mut client = self.client(node)?;
+                client.put_chunk(ChunkData { frame_id: dest, chunk: i as u32, arrow_ipc: ipc }).await.map_err(|s| Self::remote(node, s))?;
+                Ok::<ChunkInfo, FrameError>(ChunkInfo {
+                    index: i as u32,
+                    node,
+                    rows: piece.num_rows() as u64,
+                    bytes: piece.get_array_memory_size() as u64,
+                })
+            }
+        });
+        let chunks = futures::future::try_join_all(puts).await?;
         let mut columns: Vec<ColumnInfo> = request.by.iter().map(|b| ColumnInfo::new(b.clone(), ColumnType::String)).collect();
         columns.push(ColumnInfo::new("nrow", ColumnType::Int));
         for f in batch.schema().fields().iter().skip(columns.len()) {
             columns.push(ColumnInfo::new(f.name().clone(), ColumnType::Real));
         }
-        let chunks = vec![ChunkInfo { index: 0, node: home, rows: batch.num_rows() as u64, bytes }];
         let result = FrameInfo::from_chunks(dest, vec![format!("group-by of {id}")], columns, chunks);
         self.broadcast_meta(&result).await?;
         Ok(result)

@@ -73,6 +73,10 @@ pub struct FrameServer {
 }
 
 type SplitStream = Pin<Box<dyn Stream<Item = Result<SplitDone, Status>> + Send>>;
+type GroupStream = Pin<Box<dyn Stream<Item = Result<GroupByPartial, Status>> + Send>>;
+
+/// Groups per `GroupBy` message: about 3 MB of keys and states for one aggregate.
+pub(crate) const GROUP_PAGE: usize = 16_384;
 
 /// A message a peer got wrong, as the status it gets back.
 fn malformed(what: &'static str) -> impl Fn(crate::service::wire::Malformed) -> Status {
@@ -141,6 +145,7 @@ impl FrameState {
 #[tonic::async_trait]
 impl FrameService for FrameServer {
     type ParseSplitsStream = SplitStream;
+    type GroupByStream = GroupStream;
 
     async fn parse_splits(&self, request: Request<ParseSplitsRequest>) -> Result<Response<SplitStream>, Status> {
         let req = request.into_inner();
@@ -245,7 +250,7 @@ impl FrameService for FrameServer {
         Ok(Response::new(RowsReply { rows: crate::service::wire::rows(&rows) }))
     }
 
-    async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupByPartial>, Status> {
+    async fn group_by(&self, request: Request<GroupByTask>) -> Result<Response<GroupStream>, Status> {
         let task = request.into_inner();
         let info = self.state.frame(&task.frame_id)?;
         let req = crate::service::wire::group_by_from(task.request).map_err(malformed("group-by request"))?;
@@ -262,7 +267,12 @@ impl FrameService for FrameServer {
         .await
         .map_err(status)?
         .map_err(status)?;
-        Ok(Response::new(GroupByPartial { groups: crate::service::wire::groups(groups) }))
+        let groups: Vec<_> = groups.into_iter().collect();
+        let pages: Vec<Result<GroupByPartial, Status>> = groups
+            .chunks(GROUP_PAGE)
+            .map(|page| Ok(GroupByPartial { groups: crate::service::wire::groups(page.iter().cloned()) }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }
 
     async fn put_chunk(&self, request: Request<ChunkData>) -> Result<Response<FrameAck>, Status> {

@@ -261,7 +261,7 @@ pub fn group_by_from(r: Option<pb::GroupByRequest>) -> Decoded<GroupByRequest> {
 }
 
 /// One worker's groups on the wire.
-pub fn groups(groups: Groups) -> Vec<pb::Group> {
+pub fn groups(groups: impl IntoIterator<Item = (Vec<Option<String>>, (u64, Vec<AggState>))>) -> Vec<pb::Group> {
     groups
         .into_iter()
         .map(|(key, (rows, states))| pb::Group {
