@@ -1,7 +1,6 @@
 //! Group-by as a map-reduce: every worker folds its chunks into per-group partial
 //! aggregates (rayon over batches), the caller merges them and builds the result frame.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
@@ -98,14 +97,22 @@ impl FoldState {
         self.max = self.max.max(x);
     }
 
+    fn merge(&mut self, o: &FoldState) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+    }
+
     fn state(&self) -> AggState {
         let seen = self.count > 0;
         AggState { count: self.count, sum: self.sum, min: seen.then_some(self.min), max: seen.then_some(self.max) }
     }
 }
 
-/// Per group: the group's key cells, its row count, and one state per aggregate.
-pub type Groups = BTreeMap<Vec<Option<String>>, (u64, Vec<AggState>)>;
+/// Per group: the group's key cells, its row count, and one state per aggregate. Unordered;
+/// [`result_batch`] sorts the groups by their keys once.
+pub type Groups = hashbrown::HashMap<Vec<Option<String>>, (u64, Vec<AggState>)>;
 
 /// Resolves column names to indices, with a clear error for unknown ones.
 pub fn indices(names: &[String], wanted: &[String]) -> FrameResult<Vec<usize>> {
@@ -374,10 +381,36 @@ impl Partial {
         Ok(self)
     }
 
+    /// Takes in the groups `other` folded (another thread's): by key, text cells found by
+    /// their text, so that threads never meet as text-keyed maps.
+    fn absorb(self, other: Partial, width: usize) -> Partial {
+        let (mut big, small) = if self.keys.len() >= other.keys.len() { (self, other) } else { (other, self) };
+        if big.interners.len() < small.interners.len() {
+            big.interners.resize_with(small.interners.len(), Interner::default);
+        }
+        let mut key = Vec::new();
+        for (slot, small_key) in small.keys.iter().enumerate() {
+            key.clear();
+            for (c, cell) in small_key.iter().enumerate() {
+                key.push(match cell {
+                    Cell::Text(id) => Cell::Text(big.interners[c].id(&small.interners[c].texts[*id as usize])),
+                    other => *other,
+                });
+            }
+            let into = big.slot(&key, width) as usize;
+            big.rows[into] += small.rows[slot];
+            for c in 0..width {
+                let from = small.states[slot * width + c];
+                big.states[into * width + c].merge(&from);
+            }
+        }
+        big
+    }
+
     /// The groups with their key cells as text (integers printed as arrow prints them), with
     /// one state per requested aggregate (`aggs[i]` is the index of its column's state).
     fn into_groups(self, aggs: &[usize], width: usize) -> Groups {
-        let mut out = Groups::new();
+        let mut out = Groups::with_capacity(self.keys.len());
         for (slot, (key, rows)) in self.keys.iter().zip(&self.rows).enumerate() {
             let cells = key
                 .iter()
@@ -395,8 +428,9 @@ impl Partial {
     }
 }
 
-/// Merges `b` into `a`.
-pub fn merge(mut a: Groups, b: Groups) -> Groups {
+/// Merges two workers' groups (the smaller into the larger).
+pub fn merge(a: Groups, b: Groups) -> Groups {
+    let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
     for (k, (n, states)) in b {
         let entry = a.entry(k).or_insert_with(|| (0, vec![AggState::empty(); states.len()]));
         entry.0 += n;
@@ -433,25 +467,28 @@ pub fn fold(batches: &[&RecordBatch], schema: &arrow::datatypes::SchemaRef, by: 
             let wide = crate::store::narrow::widen(&b.project(&needed)?, &projected)?;
             partial.add(&wide, &by_local, &columns_local)
         })
-        .map(|partial| partial.map(|p| p.into_groups(&agg_column, width)))
-        .try_reduce(Groups::new, |a, b| Ok(merge(a, b)))
+        .try_reduce(Partial::default, |a, b| Ok(a.absorb(b, width)))
+        .map(|partial| partial.into_groups(&agg_column, width))
 }
 
 /// Builds the result table: the key columns (text), `nrow`, then one column per aggregate.
 pub fn result_batch(groups: &Groups, request: &GroupByRequest) -> FrameResult<RecordBatch> {
+    let mut sorted: Vec<_> = groups.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let keys = || sorted.iter().map(|(k, _)| *k);
+    let values = || sorted.iter().map(|(_, v)| *v);
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (i, name) in request.by.iter().enumerate() {
         fields.push(Field::new(name, DataType::Utf8, true));
-        columns.push(Arc::new(StringArray::from(groups.keys().map(|k| k[i].clone()).collect::<Vec<_>>())));
+        columns.push(Arc::new(keys().map(|k| k[i].as_deref()).collect::<StringArray>()));
     }
     fields.push(Field::new("nrow", DataType::Int64, false));
-    columns.push(Arc::new(Int64Array::from(groups.values().map(|(n, _)| *n as i64).collect::<Vec<_>>())));
+    columns.push(Arc::new(Int64Array::from(values().map(|(n, _)| *n as i64).collect::<Vec<_>>())));
     for (j, agg) in request.aggs.iter().enumerate() {
         let name =
             format!("{}_{}", serde_json::to_value(agg.op).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), agg.column);
-        let values: Vec<Option<f64>> = groups
-            .values()
+        let values: Vec<Option<f64>> = values()
             .map(|(_, s)| {
                 let s = s.get(j).copied()?;
                 match agg.op {
@@ -527,7 +564,8 @@ mod tests {
         .unwrap();
         let g = fold(&[&b1, &b2], &b1.schema(), &[0, 1], &[2]).unwrap();
         let key = |k: Option<&str>, n: Option<i64>| vec![k.map(String::from), n.map(|n| n.to_string())];
-        let sums: Vec<(Vec<Option<String>>, u64, f64)> = g.iter().map(|(k, (n, s))| (k.clone(), *n, s[0].sum)).collect();
+        let mut sums: Vec<(Vec<Option<String>>, u64, f64)> = g.iter().map(|(k, (n, s))| (k.clone(), *n, s[0].sum)).collect();
+        sums.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             sums,
             vec![
@@ -553,7 +591,7 @@ mod tests {
             ])
             .unwrap();
             let g = fold(&[&batch, &batch.slice(10, 2_000)], &batch.schema(), &[0], &[1]).unwrap();
-            let mut expected: BTreeMap<Vec<Option<String>>, (u64, AggState)> = BTreeMap::new();
+            let mut expected: std::collections::BTreeMap<Vec<Option<String>>, (u64, AggState)> = std::collections::BTreeMap::new();
             for (k, v) in keys.iter().zip(&values).chain(keys[10..2_010].iter().zip(&values[10..2_010])) {
                 let e = expected.entry(vec![k.map(|k| k.to_string())]).or_insert((0, AggState::empty()));
                 e.0 += 1;
