@@ -118,42 +118,100 @@ pub(crate) fn max_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// How a column's stored numbers become its logical values.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// As stored.
+    Same,
+    /// Divided by this (decimals stored as scaled integers, time ticks finer than a millisecond).
+    Divide(f64),
+    /// Multiplied by this (dates as days, times as seconds, both to milliseconds).
+    Multiply(f64),
+}
+
+impl Unit {
+    #[inline]
+    fn apply(self, v: f64) -> f64 {
+        match self {
+            Unit::Same => v,
+            Unit::Divide(d) => v / d,
+            Unit::Multiply(m) => v * m,
+        }
+    }
+
+    /// A sum of squared deviations in stored units, in logical units.
+    fn apply_squared(self, m2: f64) -> f64 {
+        match self {
+            Unit::Same => m2,
+            Unit::Divide(d) => m2 / (d * d),
+            Unit::Multiply(m) => m2 * (m * m),
+        }
+    }
+}
+
+/// How the stored numbers of a column become logical values (times in epoch milliseconds);
+/// `None` for columns that are not numeric, time or boolean.
+fn unit_of(field: &Field, data_type: &DataType) -> Option<Unit> {
+    Some(match data_type {
+        DataType::Int64 | DataType::Int32 | DataType::Int16 | DataType::Int8 | DataType::Float64 | DataType::Float32 => {
+            // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
+            // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
+            let unscaled = crate::store::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
+            match crate::store::narrow::decimal_scale(field).or(unscaled) {
+                Some(s) => Unit::Divide(s),
+                None if crate::store::narrow::is_time_seconds(field) => Unit::Multiply(1000.0),
+                None => Unit::Same,
+            }
+        }
+        // Decimals too wide for 64-bit storage summarise as the nearest reals (as Spark's describe()).
+        DataType::Decimal128(_, s) => Unit::Divide(10f64.powi(i32::from(*s))),
+        // Times summarise in milliseconds since the epoch, whatever their unit.
+        DataType::Timestamp(unit, _) => match crate::store::narrow::per_second(*unit) {
+            1000 => Unit::Same,
+            per_second => Unit::Divide(per_second as f64 / 1000.0),
+        },
+        DataType::Date32 => Unit::Multiply(86_400_000.0),
+        DataType::Boolean => Unit::Same,
+        _ => return None,
+    })
+}
+
+/// Calls `visit` with every present value of a numeric, time or boolean column as stored, as
+/// f64 ([`unit_of`] tells how they become logical values).
+fn for_each_stored_number(array: &dyn Array, mut visit: impl FnMut(f64)) {
+    fn each<T: arrow::datatypes::ArrowPrimitiveType>(array: &dyn Array, as_f64: impl Fn(T::Native) -> f64, visit: &mut impl FnMut(f64)) {
+        let values = array.as_primitive::<T>();
+        match values.nulls() {
+            None => values.values().iter().for_each(|v| visit(as_f64(*v))),
+            Some(valid) => valid.valid_indices().for_each(|i| visit(as_f64(values.value(i)))),
+        }
+    }
+    match array.data_type() {
+        DataType::Int64 => each::<Int64Type>(array, |v| v as f64, &mut visit),
+        DataType::Int32 => each::<Int32Type>(array, f64::from, &mut visit),
+        DataType::Int16 => each::<Int16Type>(array, f64::from, &mut visit),
+        DataType::Int8 => each::<Int8Type>(array, f64::from, &mut visit),
+        DataType::Float64 => each::<Float64Type>(array, |v| v, &mut visit),
+        DataType::Float32 => each::<Float32Type>(array, f64::from, &mut visit),
+        DataType::Decimal128(_, _) => each::<Decimal128Type>(array, |v| v as f64, &mut visit),
+        DataType::Timestamp(_, _) => {
+            if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
+                each::<Int64Type>(ticks.as_ref(), |v| v as f64, &mut visit);
+            }
+        }
+        DataType::Date32 => each::<Date32Type>(array, f64::from, &mut visit),
+        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| visit(f64::from(u8::from(v)))),
+        _ => {}
+    }
+}
+
 /// Calls `visit` with every present value of a numeric, time or boolean column in its
 /// logical unit (times in epoch milliseconds); false for other columns.
 fn for_each_number(field: &Field, array: &dyn Array, mut visit: impl FnMut(f64)) -> bool {
-    // Columns are stored narrow where their values allow (narrow.rs): integers in fewer
-    // bits, decimals as scaled integers, whole-second times as 32-bit seconds.
-    let unscaled = crate::store::narrow::decimal_unscaled(field).map(|s| 10f64.powi(i32::from(s)));
-    let scale = crate::store::narrow::decimal_scale(field).or(unscaled);
-    let seconds = crate::store::narrow::is_time_seconds(field);
-    let logical = |v: f64| match scale {
-        Some(s) => v / s,
-        None if seconds => v * 1000.0,
-        None => v,
+    let Some(unit) = unit_of(field, array.data_type()) else {
+        return false;
     };
-    match array.data_type() {
-        DataType::Int64 => array.as_primitive::<Int64Type>().iter().flatten().for_each(|v| visit(logical(v as f64))),
-        DataType::Int32 => array.as_primitive::<Int32Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
-        DataType::Int16 => array.as_primitive::<Int16Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
-        DataType::Int8 => array.as_primitive::<Int8Type>().iter().flatten().for_each(|v| visit(logical(f64::from(v)))),
-        DataType::Float64 => array.as_primitive::<Float64Type>().iter().flatten().for_each(&mut visit),
-        DataType::Float32 => array.as_primitive::<Float32Type>().iter().flatten().for_each(|v| visit(f64::from(v))),
-        // Decimals too wide for 64-bit storage summarise as the nearest reals (as Spark's describe()).
-        DataType::Decimal128(_, s) => {
-            let divisor = 10f64.powi(i32::from(*s));
-            array.as_primitive::<Decimal128Type>().iter().flatten().for_each(|v| visit(v as f64 / divisor));
-        }
-        // Times summarise in milliseconds since the epoch, whatever their unit.
-        DataType::Timestamp(unit, _) => {
-            let per_milli = crate::store::narrow::per_second(*unit) as f64 / 1000.0;
-            if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
-                ticks.as_primitive::<Int64Type>().iter().flatten().for_each(|v| visit(v as f64 / per_milli));
-            }
-        }
-        DataType::Date32 => array.as_primitive::<Date32Type>().iter().flatten().for_each(|d| visit(f64::from(d) * 86_400_000.0)),
-        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| visit(f64::from(u8::from(v)))),
-        _ => return false,
-    }
+    for_each_stored_number(array, |v| visit(unit.apply(v)));
     true
 }
 
@@ -204,15 +262,18 @@ impl Moments {
 }
 
 /// Folds a numeric, time or boolean column of one batch into `p`; false for other columns.
+/// Both passes run over the stored numbers; the batch's moments then become logical values
+/// (a scale moves min, max and mean by its factor, the squared deviations by its square).
 fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool {
-    let mut m = Moments::EMPTY;
-    if !for_each_number(field, array, |x| m.push(x)) {
+    let Some(unit) = unit_of(field, array.data_type()) else {
         return false;
-    }
+    };
+    let mut m = Moments::EMPTY;
+    for_each_stored_number(array, |x| m.push(x));
     let mean = if m.count > 0 { m.sum / m.count as f64 } else { 0.0 };
     let mut m2 = 0.0;
     if m.count > 1 {
-        for_each_number(field, array, |x| {
+        for_each_stored_number(array, |x| {
             if x.is_finite() {
                 let d = x - mean;
                 m2 += d * d;
@@ -225,10 +286,10 @@ fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool
         missing: m.not_numbers,
         positive_infinities: m.positive_infinities,
         negative_infinities: m.negative_infinities,
-        min: seen.then_some(m.min),
-        max: seen.then_some(m.max),
-        mean,
-        m2,
+        min: seen.then(|| unit.apply(m.min)),
+        max: seen.then(|| unit.apply(m.max)),
+        mean: unit.apply(mean),
+        m2: unit.apply_squared(m2),
         zeros: m.zeros,
         levels: BTreeMap::new(),
     };
