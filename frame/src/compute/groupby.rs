@@ -257,15 +257,17 @@ impl Partial {
                 dense.clear();
                 dense.resize(width, u32::MAX);
                 for (row, &v) in values.iter().enumerate() {
-                    if null_slot.is_some() && ints.is_null(row) {
-                        out.push(null_slot.unwrap_or(0));
-                        continue;
-                    }
-                    let d = &mut dense[(v - lo) as usize];
-                    if *d == u32::MAX {
-                        *d = self.int_slot(v, columns);
-                    }
-                    out.push(*d);
+                    let slot = match null_slot {
+                        Some(n) if ints.is_null(row) => n,
+                        _ => {
+                            let d = &mut dense[(v - lo) as usize];
+                            if *d == u32::MAX {
+                                *d = self.int_slot(v, columns);
+                            }
+                            *d
+                        }
+                    };
+                    out.push(slot);
                 }
                 self.dense = dense;
             }

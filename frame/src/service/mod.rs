@@ -267,11 +267,12 @@ impl FrameService for FrameServer {
         .await
         .map_err(status)?
         .map_err(status)?;
-        let groups: Vec<_> = groups.into_iter().collect();
-        let pages: Vec<Result<GroupByPartial, Status>> = groups
-            .chunks(GROUP_PAGE)
-            .map(|page| Ok(GroupByPartial { groups: crate::service::wire::groups(page.iter().cloned()) }))
-            .collect();
+        // Pages taken from the groups as they go out, each group moved once, never copied.
+        let mut groups = groups.into_iter();
+        let pages = std::iter::from_fn(move || {
+            let page = crate::service::wire::groups(groups.by_ref().take(GROUP_PAGE));
+            (!page.is_empty()).then_some(Ok(GroupByPartial { groups: page }))
+        });
         Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }
 

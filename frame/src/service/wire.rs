@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use eddy_common::NodeAddr;
 use eddy_proto::v1 as pb;
 
-use crate::compute::groupby::{Agg, AggOp, AggState, GroupByRequest, Groups};
+use crate::compute::groupby::{Agg, AggOp, AggState, GroupByRequest};
 use crate::import::columnar::InputFormat;
 use crate::import::parse::BadValue;
 use crate::import::setup::{ColumnType, ParseSetup};
@@ -273,14 +273,11 @@ pub fn groups(groups: impl IntoIterator<Item = (Vec<Option<String>>, (u64, Vec<A
 }
 
 /// One worker's groups from the wire.
-pub fn groups_from(groups: Vec<pb::Group>) -> Groups {
-    groups
-        .into_iter()
-        .map(|g| {
-            let states = g.states.into_iter().map(|s| AggState { count: s.count, sum: s.sum, min: s.min, max: s.max }).collect();
-            (cells_from(g.key), (g.rows, states))
-        })
-        .collect()
+pub fn groups_from(groups: Vec<pb::Group>) -> impl Iterator<Item = (Vec<Option<String>>, (u64, Vec<AggState>))> {
+    groups.into_iter().map(|g| {
+        let states = g.states.into_iter().map(|s| AggState { count: s.count, sum: s.sum, min: s.min, max: s.max }).collect();
+        (cells_from(g.key), (g.rows, states))
+    })
 }
 
 #[cfg(test)]
@@ -326,9 +323,9 @@ mod tests {
             destination_frame: None,
         };
         assert_eq!(group_by_from(Some(group_by(&r))).unwrap(), r);
-        let mut g = Groups::new();
+        let mut g = crate::compute::groupby::Groups::new();
         g.insert(vec![Some("x".into()), None], (3, vec![AggState { count: 2, sum: 1.5, min: Some(0.5), max: None }]));
-        assert_eq!(groups_from(groups(g.clone())), g);
+        assert_eq!(groups_from(groups(g.clone())).collect::<crate::compute::groupby::Groups>(), g);
         for f in [InputFormat::Csv, InputFormat::Parquet, InputFormat::Arrow] {
             assert_eq!(input_format_from(input_format(f) as i32).unwrap(), f);
         }
