@@ -33,6 +33,17 @@
 #   HADOOP_CLUSTER_TIMEOUT     seconds to wait for readiness, default 120
 #   HADOOP_USER_NAME           the user the hdfs/yarn client commands act as (simple auth)
 #   HADOOP_CLUSTER_JAVA_OPTS   extra JVM options for every daemon and client command
+#   HADOOP_CLUSTER_SECURE      1: a Kerberized cluster (at start; later commands follow the
+#                              running cluster). A KDC (Hadoop's MiniKdc, dev.eddy.hadoop.TestKdc)
+#                              on 127.0.0.1:BASE+1, realm EXAMPLE.COM, principals nn, dn, rm, nm
+#                              and HTTP /localhost in target/hadoop/kdc/service.keytab and the
+#                              user alice in alice.keytab; block access tokens, SASL data
+#                              transfer protection and HTTPS for HDFS (self-signed, keytool)
+#                              instead of privileged ports; HDFS permissions off. `env` then
+#                              also prints KRB5_CONFIG and the user's principal and keytab.
+#   HADOOP_CLUSTER_RPC_PROTECTION   hadoop.rpc.protection of the secure cluster: authentication
+#                              (default), integrity or privacy; dfs.data.transfer.protection
+#                              follows it (HADOOP_CLUSTER_DATA_PROTECTION to choose apart)
 #
 # The configuration is the docker-compose cluster's (deploy/hadoop/conf/*-site.xml): the files
 # written to target/hadoop/conf (HADOOP_CONF_DIR) are those with only addresses and directories
@@ -58,8 +69,19 @@ LOGS="$HROOT/logs"
 RUN="$HROOT/run"
 SHARED_CONF="$ROOT/deploy/hadoop/conf"
 POM="$ROOT/deploy/hadoop/cluster/pom.xml"
+KDC_DIR="$HROOT/kdc"
+TLS_DIR="$HROOT/tls"
+REALM=EXAMPLE.COM
+# Secure or not: chosen at start, then the running cluster's.
+if [[ -z "${HADOOP_CLUSTER_SECURE:-}" && -f "$ROOT/target/hadoop/run/secure" ]]; then
+  HADOOP_CLUSTER_SECURE="$(cat "$ROOT/target/hadoop/run/secure")"
+fi
+SECURE="${HADOOP_CLUSTER_SECURE:-0}"
+RPC_PROTECTION="${HADOOP_CLUSTER_RPC_PROTECTION:-authentication}"
+DATA_PROTECTION="${HADOOP_CLUSTER_DATA_PROTECTION:-$RPC_PROTECTION}"
 
 NN_HOST=127.0.0.1
+KDC_PORT=$((BASE + 1))
 RM_HOST=127.0.0.1
 NN_RPC=$((BASE + 20))
 NN_HTTP=$((BASE + 70))
@@ -128,14 +150,22 @@ COMMON_OPTS=(
   -Dhadoop.log.dir="$LOGS"
   -Dyarn.log.dir="$LOGS"
 )
+[[ "$SECURE" == 1 ]] && COMMON_OPTS+=(-Djava.security.krb5.conf="$KDC_DIR/krb5.conf")
 
 log() { echo "hadoop-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 # --- jars ----------------------------------------------------------------------------------
 
+# What the resolved jars were made from: a changed POM or helper class resolves them again.
+jars_stamp() {
+  cat "$POM" "$ROOT"/deploy/hadoop/cluster/src/main/java/dev/eddy/hadoop/*.java | sha256sum | cut -c1-16
+}
+
 resolve_jars() {
-  if [[ -f "$LIB/.complete" ]]; then return; fi
+  local stamp
+  stamp="$(jars_stamp)"
+  if [[ "$(cat "$LIB/.complete" 2>/dev/null)" == "$stamp" ]]; then return; fi
   command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is not installed: apt-get install -y maven"
   log "resolving Hadoop $HADOOP_VERSION jars from Maven Central into $LIB"
   local started=$SECONDS ds_version
@@ -150,7 +180,7 @@ resolve_jars() {
     -Ddistributedshell.version="$ds_version" >"$HROOT/maven-$HADOOP_VERSION.log" 2>&1 \
     || { grep -E 'ERROR' "$HROOT/maven-$HADOOP_VERSION.log" | head -5 >&2; die "Maven could not resolve Hadoop $HADOOP_VERSION (see $HROOT/maven-$HADOOP_VERSION.log)"; }
   [[ -f "$LIB/hadoop-common-$HADOOP_VERSION.jar" ]] || die "no hadoop-common jar in $LIB"
-  touch "$LIB/.complete"
+  echo "$stamp" >"$LIB/.complete"
   log "resolved in $((SECONDS - started)) s"
 }
 
@@ -205,13 +235,74 @@ open(out, 'w').write('\n'.join(lines) + '\n')
 PY
 }
 
+# The secure cluster's properties (empty arrays when it is not secure). Principals are written
+# out (no _HOST): the daemons' addresses are IPs, whose reverse lookups differ by address. Each
+# DataNode's is dn/<its address> (set per daemon below): Hadoop's IPC client binds a secure
+# connection to the host of its principal when that is a local interface address, which
+# "localhost" is and would fight BoundSocketFactory's bind to 127.0.0.2.
+secure_properties() {
+  CORE_SECURE=() HDFS_SECURE=() YARN_SECURE=()
+  [[ "$SECURE" == 1 ]] || return 0
+  local keytab="$KDC_DIR/service.keytab"
+  CORE_SECURE=(
+    hadoop.security.authentication kerberos
+    hadoop.rpc.protection "$RPC_PROTECTION"
+  )
+  HDFS_SECURE=(
+    dfs.block.access.token.enable true
+    dfs.namenode.kerberos.principal "nn/localhost@$REALM"
+    dfs.namenode.keytab.file "$keytab"
+    dfs.datanode.kerberos.principal "dn/_HOST@$REALM"
+    dfs.datanode.keytab.file "$keytab"
+    dfs.web.authentication.kerberos.principal "HTTP/localhost@$REALM"
+    dfs.web.authentication.kerberos.keytab "$keytab"
+    dfs.data.transfer.protection "$DATA_PROTECTION"
+    dfs.http.policy HTTPS_ONLY
+    dfs.permissions.enabled false
+  )
+  YARN_SECURE=(
+    yarn.resourcemanager.principal "rm/localhost@$REALM"
+    yarn.resourcemanager.keytab "$keytab"
+    yarn.nodemanager.principal "nm/localhost@$REALM"
+    yarn.nodemanager.keytab "$keytab"
+  )
+}
+
+# A self-signed certificate for the HDFS web servers of the secure cluster (Hadoop requires
+# HTTPS of a DataNode that uses SASL instead of privileged ports).
+write_tls() {
+  local pass=eddy-test
+  mkdir -p "$TLS_DIR"
+  rm -f "$TLS_DIR"/*.jks
+  "$JAVA_HOME/bin/keytool" -genkeypair -noprompt -alias localhost -keyalg RSA -keysize 2048 \
+    -validity 30 -dname CN=localhost -ext SAN=dns:localhost,ip:127.0.0.1,ip:127.0.0.2,ip:127.0.0.3 \
+    -keystore "$TLS_DIR/keystore.jks" -storepass "$pass" -keypass "$pass" >/dev/null 2>&1 \
+    || die "keytool could not make the test certificate"
+  "$JAVA_HOME/bin/keytool" -exportcert -noprompt -alias localhost -keystore "$TLS_DIR/keystore.jks" \
+    -storepass "$pass" -file "$TLS_DIR/localhost.crt" >/dev/null 2>&1
+  "$JAVA_HOME/bin/keytool" -importcert -noprompt -alias localhost -file "$TLS_DIR/localhost.crt" \
+    -keystore "$TLS_DIR/truststore.jks" -storepass "$pass" >/dev/null 2>&1
+  site "$CONF/ssl-server.xml" "" \
+    ssl.server.keystore.location "$TLS_DIR/keystore.jks" \
+    ssl.server.keystore.password "$pass" \
+    ssl.server.keystore.keypassword "$pass" \
+    ssl.server.truststore.location "$TLS_DIR/truststore.jks" \
+    ssl.server.truststore.password "$pass"
+  site "$CONF/ssl-client.xml" "" \
+    ssl.client.truststore.location "$TLS_DIR/truststore.jks" \
+    ssl.client.truststore.password "$pass"
+}
+
 write_config() {
   mkdir -p "$CONF/daemons" "$DATA" "$LOGS" "$RUN" "$HROOT/tmp"
   local classpath="$CONF,$LIB/*"
+  secure_properties
+  [[ "$SECURE" == 1 ]] && write_tls
 
   flat_site "$CONF/core-site.xml" "$SHARED_CONF/core-site.xml" \
     fs.defaultFS "hdfs://$NN_HOST:$NN_RPC" \
-    hadoop.tmp.dir "$HROOT/tmp/hadoop-\${user.name}"
+    hadoop.tmp.dir "$HROOT/tmp/hadoop-\${user.name}" \
+    ${CORE_SECURE[@]+"${CORE_SECURE[@]}"}
 
   flat_site "$CONF/hdfs-site.xml" "$SHARED_CONF/hdfs-site.xml" \
     dfs.namenode.rpc-address "$NN_HOST:$NN_RPC" \
@@ -226,7 +317,8 @@ write_config() {
     dfs.datanode.http.address "127.0.0.2:$DN_HTTP" \
     dfs.datanode.https.address "127.0.0.2:$DN_HTTPS" \
     dfs.datanode.ipc.address "127.0.0.2:$DN_IPC" \
-    dfs.datanode.data.dir "file://$DATA/dn1"
+    dfs.datanode.data.dir "file://$DATA/dn1" \
+    ${HDFS_SECURE[@]+"${HDFS_SECURE[@]}"}
 
   flat_site "$CONF/yarn-site.xml" "$SHARED_CONF/yarn-site.xml" \
     yarn.resourcemanager.hostname "$RM_HOST" \
@@ -252,7 +344,8 @@ write_config() {
     yarn.application.classpath "$classpath" \
     yarn.resourcemanager.nodemanagers.heartbeat-interval-ms 500 \
     yarn.nodemanager.delete.debug-delay-sec 600 \
-    yarn.log-aggregation-enable false
+    yarn.log-aggregation-enable false \
+    ${YARN_SECURE[@]+"${YARN_SECURE[@]}"}
 
   # The cluster's only queue (the image of the compose cluster ships its own file).
   site "$CONF/capacity-scheduler.xml" "" \
@@ -295,7 +388,8 @@ EOF
           dfs.datanode.http.address "$host:$DN_HTTP" \
           dfs.datanode.https.address "$host:$DN_HTTPS" \
           dfs.datanode.ipc.address "$host:$DN_IPC" \
-          dfs.datanode.data.dir "file://$DATA/$name"
+          dfs.datanode.data.dir "file://$DATA/$name" \
+          dfs.datanode.kerberos.principal "dn/$host@$REALM"
         site "$dir/yarn-site.xml" "$CONF/yarn-site.xml"
         ;;
       nm*)
@@ -329,6 +423,7 @@ main_class() {
     dn*) echo org.apache.hadoop.hdfs.server.datanode.DataNode ;;
     rm) echo org.apache.hadoop.yarn.server.resourcemanager.ResourceManager ;;
     nm*) echo org.apache.hadoop.yarn.server.nodemanager.NodeManager ;;
+    kdc) echo dev.eddy.hadoop.TestKdc ;;
   esac
 }
 
@@ -374,6 +469,27 @@ start_daemon() {
   done
 }
 
+# The KDC of the secure cluster, before any daemon (they log in from their keytab at start).
+start_kdc() {
+  rm -rf "$KDC_DIR"
+  mkdir -p "$KDC_DIR"
+  # shellcheck disable=SC2016 # $$ and $@ are the inner shell's
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/kdc.pid" "$JAVA" -Xmx128m -XX:+UseSerialGC \
+    "${JAVA17_OPTS[@]}" -cp "$LIB/*" dev.eddy.hadoop.TestKdc "$KDC_DIR" "$KDC_PORT" \
+    "service.keytab=nn/localhost,dn/127.0.0.2,dn/127.0.0.3,rm/localhost,nm/localhost,HTTP/localhost" \
+    "alice.keytab=alice" </dev/null >"$LOGS/kdc.log" 2>&1 &
+  disown
+  local deadline=$((SECONDS + 60))
+  until [[ -f "$KDC_DIR/ready" ]]; do
+    if ((SECONDS >= deadline)) || { [[ -s "$RUN/kdc.pid" ]] && [[ -z "$(pid_of kdc)" ]]; }; then
+      tail -20 "$LOGS/kdc.log" >&2 || true
+      die "the KDC did not start (see $LOGS/kdc.log)"
+    fi
+    sleep 0.2
+  done
+  log "KDC of realm $REALM on 127.0.0.1:$KDC_PORT"
+}
+
 # client CLASS ARGS...: a Hadoop client command against the cluster, in the foreground.
 client() {
   exec "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "${COMMON_OPTS[@]}" \
@@ -381,13 +497,19 @@ client() {
     -cp "$CONF:$LIB/*" "$@"
 }
 
-http_get() { curl -fsS --max-time 5 "$1" 2>/dev/null || true; }
+# -k: the secure cluster's HDFS web servers have a self-signed certificate.
+http_get() { curl -kfsS --max-time 5 "$1" 2>/dev/null || true; }
+
+# The NameNode's web address: HTTPS only in the secure cluster.
+namenode_web() {
+  if [[ "$SECURE" == 1 ]]; then echo "https://$NN_HOST:$NN_HTTPS"; else echo "http://$NN_HOST:$NN_HTTP"; fi
+}
 
 # "<live datanodes> <safemode>" from the NameNode's JMX, e.g. "2 off".
 hdfs_state() {
   local fs info live safe
-  fs="$(http_get "http://$NN_HOST:$NN_HTTP/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState")"
-  info="$(http_get "http://$NN_HOST:$NN_HTTP/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")"
+  fs="$(http_get "$(namenode_web)/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState")"
+  info="$(http_get "$(namenode_web)/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")"
   live="$(grep -o '"NumLiveDataNodes" *: *[0-9]*' <<<"$fs" | grep -o '[0-9]*$' || true)"
   if [[ -z "$info" ]]; then
     safe=unknown
@@ -410,9 +532,17 @@ print_env() {
   echo "export HADOOP_CONF_DIR=$CONF"
   echo "export HADOOP_CLUSTER_FS=hdfs://$NN_HOST:$NN_RPC"
   echo "export HADOOP_CLUSTER_RM=$RM_HOST:$RM_CLIENT"
-  echo "export HADOOP_CLUSTER_NAMENODE_WEB=http://$NN_HOST:$NN_HTTP"
+  echo "export HADOOP_CLUSTER_NAMENODE_WEB=$(namenode_web)"
   echo "export HADOOP_CLUSTER_RM_WEB=http://$RM_HOST:$RM_WEB"
   echo "export HADOOP_CLUSTER_LIB=$LIB"
+  if [[ "$SECURE" == 1 ]]; then
+    echo "export HADOOP_CLUSTER_SECURE=1"
+    echo "export KRB5_CONFIG=$KDC_DIR/krb5.conf"
+    echo "export HADOOP_CLUSTER_REALM=$REALM"
+    echo "export HADOOP_CLUSTER_USER_PRINCIPAL=alice@$REALM"
+    echo "export HADOOP_CLUSTER_USER_KEYTAB=$KDC_DIR/alice.keytab"
+    echo "export HADOOP_CLUSTER_RPC_PROTECTION=$RPC_PROTECTION"
+  fi
 }
 
 cmd_status() {
@@ -427,6 +557,10 @@ cmd_status() {
       echo "$name ${entry#*:} stopped"
     fi
   done
+  if [[ "$SECURE" == 1 ]]; then
+    pid="$(pid_of kdc)"
+    if [[ -n "$pid" ]]; then echo "kdc 127.0.0.1 running pid $pid"; else echo "kdc 127.0.0.1 stopped"; running=-1; fi
+  fi
   ((running == ${#DAEMONS[@]}))
 }
 
@@ -476,11 +610,13 @@ cmd_stop() {
   stopped=$((stopped + n))
   n="$(stop_group nn)"
   stopped=$((stopped + n))
+  n="$(stop_group kdc)"
+  stopped=$((stopped + n))
   for pid in $(container_pids); do
     log "killing leftover container process $pid"
     kill -KILL "$pid" 2>/dev/null || true
   done
-  rm -f "$RUN"/*.pid "$RUN/version"
+  rm -f "$RUN"/*.pid "$RUN/version" "$RUN/secure"
   if ((stopped == 0)); then log "nothing was running"; else log "stopped $stopped daemons"; fi
 }
 
@@ -505,6 +641,8 @@ cmd_start() {
   rm -rf "$DATA" "$HROOT/tmp" "$LOGS" "$RUN"
   write_config
   echo "$HADOOP_VERSION" >"$RUN/version"
+  echo "$SECURE" >"$RUN/secure"
+  [[ "$SECURE" == 1 ]] && start_kdc
 
   log "formatting the NameNode"
   HADOOP_CONF_DIR="$CONF" "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "${COMMON_OPTS[@]}" \
@@ -523,7 +661,7 @@ cmd_start() {
       name="${entry%%:*}"
       if [[ -z "$(pid_of "$name")" ]]; then
         tail -40 "$LOGS/$name.log" >&2 || true
-        cmd_stop
+        cmd_stop >/dev/null
         die "$name exited during start-up (see $LOGS/$name.log)"
       fi
     done

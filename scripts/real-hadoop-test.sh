@@ -5,11 +5,15 @@
 # one at a time, then `spark-submit --master yarn` in client and cluster deploy mode
 # (python/tests/test_spark_submit.py, SparkSubmitToRealYarn), all with EDDY_REAL_HADOOP_CONF set
 # to its HADOOP_CONF_DIR, and always stops the cluster, also on failure or Ctrl-C.
+# Then, once per hadoop.rpc.protection (privacy, integrity, authentication), a Kerberized
+# cluster (HADOOP_CLUSTER_SECURE=1: a KDC, keytabs, SASL data transfer protection) for
+# tests/tests/real_hadoop_secure.rs, with MIT's kinit from Debian's krb5-user (scripts/lib/krb5.sh).
 #
 #   scripts/real-hadoop-test.sh                  # Hadoop 3.4.3
 #   HADOOP_VERSION=3.3.6 scripts/real-hadoop-test.sh
 #   scripts/real-hadoop-test.sh NAME_FILTER      # only the Rust tests whose name contains it
 #   EDDY_REAL_HADOOP_SPARK=0 scripts/real-hadoop-test.sh   # without the Spark-on-YARN tests
+#   EDDY_REAL_HADOOP_PROTECTIONS="privacy" scripts/real-hadoop-test.sh  # secure runs to make ("" for none)
 #
 # Needs Java 17 and Maven (Hadoop's jars come from Maven Central into ~/.m2), and the eddy
 # binaries built (`cargo build --workspace --bins`; done here if missing), and PyPI's pyspark
@@ -58,6 +62,22 @@ if [[ "${EDDY_REAL_HADOOP_SPARK:-1}" != 0 ]]; then
 fi
 echo "== stopping the cluster"
 "$cluster" stop
+
+protections="${EDDY_REAL_HADOOP_PROTECTIONS-privacy integrity authentication}"
+if [[ -n "$protections" ]]; then
+  # shellcheck source=lib/krb5.sh
+  . scripts/lib/krb5.sh
+  EDDY_KRB5_TOOLS="$(ensure_krb5_user)"
+  export EDDY_KRB5_TOOLS
+fi
+for protection in $protections; do
+  echo "== a Kerberized cluster, hadoop.rpc.protection=$protection (scripts/hadoop-cluster.sh, HADOOP_CLUSTER_SECURE=1)"
+  HADOOP_CLUSTER_SECURE=1 HADOOP_CLUSTER_RPC_PROTECTION="$protection" "$cluster" start >"$env_file"
+  # shellcheck disable=SC1090 # the exports the cluster script printed (KRB5_CONFIG, the user's keytab)
+  source "$env_file"
+  EDDY_REAL_HADOOP_CONF="$HADOOP_CONF_DIR" cargo test --locked -p eddy-tests --test real_hadoop_secure -- --test-threads=1 "$@"
+  "$cluster" stop
+done
 left="$(pgrep -af -- "$PWD/target/hadoop/" || true)"
 [[ -z "$left" ]] || { echo "processes left after stop: $left" >&2; exit 1; }
 echo "real Hadoop tests passed"

@@ -55,6 +55,14 @@ impl Environment {
         self.non_empty("EDDY_LOG").or_else(|| self.non_empty("RUST_LOG")).map(str::to_string)
     }
 
+    /// This environment with `vars` set (over any of the same name): command-line flags that
+    /// stand for environment keys.
+    pub fn with(&self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut out = self.clone();
+        out.vars.extend(vars);
+        out
+    }
+
     /// The [`keys::FORWARDED_TO_WORKERS`] settings this environment has, as (name, value).
     pub fn forwarded_to_workers(&self) -> Vec<(&'static str, String)> {
         keys::FORWARDED_TO_WORKERS.iter().filter_map(|k| Some((k.name, self.get(k.name)?.to_string()))).collect()

@@ -88,6 +88,10 @@ keys! {
     MAPPER_BIN = ("EDDY_MAPPER_BIN", None, "", "Path of the `eddy-mapper` binary the driver launches. Default: next to `eddy-driver`, then `PATH`.");
     /// S3 endpoint.
     S3_ENDPOINT = ("EDDY_S3_ENDPOINT", None, "", "S3 endpoint for MinIO, SeaweedFS or Ceph (e.g. `http://127.0.0.1:8333`); path-style addressing and plain HTTP are used with it. Credentials come from the standard `AWS_*` variables.");
+    /// Kerberos principal for Kerberized HDFS.
+    KERBEROS_PRINCIPAL = ("EDDY_KERBEROS_PRINCIPAL", None, "", "Kerberos principal (`user@REALM`) this node reads and writes Kerberized HDFS as, with `EDDY_KERBEROS_KEYTAB`. Unset: the ticket cache of the node's user (`kinit`, `KRB5CCNAME`).");
+    /// Keytab of that principal.
+    KERBEROS_KEYTAB = ("EDDY_KERBEROS_KEYTAB", None, "", "Keytab holding the keys of `EDDY_KERBEROS_PRINCIPAL`: tickets are obtained from it and obtained again before they expire, so clouds outlive a ticket's lifetime. Needed at this path on the node's host; keep it mode 0600.");
     /// Log filter.
     LOG = ("EDDY_LOG", None, "info", "Log filter in `tracing` syntax (e.g. `debug`, `eddy_node=trace`).");
 }

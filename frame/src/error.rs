@@ -33,6 +33,14 @@ pub enum FrameError {
         /// What the connection said.
         reason: String,
     },
+    /// The store refused who we are (Kerberos): what happened and what to do.
+    #[error("{url}: {advice}")]
+    Authentication {
+        /// The URL.
+        url: String,
+        /// The failure in the library's words, and the remedy.
+        advice: String,
+    },
     /// Reading a range failed.
     #[error("{url} bytes {}..{}: {reason}", range.start, range.end)]
     Read {
@@ -119,6 +127,7 @@ impl FrameError {
             FrameError::InvalidUrl { .. }
             | FrameError::NotFound { .. }
             | FrameError::Storage { .. }
+            | FrameError::Authentication { .. }
             | FrameError::Parse { .. }
             | FrameError::OutOfMemory { .. }
             | FrameError::FrameNotFound { .. }

@@ -157,6 +157,14 @@ pub struct CloudArgs {
     #[arg(long, value_name = "DIRS")]
     #[serde(default)]
     pub import_roots: Option<String>,
+    /// Kerberos principal (user@REALM) the workers read and write Kerberized HDFS as, with --keytab [default: the ticket cache of the workers' user: `kinit`, KRB5CCNAME]
+    #[arg(long, value_name = "USER@REALM", requires = "keytab")]
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// Keytab of --principal: tickets are obtained from it, and again before they expire, so clouds outlive a ticket; it must exist at this path on the workers' hosts (keep it mode 0600)
+    #[arg(long, value_name = "FILE", requires = "principal")]
+    #[serde(default)]
+    pub keytab: Option<PathBuf>,
     /// File holding the cluster secret (at least 8 characters, e.g. `openssl rand -hex 32`) [default: a fresh random secret]; whoever holds it can compute the REST access token (`eddy-driver token`)
     #[arg(long, value_name = "FILE")]
     #[serde(default)]

@@ -58,6 +58,8 @@ pub struct CloudOptions {
     pub htpasswd_opt: Option<std::path::PathBuf>,
     /// `--import-roots`, for the workers and the observer.
     pub import_roots_opt: Option<String>,
+    /// `--principal` and `--keytab` (absolute, checked readable), for the workers.
+    pub kerberos_opt: Option<(String, PathBuf)>,
     /// The internal channels' TLS (paths absolute, for the workers).
     pub internal_tls: InternalTlsMode,
     /// `--tls-cert` and `--tls-key`, absolute: the REST API is HTTPS.
@@ -111,6 +113,10 @@ impl CloudOptions {
             .transpose()
             .map_err(|source| DriverError::Io { what: "cannot resolve the --htpasswd path".into(), source })?;
         let secret_opt = args.secret_file.as_deref().map(ClusterSecret::from_file).transpose()?;
+        let kerberos_opt = match (&args.principal, &args.keytab) {
+            (Some(principal), Some(keytab)) => Some((principal.clone(), crate::keytab::checked_keytab(principal, keytab)?)),
+            _ => None,
+        };
         let absolute = |p: &Option<PathBuf>, flag: &str| {
             p.as_deref()
                 .map(std::path::absolute)
@@ -142,6 +148,7 @@ impl CloudOptions {
             rest_auth,
             htpasswd_opt,
             import_roots_opt: args.import_roots.clone(),
+            kerberos_opt,
             internal_tls,
             rest_tls_opt,
             rest_tls_config_opt,
@@ -161,6 +168,17 @@ impl CloudOptions {
     /// The REST base URL of `node`: `https://` with `--tls-cert`.
     pub fn rest_url(&self, node: &NodeAddr) -> String {
         node.rest_base(self.rest_tls_opt.is_some())
+    }
+
+    /// `--principal` and `--keytab` as the environment keys a node's stores read.
+    pub(crate) fn kerberos_env(&self) -> Vec<(String, String)> {
+        match &self.kerberos_opt {
+            Some((principal, keytab)) => vec![
+                (keys::KERBEROS_PRINCIPAL.name.to_string(), principal.clone()),
+                (keys::KERBEROS_KEYTAB.name.to_string(), keytab.display().to_string()),
+            ],
+            None => Vec::new(),
+        }
     }
 
     pub(crate) fn worker_spec(&self, gather: SocketAddr, secret: &ClusterSecret, id: &str) -> WorkerSpec {
@@ -204,6 +222,7 @@ impl CloudOptions {
         for (name, value) in self.env.forwarded_to_workers() {
             env.insert(name.to_string(), value);
         }
+        env.extend(self.kerberos_env());
         WorkerSpec { env, args: Vec::new() }
     }
 }

@@ -15,6 +15,7 @@ pub mod args;
 pub mod cloud;
 mod cloud_options;
 pub mod frames;
+pub mod keytab;
 pub mod launcher;
 pub mod status;
 pub mod yarn_application;

@@ -81,6 +81,13 @@ pub struct MapperArgs {
     /// Directories (DIR:DIR...) that file:// and plain-path imports and exports may use
     #[arg(long, env = "EDDY_IMPORT_ROOTS", value_name = "DIRS")]
     pub import_roots: Option<String>,
+    /// Kerberos principal (user@REALM) this worker reads and writes Kerberized HDFS as, with
+    /// --keytab [default: the ticket cache of the worker's user]
+    #[arg(long, env = "EDDY_KERBEROS_PRINCIPAL", value_name = "USER@REALM", requires = "keytab")]
+    pub principal: Option<String>,
+    /// Keytab of --principal: tickets are obtained from it, and again before they expire
+    #[arg(long, env = "EDDY_KERBEROS_KEYTAB", value_name = "FILE", requires = "principal")]
+    pub keytab: Option<PathBuf>,
     /// htpasswd file (bcrypt entries, `htpasswd -B -c FILE USER`) for --rest-auth basic
     #[arg(long, env = "EDDY_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
@@ -277,7 +284,19 @@ impl MapperConfig {
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
             storage: {
-                let mut storage = eddy_frame::storage::StorageOptions::from_env(environment);
+                // Flags win over the environment: the store registry reads the login from it.
+                let kerberos = match (&args.principal, &args.keytab) {
+                    (Some(principal), Some(keytab)) => {
+                        let keytab = eddy_launch::keytab::checked_keytab(principal, keytab)
+                            .map_err(|e| MapperError::Config { reason: e.to_string() })?;
+                        vec![
+                            (eddy_common::keys::KERBEROS_PRINCIPAL.name.to_string(), principal.clone()),
+                            (eddy_common::keys::KERBEROS_KEYTAB.name.to_string(), keytab.display().to_string()),
+                        ]
+                    }
+                    _ => Vec::new(),
+                };
+                let mut storage = eddy_frame::storage::StorageOptions::from_env(&environment.with(kerberos));
                 if let Some(roots) = &args.import_roots {
                     storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
                 }

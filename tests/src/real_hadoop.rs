@@ -22,6 +22,39 @@ pub struct RealHadoop {
     /// `fs.defaultFS`, e.g. `hdfs://127.0.0.1:39020`.
     pub fs: String,
     script: PathBuf,
+    /// Kerberized clusters: the ticket cache Hadoop's client commands use.
+    ccache_opt: Option<PathBuf>,
+}
+
+/// The Kerberos side of a secure cluster (`HADOOP_CLUSTER_SECURE=1 scripts/hadoop-cluster.sh
+/// start`): its KDC's krb5.conf, the test user's principal and keytab, and MIT's `kinit`.
+pub struct Kerberos {
+    /// `alice@EXAMPLE.COM`.
+    pub principal: String,
+    /// The user's keytab.
+    pub keytab: PathBuf,
+    /// The KDC's krb5.conf (`KRB5_CONFIG`).
+    pub krb5_conf: PathBuf,
+    /// Debian's krb5-user unpacked (`EDDY_KRB5_TOOLS`, scripts/lib/krb5.sh).
+    tools: PathBuf,
+}
+
+impl Kerberos {
+    /// A ticket for the user in the cache file `cache`, from the keytab (`kinit -kt`), valid
+    /// for `lifetime` (kinit's syntax, e.g. `5s`) or the KDC's default.
+    pub fn kinit(&self, cache: &Path, lifetime_opt: Option<&str>) {
+        let lib = std::fs::read_dir(self.tools.join("usr/lib"))
+            .ok()
+            .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.to_string_lossy().contains("-linux-gnu")))
+            .unwrap_or_default();
+        let mut cmd = Command::new(self.tools.join("usr/bin/kinit"));
+        cmd.env("LD_LIBRARY_PATH", lib).env("KRB5_CONFIG", &self.krb5_conf).arg("-c").arg(format!("FILE:{}", cache.display()));
+        if let Some(lifetime) = lifetime_opt {
+            cmd.args(["-l", lifetime]);
+        }
+        let out = cmd.arg("-kt").arg(&self.keytab).arg(&self.principal).output().expect("kinit runs");
+        assert!(out.status.success(), "kinit: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// Output of a Hadoop client command.
@@ -43,9 +76,42 @@ impl RealHadoop {
             .unwrap_or_else(|e| panic!("{CONF_VAR}={}: cannot read core-site.xml: {e}", conf.display()));
         let fs = property(&core, "fs.defaultFS").unwrap_or_else(|| panic!("no fs.defaultFS in {}/core-site.xml", conf.display()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/hadoop-cluster.sh");
-        let h = RealHadoop { conf, fs: fs.trim_end_matches('/').to_string(), script };
+        if property(&core, "hadoop.security.authentication").as_deref() == Some("kerberos") {
+            println!("skipped {test}: the cluster is Kerberized (these tests are for a SIMPLE one; real_hadoop_secure.rs is for this one)");
+            return None;
+        }
+        let h = RealHadoop { conf, fs: fs.trim_end_matches('/').to_string(), script, ccache_opt: None };
         h.home();
         Some(h)
+    }
+
+    /// A Kerberized cluster and its Kerberos side, or `None` (with the reason printed) when
+    /// `EDDY_REAL_HADOOP_CONF` is unset or names a cluster without Kerberos. Hadoop's client
+    /// commands use a ticket cache of their own, filled from the user's keytab.
+    pub fn secure_from_env(test: &str) -> Option<(RealHadoop, Kerberos)> {
+        let Some(conf) = std::env::var_os(CONF_VAR).map(PathBuf::from) else {
+            println!("skipped {test}: {CONF_VAR} is not set (scripts/real-hadoop-test.sh starts a Kerberized Hadoop cluster and sets it)");
+            return None;
+        };
+        let core = std::fs::read_to_string(conf.join("core-site.xml"))
+            .unwrap_or_else(|e| panic!("{CONF_VAR}={}: cannot read core-site.xml: {e}", conf.display()));
+        if property(&core, "hadoop.security.authentication").as_deref() != Some("kerberos") {
+            println!("skipped {test}: the cluster at {} is not Kerberized", conf.display());
+            return None;
+        }
+        let var =
+            |name: &str| std::env::var_os(name).unwrap_or_else(|| panic!("{name} is not set (scripts/hadoop-cluster.sh env prints it)"));
+        let kerberos = Kerberos {
+            principal: var("HADOOP_CLUSTER_USER_PRINCIPAL").to_string_lossy().into_owned(),
+            keytab: var("HADOOP_CLUSTER_USER_KEYTAB").into(),
+            krb5_conf: var("KRB5_CONFIG").into(),
+            tools: var("EDDY_KRB5_TOOLS").into(),
+        };
+        let fs = property(&core, "fs.defaultFS").unwrap_or_else(|| panic!("no fs.defaultFS in {}/core-site.xml", conf.display()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/hadoop-cluster.sh");
+        let ccache = std::env::temp_dir().join(format!("eddy-test-hadoop-client-{}.cc", std::process::id()));
+        kerberos.kinit(&ccache, None);
+        Some((RealHadoop { conf, fs: fs.trim_end_matches('/').to_string(), script, ccache_opt: Some(ccache) }, kerberos))
     }
 
     /// `/user/analyst`, created once per test process (as the superuser, who owns `/`).
@@ -67,6 +133,7 @@ impl RealHadoop {
             .arg(&self.script)
             .args(args)
             .env("HADOOP_USER_NAME", user)
+            .envs(self.ccache_opt.iter().map(|c| ("KRB5CCNAME", format!("FILE:{}", c.display()))))
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.script.display()));
         Output {

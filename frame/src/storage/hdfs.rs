@@ -5,7 +5,9 @@
 //!
 //! Configuration is Hadoop's: `HADOOP_CONF_DIR` (core-site.xml, hdfs-site.xml) for name
 //! services, HA NameNodes, viewfs mount tables and `hadoop.security.authentication`; the user
-//! is `HADOOP_USER_NAME` (else the login user); Kerberos tickets come from the credential cache.
+//! is `HADOOP_USER_NAME` (else the login user). On a Kerberized cluster tickets come from the
+//! node's keytab (`EDDY_KERBEROS_PRINCIPAL` and `EDDY_KERBEROS_KEYTAB`; MIT Kerberos obtains
+//! them again before they expire) or else from the ticket cache (`kinit`, `KRB5CCNAME`).
 //!
 //! Clients are kept in the node's [`StoreRegistry`] per `scheme://authority` and run their
 //! connections on one small runtime of their own, so that a kept client outlives whichever
@@ -18,7 +20,7 @@ use hdfs_native::{Client, ClientBuilder};
 use hdfs_native_object_store::HdfsObjectStore;
 use object_store::ObjectStore;
 
-use crate::storage::registry::StoreRegistry;
+use crate::storage::registry::{KerberosLogin, StoreRegistry};
 use crate::{FrameError, FrameResult};
 
 /// Failover attempts against the NameNode(s) before an error is reported. hdfs-native's
@@ -51,20 +53,28 @@ impl std::fmt::Debug for Hdfs {
 
 /// The (cached) client for `authority` (`hdfs://nn:8020`, `hdfs://nameservice`, `viewfs://cluster`).
 pub(crate) fn connect(authority: &str, registry: &StoreRegistry) -> FrameResult<Hdfs> {
-    registry.hdfs(authority, || open(authority))
+    registry.hdfs(authority, || open(authority, registry.kerberos()))
 }
 
-fn open(authority: &str) -> FrameResult<Hdfs> {
+fn open(authority: &str, kerberos_opt: Option<&KerberosLogin>) -> FrameResult<Hdfs> {
     let invalid = |reason: String| FrameError::InvalidUrl { url: authority.to_string(), reason };
     let runtime = IO_RUNTIME.as_ref().map_err(|e| invalid(format!("cannot start the HDFS I/O runtime: {e}")))?;
     let config = HashMap::from([
         ("dfs.client.failover.max.attempts".to_string(), FAILOVER_ATTEMPTS.to_string()),
         ("dfs.client.failover.sleep.max.millis".to_string(), FAILOVER_SLEEP_MAX_MS.to_string()),
     ]);
-    let client =
-        ClientBuilder::new().with_url(authority).with_config(config).with_io_runtime(runtime.handle().clone()).build().map_err(|e| {
-            invalid(format!("{e}; for a name service or viewfs mount table, set HADOOP_CONF_DIR to the cluster's configuration"))
-        })?;
+    let mut builder = ClientBuilder::new().with_url(authority).with_config(config).with_io_runtime(runtime.handle().clone());
+    if let Some(login) = kerberos_opt {
+        // A memory cache of this process's own: MIT Kerberos fills it from the keytab (and
+        // again before the tickets expire), and the user's ticket cache is left alone.
+        builder = builder
+            .with_kerberos_principal(&login.principal)
+            .with_kerberos_keytab(&login.keytab)
+            .with_kerberos_cache(format!("MEMORY:eddy-{}", login.principal));
+    }
+    let client = builder.build().map_err(|e| {
+        invalid(format!("{e}; for a name service or viewfs mount table, set HADOOP_CONF_DIR to the cluster's configuration"))
+    })?;
     Ok(Hdfs { store: Arc::new(HdfsObjectStore::new(client.clone())), client })
 }
 

@@ -9,6 +9,7 @@
 //! HDFS is in [`hdfs`]; the node's open stores and clients in [`registry`].
 
 pub(crate) mod hdfs;
+mod kerberos;
 pub(crate) mod registry;
 
 use std::ops::Range;
@@ -376,6 +377,9 @@ pub async fn list(text: &str, options: &StorageOptions) -> FrameResult<Vec<FileE
 
 /// A store error, told apart when it means the server is not there at all.
 fn storage_error(url: &url::Url, e: object_store::Error) -> FrameError {
+    if let Some(advice) = kerberos::explain(&e) {
+        return FrameError::Authentication { url: url.to_string(), advice };
+    }
     let text = e.to_string();
     if text.contains("Connection refused") || text.contains("connection refused") || text.contains("No route to host") {
         let reason = text.rsplit(": ").next().unwrap_or(&text).to_string();
@@ -413,7 +417,10 @@ pub async fn read_range(url: &str, range: Range<u64>, options: &StorageOptions) 
     }
     let parsed = normalize(url)?;
     let loc = locate(&parsed, options)?;
-    loc.store.get_range(&loc.path, range.clone()).await.map_err(|e| FrameError::Read { url: url.into(), range, reason: e.to_string() })
+    loc.store.get_range(&loc.path, range.clone()).await.map_err(|e| match kerberos::explain(&e) {
+        Some(advice) => FrameError::Authentication { url: url.into(), advice },
+        None => FrameError::Read { url: url.into(), range, reason: e.to_string() },
+    })
 }
 
 /// Writes a whole object.

@@ -24,7 +24,18 @@ struct Inner {
     hdfs: Mutex<HashMap<String, Hdfs>>,
     namenodes: Mutex<HashMap<String, Arc<eddy_hadoop_ipc::client::IpcClient>>>,
     hadoop_user: String,
+    kerberos_opt: Option<KerberosLogin>,
     store_env: Vec<(String, String)>,
+}
+
+/// A Kerberos principal and the keytab its tickets are obtained from (`EDDY_KERBEROS_PRINCIPAL`,
+/// `EDDY_KERBEROS_KEYTAB`). Without one, HDFS clients use the ticket cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    /// `user@REALM`.
+    pub principal: String,
+    /// The keytab's path.
+    pub keytab: String,
 }
 
 impl Default for StoreRegistry {
@@ -35,14 +46,20 @@ impl Default for StoreRegistry {
 
 impl StoreRegistry {
     /// A registry that opens stores with the settings in `env`: the Hadoop user
-    /// (`HADOOP_USER_NAME`, else the login user) and the standard variables of each object
-    /// store (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+    /// (`HADOOP_USER_NAME`, else the login user), the Kerberos login (`EDDY_KERBEROS_PRINCIPAL`
+    /// and `EDDY_KERBEROS_KEYTAB`, else the ticket cache) and the standard variables of each
+    /// object store (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
     pub fn new(env: &eddy_common::env::Environment) -> Self {
+        let kerberos_opt = match (env.key(&eddy_common::keys::KERBEROS_PRINCIPAL), env.key(&eddy_common::keys::KERBEROS_KEYTAB)) {
+            (Some(principal), Some(keytab)) => Some(KerberosLogin { principal: principal.to_string(), keytab: keytab.to_string() }),
+            _ => None,
+        };
         Self(Arc::new(Inner {
             stores: Mutex::default(),
             hdfs: Mutex::default(),
             namenodes: Mutex::default(),
             hadoop_user: env.hadoop_user(),
+            kerberos_opt,
             store_env: env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
         }))
     }
@@ -50,6 +67,11 @@ impl StoreRegistry {
     /// The user HDFS and YARN see.
     pub fn hadoop_user(&self) -> &str {
         &self.0.hadoop_user
+    }
+
+    /// The Kerberos principal and keytab HDFS clients log in with, if any.
+    pub fn kerberos(&self) -> Option<&KerberosLogin> {
+        self.0.kerberos_opt.as_ref()
     }
 
     /// The environment as object_store's builders take it: lower-cased names

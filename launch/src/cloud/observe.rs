@@ -24,7 +24,7 @@ pub(super) async fn start_observer(
 ) -> DriverResult<(NodeHandle, eddy_frame::FrameCloud)> {
     // After the workers, so the observer's REST port never takes a worker's.
     let listeners = bind::bind(options.driver_ip, options.worker_port, true).await?;
-    let mut storage = eddy_frame::storage::StorageOptions::from_env(&options.env);
+    let mut storage = eddy_frame::storage::StorageOptions::from_env(&options.env.with(options.kerberos_env()));
     if let Some(roots) = &options.import_roots_opt {
         storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
     }

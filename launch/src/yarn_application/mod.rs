@@ -91,6 +91,14 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     if let Some(YarnAction::Kill { app_id }) = &args.action {
         return kill(app_id, env, &storage).await;
     }
+    if args.cloud.principal.is_some() {
+        return Err(DriverError::InvalidArgument {
+            reason: "--principal and --keytab are for clouds started outside YARN (local, ssh, flatfile): on YARN the workers need \
+                     delegation tokens obtained over Kerberos from the ResourceManager and NameNode, which eddy-driver yarn does not \
+                     speak yet"
+                .into(),
+        });
+    }
     let conf = load_conf(env)?;
     let user = env.hadoop_user();
     let (memory, capability) = worker_resources(&args)?;
