@@ -1,6 +1,8 @@
-//! A small Hadoop IPC client: SIMPLE authentication (with or without the SASL exchange) or
-//! TOKEN authentication (DIGEST-MD5), concurrent calls on one connection, a timeout on every
-//! call.
+//! A small Hadoop IPC client: SIMPLE authentication (with or without the SASL exchange), TOKEN
+//! authentication (DIGEST-MD5) or KERBEROS authentication (GSSAPI, through MIT's library),
+//! concurrent calls on one connection, a timeout on every call. The quality of protection is
+//! `auth`: a server that requires integrity or privacy (`hadoop.rpc.protection`) is refused
+//! with a clear error.
 //!
 //! It covers what Eddy calls itself (block locations for split placement, and the YARN
 //! protocols); file data goes through hdfs-native.
@@ -18,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::gssapi::{self, GssError, Login};
 use crate::proto::common::{
     rpc_request_header_proto::OperationProto, rpc_response_header_proto::RpcStatusProto, rpc_sasl_proto::SaslAuth,
     rpc_sasl_proto::SaslState, IpcConnectionContextProto, RequestHeaderProto, RpcKindProto, RpcRequestHeaderProto, RpcResponseHeaderProto,
@@ -43,6 +46,15 @@ pub struct IpcClient {
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     timeout: Duration,
+    principal_opt: Option<String>,
+}
+
+/// How a connection proves who it is.
+#[derive(Debug, Clone, Copy)]
+enum Proof<'a> {
+    Simple,
+    Token(&'a TokenProto),
+    Kerberos(&'a Login),
 }
 
 impl Drop for IpcClient {
@@ -68,18 +80,24 @@ impl IpcClient {
     /// Connects to `addr` (`host:port`) for `protocol` (its Java interface name) as `user`,
     /// with SIMPLE authentication.
     pub async fn connect(addr: &str, protocol: &str, user: &str, timeout: Duration) -> IpcResult<Self> {
-        Self::connect_as(addr, protocol, user, None, timeout).await
+        Self::connect_as(addr, protocol, user, Proof::Simple, timeout).await
+    }
+
+    /// Connects with KERBEROS authentication (SASL GSSAPI) with the credentials of `login`;
+    /// the server then knows us as that principal ([`IpcClient::principal`]).
+    pub async fn connect_with_kerberos(addr: &str, protocol: &str, login: &Login, timeout: Duration) -> IpcResult<Self> {
+        Self::connect_as(addr, protocol, "", Proof::Kerberos(login), timeout).await
     }
 
     /// Connects with TOKEN authentication: proves to the server that we hold `token` (an
     /// AMRMToken for the ResourceManager's scheduler, an NMToken for a NodeManager).
     pub async fn connect_with_token(addr: &str, protocol: &str, user: &str, token: &TokenProto, timeout: Duration) -> IpcResult<Self> {
-        Self::connect_as(addr, protocol, user, Some(token), timeout).await
+        Self::connect_as(addr, protocol, user, Proof::Token(token), timeout).await
     }
 
     /// Connects in Hadoop's three phases: the preamble, SASL, the connection context; then
     /// starts the tasks that carry calls and answers.
-    async fn connect_as(addr: &str, protocol: &str, user: &str, token: Option<&TokenProto>, timeout: Duration) -> IpcResult<Self> {
+    async fn connect_as(addr: &str, protocol: &str, user: &str, proof: Proof<'_>, timeout: Duration) -> IpcResult<Self> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| IpcError::Timeout { addr: addr.into(), method: "connect".into(), secs: timeout.as_secs() })?
@@ -88,17 +106,24 @@ impl IpcClient {
         let (reader, writer) = stream.into_split();
         let mut setup = Setup { addr, client_id: new_client_id(), reader, writer, timeout };
         setup.send(&[&wire::preamble(AUTH_SASL)[..]]).await?;
-        match token {
-            None => setup.authenticate_simple().await?,
-            Some(token) => setup.authenticate_with_token(token).await?,
-        }
-        // With a token the connection itself says who the user is, so Hadoop's client names
-        // none (a user that differs from the token's is refused).
-        let effective_user = if token.is_some() { None } else { Some(user.to_string()) };
-        let context = IpcConnectionContextProto {
-            user_info: Some(UserInformationProto { effective_user, real_user: None }),
-            protocol: Some(protocol.to_string()),
+        let principal_opt = match proof {
+            Proof::Simple => {
+                setup.authenticate_simple().await?;
+                None
+            }
+            Proof::Token(token) => {
+                setup.authenticate_with_token(token).await?;
+                None
+            }
+            Proof::Kerberos(login) => Some(setup.authenticate_with_kerberos(login).await?),
         };
+        // With a token or a ticket the connection itself says who the user is, so Hadoop's
+        // client names none (another user would be a proxy user, which needs the server's leave).
+        let user_info = match proof {
+            Proof::Simple => Some(UserInformationProto { effective_user: Some(user.to_string()), real_user: None }),
+            Proof::Token(_) | Proof::Kerberos(_) => None,
+        };
+        let context = IpcConnectionContextProto { user_info, protocol: Some(protocol.to_string()) };
         setup.send_message(CONNECTION_CONTEXT_CALL_ID, &context).await?;
 
         let Setup { client_id, reader, writer, .. } = setup;
@@ -115,7 +140,14 @@ impl IpcClient {
             reader,
             writer,
             timeout,
+            principal_opt,
         })
+    }
+
+    /// The Kerberos principal the server knows this connection as (`alice@EXAMPLE.COM`);
+    /// `None` for SIMPLE and TOKEN connections.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal_opt.as_deref()
     }
 
     /// Where this client is connected.
@@ -267,6 +299,77 @@ impl Setup<'_> {
             return Err(self.protocol_error(format!("unexpected SASL state {} after the DIGEST-MD5 response", done.state)));
         }
         digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(|m| self.protocol_error(m))
+    }
+}
+
+impl Setup<'_> {
+    /// KERBEROS authentication: SASL GSSAPI (RFC 4752) towards the principal the server names
+    /// in its offer (`protocol/serverId`, e.g. `nn/namenode-host`). Returns our principal.
+    async fn authenticate_with_kerberos(&mut self, login: &Login) -> IpcResult<String> {
+        let sasl = self.negotiate().await?;
+        match SaslState::try_from(sasl.state) {
+            Ok(SaslState::Success) => {
+                return Err(
+                    self.protocol_error("the server accepted the connection without Kerberos (it runs SIMPLE authentication only?)".into())
+                )
+            }
+            Ok(SaslState::Negotiate) => {}
+            _ => return Err(self.protocol_error(format!("unexpected SASL state {} at negotiation", sasl.state))),
+        }
+        let Some(auth) = sasl.auths.iter().find(|a| a.method == "KERBEROS" && a.mechanism == "GSSAPI") else {
+            return Err(self.protocol_error(format!("the server does not offer Kerberos (it offers {})", offered(&sasl.auths))));
+        };
+        let (protocol, host) = (auth.protocol.clone().unwrap_or_default(), auth.server_id.clone().unwrap_or_default());
+        let service = format!("{protocol}@{host}");
+        let kerberos = |e: GssError| {
+            let no_ticket = matches!(e, GssError::NoCredentials { .. });
+            IpcError::Kerberos { addr: self.addr.to_string(), service: service.clone(), reason: e.to_string(), no_ticket }
+        };
+        let mut context = gssapi::Context::new(&protocol, &host, login).map_err(kerberos)?;
+        let first = context.step(None).map_err(kerberos)?;
+        let chosen = SaslAuth { challenge: None, ..auth.clone() };
+        let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![chosen], token: Some(first), ..Default::default() };
+        self.send_message(SASL_CALL_ID, &initiate).await?;
+        // Kerberos takes one or two round trips, then the security layer's one.
+        for _ in 0..8 {
+            let answer = read_sasl_answer(&mut self.reader, self.addr, self.timeout).await?;
+            let token = answer.token.unwrap_or_default();
+            match SaslState::try_from(answer.state) {
+                Ok(SaslState::Challenge) => {
+                    let reply = if context.is_established() {
+                        self.security_layer(&mut context, &token).map_err(kerberos)??
+                    } else {
+                        context.step(Some(&token)).map_err(kerberos)?
+                    };
+                    let response = RpcSaslProto { state: SaslState::Response as i32, token: Some(reply), ..Default::default() };
+                    self.send_message(SASL_CALL_ID, &response).await?;
+                }
+                Ok(SaslState::Success) => {
+                    if !context.is_established() {
+                        context.step(Some(&token)).map_err(kerberos)?;
+                    }
+                    return context.principal().map_err(kerberos);
+                }
+                _ => return Err(self.protocol_error(format!("unexpected SASL state {} during Kerberos authentication", answer.state))),
+            }
+        }
+        Err(self.protocol_error("the Kerberos exchange did not end after 8 messages".into()))
+    }
+
+    /// The server's offer of security layers (RFC 4752 section 3.1: a bit mask, then its
+    /// largest message) answered with "none": authentication only.
+    fn security_layer(&self, context: &mut gssapi::Context, token: &[u8]) -> Result<IpcResult<Vec<u8>>, GssError> {
+        const NO_LAYER: u8 = 1;
+        let offer = context.unwrap(token)?;
+        if offer.len() != 4 {
+            return Ok(Err(self.protocol_error(format!("the server's security layer offer has {} bytes, not 4", offer.len()))));
+        }
+        if offer[0] & NO_LAYER == 0 {
+            return Ok(Err(self.protocol_error(
+                "the server requires SASL quality of protection integrity or privacy (hadoop.rpc.protection); this client speaks authentication only".into(),
+            )));
+        }
+        context.wrap(&[NO_LAYER, 0, 0, 0], false).map(Ok)
     }
 }
 

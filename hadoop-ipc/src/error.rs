@@ -32,6 +32,19 @@ pub enum IpcError {
         /// The server's message.
         message: String,
     },
+    /// Kerberos could not authenticate us to the server (no ticket, an expired one, a server
+    /// principal the KDC does not know, the GSS-API library missing).
+    #[error("Kerberos authentication to {addr} ({service}) failed: {reason}")]
+    Kerberos {
+        /// The peer.
+        addr: String,
+        /// The server's principal, as `service@host`.
+        service: String,
+        /// The library's words.
+        reason: String,
+        /// No usable ticket: the remedy is `kinit` or a keytab.
+        no_ticket: bool,
+    },
     /// No answer within the call timeout.
     #[error("{method} on {addr} got no answer within {secs} s; is the server up and reachable?")]
     Timeout {
@@ -52,7 +65,7 @@ impl IpcError {
         match self {
             IpcError::Io { .. } => true,
             IpcError::Remote { class, .. } => class.ends_with(".RetriableException") || class.ends_with(".StandbyException"),
-            IpcError::Protocol { .. } | IpcError::Timeout { .. } => false,
+            IpcError::Protocol { .. } | IpcError::Timeout { .. } | IpcError::Kerberos { .. } => false,
         }
     }
 }

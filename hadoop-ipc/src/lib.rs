@@ -4,15 +4,17 @@
 //! - [`wire`]: the connection preamble and the length-prefixed frames both sides use.
 //! - [`server`]: an IPC server that dispatches calls to an [`server::RpcHandler`]; the
 //!   protocol-level test NameNode (and later ResourceManager) are handlers on top of it.
-//! - [`client`]: a small IPC client (SIMPLE or TOKEN authentication) for the calls Eddy makes itself.
+//! - [`client`]: a small IPC client (SIMPLE, TOKEN or KERBEROS authentication) for the calls Eddy makes itself.
 //! - [`credentials`]: Hadoop's token storage file (`HADOOP_TOKEN_FILE_LOCATION`).
 //! - [`sasl`]: DIGEST-MD5, the SASL mechanism of Hadoop's TOKEN authentication.
+//! - [`gssapi`]: Kerberos through MIT's GSS-API library, for KERBEROS authentication.
 //! - [`yarn_ids`]: YARN's application, attempt and container ids as text.
 //! - [`protocols`]: the Java protocol names servers dispatch on.
 
 pub mod client;
 pub mod credentials;
 mod error;
+pub mod gssapi;
 pub mod protocols;
 pub mod sasl;
 pub mod server;

@@ -155,16 +155,123 @@ fn a_keytab_without_the_principal_is_refused_before_any_worker_starts() {
     assert!(!status.success(), "{out}");
     assert!(out.contains(&format!("has no keys for bob@EXAMPLE.COM (it holds {})", k.principal)), "{out}");
     assert!(!out.contains("registered"), "no worker started: {out}");
+}
 
-    // YARN needs Kerberos towards the ResourceManager, which is not spoken: said plainly.
+/// The cluster's `hadoop.rpc.protection` (scripts/hadoop-cluster.sh env prints it).
+fn protection() -> String {
+    std::env::var("HADOOP_CLUSTER_RPC_PROTECTION").unwrap_or_else(|_| "authentication".into())
+}
+
+/// `eddy-driver yarn` on the loopback network with free ports, `KRB5CCNAME` = `cache`.
+fn secure_yarn(h: &RealHadoop, k: &Kerberos, cache: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("eddy-driver"));
-    cmd.args(["yarn", "--nodes", "1", "--memory", "256m", "--timeout", "20s"])
+    cmd.args(["yarn", "--port", "0", "--network", "127.0.0.0/8"])
+        .args(args)
         .env("HADOOP_CONF_DIR", &h.conf)
         .env("KRB5_CONFIG", &k.krb5_conf)
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env_remove("HADOOP_USER_NAME")
         .env_remove("YARN_CONF_DIR");
+    cmd
+}
+
+#[test]
+fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
+    let Some((h, k)) = RealHadoop::secure_from_env("a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only") else {
+        return;
+    };
+    if protection() != "authentication" {
+        println!("skipped: YARN speaks hadoop.rpc.protection=authentication only (the next test checks the refusal)");
+        return;
+    }
+    let dir = test_dir("yarn");
+    let a = csv_part(0, 100_000);
+    h.hdfs_ok(&["-mkdir", "-p", &format!("{dir}/in")]);
+    h.put(&format!("{dir}/in/part-0.csv"), a.as_bytes(), 2, "127.0.0.1");
+
+    // The driver logs in from the keytab alone; containers get delegation tokens.
+    let logs = tempfile::tempdir().unwrap();
+    let notify = logs.path().join("notify.txt");
+    let mut cmd = secure_yarn(&h, &k, &logs.path().join("none.cc"), &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--disown"]);
+    cmd.arg("--notify").arg(&notify).arg("--principal").arg(&k.principal).arg("--keytab").arg(&k.keytab);
     let mut d = Proc::spawn(cmd);
     let status = d.wait_exit(WAIT);
     let out = d.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("as alice") && out.contains("Cloud of size 2 formed"), "{out}");
+    let notified = read_notify(&notify);
+    let app = notified.app_opt.clone().unwrap();
+    for pid in eddy_tests::real_hadoop::container_processes(&app) {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("EDDY_KERBEROS_KEYTAB") && !environ.contains("KRB5CCNAME"), "a container got a login: {environ}");
+    }
+
+    let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
+    let base = format!("http://{}", notified.leader);
+    let r: Value = http
+        .post(format!("{base}/3/ImportFiles"))
+        .json(&json!({"path": h.url(&format!("{dir}/in")), "split_bytes": 1 << 20}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+    let mut job = Value::Null;
+    wait_until("the import", WAIT, || {
+        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
+        job["jobs"][0]["status"] != "RUNNING"
+    });
+    let frame = job["jobs"][0]["dest"].as_str().unwrap_or_else(|| panic!("{job}")).to_string();
+    let out_path = format!("{dir}/out.csv");
+    let r: Value = http
+        .post(format!("{base}/3/Frames/{frame}/export"))
+        .json(&json!({"path": h.url(&out_path), "format": "csv", "single_file": true}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(r["export"]["files"].is_array(), "{r}");
+    assert!(csv_part_values(&h.hdfs_ok(&["-cat", &out_path])) == csv_part_values(&a), "the exported CSV holds other values");
+    assert_eq!(h.hdfs_ok(&["-stat", "%u", &out_path]).trim(), "alice");
+
+    // Ended with the user's ticket cache this time.
+    let cache = logs.path().join("alice.cc");
+    k.kinit(&cache, None);
+    let mut kill = Command::new(bin("eddy-driver"));
+    kill.args(["yarn", "kill", &app])
+        .env("HADOOP_CONF_DIR", &h.conf)
+        .env("KRB5_CONFIG", &k.krb5_conf)
+        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env_remove("HADOOP_USER_NAME");
+    let mut kill = Proc::spawn(kill);
+    assert!(kill.wait_exit(WAIT).success(), "{}", kill.output());
+    let report = h.application(&app);
+    assert_eq!(report.get("State").map(String::as_str), Some("KILLED"), "{report:?}");
+    assert_eq!(report.get("User").map(String::as_str), Some("alice"), "{report:?}");
+    eddy_tests::real_hadoop::assert_no_container_left(&app, Duration::from_secs(30));
+    h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
+}
+
+#[test]
+fn yarn_on_kerberos_refuses_what_it_cannot_do_and_says_why() {
+    let Some((h, k)) = RealHadoop::secure_from_env("yarn_on_kerberos_refuses_what_it_cannot_do_and_says_why") else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let cache = logs.path().join("alice.cc");
+    k.kinit(&cache, None);
+    // An attached driver cannot be the master of a Kerberized application.
+    let mut d = Proc::spawn(secure_yarn(&h, &k, &cache, &["--nodes", "1", "--memory", "256m", "--timeout", "30s"]));
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
     assert!(!status.success(), "{out}");
-    assert!(out.contains("requires Kerberos") && out.contains("does not speak yet"), "{out}");
+    assert!(out.contains("add --disown") && out.contains("user@REALM"), "{out}");
+    assert!(!out.contains("Submitted"), "refused before anything was submitted: {out}");
+    // integrity and privacy are not spoken towards YARN: refused, naming the setting.
+    if protection() != "authentication" {
+        let mut d = Proc::spawn(secure_yarn(&h, &k, &cache, &["--nodes", "1", "--memory", "256m", "--timeout", "30s", "--disown"]));
+        let status = d.wait_exit(WAIT);
+        let out = d.output();
+        assert!(!status.success(), "{out}");
+        assert!(out.contains("hadoop.rpc.protection") && out.contains("authentication only"), "{out}");
+    }
 }

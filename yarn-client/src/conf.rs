@@ -134,6 +134,20 @@ impl HadoopConf {
         vec![self.get("yarn.resourcemanager.scheduler.address").unwrap_or_else(|| format!("{host}:{DEFAULT_SCHEDULER_PORT}"))]
     }
 
+    /// Whether the cluster runs Kerberos (`hadoop.security.authentication` = `kerberos`).
+    pub fn kerberos(&self) -> bool {
+        self.get("hadoop.security.authentication").is_some_and(|v| v.trim().eq_ignore_ascii_case("kerberos"))
+    }
+
+    /// The ResourceManager's Kerberos principal (`yarn.resourcemanager.principal`), with
+    /// `_HOST` replaced by the host of `rm_address`, as Hadoop's clients do: the renewer of
+    /// the delegation tokens an application carries.
+    pub fn resource_manager_principal(&self, rm_address: &str) -> Option<String> {
+        let principal = self.get("yarn.resourcemanager.principal")?;
+        let host = rm_address.rsplit_once(':').map_or(rm_address, |(h, _)| h).to_ascii_lowercase();
+        Some(principal.trim().replace("_HOST", &host))
+    }
+
     /// `fs.defaultFS`, where staging directories live.
     pub fn default_fs(&self) -> Option<String> {
         self.get("fs.defaultFS").or_else(|| self.get("fs.default.name"))

@@ -3,7 +3,9 @@
 //! - [`conf::HadoopConf`]: `core-site.xml` and `yarn-site.xml` from `HADOOP_CONF_DIR` /
 //!   `YARN_CONF_DIR`, with Hadoop's defaults for the ResourceManager address.
 //! - [`rm::ResourceManager`]: `ApplicationClientProtocol` (new application, submit, report,
-//!   kill, cluster metrics, queue) over Hadoop IPC with SIMPLE authentication.
+//!   kill, cluster metrics, queue, delegation tokens) over Hadoop IPC with SIMPLE, Kerberos or
+//!   delegation-token authentication.
+//! - [`tokens`]: the HDFS delegation token a Kerberized application's containers carry.
 //! - [`am::ApplicationMaster`]: `ApplicationMasterProtocol` (register, allocate, finish) with the
 //!   AMRMToken, and [`am::NodeManager`]: `ContainerManagementProtocol` with NMTokens.
 
@@ -11,6 +13,7 @@ pub mod am;
 pub mod conf;
 mod error;
 pub mod rm;
+pub mod tokens;
 
 pub use error::{YarnError, YarnResult};
 

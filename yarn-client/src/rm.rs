@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use eddy_hadoop_ipc::client::IpcClient;
+use eddy_hadoop_ipc::gssapi::Login;
+use eddy_hadoop_ipc::proto::common::{GetDelegationTokenRequestProto, GetDelegationTokenResponseProto, TokenProto};
 use eddy_hadoop_ipc::proto::yarn::*;
 
 use crate::{YarnError, YarnResult};
@@ -28,12 +30,36 @@ pub struct ResourceManager {
     ipc: IpcClient,
 }
 
+/// How the client proves who it is to the ResourceManager.
+#[derive(Debug, Clone)]
+pub enum RmAuth {
+    /// SIMPLE: the user's name, believed.
+    Simple {
+        /// The user.
+        user: String,
+    },
+    /// Kerberos, with the credentials of the login.
+    Kerberos(Login),
+    /// A ResourceManager delegation token (what a disowned master in a container holds).
+    Token(TokenProto),
+}
+
 impl ResourceManager {
-    /// Connects to the first of `addresses` that answers, as `user`.
+    /// Connects to the first of `addresses` that answers, as `user` (SIMPLE).
     pub async fn connect(addresses: &[String], user: &str, timeout: Duration) -> YarnResult<Self> {
+        Self::connect_with(addresses, &RmAuth::Simple { user: user.to_string() }, timeout).await
+    }
+
+    /// Connects to the first of `addresses` that answers, proving who we are with `auth`.
+    pub async fn connect_with(addresses: &[String], auth: &RmAuth, timeout: Duration) -> YarnResult<Self> {
         let mut last = None;
         for addr in addresses {
-            match IpcClient::connect(addr, APPLICATION_CLIENT_PROTOCOL, user, timeout).await {
+            let connected = match auth {
+                RmAuth::Simple { user } => IpcClient::connect(addr, APPLICATION_CLIENT_PROTOCOL, user, timeout).await,
+                RmAuth::Kerberos(login) => IpcClient::connect_with_kerberos(addr, APPLICATION_CLIENT_PROTOCOL, login, timeout).await,
+                RmAuth::Token(token) => IpcClient::connect_with_token(addr, APPLICATION_CLIENT_PROTOCOL, "", token, timeout).await,
+            };
+            match connected {
                 Ok(ipc) => return Ok(Self { ipc }),
                 Err(e) => {
                     tracing::debug!(addr, "ResourceManager not reachable: {e}");
@@ -42,6 +68,26 @@ impl ResourceManager {
             }
         }
         Err(last.map(YarnError::from).unwrap_or(YarnError::NoConfDir))
+    }
+
+    /// The Kerberos principal this connection authenticated as, if Kerberos.
+    pub fn principal(&self) -> Option<&str> {
+        self.ipc.principal()
+    }
+
+    /// The address of the ResourceManager this client is connected to.
+    pub fn addr(&self) -> &str {
+        self.ipc.addr()
+    }
+
+    /// A ResourceManager delegation token that `renewer` may renew, its service this
+    /// ResourceManager's address (for a master in a container, which has no Kerberos ticket).
+    pub async fn delegation_token(&self, renewer: &str) -> YarnResult<TokenProto> {
+        let request = GetDelegationTokenRequestProto { renewer: renewer.to_string() };
+        let r: GetDelegationTokenResponseProto = self.ipc.call("getDelegationToken", &request).await?;
+        let mut token = r.token.ok_or_else(|| incomplete("getDelegationToken", "token"))?;
+        token.service = self.ipc.addr().to_string();
+        Ok(token)
     }
 
     /// A new application id.

@@ -32,6 +32,8 @@ pub struct ContainerPlan {
     pub mapper: LocalResourceProto,
     /// Memory and vcores of each container.
     pub capability: ResourceProto,
+    /// Delegation tokens every container carries (HDFS's, on a Kerberized cluster), by alias.
+    pub tokens: Vec<(String, eddy_hadoop_ipc::proto::common::TokenProto)>,
 }
 
 enum Command {
@@ -117,13 +119,16 @@ impl YarnLauncher {
 pub(crate) const ALLOCATOR_ENV: (&str, &str) = ("MIMALLOC_ARENA_RESERVE", "64M");
 
 /// Builds one worker's container: the staged mapper as a local resource, settings in the
-/// environment, the cluster secret in the token file, output in the container's log dir.
+/// environment, the cluster secret and delegation tokens in the token file, output in the
+/// container's log dir. A keytab never goes to a container: workers use the tokens.
 fn launch_context(plan: &ContainerPlan, spec: &WorkerSpec) -> ContainerLaunchContextProto {
     let mut env = spec.env.clone();
     let secret = env.remove(keys::CLUSTER_SECRET.name).unwrap_or_default();
+    env.remove(keys::KERBEROS_PRINCIPAL.name);
+    env.remove(keys::KERBEROS_KEYTAB.name);
     env.entry(ALLOCATOR_ENV.0.to_string()).or_insert_with(|| ALLOCATOR_ENV.1.to_string());
     let credentials =
-        Credentials { tokens: Vec::new(), secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.into_bytes())] };
+        Credentials { tokens: plan.tokens.clone(), secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.into_bytes())] };
     let mut command = vec!["./eddy-mapper".to_string()];
     command.extend(spec.args.iter().cloned());
     command.extend(["1><LOG_DIR>/stdout".to_string(), "2><LOG_DIR>/stderr".to_string()]);

@@ -35,7 +35,7 @@ pub(super) fn master_container(
     cloud_name: &str,
 ) -> DriverResult<ContainerLaunchContextProto> {
     use prost::Message;
-    let Setup { args, conf, user, staging_dir, remove_staging, secret, env: environment, .. } = *setup;
+    let Setup { args, conf, user, staging_dir, remove_staging, secret, env: environment, tokens, .. } = *setup;
     let mut settings = args.clone();
     // The name the edge node chose (a default one is random): the REST token is bound to it.
     settings.cloud.name = Some(cloud_name.to_string());
@@ -48,6 +48,9 @@ pub(super) fn master_container(
     settings.cloud.driver_ip = None;
     settings.cloud.driver_port = 0;
     settings.cloud.driver_port_range = None;
+    // No keytab in the cluster: the master and its workers use the delegation tokens.
+    settings.cloud.principal = None;
+    settings.cloud.keytab = None;
     settings.mapper = None;
     let settings = encode_settings(&settings)?;
     let mut env = vec![
@@ -68,7 +71,7 @@ pub(super) fn master_container(
         command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
         tokens: Some(
             eddy_hadoop_ipc::credentials::Credentials {
-                tokens: Vec::new(),
+                tokens: tokens.to_vec(),
                 secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
             }
             .to_bytes(),
@@ -165,7 +168,17 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
         .ok_or_else(|| DriverError::InvalidArgument { reason: format!("CONTAINER_ID {container} is not a container id") })?;
     let user = env.hadoop_user();
     let resource_managers: Vec<String> = var(am_env::RESOURCE_MANAGERS)?.split(',').map(str::to_string).collect();
-    let rm = connect_to(&resource_managers, &user).await?;
+    // On a Kerberized cluster the edge node gave this master a ResourceManager token.
+    let rm = match credentials.token_of_kind(super::security::RM_DELEGATION_TOKEN) {
+        Some(token) => {
+            let auth = eddy_yarn_client::rm::RmAuth::Token(token.clone());
+            let rm = eddy_yarn_client::rm::ResourceManager::connect_with(&resource_managers, &auth, super::RPC_TIMEOUT)
+                .await
+                .map_err(|e| DriverError::Yarn { reason: format!("cannot reach the ResourceManager with the application's token: {e}") })?;
+            std::sync::Arc::new(rm)
+        }
+        None => connect_to(&resource_managers, &user).await?,
+    };
     let host = var("NM_HOST")?;
     let schedulers: Vec<String> = var(am_env::SCHEDULERS)?.split(',').map(str::to_string).collect();
     let am = register_master(&schedulers, &token, &host).await?;
@@ -189,7 +202,7 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
         rm,
         app,
         am,
-        plan: ContainerPlan { mapper, capability },
+        plan: ContainerPlan { mapper, capability, tokens: super::security::hdfs_tokens(&credentials.tokens) },
         queue: args.queue.clone(),
         staging_dir: var(am_env::STAGING)?,
         remove_staging: var(am_env::REMOVE_STAGING)? == "true",

@@ -18,6 +18,7 @@ use crate::launcher::{ContainerPlan, Timeline, YarnLauncher};
 use crate::{DriverError, DriverResult};
 
 mod disowned;
+mod security;
 mod staging;
 
 pub use disowned::run_master;
@@ -55,10 +56,6 @@ pub fn container_mb(bytes: u64, extra_percent: u32) -> i64 {
     (mib * (100 + u64::from(extra_percent))).div_ceil(100) as i64
 }
 
-async fn connect(conf: &HadoopConf, user: &str) -> DriverResult<Arc<ResourceManager>> {
-    connect_to(&conf.resource_manager_addresses(), user).await
-}
-
 /// Connects to the first of `addresses` (HA ResourceManagers) that answers.
 async fn connect_to(addresses: &[String], user: &str) -> DriverResult<Arc<ResourceManager>> {
     let rm = ResourceManager::connect(addresses, user, RPC_TIMEOUT)
@@ -87,24 +84,20 @@ struct Master {
 
 /// Runs `eddy-driver yarn`.
 pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
-    let storage = StorageOptions::from_env(env);
     if let Some(YarnAction::Kill { app_id }) = &args.action {
-        return kill(app_id, env, &storage).await;
-    }
-    if args.cloud.principal.is_some() {
-        return Err(DriverError::InvalidArgument {
-            reason: "--principal and --keytab are for clouds started outside YARN (local, ssh, flatfile): on YARN the workers need \
-                     delegation tokens obtained over Kerberos from the ResourceManager and NameNode, which eddy-driver yarn does not \
-                     speak yet"
-                .into(),
-        });
+        return kill(app_id, &args, env).await;
     }
     let conf = load_conf(env)?;
-    let user = env.hadoop_user();
     let (memory, capability) = worker_resources(&args)?;
     let mapper = crate::find_mapper(args.mapper.clone(), env)?;
     let cloud_name = args.cloud.name.clone().unwrap_or_else(|| crate::default_cloud_name(env));
     let mut options = CloudOptions::from_args(&args.cloud, cloud_name.clone(), env)?;
+    // The edge node stages and lists with its own login; containers get delegation tokens.
+    let storage = StorageOptions::from_env(&env.with(options.kerberos_env()));
+    let identity = security::Identity::for_cluster(&conf, options.kerberos_opt.as_ref());
+    if matches!(identity, security::Identity::Kerberos(_)) && !args.cloud.disown && args.action.is_none() {
+        return Err(DriverError::InvalidArgument { reason: security::ATTACHED_ON_KERBEROS.into() });
+    }
     // Chosen here also for a disowned cloud, whose master gets it in its token file: the edge
     // node must know it to print the REST access token.
     let secret = match options.secret_opt.clone() {
@@ -119,7 +112,8 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     }
 
     let t0 = Instant::now();
-    let rm = connect(&conf, &user).await?;
+    let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
+    let tokens = security::application_tokens(&conf, &identity, &rm, args.cloud.disown).await?;
     let app = rm.new_application().await.map_err(yarn_error("getNewApplication"))?;
     let app_text = application_id_text(&app.id);
     let (mb, vcores) = (capability.memory.unwrap_or(0), capability.virtual_cores.unwrap_or(0));
@@ -147,6 +141,7 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
         token_opt: token_opt.as_deref(),
         storage: &storage,
         env,
+        tokens: &tokens,
     };
     // From here on the application exists and files may be staged: whatever fails or
     // interrupts the set-up (a refused submission, a signal, the cloud not forming) kills the
@@ -239,6 +234,8 @@ struct Setup<'a> {
     token_opt: Option<&'a str>,
     storage: &'a StorageOptions,
     env: &'a Environment,
+    /// Delegation tokens for the containers (none on a SIMPLE cluster).
+    tokens: &'a [(String, eddy_hadoop_ipc::proto::common::TokenProto)],
 }
 
 impl Setup<'_> {
@@ -253,7 +250,11 @@ impl Setup<'_> {
             unmanaged_am: Some(true),
             // Apache's ResourceManager reads the master's launch context even for an unmanaged
             // master (its tokens, ClientRMService.submitApplication): an empty one, not none.
-            am_container_spec: Some(ContainerLaunchContextProto::default()),
+            // Its tokens are the ones the ResourceManager renews for the application's life.
+            am_container_spec: Some(ContainerLaunchContextProto {
+                tokens: (!self.tokens.is_empty()).then(|| security::token_file(&security::hdfs_tokens(self.tokens))),
+                ..Default::default()
+            }),
             max_app_attempts: Some(1),
             application_type: Some("EDDY".into()),
             application_tags: vec!["eddy".into()],
@@ -281,7 +282,7 @@ impl Setup<'_> {
             rm: Arc::clone(self.rm),
             app: self.app,
             am,
-            plan: ContainerPlan { mapper: mapper_resource, capability },
+            plan: ContainerPlan { mapper: mapper_resource, capability, tokens: security::hdfs_tokens(self.tokens) },
             queue: args.queue.clone(),
             staging_dir: self.staging_dir.to_string(),
             remove_staging: self.remove_staging,
@@ -407,12 +408,24 @@ async fn register_master(
 }
 
 /// `eddy-driver yarn kill APP_ID`.
-async fn kill(app_id: &str, env: &Environment, storage: &StorageOptions) -> DriverResult<Outcome> {
+async fn kill(app_id: &str, args: &YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     let id = eddy_yarn_client::parse_application_id(app_id).ok_or_else(|| DriverError::InvalidArgument {
         reason: format!("{app_id:?} is not an application id (application_<timestamp>_<number>)"),
     })?;
     let conf = load_conf(env)?;
-    let rm = connect(&conf, &env.hadoop_user()).await?;
+    let kerberos_opt = match (&args.cloud.principal, &args.cloud.keytab) {
+        (Some(principal), Some(keytab)) => Some((principal.clone(), crate::keytab::checked_keytab(principal, keytab)?)),
+        _ => None,
+    };
+    let identity = security::Identity::for_cluster(&conf, kerberos_opt.as_ref());
+    let kerberos_env = kerberos_opt.iter().flat_map(|(p, k)| {
+        [
+            (eddy_common::keys::KERBEROS_PRINCIPAL.name.to_string(), p.clone()),
+            (eddy_common::keys::KERBEROS_KEYTAB.name.to_string(), k.display().to_string()),
+        ]
+    });
+    let storage = &StorageOptions::from_env(&env.with(kerberos_env));
+    let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
     let report = rm.report(&id).await.map_err(yarn_error(&format!("cannot find {app_id}")))?;
     if report.application_type.as_deref().is_some_and(|t| t != "EDDY") {
         return Err(DriverError::InvalidArgument {
@@ -430,13 +443,11 @@ async fn kill(app_id: &str, env: &Environment, storage: &StorageOptions) -> Driv
             report.diagnostics.filter(|d| !d.trim().is_empty()).map(|d| format!("; YARN says: {d}")).unwrap_or_default()
         );
     } else {
-        rm.kill(&id, &format!("killed with eddy-driver yarn kill by {}", env.hadoop_user()))
-            .await
-            .map_err(yarn_error("forceKillApplication"))?;
+        rm.kill(&id, &format!("killed with eddy-driver yarn kill by {user}")).await.map_err(yarn_error("forceKillApplication"))?;
         println!("Killed {app_id} (it was {})", state_name(report.yarn_application_state));
     }
     // The master was killed with its containers: remove what it staged, if in the default place.
-    if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&env.hadoop_user()), &application_id_text(&id)) {
+    if let Ok(dir) = default_staging_dir(&conf, report.user.as_deref().unwrap_or(&user), &application_id_text(&id)) {
         if let Ok(true) = remove_staging_dir(&dir, storage).await {
             println!("Removed the staging directory {dir}");
         }
