@@ -23,9 +23,13 @@ use serde::{Deserialize, Serialize};
         and stays attached as an observer client. Ctrl-C or POST /3/Shutdown ends the\n\
         application and removes the staging directory; a container that dies is reported\n\
         with YARN's exit status and the application ends FAILED.\n\n\
-        Authentication: SIMPLE (unsecured clusters) towards the ResourceManager and HDFS, YARN's\n\
-        tokens (DIGEST-MD5) towards the scheduler and NodeManagers. Kerberos is not spoken yet.",
-    after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  eddy-driver yarn kill application_1700000000000_0042"
+        Authentication: SIMPLE on unsecured clusters. On Kerberized ones (hadoop.security.authentication\n\
+        = kerberos) the driver uses the ticket cache (`kinit`) or --principal and --keytab towards\n\
+        the ResourceManager and NameNode, and gives the containers delegation tokens (HDFS's, and\n\
+        the ResourceManager's for the master), never the keytab; the cloud must be --disown there,\n\
+        and hadoop.rpc.protection must be authentication. YARN's own tokens (DIGEST-MD5) go\n\
+        towards the scheduler and NodeManagers.",
+    after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  kinit alice@EXAMPLE.COM && eddy-driver yarn --nodes 4 --memory 6g --disown --notify cloud.txt\n  eddy-driver yarn --disown --principal alice@EXAMPLE.COM --keytab alice.keytab --nodes 4\n  eddy-driver yarn kill application_1700000000000_0042"
 )]
 pub struct YarnArgs {
     /// `kill APP_ID`.
