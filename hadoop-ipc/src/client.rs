@@ -249,10 +249,7 @@ impl Setup<'_> {
             Ok(SaslState::Negotiate) => {
                 let Some(simple) = sasl.auths.iter().find(|a| a.method == "SIMPLE") else {
                     if sasl.auths.iter().any(|a| a.method == "KERBEROS") {
-                        return Err(self.protocol_error(format!(
-                            "the server requires Kerberos ({} offered; the cluster runs with hadoop.security.authentication=kerberos), which this client does not speak yet",
-                            offered(&sasl.auths)
-                        )));
+                        return Err(IpcError::KerberosRequired { addr: self.addr.to_string(), offered: offered(&sasl.auths) });
                     }
                     return Err(self.protocol_error(format!(
                         "the server requires {} authentication and no token was given for it",

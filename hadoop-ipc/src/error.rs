@@ -32,6 +32,14 @@ pub enum IpcError {
         /// The server's message.
         message: String,
     },
+    /// The server requires Kerberos and this connection offered SIMPLE.
+    #[error("the server at {addr} requires Kerberos ({offered} offered): point HADOOP_CONF_DIR at the cluster's configuration, whose core-site.xml sets hadoop.security.authentication=kerberos")]
+    KerberosRequired {
+        /// The peer.
+        addr: String,
+        /// The methods the server offered.
+        offered: String,
+    },
     /// Kerberos could not authenticate us to the server (no ticket, an expired one, a server
     /// principal the KDC does not know, the GSS-API library missing).
     #[error("Kerberos authentication to {addr} ({service}) failed: {reason}")]
@@ -65,7 +73,7 @@ impl IpcError {
         match self {
             IpcError::Io { .. } => true,
             IpcError::Remote { class, .. } => class.ends_with(".RetriableException") || class.ends_with(".StandbyException"),
-            IpcError::Protocol { .. } | IpcError::Timeout { .. } | IpcError::Kerberos { .. } => false,
+            IpcError::Protocol { .. } | IpcError::Timeout { .. } | IpcError::Kerberos { .. } | IpcError::KerberosRequired { .. } => false,
         }
     }
 }

@@ -184,10 +184,13 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
         println!("skipped: YARN speaks hadoop.rpc.protection=authentication only (the next test checks the refusal)");
         return;
     }
+    // Two files of several 1 MiB blocks, each with one replica on one DataNode.
     let dir = test_dir("yarn");
-    let a = csv_part(0, 100_000);
+    let (a, b) = (csv_part(0, 280_000), csv_part(280_000, 280_000));
     h.hdfs_ok(&["-mkdir", "-p", &format!("{dir}/in")]);
-    h.put(&format!("{dir}/in/part-0.csv"), a.as_bytes(), 2, "127.0.0.1");
+    h.put(&format!("{dir}/in/part-0.csv"), a.as_bytes(), 1, "127.0.0.2");
+    h.put(&format!("{dir}/in/part-1.csv"), b.as_bytes(), 1, "127.0.0.3");
+    let (blocks_a, blocks_b) = ((a.len() as u64).div_ceil(1 << 20) as usize, (b.len() as u64).div_ceil(1 << 20) as usize);
 
     // The driver logs in from the keytab alone; containers get delegation tokens.
     let logs = tempfile::tempdir().unwrap();
@@ -223,6 +226,20 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
         job["jobs"][0]["status"] != "RUNNING"
     });
     let frame = job["jobs"][0]["dest"].as_str().unwrap_or_else(|| panic!("{job}")).to_string();
+    // Block locations came from the NameNode over the containers' delegation token: each
+    // file's splits were read on the host of its blocks.
+    let info: Value = http.get(format!("{base}/3/Frames/{frame}")).send().unwrap().json().unwrap();
+    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
+    assert_eq!(info["rows"], 560_000, "{info}");
+    let hosts: Vec<String> = info["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["node"].as_str().map(str::to_string).unwrap_or_else(|| c["node"]["ip"].as_str().unwrap_or_default().to_string()))
+        .map(|n| n.split(':').next().unwrap_or_default().to_string())
+        .collect();
+    let expected: Vec<&str> = std::iter::repeat_n("127.0.0.2", blocks_a).chain(std::iter::repeat_n("127.0.0.3", blocks_b)).collect();
+    assert_eq!(hosts, expected, "chunks read on the hosts of their blocks: {info}");
     let out_path = format!("{dir}/out.csv");
     let r: Value = http
         .post(format!("{base}/3/Frames/{frame}/export"))
@@ -232,7 +249,8 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
         .json()
         .unwrap();
     assert!(r["export"]["files"].is_array(), "{r}");
-    assert!(csv_part_values(&h.hdfs_ok(&["-cat", &out_path])) == csv_part_values(&a), "the exported CSV holds other values");
+    let exported = csv_part_values(&h.hdfs_ok(&["-cat", &out_path]));
+    assert!(exported == [csv_part_values(&a), csv_part_values(&b)].concat(), "the exported CSV holds other values");
     assert_eq!(h.hdfs_ok(&["-stat", "%u", &out_path]).trim(), "alice");
 
     // Ended with the user's ticket cache this time.

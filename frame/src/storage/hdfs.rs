@@ -20,6 +20,12 @@ use hdfs_native::{Client, ClientBuilder};
 use hdfs_native_object_store::HdfsObjectStore;
 use object_store::ObjectStore;
 
+use eddy_hadoop_ipc::client::IpcClient;
+use eddy_hadoop_ipc::gssapi::Login;
+use eddy_hadoop_ipc::proto::common::TokenProto;
+use eddy_hadoop_ipc::protocols::CLIENT_NAMENODE;
+use eddy_hadoop_ipc::{IpcError, IpcResult};
+
 use crate::storage::registry::{KerberosLogin, StoreRegistry};
 use crate::{FrameError, FrameResult};
 
@@ -81,9 +87,8 @@ fn open(authority: &str, kerberos_opt: Option<&KerberosLogin>) -> FrameResult<Hd
 /// Where a file's blocks are, asked of the NameNode with our own IPC client
 /// (`getBlockLocations`; hdfs-native keeps block locations private).
 ///
-/// Only for `hdfs://host:port` URLs with SIMPLE authentication: a name service or viewfs
-/// would need the HA and mount-table resolution hdfs-native does, and Kerberos the GSSAPI
-/// exchange our client does not speak yet. Anything that fails means "no locality", never
+/// Only for `hdfs://host:port` URLs: a name service or viewfs would need the HA and
+/// mount-table resolution hdfs-native does. Anything that fails means "no locality", never
 /// a failed import.
 pub(crate) async fn block_locations(
     authority: &str,
@@ -134,21 +139,37 @@ async fn namenode_client(addr: &str, registry: &StoreRegistry) -> eddy_hadoop_ip
     let unavailable = |message: String| eddy_hadoop_ipc::IpcError::Protocol { addr: addr.to_string(), message };
     let runtime = IO_RUNTIME.as_ref().map_err(|e| unavailable(e.clone()))?;
     let target = addr.to_string();
+    let login = match registry.kerberos() {
+        Some(k) => Login::Keytab { principal: k.principal.clone(), keytab: k.keytab.clone() },
+        None => Login::TicketCache,
+    };
+    let token_opt = registry.token_file().and_then(|f| delegation_token(f, addr));
     let client = runtime
-        .spawn(async move {
-            eddy_hadoop_ipc::client::IpcClient::connect(
-                &target,
-                eddy_hadoop_ipc::protocols::CLIENT_NAMENODE,
-                &user,
-                std::time::Duration::from_secs(5),
-            )
-            .await
-        })
+        .spawn(async move { connect_namenode(&target, &user, &login, token_opt.as_ref()).await })
         .await
         .map_err(|e| unavailable(e.to_string()))??;
     let client = Arc::new(client);
     registry.keep_namenode(addr, Arc::clone(&client));
     Ok(client)
+}
+
+/// SIMPLE first; a Kerberized NameNode then with the process's delegation token for it (a
+/// YARN container's), else with Kerberos (the node's keytab or ticket cache).
+async fn connect_namenode(addr: &str, user: &str, login: &Login, token_opt: Option<&TokenProto>) -> IpcResult<IpcClient> {
+    const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    match IpcClient::connect(addr, CLIENT_NAMENODE, user, TIMEOUT).await {
+        Err(IpcError::KerberosRequired { .. }) => match token_opt {
+            Some(token) => IpcClient::connect_with_token(addr, CLIENT_NAMENODE, user, token, TIMEOUT).await,
+            None => IpcClient::connect_with_kerberos(addr, CLIENT_NAMENODE, login, TIMEOUT).await,
+        },
+        other => other,
+    }
+}
+
+/// The HDFS delegation token for the NameNode at `addr` in a Hadoop token file.
+fn delegation_token(file: &std::path::Path, addr: &str) -> Option<TokenProto> {
+    let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(file).ok()?;
+    credentials.tokens.into_iter().map(|(_, t)| t).find(|t| t.kind == "HDFS_DELEGATION_TOKEN" && t.service == addr)
 }
 
 /// The block size of a file, for aligning splits with blocks.

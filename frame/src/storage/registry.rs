@@ -25,6 +25,7 @@ struct Inner {
     namenodes: Mutex<HashMap<String, Arc<eddy_hadoop_ipc::client::IpcClient>>>,
     hadoop_user: String,
     kerberos_opt: Option<KerberosLogin>,
+    token_file_opt: Option<std::path::PathBuf>,
     store_env: Vec<(String, String)>,
 }
 
@@ -60,6 +61,8 @@ impl StoreRegistry {
             namenodes: Mutex::default(),
             hadoop_user: env.hadoop_user(),
             kerberos_opt,
+            // A YARN container's delegation tokens.
+            token_file_opt: env.get("HADOOP_TOKEN_FILE_LOCATION").filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
             store_env: env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
         }))
     }
@@ -72,6 +75,11 @@ impl StoreRegistry {
     /// The Kerberos principal and keytab HDFS clients log in with, if any.
     pub fn kerberos(&self) -> Option<&KerberosLogin> {
         self.0.kerberos_opt.as_ref()
+    }
+
+    /// The Hadoop token file of this process (`HADOOP_TOKEN_FILE_LOCATION`), if any.
+    pub(crate) fn token_file(&self) -> Option<&std::path::Path> {
+        self.0.token_file_opt.as_deref()
     }
 
     /// The environment as object_store's builders take it: lower-cased names
