@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
         Authentication: SIMPLE on unsecured clusters. On Kerberized ones (hadoop.security.authentication\n\
         = kerberos) the driver uses the ticket cache (`kinit`) or --principal and --keytab towards\n\
         the ResourceManager and NameNode, and gives the containers delegation tokens (HDFS's, and\n\
-        the ResourceManager's for the master), never the keytab; the cloud must be --disown there,\n\
-        and hadoop.rpc.protection must be authentication. YARN's own tokens (DIGEST-MD5) go\n\
-        towards the scheduler and NodeManagers.",
-    after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  kinit alice@EXAMPLE.COM && eddy-driver yarn --nodes 4 --memory 6g --disown --notify cloud.txt\n  eddy-driver yarn --disown --principal alice@EXAMPLE.COM --keytab alice.keytab --nodes 4\n  eddy-driver yarn kill application_1700000000000_0042"
+        the ResourceManager's for a --disown master), never the keytab. Attached, a small master\n\
+        container hands the driver its AMRMToken (YARN gives an unmanaged master's token to no\n\
+        Kerberos caller) and the driver stays the master. hadoop.rpc.protection must be\n\
+        authentication. YARN's own tokens (DIGEST-MD5) go towards the scheduler and NodeManagers.",
+    after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  kinit alice@EXAMPLE.COM && eddy-driver yarn --nodes 4 --memory 6g\n  eddy-driver yarn --disown --principal alice@EXAMPLE.COM --keytab alice.keytab --nodes 4\n  eddy-driver yarn kill application_1700000000000_0042"
 )]
 pub struct YarnArgs {
     /// `kill APP_ID`.

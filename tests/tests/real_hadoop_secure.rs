@@ -272,24 +272,67 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
 }
 
 #[test]
-fn yarn_on_kerberos_refuses_what_it_cannot_do_and_says_why() {
-    let Some((h, k)) = RealHadoop::secure_from_env("yarn_on_kerberos_refuses_what_it_cannot_do_and_says_why") else { return };
+fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succeeded() {
+    let Some((h, k)) = RealHadoop::secure_from_env("an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succeeded")
+    else {
+        return;
+    };
+    if protection() != "authentication" {
+        println!("skipped: YARN speaks hadoop.rpc.protection=authentication only (the next test checks the refusal)");
+        return;
+    }
+    let dir = test_dir("attached");
+    h.hdfs_ok(&["-mkdir", "-p", &dir]);
+    h.put(&format!("{dir}/x.csv"), csv_part(0, 10_000).as_bytes(), 1, "127.0.0.1");
     let logs = tempfile::tempdir().unwrap();
     let cache = logs.path().join("alice.cc");
     k.kinit(&cache, None);
-    // An attached driver cannot be the master of a Kerberized application.
+    let notify = logs.path().join("notify.txt");
+    let mut cmd = secure_yarn(&h, &k, &cache, &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--name", "secure-attached"]);
+    cmd.arg("--notify").arg(&notify);
+    let mut d = Proc::spawn(cmd);
+    d.wait_for_line("Watching the cloud", WAIT);
+    let notified = read_notify(&notify);
+    let app = notified.app_opt.clone().unwrap();
+    let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
+    let base = format!("http://{}", notified.leader);
+    let r: Value = http.post(format!("{base}/3/ImportFiles")).json(&json!({"path": h.url(&dir)})).send().unwrap().json().unwrap();
+    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+    let mut job = Value::Null;
+    wait_until("the import", WAIT, || {
+        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
+        job["jobs"][0]["status"] != "RUNNING"
+    });
+    assert_eq!(job["jobs"][0]["rows"], 10_000, "{job}");
+
+    assert_eq!(post(&format!("{base}/3/Shutdown")), 200);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains(&format!("{app} finished: SUCCEEDED")), "{out}");
+    let report = h.application(&app);
+    assert_eq!(report.get("Final-State").map(String::as_str), Some("SUCCEEDED"), "{report:?}");
+    assert_eq!(report.get("User").map(String::as_str), Some("alice"), "{report:?}");
+    // The master container that relayed the token left by itself, as did the workers.
+    eddy_tests::real_hadoop::assert_no_container_left(&app, Duration::from_secs(30));
+    assert!(!h.exists(&format!("/user/alice/.eddy/{app}")), "the staging directory is left");
+    h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
+}
+
+#[test]
+fn yarn_with_integrity_or_privacy_is_refused_naming_the_setting() {
+    let Some((h, k)) = RealHadoop::secure_from_env("yarn_with_integrity_or_privacy_is_refused_naming_the_setting") else { return };
+    if protection() == "authentication" {
+        println!("skipped: this cluster's hadoop.rpc.protection is authentication, which YARN speaks");
+        return;
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let cache = logs.path().join("alice.cc");
+    k.kinit(&cache, None);
     let mut d = Proc::spawn(secure_yarn(&h, &k, &cache, &["--nodes", "1", "--memory", "256m", "--timeout", "30s"]));
     let status = d.wait_exit(WAIT);
     let out = d.output();
     assert!(!status.success(), "{out}");
-    assert!(out.contains("add --disown") && out.contains("user@REALM"), "{out}");
+    assert!(out.contains("hadoop.rpc.protection") && out.contains("authentication only"), "{out}");
     assert!(!out.contains("Submitted"), "refused before anything was submitted: {out}");
-    // integrity and privacy are not spoken towards YARN: refused, naming the setting.
-    if protection() != "authentication" {
-        let mut d = Proc::spawn(secure_yarn(&h, &k, &cache, &["--nodes", "1", "--memory", "256m", "--timeout", "30s", "--disown"]));
-        let status = d.wait_exit(WAIT);
-        let out = d.output();
-        assert!(!status.success(), "{out}");
-        assert!(out.contains("hadoop.rpc.protection") && out.contains("authentication only"), "{out}");
-    }
 }

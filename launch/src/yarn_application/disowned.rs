@@ -25,6 +25,73 @@ mod am_env {
     pub const SCHEDULERS: &str = "EDDY_AM_SCHEDULERS";
     pub const STAGING: &str = "EDDY_AM_STAGING_DIR";
     pub const REMOVE_STAGING: &str = "EDDY_AM_REMOVE_STAGING";
+    /// Set for the master container of an attached Kerberized application: where to put
+    /// the sealed AMRMToken for the driver.
+    pub const RELAY: &str = "EDDY_AM_RELAY";
+}
+
+/// The master container of an attached application on a Kerberized cluster, where the
+/// driver cannot be an unmanaged master (see `security::relay_path`): `eddy-mapper am` with
+/// only the relay path, the HDFS tokens and the cluster secret. It hands the driver its
+/// AMRMToken and lives until YARN ends the application; the driver is the master.
+pub(super) fn relay_container(setup: &Setup<'_>, mapper: &LocalResourceProto, relay: &str) -> ContainerLaunchContextProto {
+    let env = [
+        (am_env::RELAY, relay.to_string()),
+        ("HADOOP_USER_NAME", setup.user.to_string()),
+        (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
+    ];
+    ContainerLaunchContextProto {
+        local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
+        environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
+        command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
+        tokens: Some(
+            eddy_hadoop_ipc::credentials::Credentials {
+                tokens: super::security::hdfs_tokens(setup.tokens),
+                secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), setup.secret.expose().as_bytes().to_vec())],
+            }
+            .to_bytes(),
+        ),
+        ..Default::default()
+    }
+}
+
+/// The relay master's work: seal the AMRMToken under the cluster secret, write it where the
+/// driver looks, and wait until YARN stops this container (when the driver ends the
+/// application) or a signal comes.
+async fn relay_token(path: &str, credentials: &eddy_hadoop_ipc::credentials::Credentials, env: &Environment) -> DriverResult<Outcome> {
+    let token = credentials
+        .token_of_kind("YARN_AM_RM_TOKEN")
+        .ok_or_else(|| DriverError::Yarn { reason: "the token file holds no AMRMToken".into() })?;
+    let secret = credentials
+        .secret(eddy_yarn_client::CLUSTER_SECRET_ALIAS)
+        .ok_or_else(|| DriverError::Yarn { reason: "the token file holds no cluster secret".into() })?;
+    let secret = ClusterSecret::from_text(&String::from_utf8_lossy(secret))?;
+    let sealed = super::security::seal_token(&secret, token)?;
+    eddy_frame::storage::write(path, sealed.into(), &StorageOptions::from_env(env))
+        .await
+        .map_err(|e| DriverError::Yarn { reason: format!("cannot hand the AMRMToken to the driver through {path}: {e}") })?;
+    println!("Handed the AMRMToken to the driver through {path}; the driver is the ApplicationMaster, this container holds its place");
+    // YARN waits for a finished master's container to exit: leave when the driver says it is
+    // done, or the staging directory is gone, or on a signal.
+    let storage = StorageOptions::from_env(env);
+    let done = format!("{path}{}", super::security::RELAY_DONE_SUFFIX);
+    // The staged mapper stands for the staging directory (a directory does not stat as a file).
+    let staging = format!("{}/eddy-mapper", path.rsplit_once('/').map_or(path, |(dir, _)| dir));
+    let finished = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let done_written = matches!(eddy_frame::storage::stat(&done, &storage).await, Ok(Some(_)));
+            let staging_gone = matches!(eddy_frame::storage::stat(&staging, &storage).await, Ok(None));
+            if done_written || staging_gone {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = finished => println!("The driver ended the application"),
+        signal = eddy_node::signal::stop_signal() => println!("Stopped ({})", signal.verb()),
+    }
+    Ok(Outcome::Stopped)
 }
 
 /// The launch context of a disowned cloud's ApplicationMaster: `eddy-mapper am` with the
@@ -153,12 +220,19 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
             reason: format!("{k} is not set: `eddy-mapper am` runs in the container eddy-driver yarn --disown starts"),
         })
     };
+    if let Some(path) = env.get(am_env::RELAY) {
+        let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
+        let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(std::path::Path::new(&token_file))
+            .map_err(|reason| DriverError::Yarn { reason })?;
+        return relay_token(path, &credentials, env).await;
+    }
     let args = decode_settings(&var(am_env::SETTINGS)?)?;
     let mapper = LocalResourceProto::decode(hex::decode(var(am_env::MAPPER)?).unwrap_or_default().as_slice())
         .map_err(|e| DriverError::InvalidArgument { reason: format!("bad {}: {e}", am_env::MAPPER) })?;
     let token_file = var("HADOOP_TOKEN_FILE_LOCATION")?;
     let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(std::path::Path::new(&token_file))
         .map_err(|reason| DriverError::Yarn { reason })?;
+
     let token = credentials
         .token_of_kind("YARN_AM_RM_TOKEN")
         .cloned()
@@ -208,6 +282,7 @@ pub async fn run_master(env: &Environment) -> DriverResult<Outcome> {
         remove_staging: var(am_env::REMOVE_STAGING)? == "true",
         timeline: Timeline::default(),
         storage: StorageOptions::from_env(env),
+        relay_done_opt: None,
     };
     run_cloud(master, options).await
 }

@@ -22,7 +22,7 @@ mod security;
 mod staging;
 
 pub use disowned::run_master;
-use disowned::{master_container, wait_for_disowned_cloud};
+use disowned::{master_container, relay_container, wait_for_disowned_cloud};
 use staging::{default_staging_dir, remove_staging_dir, stage_mapper};
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,6 +80,9 @@ struct Master {
     remove_staging: bool,
     timeline: Timeline,
     storage: StorageOptions,
+    /// Attached on a Kerberized cluster: the file that tells the relay master container the
+    /// application is done.
+    relay_done_opt: Option<String>,
 }
 
 /// Runs `eddy-driver yarn`.
@@ -95,9 +98,6 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     // The edge node stages and lists with its own login; containers get delegation tokens.
     let storage = StorageOptions::from_env(&env.with(options.kerberos_env()));
     let identity = security::Identity::for_cluster(&conf, options.kerberos_opt.as_ref());
-    if matches!(identity, security::Identity::Kerberos(_)) && !args.cloud.disown && args.action.is_none() {
-        return Err(DriverError::InvalidArgument { reason: security::ATTACHED_ON_KERBEROS.into() });
-    }
     // Chosen here also for a disowned cloud, whose master gets it in its token file: the edge
     // node must know it to print the REST access token.
     let secret = match options.secret_opt.clone() {
@@ -142,6 +142,9 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
         storage: &storage,
         env,
         tokens: &tokens,
+        // An attached driver on a Kerberized cluster gets its AMRMToken from a master container.
+        relay_opt: (matches!(identity, security::Identity::Kerberos(_)) && !args.cloud.disown)
+            .then(|| format!("{}/{}", staging_dir.trim_end_matches('/'), security::RELAY_FILE)),
     };
     // From here on the application exists and files may be staged: whatever fails or
     // interrupts the set-up (a refused submission, a signal, the cloud not forming) kills the
@@ -236,6 +239,8 @@ struct Setup<'a> {
     env: &'a Environment,
     /// Delegation tokens for the containers (none on a SIMPLE cluster).
     tokens: &'a [(String, eddy_hadoop_ipc::proto::common::TokenProto)],
+    /// Where a master container relays the AMRMToken (attached, Kerberized).
+    relay_opt: Option<String>,
 }
 
 impl Setup<'_> {
@@ -264,6 +269,10 @@ impl Setup<'_> {
             context.unmanaged_am = Some(false);
             context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
             context.am_container_spec = Some(master_container(self, &mapper_resource, cloud_name)?);
+        } else if let Some(relay) = &self.relay_opt {
+            context.unmanaged_am = Some(false);
+            context.resource = Some(ResourceProto { memory: Some(i64::from(args.am_memory_mb)), virtual_cores: Some(1) });
+            context.am_container_spec = Some(relay_container(self, &mapper_resource, relay));
         }
         let submitted_at = Instant::now();
         self.rm.submit(context).await.map_err(yarn_error("submitApplication"))?;
@@ -274,9 +283,14 @@ impl Setup<'_> {
             return Ok(SetupDone::Disowned);
         }
         let host = edge_ip(self.conf).map(|ip| ip.to_string()).unwrap_or_default();
-        let am = become_master(self.rm, self.conf, &self.app, &host, args.cloud.timeout)
-            .await
-            .map_err(|e| DriverError::Yarn { reason: format!("eddy-driver could not become the ApplicationMaster: {e}") })?;
+        let am = match &self.relay_opt {
+            Some(relay) => {
+                let token = security::await_relayed_token(self.rm, &self.app, relay, self.secret, self.storage, args.cloud.timeout).await?;
+                register_master(&self.conf.scheduler_addresses(), &token, &host).await
+            }
+            None => become_master(self.rm, self.conf, &self.app, &host, args.cloud.timeout).await,
+        }
+        .map_err(|e| DriverError::Yarn { reason: format!("eddy-driver could not become the ApplicationMaster: {e}") })?;
         let timeline = Timeline { started: Some(self.t0), staged, submitted: submitted_at - self.t0, registered: self.t0.elapsed() };
         let master = Master {
             rm: Arc::clone(self.rm),
@@ -288,6 +302,7 @@ impl Setup<'_> {
             remove_staging: self.remove_staging,
             timeline,
             storage: self.storage.clone(),
+            relay_done_opt: self.relay_opt.as_ref().map(|r| format!("{r}{}", security::RELAY_DONE_SUFFIX)),
         };
         Ok(SetupDone::Master(Box::new(master), submitted_at))
     }
@@ -296,7 +311,7 @@ impl Setup<'_> {
 /// The cloud protocol with YARN containers as workers, then the application's end: the
 /// final status from how the cloud ended, and the staging directory removed.
 async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcome> {
-    let Master { rm, app, am, plan, queue, staging_dir, remove_staging, timeline, storage } = master;
+    let Master { rm, app, am, plan, queue, staging_dir, remove_staging, timeline, storage, relay_done_opt } = master;
     let app_text = application_id_text(&app);
     let mut launcher = YarnLauncher::start(app, Arc::clone(&rm), am, queue, plan, timeline);
     let outcome = cloud::drive(&mut launcher, options).await;
@@ -312,6 +327,13 @@ async fn run_cloud(master: Master, options: CloudOptions) -> DriverResult<Outcom
     if let Some(problem) = launcher.finish(status, &diagnostics).await {
         eprintln!("eddy-driver: could not unregister from YARN ({problem}); killing {app_text}");
         let _ = rm.kill(&app, &diagnostics).await;
+    }
+    // A relay master container waits for this (YARN waits for a finished master's container
+    // to exit by itself); removing the staging directory would end it too.
+    if let Some(done) = &relay_done_opt {
+        if let Err(e) = eddy_frame::storage::write(done, Vec::new().into(), &storage).await {
+            tracing::warn!("cannot tell the master container to stop through {done}: {e}");
+        }
     }
     if remove_staging {
         if let Err(e) = remove_staging_dir(&staging_dir, &storage).await {

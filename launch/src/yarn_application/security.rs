@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use eddy_common::env::Environment;
+use eddy_common::ClusterSecret;
 use eddy_hadoop_ipc::credentials::Credentials;
 use eddy_hadoop_ipc::gssapi::Login;
 use eddy_hadoop_ipc::proto::common::TokenProto;
@@ -15,6 +16,7 @@ use eddy_yarn_client::conf::HadoopConf;
 use eddy_yarn_client::rm::{ResourceManager, RmAuth};
 use eddy_yarn_client::tokens::{hdfs_delegation_token, namenode_address, HDFS_DELEGATION_TOKEN};
 use eddy_yarn_client::YarnError;
+use prost::Message;
 
 use super::RPC_TIMEOUT;
 use crate::{DriverError, DriverResult};
@@ -22,16 +24,20 @@ use crate::{DriverError, DriverResult};
 /// Kind of the ResourceManager's delegation tokens.
 pub(super) const RM_DELEGATION_TOKEN: &str = "RM_DELEGATION_TOKEN";
 
-/// Why an attached driver cannot be the master of a Kerberized application, and what to do.
-/// Measured on Apache Hadoop 3.4.3: the ResourceManager puts an unmanaged master's AMRMToken
-/// into the application report only for a caller whose full name equals the application's
-/// user (`RMAppImpl.createAndGetApplicationReport`, given `UserGroupInformation.getUserName`);
-/// a Kerberos caller is `alice@REALM`, the application's user `alice`, so the token never
-/// comes and the attempt waits until it times out.
-pub(super) const ATTACHED_ON_KERBEROS: &str = "on a Kerberized cluster the cloud's ApplicationMaster must run in a YARN container: add \
-    --disown (the driver submits, waits until the cloud formed, prints its address and exits; `eddy-driver yarn kill APP_ID` ends it). \
-    An attached driver cannot be the master there: YARN hands an unmanaged master's token only to a caller named exactly as the \
-    application's user, and a Kerberos caller is named user@REALM";
+/// The file in the staging directory through which the master container of an attached
+/// Kerberized application hands its AMRMToken to the driver, sealed under the cluster secret.
+///
+/// Why a master container at all: measured on Apache Hadoop 3.4.3, the ResourceManager puts
+/// an unmanaged master's AMRMToken into the application report only for a caller whose full
+/// name equals the application's user (`ClientRMService.getApplicationReport` passes
+/// `UserGroupInformation.getUserName()` to `RMAppImpl.createAndGetApplicationReport`, which
+/// compares it with the user). A Kerberos caller is `alice@REALM` and the user `alice`, so
+/// the token never came and the attempt waited until it timed out. A managed master gets
+/// the token in its container's token file; it relays it, and the driver stays the master.
+pub(super) const RELAY_FILE: &str = "am-token.sealed";
+
+/// Appended to the relay file's name: the driver writes this file when the application ended.
+pub(super) const RELAY_DONE_SUFFIX: &str = ".done";
 
 /// Who the driver is towards the cluster.
 #[derive(Debug, Clone)]
@@ -137,9 +143,97 @@ pub(super) fn token_file(tokens: &[(String, TokenProto)]) -> Vec<u8> {
     Credentials { tokens: tokens.to_vec(), secrets: Vec::new() }.to_bytes()
 }
 
+/// Waits (until `timeout`, or the application's end) for the master container's sealed
+/// AMRMToken at `relay`, opens it and removes the file.
+pub(super) async fn await_relayed_token(
+    rm: &ResourceManager,
+    app: &eddy_hadoop_ipc::proto::yarn::ApplicationIdProto,
+    relay: &str,
+    secret: &ClusterSecret,
+    storage: &eddy_frame::storage::StorageOptions,
+    timeout: std::time::Duration,
+) -> DriverResult<TokenProto> {
+    use eddy_frame::storage;
+    let deadline = std::time::Instant::now() + timeout;
+    let app_text = eddy_yarn_client::rm::application_id_text(app);
+    loop {
+        if let Ok(Some(stat)) = storage::stat(relay, storage).await {
+            let bytes = storage::read_range(relay, 0..stat.size, storage)
+                .await
+                .map_err(|e| DriverError::Yarn { reason: format!("cannot read the relayed AMRMToken {relay}: {e}") })?;
+            let token = open_token(secret, &bytes)?;
+            if let Err(e) = storage::delete_recursive(relay, storage).await {
+                tracing::warn!("cannot remove {relay}: {e}");
+            }
+            return Ok(token);
+        }
+        let report = rm.report(app).await.map_err(|e| DriverError::Yarn { reason: format!("getApplicationReport: {e}") })?;
+        let state = eddy_yarn_client::rm::state_name(report.yarn_application_state);
+        if matches!(state, "FINISHED" | "FAILED" | "KILLED") || std::time::Instant::now() >= deadline {
+            let how = if std::time::Instant::now() >= deadline { "timed out (--timeout) waiting for" } else { "ended before" };
+            return Err(DriverError::NotFormed {
+                reason: format!(
+                    "YARN application {app_text} {how} its master container's AMRMToken (state {state}); queue {}: {}",
+                    report.queue.unwrap_or_default(),
+                    report.diagnostics.unwrap_or_default()
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The AMRMToken sealed under the cluster secret (ChaCha20-Poly1305, a random nonce first):
+/// what the master container of an attached Kerberized application writes to the staging
+/// directory for the driver, which only holders of the secret can read.
+pub(super) fn seal_token(secret: &ClusterSecret, token: &TokenProto) -> DriverResult<Vec<u8>> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+    let failed = |what: &str| DriverError::InvalidArgument { reason: format!("cannot seal the AMRMToken: {what}") };
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &secret.derive_key(RELAY_KEY_LABEL)).map_err(|_| failed("key"))?);
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| failed("no randomness"))?;
+    let mut sealed = token.encode_to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut sealed).map_err(|_| failed("seal"))?;
+    Ok([nonce.as_slice(), &sealed].concat())
+}
+
+/// The AMRMToken of [`seal_token`], checked and decrypted.
+pub(super) fn open_token(secret: &ClusterSecret, bytes: &[u8]) -> DriverResult<TokenProto> {
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+    let bad = || DriverError::Yarn {
+        reason: "the relayed AMRMToken does not open under this cloud's secret (another application's file?)".into(),
+    };
+    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &secret.derive_key(RELAY_KEY_LABEL)).map_err(|_| bad())?);
+    if bytes.len() < NONCE_LEN {
+        return Err(bad());
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+    let mut sealed = sealed.to_vec();
+    let plain = key.open_in_place(nonce, Aad::empty(), &mut sealed).map_err(|_| bad())?;
+    TokenProto::decode(&plain[..]).map_err(|_| bad())
+}
+
+const RELAY_KEY_LABEL: &str = "yarn-amrm-token-relay";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_token_opens_only_under_its_secret() {
+        let secret = ClusterSecret::from_text("relay-test-secret-1").unwrap();
+        let token =
+            TokenProto { identifier: vec![1, 2, 3], password: vec![4; 20], kind: "YARN_AM_RM_TOKEN".into(), service: "rm:8030".into() };
+        let sealed = seal_token(&secret, &token).unwrap();
+        assert!(!sealed.windows(20).any(|w| w == [4; 20]), "the password is not in the clear");
+        assert_eq!(open_token(&secret, &sealed).unwrap(), token);
+        let other = ClusterSecret::from_text("relay-test-secret-2").unwrap();
+        assert!(open_token(&other, &sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(open_token(&secret, &tampered).is_err());
+    }
 
     #[test]
     fn short_names_follow_hadoops_default_rule() {
