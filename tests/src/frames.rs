@@ -45,6 +45,38 @@ pub fn local_driver(log_dir: &Path) -> Command {
     cmd
 }
 
+/// Imports through `base`'s `/3/ImportFiles` with `body` and waits (at most `timeout`) for the
+/// job to end; returns the frame id (empty if the job failed) and the final job.
+pub fn import_and_wait(http: &reqwest::blocking::Client, base: &str, body: Value, timeout: Duration) -> (String, Value) {
+    let r: Value = http.post(format!("{base}/3/ImportFiles")).json(&body).send().unwrap().json().unwrap();
+    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+    let mut job = Value::Null;
+    wait_until("import done", timeout, || {
+        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
+        job["jobs"][0]["status"] != "RUNNING"
+    });
+    (job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string(), job)
+}
+
+/// `GET /3/Frames/{frame}`'s frame (rows, columns, chunks).
+pub fn frame_info(http: &reqwest::blocking::Client, base: &str, frame: &str) -> Value {
+    let info: Value = http.get(format!("{base}/3/Frames/{frame}")).send().unwrap().json().unwrap();
+    if info["frame"].is_object() {
+        info["frame"].clone()
+    } else {
+        info
+    }
+}
+
+/// The IP address of the worker a chunk of [`frame_info`] names.
+pub fn chunk_ip(chunk: &Value) -> String {
+    let node = &chunk["node"];
+    match node.as_str() {
+        Some(s) => s.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_default(),
+        None => node["ip"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
 pub struct WatchedCloud {
     pub driver: Proc,
     pub base: String,
@@ -72,14 +104,7 @@ impl WatchedCloud {
     /// Imports through `/3/ImportFiles` with `body` and waits for the job to end; returns
     /// the frame id (empty if the job failed) and the final job.
     pub fn import(&self, body: Value, timeout: Duration) -> (String, Value) {
-        let r = self.post("/3/ImportFiles", body);
-        let key = r["job"]["key"].as_str().unwrap().to_string();
-        let mut job = Value::Null;
-        wait_until("import done", timeout, || {
-            job = self.http.get(format!("{}/3/Jobs/{key}", self.base)).send().unwrap().json().unwrap();
-            job["jobs"][0]["status"] != "RUNNING"
-        });
-        (job["jobs"][0]["dest"].as_str().unwrap_or_default().to_string(), job)
+        import_and_wait(&self.http, &self.base, body, timeout)
     }
 
     /// Stops the cloud with SIGINT, as Ctrl-C would, and checks the driver stopped it in order

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use eddy_tests::frames::{csv_part, csv_part_values, local_driver, parquet_rows, WatchedCloud};
+use eddy_tests::frames::{chunk_ip, csv_part, csv_part_values, frame_info, import_and_wait, local_driver, parquet_rows, WatchedCloud};
 use eddy_tests::real_hadoop::{application_id, assert_no_container_left, mappers_of, virtual_sizes, RealHadoop, USER};
 use eddy_tests::*;
 use serde_json::{json, Value};
@@ -21,15 +21,6 @@ const MIB: u64 = 1 << 20;
 /// A directory of its own for each test (and run), under the test user's home.
 fn test_dir(name: &str) -> String {
     format!("/user/{USER}/{name}-{}", std::process::id())
-}
-
-/// The worker address a chunk of `GET /3/Frames/{id}` names (the node's IP).
-fn chunk_ip(chunk: &Value) -> String {
-    let node = &chunk["node"];
-    match node.as_str() {
-        Some(s) => s.rsplit_once(':').map(|(ip, _)| ip.to_string()).unwrap_or_default(),
-        None => node["ip"].as_str().unwrap_or_default().to_string(),
-    }
 }
 
 #[test]
@@ -77,17 +68,9 @@ fn a_yarn_cloud_forms_in_real_containers_imports_next_to_the_blocks_and_succeeds
     // The directory (its _SUCCESS skipped), one split per block, each read on a replica's host.
     let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{leader}");
-    let r: Value =
-        http.post(format!("{base}/3/ImportFiles")).json(&json!({"path": h.url(&dir), "split_bytes": MIB})).send().unwrap().json().unwrap();
-    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
-    let mut job = Value::Null;
-    wait_until("the import", WAIT, || {
-        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
-        job["jobs"][0]["status"] != "RUNNING"
-    });
-    let frame = job["jobs"][0]["dest"].as_str().unwrap_or_else(|| panic!("{job}")).to_string();
-    let info: Value = http.get(format!("{base}/3/Frames/{frame}")).send().unwrap().json().unwrap();
-    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
+    let (frame, job) = import_and_wait(&http, &base, json!({"path": h.url(&dir), "split_bytes": MIB}), WAIT);
+    assert!(!frame.is_empty(), "{job}");
+    let info = frame_info(&http, &base, &frame);
     assert_eq!(info["rows"], 560_000, "{info}");
     let chunks = info["chunks"].as_array().unwrap();
     assert_eq!(chunks.len(), csv_blocks.len(), "one split per block: {info}");
@@ -268,15 +251,13 @@ fn hdfs_imports_and_exports_read_back_with_hadoops_client() {
     // A directory with _SUCCESS: split at block boundaries, one chunk per block.
     let (frame, job) = cloud.import(json!({"path": h.url(&format!("{dir}/in")), "split_bytes": MIB}), WAIT);
     assert!(!frame.is_empty(), "{job}");
-    let info = cloud.http.get(format!("{}/3/Frames/{frame}", cloud.base)).send().unwrap().json::<Value>().unwrap();
-    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
+    let info = frame_info(&cloud.http, &cloud.base, &frame);
     assert_eq!(info["rows"], 300_000, "{info}");
     assert_eq!(info["chunks"].as_array().unwrap().len(), block_count, "one split per block: {info}");
     // A glob of one of the files.
     let (glob, job) = cloud.import(json!({"path": h.url(&format!("{dir}/in/part-1*.csv"))}), WAIT);
     assert!(!glob.is_empty(), "{job}");
-    let info = cloud.http.get(format!("{}/3/Frames/{glob}", cloud.base)).send().unwrap().json::<Value>().unwrap();
-    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
+    let info = frame_info(&cloud.http, &cloud.base, &glob);
     assert_eq!(info["rows"], 100_000, "{info}");
 
     // Export as one CSV and as Parquet; Hadoop's client reads them back, owned by the user.

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use eddy_tests::frames::{csv_part, csv_part_values, local_driver, WatchedCloud};
+use eddy_tests::frames::{chunk_ip, csv_part, csv_part_values, frame_info, import_and_wait, local_driver, WatchedCloud};
 use eddy_tests::real_hadoop::{Kerberos, RealHadoop};
 use eddy_tests::*;
 use serde_json::{json, Value};
@@ -38,9 +38,7 @@ fn secure_driver(h: &RealHadoop, k: &Kerberos, logs: &Path, cache: &Path) -> Com
 }
 
 fn rows(cloud: &WatchedCloud, frame: &str) -> Value {
-    let info = cloud.http.get(format!("{}/3/Frames/{frame}", cloud.base)).send().unwrap().json::<Value>().unwrap();
-    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
-    info["rows"].clone()
+    frame_info(&cloud.http, &cloud.base, frame)["rows"].clone()
 }
 
 #[test]
@@ -212,32 +210,13 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
 
     let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{}", notified.leader);
-    let r: Value = http
-        .post(format!("{base}/3/ImportFiles"))
-        .json(&json!({"path": h.url(&format!("{dir}/in")), "split_bytes": 1 << 20}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
-    let mut job = Value::Null;
-    wait_until("the import", WAIT, || {
-        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
-        job["jobs"][0]["status"] != "RUNNING"
-    });
-    let frame = job["jobs"][0]["dest"].as_str().unwrap_or_else(|| panic!("{job}")).to_string();
+    let (frame, job) = import_and_wait(&http, &base, json!({"path": h.url(&format!("{dir}/in")), "split_bytes": 1 << 20}), WAIT);
+    assert!(!frame.is_empty(), "{job}");
     // Block locations came from the NameNode over the containers' delegation token: each
     // file's splits were read on the host of its blocks.
-    let info: Value = http.get(format!("{base}/3/Frames/{frame}")).send().unwrap().json().unwrap();
-    let info = if info["frame"].is_object() { info["frame"].clone() } else { info };
+    let info = frame_info(&http, &base, &frame);
     assert_eq!(info["rows"], 560_000, "{info}");
-    let hosts: Vec<String> = info["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["node"].as_str().map(str::to_string).unwrap_or_else(|| c["node"]["ip"].as_str().unwrap_or_default().to_string()))
-        .map(|n| n.split(':').next().unwrap_or_default().to_string())
-        .collect();
+    let hosts: Vec<String> = info["chunks"].as_array().unwrap().iter().map(chunk_ip).collect();
     let expected: Vec<&str> = std::iter::repeat_n("127.0.0.2", blocks_a).chain(std::iter::repeat_n("127.0.0.3", blocks_b)).collect();
     assert_eq!(hosts, expected, "chunks read on the hosts of their blocks: {info}");
     let out_path = format!("{dir}/out.csv");
@@ -296,13 +275,7 @@ fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succee
     let app = notified.app_opt.clone().unwrap();
     let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{}", notified.leader);
-    let r: Value = http.post(format!("{base}/3/ImportFiles")).json(&json!({"path": h.url(&dir)})).send().unwrap().json().unwrap();
-    let key = r["job"]["key"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
-    let mut job = Value::Null;
-    wait_until("the import", WAIT, || {
-        job = http.get(format!("{base}/3/Jobs/{key}")).send().unwrap().json().unwrap();
-        job["jobs"][0]["status"] != "RUNNING"
-    });
+    let (_, job) = import_and_wait(&http, &base, json!({"path": h.url(&dir)}), WAIT);
     assert_eq!(job["jobs"][0]["rows"], 10_000, "{job}");
 
     assert_eq!(post(&format!("{base}/3/Shutdown")), 200);
