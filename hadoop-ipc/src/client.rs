@@ -334,7 +334,7 @@ impl Setup<'_> {
             match SaslState::try_from(answer.state) {
                 Ok(SaslState::Challenge) => {
                     let reply = if context.is_established() {
-                        self.security_layer(&mut context, &token).map_err(kerberos)??
+                        self.security_layer(&mut context, &token, &kerberos)?
                     } else {
                         context.step(Some(&token)).map_err(kerberos)?
                     };
@@ -355,18 +355,18 @@ impl Setup<'_> {
 
     /// The server's offer of security layers (RFC 4752 section 3.1: a bit mask, then its
     /// largest message) answered with "none": authentication only.
-    fn security_layer(&self, context: &mut gssapi::Context, token: &[u8]) -> Result<IpcResult<Vec<u8>>, GssError> {
+    fn security_layer(&self, context: &mut gssapi::Context, token: &[u8], kerberos: &impl Fn(GssError) -> IpcError) -> IpcResult<Vec<u8>> {
         const NO_LAYER: u8 = 1;
-        let offer = context.unwrap(token)?;
+        let offer = context.unwrap(token).map_err(kerberos)?;
         if offer.len() != 4 {
-            return Ok(Err(self.protocol_error(format!("the server's security layer offer has {} bytes, not 4", offer.len()))));
+            return Err(self.protocol_error(format!("the server's security layer offer has {} bytes, not 4", offer.len())));
         }
         if offer[0] & NO_LAYER == 0 {
-            return Ok(Err(self.protocol_error(
+            return Err(self.protocol_error(
                 "the server requires SASL quality of protection integrity or privacy (hadoop.rpc.protection); this client speaks authentication only".into(),
-            )));
+            ));
         }
-        context.wrap(&[NO_LAYER, 0, 0, 0], false).map(Ok)
+        context.wrap(&[NO_LAYER, 0, 0, 0], false).map_err(kerberos)
     }
 }
 

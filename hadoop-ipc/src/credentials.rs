@@ -12,6 +12,9 @@ use prost::Message;
 
 use crate::proto::common::{CredentialsKvProto, CredentialsProto, TokenProto};
 
+/// Kind of the NameNode's delegation tokens.
+pub const HDFS_DELEGATION_TOKEN: &str = "HDFS_DELEGATION_TOKEN";
+
 const MAGIC: &[u8; 4] = b"HDTS";
 const WRITABLE: u8 = 0;
 const PROTOBUF: u8 = 1;

@@ -113,10 +113,7 @@ impl CloudOptions {
             .transpose()
             .map_err(|source| DriverError::Io { what: "cannot resolve the --htpasswd path".into(), source })?;
         let secret_opt = args.secret_file.as_deref().map(ClusterSecret::from_file).transpose()?;
-        let kerberos_opt = match (&args.principal, &args.keytab) {
-            (Some(principal), Some(keytab)) => Some((principal.clone(), crate::keytab::checked_keytab(principal, keytab)?)),
-            _ => None,
-        };
+        let kerberos_opt = crate::keytab::login_from_flags(args.principal.as_ref(), args.keytab.as_ref())?;
         let absolute = |p: &Option<PathBuf>, flag: &str| {
             p.as_deref()
                 .map(std::path::absolute)
@@ -172,13 +169,7 @@ impl CloudOptions {
 
     /// `--principal` and `--keytab` as the environment keys a node's stores read.
     pub(crate) fn kerberos_env(&self) -> Vec<(String, String)> {
-        match &self.kerberos_opt {
-            Some((principal, keytab)) => vec![
-                (keys::KERBEROS_PRINCIPAL.name.to_string(), principal.clone()),
-                (keys::KERBEROS_KEYTAB.name.to_string(), keytab.display().to_string()),
-            ],
-            None => Vec::new(),
-        }
+        crate::keytab::login_env(self.kerberos_opt.as_ref())
     }
 
     pub(crate) fn worker_spec(&self, gather: SocketAddr, secret: &ClusterSecret, id: &str) -> WorkerSpec {

@@ -6,6 +6,26 @@ use std::path::{Path, PathBuf};
 
 use crate::{DriverError, DriverResult};
 
+/// `--principal` and `--keytab` (clap makes them come together), checked: the principal and
+/// the keytab's absolute path; `None` without them.
+pub fn login_from_flags(principal: Option<&String>, keytab: Option<&PathBuf>) -> DriverResult<Option<(String, PathBuf)>> {
+    match (principal, keytab) {
+        (Some(principal), Some(keytab)) => Ok(Some((principal.clone(), checked_keytab(principal, keytab)?))),
+        _ => Ok(None),
+    }
+}
+
+/// A login of [`login_from_flags`] as the environment keys a node's stores read
+/// (`EDDY_KERBEROS_PRINCIPAL`, `EDDY_KERBEROS_KEYTAB`); none without one.
+pub fn login_env(login: Option<&(String, PathBuf)>) -> Vec<(String, String)> {
+    use eddy_common::keys::{KERBEROS_KEYTAB, KERBEROS_PRINCIPAL};
+    login
+        .map(|(principal, keytab)| {
+            vec![(KERBEROS_PRINCIPAL.name.to_string(), principal.clone()), (KERBEROS_KEYTAB.name.to_string(), keytab.display().to_string())]
+        })
+        .unwrap_or_default()
+}
+
 /// `--keytab` made absolute, after checking that it holds keys for `principal` (`user@REALM`,
 /// or `user` in the keytab's realm).
 pub fn checked_keytab(principal: &str, keytab: &Path) -> DriverResult<PathBuf> {

@@ -285,18 +285,10 @@ impl MapperConfig {
             kubernetes_api_port_opt,
             storage: {
                 // Flags win over the environment: the store registry reads the login from it.
-                let kerberos = match (&args.principal, &args.keytab) {
-                    (Some(principal), Some(keytab)) => {
-                        let keytab = eddy_launch::keytab::checked_keytab(principal, keytab)
-                            .map_err(|e| MapperError::Config { reason: e.to_string() })?;
-                        vec![
-                            (eddy_common::keys::KERBEROS_PRINCIPAL.name.to_string(), principal.clone()),
-                            (eddy_common::keys::KERBEROS_KEYTAB.name.to_string(), keytab.display().to_string()),
-                        ]
-                    }
-                    _ => Vec::new(),
-                };
-                let mut storage = eddy_frame::storage::StorageOptions::from_env(&environment.with(kerberos));
+                let login = eddy_launch::keytab::login_from_flags(args.principal.as_ref(), args.keytab.as_ref())
+                    .map_err(|e| MapperError::Config { reason: e.to_string() })?;
+                let environment = environment.with(eddy_launch::keytab::login_env(login.as_ref()));
+                let mut storage = eddy_frame::storage::StorageOptions::from_env(&environment);
                 if let Some(roots) = &args.import_roots {
                     storage.file_roots_opt = Some(eddy_frame::storage::parse_roots(roots));
                 }

@@ -12,8 +12,7 @@ use eddy_hadoop_ipc::protocols::CLIENT_NAMENODE;
 
 use crate::{YarnError, YarnResult};
 
-/// Kind of the NameNode's delegation tokens.
-pub const HDFS_DELEGATION_TOKEN: &str = "HDFS_DELEGATION_TOKEN";
+pub use eddy_hadoop_ipc::credentials::HDFS_DELEGATION_TOKEN;
 
 /// An HDFS delegation token from the NameNode at `namenode` (`host:port`) that `renewer`
 /// (the ResourceManager's principal) may renew. Its service is the NameNode's address as

@@ -169,7 +169,11 @@ async fn connect_namenode(addr: &str, user: &str, login: &Login, token_opt: Opti
 /// The HDFS delegation token for the NameNode at `addr` in a Hadoop token file.
 fn delegation_token(file: &std::path::Path, addr: &str) -> Option<TokenProto> {
     let credentials = eddy_hadoop_ipc::credentials::Credentials::read_file(file).ok()?;
-    credentials.tokens.into_iter().map(|(_, t)| t).find(|t| t.kind == "HDFS_DELEGATION_TOKEN" && t.service == addr)
+    credentials
+        .tokens
+        .into_iter()
+        .map(|(_, t)| t)
+        .find(|t| t.kind == eddy_hadoop_ipc::credentials::HDFS_DELEGATION_TOKEN && t.service == addr)
 }
 
 /// The block size of a file, for aligning splits with blocks.

@@ -40,14 +40,25 @@ pub(super) fn relay_container(setup: &Setup<'_>, mapper: &LocalResourceProto, re
         ("HADOOP_USER_NAME", setup.user.to_string()),
         (crate::launcher::ALLOCATOR_ENV.0, crate::launcher::ALLOCATOR_ENV.1.to_string()),
     ];
+    am_container(mapper, env.to_vec(), super::security::hdfs_tokens(setup.tokens), setup.secret)
+}
+
+/// `eddy-mapper am` in a master container: the staged mapper, `env`, and a token file with
+/// `tokens` and the cluster secret.
+fn am_container(
+    mapper: &LocalResourceProto,
+    env: Vec<(&str, String)>,
+    tokens: Vec<(String, eddy_hadoop_ipc::proto::common::TokenProto)>,
+    secret: &ClusterSecret,
+) -> ContainerLaunchContextProto {
     ContainerLaunchContextProto {
         local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
         environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
         command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
         tokens: Some(
             eddy_hadoop_ipc::credentials::Credentials {
-                tokens: super::security::hdfs_tokens(setup.tokens),
-                secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), setup.secret.expose().as_bytes().to_vec())],
+                tokens,
+                secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
             }
             .to_bytes(),
         ),
@@ -132,19 +143,7 @@ pub(super) fn master_container(
     ];
     // The master hands them on to its workers as an attached driver does.
     env.extend(environment.forwarded_to_workers());
-    Ok(ContainerLaunchContextProto {
-        local_resources: vec![StringLocalResourceMapProto { key: Some("eddy-mapper".into()), value: Some(mapper.clone()) }],
-        environment: env.into_iter().map(|(k, v)| StringStringMapProto { key: Some(k.to_string()), value: Some(v) }).collect(),
-        command: vec!["./eddy-mapper".into(), "am".into(), "1><LOG_DIR>/stdout".into(), "2><LOG_DIR>/stderr".into()],
-        tokens: Some(
-            eddy_hadoop_ipc::credentials::Credentials {
-                tokens: tokens.to_vec(),
-                secrets: vec![(eddy_yarn_client::CLUSTER_SECRET_ALIAS.into(), secret.expose().as_bytes().to_vec())],
-            }
-            .to_bytes(),
-        ),
-        ..Default::default()
-    })
+    Ok(am_container(mapper, env, tokens.to_vec(), secret))
 }
 
 /// The settings of a disowned cloud as its master's environment carries them: hex of their

@@ -435,18 +435,9 @@ async fn kill(app_id: &str, args: &YarnArgs, env: &Environment) -> DriverResult<
         reason: format!("{app_id:?} is not an application id (application_<timestamp>_<number>)"),
     })?;
     let conf = load_conf(env)?;
-    let kerberos_opt = match (&args.cloud.principal, &args.cloud.keytab) {
-        (Some(principal), Some(keytab)) => Some((principal.clone(), crate::keytab::checked_keytab(principal, keytab)?)),
-        _ => None,
-    };
+    let kerberos_opt = crate::keytab::login_from_flags(args.cloud.principal.as_ref(), args.cloud.keytab.as_ref())?;
     let identity = security::Identity::for_cluster(&conf, kerberos_opt.as_ref());
-    let kerberos_env = kerberos_opt.iter().flat_map(|(p, k)| {
-        [
-            (eddy_common::keys::KERBEROS_PRINCIPAL.name.to_string(), p.clone()),
-            (eddy_common::keys::KERBEROS_KEYTAB.name.to_string(), k.display().to_string()),
-        ]
-    });
-    let storage = &StorageOptions::from_env(&env.with(kerberos_env));
+    let storage = &StorageOptions::from_env(&env.with(crate::keytab::login_env(kerberos_opt.as_ref())));
     let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
     let report = rm.report(&id).await.map_err(yarn_error(&format!("cannot find {app_id}")))?;
     if report.application_type.as_deref().is_some_and(|t| t != "EDDY") {

@@ -168,9 +168,10 @@ pub(super) async fn await_relayed_token(
             return Ok(token);
         }
         let report = rm.report(app).await.map_err(|e| DriverError::Yarn { reason: format!("getApplicationReport: {e}") })?;
-        let state = eddy_yarn_client::rm::state_name(report.yarn_application_state);
-        if matches!(state, "FINISHED" | "FAILED" | "KILLED") || std::time::Instant::now() >= deadline {
-            let how = if std::time::Instant::now() >= deadline { "timed out (--timeout) waiting for" } else { "ended before" };
+        let ended = super::is_final(report.yarn_application_state);
+        if ended || std::time::Instant::now() >= deadline {
+            let state = eddy_yarn_client::rm::state_name(report.yarn_application_state);
+            let how = if ended { "ended before" } else { "timed out (--timeout) waiting for" };
             return Err(DriverError::NotFormed {
                 reason: format!(
                     "YARN application {app_text} {how} its master container's AMRMToken (state {state}); queue {}: {}",
