@@ -1,8 +1,8 @@
 //! A small Hadoop IPC client: SIMPLE authentication (with or without the SASL exchange), TOKEN
 //! authentication (DIGEST-MD5) or KERBEROS authentication (GSSAPI, through MIT's library),
-//! concurrent calls on one connection, a timeout on every call. The quality of protection is
-//! `auth`: a server that requires integrity or privacy (`hadoop.rpc.protection`) is refused
-//! with a clear error.
+//! concurrent calls on one connection, a timeout on every call. Every quality of protection
+//! (`hadoop.rpc.protection`) is spoken: with integrity or privacy the connection's bytes travel
+//! sealed in SASL `WRAP` messages ([`crate::protection`]).
 //!
 //! It covers what Eddy calls itself (block locations for split placement, and the YARN
 //! protocols); file data goes through hdfs-native.
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::gssapi::{self, GssError, Login};
+use crate::protection::{self, Opener, Sealer};
 use crate::proto::common::{
     rpc_request_header_proto::OperationProto, rpc_response_header_proto::RpcStatusProto, rpc_sasl_proto::SaslAuth,
     rpc_sasl_proto::SaslState, IpcConnectionContextProto, RequestHeaderProto, RpcKindProto, RpcRequestHeaderProto, RpcResponseHeaderProto,
@@ -106,16 +107,16 @@ impl IpcClient {
         let (reader, writer) = stream.into_split();
         let mut setup = Setup { addr, client_id: new_client_id(), reader, writer, timeout };
         setup.send(&[&wire::preamble(AUTH_SASL)[..]]).await?;
-        let principal_opt = match proof {
+        let (principal_opt, layer) = match proof {
             Proof::Simple => {
                 setup.authenticate_simple().await?;
-                None
+                (None, None)
             }
-            Proof::Token(token) => {
-                setup.authenticate_with_token(token).await?;
-                None
+            Proof::Token(token) => (None, setup.authenticate_with_token(token).await?),
+            Proof::Kerberos(login) => {
+                let (principal, layer) = setup.authenticate_with_kerberos(login).await?;
+                (Some(principal), layer)
             }
-            Proof::Kerberos(login) => Some(setup.authenticate_with_kerberos(login).await?),
         };
         // With a token or a ticket the connection itself says who the user is, so Hadoop's
         // client names none (another user would be a proxy user, which needs the server's leave).
@@ -124,12 +125,18 @@ impl IpcClient {
             Proof::Token(_) | Proof::Kerberos(_) => None,
         };
         let context = IpcConnectionContextProto { user_info, protocol: Some(protocol.to_string()) };
-        setup.send_message(CONNECTION_CONTEXT_CALL_ID, &context).await?;
+        let context = wire::frame(&[&request_header(&setup.client_id, CONNECTION_CONTEXT_CALL_ID, -1), &context]);
 
         let Setup { client_id, reader, writer, .. } = setup;
+        let (sealer, opener) = layer.unzip();
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
-        let reader = spawn_reader(reader, Arc::clone(&pending), addr.to_string());
-        let (frames, writer) = spawn_writer(writer);
+        let reader = spawn_reader(reader, Arc::clone(&pending), addr.to_string(), opener);
+        let (frames, writer) = spawn_writer(writer, sealer, addr.to_string());
+        // The context is the first frame through the writer, so a security layer seals it too.
+        frames.send(context).await.map_err(|_| IpcError::Protocol {
+            addr: addr.to_string(),
+            message: "the connection closed before the connection context was sent".into(),
+        })?;
         Ok(Self {
             addr: addr.to_string(),
             protocol: protocol.to_string(),
@@ -264,8 +271,9 @@ impl Setup<'_> {
         }
     }
 
-    /// TOKEN authentication: SASL DIGEST-MD5 with the token's identifier and password.
-    async fn authenticate_with_token(&mut self, token: &TokenProto) -> IpcResult<()> {
+    /// TOKEN authentication: SASL DIGEST-MD5 with the token's identifier and password; the
+    /// security layer agreed on, if any.
+    async fn authenticate_with_token(&mut self, token: &TokenProto) -> IpcResult<Option<(Sealer, Opener)>> {
         let sasl = self.negotiate().await?;
         match SaslState::try_from(sasl.state) {
             Ok(SaslState::Success) => {
@@ -295,14 +303,16 @@ impl Setup<'_> {
         if done.state != SaslState::Success as i32 {
             return Err(self.protocol_error(format!("unexpected SASL state {} after the DIGEST-MD5 response", done.state)));
         }
-        digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(|m| self.protocol_error(m))
+        digest.verify_server(done.token.as_deref().unwrap_or_default()).map_err(|m| self.protocol_error(m))?;
+        Ok(digest.layer())
     }
 }
 
 impl Setup<'_> {
     /// KERBEROS authentication: SASL GSSAPI (RFC 4752) towards the principal the server names
-    /// in its offer (`protocol/serverId`, e.g. `nn/namenode-host`). Returns our principal.
-    async fn authenticate_with_kerberos(&mut self, login: &Login) -> IpcResult<String> {
+    /// in its offer (`protocol/serverId`, e.g. `nn/namenode-host`). Returns our principal and
+    /// the security layer agreed on, if any.
+    async fn authenticate_with_kerberos(&mut self, login: &Login) -> IpcResult<(String, Option<(Sealer, Opener)>)> {
         let sasl = self.negotiate().await?;
         match SaslState::try_from(sasl.state) {
             Ok(SaslState::Success) => {
@@ -327,6 +337,7 @@ impl Setup<'_> {
         let chosen = SaslAuth { challenge: None, ..auth.clone() };
         let initiate = RpcSaslProto { state: SaslState::Initiate as i32, auths: vec![chosen], token: Some(first), ..Default::default() };
         self.send_message(SASL_CALL_ID, &initiate).await?;
+        let mut chosen = None;
         // Kerberos takes one or two round trips, then the security layer's one.
         for _ in 0..8 {
             let answer = read_sasl_answer(&mut self.reader, self.addr, self.timeout).await?;
@@ -334,7 +345,9 @@ impl Setup<'_> {
             match SaslState::try_from(answer.state) {
                 Ok(SaslState::Challenge) => {
                     let reply = if context.is_established() {
-                        self.security_layer(&mut context, &token, &kerberos)?
+                        let (reply, layer) = self.security_layer(&mut context, &token, &kerberos)?;
+                        chosen = layer;
+                        reply
                     } else {
                         context.step(Some(&token)).map_err(kerberos)?
                     };
@@ -345,7 +358,9 @@ impl Setup<'_> {
                     if !context.is_established() {
                         context.step(Some(&token)).map_err(kerberos)?;
                     }
-                    return context.principal().map_err(kerberos);
+                    let principal = context.principal().map_err(kerberos)?;
+                    let layer = chosen.map(|c: GssLayer| protection::gss_layer(context, c.encrypt, c.peer_max));
+                    return Ok((principal, layer));
                 }
                 _ => return Err(self.protocol_error(format!("unexpected SASL state {} during Kerberos authentication", answer.state))),
             }
@@ -353,50 +368,85 @@ impl Setup<'_> {
         Err(self.protocol_error("the Kerberos exchange did not end after 8 messages".into()))
     }
 
-    /// The server's offer of security layers (RFC 4752 section 3.1: a bit mask, then its
-    /// largest message) answered with "none": authentication only.
-    fn security_layer(&self, context: &mut gssapi::Context, token: &[u8], kerberos: &impl Fn(GssError) -> IpcError) -> IpcResult<Vec<u8>> {
+    /// The server's offer of security layers (RFC 4752 §3.1: a bit mask, then the largest
+    /// message it takes) answered with the strongest one offered. Returns the reply and, for
+    /// integrity or privacy, whether to encrypt and the server's largest message.
+    fn security_layer(
+        &self,
+        context: &mut gssapi::Context,
+        token: &[u8],
+        kerberos: &impl Fn(GssError) -> IpcError,
+    ) -> IpcResult<(Vec<u8>, Option<GssLayer>)> {
         const NO_LAYER: u8 = 1;
+        const INTEGRITY: u8 = 2;
+        const PRIVACY: u8 = 4;
         let offer = context.unwrap(token).map_err(kerberos)?;
-        if offer.len() != 4 {
+        let [mask, m0, m1, m2] = offer[..] else {
             return Err(self.protocol_error(format!("the server's security layer offer has {} bytes, not 4", offer.len())));
-        }
-        if offer[0] & NO_LAYER == 0 {
-            return Err(self.protocol_error(
-                "the server requires SASL quality of protection integrity or privacy (hadoop.rpc.protection); this client speaks authentication only".into(),
-            ));
-        }
-        context.wrap(&[NO_LAYER, 0, 0, 0], false).map_err(kerberos)
+        };
+        let peer_max = usize::from(m0) << 16 | usize::from(m1) << 8 | usize::from(m2);
+        // Our own largest message: as large as the field holds, since Hadoop's server wraps
+        // whole responses.
+        let (reply, layer) = if mask & PRIVACY != 0 {
+            ([PRIVACY, 0xff, 0xff, 0xff], Some(GssLayer { encrypt: true, peer_max }))
+        } else if mask & INTEGRITY != 0 {
+            ([INTEGRITY, 0xff, 0xff, 0xff], Some(GssLayer { encrypt: false, peer_max }))
+        } else if mask & NO_LAYER != 0 {
+            ([NO_LAYER, 0, 0, 0], None)
+        } else {
+            return Err(self.protocol_error(format!("the server offers no security layer this client knows (mask {mask:#04x})")));
+        };
+        Ok((context.wrap(&reply, false).map_err(kerberos)?, layer))
     }
 }
 
+/// The GSSAPI security layer chosen: whether it encrypts, the server's largest message.
+#[derive(Debug, Clone, Copy)]
+struct GssLayer {
+    encrypt: bool,
+    peer_max: usize,
+}
+
 /// Reads answers and hands each to the call waiting for it; when the connection ends, every
-/// waiting call fails with the reason.
-fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String) -> JoinHandle<()> {
+/// waiting call fails with the reason. With a security layer the answers arrive sealed in SASL
+/// `WRAP` messages whose opened bytes are a stream of ordinary frames.
+fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String, mut opener: Option<Opener>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut opened = BytesMut::new();
         let end = loop {
-            let mut frame = match wire::read_frame(&mut reader).await {
+            let frame = match wire::read_frame(&mut reader).await {
                 Ok(Some(f)) => f,
                 Ok(None) => break "the server closed the connection".to_string(),
                 Err(e) => break e.to_string(),
             };
-            let Ok(header) = wire::next_message::<RpcResponseHeaderProto>(&mut frame) else {
+            let Some(opener) = opener.as_mut() else {
+                match dispatch(frame, &pending, &addr) {
+                    Ok(()) => continue,
+                    Err(e) => break e,
+                }
+            };
+            let mut peek = frame.clone();
+            let Ok(header) = wire::next_message::<RpcResponseHeaderProto>(&mut peek) else {
                 break "undecodable response header".to_string();
             };
-            let call_id = header.call_id as i32;
-            let sender = pending.lock().ok().and_then(|mut p| p.as_mut().and_then(|p| p.remove(&call_id)));
-            let Some(sender) = sender else { continue };
-            let result = if header.status == RpcStatusProto::Success as i32 {
-                Ok(frame)
-            } else {
-                Err(IpcError::Remote {
-                    addr: addr.clone(),
-                    method: String::new(),
-                    message: remote_message(header.exception_class_name.as_deref(), header.error_msg.as_deref()),
-                    class: header.exception_class_name.unwrap_or_default(),
-                })
-            };
-            let _ = sender.send(result);
+            // A server that fails the connection may answer outside the layer.
+            if header.call_id as i32 != SASL_CALL_ID || header.status != RpcStatusProto::Success as i32 {
+                match dispatch(frame, &pending, &addr) {
+                    Ok(()) => continue,
+                    Err(e) => break e,
+                }
+            }
+            match wire::next_message::<RpcSaslProto>(&mut peek) {
+                Ok(sasl) if sasl.state == SaslState::Wrap as i32 => match opener.open(sasl.token.as_deref().unwrap_or_default()) {
+                    Ok(bytes) => opened.extend_from_slice(&bytes),
+                    Err(e) => break format!("the server's message failed the security layer: {e}"),
+                },
+                _ => break "the server sent a SASL message other than WRAP on a protected connection".to_string(),
+            }
+            match dispatch_opened(&mut opened, &pending, &addr) {
+                Ok(()) => {}
+                Err(e) => break e,
+            }
         };
         if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
             for (_, s) in map {
@@ -406,17 +456,77 @@ fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String) -> Jo
     })
 }
 
+/// Dispatches every whole frame in the opened stream, leaving a partial one for later.
+fn dispatch_opened(opened: &mut BytesMut, pending: &Pending, addr: &str) -> Result<(), String> {
+    while opened.len() >= 4 {
+        let len = u32::from_be_bytes([opened[0], opened[1], opened[2], opened[3]]) as usize;
+        if len > wire::MAX_FRAME {
+            return Err(format!("frame of {len} bytes is larger than the {}-byte limit", wire::MAX_FRAME));
+        }
+        if opened.len() < 4 + len {
+            break;
+        }
+        opened.advance(4);
+        dispatch(opened.split_to(len).freeze(), pending, addr)?;
+    }
+    Ok(())
+}
+
+/// Hands one answer frame to the call waiting for it.
+fn dispatch(mut frame: Bytes, pending: &Pending, addr: &str) -> Result<(), String> {
+    let header = wire::next_message::<RpcResponseHeaderProto>(&mut frame).map_err(|_| "undecodable response header".to_string())?;
+    let call_id = header.call_id as i32;
+    let sender = pending.lock().ok().and_then(|mut p| p.as_mut().and_then(|p| p.remove(&call_id)));
+    let Some(sender) = sender else { return Ok(()) };
+    let result = if header.status == RpcStatusProto::Success as i32 {
+        Ok(frame)
+    } else {
+        Err(IpcError::Remote {
+            addr: addr.to_string(),
+            method: String::new(),
+            message: remote_message(header.exception_class_name.as_deref(), header.error_msg.as_deref()),
+            class: header.exception_class_name.unwrap_or_default(),
+        })
+    };
+    let _ = sender.send(result);
+    Ok(())
+}
+
 /// Writes whole frames in order, so a caller that gives up mid-call never leaves half a frame.
-fn spawn_writer(mut writer: OwnedWriteHalf) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
+/// With a security layer the frames are sealed, in pieces the server takes, into SASL `WRAP`
+/// messages; a failure to seal closes the connection, which fails the waiting calls.
+fn spawn_writer(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, addr: String) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
     let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
     let task = tokio::spawn(async move {
         while let Some(buf) = outgoing.recv().await {
+            let buf = match sealer.as_mut() {
+                None => buf,
+                Some(sealer) => match sealed(sealer, &buf) {
+                    Ok(sealed) => sealed,
+                    Err(e) => {
+                        tracing::warn!(addr, "closing the Hadoop IPC connection: {e}");
+                        break;
+                    }
+                },
+            };
             if writer.write_all(&buf).await.is_err() {
                 break;
             }
         }
     });
     (frames, task)
+}
+
+/// `plain` sealed into as many SASL `WRAP` frames as the peer's message size asks for; their
+/// header is Hadoop's client's (`SaslRpcClient.saslHeader`: the SASL call id, no client id).
+fn sealed(sealer: &mut Sealer, plain: &[u8]) -> Result<Vec<u8>, String> {
+    let header = request_header(&[], SASL_CALL_ID, -1);
+    let mut out = Vec::with_capacity(plain.len() + 64);
+    for piece in plain.chunks(sealer.max_plain()) {
+        let message = RpcSaslProto { state: SaslState::Wrap as i32, token: Some(sealer.seal(piece)?), ..Default::default() };
+        out.extend_from_slice(&wire::frame(&[&header, &message]));
+    }
+    Ok(out)
 }
 
 fn offered(auths: &[SaslAuth]) -> String {

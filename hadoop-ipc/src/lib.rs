@@ -15,6 +15,7 @@ pub mod client;
 pub mod credentials;
 mod error;
 pub mod gssapi;
+pub mod protection;
 pub mod protocols;
 pub mod sasl;
 pub mod server;

@@ -6,15 +6,17 @@
 //! - user name = base64 of the token identifier, password = base64 of the token password;
 //! - realm and server id are `default`, the SASL protocol is empty, so the digest URI is
 //!   `/default`;
-//! - quality of protection `auth` (authentication only; no integrity or privacy layer);
 //! - the server puts its first challenge into the NEGOTIATE message, the client answers with
 //!   INITIATE carrying its response, the server answers SUCCESS carrying `rspauth`.
 //!
-//! Only `qop=auth` is spoken: a cluster that requires `hadoop.rpc.protection` of integrity or
-//! privacy gets a clear error.
+//! The client takes the strongest quality of protection the server offers (`auth`, `auth-int`
+//! or `auth-conf`, from `hadoop.rpc.protection`); with integrity or privacy the exchange ends
+//! in a security layer ([`crate::protection`]). The test server here speaks `auth` only.
 
 use base64::Engine as _;
 use md5::{Digest, Md5};
+
+use crate::protection::{self, Opener, Qop, Sealer, Side};
 
 /// Realm and server id of Hadoop token authentication (`SaslRpcServer.SASL_DEFAULT_REALM`).
 pub const DEFAULT_REALM: &str = "default";
@@ -99,20 +101,32 @@ struct Exchange<'a> {
     cnonce: &'a str,
     nc: &'a str,
     uri: &'a str,
+    qop: Qop,
 }
 
 impl Exchange<'_> {
-    /// The `response` (or, with `rspauth`, the server's proof) value of RFC 2831 §2.1.2.1 for
-    /// `qop=auth` and `algorithm=md5-sess`.
-    fn value(&self, rspauth: bool) -> String {
+    /// `H(A1)` for `algorithm=md5-sess`, which the response and the layer's keys hash.
+    fn ha1(&self) -> [u8; 16] {
         let secret = md5(&[self.user.as_bytes(), b":", self.realm.as_bytes(), b":", self.password.as_bytes()]);
-        let a1 = md5(&[&secret, b":", self.nonce.as_bytes(), b":", self.cnonce.as_bytes()]);
+        md5(&[&secret, b":", self.nonce.as_bytes(), b":", self.cnonce.as_bytes()])
+    }
+
+    /// The `response` (or, with `rspauth`, the server's proof) value of RFC 2831 §2.1.2.1.
+    fn value(&self, rspauth: bool) -> String {
         let method: &[u8] = if rspauth { b"" } else { b"AUTHENTICATE" };
-        let a2 = md5(&[method, b":", self.uri.as_bytes()]);
+        // With a security layer A2 ends in a zero entity-body hash (§2.1.2.1).
+        let tail: &[u8] = if self.qop == Qop::Authentication { b"" } else { b":00000000000000000000000000000000" };
+        let a2 = md5(&[method, b":", self.uri.as_bytes(), tail]);
         let (nonce, nc, cnonce) = (self.nonce.as_bytes(), self.nc.as_bytes(), self.cnonce.as_bytes());
-        hex(&md5(&[hex(&a1).as_bytes(), b":", nonce, b":", nc, b":", cnonce, b":auth:", hex(&a2).as_bytes()]))
+        let qop = self.qop.sasl_name().as_bytes();
+        hex(&md5(&[hex(&self.ha1()).as_bytes(), b":", nonce, b":", nc, b":", cnonce, b":", qop, b":", hex(&a2).as_bytes()]))
     }
 }
+
+/// The only cipher spoken for `auth-conf` (see [`crate::protection`]).
+const CIPHER: &str = "3des";
+/// The largest message a peer that names no `maxbuf` takes (RFC 2831).
+const DEFAULT_MAX_BUFFER: usize = 65536;
 
 fn random_nonce() -> String {
     let mut bytes = [0u8; 24];
@@ -128,13 +142,16 @@ pub struct DigestClient {
     password: String,
     uri: String,
     expected_rspauth: Option<String>,
+    /// What the layer needs once the server has proved itself: H(A1), the quality of
+    /// protection, the server's largest message.
+    layer: Option<([u8; 16], Qop, usize)>,
 }
 
 impl DigestClient {
     /// A client for a token; `protocol` and `server_id` come from the server's NEGOTIATE
     /// (empty and `default` for Hadoop token authentication).
     pub fn new(identifier: &[u8], password: &[u8], protocol: &str, server_id: &str) -> Self {
-        Self { user: b64(identifier), password: b64(password), uri: format!("{protocol}/{server_id}"), expected_rspauth: None }
+        Self { user: b64(identifier), password: b64(password), uri: format!("{protocol}/{server_id}"), expected_rspauth: None, layer: None }
     }
 
     /// Answers the server's challenge.
@@ -143,11 +160,18 @@ impl DigestClient {
         let nonce = directive(&d, "nonce").ok_or("the DIGEST-MD5 challenge has no nonce")?;
         let realm = directive(&d, "realm").unwrap_or(DEFAULT_REALM);
         let qops = directive(&d, "qop").unwrap_or("auth");
-        if !qops.split(',').any(|q| q.trim() == "auth") {
+        let qop = qops
+            .split(',')
+            .filter_map(Qop::from_sasl_name)
+            .max()
+            .ok_or_else(|| format!("the server offers no SASL quality of protection Eddy knows ({qops:?})"))?;
+        let ciphers = directive(&d, "cipher").unwrap_or("");
+        if qop == Qop::Privacy && !ciphers.split(',').any(|c| c.trim() == CIPHER) {
             return Err(format!(
-                "the server requires SASL quality of protection {qops:?} (hadoop.rpc.protection integrity or privacy); Eddy speaks authentication only"
+                "the server requires privacy (hadoop.rpc.protection=privacy) with ciphers {ciphers:?}; Eddy speaks {CIPHER} only"
             ));
         }
+        let max_buffer = directive(&d, "maxbuf").and_then(|m| m.parse().ok()).unwrap_or(DEFAULT_MAX_BUFFER);
         if let Some(alg) = directive(&d, "algorithm") {
             if alg != "md5-sess" {
                 return Err(format!("unsupported DIGEST-MD5 algorithm {alg}"));
@@ -155,17 +179,20 @@ impl DigestClient {
         }
         let cnonce = random_nonce();
         let nc = "00000001";
-        let exchange = Exchange { user: &self.user, realm, password: &self.password, nonce, cnonce: &cnonce, nc, uri: &self.uri };
+        let exchange = Exchange { user: &self.user, realm, password: &self.password, nonce, cnonce: &cnonce, nc, uri: &self.uri, qop };
         let response = exchange.value(false);
         self.expected_rspauth = Some(exchange.value(true));
+        self.layer = Some((exchange.ha1(), qop, max_buffer));
         let charset = if directive(&d, "charset").is_some() { "charset=utf-8," } else { "" };
+        let cipher = if qop == Qop::Privacy { format!(",cipher={CIPHER}") } else { String::new() };
         Ok(format!(
-            "{charset}username={},realm={},nonce={},nc={nc},cnonce={},digest-uri={},maxbuf=65536,response={response},qop=auth",
+            "{charset}username={},realm={},nonce={},nc={nc},cnonce={},digest-uri={},maxbuf={DEFAULT_MAX_BUFFER},response={response},qop={}{cipher}",
             quote(&self.user),
             quote(realm),
             quote(nonce),
             quote(&cnonce),
             quote(&self.uri),
+            qop.sasl_name(),
         )
         .into_bytes())
     }
@@ -178,6 +205,13 @@ impl DigestClient {
             (Some(_), Some(_)) => Err("the server's DIGEST-MD5 rspauth is wrong: it does not know the token's password".into()),
             _ => Err("the server ended DIGEST-MD5 without proving it knows the token's password".into()),
         }
+    }
+
+    /// The security layer the exchange agreed on (`None` for `qop=auth`); call after
+    /// [`DigestClient::verify_server`].
+    pub fn layer(&self) -> Option<(Sealer, Opener)> {
+        let (ha1, qop, max_buffer) = self.layer?;
+        protection::digest_layer(&ha1, qop, Side::Client, max_buffer)
     }
 }
 
@@ -230,7 +264,8 @@ impl DigestServer {
         let password = b64(&password_of(&identifier)?);
         let realm = directive(&d, "realm").unwrap_or(&self.realm);
         let (cnonce, nc) = (get("cnonce")?, get("nc")?);
-        let exchange = Exchange { user, realm, password: &password, nonce: &self.nonce, cnonce, nc, uri: &self.uri };
+        let exchange =
+            Exchange { user, realm, password: &password, nonce: &self.nonce, cnonce, nc, uri: &self.uri, qop: Qop::Authentication };
         if get("response")? != exchange.value(false) {
             return Err("DIGEST-MD5: the token's password does not match (a token of another cluster, or a stale one)".into());
         }
@@ -255,6 +290,7 @@ mod tests {
             cnonce: "OA6MHXh6VqTrRk",
             nc: "00000001",
             uri: "imap/elwood.innosoft.com",
+            qop: Qop::Authentication,
         };
         assert_eq!(exchange.value(false), "d388dad90d4bbd760a152321f2143af7");
         assert_eq!(exchange.value(true), "ea40f60335c427b5527b84dbabcdfffd");
@@ -277,13 +313,23 @@ mod tests {
     }
 
     #[test]
-    fn directives_parse_quotes_and_refuse_integrity_only_servers() {
+    fn directives_parse_quotes_and_the_strongest_protection_is_chosen() {
         let d = parse_directives(br#"realm="a\"b",nonce="x,y",qop="auth-int",charset=utf-8"#).unwrap();
         assert_eq!(directive(&d, "realm"), Some("a\"b"));
         assert_eq!(directive(&d, "nonce"), Some("x,y"));
-        let mut c = DigestClient::new(b"i", b"p", "", DEFAULT_REALM);
-        let err = c.respond(br#"realm="default",nonce="n",qop="auth-int""#).unwrap_err();
-        assert!(err.contains("hadoop.rpc.protection"), "{err}");
         assert!(parse_directives(br#"realm="open"#).is_err());
+
+        let mut c = DigestClient::new(b"i", b"p", "", DEFAULT_REALM);
+        let response = c.respond(br#"realm="default",nonce="n",qop="auth,auth-int""#).unwrap();
+        let d = parse_directives(&response).unwrap();
+        assert_eq!(directive(&d, "qop"), Some("auth-int"));
+        assert!(directive(&d, "cipher").is_none());
+
+        let response = c.respond(br#"realm="default",nonce="n",qop="auth-conf",cipher="rc4,3des""#).unwrap();
+        let d = parse_directives(&response).unwrap();
+        assert_eq!((directive(&d, "qop"), directive(&d, "cipher")), (Some("auth-conf"), Some("3des")));
+
+        let err = c.respond(br#"realm="default",nonce="n",qop="auth-conf",cipher="rc4""#).unwrap_err();
+        assert!(err.contains("hadoop.rpc.protection=privacy") && err.contains("rc4"), "{err}");
     }
 }

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
         the ResourceManager and NameNode, and gives the containers delegation tokens (HDFS's, and\n\
         the ResourceManager's for a --disown master), never the keytab. Attached, a small master\n\
         container hands the driver its AMRMToken (YARN gives an unmanaged master's token to no\n\
-        Kerberos caller) and the driver stays the master. hadoop.rpc.protection must be\n\
-        authentication. YARN's own tokens (DIGEST-MD5) go towards the scheduler and NodeManagers.",
+        Kerberos caller) and the driver stays the master. YARN's own tokens (DIGEST-MD5) go towards\n\
+        the scheduler and NodeManagers. Every hadoop.rpc.protection is spoken: authentication,\n\
+        integrity (signed RPCs) and privacy (encrypted RPCs).",
     after_help = "Examples:\n  eddy-driver yarn --nodes 4 --memory 6g --cores 2 --queue analytics --name sales-eddy\n  kinit alice@EXAMPLE.COM && eddy-driver yarn --nodes 4 --memory 6g\n  eddy-driver yarn --disown --principal alice@EXAMPLE.COM --keytab alice.keytab --nodes 4\n  eddy-driver yarn kill application_1700000000000_0042"
 )]
 pub struct YarnArgs {

@@ -155,11 +155,6 @@ fn a_keytab_without_the_principal_is_refused_before_any_worker_starts() {
     assert!(!out.contains("registered"), "no worker started: {out}");
 }
 
-/// The cluster's `hadoop.rpc.protection` (scripts/hadoop-cluster.sh env prints it).
-fn protection() -> String {
-    std::env::var("HADOOP_CLUSTER_RPC_PROTECTION").unwrap_or_else(|_| "authentication".into())
-}
-
 /// `eddy-driver yarn` on the loopback network with free ports, `KRB5CCNAME` = `cache`.
 fn secure_yarn(h: &RealHadoop, k: &Kerberos, cache: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("eddy-driver"));
@@ -178,10 +173,6 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
     let Some((h, k)) = RealHadoop::secure_from_env("a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only") else {
         return;
     };
-    if protection() != "authentication" {
-        println!("skipped: YARN speaks hadoop.rpc.protection=authentication only (the next test checks the refusal)");
-        return;
-    }
     // Two files of several 1 MiB blocks, each with one replica on one DataNode.
     let dir = test_dir("yarn");
     let (a, b) = (csv_part(0, 280_000), csv_part(280_000, 280_000));
@@ -256,10 +247,6 @@ fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succee
     else {
         return;
     };
-    if protection() != "authentication" {
-        println!("skipped: YARN speaks hadoop.rpc.protection=authentication only (the next test checks the refusal)");
-        return;
-    }
     let dir = test_dir("attached");
     h.hdfs_ok(&["-mkdir", "-p", &dir]);
     h.put(&format!("{dir}/x.csv"), csv_part(0, 10_000).as_bytes(), 1, "127.0.0.1");
@@ -290,22 +277,4 @@ fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succee
     eddy_tests::real_hadoop::assert_no_container_left(&app, Duration::from_secs(30));
     assert!(!h.exists(&format!("/user/alice/.eddy/{app}")), "the staging directory is left");
     h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
-}
-
-#[test]
-fn yarn_with_integrity_or_privacy_is_refused_naming_the_setting() {
-    let Some((h, k)) = RealHadoop::secure_from_env("yarn_with_integrity_or_privacy_is_refused_naming_the_setting") else { return };
-    if protection() == "authentication" {
-        println!("skipped: this cluster's hadoop.rpc.protection is authentication, which YARN speaks");
-        return;
-    }
-    let logs = tempfile::tempdir().unwrap();
-    let cache = logs.path().join("alice.cc");
-    k.kinit(&cache, None);
-    let mut d = Proc::spawn(secure_yarn(&h, &k, &cache, &["--nodes", "1", "--memory", "256m", "--timeout", "30s"]));
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
-    assert!(out.contains("hadoop.rpc.protection") && out.contains("authentication only"), "{out}");
-    assert!(!out.contains("Submitted"), "refused before anything was submitted: {out}");
 }
