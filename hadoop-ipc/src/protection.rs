@@ -193,10 +193,7 @@ pub fn digest_layer(ha1: &[u8; 16], qop: Qop, side: Side, peer_max_buffer: usize
 pub fn gss_layer(context: Context, encrypt: bool, peer_max: usize) -> (Sealer, Opener) {
     let context = Arc::new(Mutex::new(context));
     let max_plain = if peer_max == 0 { DEFAULT_RAW_SIZE } else { peer_max.saturating_sub(GSS_OVERHEAD).max(1024) };
-    (
-        Sealer { kind: SealerKind::Gss { context: Arc::clone(&context), encrypt }, max_plain },
-        Opener { kind: OpenerKind::Gss { context } },
-    )
+    (Sealer { kind: SealerKind::Gss { context: Arc::clone(&context), encrypt }, max_plain }, Opener { kind: OpenerKind::Gss { context } })
 }
 
 /// The version field of a sealed DIGEST-MD5 message.
