@@ -44,6 +44,9 @@
 #   HADOOP_CLUSTER_RPC_PROTECTION   hadoop.rpc.protection of the secure cluster: authentication
 #                              (default), integrity or privacy; dfs.data.transfer.protection
 #                              follows it (HADOOP_CLUSTER_DATA_PROTECTION to choose apart)
+#   HADOOP_CLUSTER_TOKEN_RENEW_SECS  renewal interval of the secure cluster's HDFS and YARN
+#                              delegation tokens (default 20, a day in Hadoop): a token not
+#                              renewed within it expires, so tests see whether YARN renews
 #
 # The configuration is the docker-compose cluster's (deploy/hadoop/conf/*-site.xml): the files
 # written to target/hadoop/conf (HADOOP_CONF_DIR) are those with only addresses and directories
@@ -79,6 +82,7 @@ fi
 SECURE="${HADOOP_CLUSTER_SECURE:-0}"
 RPC_PROTECTION="${HADOOP_CLUSTER_RPC_PROTECTION:-authentication}"
 DATA_PROTECTION="${HADOOP_CLUSTER_DATA_PROTECTION:-$RPC_PROTECTION}"
+TOKEN_RENEW_SECS="${HADOOP_CLUSTER_TOKEN_RENEW_SECS:-20}"
 
 NN_HOST=127.0.0.1
 KDC_PORT=$((BASE + 1))
@@ -243,6 +247,7 @@ PY
 secure_properties() {
   CORE_SECURE=() HDFS_SECURE=() YARN_SECURE=()
   [[ "$SECURE" == 1 ]] || return 0
+  [[ "$TOKEN_RENEW_SECS" =~ ^[1-9][0-9]*$ ]] || die "HADOOP_CLUSTER_TOKEN_RENEW_SECS must be a number of seconds, not '$TOKEN_RENEW_SECS'"
   local keytab="$KDC_DIR/service.keytab"
   CORE_SECURE=(
     hadoop.security.authentication kerberos
@@ -257,6 +262,7 @@ secure_properties() {
     dfs.web.authentication.kerberos.principal "HTTP/localhost@$REALM"
     dfs.web.authentication.kerberos.keytab "$keytab"
     dfs.data.transfer.protection "$DATA_PROTECTION"
+    dfs.namenode.delegation.token.renew-interval "$((TOKEN_RENEW_SECS * 1000))"
     dfs.http.policy HTTPS_ONLY
     dfs.permissions.enabled false
   )
@@ -265,6 +271,7 @@ secure_properties() {
     yarn.resourcemanager.keytab "$keytab"
     yarn.nodemanager.principal "nm/localhost@$REALM"
     yarn.nodemanager.keytab "$keytab"
+    yarn.resourcemanager.delegation.token.renew-interval "$((TOKEN_RENEW_SECS * 1000))"
   )
 }
 
@@ -542,6 +549,7 @@ print_env() {
     echo "export HADOOP_CLUSTER_USER_PRINCIPAL=alice@$REALM"
     echo "export HADOOP_CLUSTER_USER_KEYTAB=$KDC_DIR/alice.keytab"
     echo "export HADOOP_CLUSTER_RPC_PROTECTION=$RPC_PROTECTION"
+    echo "export HADOOP_CLUSTER_TOKEN_RENEW_SECS=$TOKEN_RENEW_SECS"
   fi
 }
 

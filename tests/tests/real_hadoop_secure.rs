@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eddy_tests::frames::{chunk_ip, csv_part, csv_part_values, frame_info, import_and_wait, local_driver, WatchedCloud};
 use eddy_tests::real_hadoop::{Kerberos, RealHadoop};
@@ -155,6 +155,12 @@ fn a_keytab_without_the_principal_is_refused_before_any_worker_starts() {
     assert!(!out.contains("registered"), "no worker started: {out}");
 }
 
+/// The secure cluster's delegation token renewal interval (scripts/hadoop-cluster.sh env
+/// prints it).
+fn token_renew_interval() -> Option<Duration> {
+    std::env::var("HADOOP_CLUSTER_TOKEN_RENEW_SECS").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs)
+}
+
 /// `eddy-driver yarn` on the loopback network with free ports, `KRB5CCNAME` = `cache`.
 fn secure_yarn(h: &RealHadoop, k: &Kerberos, cache: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("eddy-driver"));
@@ -187,6 +193,8 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
     let mut cmd = secure_yarn(&h, &k, &logs.path().join("none.cc"), &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--disown"]);
     cmd.arg("--notify").arg(&notify).arg("--principal").arg(&k.principal).arg("--keytab").arg(&k.keytab);
     let mut d = Proc::spawn(cmd);
+    d.wait_for_line("Submitted YARN application", WAIT);
+    let submitted = Instant::now();
     let status = d.wait_exit(WAIT);
     let out = d.output();
     assert!(status.success(), "{out}");
@@ -199,6 +207,17 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
         assert!(!environ.contains("EDDY_KERBEROS_KEYTAB") && !environ.contains("KRB5CCNAME"), "a container got a login: {environ}");
     }
 
+    // The workers have not touched HDFS yet. Past the cluster's token renewal interval their
+    // delegation token works only if the ResourceManager renewed it (its renewer is the
+    // ResourceManager's principal).
+    match token_renew_interval() {
+        Some(renew) => {
+            let past = (renew * 3 / 2).saturating_sub(submitted.elapsed());
+            println!("waiting {past:?}, past the {renew:?} token renewal interval");
+            std::thread::sleep(past);
+        }
+        None => println!("HADOOP_CLUSTER_TOKEN_RENEW_SECS is not set: token renewal is not checked"),
+    }
     let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{}", notified.leader);
     let (frame, job) = import_and_wait(&http, &base, json!({"path": h.url(&format!("{dir}/in")), "split_bytes": 1 << 20}), WAIT);
