@@ -184,6 +184,28 @@ impl FrameCloud {
         }
     }
 
+    /// Gives every worker new Hadoop delegation tokens (they replace those of the same alias
+    /// in its token file); returns how many workers took them. A worker that fails is named.
+    pub async fn update_tokens(&self, credentials: &eddy_hadoop_ipc::credentials::Credentials) -> FrameResult<usize> {
+        let workers = self.workers()?;
+        let update = eddy_proto::v1::TokenUpdate { credentials: credentials.to_bytes() };
+        let calls = workers.iter().map(|&node| {
+            let update = update.clone();
+            async move {
+                let mut client = self.client(node)?;
+                match tokio::time::timeout(Duration::from_secs(10), client.update_tokens(update)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(s)) => Err(Self::remote(node, s)),
+                    Err(_) => Err(FrameError::Worker { node: node.to_string(), reason: "no answer within 10 s".into() }),
+                }
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let count = results.len();
+        results.into_iter().collect::<FrameResult<Vec<()>>>()?;
+        Ok(count)
+    }
+
     /// Every frame this node knows.
     pub fn frames(&self) -> Vec<FrameInfo> {
         self.inner.state.frames.all()

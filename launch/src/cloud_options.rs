@@ -88,6 +88,8 @@ pub struct CloudOptions {
     /// The driver's environment: storage settings for the observer, and the settings it
     /// forwards to workers.
     pub env: eddy_common::env::Environment,
+    /// New delegation tokens for the workers while the driver watches (YARN on Kerberos).
+    pub token_source_opt: Option<Arc<dyn crate::cloud::TokenSource>>,
 }
 
 impl CloudOptions {
@@ -158,6 +160,7 @@ impl CloudOptions {
             check: args.check,
             import_opt: args.import.clone(),
             strict: args.strict,
+            token_source_opt: None,
             env: env.clone(),
         })
     }

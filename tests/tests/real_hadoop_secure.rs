@@ -261,8 +261,9 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
 }
 
 #[test]
-fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succeeded() {
-    let Some((h, k)) = RealHadoop::secure_from_env("an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succeeded")
+fn an_attached_yarn_cloud_relays_its_master_token_keeps_worker_tokens_fresh_and_ends_succeeded() {
+    let Some((h, k)) =
+        RealHadoop::secure_from_env("an_attached_yarn_cloud_relays_its_master_token_keeps_worker_tokens_fresh_and_ends_succeeded")
     else {
         return;
     };
@@ -279,10 +280,43 @@ fn an_attached_yarn_cloud_gets_its_token_from_a_master_container_and_ends_succee
     d.wait_for_line("Watching the cloud", WAIT);
     let notified = read_notify(&notify);
     let app = notified.app_opt.clone().unwrap();
+
+    // The workers' first HDFS token is cancelled (as if past its maximum lifetime, which the
+    // ResourceManager does not renew beyond); the driver, which holds the login, gives them
+    // new ones, so the import below reads with a token the driver obtained after the start.
+    let worker_token_file = eddy_tests::real_hadoop::container_processes(&app)
+        .into_iter()
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "eddy-mapper"))
+        .find_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let environ = String::from_utf8_lossy(&environ).into_owned();
+            let is_worker = environ.split('\0').any(|v| v.starts_with("CONTAINER_ID=") && !v.ends_with("_000001"));
+            let file = environ.split('\0').find_map(|v| v.strip_prefix("HADOOP_TOKEN_FILE_LOCATION="))?.to_string();
+            is_worker.then_some(file)
+        })
+        .expect("a worker container with a token file");
+    let first_token = logs.path().join("first-token");
+    std::fs::copy(&worker_token_file, &first_token).unwrap();
+    let given = || d.output().lines().filter(|l| l.contains("new HDFS delegation tokens")).count();
+    let given_before = given();
+    let cancel = h.client_as(
+        "alice",
+        &["class", "org.apache.hadoop.hdfs.tools.DelegationTokenFetcher", "--cancel", &first_token.display().to_string()],
+    );
+    assert!(cancel.ok, "cancelling the first token: {}", cancel.stderr);
+    let renew = token_renew_interval().unwrap_or(Duration::from_secs(60));
+    let asked = Instant::now();
+    while given() == given_before {
+        assert!(asked.elapsed() < renew * 3, "the driver gave no new tokens within {:?}; output:\n{}", renew * 3, d.output());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
     let base = format!("http://{}", notified.leader);
     let (_, job) = import_and_wait(&http, &base, json!({"path": h.url(&dir)}), WAIT);
     assert_eq!(job["jobs"][0]["rows"], 10_000, "{job}");
+    let replaced = std::fs::read(&worker_token_file).unwrap();
+    assert_ne!(replaced, std::fs::read(&first_token).unwrap(), "the worker's token file still holds the first token");
 
     assert_eq!(post(&format!("{base}/3/Shutdown")), 200);
     let status = d.wait_exit(WAIT);

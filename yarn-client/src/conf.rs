@@ -31,11 +31,12 @@ impl HadoopConf {
             .ok_or(YarnError::NoConfDir)
     }
 
-    /// Reads `core-site.xml` then `yarn-site.xml` from `dir` (either may be missing);
-    /// `${env.NAME}` references expand from `env`.
+    /// Reads `core-site.xml`, `hdfs-site.xml` (HDFS settings a YARN client needs, such as
+    /// the delegation token renewal interval) then `yarn-site.xml` from `dir` (any may be
+    /// missing); `${env.NAME}` references expand from `env`.
     pub fn load(dir: &Path, env: &HashMap<String, String>) -> YarnResult<Self> {
         let mut conf = Self { values: BTreeMap::new(), env: env.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
-        for name in ["core-site.xml", "yarn-site.xml"] {
+        for name in ["core-site.xml", "hdfs-site.xml", "yarn-site.xml"] {
             let file = dir.join(name);
             match std::fs::read_to_string(&file) {
                 Ok(text) => conf.merge_xml(&text, &file.display().to_string())?,

@@ -19,7 +19,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
 use eddy_proto::v1::{
     BinCounts, ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
-    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial,
+    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial, TokenUpdate,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -299,6 +299,14 @@ impl FrameService for FrameServer {
         .map_err(status)?
         .map_err(status)?;
         Ok(Response::new(ChunkData { frame_id: r.frame_id, chunk: r.chunk, arrow_ipc: bytes }))
+    }
+
+    async fn update_tokens(&self, request: Request<TokenUpdate>) -> Result<Response<FrameAck>, Status> {
+        let credentials = eddy_hadoop_ipc::credentials::Credentials::from_bytes(&request.into_inner().credentials)
+            .map_err(|e| Status::invalid_argument(format!("the token update is not a Hadoop token file: {e}")))?;
+        let replaced = self.state.stores.update_tokens(&credentials).map_err(status)?;
+        tracing::info!(tokens = replaced, "took new delegation tokens");
+        Ok(Response::new(FrameAck {}))
     }
 
     async fn export_chunks(&self, request: Request<ExportTask>) -> Result<Response<ExportedFiles>, Status> {

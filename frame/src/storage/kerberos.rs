@@ -27,12 +27,24 @@ const LOGIN: &str = "run `kinit user@REALM` as the user the workers run as, or s
 pub(crate) fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(e) = cause {
-        if let Some(HdfsError::GSSAPIError(major, minor, message)) = e.downcast_ref::<HdfsError>() {
-            return Some(advice(major.raw(), *minor, message));
+        match e.downcast_ref::<HdfsError>() {
+            Some(HdfsError::GSSAPIError(major, minor, message)) => return Some(advice(major.raw(), *minor, message)),
+            Some(HdfsError::RPCError(class, message) | HdfsError::FatalRPCError(class, message)) if class.ends_with("InvalidToken") => {
+                return Some(token_advice(message))
+            }
+            _ => {}
         }
         cause = e.source();
     }
     None
+}
+
+/// A delegation token the NameNode refused: what a YARN container reads HDFS with.
+fn token_advice(message: &str) -> String {
+    format!(
+        "the NameNode refused this worker's HDFS delegation token ({}): it expired, was cancelled, or is past its maximum lifetime (dfs.namenode.delegation.token.max-lifetime, 7 days by default). An attached eddy-driver gives its workers new tokens while it runs; a disowned cloud (--disown) keeps its first ones, so start a new cloud",
+        message.trim()
+    )
 }
 
 fn advice(major: u32, minor: u32, message: &str) -> String {
@@ -70,6 +82,20 @@ mod tests {
 
     fn minor(code: i64) -> u32 {
         (KRB5_ERROR_BASE + code) as i32 as u32
+    }
+
+    #[test]
+    fn a_refused_token_says_why_tokens_end_and_what_to_do() {
+        let e = HdfsError::FatalRPCError(
+            "org.apache.hadoop.security.token.SecretManager$InvalidToken".into(),
+            "Token for real user: , can't be found in cache".into(),
+        );
+        let advice = explain(&e).unwrap();
+        assert!(
+            advice.contains("can't be found in cache") && advice.contains("maximum lifetime") && advice.contains("--disown"),
+            "{advice}"
+        );
+        assert!(explain(&HdfsError::RPCError("java.io.FileNotFoundException".into(), "x".into())).is_none());
     }
 
     #[test]

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use object_store::ObjectStore;
 
+use eddy_hadoop_ipc::credentials::Credentials;
+
 use crate::storage::hdfs::Hdfs;
-use crate::FrameResult;
+use crate::{FrameError, FrameResult};
 
 /// Shared by every clone; see the module documentation.
 #[derive(Clone)]
@@ -80,6 +82,32 @@ impl StoreRegistry {
     /// The Hadoop token file of this process (`HADOOP_TOKEN_FILE_LOCATION`), if any.
     pub(crate) fn token_file(&self) -> Option<&std::path::Path> {
         self.0.token_file_opt.as_deref()
+    }
+
+    /// Puts new delegation tokens into this process's token file in place of those of the
+    /// same alias; returns how many. hdfs-native and the NameNode client read the file for each
+    /// new connection, so new connections use them. The file is written beside the old one and
+    /// renamed over it, so no reader sees half a file.
+    pub fn update_tokens(&self, update: &Credentials) -> FrameResult<usize> {
+        let bad = |reason: String| FrameError::InvalidArgument { what: "token update", reason };
+        let path = self.token_file().ok_or_else(|| {
+            bad("this node has no Hadoop token file (HADOOP_TOKEN_FILE_LOCATION): only YARN containers take new tokens".into())
+        })?;
+        let mut current = Credentials::read_file(path).map_err(bad)?;
+        for (alias, token) in &update.tokens {
+            match current.tokens.iter_mut().find(|(a, _)| a == alias) {
+                Some((_, old)) => *old = token.clone(),
+                None => current.tokens.push((alias.clone(), token.clone())),
+            }
+        }
+        let mut staged = path.as_os_str().to_owned();
+        staged.push(".eddy-new");
+        let staged = std::path::PathBuf::from(staged);
+        let written = current.write_file(&staged).and_then(|()| std::fs::rename(&staged, path));
+        written.map_err(|e| bad(format!("cannot replace the token file {}: {e}", path.display())))?;
+        // Connections made with the old tokens stay until they break; the next ones use these.
+        lock(&self.0.namenodes).clear();
+        Ok(update.tokens.len())
     }
 
     /// The environment as object_store's builders take it: lower-cased names

@@ -17,6 +17,9 @@ use crate::{DriverError, DriverResult};
 
 mod interrupt;
 mod observe;
+mod tokens;
+
+pub use tokens::TokenSource;
 
 use interrupt::Interrupt;
 use observe::{check, start_observer, watch};
@@ -289,6 +292,7 @@ async fn form_and_watch(
         o = start_observer(options, secret, &peers) => o?,
         stop = interrupt.wait() => return Ok(Outcome::Interrupted(stop.signal)),
     };
+    let _refresher = options.token_source_opt.clone().map(|source| tokens::Refresher::start(source, frames.clone()));
     run.status.update(|s| {
         s.phase = Phase::Watching;
         s.observer_rest_url = Some(options.rest_url(&observer.addr()));

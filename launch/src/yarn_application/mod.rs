@@ -114,6 +114,13 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     let t0 = Instant::now();
     let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
     let tokens = security::application_tokens(&conf, &identity, &rm, args.cloud.disown).await?;
+    // Attached, the driver keeps its login and hands the workers new tokens as they age; a
+    // disowned cloud keeps the first ones (no keytab goes to a container).
+    if !args.cloud.disown {
+        if let Some(source) = security::HdfsTokenSource::for_cluster(&conf, &identity, &rm)? {
+            options.token_source_opt = Some(Arc::new(source));
+        }
+    }
     let app = rm.new_application().await.map_err(yarn_error("getNewApplication"))?;
     let app_text = application_id_text(&app.id);
     let (mb, vcores) = (capability.memory.unwrap_or(0), capability.virtual_cores.unwrap_or(0));

@@ -5,6 +5,7 @@
 //! ResourceManager token. The ResourceManager renews them while the application runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use eddy_common::env::Environment;
 use eddy_common::ClusterSecret;
@@ -19,6 +20,7 @@ use eddy_yarn_client::YarnError;
 use prost::Message;
 
 use super::RPC_TIMEOUT;
+use crate::cloud::TokenSource;
 use crate::{DriverError, DriverResult};
 
 /// Kind of the ResourceManager's delegation tokens.
@@ -101,6 +103,21 @@ pub(super) fn short_name(principal: &str) -> String {
     principal.split(['/', '@']).next().unwrap_or(principal).to_string()
 }
 
+/// Where HDFS delegation tokens come from: `fs.defaultFS`'s NameNode, with the
+/// ResourceManager's principal as their renewer.
+fn hdfs_token_origin(conf: &HadoopConf, rm: &ResourceManager) -> DriverResult<(String, String)> {
+    let renewer = conf.resource_manager_principal(rm.addr()).ok_or_else(|| DriverError::Yarn {
+        reason: "the cluster runs Kerberos but yarn.resourcemanager.principal is not set in yarn-site.xml: the delegation tokens need it as their renewer".into(),
+    })?;
+    let default_fs = conf.default_fs().unwrap_or_default();
+    let namenode = namenode_address(&default_fs).ok_or_else(|| DriverError::Yarn {
+        reason: format!(
+            "fs.defaultFS is {default_fs:?}: on a Kerberized cluster eddy-driver yarn obtains HDFS delegation tokens from an hdfs://host:port NameNode only (name services are not supported yet)"
+        ),
+    })?;
+    Ok((namenode, renewer))
+}
+
 /// The delegation tokens the application's containers need, by alias (their service), or
 /// none on a SIMPLE cluster: an HDFS token for `fs.defaultFS`, and a ResourceManager token
 /// when `disowned` (its master talks to the ResourceManager from a container).
@@ -111,16 +128,8 @@ pub(super) async fn application_tokens(
     disowned: bool,
 ) -> DriverResult<Vec<(String, TokenProto)>> {
     let Identity::Kerberos(login) = identity else { return Ok(Vec::new()) };
-    let renewer = conf.resource_manager_principal(rm.addr()).ok_or_else(|| DriverError::Yarn {
-        reason: "the cluster runs Kerberos but yarn.resourcemanager.principal is not set in yarn-site.xml: the delegation tokens need it as their renewer".into(),
-    })?;
+    let (namenode, renewer) = hdfs_token_origin(conf, rm)?;
     let mut tokens = Vec::new();
-    let default_fs = conf.default_fs().unwrap_or_default();
-    let namenode = namenode_address(&default_fs).ok_or_else(|| DriverError::Yarn {
-        reason: format!(
-            "fs.defaultFS is {default_fs:?}: on a Kerberized cluster eddy-driver yarn obtains HDFS delegation tokens from an hdfs://host:port NameNode only (name services are not supported yet)"
-        ),
-    })?;
     let hdfs = hdfs_delegation_token(&namenode, login, &renewer, RPC_TIMEOUT)
         .await
         .map_err(|e| rm_error(&format!("cannot obtain an HDFS delegation token from {namenode}"), e, identity))?;
@@ -131,6 +140,53 @@ pub(super) async fn application_tokens(
         tokens.push((token.service.clone(), token));
     }
     Ok(tokens)
+}
+
+/// Hadoop's default renewal interval of HDFS delegation tokens (a day).
+const DEFAULT_RENEW_INTERVAL_MS: u64 = 86_400_000;
+
+/// New HDFS delegation tokens for the workers of an attached cloud, obtained with the
+/// driver's login every three quarters of `dfs.namenode.delegation.token.renew-interval`.
+/// The ResourceManager renews the first token only up to its maximum lifetime; these keep
+/// the workers reading past it.
+#[derive(Debug)]
+pub(super) struct HdfsTokenSource {
+    namenode: String,
+    renewer: String,
+    identity: Identity,
+    every: Duration,
+}
+
+impl HdfsTokenSource {
+    /// `None` on a SIMPLE cluster, which has no tokens to keep fresh.
+    pub(super) fn for_cluster(conf: &HadoopConf, identity: &Identity, rm: &ResourceManager) -> DriverResult<Option<Self>> {
+        if !matches!(identity, Identity::Kerberos(_)) {
+            return Ok(None);
+        }
+        let (namenode, renewer) = hdfs_token_origin(conf, rm)?;
+        let interval_ms = conf
+            .get("dfs.namenode.delegation.token.renew-interval")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .unwrap_or(DEFAULT_RENEW_INTERVAL_MS);
+        let every = Duration::from_millis(interval_ms * 3 / 4).max(Duration::from_secs(5));
+        Ok(Some(Self { namenode, renewer, identity: identity.clone(), every }))
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenSource for HdfsTokenSource {
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    async fn obtain(&self) -> DriverResult<Credentials> {
+        let Identity::Kerberos(login) = &self.identity else { return Ok(Credentials::default()) };
+        let token = hdfs_delegation_token(&self.namenode, login, &self.renewer, RPC_TIMEOUT)
+            .await
+            .map_err(|e| rm_error(&format!("cannot obtain an HDFS delegation token from {}", self.namenode), e, &self.identity))?;
+        Ok(Credentials { tokens: vec![(token.service.clone(), token)], secrets: Vec::new() })
+    }
 }
 
 /// The HDFS delegation tokens among `tokens`: what worker containers carry.
