@@ -4,7 +4,7 @@
 //! real `eddy-driver`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::bin;
@@ -40,15 +40,33 @@ pub struct Kerberos {
 }
 
 impl Kerberos {
-    /// A ticket for the user in the cache file `cache`, from the keytab (`kinit -kt`), valid
-    /// for `lifetime` (kinit's syntax, e.g. `5s`) or the KDC's default.
-    pub fn kinit(&self, cache: &Path, lifetime_opt: Option<&str>) {
+    /// MIT's tools run with their unpacked libraries.
+    fn tool(&self, name: &str) -> Command {
         let lib = std::fs::read_dir(self.tools.join("usr/lib"))
             .ok()
             .and_then(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.to_string_lossy().contains("-linux-gnu")))
             .unwrap_or_default();
-        let mut cmd = Command::new(self.tools.join("usr/bin/kinit"));
-        cmd.env("LD_LIBRARY_PATH", lib).env("KRB5_CONFIG", &self.krb5_conf).arg("-c").arg(format!("FILE:{}", cache.display()));
+        let mut cmd = Command::new(self.tools.join("usr/bin").join(name));
+        cmd.env("LD_LIBRARY_PATH", lib).env("KRB5_CONFIG", &self.krb5_conf);
+        cmd
+    }
+
+    /// A keytab at `path` with a key for `principal` made from a password (`ktutil`), whether
+    /// or not the KDC knows the principal.
+    pub fn keytab_for(&self, principal: &str, path: &Path) {
+        use std::io::Write;
+        let mut child = self.tool("ktutil").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ktutil runs");
+        let script = format!("addent -password -p {principal} -k 1 -e aes256-cts-hmac-sha1-96\nnot-the-password\nwkt {}\nquit\n", path.display());
+        child.stdin.take().expect("ktutil's stdin").write_all(script.as_bytes()).expect("ktutil takes its commands");
+        let out = child.wait_with_output().expect("ktutil ends");
+        assert!(out.status.success() && path.exists(), "ktutil: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// A ticket for the user in the cache file `cache`, from the keytab (`kinit -kt`), valid
+    /// for `lifetime` (kinit's syntax, e.g. `5s`) or the KDC's default.
+    pub fn kinit(&self, cache: &Path, lifetime_opt: Option<&str>) {
+        let mut cmd = self.tool("kinit");
+        cmd.arg("-c").arg(format!("FILE:{}", cache.display()));
         if let Some(lifetime) = lifetime_opt {
             cmd.args(["-l", lifetime]);
         }

@@ -155,6 +155,47 @@ fn a_keytab_without_the_principal_is_refused_before_any_worker_starts() {
     assert!(!out.contains("registered"), "no worker started: {out}");
 }
 
+#[test]
+fn an_unknown_principal_and_a_refused_token_say_what_to_do() {
+    let Some((h, k)) = RealHadoop::secure_from_env("an_unknown_principal_and_a_refused_token_say_what_to_do") else {
+        return;
+    };
+    let dir = test_dir("refused");
+    h.hdfs_ok(&["-mkdir", "-p", &dir]);
+    h.put(&format!("{dir}/x.csv"), b"a,b\n1,2\n", 1, "127.0.0.1");
+    let url = h.url(&format!("{dir}/x.csv"));
+    let logs = tempfile::tempdir().unwrap();
+
+    // A keytab for a principal the KDC has never heard of.
+    let keytab = logs.path().join("bob.keytab");
+    k.keytab_for("bob@EXAMPLE.COM", &keytab);
+    let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
+    cmd.args(["--principal", "bob@EXAMPLE.COM"]).arg("--keytab").arg(&keytab).arg("--import").arg(&url);
+    let mut d = Proc::spawn(cmd);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("the KDC does not know this principal") && out.contains("--principal"), "{out}");
+
+    // A delegation token that was cancelled, as a container's would be past its lifetime:
+    // workers with only that token (no ticket) are told why it ends and what to do.
+    let token_file = logs.path().join("cancelled-token");
+    let token_path = token_file.display().to_string();
+    let fetcher = "org.apache.hadoop.hdfs.tools.DelegationTokenFetcher";
+    let fetched = h.client_as("alice", &["class", fetcher, "--renewer", "alice", &token_path]);
+    assert!(fetched.ok, "fetching a token: {}", fetched.stderr);
+    let cancelled = h.client_as("alice", &["class", fetcher, "--cancel", &token_path]);
+    assert!(cancelled.ok, "cancelling it: {}", cancelled.stderr);
+    let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
+    cmd.env("HADOOP_TOKEN_FILE_LOCATION", &token_file).arg("--import").arg(&url);
+    let mut d = Proc::spawn(cmd);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("refused this worker's HDFS delegation token") && out.contains("maximum lifetime"), "{out}");
+    h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
+}
+
 /// The secure cluster's delegation token renewal interval (scripts/hadoop-cluster.sh env
 /// prints it).
 fn token_renew_interval() -> Option<Duration> {

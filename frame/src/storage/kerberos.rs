@@ -52,8 +52,9 @@ fn advice(major: u32, minor: u32, message: &str) -> String {
     // The minor status is a signed com_err code carried in an unsigned integer.
     let code = i64::from(minor as i32) - KRB5_ERROR_BASE;
     let message = message.trim();
+    // The KDC's own reasons first: a keytab login the KDC refused also reads as "no
+    // credentials" in the major status.
     match (routine, code) {
-        (GSS_S_NO_CRED, _) => format!("no Kerberos ticket ({message}): {LOGIN}"),
         (GSS_S_CREDENTIALS_EXPIRED, _) | (_, KRB_AP_ERR_TKT_EXPIRED) => {
             format!("the Kerberos ticket has expired ({message}): run `kinit` again, or start the cloud with --principal and --keytab so that tickets are obtained again before they expire")
         }
@@ -69,6 +70,7 @@ fn advice(major: u32, minor: u32, message: &str) -> String {
         (_, KRB_AP_ERR_SKEW) => {
             format!("this host's clock and the KDC's or server's differ too much ({message}): synchronise the clocks (NTP); Kerberos allows 5 minutes by default")
         }
+        (GSS_S_NO_CRED, _) => format!("no Kerberos ticket ({message}): {LOGIN}"),
         _ => format!("Kerberos authentication failed ({message}): check the ticket (`klist`), krb5.conf (KRB5_CONFIG) and the principal; {LOGIN}"),
     }
 }
@@ -104,6 +106,9 @@ mod tests {
         assert!(no_ticket.starts_with("no Kerberos ticket (No Kerberos credentials available"), "{no_ticket}");
         assert!(no_ticket.contains("kinit") && no_ticket.contains("--keytab"), "{no_ticket}");
         assert!(advice(FAILURE, minor(KRB_AP_ERR_TKT_EXPIRED), "Ticket expired").contains("has expired"));
+        // Seen from a keytab login: the KDC's refusal arrives with "no credentials" as the major.
+        let unknown = advice(NO_CRED, minor(KDC_ERR_C_PRINCIPAL_UNKNOWN), "Client 'bob@EXAMPLE.COM' not found in Kerberos database");
+        assert!(unknown.starts_with("the KDC does not know this principal"), "{unknown}");
         assert!(advice(GSS_S_CREDENTIALS_EXPIRED << 16, 0, "").contains("has expired"));
         assert!(advice(FAILURE, minor(KRB_AP_ERR_SKEW), "Clock skew too great").contains("synchronise the clocks"));
         assert!(advice(FAILURE, minor(KDC_ERR_S_PRINCIPAL_UNKNOWN), "Server not found").contains("dfs.namenode.kerberos.principal"));
