@@ -184,10 +184,11 @@ impl FrameCloud {
         }
     }
 
-    /// Gives every worker new Hadoop delegation tokens (they replace those of the same alias
-    /// in its token file); returns how many workers took them. A worker that fails is named.
+    /// Gives every healthy worker new Hadoop delegation tokens (they replace those of the same
+    /// alias in its token file); returns how many took them. A worker that fails is named.
+    /// An unhealthy one is skipped: it must not keep the others from their tokens.
     pub async fn update_tokens(&self, credentials: &eddy_hadoop_ipc::credentials::Credentials) -> FrameResult<usize> {
-        let workers = self.workers()?;
+        let workers: Vec<NodeAddr> = self.inner.node.view().members.iter().filter(|m| m.healthy).map(|m| m.addr).collect();
         let update = eddy_proto::v1::TokenUpdate { credentials: credentials.to_bytes() };
         let calls = workers.iter().map(|&node| {
             let update = update.clone();

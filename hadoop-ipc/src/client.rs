@@ -131,12 +131,16 @@ impl IpcClient {
         let (sealer, opener) = layer.unzip();
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let reader = spawn_reader(reader, Arc::clone(&pending), addr.to_string(), opener);
-        let (frames, writer) = spawn_writer(writer, sealer, addr.to_string());
+        let (frames, writer) = spawn_writer(writer, sealer, addr.to_string(), Arc::clone(&pending));
         // The context is the first frame through the writer, so a security layer seals it too.
-        frames.send(context).await.map_err(|_| IpcError::Protocol {
-            addr: addr.to_string(),
-            message: "the connection closed before the connection context was sent".into(),
-        })?;
+        if frames.send(context).await.is_err() {
+            reader.abort();
+            writer.abort();
+            return Err(IpcError::Protocol {
+                addr: addr.to_string(),
+                message: "the connection closed before the connection context was sent".into(),
+            });
+        }
         Ok(Self {
             addr: addr.to_string(),
             protocol: protocol.to_string(),
@@ -429,12 +433,15 @@ fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String, mut o
             let Ok(header) = wire::next_message::<RpcResponseHeaderProto>(&mut peek) else {
                 break "undecodable response header".to_string();
             };
-            // A server that fails the connection may answer outside the layer.
+            // Hadoop's server seals every answer on a protected connection, and its client
+            // refuses any other: an unsealed one could have been put there by anyone on the way.
             if header.call_id as i32 != SASL_CALL_ID || header.status != RpcStatusProto::Success as i32 {
-                match dispatch(frame, &pending, &addr) {
-                    Ok(()) => continue,
-                    Err(e) => break e,
-                }
+                break match (header.exception_class_name, header.error_msg) {
+                    (Some(class), message) => {
+                        format!("the server ended the protected connection: {class}: {}", remote_message(Some(&class), message.as_deref()))
+                    }
+                    _ => "the server sent an unsealed answer on a protected connection".to_string(),
+                };
             }
             match wire::next_message::<RpcSaslProto>(&mut peek) {
                 Ok(sasl) if sasl.state == SaslState::Wrap as i32 => match opener.open(sasl.token.as_deref().unwrap_or_default()) {
@@ -494,8 +501,14 @@ fn dispatch(mut frame: Bytes, pending: &Pending, addr: &str) -> Result<(), Strin
 
 /// Writes whole frames in order, so a caller that gives up mid-call never leaves half a frame.
 /// With a security layer the frames are sealed, in pieces the server takes, into SASL `WRAP`
-/// messages; a failure to seal closes the connection, which fails the waiting calls.
-fn spawn_writer(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, addr: String) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
+/// messages; a failure to seal fails every waiting call with the reason and closes the
+/// connection.
+fn spawn_writer(
+    mut writer: OwnedWriteHalf,
+    mut sealer: Option<Sealer>,
+    addr: String,
+    pending: Pending,
+) -> (mpsc::Sender<Vec<u8>>, JoinHandle<()>) {
     let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(64);
     let task = tokio::spawn(async move {
         while let Some(buf) = outgoing.recv().await {
@@ -504,7 +517,13 @@ fn spawn_writer(mut writer: OwnedWriteHalf, mut sealer: Option<Sealer>, addr: St
                 Some(sealer) => match sealed(sealer, &buf) {
                     Ok(sealed) => sealed,
                     Err(e) => {
-                        tracing::warn!(addr, "closing the Hadoop IPC connection: {e}");
+                        let message = format!("cannot seal a call for the protected connection: {e}");
+                        tracing::warn!(addr, "{message}");
+                        if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
+                            for (_, s) in map {
+                                let _ = s.send(Err(IpcError::Protocol { addr: addr.clone(), message: message.clone() }));
+                            }
+                        }
                         break;
                     }
                 },

@@ -455,10 +455,15 @@ impl Context {
         let mut data = input(data);
         let mut out = Buffer { length: 0, value: ptr::null_mut() };
         let mut minor = 0;
+        let mut encrypted = 0;
         // SAFETY: the context is established; the output is released by output_bytes.
-        let major = unsafe { (self.lib.wrap)(&mut minor, self.ctx, i32::from(encrypt), 0, &mut data, ptr::null_mut(), &mut out) };
+        let major = unsafe { (self.lib.wrap)(&mut minor, self.ctx, i32::from(encrypt), 0, &mut data, &mut encrypted, &mut out) };
         let out = output_bytes(self.lib, out);
         check(self.lib, major, minor)?;
+        if encrypt && encrypted == 0 {
+            // Privacy was agreed on; a message that is only signed must not leave.
+            return Err(GssError::Failed { message: "the Kerberos context cannot encrypt, and privacy was agreed on".into() });
+        }
         Ok(out)
     }
 

@@ -181,7 +181,7 @@ pub fn digest_layer(ha1: &[u8; 16], qop: Qop, side: Side, peer_max_buffer: usize
     } else {
         (None, None)
     };
-    let max_plain = peer_max_buffer.saturating_sub(DIGEST_OVERHEAD).max(1024);
+    let max_plain = peer_max_buffer.saturating_sub(DIGEST_OVERHEAD).max(1);
     Some((
         Sealer { kind: SealerKind::Digest { sign_key, sequence: 0, encryptor }, max_plain },
         Opener { kind: OpenerKind::Digest { verify_key, sequence: 0, decryptor } },
@@ -192,7 +192,7 @@ pub fn digest_layer(ha1: &[u8; 16], qop: Qop, side: Side, peer_max_buffer: usize
 /// server takes (0: no limit named).
 pub fn gss_layer(context: Context, encrypt: bool, peer_max: usize) -> (Sealer, Opener) {
     let context = Arc::new(Mutex::new(context));
-    let max_plain = if peer_max == 0 { DEFAULT_RAW_SIZE } else { peer_max.saturating_sub(GSS_OVERHEAD).max(1024) };
+    let max_plain = if peer_max == 0 { DEFAULT_RAW_SIZE } else { peer_max.saturating_sub(GSS_OVERHEAD).max(1) };
     (Sealer { kind: SealerKind::Gss { context: Arc::clone(&context), encrypt }, max_plain }, Opener { kind: OpenerKind::Gss { context } })
 }
 

@@ -160,17 +160,17 @@ impl DigestClient {
         let nonce = directive(&d, "nonce").ok_or("the DIGEST-MD5 challenge has no nonce")?;
         let realm = directive(&d, "realm").unwrap_or(DEFAULT_REALM);
         let qops = directive(&d, "qop").unwrap_or("auth");
-        let qop = qops
-            .split(',')
-            .filter_map(Qop::from_sasl_name)
-            .max()
-            .ok_or_else(|| format!("the server offers no SASL quality of protection Eddy knows ({qops:?})"))?;
         let ciphers = directive(&d, "cipher").unwrap_or("");
-        if qop == Qop::Privacy && !ciphers.split(',').any(|c| c.trim() == CIPHER) {
-            return Err(format!(
-                "the server requires privacy (hadoop.rpc.protection=privacy) with ciphers {ciphers:?}; Eddy speaks {CIPHER} only"
-            ));
-        }
+        let has_cipher = ciphers.split(',').any(|c| c.trim() == CIPHER);
+        // The strongest offered that can be spoken: privacy only with our cipher.
+        let offered: Vec<Qop> = qops.split(',').filter_map(Qop::from_sasl_name).collect();
+        let qop = offered.iter().copied().filter(|q| *q != Qop::Privacy || has_cipher).max().ok_or_else(|| {
+            if offered.contains(&Qop::Privacy) {
+                format!("the server requires privacy (hadoop.rpc.protection=privacy) with ciphers {ciphers:?}; Eddy speaks {CIPHER} only")
+            } else {
+                format!("the server offers no SASL quality of protection Eddy knows ({qops:?})")
+            }
+        })?;
         let max_buffer = directive(&d, "maxbuf").and_then(|m| m.parse().ok()).unwrap_or(DEFAULT_MAX_BUFFER);
         if let Some(alg) = directive(&d, "algorithm") {
             if alg != "md5-sess" {
@@ -329,6 +329,9 @@ mod tests {
         let d = parse_directives(&response).unwrap();
         assert_eq!((directive(&d, "qop"), directive(&d, "cipher")), (Some("auth-conf"), Some("3des")));
 
+        // Privacy without our cipher falls back to integrity where that is offered too.
+        let response = c.respond(br#"realm="default",nonce="n",qop="auth-int,auth-conf",cipher="rc4""#).unwrap();
+        assert_eq!(directive(&parse_directives(&response).unwrap(), "qop"), Some("auth-int"));
         let err = c.respond(br#"realm="default",nonce="n",qop="auth-conf",cipher="rc4""#).unwrap_err();
         assert!(err.contains("hadoop.rpc.protection=privacy") && err.contains("rc4"), "{err}");
     }

@@ -55,8 +55,10 @@ impl Kerberos {
     /// or not the KDC knows the principal.
     pub fn keytab_for(&self, principal: &str, path: &Path) {
         use std::io::Write;
-        let mut child = self.tool("ktutil").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ktutil runs");
-        let script = format!("addent -password -p {principal} -k 1 -e aes256-cts-hmac-sha1-96\nnot-the-password\nwkt {}\nquit\n", path.display());
+        let mut child =
+            self.tool("ktutil").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ktutil runs");
+        let script =
+            format!("addent -password -p {principal} -k 1 -e aes256-cts-hmac-sha1-96\nnot-the-password\nwkt {}\nquit\n", path.display());
         child.stdin.take().expect("ktutil's stdin").write_all(script.as_bytes()).expect("ktutil takes its commands");
         let out = child.wait_with_output().expect("ktutil ends");
         assert!(out.status.success() && path.exists(), "ktutil: {}", String::from_utf8_lossy(&out.stderr));

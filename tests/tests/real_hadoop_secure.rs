@@ -228,11 +228,13 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
     h.put(&format!("{dir}/in/part-1.csv"), b.as_bytes(), 1, "127.0.0.3");
     let (blocks_a, blocks_b) = ((a.len() as u64).div_ceil(1 << 20) as usize, (b.len() as u64).div_ceil(1 << 20) as usize);
 
-    // The driver logs in from the keytab alone; containers get delegation tokens.
+    // The driver submits with the user's ticket cache; containers get delegation tokens.
     let logs = tempfile::tempdir().unwrap();
     let notify = logs.path().join("notify.txt");
-    let mut cmd = secure_yarn(&h, &k, &logs.path().join("none.cc"), &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--disown"]);
-    cmd.arg("--notify").arg(&notify).arg("--principal").arg(&k.principal).arg("--keytab").arg(&k.keytab);
+    let cache = logs.path().join("alice.cc");
+    k.kinit(&cache, None);
+    let mut cmd = secure_yarn(&h, &k, &cache, &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--disown"]);
+    cmd.arg("--notify").arg(&notify);
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Submitted YARN application", WAIT);
     let submitted = Instant::now();
@@ -283,14 +285,14 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
     assert!(exported == [csv_part_values(&a), csv_part_values(&b)].concat(), "the exported CSV holds other values");
     assert_eq!(h.hdfs_ok(&["-stat", "%u", &out_path]).trim(), "alice");
 
-    // Ended with the user's ticket cache this time.
-    let cache = logs.path().join("alice.cc");
-    k.kinit(&cache, None);
+    // Ended with the keytab alone this time.
     let mut kill = Command::new(bin("eddy-driver"));
-    kill.args(["yarn", "kill", &app])
+    kill.args(["yarn", "--principal", &k.principal, "--keytab"])
+        .arg(&k.keytab)
+        .args(["kill", &app])
         .env("HADOOP_CONF_DIR", &h.conf)
         .env("KRB5_CONFIG", &k.krb5_conf)
-        .env("KRB5CCNAME", format!("FILE:{}", cache.display()))
+        .env("KRB5CCNAME", format!("FILE:{}", logs.path().join("none.cc").display()))
         .env_remove("HADOOP_USER_NAME");
     let mut kill = Proc::spawn(kill);
     assert!(kill.wait_exit(WAIT).success(), "{}", kill.output());
@@ -311,20 +313,24 @@ fn an_attached_yarn_cloud_relays_its_master_token_keeps_worker_tokens_fresh_and_
     let dir = test_dir("attached");
     h.hdfs_ok(&["-mkdir", "-p", &dir]);
     h.put(&format!("{dir}/x.csv"), csv_part(0, 10_000).as_bytes(), 1, "127.0.0.1");
+    // The driver logs in from the keytab alone, so it can obtain tokens for as long as it runs.
     let logs = tempfile::tempdir().unwrap();
-    let cache = logs.path().join("alice.cc");
-    k.kinit(&cache, None);
     let notify = logs.path().join("notify.txt");
-    let mut cmd = secure_yarn(&h, &k, &cache, &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--name", "secure-attached"]);
-    cmd.arg("--notify").arg(&notify);
+    let mut cmd = secure_yarn(
+        &h,
+        &k,
+        &logs.path().join("none.cc"),
+        &["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--name", "secure-attached"],
+    );
+    cmd.arg("--notify").arg(&notify).arg("--principal").arg(&k.principal).arg("--keytab").arg(&k.keytab);
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Watching the cloud", WAIT);
     let notified = read_notify(&notify);
     let app = notified.app_opt.clone().unwrap();
 
-    // The workers' first HDFS token is cancelled (as if past its maximum lifetime, which the
-    // ResourceManager does not renew beyond); the driver, which holds the login, gives them
-    // new ones, so the import below reads with a token the driver obtained after the start.
+    // The workers' current HDFS token is cancelled (as if past its maximum lifetime, which the
+    // ResourceManager does not renew beyond); the driver, logged in from the keytab, gives
+    // them new ones, so the import below reads with a token obtained after the cancellation.
     let worker_token_file = eddy_tests::real_hadoop::container_processes(&app)
         .into_iter()
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "eddy-mapper"))

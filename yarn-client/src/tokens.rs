@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use eddy_hadoop_ipc::client::IpcClient;
 use eddy_hadoop_ipc::gssapi::Login;
-use eddy_hadoop_ipc::proto::common::{GetDelegationTokenRequestProto, GetDelegationTokenResponseProto, TokenProto};
+use eddy_hadoop_ipc::proto::common::{
+    GetDelegationTokenRequestProto, GetDelegationTokenResponseProto, RenewDelegationTokenRequestProto, RenewDelegationTokenResponseProto,
+    TokenProto,
+};
 use eddy_hadoop_ipc::protocols::CLIENT_NAMENODE;
 
 use crate::{YarnError, YarnResult};
@@ -24,6 +27,23 @@ pub async fn hdfs_delegation_token(namenode: &str, login: &Login, renewer: &str,
     let mut token = r.token.ok_or_else(|| YarnError::Incomplete { method: "getDelegationToken".into(), field: "token".into() })?;
     token.service = namenode.to_string();
     Ok(token)
+}
+
+/// An HDFS delegation token that the caller renews itself, with the time (milliseconds since
+/// the epoch) it expires unless renewed: obtained with the caller's short name as renewer and
+/// renewed once, which is how a client learns the NameNode's renewal interval (Spark does the
+/// same). For tokens handed out again before they expire.
+pub async fn hdfs_delegation_token_with_expiry(namenode: &str, login: &Login, timeout: Duration) -> YarnResult<(TokenProto, u64)> {
+    let ipc = IpcClient::connect_with_kerberos(namenode, CLIENT_NAMENODE, login, timeout).await?;
+    let principal = ipc.principal().unwrap_or_default();
+    // Hadoop's default auth_to_local rule: the first component of a principal of the realm.
+    let renewer = principal.split(['/', '@']).next().unwrap_or(principal).to_string();
+    let r: GetDelegationTokenResponseProto = ipc.call("getDelegationToken", &GetDelegationTokenRequestProto { renewer }).await?;
+    let mut token = r.token.ok_or_else(|| YarnError::Incomplete { method: "getDelegationToken".into(), field: "token".into() })?;
+    let renewed: RenewDelegationTokenResponseProto =
+        ipc.call("renewDelegationToken", &RenewDelegationTokenRequestProto { token: token.clone() }).await?;
+    token.service = namenode.to_string();
+    Ok((token, renewed.new_expiry_time))
 }
 
 /// The NameNode address (`host:port`, port 8020 when none is written) of an `hdfs://` file

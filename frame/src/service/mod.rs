@@ -304,7 +304,12 @@ impl FrameService for FrameServer {
     async fn update_tokens(&self, request: Request<TokenUpdate>) -> Result<Response<FrameAck>, Status> {
         let credentials = eddy_hadoop_ipc::credentials::Credentials::from_bytes(&request.into_inner().credentials)
             .map_err(|e| Status::invalid_argument(format!("the token update is not a Hadoop token file: {e}")))?;
-        let replaced = self.state.stores.update_tokens(&credentials).map_err(status)?;
+        let stores = self.state.stores.clone();
+        // File I/O off the async runtime's threads.
+        let replaced = tokio::task::spawn_blocking(move || stores.update_tokens(&credentials))
+            .await
+            .map_err(|e| Status::internal(format!("the token update task failed: {e}")))?
+            .map_err(status)?;
         tracing::info!(tokens = replaced, "took new delegation tokens");
         Ok(Response::new(FrameAck {}))
     }

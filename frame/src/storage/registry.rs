@@ -28,6 +28,7 @@ struct Inner {
     hadoop_user: String,
     kerberos_opt: Option<KerberosLogin>,
     token_file_opt: Option<std::path::PathBuf>,
+    token_update: Mutex<()>,
     store_env: Vec<(String, String)>,
 }
 
@@ -65,6 +66,7 @@ impl StoreRegistry {
             kerberos_opt,
             // A YARN container's delegation tokens.
             token_file_opt: env.get("HADOOP_TOKEN_FILE_LOCATION").filter(|p| !p.is_empty()).map(std::path::PathBuf::from),
+            token_update: Mutex::default(),
             store_env: env.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect(),
         }))
     }
@@ -93,6 +95,8 @@ impl StoreRegistry {
         let path = self.token_file().ok_or_else(|| {
             bad("this node has no Hadoop token file (HADOOP_TOKEN_FILE_LOCATION): only YARN containers take new tokens".into())
         })?;
+        // One update at a time: each reads the file the previous one wrote.
+        let _one = lock(&self.0.token_update);
         let mut current = Credentials::read_file(path).map_err(bad)?;
         for (alias, token) in &update.tokens {
             match current.tokens.iter_mut().find(|(a, _)| a == alias) {
@@ -101,10 +105,18 @@ impl StoreRegistry {
             }
         }
         let mut staged = path.as_os_str().to_owned();
-        staged.push(".eddy-new");
+        staged.push(format!(".eddy-new-{}", std::process::id()));
         let staged = std::path::PathBuf::from(staged);
-        let written = current.write_file(&staged).and_then(|()| std::fs::rename(&staged, path));
-        written.map_err(|e| bad(format!("cannot replace the token file {}: {e}", path.display())))?;
+        // A staged file left by a crash would keep its mode; a fresh one is created 0600.
+        let _ = std::fs::remove_file(&staged);
+        let written = current
+            .write_file(&staged)
+            .and_then(|()| std::fs::File::open(&staged)?.sync_all())
+            .and_then(|()| std::fs::rename(&staged, path));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&staged);
+            bad(format!("cannot replace the token file {}: {e}", path.display()))
+        })?;
         // Connections made with the old tokens stay until they break; the next ones use these.
         lock(&self.0.namenodes).clear();
         Ok(update.tokens.len())

@@ -114,8 +114,8 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     let t0 = Instant::now();
     let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
     let tokens = security::application_tokens(&conf, &identity, &rm, args.cloud.disown).await?;
-    // Attached, the driver keeps its login and hands the workers new tokens as they age; a
-    // disowned cloud keeps the first ones (no keytab goes to a container).
+    // Attached with a keytab, the driver hands the workers new tokens as they age; otherwise
+    // they keep the first ones, which YARN renews (no keytab goes to a container).
     if !args.cloud.disown {
         if let Some(source) = security::HdfsTokenSource::for_cluster(&conf, &identity, &rm)? {
             options.token_source_opt = Some(Arc::new(source));

@@ -5,7 +5,7 @@
 //! ResourceManager token. The ResourceManager renews them while the application runs.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use eddy_common::env::Environment;
 use eddy_common::ClusterSecret;
@@ -15,7 +15,7 @@ use eddy_hadoop_ipc::proto::common::TokenProto;
 use eddy_hadoop_ipc::IpcError;
 use eddy_yarn_client::conf::HadoopConf;
 use eddy_yarn_client::rm::{ResourceManager, RmAuth};
-use eddy_yarn_client::tokens::{hdfs_delegation_token, namenode_address, HDFS_DELEGATION_TOKEN};
+use eddy_yarn_client::tokens::{hdfs_delegation_token, hdfs_delegation_token_with_expiry, namenode_address, HDFS_DELEGATION_TOKEN};
 use eddy_yarn_client::YarnError;
 use prost::Message;
 
@@ -142,50 +142,33 @@ pub(super) async fn application_tokens(
     Ok(tokens)
 }
 
-/// Hadoop's default renewal interval of HDFS delegation tokens (a day).
-const DEFAULT_RENEW_INTERVAL_MS: u64 = 86_400_000;
-
-/// New HDFS delegation tokens for the workers of an attached cloud, obtained with the
-/// driver's login every three quarters of `dfs.namenode.delegation.token.renew-interval`.
-/// The ResourceManager renews the first token only up to its maximum lifetime; these keep
-/// the workers reading past it.
+/// New HDFS delegation tokens for the workers of an attached cloud whose driver logged in from
+/// a keytab (a ticket cache expires, and tokens the driver obtained would then outlive no
+/// longer than their renewal interval, where YARN renews the first ones for 7 days).
 #[derive(Debug)]
 pub(super) struct HdfsTokenSource {
     namenode: String,
-    renewer: String,
-    identity: Identity,
-    every: Duration,
+    login: Login,
 }
 
 impl HdfsTokenSource {
-    /// `None` on a SIMPLE cluster, which has no tokens to keep fresh.
+    /// `None` unless the driver logs in from a keytab on a Kerberized cluster.
     pub(super) fn for_cluster(conf: &HadoopConf, identity: &Identity, rm: &ResourceManager) -> DriverResult<Option<Self>> {
-        if !matches!(identity, Identity::Kerberos(_)) {
-            return Ok(None);
-        }
-        let (namenode, renewer) = hdfs_token_origin(conf, rm)?;
-        let interval_ms = conf
-            .get("dfs.namenode.delegation.token.renew-interval")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .unwrap_or(DEFAULT_RENEW_INTERVAL_MS);
-        let every = Duration::from_millis(interval_ms * 3 / 4).max(Duration::from_secs(5));
-        Ok(Some(Self { namenode, renewer, identity: identity.clone(), every }))
+        let Identity::Kerberos(login @ Login::Keytab { .. }) = identity else { return Ok(None) };
+        let (namenode, _) = hdfs_token_origin(conf, rm)?;
+        Ok(Some(Self { namenode, login: login.clone() }))
     }
 }
 
 #[async_trait::async_trait]
 impl TokenSource for HdfsTokenSource {
-    fn every(&self) -> Duration {
-        self.every
-    }
-
-    async fn obtain(&self) -> DriverResult<Credentials> {
-        let Identity::Kerberos(login) = &self.identity else { return Ok(Credentials::default()) };
-        let token = hdfs_delegation_token(&self.namenode, login, &self.renewer, RPC_TIMEOUT)
+    async fn obtain(&self) -> DriverResult<(Credentials, SystemTime)> {
+        let identity = Identity::Kerberos(self.login.clone());
+        let (token, expiry_ms) = hdfs_delegation_token_with_expiry(&self.namenode, &self.login, RPC_TIMEOUT)
             .await
-            .map_err(|e| rm_error(&format!("cannot obtain an HDFS delegation token from {}", self.namenode), e, &self.identity))?;
-        Ok(Credentials { tokens: vec![(token.service.clone(), token)], secrets: Vec::new() })
+            .map_err(|e| rm_error(&format!("cannot obtain an HDFS delegation token from {}", self.namenode), e, &identity))?;
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_millis(expiry_ms);
+        Ok((Credentials { tokens: vec![(token.service.clone(), token)], secrets: Vec::new() }, expiry))
     }
 }
 
