@@ -67,6 +67,12 @@ pub enum YarnAction {
     Kill {
         /// The application id, application_<cluster timestamp>_<number>
         app_id: String,
+        /// On a Kerberized cluster: the principal (user@REALM) to log in as, with --keytab [default: the ticket cache, `kinit`]
+        #[arg(long, value_name = "USER@REALM", requires = "keytab")]
+        principal: Option<String>,
+        /// Keytab of --principal
+        #[arg(long, value_name = "FILE", requires = "principal")]
+        keytab: Option<PathBuf>,
     },
 }
 

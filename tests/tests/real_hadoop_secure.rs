@@ -287,9 +287,8 @@ fn a_disowned_yarn_cloud_reads_and_writes_hdfs_with_delegation_tokens_only() {
 
     // Ended with the keytab alone this time.
     let mut kill = Command::new(bin("eddy-driver"));
-    kill.args(["yarn", "--principal", &k.principal, "--keytab"])
+    kill.args(["yarn", "kill", &app, "--principal", &k.principal, "--keytab"])
         .arg(&k.keytab)
-        .args(["kill", &app])
         .env("HADOOP_CONF_DIR", &h.conf)
         .env("KRB5_CONFIG", &k.krb5_conf)
         .env("KRB5CCNAME", format!("FILE:{}", logs.path().join("none.cc").display()))

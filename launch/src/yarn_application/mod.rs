@@ -87,8 +87,9 @@ struct Master {
 
 /// Runs `eddy-driver yarn`.
 pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
-    if let Some(YarnAction::Kill { app_id }) = &args.action {
-        return kill(app_id, &args, env).await;
+    if let Some(YarnAction::Kill { app_id, principal, keytab }) = &args.action {
+        let kerberos_opt = crate::keytab::login_from_flags(principal.as_ref(), keytab.as_ref())?;
+        return kill(app_id, kerberos_opt, env).await;
     }
     let conf = load_conf(env)?;
     let (memory, capability) = worker_resources(&args)?;
@@ -437,12 +438,11 @@ async fn register_master(
 }
 
 /// `eddy-driver yarn kill APP_ID`.
-async fn kill(app_id: &str, args: &YarnArgs, env: &Environment) -> DriverResult<Outcome> {
+async fn kill(app_id: &str, kerberos_opt: Option<(String, std::path::PathBuf)>, env: &Environment) -> DriverResult<Outcome> {
     let id = eddy_yarn_client::parse_application_id(app_id).ok_or_else(|| DriverError::InvalidArgument {
         reason: format!("{app_id:?} is not an application id (application_<timestamp>_<number>)"),
     })?;
     let conf = load_conf(env)?;
-    let kerberos_opt = crate::keytab::login_from_flags(args.cloud.principal.as_ref(), args.cloud.keytab.as_ref())?;
     let identity = security::Identity::for_cluster(&conf, kerberos_opt.as_ref());
     let storage = &StorageOptions::from_env(&env.with(crate::keytab::login_env(kerberos_opt.as_ref())));
     let (rm, user) = security::connect_rm(&conf, &identity, env).await?;
