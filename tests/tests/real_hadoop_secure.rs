@@ -37,6 +37,24 @@ fn secure_driver(h: &RealHadoop, k: &Kerberos, logs: &Path, cache: &Path) -> Com
     cmd
 }
 
+/// A one-row CSV in a new test directory: the directory and the file's URL.
+fn tiny_csv(h: &RealHadoop, name: &str) -> (String, String) {
+    let dir = test_dir(name);
+    h.hdfs_ok(&["-mkdir", "-p", &dir]);
+    h.put(&format!("{dir}/x.csv"), b"a,b\n1,2\n", 1, "127.0.0.1");
+    let url = h.url(&format!("{dir}/x.csv"));
+    (dir, url)
+}
+
+/// Runs `cmd`, which must fail; its output.
+fn fails(cmd: Command) -> String {
+    let mut d = Proc::spawn(cmd);
+    let status = d.wait_exit(WAIT);
+    let out = d.output();
+    assert!(!status.success(), "{out}");
+    out
+}
+
 fn rows(cloud: &WatchedCloud, frame: &str) -> Value {
     frame_info(&cloud.http, &cloud.base, frame)["rows"].clone()
 }
@@ -108,19 +126,13 @@ fn without_a_ticket_or_with_an_expired_one_the_import_says_what_to_do() {
     let Some((h, k)) = RealHadoop::secure_from_env("without_a_ticket_or_with_an_expired_one_the_import_says_what_to_do") else {
         return;
     };
-    let dir = test_dir("no-ticket");
-    h.hdfs_ok(&["-mkdir", "-p", &dir]);
-    h.put(&format!("{dir}/x.csv"), b"a,b\n1,2\n", 1, "127.0.0.1");
-    let url = h.url(&format!("{dir}/x.csv"));
+    let (dir, url) = tiny_csv(&h, "no-ticket");
 
     // No ticket at all.
     let logs = tempfile::tempdir().unwrap();
     let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
     cmd.arg("--import").arg(&url);
-    let mut d = Proc::spawn(cmd);
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
+    let out = fails(cmd);
     assert!(out.contains("no Kerberos ticket") && out.contains("kinit") && out.contains("--keytab"), "{out}");
     assert!(!out.contains("GssMajorCodes"), "no library debug output: {out}");
 
@@ -131,10 +143,7 @@ fn without_a_ticket_or_with_an_expired_one_the_import_says_what_to_do() {
     std::thread::sleep(Duration::from_secs(17));
     let mut cmd = secure_driver(&h, &k, logs.path(), &cache);
     cmd.arg("--import").arg(&url);
-    let mut d = Proc::spawn(cmd);
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
+    let out = fails(cmd);
     assert!(out.contains("expired") && out.contains("kinit"), "{out}");
     h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
 }
@@ -147,10 +156,7 @@ fn a_keytab_without_the_principal_is_refused_before_any_worker_starts() {
     let logs = tempfile::tempdir().unwrap();
     let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
     cmd.args(["--principal", "bob@EXAMPLE.COM"]).arg("--keytab").arg(&k.keytab);
-    let mut d = Proc::spawn(cmd);
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
+    let out = fails(cmd);
     assert!(out.contains(&format!("has no keys for bob@EXAMPLE.COM (it holds {})", k.principal)), "{out}");
     assert!(!out.contains("registered"), "no worker started: {out}");
 }
@@ -160,10 +166,7 @@ fn an_unknown_principal_and_a_refused_token_say_what_to_do() {
     let Some((h, k)) = RealHadoop::secure_from_env("an_unknown_principal_and_a_refused_token_say_what_to_do") else {
         return;
     };
-    let dir = test_dir("refused");
-    h.hdfs_ok(&["-mkdir", "-p", &dir]);
-    h.put(&format!("{dir}/x.csv"), b"a,b\n1,2\n", 1, "127.0.0.1");
-    let url = h.url(&format!("{dir}/x.csv"));
+    let (dir, url) = tiny_csv(&h, "refused");
     let logs = tempfile::tempdir().unwrap();
 
     // A keytab for a principal the KDC has never heard of.
@@ -171,10 +174,7 @@ fn an_unknown_principal_and_a_refused_token_say_what_to_do() {
     k.keytab_for("bob@EXAMPLE.COM", &keytab);
     let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
     cmd.args(["--principal", "bob@EXAMPLE.COM"]).arg("--keytab").arg(&keytab).arg("--import").arg(&url);
-    let mut d = Proc::spawn(cmd);
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
+    let out = fails(cmd);
     assert!(out.contains("the KDC does not know this principal") && out.contains("--principal"), "{out}");
 
     // A delegation token that was cancelled, as a container's would be past its lifetime:
@@ -188,10 +188,7 @@ fn an_unknown_principal_and_a_refused_token_say_what_to_do() {
     assert!(cancelled.ok, "cancelling it: {}", cancelled.stderr);
     let mut cmd = secure_driver(&h, &k, logs.path(), &logs.path().join("none.cc"));
     cmd.env("HADOOP_TOKEN_FILE_LOCATION", &token_file).arg("--import").arg(&url);
-    let mut d = Proc::spawn(cmd);
-    let status = d.wait_exit(WAIT);
-    let out = d.output();
-    assert!(!status.success(), "{out}");
+    let out = fails(cmd);
     assert!(out.contains("refused this worker's HDFS delegation token") && out.contains("maximum lifetime"), "{out}");
     h.hdfs(&["-rm", "-r", "-skipTrash", &dir]);
 }
