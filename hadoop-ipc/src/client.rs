@@ -455,12 +455,17 @@ fn spawn_reader(mut reader: OwnedReadHalf, pending: Pending, addr: String, mut o
                 Err(e) => break e,
             }
         };
-        if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
-            for (_, s) in map {
-                let _ = s.send(Err(IpcError::Protocol { addr: addr.clone(), message: end.clone() }));
-            }
-        }
+        fail_all(&pending, &addr, &end);
     })
+}
+
+/// Fails every waiting call with `message` and takes no more: the connection is over.
+fn fail_all(pending: &Pending, addr: &str, message: &str) {
+    if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
+        for (_, s) in map {
+            let _ = s.send(Err(IpcError::Protocol { addr: addr.to_string(), message: message.to_string() }));
+        }
+    }
 }
 
 /// Dispatches every whole frame in the opened stream, leaving a partial one for later.
@@ -519,11 +524,7 @@ fn spawn_writer(
                     Err(e) => {
                         let message = format!("cannot seal a call for the protected connection: {e}");
                         tracing::warn!(addr, "{message}");
-                        if let Some(map) = pending.lock().ok().and_then(|mut p| p.take()) {
-                            for (_, s) in map {
-                                let _ = s.send(Err(IpcError::Protocol { addr: addr.clone(), message: message.clone() }));
-                            }
-                        }
+                        fail_all(&pending, &addr, &message);
                         break;
                     }
                 },

@@ -16,9 +16,10 @@ use std::sync::{Arc, Mutex};
 
 use cbc::cipher::{Array, BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use hmac::{Hmac, KeyInit, Mac};
-use md5::{Digest, Md5};
+use md5::Md5;
 
 use crate::gssapi::Context;
+use crate::sasl::md5;
 
 type HmacMd5 = Hmac<Md5>;
 type TdesEncryptor = cbc::Encryptor<des::TdesEde2>;
@@ -105,14 +106,6 @@ impl std::fmt::Debug for Opener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Opener").finish_non_exhaustive()
     }
-}
-
-fn md5(parts: &[&[u8]]) -> [u8; 16] {
-    let mut h = Md5::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
 }
 
 /// Seven key bytes spread over eight DES key bytes, the low bit of each an odd parity bit

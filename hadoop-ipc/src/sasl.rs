@@ -25,7 +25,8 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn md5(parts: &[&[u8]]) -> [u8; 16] {
+/// MD5 of the parts joined.
+pub(crate) fn md5(parts: &[&[u8]]) -> [u8; 16] {
     let mut h = Md5::new();
     for p in parts {
         h.update(p);

@@ -22,11 +22,22 @@ pub use eddy_hadoop_ipc::credentials::HDFS_DELEGATION_TOKEN;
 /// written (`host:port`), the way Hadoop's clients and hdfs-native look tokens up.
 pub async fn hdfs_delegation_token(namenode: &str, login: &Login, renewer: &str, timeout: Duration) -> YarnResult<TokenProto> {
     let ipc = IpcClient::connect_with_kerberos(namenode, CLIENT_NAMENODE, login, timeout).await?;
+    delegation_token(&ipc, namenode, renewer).await
+}
+
+/// `getDelegationToken` on a NameNode connection, the token's service set to `namenode`.
+async fn delegation_token(ipc: &IpcClient, namenode: &str, renewer: &str) -> YarnResult<TokenProto> {
     let request = GetDelegationTokenRequestProto { renewer: renewer.to_string() };
     let r: GetDelegationTokenResponseProto = ipc.call("getDelegationToken", &request).await?;
     let mut token = r.token.ok_or_else(|| YarnError::Incomplete { method: "getDelegationToken".into(), field: "token".into() })?;
     token.service = namenode.to_string();
     Ok(token)
+}
+
+/// The name Hadoop's default `auth_to_local` rule gives a principal of the default realm:
+/// its first component (`alice@EXAMPLE.COM` and `alice/admin@EXAMPLE.COM` are `alice`).
+pub fn short_name(principal: &str) -> String {
+    principal.split(['/', '@']).next().unwrap_or(principal).to_string()
 }
 
 /// An HDFS delegation token that the caller renews itself, with the time (milliseconds since
@@ -35,14 +46,11 @@ pub async fn hdfs_delegation_token(namenode: &str, login: &Login, renewer: &str,
 /// same). For tokens handed out again before they expire.
 pub async fn hdfs_delegation_token_with_expiry(namenode: &str, login: &Login, timeout: Duration) -> YarnResult<(TokenProto, u64)> {
     let ipc = IpcClient::connect_with_kerberos(namenode, CLIENT_NAMENODE, login, timeout).await?;
-    let principal = ipc.principal().unwrap_or_default();
-    // Hadoop's default auth_to_local rule: the first component of a principal of the realm.
-    let renewer = principal.split(['/', '@']).next().unwrap_or(principal).to_string();
-    let r: GetDelegationTokenResponseProto = ipc.call("getDelegationToken", &GetDelegationTokenRequestProto { renewer }).await?;
-    let mut token = r.token.ok_or_else(|| YarnError::Incomplete { method: "getDelegationToken".into(), field: "token".into() })?;
+    let renewer = short_name(ipc.principal().unwrap_or_default());
+    let token = delegation_token(&ipc, namenode, &renewer).await?;
+    // The NameNode renews a token as its identifier says; the service is ours alone.
     let renewed: RenewDelegationTokenResponseProto =
         ipc.call("renewDelegationToken", &RenewDelegationTokenRequestProto { token: token.clone() }).await?;
-    token.service = namenode.to_string();
     Ok((token, renewed.new_expiry_time))
 }
 
@@ -65,6 +73,13 @@ pub fn namenode_address(default_fs: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_names_follow_hadoops_default_rule() {
+        assert_eq!(short_name("alice@EXAMPLE.COM"), "alice");
+        assert_eq!(short_name("alice/admin@EXAMPLE.COM"), "alice");
+        assert_eq!(short_name("alice"), "alice");
+    }
 
     #[test]
     fn namenode_addresses_from_file_system_urls() {

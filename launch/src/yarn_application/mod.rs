@@ -118,7 +118,7 @@ pub async fn run(args: YarnArgs, env: &Environment) -> DriverResult<Outcome> {
     // Attached with a keytab, the driver hands the workers new tokens as they age; otherwise
     // they keep the first ones, which YARN renews (no keytab goes to a container).
     if !args.cloud.disown {
-        if let Some(source) = security::HdfsTokenSource::for_cluster(&conf, &identity, &rm)? {
+        if let Some(source) = security::HdfsTokenSource::for_cluster(&conf, &identity)? {
             options.token_source_opt = Some(Arc::new(source));
         }
     }

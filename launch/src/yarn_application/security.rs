@@ -15,7 +15,9 @@ use eddy_hadoop_ipc::proto::common::TokenProto;
 use eddy_hadoop_ipc::IpcError;
 use eddy_yarn_client::conf::HadoopConf;
 use eddy_yarn_client::rm::{ResourceManager, RmAuth};
-use eddy_yarn_client::tokens::{hdfs_delegation_token, hdfs_delegation_token_with_expiry, namenode_address, HDFS_DELEGATION_TOKEN};
+use eddy_yarn_client::tokens::{
+    hdfs_delegation_token, hdfs_delegation_token_with_expiry, namenode_address, short_name, HDFS_DELEGATION_TOKEN,
+};
 use eddy_yarn_client::YarnError;
 use prost::Message;
 
@@ -97,25 +99,14 @@ pub(super) fn rm_error(context: &str, e: YarnError, identity: &Identity) -> Driv
     DriverError::Yarn { reason: format!("{context}: {e}{advice}") }
 }
 
-/// The name Hadoop's default `auth_to_local` rule gives a principal of the default realm:
-/// its first component (`alice@EXAMPLE.COM` and `alice/admin@EXAMPLE.COM` are `alice`).
-pub(super) fn short_name(principal: &str) -> String {
-    principal.split(['/', '@']).next().unwrap_or(principal).to_string()
-}
-
-/// Where HDFS delegation tokens come from: `fs.defaultFS`'s NameNode, with the
-/// ResourceManager's principal as their renewer.
-fn hdfs_token_origin(conf: &HadoopConf, rm: &ResourceManager) -> DriverResult<(String, String)> {
-    let renewer = conf.resource_manager_principal(rm.addr()).ok_or_else(|| DriverError::Yarn {
-        reason: "the cluster runs Kerberos but yarn.resourcemanager.principal is not set in yarn-site.xml: the delegation tokens need it as their renewer".into(),
-    })?;
+/// The NameNode HDFS delegation tokens come from: `fs.defaultFS`'s.
+fn token_namenode(conf: &HadoopConf) -> DriverResult<String> {
     let default_fs = conf.default_fs().unwrap_or_default();
-    let namenode = namenode_address(&default_fs).ok_or_else(|| DriverError::Yarn {
+    namenode_address(&default_fs).ok_or_else(|| DriverError::Yarn {
         reason: format!(
             "fs.defaultFS is {default_fs:?}: on a Kerberized cluster eddy-driver yarn obtains HDFS delegation tokens from an hdfs://host:port NameNode only (name services are not supported yet)"
         ),
-    })?;
-    Ok((namenode, renewer))
+    })
 }
 
 /// The delegation tokens the application's containers need, by alias (their service), or
@@ -128,7 +119,10 @@ pub(super) async fn application_tokens(
     disowned: bool,
 ) -> DriverResult<Vec<(String, TokenProto)>> {
     let Identity::Kerberos(login) = identity else { return Ok(Vec::new()) };
-    let (namenode, renewer) = hdfs_token_origin(conf, rm)?;
+    let renewer = conf.resource_manager_principal(rm.addr()).ok_or_else(|| DriverError::Yarn {
+        reason: "the cluster runs Kerberos but yarn.resourcemanager.principal is not set in yarn-site.xml: the delegation tokens need it as their renewer".into(),
+    })?;
+    let namenode = token_namenode(conf)?;
     let mut tokens = Vec::new();
     let hdfs = hdfs_delegation_token(&namenode, login, &renewer, RPC_TIMEOUT)
         .await
@@ -153,10 +147,9 @@ pub(super) struct HdfsTokenSource {
 
 impl HdfsTokenSource {
     /// `None` unless the driver logs in from a keytab on a Kerberized cluster.
-    pub(super) fn for_cluster(conf: &HadoopConf, identity: &Identity, rm: &ResourceManager) -> DriverResult<Option<Self>> {
+    pub(super) fn for_cluster(conf: &HadoopConf, identity: &Identity) -> DriverResult<Option<Self>> {
         let Identity::Kerberos(login @ Login::Keytab { .. }) = identity else { return Ok(None) };
-        let (namenode, _) = hdfs_token_origin(conf, rm)?;
-        Ok(Some(Self { namenode, login: login.clone() }))
+        Ok(Some(Self { namenode: token_namenode(conf)?, login: login.clone() }))
     }
 }
 
@@ -273,12 +266,5 @@ mod tests {
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
         assert!(open_token(&secret, &tampered).is_err());
-    }
-
-    #[test]
-    fn short_names_follow_hadoops_default_rule() {
-        assert_eq!(short_name("alice@EXAMPLE.COM"), "alice");
-        assert_eq!(short_name("alice/admin@EXAMPLE.COM"), "alice");
-        assert_eq!(short_name("alice"), "alice");
     }
 }
