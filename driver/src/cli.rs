@@ -16,8 +16,10 @@ pub use eddy_launch::args::{parse_port_range, CloudArgs, ImportArgs, YarnAction,
     long_about = "Launch an Eddy cloud and stay attached to it as an observer client.\n\n\
         The driver starts the workers, gathers their addresses through its gather service,\n\
         hands every worker the same peer list, waits until they agree, prints the cloud,\n\
-        and then watches it: Ctrl-C or POST /3/Shutdown stops every worker; a worker that\n\
-        dies is named and the driver exits non-zero (unless --keep-going).\n\n\
+        and then watches it: Ctrl-C or POST /3/Shutdown stops every worker. A worker that\n\
+        dies is named; the survivors remove it, read its chunks of imported frames again\n\
+        from their sources and carry on (with --fail-fast the driver stops the cloud and\n\
+        exits non-zero instead).\n\n\
         Without a subcommand: `local --nodes 3 --check --import data/sample.csv`\n\
         (a local cloud imports the sample dataset, prints its summary and stops).",
     after_help = "Examples:\n  eddy-driver local --nodes 3\n  eddy-driver local --nodes 2 --port 0 --notify leader.txt --disown\n\n\

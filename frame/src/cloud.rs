@@ -91,7 +91,7 @@ impl FrameCloud {
         let reporter = node.clone();
         let store = ChunkStore::new(node.addr().to_string(), budget).with_observer(Arc::new(move |used| reporter.set_data_bytes(used)));
         let state = Arc::new(FrameState { me: node.addr(), stores: storage.stores.clone(), store, frames: FrameRegistry::default() });
-        Self {
+        let cloud = Self {
             inner: Arc::new(Inner {
                 node: node.clone(),
                 state,
@@ -100,7 +100,11 @@ impl FrameCloud {
                 stamp: AuthStamp::new(options.secret.clone(), options.cloud_name.clone()),
                 clients: Mutex::default(),
             }),
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            cloud.watch_losses();
         }
+        cloud
     }
 
     /// The gRPC service and REST routes to serve on the node.
@@ -258,18 +262,24 @@ impl FrameCloud {
     /// one for the histograms (`bins` at most per numeric column, 0 for none), whose bins
     /// need the whole frame's minimum and maximum.
     pub async fn summary(&self, id: &str, bins: usize) -> FrameResult<Vec<ColumnSummary>> {
-        let info = self.frame(id)?;
+        let info = self.readable(id)?;
         self.workers()?;
         let calls = info.nodes().into_iter().map(|node| {
             let frame_id = info.frame_id.clone();
             async move {
                 let mut client = self.client(node)?;
                 let reply = client.summarize(FrameRef { frame_id }).await.map_err(|s| Self::remote(node, s))?;
-                FrameResult::Ok(reply.into_inner().columns.into_iter().map(ColumnPartial::from).collect::<Vec<_>>())
+                FrameResult::Ok(reply.into_inner().chunks)
             }
         });
-        let parts = futures::future::try_join_all(calls).await?;
-        let merged = parts.into_iter().fold(vec![ColumnPartial::default(); info.columns.len()], merge_all);
+        // Merged in chunk order: the same bits wherever the chunks live (after a worker's
+        // chunks were read again elsewhere, too).
+        let mut parts: Vec<_> = futures::future::try_join_all(calls).await?.into_iter().flatten().collect();
+        parts.sort_by_key(|p| p.chunk);
+        let merged = parts
+            .into_iter()
+            .map(|p| p.columns.into_iter().map(ColumnPartial::from).collect::<Vec<_>>())
+            .fold(vec![ColumnPartial::default(); info.columns.len()], merge_all);
         let types: Vec<String> = info
             .columns
             .iter()
@@ -302,7 +312,7 @@ impl FrameCloud {
 
     /// Rows `[offset, offset + count)` as text cells.
     pub async fn rows(&self, id: &str, offset: u64, count: u64) -> FrameResult<Vec<Vec<Option<String>>>> {
-        let info = self.frame(id)?;
+        let info = self.readable(id)?;
         let count = count.min(10_000);
         let mut out = Vec::new();
         let mut start_of_chunk = 0u64;

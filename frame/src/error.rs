@@ -87,6 +87,14 @@ pub enum FrameError {
         /// Why.
         reason: String,
     },
+    /// Chunks of the frame were lost with a worker and cannot be read again.
+    #[error("frame {id:?} lost data: {reason}; delete it (DELETE /3/Frames/{id}) and make it again")]
+    FrameLost {
+        /// The frame.
+        id: String,
+        /// What was lost, with which worker, and why it cannot be read again.
+        reason: String,
+    },
     /// Arrow failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -131,6 +139,7 @@ impl FrameError {
             | FrameError::Parse { .. }
             | FrameError::OutOfMemory { .. }
             | FrameError::FrameNotFound { .. }
+            | FrameError::FrameLost { .. }
             | FrameError::InvalidArgument { .. }
             | FrameError::Arrow(_)
             | FrameError::Cloud { .. }

@@ -10,7 +10,9 @@
 //! - [`service`]: the ways in (the worker side of the frame protocol over gRPC, Arrow Flight,
 //!   the REST routes);
 //! - [`FrameCloud`] (`cloud.rs`): one node's handle on all of it, and the coordinator of
-//!   imports, exports and jobs.
+//!   imports, exports and jobs;
+//! - `recovery`: frames after the loss of a worker (lost chunks read again from the source,
+//!   or the frame reported lost).
 //!
 //! Other crates use the modules re-exported here by their short names.
 
@@ -18,6 +20,7 @@ mod cloud;
 pub mod compute;
 mod error;
 pub mod import;
+mod recovery;
 pub mod service;
 pub mod storage;
 pub mod store;

@@ -132,9 +132,9 @@ pub struct CloudArgs {
     /// Exit 0 once the cloud formed and leave it running (stop it with POST /3/Shutdown; on YARN an ApplicationMaster container takes over, `yarn kill APP_ID` ends it)
     #[arg(long)]
     pub disown: bool,
-    /// Report a dead worker and keep watching instead of stopping the cloud and exiting non-zero
+    /// Stop the whole cloud and exit non-zero when a worker is lost. Without it the cloud carries on: the survivors remove the lost worker (after --heartbeat-timeout of silence), read its chunks of imported frames again from their sources, and report other frames it held as lost
     #[arg(long)]
-    pub keep_going: bool,
+    pub fail_fast: bool,
     /// Form the cloud, print it and a network test, then stop it and exit (a smoke test)
     #[arg(long)]
     pub check: bool,

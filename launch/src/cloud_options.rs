@@ -77,8 +77,8 @@ pub struct CloudOptions {
     pub stop_on_stdin_eof: bool,
     /// `--disown`.
     pub disown: bool,
-    /// `--keep-going`.
-    pub keep_going: bool,
+    /// `--fail-fast`.
+    pub fail_fast: bool,
     /// `--check`.
     pub check: bool,
     /// `--import`.
@@ -156,7 +156,7 @@ impl CloudOptions {
             status_file_opt: args.status_file.clone(),
             stop_on_stdin_eof: false,
             disown: args.disown,
-            keep_going: args.keep_going,
+            fail_fast: args.fail_fast,
             check: args.check,
             import_opt: args.import.clone(),
             strict: args.strict,

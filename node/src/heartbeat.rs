@@ -38,10 +38,32 @@ async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
                 .unwrap_or(RefusalKind::Unauthenticated);
             inner.membership().on_refused(target, kind, status.message());
         }
-        Ok(Err(status)) => tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), "heartbeat failed"),
-        Err(_) => tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out"),
+        Ok(Err(status)) => {
+            let refused = connection_refused(&status);
+            tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), refused, "heartbeat failed");
+            inner.membership().on_unreachable(target, refused);
+        }
+        Err(_) => {
+            tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out");
+            inner.membership().on_unreachable(target, false);
+        }
     }
     inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
+}
+
+/// Whether the call failed because nothing listens at the peer's address (the host answered
+/// the connection with a reset): the process is gone, which a timeout cannot tell.
+fn connection_refused(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    // Bounded: error chains are short, and a cycle must not hang the heartbeat.
+    for _ in 0..16 {
+        let Some(e) = source else { return false };
+        if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 pub(crate) async fn heartbeat_loop(inner: Arc<Inner>) {

@@ -46,9 +46,6 @@ pub struct NodeV3 {
     /// Why it refused this node's heartbeats, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_us: Option<String>,
-    /// Why this member is lost for good, if it is (a new process took its address).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lost: Option<String>,
 }
 
 /// `GET /3/Cloud`.
@@ -84,8 +81,24 @@ pub struct CloudV3 {
     /// Peers the cloud formed without (`ip_port` and why), never counted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOutV3>,
+    /// Members the cloud removed for good (`ip_port`, why, last heard), never counted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost_nodes: Vec<LostV3>,
+    /// The membership generation: members removed so far (0 while the cloud is as it formed).
+    pub generation: u64,
     /// Observer clients seen recently (listed apart, never counted).
     pub clients: Vec<NodeV3>,
+}
+
+/// A member the cloud removed.
+#[derive(Debug, Serialize)]
+pub struct LostV3 {
+    /// `ip:port`.
+    pub ip_port: String,
+    /// Why it was removed.
+    pub reason: String,
+    /// Epoch millis when last heard from (0 = never).
+    pub last_ping: u64,
 }
 
 fn node_v3(m: &MemberView) -> NodeV3 {
@@ -106,7 +119,6 @@ fn node_v3(m: &MemberView) -> NodeV3 {
         node_version: s.version,
         host: s.host,
         refused_us: m.refused_us.clone(),
-        lost: m.replaced.then(|| "restarted: a new process answers at this address, so this member's data is gone".to_string()),
     }
 }
 
@@ -141,6 +153,12 @@ pub fn cloud_v3(view: &CloudView, cloud_name: &str, uptime_millis: u64) -> Cloud
         node_idx,
         nodes: view.members.iter().map(node_v3).collect(),
         left_out: view.left_out.iter().map(|l| LeftOutV3 { ip_port: l.addr.to_string(), reason: l.reason.clone() }).collect(),
+        lost_nodes: view
+            .lost
+            .iter()
+            .map(|l| LostV3 { ip_port: l.addr.to_string(), reason: l.reason.clone(), last_ping: l.last_ping_epoch_millis })
+            .collect(),
+        generation: view.generation,
         clients: view.clients.iter().map(node_v3).collect(),
     }
 }

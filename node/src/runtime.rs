@@ -170,10 +170,11 @@ impl Inner {
                 }
                 Event::Recovered { node } => tracing::warn!(node = %self.me, member = %node, "member is heard from again"),
                 Event::Joined { node } => tracing::debug!(node = %self.me, member = %node, "member joined"),
-                Event::Replaced { node } => tracing::error!(
+                Event::Lost { node, reason, generation } => tracing::error!(
                     node = %self.me,
                     lost = %node,
-                    "a new process answers at this member's address: the member was restarted and its data is gone; the cloud is unhealthy"
+                    generation,
+                    "member removed from the cloud: {reason}"
                 ),
             }
             // Nobody listening is fine.

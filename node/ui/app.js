@@ -221,6 +221,7 @@ pages.cloud = {
       card("Health", c.cloud_healthy ? badge("healthy", "ok") : badge(c.bad_nodes + " unhealthy", "bad")),
       card("Leader", leader ? leader.ip_port : c.consensus ? "none yet" : "none: members disagree"),
       card("Lock", c.locked ? "locked" + (c.locked_reason ? ": " + c.locked_reason : "") : "open to newcomers"),
+      card("Generation", c.generation ? c.generation + (c.generation === 1 ? " worker lost" : " workers lost") : "as formed"),
       card("Uptime", duration(c.cloud_uptime_millis)),
       card("Version", c.version));
     const nodeColumns = (isClient) => [
@@ -254,6 +255,15 @@ pages.cloud = {
       el("h2", {}, "Observer clients"),
       table("clients", nodeColumns(true), clients, { rowClass: n => (n.healthy ? null : "bad"), rowKey: n => n.ip_port, onSort: rerender, empty: "no observer clients" }),
     ];
+    if (c.lost_nodes && c.lost_nodes.length) {
+      parts.push(el("h2", {}, "Lost workers"));
+      const lostColumns = [
+        { label: "Node", value: l => l.ip_port },
+        { label: "Why", value: l => l.reason, cell: l => el("span", { class: "why" }, l.reason), wrap: true },
+        { label: "Last heartbeat", value: l => l.last_ping, cell: l => el("span", { title: localTime(l.last_ping) }, l.last_ping ? ago(l.last_ping) : "never") },
+      ];
+      parts.push(table("lost", lostColumns, c.lost_nodes, { rowClass: () => "bad", rowKey: l => l.ip_port, onSort: rerender }));
+    }
     if (c.left_out && c.left_out.length) {
       parts.push(el("h2", {}, "Left out of the cloud"));
       parts.push(table("left-out", [{ label: "Node", value: l => l.ip_port }, { label: "Why", value: l => l.reason, wrap: true }], c.left_out, { onSort: rerender }));
@@ -267,7 +277,7 @@ function card(label, value) {
 }
 
 function whyUnhealthy(n) {
-  const why = n.lost || n.refused_us || (!n.healthy ? "no heartbeat for " + duration(Date.now() - n.last_ping) : null);
+  const why = n.refused_us || (!n.healthy ? "no heartbeat for " + duration(Date.now() - n.last_ping) : null);
   return why ? el("div", { class: "why" }, why) : null;
 }
 

@@ -430,7 +430,6 @@ class EddyContext(Client):
             "--notify", notify_file,
             "--status-file", self._status_file,
             "--stop-on-stdin-eof",
-            "--keep-going",
             "--driver-ip", driver_host,
             "--port", str(s["port"]),
             "--timeout", s["timeout"],

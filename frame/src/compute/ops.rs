@@ -100,7 +100,7 @@ impl FrameCloud {
     }
 
     async fn group_by_now(&self, id: &str, request: &GroupByRequest) -> FrameResult<FrameInfo> {
-        let info = self.frame(id)?;
+        let info = self.readable(id)?;
         let workers = self.workers()?;
         self.inner.node.lock("first work: group-by");
         let names: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
@@ -161,7 +161,7 @@ impl FrameCloud {
     }
 
     async fn export_now(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {
-        let info = self.frame(id)?;
+        let info = self.readable(id)?;
         self.workers()?;
         self.inner.node.lock("first work: export");
         let storage = crate::service::wire::storage(&self.inner.storage);

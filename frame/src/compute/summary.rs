@@ -324,9 +324,11 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
     }
 }
 
-/// Folds batches into one partial per column, batches in parallel.
+/// Folds batches into one partial per column: batches in parallel, merged in their order, so
+/// that the same batches always give the same bits (a parallel reduce's tree depends on
+/// work stealing, and floating-point merges on their order).
 pub fn partials(batches: &[&RecordBatch], num_columns: usize) -> Vec<ColumnPartial> {
-    batches
+    let per_batch: Vec<Vec<ColumnPartial>> = batches
         .par_iter()
         .map(|b| {
             (0..num_columns)
@@ -337,7 +339,13 @@ pub fn partials(batches: &[&RecordBatch], num_columns: usize) -> Vec<ColumnParti
                 })
                 .collect::<Vec<_>>()
         })
-        .reduce(|| vec![ColumnPartial::default(); num_columns], merge_all)
+        .collect();
+    per_batch.into_iter().fold(vec![ColumnPartial::default(); num_columns], merge_all)
+}
+
+/// One list of partials per chunk, chunks in parallel (each folded as [`partials`] does).
+pub fn partials_by_chunk(chunks: &[(u32, Vec<&RecordBatch>)], num_columns: usize) -> Vec<(u32, Vec<ColumnPartial>)> {
+    chunks.par_iter().map(|(index, batches)| (*index, partials(batches, num_columns))).collect()
 }
 
 /// Merges two lists of column partials.

@@ -15,7 +15,7 @@ use crate::import::format::{self, Plan};
 use crate::import::setup::{ParseSetup, SetupOverrides};
 use crate::import::split::{assign, starts_in_quotes, Split};
 use crate::storage::{list, FileEntry};
-use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus, ParseReport};
+use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, ImportRecipe, Job, JobStatus, ParseReport, SourceSplit};
 use crate::{FrameCloud, FrameError, FrameResult, ImportRequest};
 
 /// One import's parse across the workers.
@@ -82,7 +82,7 @@ impl FrameCloud {
 
         let task = ParseTask { frame_id: &frame_id, setup: &setup, format, workers: &workers, splits: &splits, strict: request.strict };
         match self.parse_everywhere(&task, job).await {
-            Ok((chunks, report)) => {
+            Ok((chunks, report, in_quotes)) => {
                 let columns = setup
                     .column_names
                     .iter()
@@ -92,9 +92,14 @@ impl FrameCloud {
                     .map(|(_, (n, t))| ColumnInfo::new(n.clone(), *t))
                     .collect();
                 let sources = files.iter().map(|f| f.url.clone()).collect();
+                let splits = splits
+                    .iter()
+                    .map(|s| SourceSplit { split: Split { hosts: Vec::new(), ..s.clone() }, start_in_quotes: in_quotes.contains(&s.chunk) })
+                    .collect();
                 let info = FrameInfo {
                     source_bytes: total,
                     parse_report: report,
+                    recipe: Some(ImportRecipe { setup: setup.clone(), format, strict: request.strict, splits }),
                     ..FrameInfo::from_chunks(frame_id.clone(), sources, columns, chunks)
                 };
                 self.broadcast_meta(&info).await?;
@@ -125,8 +130,9 @@ impl FrameCloud {
 
     /// Parses `splits` on `workers`: every split first as if it started outside quotes, then
     /// again each split whose start the quote counts of the splits before it show to lie
-    /// inside a quoted field (see [`crate::import::split`]).
-    async fn parse_everywhere(&self, task: &ParseTask<'_>, job: &Job) -> FrameResult<(Vec<ChunkInfo>, ParseReport)> {
+    /// inside a quoted field (see [`crate::import::split`]). Returns the chunks, the report and
+    /// the chunks whose split was last parsed as starting inside quotes.
+    async fn parse_everywhere(&self, task: &ParseTask<'_>, job: &Job) -> FrameResult<(Vec<ChunkInfo>, ParseReport, Vec<u32>)> {
         let ParseTask { frame_id, setup, format, workers, splits, strict } = *task;
         let request = ParseSplitsRequest {
             frame_id: frame_id.to_string(),
@@ -141,7 +147,7 @@ impl FrameCloud {
             .into_iter()
             .zip(workers)
             .filter(|(mine, _)| !mine.is_empty())
-            .map(|(mine, node)| (*node, mine.iter().map(|s| spec(s, false)).collect()))
+            .map(|(mine, node)| (*node, mine.iter().map(|s| crate::service::wire::split_spec(s, false)).collect()))
             .collect();
         let progress = Progress::new(job, format::of(format).shares(splits));
         let mut done: HashMap<u32, (NodeAddr, SplitDone)> = self.parse_round(&request, first_round, &progress).await?;
@@ -152,9 +158,11 @@ impl FrameCloud {
         }
         let quotes: Vec<u64> = splits.iter().map(|s| done.get(&s.chunk).map_or(0, |(_, d)| d.quotes)).collect();
         let mut second_round: HashMap<NodeAddr, Vec<SplitSpec>> = HashMap::new();
+        let mut in_quotes_chunks = Vec::new();
         for (s, in_quotes) in splits.iter().zip(starts_in_quotes(splits, &quotes)) {
             if let (true, Some((node, _))) = (in_quotes, done.get(&s.chunk)) {
-                second_round.entry(*node).or_default().push(spec(s, true));
+                in_quotes_chunks.push(s.chunk);
+                second_round.entry(*node).or_default().push(crate::service::wire::split_spec(s, true));
             }
         }
         if !second_round.is_empty() {
@@ -183,11 +191,11 @@ impl FrameCloud {
             s.rows = chunks.iter().map(|c| c.rows).sum();
             s.parse_report = report.clone();
         });
-        Ok((chunks, report))
+        Ok((chunks, report, in_quotes_chunks))
     }
 
     /// One round of `ParseSplits` calls, a call per node; the splits each node finished.
-    async fn parse_round(
+    pub(crate) async fn parse_round(
         &self,
         request: &ParseSplitsRequest,
         calls: Vec<(NodeAddr, Vec<SplitSpec>)>,
@@ -210,23 +218,11 @@ impl FrameCloud {
     }
 }
 
-fn spec(s: &Split, start_in_quotes: bool) -> SplitSpec {
-    SplitSpec {
-        url: s.url.clone(),
-        start: s.start,
-        end: s.end,
-        file_size: s.file_size,
-        chunk: s.chunk,
-        skip_header: s.skip_header,
-        start_in_quotes,
-    }
-}
-
 /// An import job's progress as splits finish. Bytes count each split's share of the input
 /// (its nominal range; a Parquet file's size spread over its row groups), not what the worker
 /// read: neighbouring splits read past their ends, so those reads add up to more than the
 /// input. A split parsed again (a second round after a wrong quote guess) replaces its count.
-struct Progress {
+pub(crate) struct Progress {
     job: Job,
     /// Input bytes of each chunk's split.
     shares: HashMap<u32, u64>,
@@ -235,7 +231,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(job: &Job, shares: HashMap<u32, u64>) -> Self {
+    pub(crate) fn new(job: &Job, shares: HashMap<u32, u64>) -> Self {
         Self { job: job.clone(), shares, finished: Mutex::default() }
     }
 

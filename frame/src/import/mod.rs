@@ -8,7 +8,7 @@
 
 pub mod columnar;
 pub mod compression;
-mod coordinator;
+pub(crate) mod coordinator;
 pub(crate) mod csv;
 pub(crate) mod direct;
 pub(crate) mod format;

@@ -123,7 +123,7 @@ impl FrameCloud {
     /// the frame to exist; writing needs it not to exist yet.
     pub fn grant(&self, id: &str, access: GrantAccess) -> FrameResult<FlightAccess> {
         let frame = match access {
-            GrantAccess::Read => Some(self.frame(id)?),
+            GrantAccess::Read => Some(self.readable(id)?),
             GrantAccess::Write => {
                 if self.frame(id).is_ok() {
                     return Err(FrameError::InvalidArgument {

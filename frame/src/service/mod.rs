@@ -18,13 +18,13 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
 use eddy_proto::v1::{
-    BinCounts, ChunkData, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
+    BinCounts, ChunkData, ChunkPartial, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
     HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial, TokenUpdate,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::compute::summary::{bin_counts, partials, BinSpec, MAX_BINS};
+use crate::compute::summary::{bin_counts, partials_by_chunk, BinSpec, MAX_BINS};
 use crate::import::format::SplitJob;
 use crate::import::setup::ParseSetup;
 use crate::storage::StorageOptions;
@@ -61,6 +61,8 @@ pub(crate) fn status(e: FrameError) -> Status {
         FrameError::OutOfMemory { .. } => Status::resource_exhausted(e.to_string()),
         FrameError::FrameNotFound { .. } | FrameError::NotFound { .. } => Status::not_found(e.to_string()),
         FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } => Status::invalid_argument(e.to_string()),
+        FrameError::FrameLost { .. } => Status::failed_precondition(e.to_string()),
+        FrameError::Cloud { .. } => Status::unavailable(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }
@@ -195,12 +197,16 @@ impl FrameService for FrameServer {
         let chunks = self.state.store.chunks(&id);
         let ncols = info.columns.len();
         let parts = run_cpu(move || {
-            let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
-            partials(&batches, ncols)
+            let by_chunk: Vec<(u32, Vec<&RecordBatch>)> = chunks.iter().map(|(i, c)| (*i, c.batches.iter().collect())).collect();
+            partials_by_chunk(&by_chunk, ncols)
         })
         .await
         .map_err(status)?;
-        Ok(Response::new(SummaryPartial { columns: parts.into_iter().map(Into::into).collect() }))
+        let chunks = parts
+            .into_iter()
+            .map(|(chunk, columns)| ChunkPartial { chunk, columns: columns.into_iter().map(Into::into).collect() })
+            .collect();
+        Ok(Response::new(SummaryPartial { columns: Vec::new(), chunks }))
     }
 
     async fn histogram(&self, request: Request<HistogramRequest>) -> Result<Response<HistogramPartial>, Status> {

@@ -71,6 +71,7 @@ pub fn routes(cloud: FrameCloud) -> Routes {
 fn error(e: FrameError) -> Response {
     let code = match &e {
         FrameError::FrameNotFound { .. } | FrameError::NotFound { .. } => StatusCode::NOT_FOUND,
+        FrameError::FrameLost { .. } => StatusCode::GONE,
         FrameError::InvalidArgument { .. } | FrameError::InvalidUrl { .. } | FrameError::Parse { .. } => StatusCode::BAD_REQUEST,
         FrameError::OutOfMemory { .. } => StatusCode::INSUFFICIENT_STORAGE,
         FrameError::Cloud { .. } | FrameError::Worker { .. } | FrameError::Node(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,8 +10,9 @@ use crate::compute::groupby::{Agg, AggOp, AggState, GroupByRequest};
 use crate::import::columnar::InputFormat;
 use crate::import::parse::BadValue;
 use crate::import::setup::{ColumnType, ParseSetup};
+use crate::import::split::Split;
 use crate::storage::StorageOptions;
-use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, ParseReport};
+use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, ImportRecipe, ParseReport, SourceSplit};
 
 /// A message a peer sent that does not decode: what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +161,41 @@ pub fn frame_info(f: &FrameInfo) -> pb::FrameInfo {
             bad_cells: f.parse_report.bad_cells,
             examples: f.parse_report.examples.iter().map(bad_value).collect(),
         }),
+        recipe: f.recipe.as_ref().map(|r| pb::ImportRecipe {
+            setup: Some(setup(&r.setup)),
+            format: input_format(r.format) as i32,
+            strict: r.strict,
+            splits: r.splits.iter().map(|s| split_spec(&s.split, s.start_in_quotes)).collect(),
+        }),
+        lost: f.lost.clone().unwrap_or_default(),
+    }
+}
+
+/// A split to parse, on the wire.
+pub fn split_spec(s: &Split, start_in_quotes: bool) -> pb::SplitSpec {
+    pb::SplitSpec {
+        url: s.url.clone(),
+        start: s.start,
+        end: s.end,
+        file_size: s.file_size,
+        chunk: s.chunk,
+        skip_header: s.skip_header,
+        start_in_quotes,
+    }
+}
+
+fn source_split_from(s: pb::SplitSpec) -> SourceSplit {
+    SourceSplit {
+        split: Split {
+            url: s.url,
+            start: s.start,
+            end: s.end,
+            file_size: s.file_size,
+            chunk: s.chunk,
+            skip_header: s.skip_header,
+            hosts: Vec::new(),
+        },
+        start_in_quotes: s.start_in_quotes,
     }
 }
 
@@ -186,6 +222,15 @@ pub fn frame_info_from(f: pb::FrameInfo) -> Decoded<FrameInfo> {
         })
         .collect::<Decoded<_>>()?;
     let report = f.parse_report.unwrap_or_default();
+    let recipe = match f.recipe {
+        Some(r) => Some(ImportRecipe {
+            setup: setup_from(required(r.setup, "recipe's parse setup")?)?,
+            format: input_format_from(r.format)?,
+            strict: r.strict,
+            splits: r.splits.into_iter().map(source_split_from).collect(),
+        }),
+        None => None,
+    };
     Ok(FrameInfo {
         frame_id: f.frame_id,
         sources: f.sources,
@@ -199,6 +244,8 @@ pub fn frame_info_from(f: pb::FrameInfo) -> Decoded<FrameInfo> {
             bad_cells: report.bad_cells,
             examples: report.examples.into_iter().map(bad_value_from).collect(),
         },
+        recipe,
+        lost: Some(f.lost).filter(|l| !l.is_empty()),
     })
 }
 

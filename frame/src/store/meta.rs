@@ -7,8 +7,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use eddy_common::NodeAddr;
 use serde::{Deserialize, Serialize};
 
+use crate::import::columnar::InputFormat;
 use crate::import::parse::BadValue;
-use crate::import::setup::ColumnType;
+use crate::import::setup::{ColumnType, ParseSetup};
+use crate::import::split::Split;
 
 /// Where one chunk lives.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,6 +85,29 @@ pub struct ParseReport {
     pub examples: Vec<BadValue>,
 }
 
+/// How an import made a frame, kept with it so that a chunk lost with its worker can be
+/// read again from its source by another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecipe {
+    /// The parse setup every split was read with.
+    pub setup: ParseSetup,
+    /// The input format.
+    pub format: InputFormat,
+    /// Whether a bad value failed the import.
+    pub strict: bool,
+    /// Each chunk's split, as it was last parsed.
+    pub splits: Vec<SourceSplit>,
+}
+
+/// The split a chunk was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSplit {
+    /// The split.
+    pub split: Split,
+    /// Whether its start lies inside a quoted field (found after a first parse).
+    pub start_in_quotes: bool,
+}
+
 /// A frame as every node knows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FrameInfo {
@@ -102,6 +127,13 @@ pub struct FrameInfo {
     pub source_bytes: u64,
     /// Bad input seen while parsing.
     pub parse_report: ParseReport,
+    /// How an import made it (none for Spark conversions, group-by results, Flight puts).
+    #[serde(skip)]
+    pub recipe: Option<ImportRecipe>,
+    /// Why chunks of it are gone for good, if they are (their worker was lost, and there was
+    /// no source to read them from again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<String>,
 }
 
 impl FrameInfo {
@@ -117,6 +149,8 @@ impl FrameInfo {
             source_bytes: 0,
             chunks,
             parse_report: ParseReport::default(),
+            recipe: None,
+            lost: None,
         }
     }
 

@@ -119,7 +119,7 @@ pub(super) async fn watch(
                 if !(stopping && exit.success) {
                     let msg = died_message(&exit, node);
                     println!("Worker lost: {msg}");
-                    if !options.keep_going && !stopping {
+                    if options.fail_fast && !stopping {
                         return Err(stop_for_lost_worker(observer, "a worker died", msg).await);
                     }
                 }
@@ -132,15 +132,16 @@ pub(super) async fn watch(
                 Ok(Event::Unhealthy { node, silent_for }) if !stopping => {
                     let msg = format!("worker {node} missed heartbeats for {:.1} s; the cloud is unhealthy", silent_for.as_secs_f64());
                     println!("{msg}");
-                    if !options.keep_going {
+                    if options.fail_fast {
                         return Err(stop_for_lost_worker(observer, "a worker went silent", msg).await);
                     }
                 }
-                Ok(Event::Replaced { node }) if !stopping => {
-                    let msg = format!("worker {node} was restarted: a new process answers at its address, and the old one's data is gone; the cloud is unhealthy");
-                    println!("{msg}");
-                    if !options.keep_going {
-                        return Err(stop_for_lost_worker(observer, "a worker was replaced", msg).await);
+                Ok(Event::Lost { node, reason, generation }) if !stopping => {
+                    let msg = format!("worker {node} was removed from the cloud: {reason}");
+                    let left = observer.view().members.len();
+                    println!("{msg}; the cloud carries on with {left} workers (membership generation {generation})");
+                    if options.fail_fast {
+                        return Err(stop_for_lost_worker(observer, "a worker was lost", msg).await);
                     }
                 }
                 Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),
@@ -170,10 +171,12 @@ pub(super) async fn watch(
     }
 }
 
-/// Fail-fast (without `--keep-going`): a lost worker stops the whole cloud.
+/// `--fail-fast`: a lost worker stops the whole cloud.
 async fn stop_for_lost_worker(observer: &NodeHandle, why: &str, msg: String) -> DriverError {
     observer.shutdown_cloud(why).await;
-    DriverError::WorkerLost { reason: format!("{msg}\nthe cloud was stopped (use --keep-going to keep it running)") }
+    DriverError::WorkerLost {
+        reason: format!("{msg}\nthe cloud was stopped (--fail-fast; without it the cloud carries on without the worker)"),
+    }
 }
 
 async fn wait_for_exits(launcher: &mut dyn WorkerLauncher, ended: &mut BTreeSet<String>, n: usize, within: Duration) -> bool {

@@ -15,6 +15,10 @@
 //!   they rejoin if they turn up before the lock.
 //! - Every process has an incarnation: a new process at a member's address of a locked cloud
 //!   is a lost member, never the old one.
+//! - A member of a formed cloud silent past the timeout is removed (lost), if this node and
+//!   those it hears from are a strict majority of the members or its address refuses
+//!   connections; removals spread through heartbeats, and a removed process is refused and
+//!   stops. Each removal starts a new membership generation.
 
 mod refusal;
 mod state;
@@ -22,4 +26,4 @@ mod view;
 
 pub use refusal::{Refusal, RefusalKind, REFUSAL_METADATA_KEY};
 pub use state::{Event, Membership, MembershipOptions};
-pub use view::{CloudView, LeftOut, MemberView};
+pub use view::{CloudView, LeftOut, LostView, MemberView};

@@ -15,6 +15,8 @@ pub enum RefusalKind {
     Locked,
     /// The cloud is locked and we are a new process at a lost member's address.
     Replaced,
+    /// The cloud removed us (we were silent past the heartbeat timeout); we must stop.
+    Removed,
     /// Our heartbeat was malformed.
     Malformed,
     /// We speak another protocol version.
@@ -32,6 +34,7 @@ impl RefusalKind {
             RefusalKind::WrongCloud => "wrong-cloud",
             RefusalKind::Locked => "locked",
             RefusalKind::Replaced => "replaced",
+            RefusalKind::Removed => "removed",
             RefusalKind::Malformed => "malformed",
             RefusalKind::Incompatible => "incompatible",
             RefusalKind::UntrustedPeer => "untrusted-peer",
@@ -41,14 +44,24 @@ impl RefusalKind {
 
     /// The kind named `code`, if known.
     pub fn from_code(code: &str) -> Option<Self> {
-        [Self::WrongCloud, Self::Locked, Self::Replaced, Self::Malformed, Self::Incompatible, Self::UntrustedPeer, Self::Unauthenticated]
-            .into_iter()
-            .find(|k| k.code() == code)
+        [
+            Self::WrongCloud,
+            Self::Locked,
+            Self::Replaced,
+            Self::Removed,
+            Self::Malformed,
+            Self::Incompatible,
+            Self::UntrustedPeer,
+            Self::Unauthenticated,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
     }
 
-    /// Whether the cloud will never take us: locked against newcomers, or we replaced a member.
+    /// Whether the cloud will never take us: locked against newcomers, we replaced a member, or
+    /// the cloud removed us.
     pub fn is_locked_out(self) -> bool {
-        matches!(self, RefusalKind::Locked | RefusalKind::Replaced)
+        matches!(self, RefusalKind::Locked | RefusalKind::Replaced | RefusalKind::Removed)
     }
 }
 
@@ -68,6 +81,12 @@ pub enum Refusal {
     /// The sender is a new process at the address of a member of a cloud that holds data:
     /// the member it replaced is lost, and the newcomer cannot take its place.
     Replaced,
+    /// The sender was a member, and the cloud removed it (why): it was silent past the
+    /// heartbeat timeout, so its data was re-read elsewhere or reported lost.
+    Removed {
+        /// Why it was removed.
+        reason: String,
+    },
     /// The heartbeat is malformed.
     Malformed(String),
     /// The sender speaks another protocol version.
@@ -90,6 +109,9 @@ impl Refusal {
             Refusal::Replaced => format!(
                 "join refused: cloud {cloud:?} is locked and had a member at this address; a new process cannot take its place (the old one's data is gone); start a new cloud"
             ),
+            Refusal::Removed { reason } => format!(
+                "cloud {cloud:?} removed this node ({reason}); its chunks were re-read on other workers or reported lost, so this process stops"
+            ),
             Refusal::Malformed(m) => format!("malformed heartbeat: {m}"),
             Refusal::Incompatible { protocol, release } => format!(
                 "{me} speaks protocol version {} (Eddy {}), the sender {protocol} (Eddy {release}); run the same Eddy release on every node",
@@ -105,6 +127,7 @@ impl Refusal {
             Refusal::WrongCloud { .. } => RefusalKind::WrongCloud,
             Refusal::Locked { .. } => RefusalKind::Locked,
             Refusal::Replaced => RefusalKind::Replaced,
+            Refusal::Removed { .. } => RefusalKind::Removed,
             Refusal::Malformed(_) => RefusalKind::Malformed,
             Refusal::Incompatible { .. } => RefusalKind::Incompatible,
         }

@@ -2,10 +2,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eddy_common::{members_hash, NodeAddr};
-use eddy_proto::v1::{Heartbeat, NodeStats};
+use eddy_proto::v1::{Heartbeat, LostMember, NodeStats};
 
 use super::refusal::{Refusal, RefusalKind};
-use super::view::{CloudView, LeftOut, MemberView};
+use super::view::{CloudView, LeftOut, LostView, MemberView};
 
 /// Settings of [`Membership`].
 #[derive(Debug, Clone)]
@@ -49,10 +49,16 @@ pub enum Event {
         /// The member.
         node: NodeAddr,
     },
-    /// A new process answers at a member's address of a locked cloud: the member is lost.
-    Replaced {
+    /// A member was removed from the cloud for good: silent past the heartbeat timeout (with
+    /// a majority of the members still agreeing, or its address refusing connections), a new
+    /// process at its address of a locked cloud, or another member removed it.
+    Lost {
         /// The member's address.
         node: NodeAddr,
+        /// Why.
+        reason: String,
+        /// The membership generation after the removal (removals so far).
+        generation: u64,
     },
 }
 
@@ -66,15 +72,23 @@ struct Member {
     reported_unhealthy: bool,
     /// The process first heard at this address (0: not yet, or a node that sends none).
     incarnation: u64,
-    /// A different process answered at this address after the cloud locked: this member is
-    /// gone for good, whatever answers there now.
-    replaced: bool,
+    /// Why this member was removed, if it was: it is gone for good (that process; a new one
+    /// at the address is refused once the cloud locked), no longer counted or heartbeated.
+    lost: Option<String>,
+    /// The last heartbeat to it found nothing listening at its address (connection refused):
+    /// the process is gone, which silence alone cannot tell from a partition.
+    refuses_connections: bool,
     /// Never heard from by the formation timeout: the cloud formed without it. It rejoins if
     /// it turns up before the cloud locks.
     left_out: bool,
 }
 
 impl Member {
+    /// Whether it is in the member list this node hashes, gossips and needs for consensus.
+    fn counts(&self) -> bool {
+        !self.left_out && self.lost.is_none()
+    }
+
     /// Why a left-out peer was left out: what it answered when it refused us, or silence.
     fn left_out_reason(&self) -> String {
         self.refused_us.as_ref().map(|(_, why)| why.clone()).unwrap_or_else(|| "never heard from".into())
@@ -101,9 +115,11 @@ pub struct Membership {
     my_stats: NodeStats,
     /// Events found while applying a heartbeat that was refused; `tick` hands them out.
     pending: Vec<Event>,
-    /// A member told this node that it is a new process at a lost member's address: it must
-    /// stop, even if a heartbeat it accepted before made it look formed.
+    /// A member told this node that it is a new process at a lost member's address, or that
+    /// the cloud removed it: it must stop, even if it looked formed.
     evicted: Option<String>,
+    /// Members removed so far: the membership generation.
+    generation: u64,
 }
 
 fn epoch_millis() -> u64 {
@@ -127,6 +143,7 @@ impl Membership {
             my_stats: NodeStats::default(),
             pending: Vec::new(),
             evicted: None,
+            generation: 0,
         }
     }
 
@@ -170,15 +187,31 @@ impl Membership {
     /// The members this node counts (not those left out): what its heartbeats list and hash,
     /// so that nodes that disagree on who was left out cannot agree.
     fn member_list(&self) -> Vec<NodeAddr> {
-        self.members.iter().filter(|(_, m)| !m.left_out).map(|(a, _)| *a).collect()
+        self.members.iter().filter(|(_, m)| m.counts()).map(|(a, _)| *a).collect()
+    }
+
+    /// Removes a member for good (its process; see [`Event::Lost`]) and returns the event.
+    fn remove(&mut self, addr: NodeAddr, reason: String) -> Option<Event> {
+        let m = self.members.get_mut(&addr)?;
+        if m.lost.is_some() {
+            return None;
+        }
+        m.lost = Some(reason.clone());
+        m.reported_unhealthy = true;
+        self.generation += 1;
+        Some(Event::Lost { node: addr, reason, generation: self.generation })
     }
 
     /// Nodes this node heartbeats: every member but itself.
     pub fn targets(&self) -> Vec<NodeAddr> {
-        // A replaced member is gone; whatever answers at its address is not heartbeated. A
+        // A lost member is gone; whatever answers at its address is not heartbeated. A
         // left-out peer is heartbeated only while it could still join (the cloud unlocked).
         let locked = self.locked.is_some();
-        self.members.iter().filter(|(a, m)| **a != self.options.me && !m.replaced && !(m.left_out && locked)).map(|(a, _)| *a).collect()
+        self.members
+            .iter()
+            .filter(|(a, m)| **a != self.options.me && m.lost.is_none() && !(m.left_out && locked))
+            .map(|(a, _)| *a)
+            .collect()
     }
 
     /// The heartbeat this node sends (and replies with).
@@ -195,7 +228,36 @@ impl Membership {
             sent_at_millis: epoch_millis(),
             incarnation: self.options.incarnation,
             protocol_version: eddy_common::PROTOCOL_VERSION,
+            lost: self
+                .members
+                .iter()
+                .filter_map(|(a, m)| {
+                    m.lost.as_ref().map(|why| LostMember { addr: Some(a.to_proto()), incarnation: m.incarnation, reason: why.clone() })
+                })
+                .collect(),
         }
+    }
+
+    /// Takes the removals a member reports (they spread like the lock): a member of ours that
+    /// it removed is removed here too, unless a newer process took its address before the
+    /// lock. This node itself, listed, is evicted.
+    fn apply_lost(&mut self, hb: &Heartbeat, sender: NodeAddr) -> Vec<Event> {
+        let mut events = Vec::new();
+        for l in &hb.lost {
+            let Some(addr) = l.addr.as_ref().and_then(|a| NodeAddr::from_proto(a).ok()) else { continue };
+            if addr == self.options.me {
+                if !self.options.is_client && (l.incarnation == 0 || l.incarnation == self.options.incarnation) && self.evicted.is_none() {
+                    self.evicted = Some(Refusal::Removed { reason: l.reason.clone() }.message(sender, &self.options.cloud_name));
+                }
+                continue;
+            }
+            let same_process =
+                self.members.get(&addr).is_some_and(|m| m.incarnation == 0 || l.incarnation == 0 || m.incarnation == l.incarnation);
+            if same_process {
+                events.extend(self.remove(addr, format!("{} (removed by {sender})", l.reason)));
+            }
+        }
+        events
     }
 
     /// Applies a heartbeat received as a call or as a reply.
@@ -254,9 +316,19 @@ impl Membership {
         }
         let locked = self.locked.is_some();
         if let Some(m) = self.members.get_mut(&sender) {
-            if m.replaced {
-                return Err(Refusal::Replaced);
+            if let Some(reason) = m.lost.clone() {
+                match (m.incarnation, hb.incarnation) {
+                    (known, theirs) if theirs != 0 && known != theirs && !locked => {
+                        // A new process before the cloud holds anything: a member again.
+                        *m = Member { incarnation: theirs, ..Member::default() };
+                        events.push(Event::Joined { node: sender });
+                    }
+                    (known, theirs) if theirs != 0 && known != theirs => return Err(Refusal::Replaced),
+                    _ => return Err(Refusal::Removed { reason }),
+                }
             }
+        }
+        if let Some(m) = self.members.get_mut(&sender) {
             if m.left_out {
                 if locked {
                     return Err(Refusal::Locked { reason: self.locked.clone().unwrap_or_default() });
@@ -265,24 +337,31 @@ impl Membership {
                 m.left_out = false;
                 events.push(Event::Joined { node: sender });
             }
-            match (m.incarnation, hb.incarnation) {
-                (_, 0) => {}
-                (0, theirs) => m.incarnation = theirs,
-                (known, theirs) if known == theirs => {}
+            let replaced = match (m.incarnation, hb.incarnation) {
+                (_, 0) => false,
+                (0, theirs) => {
+                    m.incarnation = theirs;
+                    false
+                }
+                (known, theirs) if known == theirs => false,
                 (_, theirs) if !locked => {
                     // Before the cloud holds anything, a restarted node simply rejoins.
                     tracing::info!(node = %sender, "a new process answers at this member's address; the cloud holds no data yet, so it takes its place");
                     m.incarnation = theirs;
+                    false
                 }
-                _ => {
-                    // Refused from the first heartbeat on, so the newcomer never believes it
-                    // joined; the event reaches the runtime with the next tick.
-                    m.replaced = true;
-                    m.reported_unhealthy = true;
-                    self.pending.push(Event::Replaced { node: sender });
-                    return Err(Refusal::Replaced);
+                _ => true,
+            };
+            if replaced {
+                // Refused from the first heartbeat on, so the newcomer never believes it
+                // joined; the event reaches the runtime with the next tick.
+                let why = "restarted: a new process answers at its address, so this member's data is gone".to_string();
+                if let Some(event) = self.remove(sender, why) {
+                    self.pending.push(event);
                 }
+                return Err(Refusal::Replaced);
             }
+            let Some(m) = self.members.get_mut(&sender) else { return Ok(events) };
             if m.reported_unhealthy {
                 m.reported_unhealthy = false;
                 events.push(Event::Recovered { node: sender });
@@ -292,8 +371,18 @@ impl Membership {
             m.view_hash = Some(hb.members_hash);
             m.stats = hb.stats.clone();
             m.refused_us = None;
+            m.refuses_connections = false;
         }
+        events.extend(self.apply_lost(hb, sender));
         Ok(events)
+    }
+
+    /// Records that a heartbeat to `peer` failed: `refused` when nothing listens at its
+    /// address (the connection was refused), false for a timeout or another error.
+    pub fn on_unreachable(&mut self, peer: NodeAddr, refused: bool) {
+        if let Some(m) = self.members.get_mut(&peer) {
+            m.refuses_connections = refused;
+        }
     }
 
     /// At the formation timeout: leaves out the peers never heard from (unreachable, or
@@ -323,7 +412,7 @@ impl Membership {
 
     /// Records that `peer` refused our heartbeat.
     pub fn on_refused(&mut self, peer: NodeAddr, kind: RefusalKind, message: &str) {
-        if kind == RefusalKind::Replaced && self.evicted.is_none() {
+        if matches!(kind, RefusalKind::Replaced | RefusalKind::Removed) && self.evicted.is_none() {
             self.evicted = Some(message.to_string());
         }
         if let Some(m) = self.members.get_mut(&peer) {
@@ -349,7 +438,8 @@ impl Membership {
     }
 
     fn healthy(&self, addr: &NodeAddr, m: &Member, now: Instant) -> bool {
-        *addr == self.options.me || (!m.replaced && m.last_heard.is_some_and(|t| now.duration_since(t) <= self.options.heartbeat_timeout))
+        *addr == self.options.me
+            || (m.lost.is_none() && m.last_heard.is_some_and(|t| now.duration_since(t) <= self.options.heartbeat_timeout))
     }
 
     /// Advances time: detects formation and health changes.
@@ -369,6 +459,7 @@ impl Membership {
                 }
             }
         }
+        events.extend(self.remove_silent(now));
         // Observer clients that went silent are forgotten; they hold no data.
         self.clients.retain(|_, c| now.duration_since(c.last_heard) <= timeout * 3);
         if !self.formed && self.peers_known {
@@ -383,6 +474,51 @@ impl Membership {
         events
     }
 
+    /// Removes the members of a formed cloud that have been silent past the heartbeat
+    /// timeout, so that the rest carry on as a new generation. Silence alone does not tell a
+    /// dead process from a partition, so it takes a strict majority of the members (this node
+    /// and those it hears from): the smaller side of a partition never removes the larger,
+    /// and two halves remove nobody. A member whose address refuses connections is gone
+    /// whatever the count (that is how a survivor of two learns of the other's death).
+    /// Observer clients only follow the members' removals.
+    fn remove_silent(&mut self, now: Instant) -> Vec<Event> {
+        if !self.formed || self.options.is_client {
+            return Vec::new();
+        }
+        // (address, healthy, refuses connections, silent for: None if never heard)
+        let counted: Vec<(NodeAddr, bool, bool, Option<Duration>)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.counts())
+            .map(|(a, m)| (*a, self.healthy(a, m, now), m.refuses_connections, m.last_heard.map(|t| now.duration_since(t))))
+            .collect();
+        let heard = counted.iter().filter(|(_, healthy, _, _)| *healthy).count();
+        let majority = 2 * heard > counted.len();
+        let mut events = Vec::new();
+        for (addr, healthy, refuses, silent_for) in counted {
+            // A peer never heard from is a formation matter (`leave_out_silent`), not a loss.
+            let Some(silent_for) = silent_for.filter(|_| !healthy) else { continue };
+            let reason = if refuses {
+                format!("silent for {:.1} s, and nothing listens at its address: the process is gone", silent_for.as_secs_f64())
+            } else if majority {
+                format!(
+                    "silent for {:.1} s (heartbeat timeout {:.0} s)",
+                    silent_for.as_secs_f64(),
+                    self.options.heartbeat_timeout.as_secs_f64()
+                )
+            } else {
+                continue;
+            };
+            events.extend(self.remove(addr, reason));
+        }
+        events
+    }
+
+    /// Removals so far: the membership generation.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// A snapshot of the cloud.
     pub fn view(&self, now: Instant) -> CloudView {
         let members: Vec<NodeAddr> = self.member_list();
@@ -393,7 +529,12 @@ impl Membership {
         // must not look formed, lead or answer ready.
         let mut consensus = !members.is_empty() && self.peers_known;
         let mut left_out = Vec::new();
+        let mut lost = Vec::new();
         for (addr, m) in &self.members {
+            if let Some(reason) = &m.lost {
+                lost.push(LostView { addr: *addr, reason: reason.clone(), last_ping_epoch_millis: m.last_heard_epoch_millis });
+                continue;
+            }
             if m.left_out {
                 let reason = m.left_out_reason();
                 left_out.push(LeftOut { addr: *addr, reason });
@@ -411,7 +552,6 @@ impl Membership {
                 last_ping_epoch_millis: last_ping,
                 stats,
                 refused_us: m.refused_us.as_ref().map(|(_, why)| why.clone()),
-                replaced: m.replaced,
             });
         }
         let clients = self
@@ -423,7 +563,6 @@ impl Membership {
                 last_ping_epoch_millis: c.last_heard_epoch_millis,
                 stats: c.stats.clone(),
                 refused_us: None,
-                replaced: false,
             })
             .collect();
         CloudView {
@@ -433,6 +572,8 @@ impl Membership {
             leader: views.first().map(|v| v.addr),
             members: views,
             left_out,
+            lost,
+            generation: self.generation,
             clients,
             consensus,
             locked: self.locked.clone(),
@@ -599,7 +740,8 @@ mod tests {
         assert_eq!(both[0].leave_out_silent().len(), 1);
         assert!(both[0].lock("work"));
         assert!(!both[0].targets().contains(&addr(29)));
-        assert!(matches!(both[0].on_heartbeat(&node(29).heartbeat(), t0), Err(Refusal::Locked { .. })));
+        let r = both[0].on_heartbeat(&node(29).heartbeat(), t0);
+        assert!(matches!(r, Err(Refusal::Locked { .. })), "{r:?}");
     }
 
     #[test]
@@ -655,10 +797,15 @@ mod tests {
         assert!(nodes[0].lock("first work"));
         let again = node_incarnation(2, 7);
         assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
-        assert_eq!(nodes[0].tick(t0), vec![Event::Replaced { node: addr(2) }]);
+        let events = nodes[0].tick(t0);
+        assert!(
+            matches!(events.as_slice(), [Event::Lost { node, reason, generation: 1 }] if *node == addr(2) && reason.contains("restarted")),
+            "{events:?}"
+        );
+        // The cloud carries on without it, as a new generation.
         let view = nodes[0].view(t0);
-        assert!(!view.healthy && view.unhealthy() == vec![addr(2)], "{view:?}");
-        assert!(view.members.iter().any(|m| m.addr == addr(2) && m.replaced));
+        assert!(view.healthy && view.members.len() == 1 && view.generation == 1, "{view:?}");
+        assert_eq!(view.lost.iter().map(|l| l.addr).collect::<Vec<_>>(), vec![addr(2)]);
         // It stays lost: the new process is refused, and so is the old incarnation's number.
         assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
         let message = Refusal::Replaced.message(addr(1), "c");
@@ -668,6 +815,119 @@ mod tests {
         let mut newcomer = again;
         newcomer.on_refused(addr(1), RefusalKind::Replaced, &message);
         assert_eq!(newcomer.refused_by_locked_cloud(), Some(message));
+    }
+
+    /// Formed, locked nodes at `ports`.
+    fn formed(ports: &[u16], t0: Instant) -> Vec<Membership> {
+        let peers: Vec<NodeAddr> = ports.iter().map(|p| addr(*p)).collect();
+        let mut nodes: Vec<Membership> = ports.iter().map(|p| node(*p)).collect();
+        for n in nodes.iter_mut() {
+            n.add_peers(&peers);
+        }
+        round(&mut nodes, t0);
+        for n in nodes.iter_mut() {
+            n.lock("work");
+            n.tick(t0);
+            assert!(n.view(t0).consensus);
+        }
+        nodes
+    }
+
+    fn lost_nodes(events: &[Event]) -> Vec<NodeAddr> {
+        events.iter().filter_map(|e| if let Event::Lost { node, .. } = e { Some(*node) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_silent_member_is_removed_by_the_majority_and_the_rest_carry_on() {
+        let t0 = Instant::now();
+        let mut nodes = formed(&[1, 2, 3], t0);
+        let mut silent = nodes.pop().unwrap();
+        let later = t0 + TIMEOUT + Duration::from_secs(1);
+        // Nodes 1 and 2 still hear each other: two of three, a majority.
+        round(&mut nodes, later);
+        let events = nodes[0].tick(later + Duration::from_millis(1));
+        assert!(lost_nodes(&events).is_empty(), "removed in the round already: {events:?}");
+        round(&mut nodes, later);
+        for n in &nodes {
+            let v = n.view(later);
+            assert!(v.consensus && v.healthy && v.members.len() == 2 && v.generation == 1, "{v:?}");
+            assert!(v.lost[0].reason.contains("silent for"), "{v:?}");
+            assert!(!n.targets().contains(&addr(3)));
+        }
+        // The removed process comes back (SIGCONT): refused, it stops.
+        let refusal = nodes[0].on_heartbeat(&silent.heartbeat(), later).unwrap_err();
+        assert_eq!(refusal.kind(), RefusalKind::Removed);
+        silent.on_refused(addr(1), refusal.kind(), &refusal.message(addr(1), "c"));
+        assert!(silent.refused_by_locked_cloud().unwrap().contains("removed this node"));
+        // A new process at its address is refused too (the cloud is locked).
+        assert_eq!(nodes[0].on_heartbeat(&node_incarnation(3, 77).heartbeat(), later), Err(Refusal::Replaced));
+    }
+
+    #[test]
+    fn the_smaller_side_of_a_partition_removes_nobody_and_two_halves_wait_for_the_heal() {
+        let t0 = Instant::now();
+        let later = t0 + TIMEOUT + Duration::from_secs(1);
+        let mut nodes = formed(&[1, 2, 3], t0);
+        let events = nodes[2].tick(later);
+        assert!(lost_nodes(&events).is_empty(), "{events:?}");
+        let v = nodes[2].view(later);
+        assert!(!v.healthy && v.members.len() == 3 && v.generation == 0, "{v:?}");
+        // Two against two: nobody has a majority, nobody is removed; healed, all recover.
+        let mut four = formed(&[11, 12, 13, 14], t0);
+        let (left, right) = four.split_at_mut(2);
+        round(left, later);
+        round(right, later);
+        for n in &four {
+            assert_eq!(n.view(later).generation, 0);
+            assert!(!n.view(later).healthy);
+        }
+        round(&mut four, later + Duration::from_millis(1));
+        for n in &four {
+            let v = n.view(later + Duration::from_millis(1));
+            assert!(v.healthy && v.consensus && v.members.len() == 4, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn a_survivor_of_two_removes_the_other_once_its_address_refuses_connections() {
+        let t0 = Instant::now();
+        let later = t0 + TIMEOUT + Duration::from_secs(1);
+        let mut nodes = formed(&[1, 2], t0);
+        // Silence alone (a timeout): one of two is no majority.
+        nodes[0].on_unreachable(addr(2), false);
+        assert!(lost_nodes(&nodes[0].tick(later)).is_empty());
+        // Nothing listens there: the process is gone.
+        nodes[0].on_unreachable(addr(2), true);
+        let events = nodes[0].tick(later);
+        assert_eq!(lost_nodes(&events), vec![addr(2)]);
+        let v = nodes[0].view(later);
+        assert!(v.healthy && v.consensus && v.members.len() == 1, "{v:?}");
+        assert!(v.lost[0].reason.contains("nothing listens"), "{v:?}");
+    }
+
+    #[test]
+    fn removals_spread_to_members_and_observers_and_evict_the_removed() {
+        let t0 = Instant::now();
+        let mut nodes = formed(&[1, 2, 3], t0);
+        let mut c = client(9);
+        c.add_peers(&[addr(1), addr(2), addr(3)]);
+        nodes.push(c);
+        round(&mut nodes, t0);
+        // Only node 1 lost node 3 (an asymmetric partition), with node 2 answering it.
+        let later = t0 + TIMEOUT + Duration::from_secs(1);
+        let hb2 = nodes[1].heartbeat();
+        nodes[0].on_heartbeat(&hb2, later).unwrap();
+        assert_eq!(lost_nodes(&nodes[0].tick(later)), vec![addr(3)]);
+        let hb1 = nodes[0].heartbeat();
+        let events = nodes[1].on_heartbeat(&hb1, later).unwrap();
+        assert_eq!(lost_nodes(&events), vec![addr(3)]);
+        assert_eq!(nodes[1].view(later).generation, 1);
+        let events = nodes[3].on_heartbeat(&hb1, later).unwrap();
+        assert_eq!(lost_nodes(&events), vec![addr(3)], "the observer follows");
+        assert_eq!(nodes[3].view(later).members.len(), 2);
+        // Node 3 hears that it was removed: it stops.
+        nodes[2].on_heartbeat(&hb1, later).unwrap();
+        assert!(nodes[2].refused_by_locked_cloud().unwrap().contains("removed this node"));
     }
 
     #[test]

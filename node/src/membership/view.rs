@@ -16,8 +16,17 @@ pub struct MemberView {
     pub stats: Option<NodeStats>,
     /// Why it refused us, if it did.
     pub refused_us: Option<String>,
-    /// A new process took its address after the cloud locked: the member and its data are gone.
-    pub replaced: bool,
+}
+
+/// A member the cloud removed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostView {
+    /// Its address.
+    pub addr: NodeAddr,
+    /// Why it was removed.
+    pub reason: String,
+    /// Epoch millis when last heard from (0 = never).
+    pub last_ping_epoch_millis: u64,
 }
 
 /// A peer that the cloud formed without.
@@ -40,6 +49,10 @@ pub struct CloudView {
     pub members: Vec<MemberView>,
     /// Peers the cloud formed without (unreachable, or refusing: another cloud's name).
     pub left_out: Vec<LeftOut>,
+    /// Members removed for good (silent past the timeout, restarted), never counted.
+    pub lost: Vec<LostView>,
+    /// Removals so far: the membership generation.
+    pub generation: u64,
     /// Observer clients seen recently.
     pub clients: Vec<MemberView>,
     /// Every member agrees and is healthy.

@@ -1,0 +1,191 @@
+//! A cloud that survives the loss of a worker: when membership removes a member, the leader
+//! (the lowest surviving address) goes through every frame with chunks on it. A frame an import
+//! made is read again from its source, each lost chunk from the split that made it, on the
+//! surviving workers that hold the least of it, as a job `GET /3/Jobs` shows; the others are
+//! marked lost with the reason, and refuse work until deleted. The rest of the cloud keeps
+//! working throughout.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use eddy_common::NodeAddr;
+use eddy_node::membership::Event;
+use eddy_node::Role;
+use eddy_proto::v1::ParseSplitsRequest;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::import::coordinator::Progress;
+use crate::store::meta::{ChunkInfo, FrameInfo, JobStatus};
+use crate::{FrameCloud, FrameError, FrameResult};
+
+/// How long the leader waits for the survivors to agree before it re-reads anything.
+const AGREEMENT_WAIT: Duration = Duration::from_secs(30);
+
+impl FrameCloud {
+    /// On workers: recovers frames after every loss the membership reports.
+    pub(crate) fn watch_losses(&self) {
+        if self.inner.node.options().role == Role::Client {
+            return;
+        }
+        let mut events = self.inner.node.subscribe_events();
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(Event::Lost { .. }) | Err(RecvError::Lagged(_)) => {}
+                    Ok(_) => continue,
+                    Err(RecvError::Closed) => return,
+                }
+                // Removals found together (a partition) are recovered together; the work
+                // below reads the state as it is then, so no event needs keeping.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                while events.try_recv().is_ok() {}
+                this.recover_lost_chunks().await;
+            }
+        });
+    }
+
+    /// If this node leads the survivors: re-reads or reports every frame's chunks on members
+    /// that are gone. Safe to run again; it looks only at what the frames list now.
+    pub async fn recover_lost_chunks(&self) {
+        let Some(members) = self.survivors_agreed().await else { return };
+        for info in self.frames() {
+            let lost: Vec<&ChunkInfo> = info.chunks.iter().filter(|c| !members.contains(&c.node)).collect();
+            if lost.is_empty() || info.lost.is_some() {
+                continue;
+            }
+            let gone: BTreeSet<String> = lost.iter().map(|c| c.node.to_string()).collect();
+            let gone = gone.into_iter().collect::<Vec<_>>().join(", ");
+            let lost_indices: Vec<u32> = lost.iter().map(|c| c.index).collect();
+            let updated = match self.read_again(&info, &lost_indices, &members, &gone).await {
+                Ok(updated) => {
+                    tracing::info!(frame = %info.frame_id, chunks = lost_indices.len(), lost_with = %gone, "chunks read again from the source");
+                    updated
+                }
+                Err(reason) => {
+                    let rows: u64 = lost.iter().map(|c| c.rows).sum();
+                    let why = format!(
+                        "{} of its {} chunks ({rows} of {} rows) were lost with worker {gone}: {reason}",
+                        lost.len(),
+                        info.chunks.len(),
+                        info.rows
+                    );
+                    tracing::error!(frame = %info.frame_id, "frame lost data: {why}");
+                    FrameInfo { lost: Some(why), ..info.clone() }
+                }
+            };
+            if let Err(e) = self.broadcast_meta(&updated).await {
+                tracing::error!(frame = %info.frame_id, error = %e, "could not tell every worker of the frame's recovered chunks");
+            }
+        }
+    }
+
+    /// The members once they agree, if this node leads them; None otherwise (another leads,
+    /// or they did not agree within [`AGREEMENT_WAIT`]: the next loss tries again).
+    async fn survivors_agreed(&self) -> Option<BTreeSet<NodeAddr>> {
+        let deadline = tokio::time::Instant::now() + AGREEMENT_WAIT;
+        loop {
+            let view = self.inner.node.view();
+            if view.leader != Some(view.me) {
+                return None;
+            }
+            if view.consensus {
+                return Some(view.members.iter().map(|m| m.addr).collect());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    "the surviving workers did not agree within {} s; lost chunks are not recovered yet",
+                    AGREEMENT_WAIT.as_secs()
+                );
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Reads chunks `lost` of an imported frame again from their splits, on `members`; the
+    /// frame as it is afterwards, or why it cannot be.
+    async fn read_again(&self, info: &FrameInfo, lost: &[u32], members: &BTreeSet<NodeAddr>, gone: &str) -> Result<FrameInfo, String> {
+        let Some(recipe) = &info.recipe else {
+            return Err("it was not read from a source (a Spark conversion, a group-by result or an Arrow Flight upload), so it cannot be read again".into());
+        };
+        // Each lost chunk goes to the survivor holding the fewest bytes of this frame so far.
+        let mut held: HashMap<NodeAddr, u64> = members.iter().map(|m| (*m, 0)).collect();
+        for c in info.chunks.iter().filter(|c| members.contains(&c.node)) {
+            *held.entry(c.node).or_default() += c.bytes;
+        }
+        let old: HashMap<u32, &ChunkInfo> = info.chunks.iter().map(|c| (c.index, c)).collect();
+        let mut calls: HashMap<NodeAddr, Vec<eddy_proto::v1::SplitSpec>> = HashMap::new();
+        let mut shares = HashMap::new();
+        for index in lost {
+            let source =
+                recipe.splits.iter().find(|s| s.split.chunk == *index).ok_or_else(|| format!("chunk {index} has no recorded split"))?;
+            let (&target, _) = held.iter().min_by_key(|(addr, bytes)| (**bytes, **addr)).ok_or("no worker is left")?;
+            *held.entry(target).or_default() += old.get(index).map_or(0, |c| c.bytes);
+            calls.entry(target).or_default().push(crate::service::wire::split_spec(&source.split, source.start_in_quotes));
+            shares.insert(*index, source.split.end.saturating_sub(source.split.start));
+        }
+        let (key, job) =
+            self.inner.jobs.create(&format!("Read {} chunks of {} again (lost with worker {gone})", lost.len(), info.frame_id));
+        tracing::info!(frame = %info.frame_id, job = %key, chunks = lost.len(), "reading lost chunks again from the source");
+        let request = ParseSplitsRequest {
+            frame_id: info.frame_id.clone(),
+            setup: Some(crate::service::wire::setup(&recipe.setup)),
+            storage: Some(crate::service::wire::storage(&self.inner.storage)),
+            strict: recipe.strict,
+            format: crate::service::wire::input_format(recipe.format) as i32,
+            splits: Vec::new(),
+        };
+        let progress = Progress::new(&job, shares);
+        let result = self.parse_round(&request, calls.into_iter().collect(), &progress).await;
+        let outcome = result.map_err(|e| e.to_string()).and_then(|done| {
+            let mut chunks = info.chunks.clone();
+            for chunk in chunks.iter_mut().filter(|c| lost.contains(&c.index)) {
+                let (node, d) = done.get(&chunk.index).ok_or_else(|| format!("chunk {} did not come back", chunk.index))?;
+                if !d.parse_error.is_empty() {
+                    return Err(format!("chunk {} on {node}: {}", chunk.index, d.parse_error));
+                }
+                if d.rows != chunk.rows {
+                    return Err(format!(
+                        "chunk {} has {} rows in the source now, {} when imported: the source changed, so it cannot be read again",
+                        chunk.index, d.rows, chunk.rows
+                    ));
+                }
+                chunk.node = *node;
+                chunk.bytes = d.bytes_in_memory;
+            }
+            Ok(FrameInfo { bytes_in_memory: chunks.iter().map(|c| c.bytes).sum(), chunks, ..info.clone() })
+        });
+        job.update(|s| match &outcome {
+            Ok(_) => {
+                s.status = JobStatus::Done;
+                s.progress = 1.0;
+                s.dest = Some(info.frame_id.clone());
+            }
+            Err(e) => {
+                s.status = JobStatus::Failed;
+                s.error = Some(e.clone());
+            }
+        });
+        outcome
+    }
+
+    /// Frame `id` if work can use it: not lost, and every chunk on a member.
+    pub(crate) fn readable(&self, id: &str) -> FrameResult<FrameInfo> {
+        let info = self.frame(id)?;
+        if let Some(reason) = &info.lost {
+            return Err(FrameError::FrameLost { id: id.into(), reason: reason.clone() });
+        }
+        let view = self.inner.node.view();
+        let gone: BTreeSet<String> =
+            info.chunks.iter().filter(|c| !view.members.iter().any(|m| m.addr == c.node)).map(|c| c.node.to_string()).collect();
+        if !gone.is_empty() {
+            let gone = gone.into_iter().collect::<Vec<_>>().join(", ");
+            let what = if info.recipe.is_some() { "they are being read again from the source" } else { "the frame is being marked lost" };
+            return Err(FrameError::Cloud {
+                reason: format!("frame {id} has chunks on worker {gone}, which left the cloud; {what}: try again in a moment"),
+            });
+        }
+        Ok(info)
+    }
+}
