@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod frames;
+pub mod netns;
 pub mod real_hadoop;
 pub mod s3;
 pub mod sshd;
@@ -262,4 +263,28 @@ pub fn read_notify(path: &std::path::Path) -> Notified {
         }
     }
     Notified { leader, app_opt, token_opt }
+}
+
+/// `eddy-mapper` without a driver (flatfile or Kubernetes discovery), as `cmd` starts it (the
+/// binary itself, or `ip netns exec NS` and the binary), with a fast heartbeat (200 ms, 2 s
+/// timeout), 128 MiB and the cluster secret in a file of its own under `dir`; `args` add the
+/// discovery. Its REST token is remembered for the `get_*` helpers.
+pub fn standalone_mapper(mut cmd: Command, dir: &std::path::Path, secret: &str, args: &[&str]) -> Command {
+    // One file per mapper: rewriting a shared file truncates it under a mapper that is
+    // reading it at that moment (seen as an "empty secret" in CI).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let secret_file = dir.join(format!("secret-{n}"));
+    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+    // The helpers send this node its cloud's REST token.
+    let flag = |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]);
+    if let (Some(port), Ok(s)) = (flag("--port"), eddy_common::ClusterSecret::from_text(secret)) {
+        let ip = flag("--ip").unwrap_or("127.0.0.1");
+        remember_token(&format!("{ip}:{port}"), &s.rest_token(flag("--name").unwrap_or("eddy")));
+    }
+    cmd.args(["--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s", "--timeout", "20s", "--memory", "128m"])
+        .arg("--secret-file")
+        .arg(secret_file)
+        .args(args);
+    cmd
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Proc;
 
@@ -253,21 +253,7 @@ impl Drop for SshHosts {
     fn drop(&mut self) {
         for ns in self.host_ns.iter().chain(std::iter::once(&self.driver_ns)) {
             // Everything left in the namespace (workers, sshd, ssh masters), then the namespace.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let out = Command::new("ip").args(["netns", "pids", ns]).output();
-                let pids: Vec<u32> = out
-                    .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
-                    .unwrap_or_default();
-                if pids.is_empty() || Instant::now() > deadline {
-                    break;
-                }
-                for pid in pids {
-                    crate::signal(pid, libc::SIGKILL);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            crate::netns::kill_all_and_delete(ns);
         }
         self.sshds.clear();
     }

@@ -12,24 +12,7 @@ use eddy_tests::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn mapper(dir: &Path, secret: &str, args: &[&str]) -> Command {
-    // One file per mapper: rewriting a shared file truncates it under a mapper that is
-    // reading it at that moment (seen as an "empty secret" in CI).
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let secret_file = dir.join(format!("secret-{n}"));
-    std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
-    // The helpers send this node its cloud's REST token.
-    let flag = |name: &str| args.iter().position(|a| *a == name).map(|i| args[i + 1]);
-    if let (Some(port), Ok(s)) = (flag("--port"), eddy_common::ClusterSecret::from_text(secret)) {
-        let ip = flag("--ip").unwrap_or("127.0.0.1");
-        remember_token(&format!("{ip}:{port}"), &s.rest_token(flag("--name").unwrap_or("eddy")));
-    }
-    let mut cmd = Command::new(bin("eddy-mapper"));
-    cmd.args(["--heartbeat-interval", "200ms", "--heartbeat-timeout", "2s", "--timeout", "20s", "--memory", "128m"])
-        .arg("--secret-file")
-        .arg(secret_file)
-        .args(args);
-    cmd
+    standalone_mapper(Command::new(bin("eddy-mapper")), dir, secret, args)
 }
 
 fn flatfile(dir: &Path, ports: &[u16]) -> String {

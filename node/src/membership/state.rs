@@ -78,6 +78,8 @@ struct Member {
     /// The last heartbeat to it found nothing listening at its address (connection refused):
     /// the process is gone, which silence alone cannot tell from a partition.
     refuses_connections: bool,
+    /// The members its last heartbeat reported silent (its votes for a removal).
+    reports_silent: Vec<NodeAddr>,
     /// Never heard from by the formation timeout: the cloud formed without it. It rejoins if
     /// it turns up before the cloud locks.
     left_out: bool,
@@ -228,6 +230,12 @@ impl Membership {
             sent_at_millis: epoch_millis(),
             incarnation: self.options.incarnation,
             protocol_version: eddy_common::PROTOCOL_VERSION,
+            silent: self
+                .members
+                .iter()
+                .filter(|(a, m)| **a != self.options.me && m.counts() && m.reported_unhealthy)
+                .map(|(a, _)| a.to_proto())
+                .collect(),
             lost: self
                 .members
                 .iter()
@@ -372,6 +380,7 @@ impl Membership {
             m.stats = hb.stats.clone();
             m.refused_us = None;
             m.refuses_connections = false;
+            m.reports_silent = hb.silent.iter().filter_map(|p| NodeAddr::from_proto(p).ok()).collect();
         }
         events.extend(self.apply_lost(hb, sender));
         Ok(events)
@@ -492,15 +501,27 @@ impl Membership {
             .filter(|(_, m)| m.counts())
             .map(|(a, m)| (*a, self.healthy(a, m, now), m.refuses_connections, m.last_heard.map(|t| now.duration_since(t))))
             .collect();
-        let heard = counted.iter().filter(|(_, healthy, _, _)| *healthy).count();
-        let majority = 2 * heard > counted.len();
-        let mut events = Vec::new();
+        // Who vouches for a removal: this node, and each member heard within half the timeout
+        // whose last heartbeat reported the candidate silent too. In a partition the other
+        // side goes silent a few heartbeats apart, and links come back one by one when it
+        // heals: a member about to time out, or one that still hears the candidate, must not
+        // make a majority.
+        let fresh = self.options.heartbeat_timeout / 2;
+        let vouching: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|(a, m)| **a != self.options.me && m.counts() && m.last_heard.is_some_and(|t| now.duration_since(t) <= fresh))
+            .map(|(_, m)| m)
+            .collect();
+        let total = counted.len();
+        let mut removals = Vec::new();
         for (addr, healthy, refuses, silent_for) in counted {
             // A peer never heard from is a formation matter (`leave_out_silent`), not a loss.
             let Some(silent_for) = silent_for.filter(|_| !healthy) else { continue };
+            let votes = 1 + vouching.iter().filter(|m| m.reports_silent.contains(&addr)).count();
             let reason = if refuses {
                 format!("silent for {:.1} s, and nothing listens at its address: the process is gone", silent_for.as_secs_f64())
-            } else if majority {
+            } else if 2 * votes > total {
                 format!(
                     "silent for {:.1} s (heartbeat timeout {:.0} s)",
                     silent_for.as_secs_f64(),
@@ -509,9 +530,9 @@ impl Membership {
             } else {
                 continue;
             };
-            events.extend(self.remove(addr, reason));
+            removals.push((addr, reason));
         }
-        events
+        removals.into_iter().filter_map(|(addr, reason)| self.remove(addr, reason)).collect()
     }
 
     /// Removals so far: the membership generation.
@@ -843,11 +864,10 @@ mod tests {
         let mut nodes = formed(&[1, 2, 3], t0);
         let mut silent = nodes.pop().unwrap();
         let later = t0 + TIMEOUT + Duration::from_secs(1);
-        // Nodes 1 and 2 still hear each other: two of three, a majority.
-        round(&mut nodes, later);
-        let events = nodes[0].tick(later + Duration::from_millis(1));
-        assert!(lost_nodes(&events).is_empty(), "removed in the round already: {events:?}");
-        round(&mut nodes, later);
+        // Nodes 1 and 2 still hear each other and both report node 3 silent: two of three.
+        for k in 0..3 {
+            round(&mut nodes, later + Duration::from_millis(k));
+        }
         for n in &nodes {
             let v = n.view(later);
             assert!(v.consensus && v.healthy && v.members.len() == 2 && v.generation == 1, "{v:?}");
@@ -888,6 +908,26 @@ mod tests {
         }
     }
 
+    /// Regression (found by the partition test): the other half of a 2|2 partition goes silent
+    /// a few heartbeats apart; counting the one not yet timed out made a "majority" that
+    /// removed the first, and then the second.
+    #[test]
+    fn members_about_to_time_out_do_not_vouch_for_a_removal() {
+        let t0 = Instant::now();
+        let mut nodes = formed(&[1, 2, 3, 4], t0);
+        // Node 4 last heard node 1 at t0 and node 2 a little later; node 3 all along.
+        let hb2 = nodes[1].heartbeat();
+        nodes[3].on_heartbeat(&hb2, t0 + Duration::from_millis(300)).unwrap();
+        for k in [100, 400, 2_000] {
+            let t = t0 + TIMEOUT + Duration::from_millis(k);
+            let hb3 = nodes[2].heartbeat();
+            nodes[3].on_heartbeat(&hb3, t).unwrap();
+            let events = nodes[3].tick(t);
+            assert!(lost_nodes(&events).is_empty(), "at +{k} ms: {events:?}");
+            assert_eq!(nodes[3].view(t).generation, 0);
+        }
+    }
+
     #[test]
     fn a_survivor_of_two_removes_the_other_once_its_address_refuses_connections() {
         let t0 = Instant::now();
@@ -913,9 +953,12 @@ mod tests {
         c.add_peers(&[addr(1), addr(2), addr(3)]);
         nodes.push(c);
         round(&mut nodes, t0);
-        // Only node 1 lost node 3 (an asymmetric partition), with node 2 answering it.
+        // Node 2 finds node 3 silent and says so; with that second vote node 1 removes it,
+        // before node 2 itself decided.
         let later = t0 + TIMEOUT + Duration::from_secs(1);
+        nodes[1].tick(later);
         let hb2 = nodes[1].heartbeat();
+        assert!(hb2.silent.contains(&addr(3).to_proto()));
         nodes[0].on_heartbeat(&hb2, later).unwrap();
         assert_eq!(lost_nodes(&nodes[0].tick(later)), vec![addr(3)]);
         let hb1 = nodes[0].heartbeat();
