@@ -61,6 +61,9 @@ pub struct CommitRequest {
     /// Where the data came from, for people reading `GET /3/Frames`.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Copies of each chunk, on distinct workers [default: the cloud's `--replicas`]; 2 keeps the frame through the loss of a worker.
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
 
 pub(crate) struct Inner {
@@ -70,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) storage: StorageOptions,
     stamp: AuthStamp,
     clients: Mutex<HashMap<NodeAddr, Client>>,
+    /// Copies of each chunk of a frame without a source (`--replicas`).
+    pub(crate) replicas: std::sync::atomic::AtomicU32,
 }
 
 /// Frames on this node: the worker-side service and the coordinator.
@@ -99,12 +104,18 @@ impl FrameCloud {
                 storage,
                 stamp: AuthStamp::new(options.secret.clone(), options.cloud_name.clone()),
                 clients: Mutex::default(),
+                replicas: std::sync::atomic::AtomicU32::new(1),
             }),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             cloud.watch_losses();
         }
         cloud
+    }
+
+    /// Copies of each chunk of a frame without a source, on distinct workers (at least 1).
+    pub fn set_replicas(&self, copies: u32) {
+        self.inner.replicas.store(copies.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The gRPC service and REST routes to serve on the node.
@@ -250,10 +261,13 @@ impl FrameCloud {
             return Err(bad(format!("chunk {} is on {}, which is not a worker of this cloud", c.index, c.node)));
         }
         let info = FrameInfo::from_chunks(id, request.sources, request.columns, chunks);
-        if let Err(e) = self.broadcast_meta(&info).await {
-            self.delete_everywhere(id).await;
-            return Err(e);
-        }
+        let info = match self.register_with_replicas(info, request.replicas).await {
+            Ok(info) => info,
+            Err(e) => {
+                self.delete_everywhere(id).await;
+                return Err(e);
+            }
+        };
         tracing::info!(frame = %id, rows = info.rows, chunks = info.chunks.len(), bytes = info.bytes_in_memory, "frame committed");
         Ok(info)
     }

@@ -1,9 +1,11 @@
 //! A cloud that survives the loss of a worker: when membership removes a member, the leader
 //! (the lowest surviving address) goes through every frame with chunks on it. A frame an import
 //! made is read again from its source, each lost chunk from the split that made it, on the
-//! surviving workers that hold the least of it, as a job `GET /3/Jobs` shows; the others are
-//! marked lost with the reason, and refuse work until deleted. The rest of the cloud keeps
-//! working throughout.
+//! surviving workers that hold the least of it, as a job `GET /3/Jobs` shows. A frame without
+//! a source (group-by results, Flight uploads) survives through copies of its chunks on other
+//! workers (`--replicas`, made when it is registered): a surviving copy becomes the chunk of
+//! record, and lost copies are made again. Frames that can do neither are marked lost with the
+//! reason, and refuse work until deleted. The rest of the cloud keeps working throughout.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -11,7 +13,9 @@ use std::time::Duration;
 use eddy_common::NodeAddr;
 use eddy_node::membership::Event;
 use eddy_node::Role;
-use eddy_proto::v1::ParseSplitsRequest;
+use eddy_proto::v1::{ChunkData, ChunkList, ChunkRef, ParseSplitsRequest};
+use futures::{StreamExt, TryStreamExt};
+use std::sync::atomic::Ordering;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::import::coordinator::Progress;
@@ -45,22 +49,37 @@ impl FrameCloud {
         });
     }
 
-    /// If this node leads the survivors: re-reads or reports every frame's chunks on members
-    /// that are gone. Safe to run again; it looks only at what the frames list now.
+    /// If this node leads the survivors: re-reads, promotes or reports every frame's chunks on
+    /// members that are gone, and copies again what lost a copy. Safe to run again; it looks
+    /// only at what the frames list now.
     pub async fn recover_lost_chunks(&self) {
         let Some(members) = self.survivors_agreed().await else { return };
         for info in self.frames() {
             let lost: Vec<&ChunkInfo> = info.chunks.iter().filter(|c| !members.contains(&c.node)).collect();
-            if lost.is_empty() || info.lost.is_some() {
+            let stale_copies = info.chunks.iter().any(|c| c.replicas.iter().any(|r| !members.contains(r)));
+            if (lost.is_empty() && !stale_copies) || info.lost.is_some() {
                 continue;
             }
-            let gone: BTreeSet<String> = lost.iter().map(|c| c.node.to_string()).collect();
+            let gone: BTreeSet<String> = info
+                .chunks
+                .iter()
+                .flat_map(|c| std::iter::once(&c.node).chain(&c.replicas))
+                .filter(|n| !members.contains(n))
+                .map(|n| n.to_string())
+                .collect();
             let gone = gone.into_iter().collect::<Vec<_>>().join(", ");
             let lost_indices: Vec<u32> = lost.iter().map(|c| c.index).collect();
-            let updated = match self.read_again(&info, &lost_indices, &members, &gone).await {
-                Ok(updated) => {
-                    tracing::info!(frame = %info.frame_id, chunks = lost_indices.len(), lost_with = %gone, "chunks read again from the source");
-                    updated
+            let recovered = if lost.is_empty() {
+                Ok(info.clone())
+            } else if info.recipe.is_some() {
+                self.read_again(&info, &lost_indices, &members, &gone).await
+            } else {
+                self.promote_copies(&info, &lost_indices, &members).await
+            };
+            let updated = match recovered {
+                Ok(recovered) => {
+                    tracing::info!(frame = %info.frame_id, chunks = lost_indices.len(), lost_with = %gone, "frame recovered");
+                    self.copy_again(recovered, &info, &members).await
                 }
                 Err(reason) => {
                     let rows: u64 = lost.iter().map(|c| c.rows).sum();
@@ -78,6 +97,116 @@ impl FrameCloud {
                 tracing::error!(frame = %info.frame_id, error = %e, "could not tell every worker of the frame's recovered chunks");
             }
         }
+    }
+
+    /// Chunks `lost` of a frame without a source: the surviving copy of each becomes the
+    /// chunk of record where it is.
+    async fn promote_copies(&self, info: &FrameInfo, lost: &[u32], members: &BTreeSet<NodeAddr>) -> Result<FrameInfo, String> {
+        let mut chunks = info.chunks.clone();
+        let mut by_holder: HashMap<NodeAddr, Vec<u32>> = HashMap::new();
+        for chunk in chunks.iter_mut().filter(|c| lost.contains(&c.index)) {
+            let Some(holder) = chunk.replicas.iter().copied().find(|r| members.contains(r)) else {
+                return Err(format!(
+                    "it was not read from a source (a Spark conversion, a group-by result or an Arrow Flight upload), so it cannot be read again, and chunk {} had no copy on another worker (--replicas 2 keeps one)",
+                    chunk.index
+                ));
+            };
+            by_holder.entry(holder).or_default().push(chunk.index);
+            chunk.node = holder;
+            chunk.replicas.retain(|r| *r != holder);
+        }
+        for (holder, indices) in by_holder {
+            let mut client = self.client(holder).map_err(|e| e.to_string())?;
+            client
+                .promote_replicas(ChunkList { frame_id: info.frame_id.clone(), chunks: indices })
+                .await
+                .map_err(|s| format!("worker {holder}: {}", s.message()))?;
+        }
+        Ok(FrameInfo { chunks, ..info.clone() })
+    }
+
+    /// `recovered` without copies on workers that are gone, and with as many copies again as
+    /// `before` had (as far as the survivors allow; a failure is logged, the frame stays).
+    async fn copy_again(&self, mut recovered: FrameInfo, before: &FrameInfo, members: &BTreeSet<NodeAddr>) -> FrameInfo {
+        for chunk in &mut recovered.chunks {
+            chunk.replicas.retain(|r| members.contains(r));
+        }
+        let copies = before.chunks.iter().map(|c| 1 + c.replicas.len()).max().unwrap_or(1);
+        if copies <= 1 {
+            return recovered;
+        }
+        match self.with_replicas(recovered.clone(), Some(copies as u32)).await {
+            Ok(copied) => copied,
+            Err(e) => {
+                tracing::warn!(frame = %recovered.frame_id, error = %e, "could not make the lost copies again");
+                recovered
+            }
+        }
+    }
+
+    /// Registers a frame without a source on every node, then with `copies` of each chunk
+    /// (default: the cloud's `--replicas`; a worker reads a chunk to copy through the frame's
+    /// metadata, so the frame is registered first).
+    pub(crate) async fn register_with_replicas(&self, info: FrameInfo, copies: Option<u32>) -> FrameResult<FrameInfo> {
+        self.broadcast_meta(&info).await?;
+        let copied = self.with_replicas(info.clone(), copies).await?;
+        if copied != info {
+            self.broadcast_meta(&copied).await?;
+        }
+        Ok(copied)
+    }
+
+    /// `info` with `copies` of each chunk (default: the cloud's `--replicas`), each on another
+    /// worker: the workers after the chunk's own in address order that hold none yet. With
+    /// fewer workers than copies, as many as there are workers (and a warning).
+    pub(crate) async fn with_replicas(&self, mut info: FrameInfo, copies: Option<u32>) -> FrameResult<FrameInfo> {
+        let wanted = copies.unwrap_or_else(|| self.inner.replicas.load(Ordering::Relaxed)).max(1) as usize;
+        if wanted <= 1 {
+            return Ok(info);
+        }
+        let workers = self.workers()?;
+        if workers.len() < wanted {
+            tracing::warn!(frame = %info.frame_id, wanted, workers = workers.len(), "fewer workers than copies asked for: one copy per worker");
+        }
+        let copies = wanted.min(workers.len());
+        let mut plan = Vec::new();
+        for (position, chunk) in info.chunks.iter().enumerate() {
+            let start = workers.iter().position(|w| *w == chunk.node).unwrap_or(0);
+            let mut missing = copies.saturating_sub(1 + chunk.replicas.len());
+            for step in 1..workers.len() {
+                let target = workers[(start + step) % workers.len()];
+                if missing == 0 {
+                    break;
+                }
+                if target != chunk.node && !chunk.replicas.contains(&target) {
+                    plan.push((position, chunk.index, chunk.node, target));
+                    missing -= 1;
+                }
+            }
+        }
+        let frame_id = info.frame_id.clone();
+        let made: Vec<(usize, NodeAddr)> = futures::stream::iter(plan)
+            .map(|(position, index, from, to)| {
+                let frame_id = frame_id.clone();
+                async move {
+                    let data = self
+                        .client(from)?
+                        .get_chunk(ChunkRef { frame_id: frame_id.clone(), chunk: index })
+                        .await
+                        .map_err(|s| Self::remote(from, s))?
+                        .into_inner();
+                    self.client(to)?.put_chunk(ChunkData { replica: true, ..data }).await.map_err(|s| Self::remote(to, s))?;
+                    FrameResult::Ok((position, to))
+                }
+            })
+            // A few copies in flight: each holds a chunk's bytes on this node meanwhile.
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        for (position, to) in made {
+            info.chunks[position].replicas.push(to);
+        }
+        Ok(info)
     }
 
     /// The members once they agree, if this node leads them; None otherwise (another leads,

@@ -116,8 +116,9 @@ async fn staged_puts_commit_into_a_frame_that_reads_back_exactly() {
 
     let request = CommitRequest {
         columns: r0.columns.clone(),
-        chunks: [&r0, &r1, &r2].iter().map(|r| ChunkInfo { index: r.chunk, node: r.node, rows: r.rows, bytes: r.bytes }).collect(),
+        chunks: [&r0, &r1, &r2].iter().map(|r| ChunkInfo::new(r.chunk, r.node, r.rows, r.bytes)).collect(),
         sources: vec!["test".into()],
+        replicas: None,
     };
     let info = c.frames[1].commit("sp.hex", request.clone()).await.unwrap();
     assert_eq!(info.rows, 85_000);
@@ -179,27 +180,22 @@ async fn puts_and_commits_are_refused_with_reasons_and_leave_nothing_behind() {
     let r = put(&mut to_a, "y.hex", 0, vec![batch(0, 1000)]).await.unwrap();
     let wrong = CommitRequest {
         columns: r.columns.clone(),
-        chunks: vec![ChunkInfo { index: 0, node: a, rows: r.rows, bytes: r.bytes }, ChunkInfo { index: 1, node: b, rows: 10, bytes: 10 }],
+        chunks: vec![ChunkInfo::new(0, a, r.rows, r.bytes), ChunkInfo::new(1, b, 10, 10)],
         sources: vec![],
+        replicas: None,
     };
     let err = c.frames[0].commit("y.hex", wrong).await.unwrap_err().to_string();
     assert!(err.contains("chunk 1 of y.hex is not on"), "{err}");
     assert!(c.frames[0].frame("y.hex").is_err() && c.frames[1].frame("y.hex").is_err());
     // The staged chunk was swept too: a commit of it alone now fails.
-    let alone = CommitRequest {
-        columns: r.columns.clone(),
-        chunks: vec![ChunkInfo { index: 0, node: a, rows: r.rows, bytes: r.bytes }],
-        sources: vec![],
-    };
+    let alone =
+        CommitRequest { columns: r.columns.clone(), chunks: vec![ChunkInfo::new(0, a, r.rows, r.bytes)], sources: vec![], replicas: None };
     assert!(c.frames[0].commit("y.hex", alone).await.is_err());
 
     // Puts into a registered frame are refused.
     let r = put(&mut to_a, "z.hex", 0, vec![batch(0, 10)]).await.unwrap();
-    let ok = CommitRequest {
-        columns: r.columns.clone(),
-        chunks: vec![ChunkInfo { index: 0, node: a, rows: r.rows, bytes: r.bytes }],
-        sources: vec![],
-    };
+    let ok =
+        CommitRequest { columns: r.columns.clone(), chunks: vec![ChunkInfo::new(0, a, r.rows, r.bytes)], sources: vec![], replicas: None };
     c.frames[0].commit("z.hex", ok.clone()).await.unwrap();
     let err = put(&mut to_a, "z.hex", 1, vec![batch(0, 10)]).await.unwrap_err().to_string();
     assert!(err.contains("registered"), "{err}");

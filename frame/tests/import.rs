@@ -176,6 +176,7 @@ async fn group_by_matches_an_independent_fold_and_export_reads_back() {
             Agg { op: AggOp::Count, column: "x".into() },
         ],
         destination_frame: None,
+        replicas: None,
     };
     let result = c.frames[1].group_by(&id, &request).await.unwrap();
     assert_eq!(result.rows, 3);
@@ -191,7 +192,8 @@ async fn group_by_matches_an_independent_fold_and_export_reads_back() {
         assert_eq!(max, members.iter().map(|i| ids[*i]).max().unwrap() as f64);
         assert_eq!(row[4].as_deref().unwrap().parse::<f64>().unwrap(), present.len() as f64);
     }
-    let bad = c.frames[0].group_by(&id, &GroupByRequest { by: vec!["nope".into()], aggs: vec![], destination_frame: None }).await;
+    let bad =
+        c.frames[0].group_by(&id, &GroupByRequest { by: vec!["nope".into()], aggs: vec![], destination_frame: None, replicas: None }).await;
     assert!(bad.unwrap_err().to_string().contains("no column \"nope\""));
 
     // Export: one CSV file per chunk, written by the workers that hold them.
@@ -345,6 +347,7 @@ async fn a_group_by_of_many_groups_pages_its_partials_and_spreads_its_result() {
         by: vec!["k".into()],
         aggs: vec![Agg { op: AggOp::Sum, column: "x".into() }],
         destination_frame: Some("many_by_k".into()),
+        replicas: None,
     };
     let result = c.frames[1].group_by(&id, &request).await.unwrap();
     assert_eq!(result.rows, keys as u64);

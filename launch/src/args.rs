@@ -116,9 +116,12 @@ pub struct CloudArgs {
     /// How often workers heartbeat each other
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
-    /// A worker silent this long makes the cloud unhealthy
+    /// A worker silent this long is unhealthy; once a majority reports it silent it is removed and the cloud carries on
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_timeout: Duration,
+    /// Copies of each chunk of a frame without a source (group-by results, Spark conversions, Flight uploads), on distinct workers: 2 keeps such frames through the loss of a worker (imported frames are read again from their source)
+    #[arg(long, default_value = "1", value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub replicas: u32,
     /// Cloud name [default: eddy-<user>-<random>]
     #[arg(long)]
     pub name: Option<String>,

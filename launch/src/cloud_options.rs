@@ -38,6 +38,8 @@ pub struct CloudOptions {
     pub heartbeat_interval: Duration,
     /// Heartbeat timeout.
     pub heartbeat_timeout: Duration,
+    /// Copies of each chunk of a frame without a source.
+    pub replicas: u32,
     /// Cloud name.
     pub cloud_name: String,
     /// Where the gather service listens.
@@ -137,6 +139,7 @@ impl CloudOptions {
             timeout: args.timeout,
             heartbeat_interval: args.heartbeat_interval,
             heartbeat_timeout: args.heartbeat_timeout,
+            replicas: args.replicas,
             cloud_name,
             driver_ip: args.driver_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             driver_port: args.driver_port,
@@ -188,6 +191,7 @@ impl CloudOptions {
         set(&keys::TIMEOUT, format!("{}ms", self.timeout.as_millis()));
         set(&keys::HEARTBEAT_INTERVAL, format!("{}ms", self.heartbeat_interval.as_millis()));
         set(&keys::HEARTBEAT_TIMEOUT, format!("{}ms", self.heartbeat_timeout.as_millis()));
+        set(&keys::REPLICAS, self.replicas.to_string());
         set(&keys::REST_AUTH, self.rest_auth.name().to_string());
         if let Some(roots) = &self.import_roots_opt {
             set(&keys::IMPORT_ROOTS, roots.clone());

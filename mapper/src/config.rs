@@ -65,6 +65,9 @@ pub struct MapperArgs {
     /// A peer silent this long is unhealthy
     #[arg(long, env = "EDDY_HEARTBEAT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_timeout: Duration,
+    /// Copies of each chunk of a frame without a source (group-by results, Spark conversions, Flight uploads), on distinct workers: 2 survives the loss of a worker
+    #[arg(long, env = "EDDY_REPLICAS", default_value = "1", value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub replicas: u32,
     /// How long to wait for the driver, the peers and consensus
     #[arg(long, env = "EDDY_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -147,6 +150,8 @@ pub struct MapperConfig {
     pub timeout: Duration,
     /// Memory budget in bytes.
     pub memory_budget: u64,
+    /// Copies of each chunk of a frame without a source.
+    pub replicas: u32,
     /// The internal channels' TLS.
     pub internal_tls: InternalTlsMode,
     /// The REST API's TLS (the user's certificate), read at start.
@@ -281,6 +286,7 @@ impl MapperConfig {
             heartbeat_timeout: args.heartbeat_timeout,
             timeout: args.timeout,
             memory_budget,
+            replicas: args.replicas,
             worker_id: args.worker_id,
             kubernetes_api_port_opt,
             storage: {

@@ -90,7 +90,9 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
         );
     }
     let node = NodeHandle::start_with(me, Some(listeners.rest), Some(listeners.grpc), config.node_options(ip)?, |n| {
-        eddy_frame::FrameCloud::new(n, config.memory_budget, storage).extensions()
+        let frames = eddy_frame::FrameCloud::new(n, config.memory_budget, storage);
+        frames.set_replicas(config.replicas);
+        frames.extensions()
     });
     if let Some(port) = config.kubernetes_api_port_opt {
         let addr = SocketAddr::new(ip, port);

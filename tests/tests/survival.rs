@@ -17,9 +17,15 @@ const RECOVER: Duration = Duration::from_secs(90);
 
 /// A watched local cloud of `nodes` workers with a heartbeat timeout of 2 s.
 fn cloud(dir: &std::path::Path, nodes: usize) -> WatchedCloud {
+    cloud_with(dir, nodes, &[])
+}
+
+/// Such a cloud, with more `eddy-driver local` flags.
+fn cloud_with(dir: &std::path::Path, nodes: usize, flags: &[&str]) -> WatchedCloud {
     let notify = dir.join("leader.txt");
     let mut cmd = Command::new(bin("eddy-driver"));
     cmd.args(["local", "--nodes", &nodes.to_string(), "--port", "0", "--memory", "256m", "--heartbeat-timeout", "2s"])
+        .args(flags)
         .arg("--log-dir")
         .arg(dir.join("logs"))
         .arg("--notify")
@@ -159,6 +165,43 @@ fn a_killed_worker_is_removed_its_imported_chunks_are_read_again_and_a_result_fr
     for pid in pids {
         wait_until(&format!("worker {pid} exits"), FORM, || !alive(pid));
     }
+}
+
+#[test]
+fn with_two_replicas_a_frame_without_a_source_survives_the_loss_of_a_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cloud_with(dir.path(), 3, &["--replicas", "2"]);
+    let id = import(&c, dir.path(), 50_000);
+    let grouped: Value = c.post(&format!("/3/Frames/{id}/groupby"), json!({ "by": ["id"], "aggs": [{ "op": "sum", "column": "value" }] }));
+    let grouped_id = grouped["frame"]["frame_id"].as_str().unwrap_or_else(|| panic!("{grouped}")).to_string();
+    let info = frame(&c, &c.base, &grouped_id);
+    // Every chunk has one copy, on another worker.
+    for chunk in info["chunks"].as_array().unwrap() {
+        let copies = chunk["replicas"].as_array().unwrap_or_else(|| panic!("no copies: {info}"));
+        assert_eq!(copies.len(), 1, "{chunk}");
+        assert_ne!(format!("{}:{}", copies[0]["ip"].as_str().unwrap(), copies[0]["rest_port"]), chunk_node(chunk));
+    }
+    let before = summary(&c, &c.base, &grouped_id).unwrap();
+    // The worker holding the result's chunk is killed; we go on through another.
+    let victim = chunk_node(&info["chunks"][0]);
+    let base = format!("http://{}", worker_other_than(&c.base, &[&victim]).0);
+    signal(pid_of(&c.base, &victim), libc::SIGKILL);
+    wait_removed(&base, &victim, 2);
+    assert_eq!(summary_once_recovered(&c, &base, &grouped_id), before);
+    // No chunk or copy is left on the lost worker, and every chunk has its copy again.
+    let copy_of = |chunk: &Value| chunk["replicas"].as_array().cloned().unwrap_or_default();
+    let node_text = |n: &Value| format!("{}:{}", n["ip"].as_str().unwrap(), n["rest_port"]);
+    let mut info = Value::Null;
+    wait_until("every chunk has its copy again, none on the lost worker", RECOVER, || {
+        info = frame(&c, &base, &grouped_id);
+        info["chunks"].as_array().unwrap().iter().all(|ch| {
+            let copies = copy_of(ch);
+            chunk_node(ch) != victim && copies.len() == 1 && node_text(&copies[0]) != victim && node_text(&copies[0]) != chunk_node(ch)
+        })
+    });
+    assert_eq!(summary(&c, &base, &grouped_id).unwrap(), before);
+    assert_eq!(c.http.delete(format!("{base}/3/Frames/{grouped_id}")).send().unwrap().status().as_u16(), 200);
+    c.stop(FORM);
 }
 
 #[test]

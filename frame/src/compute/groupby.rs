@@ -48,6 +48,9 @@ pub struct GroupByRequest {
     /// Id of the result frame [default: `<frame>_by_<columns>`].
     #[serde(default)]
     pub destination_frame: Option<String>,
+    /// Copies of each chunk of the result, on distinct workers [default: the cloud's `--replicas`]; 2 keeps it through the loss of a worker.
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
 
 /// The mergeable state of one aggregate in one group.
@@ -532,6 +535,7 @@ mod tests {
             by: vec!["k".into()],
             aggs: vec![Agg { op: AggOp::Mean, column: "v".into() }, Agg { op: AggOp::Count, column: "v".into() }],
             destination_frame: None,
+            replicas: None,
         };
         let out = result_batch(&g, &request).unwrap();
         assert_eq!(out.num_rows(), 2);

@@ -140,13 +140,11 @@ impl FrameCloud {
             async move {
                 let ipc = to_ipc(&piece.schema(), std::slice::from_ref(piece))?;
                 let mut client = self.client(node)?;
-                client.put_chunk(ChunkData { frame_id: dest, chunk: i as u32, arrow_ipc: ipc }).await.map_err(|s| Self::remote(node, s))?;
-                Ok::<ChunkInfo, FrameError>(ChunkInfo {
-                    index: i as u32,
-                    node,
-                    rows: piece.num_rows() as u64,
-                    bytes: piece.get_array_memory_size() as u64,
-                })
+                client
+                    .put_chunk(ChunkData { frame_id: dest, chunk: i as u32, arrow_ipc: ipc, replica: false })
+                    .await
+                    .map_err(|s| Self::remote(node, s))?;
+                Ok::<ChunkInfo, FrameError>(ChunkInfo::new(i as u32, node, piece.num_rows() as u64, piece.get_array_memory_size() as u64))
             }
         });
         let chunks = futures::future::try_join_all(puts).await?;
@@ -156,8 +154,7 @@ impl FrameCloud {
             columns.push(ColumnInfo::new(f.name().clone(), ColumnType::Real));
         }
         let result = FrameInfo::from_chunks(dest, vec![format!("group-by of {id}")], columns, chunks);
-        self.broadcast_meta(&result).await?;
-        Ok(result)
+        self.register_with_replicas(result, request.replicas).await
     }
 
     async fn export_now(&self, id: &str, request: &ExportRequest) -> FrameResult<ExportResult> {

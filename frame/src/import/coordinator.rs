@@ -179,7 +179,7 @@ impl FrameCloud {
             if !d.parse_error.is_empty() {
                 return Err(FrameError::Worker { node: node.to_string(), reason: d.parse_error.clone() });
             }
-            chunks.push(ChunkInfo { index: d.chunk, node, rows: d.rows, bytes: d.bytes_in_memory });
+            chunks.push(ChunkInfo::new(d.chunk, node, d.rows, d.bytes_in_memory));
             report.bad_rows += d.bad_rows;
             report.bad_cells += d.bad_cells;
             report.examples.extend(d.examples.into_iter().map(crate::service::wire::bad_value_from));

@@ -18,8 +18,8 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use eddy_proto::v1::frame_service_server::FrameService;
 use eddy_proto::v1::{
-    BinCounts, ChunkData, ChunkPartial, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial, GroupByTask,
-    HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial, TokenUpdate,
+    BinCounts, ChunkData, ChunkList, ChunkPartial, ChunkRef, ExportTask, ExportedFiles, FrameAck, FrameMeta, FrameRef, GroupByPartial,
+    GroupByTask, HistogramPartial, HistogramRequest, ParseSplitsRequest, RowsReply, RowsRequest, SplitDone, SummaryPartial, TokenUpdate,
 };
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -187,6 +187,8 @@ impl FrameService for FrameServer {
         if freed > 0 {
             tracing::info!(frame = %info.frame_id, freed, "dropped chunks the frame does not list");
         }
+        let my_replicas: Vec<u32> = info.chunks.iter().filter(|c| c.replicas.contains(&self.state.me)).map(|c| c.index).collect();
+        self.state.store.retain(&crate::store::replica_key(&info.frame_id), |i| my_replicas.contains(&i));
         self.state.frames.put(info);
         Ok(Response::new(FrameAck {}))
     }
@@ -287,8 +289,19 @@ impl FrameService for FrameServer {
         let batches = crate::service::codec::from_ipc(&data.arrow_ipc).map_err(status)?;
         let batches = batches.into_iter().map(crate::store::ingest::compact).collect::<FrameResult<Vec<_>>>().map_err(status)?;
         let chunk = Chunk::new(batches);
-        let reservation = self.state.store.reserve(chunk.bytes, &format!("chunk {} of {}", data.chunk, data.frame_id)).map_err(status)?;
-        self.state.store.insert(&data.frame_id, data.chunk, chunk, reservation);
+        let what = format!("{} {} of {}", if data.replica { "a copy of chunk" } else { "chunk" }, data.chunk, data.frame_id);
+        let reservation = self.state.store.reserve(chunk.bytes, &what).map_err(status)?;
+        let key = if data.replica { crate::store::replica_key(&data.frame_id) } else { data.frame_id };
+        self.state.store.insert(&key, data.chunk, chunk, reservation);
+        Ok(Response::new(FrameAck {}))
+    }
+
+    async fn promote_replicas(&self, request: Request<ChunkList>) -> Result<Response<FrameAck>, Status> {
+        let list = request.into_inner();
+        self.state.store.promote(&list.frame_id, &list.chunks).map_err(|missing| {
+            Status::failed_precondition(format!("no copy of chunk {missing} of {} is on {}", list.frame_id, self.state.me))
+        })?;
+        tracing::info!(frame = %list.frame_id, chunks = list.chunks.len(), "copies became the chunks of record");
         Ok(Response::new(FrameAck {}))
     }
 
@@ -304,7 +317,7 @@ impl FrameService for FrameServer {
         .await
         .map_err(status)?
         .map_err(status)?;
-        Ok(Response::new(ChunkData { frame_id: r.frame_id, chunk: r.chunk, arrow_ipc: bytes }))
+        Ok(Response::new(ChunkData { frame_id: r.frame_id, chunk: r.chunk, arrow_ipc: bytes, replica: false }))
     }
 
     async fn update_tokens(&self, request: Request<TokenUpdate>) -> Result<Response<FrameAck>, Status> {

@@ -151,7 +151,13 @@ pub fn frame_info(f: &FrameInfo) -> pb::FrameInfo {
         chunks: f
             .chunks
             .iter()
-            .map(|c| pb::ChunkInfo { index: c.index, node: Some(c.node.to_proto()), rows: c.rows, bytes: c.bytes })
+            .map(|c| pb::ChunkInfo {
+                index: c.index,
+                node: Some(c.node.to_proto()),
+                rows: c.rows,
+                bytes: c.bytes,
+                replicas: c.replicas.iter().map(NodeAddr::to_proto).collect(),
+            })
             .collect(),
         rows: f.rows,
         bytes_in_memory: f.bytes_in_memory,
@@ -218,7 +224,12 @@ pub fn frame_info_from(f: pb::FrameInfo) -> Decoded<FrameInfo> {
         .map(|c| {
             let node = required(c.node.as_ref(), "chunk node")?;
             let node = NodeAddr::from_proto(node).map_err(|e| Malformed(format!("chunk {}: {e}", c.index)))?;
-            Ok(ChunkInfo { index: c.index, node, rows: c.rows, bytes: c.bytes })
+            let replicas = c
+                .replicas
+                .iter()
+                .map(|r| NodeAddr::from_proto(r).map_err(|e| Malformed(format!("chunk {} replica: {e}", c.index))))
+                .collect::<Decoded<_>>()?;
+            Ok(ChunkInfo { index: c.index, node, rows: c.rows, bytes: c.bytes, replicas })
         })
         .collect::<Decoded<_>>()?;
     let report = f.parse_report.unwrap_or_default();
@@ -304,6 +315,8 @@ pub fn group_by_from(r: Option<pb::GroupByRequest>) -> Decoded<GroupByRequest> {
         by: r.by,
         aggs: r.aggs.into_iter().map(|a| Ok(Agg { op: agg_op_from(a.op)?, column: a.column })).collect::<Decoded<_>>()?,
         destination_frame: r.destination_frame,
+        // Copies are the coordinator's business; workers only fold.
+        replicas: None,
     })
 }
 
@@ -342,7 +355,7 @@ mod tests {
             "f.hex",
             vec!["s3://b/k.csv".into()],
             vec![ColumnInfo::new("a", ColumnType::Int), ColumnInfo::new("e", ColumnType::Enum), ts],
-            vec![ChunkInfo { index: 0, node, rows: 10, bytes: 800 }],
+            vec![ChunkInfo { replicas: vec![node], ..ChunkInfo::new(0, node, 10, 800) }],
         );
         info.source_bytes = 123;
         info.parse_report = ParseReport {
@@ -368,6 +381,7 @@ mod tests {
             by: vec!["b".into()],
             aggs: vec![Agg { op: AggOp::Mean, column: "a".into() }, Agg { op: AggOp::Max, column: "a".into() }],
             destination_frame: None,
+            replicas: None,
         };
         assert_eq!(group_by_from(Some(group_by(&r))).unwrap(), r);
         let mut g = crate::compute::groupby::Groups::new();

@@ -165,7 +165,7 @@ mod tests {
         let stored = narrow(conform(&b, &target).unwrap()).unwrap();
         assert_eq!(stored.column(0).data_type(), &DataType::Int16, "-3..300 fits 16 bits");
         let node = eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap();
-        let info = FrameInfo::from_chunks("f", vec![], columns.clone(), vec![ChunkInfo { index: 0, node, rows: 4, bytes: 0 }]);
+        let info = FrameInfo::from_chunks("f", vec![], columns.clone(), vec![ChunkInfo::new(0, node, 4, 0)]);
         // The metadata survives its JSON form (every node reads it from there).
         let info: FrameInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
         assert_eq!(info.columns, columns);
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(columns[0].arrow_type, Some(DataType::Decimal128(22, 1)));
         let stored = narrow(conform(&b, &target).unwrap()).unwrap();
         let node = eddy_common::NodeAddr::with_default_grpc([127, 0, 0, 1].into(), 1).unwrap();
-        let info = FrameInfo::from_chunks("f", vec![], columns, vec![ChunkInfo { index: 0, node, rows: 3, bytes: 0 }]);
+        let info = FrameInfo::from_chunks("f", vec![], columns, vec![ChunkInfo::new(0, node, 3, 0)]);
         let info: FrameInfo = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
         assert_eq!(widen(&stored, &info.schema()).unwrap(), b);
     }

@@ -23,6 +23,16 @@ pub struct ChunkInfo {
     pub rows: u64,
     /// Bytes in memory.
     pub bytes: u64,
+    /// Other workers holding a copy (frames without a source, with `--replicas` above 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<NodeAddr>,
+}
+
+impl ChunkInfo {
+    /// A chunk with no copies.
+    pub fn new(index: u32, node: NodeAddr, rows: u64, bytes: u64) -> Self {
+        Self { index, node, rows, bytes, replicas: Vec::new() }
+    }
 }
 
 /// One column of a frame.

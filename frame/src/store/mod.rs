@@ -42,6 +42,12 @@ struct Inner {
     frames: HashMap<String, BTreeMap<u32, Arc<Chunk>>>,
 }
 
+/// The store key of the replicas of `frame`'s chunks held here: kept apart from the frame's
+/// own chunks, so that work on the frame never counts a chunk twice.
+pub fn replica_key(frame: &str) -> String {
+    format!("{frame}\u{0}replicas")
+}
+
 /// Called with the bytes in use after every change.
 pub type UsageObserver = Arc<dyn Fn(u64) + Send + Sync>;
 
@@ -181,10 +187,42 @@ impl ChunkStore {
         self.lock().frames.get(frame).map(|m| m.iter().map(|(i, c)| (*i, c.clone())).collect()).unwrap_or_default()
     }
 
-    /// Drops a frame's chunks; returns the bytes freed.
+    /// Makes the replicas `indices` of `frame` held here its chunks of record (their worker was
+    /// lost). Nothing moves if one is missing: its index is the error.
+    pub fn promote(&self, frame: &str, indices: &[u32]) -> Result<(), u32> {
+        let mut inner = self.lock();
+        let key = replica_key(frame);
+        let held = inner.frames.get(&key);
+        if let Some(missing) = indices.iter().find(|i| !held.is_some_and(|h| h.contains_key(i))) {
+            return Err(*missing);
+        }
+        let mut moved = Vec::with_capacity(indices.len());
+        if let Some(replicas) = inner.frames.get_mut(&key) {
+            for i in indices {
+                if let Some(c) = replicas.remove(i) {
+                    moved.push((*i, c));
+                }
+            }
+        }
+        let own = inner.frames.entry(frame.to_string()).or_default();
+        let mut replaced = 0;
+        for (i, c) in moved {
+            if let Some(old) = own.insert(i, c) {
+                replaced += old.bytes;
+            }
+        }
+        inner.used = inner.used.saturating_sub(replaced);
+        Ok(())
+    }
+
+    /// Drops a frame's chunks and the replicas of its chunks held here; returns the bytes freed.
     pub fn delete(&self, frame: &str) -> u64 {
         let mut inner = self.lock();
-        let freed: u64 = inner.frames.remove(frame).map(|m| m.values().map(|c| c.bytes).sum()).unwrap_or(0);
+        let freed: u64 = [frame.to_string(), replica_key(frame)]
+            .iter()
+            .filter_map(|k| inner.frames.remove(k))
+            .map(|m| m.values().map(|c| c.bytes).sum::<u64>())
+            .sum();
         inner.used = inner.used.saturating_sub(freed);
         let used = inner.used;
         drop(inner);

@@ -48,6 +48,7 @@ pub(super) async fn start_observer(
         |n| {
             // The observer holds no data: a budget of zero.
             let frames = eddy_frame::FrameCloud::new(n, 0, storage);
+            frames.set_replicas(options.replicas);
             let ext = frames.extensions();
             frames_opt = Some(frames);
             ext
