@@ -138,6 +138,10 @@ pub struct CloudArgs {
     /// Stop the whole cloud and exit non-zero when a worker is lost. Without it the cloud carries on: the survivors remove the lost worker (after --heartbeat-timeout of silence), read its chunks of imported frames again from their sources, and report other frames it held as lost
     #[arg(long)]
     pub fail_fast: bool,
+    /// New worker processes started in place of lost ones, over the cloud's life (local launcher) [default: twice the workers, at least 3]; 0 never
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub worker_restarts: Option<u32>,
     /// Form the cloud, print it and a network test, then stop it and exit (a smoke test)
     #[arg(long)]
     pub check: bool,

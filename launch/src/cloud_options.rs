@@ -81,6 +81,8 @@ pub struct CloudOptions {
     pub disown: bool,
     /// `--fail-fast`.
     pub fail_fast: bool,
+    /// `--worker-restarts`: new processes in place of lost workers, at most.
+    pub worker_restarts: u32,
     /// `--check`.
     pub check: bool,
     /// `--import`.
@@ -160,6 +162,8 @@ impl CloudOptions {
             stop_on_stdin_eof: false,
             disown: args.disown,
             fail_fast: args.fail_fast,
+            // As Spark's spark.yarn.max.executor.failures: twice the executors, at least 3.
+            worker_restarts: args.worker_restarts.unwrap_or_else(|| (2 * u32::from(args.nodes.unwrap_or(DEFAULT_NODES))).max(3)),
             check: args.check,
             import_opt: args.import.clone(),
             strict: args.strict,

@@ -85,7 +85,7 @@ fn flatfile_cloud_locks_then_refuses_late_joiner_and_wrong_secret() {
 }
 
 #[test]
-fn a_worker_restarted_at_its_address_in_a_locked_cloud_is_a_lost_member_not_the_old_one() {
+fn a_worker_restarted_at_its_address_in_a_locked_cloud_is_a_new_member_never_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let (p1, p2) = (free_port_pair("127.0.0.1"), free_port_pair("127.0.0.1"));
     let ff = flatfile(dir.path(), &[p1, p2]);
@@ -100,23 +100,33 @@ fn a_worker_restarted_at_its_address_in_a_locked_cloud_is_a_lost_member_not_the_
     wait_until("flatfile cloud of 2", WAIT, || formed(&rest, 2));
     assert_eq!(get_status(&format!("http://{rest}/3/NetworkTest")), Some(200), "first work locks the cloud");
 
-    // kill -9, and the same address comes back as a new process (a container restart).
-    signal(b.pid(), libc::SIGKILL);
+    // kill -9, and the same address comes back as a new process (a container restart): the old
+    // member is lost for good (its data is gone), and the new process joins in its place.
+    let old_pid = b.pid();
+    signal(old_pid, libc::SIGKILL);
     b.wait_exit(WAIT);
-    let mut again = spawn(p2);
-    assert_eq!(again.wait_exit(WAIT).code(), Some(1), "{}", again.output());
-    assert!(again.output().contains("join refused"), "{}", again.output());
-    // The old member is lost for good (never the newcomer), and the cloud carries on without it.
-    let v = get_json(&format!("http://{rest}/3/Cloud")).unwrap();
-    assert_eq!(v["cloud_size"], 1, "{v}");
+    let _again = spawn(p2);
+    let mut v = serde_json::Value::Null;
+    wait_until("a cloud of 2 again, with the new process", WAIT, || {
+        v = get_json(&format!("http://{rest}/3/Cloud")).unwrap_or_default();
+        v["cloud_healthy"] == true
+            && v["consensus"] == true
+            && v["cloud_size"] == 2
+            && v["nodes"].as_array().is_some_and(|n| n.iter().all(|n| n["pid"].as_u64() != Some(u64::from(old_pid))))
+    });
     assert_eq!(v["generation"], 1, "{v}");
     let lost = &v["lost_nodes"][0];
     assert_eq!(lost["ip_port"], format!("127.0.0.1:{p2}"), "{v}");
     assert!(lost["reason"].as_str().unwrap_or_default().contains("restarted"), "{v}");
-    wait_until("the cloud of one is healthy", WAIT, || {
-        get_json(&format!("http://{rest}/3/Cloud")).is_some_and(|v| v["cloud_healthy"] == true)
-    });
     assert_eq!(get_status(&format!("http://{rest}/3/NetworkTest")), Some(200));
+    // The cloud is full again: a third process at another address is refused.
+    let p3 = free_port_pair("127.0.0.1");
+    let ff3 = dir.path().join("three.txt");
+    std::fs::write(&ff3, format!("127.0.0.1:{p1}\n127.0.0.1:{p2}\n127.0.0.1:{p3}\n")).unwrap();
+    let mut late =
+        Proc::spawn(mapper(dir.path(), SECRET, &["--flatfile", ff3.to_str().unwrap(), "--ip", "127.0.0.1", "--port", &p3.to_string()]));
+    assert_eq!(late.wait_exit(WAIT).code(), Some(1), "{}", late.output());
+    assert!(late.output().contains("join refused"), "{}", late.output());
 }
 
 #[test]

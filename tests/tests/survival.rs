@@ -205,6 +205,48 @@ fn with_two_replicas_a_frame_without_a_source_survives_the_loss_of_a_worker() {
 }
 
 #[test]
+fn a_lost_local_worker_is_started_again_and_the_new_process_joins_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cloud(dir.path(), 3);
+    let leader = c.base.trim_start_matches("http://").to_string();
+    let id = import(&c, dir.path(), 100_000);
+    let before = summary(&c, &c.base, &id).unwrap();
+    let (victim, victim_pid) = worker_other_than(&c.base, &[&leader]);
+
+    signal(victim_pid, libc::SIGKILL);
+    let line = c.driver.wait_for_line("again in place of", RECOVER);
+    assert!(line.contains(&victim) && line.contains("restarts left"), "{line}");
+    let mut view = Value::Null;
+    wait_until("a cloud of 3 again, with a new process", RECOVER, || {
+        view = cloud_view(&c.base);
+        view["cloud_healthy"] == true
+            && view["consensus"] == true
+            && view["cloud_size"] == 3
+            && view["nodes"].as_array().unwrap().iter().all(|n| n["pid"].as_u64() != Some(u64::from(victim_pid)))
+    });
+    assert_eq!(view["generation"], 1, "{view}");
+    assert_eq!(view["lost_nodes"][0]["ip_port"], victim.as_str(), "the lost process stays listed: {view}");
+    let new_pid =
+        view["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_u64().unwrap() as u32).find(|p| !c.driver.extra_pids.contains(p));
+    let new_pid = new_pid.unwrap_or_else(|| panic!("no new process among the workers: {view}"));
+    // The frame is whole (its lost chunks read again), and new work uses every worker.
+    assert_eq!(summary_once_recovered(&c, &c.base, &id), before);
+    let other = dir.path().join("other.csv");
+    std::fs::write(&other, csv_part(0, 100_000)).unwrap();
+    let (again, job) = c.import(json!({ "path": other, "split_bytes": 64 * 1024 }), FORM);
+    assert_eq!(job["jobs"][0]["status"], "DONE", "{job}");
+    let holders: std::collections::BTreeSet<String> =
+        frame(&c, &c.base, &again)["chunks"].as_array().unwrap().iter().map(chunk_node).collect();
+    assert_eq!(holders.len(), 3, "{holders:?}");
+    c.driver.extra_pids.push(new_pid);
+    let pids = c.driver.extra_pids.clone();
+    c.stop(FORM);
+    for pid in pids {
+        wait_until(&format!("worker {pid} exits"), FORM, || !alive(pid));
+    }
+}
+
+#[test]
 fn a_worker_stopped_past_the_heartbeat_timeout_is_removed_and_stops_when_continued() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cloud(dir.path(), 3);

@@ -27,6 +27,8 @@ pub struct LocalLauncher {
     secrets: tempfile::TempDir,
     /// The driver's own `EDDY_*` and `H2O_*` variables, which workers must not inherit.
     withheld: Vec<String>,
+    /// Processes started per worker id (a lost worker is started again under its id).
+    starts: BTreeMap<String, u32>,
 }
 
 impl LocalLauncher {
@@ -42,7 +44,7 @@ impl LocalLauncher {
             .map_err(|source| DriverError::Io { what: "cannot create a private directory for the cluster secret".into(), source })?;
         // Settings a user exported for their own shell must not leak into the workers.
         let withheld = env.iter().map(|(k, _)| k).filter(|k| k.starts_with("EDDY_") || k.starts_with("H2O_")).map(str::to_string).collect();
-        Ok(Self { mapper, log_dir, workers: LiveWorkers::new(), secrets, withheld })
+        Ok(Self { mapper, log_dir, workers: LiveWorkers::new(), secrets, withheld, starts: BTreeMap::new() })
     }
 
     /// Moves the secret from `env` into a file readable by this user only; its path goes in
@@ -61,8 +63,13 @@ impl LocalLauncher {
         Ok(())
     }
 
-    fn log_path(&self, id: &str) -> PathBuf {
-        self.log_dir.join(format!("worker-{id}.log"))
+    /// `worker-ID.log`; a worker started again in place of a lost one writes `worker-ID.N.log`
+    /// (its N-th process), so the lost one's log stays.
+    fn log_path(&self, id: &str, start: u32) -> PathBuf {
+        match start {
+            0 | 1 => self.log_dir.join(format!("worker-{id}.log")),
+            n => self.log_dir.join(format!("worker-{id}.{n}.log")),
+        }
     }
 }
 
@@ -100,8 +107,17 @@ impl WorkerLauncher for LocalLauncher {
         "local"
     }
 
+    fn replaces_lost_workers(&self) -> bool {
+        true
+    }
+
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
-        let log_path = self.log_path(id);
+        let start = {
+            let n = self.starts.entry(id.to_string()).or_default();
+            *n += 1;
+            *n
+        };
+        let log_path = self.log_path(id, start);
         let log = std::fs::File::create(&log_path)
             .map_err(|source| DriverError::Io { what: format!("cannot create {}", log_path.display()), source })?;
         let log_err = log.try_clone().map_err(|source| DriverError::Io { what: "cannot duplicate the log handle".into(), source })?;

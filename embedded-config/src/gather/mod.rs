@@ -149,6 +149,12 @@ impl Gather {
         self.state().expect_worker_id(id);
     }
 
+    /// Lets worker `id` register once more after the peer list went out: a new process in
+    /// place of a lost one, answered with the list as it is then.
+    pub fn expect_replacement(&self, id: &str) {
+        self.state().expect_replacement(id);
+    }
+
     /// Every registration so far.
     pub fn registrations(&self) -> Vec<Registration> {
         self.state().registrations()

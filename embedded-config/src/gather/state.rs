@@ -44,6 +44,11 @@ pub(crate) struct GatherState {
     registered: BTreeMap<NodeAddr, Registration>,
     pub(crate) phase: Phase,
     formed: BTreeMap<NodeAddr, (usize, NodeAddr)>,
+    /// The cloud formed and every worker agreed (later reports come from replacements).
+    agreed: bool,
+    /// Worker ids that may register again after the list went out: new processes in place of
+    /// lost ones.
+    replacements: BTreeSet<String>,
     pub(crate) exited: BTreeMap<NodeAddr, String>,
 }
 
@@ -55,8 +60,16 @@ impl GatherState {
             registered: BTreeMap::new(),
             phase: Phase::Collecting,
             formed: BTreeMap::new(),
+            agreed: false,
+            replacements: BTreeSet::new(),
             exited: BTreeMap::new(),
         }
+    }
+
+    /// Lets worker `id` register once more after the list went out (a new process in place
+    /// of a lost one): it replaces the old registration and gets the list as it is then.
+    pub(crate) fn expect_replacement(&mut self, id: &str) {
+        self.replacements.insert(id.to_string());
     }
 
     pub(crate) fn expect_worker_id(&mut self, id: &str) {
@@ -79,6 +92,20 @@ impl GatherState {
         }
         match &self.phase {
             Phase::Collecting => {}
+            Phase::Sent(_) if self.replacements.remove(&reg.worker_id) => {
+                self.registered.retain(|_, r| r.worker_id != reg.worker_id);
+                self.formed.retain(|node, _| self.registered.contains_key(node));
+                if let Some(prev) = self.registered.get(&reg.node) {
+                    return Err(Refusal::Duplicate(format!(
+                        "{} is already registered by worker {:?}; two workers cannot share an address",
+                        reg.node, prev.worker_id
+                    )));
+                }
+                self.registered.insert(reg.node, reg);
+                let peers: Vec<NodeAddr> = self.registered.keys().copied().collect();
+                self.phase = Phase::Sent(peers.clone());
+                return Ok(Some(peers));
+            }
             Phase::Sent(peers) => {
                 return Err(Refusal::TooLate(format!(
                     "the peer list was already sent to {} workers; {} (worker {:?}) registered too late (a restarted container, or a worker of another run?)",
@@ -143,12 +170,15 @@ impl GatherState {
             return Err(format!("{node} reported a formed cloud but never registered"));
         }
         self.formed.insert(node, (size, leader));
-        if self.formed.len() < self.registered.len() {
+        if self.agreed || self.formed.len() < self.registered.len() {
             return Ok(None);
         }
         let views: BTreeSet<(usize, NodeAddr)> = self.formed.values().copied().collect();
         match views.len() {
-            1 => Ok(views.into_iter().next()),
+            1 => {
+                self.agreed = true;
+                Ok(views.into_iter().next())
+            }
             _ => Err(format!(
                 "workers disagree about the cloud: {}",
                 self.formed.iter().map(|(n, (s, l))| format!("{n} sees size {s} led by {l}")).collect::<Vec<_>>().join("; ")
@@ -189,6 +219,24 @@ mod tests {
         assert_eq!(s.register(reg(5000, "0")).unwrap(), Some(peers.clone()));
         // After the list went out, a late registration still fails even at the deadline.
         assert_eq!(s.fail_registration_timeout(Duration::from_secs(1)), Phase::Sent(peers));
+    }
+
+    #[test]
+    fn a_replacement_registers_after_the_list_went_out_and_gets_the_list_as_it_is() {
+        let mut s = GatherState::new(2);
+        s.register(reg(1, "a")).unwrap();
+        s.register(reg(2, "b")).unwrap();
+        assert_eq!(s.cloud_formed(reg(1, "a").node, 2, reg(1, "a").node), Ok(None));
+        assert!(s.cloud_formed(reg(2, "b").node, 2, reg(1, "a").node).unwrap().is_some());
+        // Not expected: too late.
+        assert!(matches!(s.register(reg(3, "b")), Err(Refusal::TooLate(_))));
+        s.expect_replacement("b");
+        let peers = s.register(reg(3, "b")).unwrap().unwrap();
+        assert_eq!(peers, vec![reg(1, "a").node, reg(3, "b").node]);
+        assert_eq!(s.registrations().len(), 2);
+        // Once only, and its formation report is taken without starting over.
+        assert!(matches!(s.register(reg(4, "b")), Err(Refusal::TooLate(_))));
+        assert_eq!(s.cloud_formed(reg(3, "b").node, 2, reg(1, "a").node), Ok(None));
     }
 
     #[test]

@@ -17,12 +17,14 @@ use crate::{DriverError, DriverResult};
 
 mod interrupt;
 mod observe;
+mod replace;
 mod tokens;
 
 pub use tokens::TokenSource;
 
 use interrupt::Interrupt;
 use observe::{check, start_observer, watch};
+use replace::Replacer;
 
 /// How the driver ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +146,7 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
     let mut run = Run {
         options: &options,
         gather: &gather,
+        gather_addr,
         secret: &secret,
         interrupt: &interrupt,
         status: StatusFile::new(options.status_file_opt.clone(), &options.cloud_name),
@@ -186,6 +189,8 @@ pub async fn drive(launcher: &mut dyn WorkerLauncher, options: CloudOptions) -> 
 struct Run<'a> {
     options: &'a CloudOptions,
     gather: &'a Gather,
+    /// Where the gather service listens (workers started again register there).
+    gather_addr: SocketAddr,
     secret: &'a ClusterSecret,
     interrupt: &'a Interrupt,
     /// `--status-file`.
@@ -316,7 +321,8 @@ async fn form_and_watch(
         };
     }
     println!("Watching the cloud; Ctrl-C or POST /3/Shutdown stops it.");
-    watch(launcher, options, gather, gather_events, &observer, interrupt).await
+    let mut replacer = Replacer::new(run.gather_addr, secret, options);
+    watch(launcher, options, gather, gather_events, &observer, interrupt, &mut replacer).await
 }
 
 fn node_of(gather: &Gather, worker_id: &str) -> Option<NodeAddr> {

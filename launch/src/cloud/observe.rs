@@ -13,6 +13,7 @@ use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
 use tokio::sync::broadcast;
 
 use super::interrupt::Interrupt;
+use super::replace::Replacer;
 use super::{died_message, node_of, print_progress, CloudOptions, Outcome};
 use crate::launcher::WorkerLauncher;
 use crate::{DriverError, DriverResult};
@@ -97,6 +98,7 @@ pub(super) async fn watch(
     gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
     observer: &NodeHandle,
     interrupt: &Interrupt,
+    replacer: &mut Replacer,
 ) -> DriverResult<Outcome> {
     let mut membership_events = observer.subscribe_events();
     let mut ended: BTreeSet<String> = BTreeSet::new();
@@ -123,6 +125,12 @@ pub(super) async fn watch(
                     if options.fail_fast && !stopping {
                         return Err(stop_for_lost_worker(observer, "a worker died", msg).await);
                     }
+                    if !stopping {
+                        replacer.worker_ended(&exit.worker_id, node);
+                        for id in replacer.start_due(launcher, options, gather).await {
+                            ended.remove(&id);
+                        }
+                    }
                 }
                 if ended.len() == options.nodes {
                     println!("Every worker has exited.");
@@ -143,6 +151,10 @@ pub(super) async fn watch(
                     println!("{msg}; the cloud carries on with {left} workers (membership generation {generation})");
                     if options.fail_fast {
                         return Err(stop_for_lost_worker(observer, "a worker was lost", msg).await);
+                    }
+                    replacer.member_removed(node);
+                    for id in replacer.start_due(launcher, options, gather).await {
+                        ended.remove(&id);
                     }
                 }
                 Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),

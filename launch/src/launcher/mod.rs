@@ -111,6 +111,12 @@ pub trait WorkerLauncher: Send {
     /// Starts worker `id`.
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()>;
 
+    /// Whether a lost worker can be started again with [`WorkerLauncher::launch`] under its
+    /// id (a new process, which joins the cloud in the lost one's place).
+    fn replaces_lost_workers(&self) -> bool {
+        false
+    }
+
     /// Whether [`WorkerLauncher::next_exit`] ever reports anything (not for workers started
     /// by someone else).
     fn sees_exits(&self) -> bool {

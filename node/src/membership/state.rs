@@ -122,6 +122,11 @@ pub struct Membership {
     evicted: Option<String>,
     /// Members removed so far: the membership generation.
     generation: u64,
+    /// Members when the cloud formed: a locked cloud admits new workers up to this many, in
+    /// place of lost ones.
+    formed_size: usize,
+    /// Lost members whose address a new worker took since.
+    history: Vec<LostView>,
 }
 
 fn epoch_millis() -> u64 {
@@ -146,6 +151,8 @@ impl Membership {
             pending: Vec::new(),
             evicted: None,
             generation: 0,
+            formed_size: 0,
+            history: Vec::new(),
         }
     }
 
@@ -302,7 +309,10 @@ impl Membership {
             if let Some(reason) = &self.locked {
                 // Observer clients follow the cloud's own view even when it is locked.
                 if !self.options.is_client {
-                    return Err(Refusal::Locked { reason: reason.clone() });
+                    if !self.has_room() {
+                        return Err(Refusal::Locked { reason: reason.clone() });
+                    }
+                    tracing::info!(node = %self.options.me, newcomer = %sender, "a new worker joins the locked cloud in place of a lost one");
                 }
             }
             self.members.insert(sender, Member::default());
@@ -315,6 +325,10 @@ impl Membership {
                     if addr != self.options.me && !self.members.contains_key(&addr) {
                         self.members.insert(addr, Member::default());
                         events.push(Event::Joined { node: addr });
+                    } else if self.options.is_client && self.members.get(&addr).is_some_and(|m| m.lost.is_some()) {
+                        // An observer follows the members: a member lists a new worker at a
+                        // lost one's address (a replacement), whose process it learns when heard.
+                        self.readmit(addr, 0, &mut events);
                     }
                 }
             }
@@ -323,14 +337,13 @@ impl Membership {
             self.locked = Some(format!("locked by {sender}"));
         }
         let locked = self.locked.is_some();
-        if let Some(m) = self.members.get_mut(&sender) {
+        let room = !locked || self.has_room();
+        if let Some(m) = self.members.get(&sender) {
             if let Some(reason) = m.lost.clone() {
                 match (m.incarnation, hb.incarnation) {
-                    (known, theirs) if theirs != 0 && known != theirs && !locked => {
-                        // A new process before the cloud holds anything: a member again.
-                        *m = Member { incarnation: theirs, ..Member::default() };
-                        events.push(Event::Joined { node: sender });
-                    }
+                    // A new process, before the cloud holds anything or in place of a lost
+                    // worker: a member again.
+                    (known, theirs) if theirs != 0 && known != theirs && room => self.readmit(sender, theirs, &mut events),
                     (known, theirs) if theirs != 0 && known != theirs => return Err(Refusal::Replaced),
                     _ => return Err(Refusal::Removed { reason }),
                 }
@@ -361,13 +374,18 @@ impl Membership {
                 _ => true,
             };
             if replaced {
-                // Refused from the first heartbeat on, so the newcomer never believes it
-                // joined; the event reaches the runtime with the next tick.
+                // The old process is gone for good; the event reaches the runtime with the
+                // next tick. The new one takes a lost worker's place if the cloud has room,
+                // and is refused from its first heartbeat on otherwise, so that it never
+                // believes it joined.
                 let why = "restarted: a new process answers at its address, so this member's data is gone".to_string();
                 if let Some(event) = self.remove(sender, why) {
                     self.pending.push(event);
                 }
-                return Err(Refusal::Replaced);
+                if !self.has_room() {
+                    return Err(Refusal::Replaced);
+                }
+                self.readmit(sender, hb.incarnation, &mut events);
             }
             let Some(m) = self.members.get_mut(&sender) else { return Ok(events) };
             if m.reported_unhealthy {
@@ -384,6 +402,25 @@ impl Membership {
         }
         events.extend(self.apply_lost(hb, sender));
         Ok(events)
+    }
+
+    /// Whether a locked, formed cloud has room for a new worker in place of a lost one: fewer
+    /// members than it formed with.
+    fn has_room(&self) -> bool {
+        self.formed && !self.options.is_client && self.member_list().len() < self.formed_size
+    }
+
+    /// Process `incarnation` becomes the member at `addr`, where a lost one was (kept in the
+    /// history that the view lists).
+    fn readmit(&mut self, addr: NodeAddr, incarnation: u64, events: &mut Vec<Event>) {
+        if let Some(old) = self.members.get(&addr) {
+            if let Some(reason) = &old.lost {
+                self.history.push(LostView { addr, reason: reason.clone(), last_ping_epoch_millis: old.last_heard_epoch_millis });
+            }
+        }
+        self.members.insert(addr, Member { incarnation, ..Member::default() });
+        tracing::info!(node = %self.options.me, member = %addr, "a new process at a lost member's address joins in its place");
+        events.push(Event::Joined { node: addr });
     }
 
     /// Records that a heartbeat to `peer` failed: `refused` when nothing listens at its
@@ -475,6 +512,7 @@ impl Membership {
             let view = self.view(now);
             if view.consensus {
                 self.formed = true;
+                self.formed_size = view.members.len();
                 if let Some(leader) = view.leader {
                     events.push(Event::Formed { size: view.members.len(), leader });
                 }
@@ -550,7 +588,7 @@ impl Membership {
         // must not look formed, lead or answer ready.
         let mut consensus = !members.is_empty() && self.peers_known;
         let mut left_out = Vec::new();
-        let mut lost = Vec::new();
+        let mut lost = self.history.clone();
         for (addr, m) in &self.members {
             if let Some(reason) = &m.lost {
                 lost.push(LostView { addr: *addr, reason: reason.clone(), last_ping_epoch_millis: m.last_heard_epoch_millis });
@@ -804,7 +842,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_process_at_a_members_address_is_a_lost_member_once_the_cloud_locked() {
+    fn a_new_process_at_a_members_address_of_a_locked_cloud_is_a_new_member_never_the_old_one() {
         let mut nodes = vec![node(1), node(2)];
         nodes[0].add_peers(&[addr(2)]);
         nodes[1].add_peers(&[addr(1)]);
@@ -816,24 +854,29 @@ mod tests {
         assert!(nodes[0].on_heartbeat(&restarted.heartbeat(), t0).is_ok());
         assert!(nodes[0].view(t0).healthy);
         assert!(nodes[0].lock("first work"));
+        // After the lock the old process is lost (its data is gone), and the new one joins in
+        // its place: the cloud has room for as many workers as it formed with.
         let again = node_incarnation(2, 7);
-        assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
+        assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Ok(vec![Event::Joined { node: addr(2) }]));
         let events = nodes[0].tick(t0);
         assert!(
             matches!(events.as_slice(), [Event::Lost { node, reason, generation: 1 }] if *node == addr(2) && reason.contains("restarted")),
             "{events:?}"
         );
-        // The cloud carries on without it, as a new generation.
         let view = nodes[0].view(t0);
-        assert!(view.healthy && view.members.len() == 1 && view.generation == 1, "{view:?}");
-        assert_eq!(view.lost.iter().map(|l| l.addr).collect::<Vec<_>>(), vec![addr(2)]);
-        // It stays lost: the new process is refused, and so is the old incarnation's number.
-        assert_eq!(nodes[0].on_heartbeat(&again.heartbeat(), t0), Err(Refusal::Replaced));
+        assert!(view.healthy && view.members.len() == 2 && view.generation == 1, "{view:?}");
+        assert_eq!(view.lost.iter().map(|l| l.addr).collect::<Vec<_>>(), vec![addr(2)], "the old process stays listed");
+        // The old process is never taken back: its heartbeat finds the new one's place.
+        let old = node_incarnation(2, 99);
+        assert!(nodes[0].on_heartbeat(&old.heartbeat(), t0).is_ok(), "a third process replaces the second");
+        assert_eq!(nodes[0].view(t0).generation, 2);
+        // A full cloud refuses a newcomer at another address, and it stops when told so.
+        let late = node(3);
+        let refusal = nodes[0].on_heartbeat(&late.heartbeat(), t0).unwrap_err();
+        assert!(matches!(refusal, Refusal::Locked { .. }), "{refusal:?}");
         let message = Refusal::Replaced.message(addr(1), "c");
         assert!(message.contains("join refused"));
-        assert!(!nodes[0].targets().contains(&addr(2)), "the lost member is not heartbeated");
-        // The newcomer stops when told, even if it had accepted a heartbeat and looked formed.
-        let mut newcomer = again;
+        let mut newcomer = late;
         newcomer.on_refused(addr(1), RefusalKind::Replaced, &message);
         assert_eq!(newcomer.refused_by_locked_cloud(), Some(message));
     }
@@ -879,8 +922,13 @@ mod tests {
         assert_eq!(refusal.kind(), RefusalKind::Removed);
         silent.on_refused(addr(1), refusal.kind(), &refusal.message(addr(1), "c"));
         assert!(silent.refused_by_locked_cloud().unwrap().contains("removed this node"));
-        // A new process at its address is refused too (the cloud is locked).
-        assert_eq!(nodes[0].on_heartbeat(&node_incarnation(3, 77).heartbeat(), later), Err(Refusal::Replaced));
+        // A new process at its address joins in its place (the cloud formed with three).
+        assert_eq!(nodes[0].on_heartbeat(&node_incarnation(3, 77).heartbeat(), later), Ok(vec![Event::Joined { node: addr(3) }]));
+        let v = nodes[0].view(later);
+        assert_eq!((v.members.len(), v.generation, v.lost.len()), (3, 1, 1), "{v:?}");
+        // Full again: a newcomer at another address is refused.
+        let full = node(4);
+        assert!(matches!(nodes[0].on_heartbeat(&full.heartbeat(), later), Err(Refusal::Locked { .. })));
     }
 
     #[test]
