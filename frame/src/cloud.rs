@@ -95,7 +95,13 @@ impl FrameCloud {
         let options = node.options();
         let reporter = node.clone();
         let store = ChunkStore::new(node.addr().to_string(), budget).with_observer(Arc::new(move |used| reporter.set_data_bytes(used)));
-        let state = Arc::new(FrameState { me: node.addr(), stores: storage.stores.clone(), store, frames: FrameRegistry::default() });
+        let state = Arc::new(FrameState {
+            me: node.addr(),
+            stores: storage.stores.clone(),
+            store,
+            frames: FrameRegistry::default(),
+            lost: Default::default(),
+        });
         let cloud = Self {
             inner: Arc::new(Inner {
                 node: node.clone(),
@@ -172,16 +178,28 @@ impl FrameCloud {
         self.inner.jobs.get(key)
     }
 
+    /// Gives every member the frame's metadata; every member is tried (the cloud may be
+    /// changing, e.g. a new worker joining during a recovery), and the first failure is the
+    /// error.
     pub(crate) async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
-        let wire = crate::service::wire::frame_info(info);
         self.inner.state.frames.put(info.clone());
-        for node in self.workers()? {
-            let mut client = self.client(node)?;
-            client
-                .put_frame(FrameMeta { frame_id: info.frame_id.clone(), info: Some(wire.clone()) })
-                .await
-                .map_err(|s| Self::remote(node, s))?;
+        let members: Vec<NodeAddr> = self.inner.node.view().members.iter().map(|m| m.addr).collect();
+        let mut first_error = None;
+        for node in members {
+            if let Err(e) = self.put_meta(node, info).await {
+                first_error.get_or_insert(e);
+            }
         }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Gives `node` the frame's metadata.
+    pub(crate) async fn put_meta(&self, node: NodeAddr, info: &FrameInfo) -> FrameResult<()> {
+        let wire = crate::service::wire::frame_info(info);
+        self.client(node)?
+            .put_frame(FrameMeta { frame_id: info.frame_id.clone(), info: Some(wire) })
+            .await
+            .map_err(|s| Self::remote(node, s))?;
         Ok(())
     }
 

@@ -1,5 +1,5 @@
-//! A cloud that survives the loss of a worker: when membership removes a member, the leader
-//! (the lowest surviving address) goes through every frame with chunks on it. A frame an import
+//! A cloud that survives the loss of a worker: when membership removes a member, the lowest
+//! surviving address goes through every frame with chunks on it. A frame an import
 //! made is read again from its source, each lost chunk from the split that made it, on the
 //! surviving workers that hold the least of it, as a job `GET /3/Jobs` shows. A frame without
 //! a source (group-by results, Flight uploads) survives through copies of its chunks on other
@@ -19,54 +19,105 @@ use std::sync::atomic::Ordering;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::import::coordinator::Progress;
-use crate::store::meta::{ChunkInfo, FrameInfo, JobStatus};
+use crate::store::meta::{ChunkInfo, FrameInfo, Holdings, JobStatus};
 use crate::{FrameCloud, FrameError, FrameResult};
 
-/// How long the leader waits for the survivors to agree before it re-reads anything.
+/// What the membership reported since the last look.
+#[derive(Default)]
+struct Changes {
+    /// Who recovers after a removal: the lowest survivor at the time (a worker that joins in
+    /// place of a lost one afterwards may have a lower address, and knows no frame).
+    recoverer: Option<NodeAddr>,
+    /// Workers that joined the locked cloud (in place of lost ones).
+    joined: Vec<NodeAddr>,
+}
+
+impl Changes {
+    fn note(&mut self, cloud: &FrameCloud, event: Event) {
+        match event {
+            Event::Lost { node, .. } => {
+                // Noted at once: a new process may soon answer at the same address.
+                cloud.inner.state.lost.node_removed(node, &cloud.frames());
+                let survivors = cloud.inner.node.view().members.iter().map(|m| m.addr).min();
+                self.recoverer = self.recoverer.or(survivors);
+            }
+            Event::Joined { node } if cloud.inner.node.view().locked.is_some() => self.joined.push(node),
+            _ => {}
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.recoverer.is_none() && self.joined.is_empty()
+    }
+}
+
+/// How long the acting node waits for the members to agree before it recovers or shares.
 const AGREEMENT_WAIT: Duration = Duration::from_secs(30);
 
 impl FrameCloud {
     /// On workers: recovers frames after every loss the membership reports.
     pub(crate) fn watch_losses(&self) {
-        if self.inner.node.options().role == Role::Client {
-            return;
-        }
+        let recovers = self.inner.node.options().role != Role::Client;
         let mut events = self.inner.node.subscribe_events();
         let this = self.clone();
         tokio::spawn(async move {
             loop {
+                let mut changes = Changes::default();
                 match events.recv().await {
-                    Ok(Event::Lost { .. }) | Err(RecvError::Lagged(_)) => {}
-                    Ok(_) => continue,
+                    Ok(event) => changes.note(&this, event),
+                    // Missed events: the lowest member looks at every frame.
+                    Err(RecvError::Lagged(_)) => changes.recoverer = this.inner.node.view().members.iter().map(|m| m.addr).min(),
                     Err(RecvError::Closed) => return,
                 }
-                // Removals found together (a partition) are recovered together; the work
-                // below reads the state as it is then, so no event needs keeping.
+                if !recovers || changes.is_empty() {
+                    continue;
+                }
+                // Changes found together (a partition, a loss and its replacement) are handled
+                // together; the work below reads the state as it is then.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                while events.try_recv().is_ok() {}
-                this.recover_lost_chunks().await;
+                while let Ok(event) = events.try_recv() {
+                    changes.note(&this, event);
+                }
+                if let Some(recoverer) = changes.recoverer {
+                    this.recover_lost_chunks(recoverer).await;
+                }
+                for node in changes.joined {
+                    this.share_frames_with(node).await;
+                }
             }
         });
     }
 
-    /// If this node leads the survivors: re-reads, promotes or reports every frame's chunks on
-    /// members that are gone, and copies again what lost a copy. Safe to run again; it looks
-    /// only at what the frames list now.
-    pub async fn recover_lost_chunks(&self) {
-        let Some(members) = self.survivors_agreed().await else { return };
+    /// A worker that joined the locked cloud in place of a lost one learns every frame from
+    /// the lowest other member (the newcomer may have the lowest address, and knows nothing).
+    async fn share_frames_with(&self, node: NodeAddr) {
+        let view = self.inner.node.view();
+        let Some(sharer) = view.members.iter().map(|m| m.addr).filter(|a| *a != node).min() else { return };
+        let Some(_) = self.agreed_if(sharer).await else { return };
         for info in self.frames() {
-            let lost: Vec<&ChunkInfo> = info.chunks.iter().filter(|c| !members.contains(&c.node)).collect();
-            let stale_copies = info.chunks.iter().any(|c| c.replicas.iter().any(|r| !members.contains(r)));
+            if let Err(e) = self.put_meta(node, &info).await {
+                tracing::warn!(frame = %info.frame_id, %node, error = %e, "could not tell a new worker of a frame");
+            }
+        }
+    }
+
+    /// If this node is `recoverer` (the lowest survivor): re-reads, promotes or reports every
+    /// frame's chunks on members that are gone, and copies again what lost a copy. Safe to run again; it looks
+    /// only at what the frames list now.
+    async fn recover_lost_chunks(&self, recoverer: NodeAddr) {
+        let Some(members) = self.agreed_if(recoverer).await else { return };
+        for info in self.frames() {
+            let held = self.inner.state.lost.of(&info.frame_id).unwrap_or_default();
+            let chunk_gone = |c: &ChunkInfo| !members.contains(&c.node) || held.chunks.contains(&c.index);
+            let copy_gone = |c: &ChunkInfo, r: &NodeAddr| !members.contains(r) || held.copies.contains(&(c.index, *r));
+            let lost: Vec<&ChunkInfo> = info.chunks.iter().filter(|c| chunk_gone(c)).collect();
+            let stale_copies = info.chunks.iter().any(|c| c.replicas.iter().any(|r| copy_gone(c, r)));
             if (lost.is_empty() && !stale_copies) || info.lost.is_some() {
+                self.inner.state.lost.settled(&info.frame_id);
                 continue;
             }
-            let gone: BTreeSet<String> = info
-                .chunks
-                .iter()
-                .flat_map(|c| std::iter::once(&c.node).chain(&c.replicas))
-                .filter(|n| !members.contains(n))
-                .map(|n| n.to_string())
-                .collect();
+            let mut gone: BTreeSet<String> = lost.iter().map(|c| c.node.to_string()).collect();
+            gone.extend(info.chunks.iter().flat_map(|c| c.replicas.iter().filter(|r| copy_gone(c, r)).map(|r| r.to_string())));
             let gone = gone.into_iter().collect::<Vec<_>>().join(", ");
             let lost_indices: Vec<u32> = lost.iter().map(|c| c.index).collect();
             let recovered = if lost.is_empty() {
@@ -74,12 +125,12 @@ impl FrameCloud {
             } else if info.recipe.is_some() {
                 self.read_again(&info, &lost_indices, &members, &gone).await
             } else {
-                self.promote_copies(&info, &lost_indices, &members).await
+                self.promote_copies(&info, &lost_indices, &members, &held).await
             };
             let updated = match recovered {
                 Ok(recovered) => {
                     tracing::info!(frame = %info.frame_id, chunks = lost_indices.len(), lost_with = %gone, "frame recovered");
-                    self.copy_again(recovered, &info, &members).await
+                    self.copy_again(recovered, &info, &members, &held).await
                 }
                 Err(reason) => {
                     let rows: u64 = lost.iter().map(|c| c.rows).sum();
@@ -101,11 +152,18 @@ impl FrameCloud {
 
     /// Chunks `lost` of a frame without a source: the surviving copy of each becomes the
     /// chunk of record where it is.
-    async fn promote_copies(&self, info: &FrameInfo, lost: &[u32], members: &BTreeSet<NodeAddr>) -> Result<FrameInfo, String> {
+    async fn promote_copies(
+        &self,
+        info: &FrameInfo,
+        lost: &[u32],
+        members: &BTreeSet<NodeAddr>,
+        held: &Holdings,
+    ) -> Result<FrameInfo, String> {
         let mut chunks = info.chunks.clone();
         let mut by_holder: HashMap<NodeAddr, Vec<u32>> = HashMap::new();
         for chunk in chunks.iter_mut().filter(|c| lost.contains(&c.index)) {
-            let Some(holder) = chunk.replicas.iter().copied().find(|r| members.contains(r)) else {
+            let index = chunk.index;
+            let Some(holder) = chunk.replicas.iter().copied().find(|r| members.contains(r) && !held.copies.contains(&(index, *r))) else {
                 return Err(format!(
                     "it was not read from a source (a Spark conversion, a group-by result or an Arrow Flight upload), so it cannot be read again, and chunk {} had no copy on another worker (--replicas 2 keeps one)",
                     chunk.index
@@ -127,12 +185,18 @@ impl FrameCloud {
 
     /// `recovered` without copies on workers that are gone, and with as many copies again as
     /// `before` had (as far as the survivors allow; a failure is logged, the frame stays).
-    async fn copy_again(&self, mut recovered: FrameInfo, before: &FrameInfo, members: &BTreeSet<NodeAddr>) -> FrameInfo {
+    async fn copy_again(&self, mut recovered: FrameInfo, before: &FrameInfo, members: &BTreeSet<NodeAddr>, held: &Holdings) -> FrameInfo {
         for chunk in &mut recovered.chunks {
-            chunk.replicas.retain(|r| members.contains(r));
+            let index = chunk.index;
+            chunk.replicas.retain(|r| members.contains(r) && !held.copies.contains(&(index, *r)));
         }
         let copies = before.chunks.iter().map(|c| 1 + c.replicas.len()).max().unwrap_or(1);
         if copies <= 1 {
+            return recovered;
+        }
+        // New copies go to healthy workers: wait until the cloud agrees again (a new worker
+        // may be joining).
+        if self.agreed_if(self.inner.state.me).await.is_none() {
             return recovered;
         }
         match self.with_replicas(recovered.clone(), Some(copies as u32)).await {
@@ -209,13 +273,14 @@ impl FrameCloud {
         Ok(info)
     }
 
-    /// The members once they agree, if this node leads them; None otherwise (another leads,
-    /// or they did not agree within [`AGREEMENT_WAIT`]: the next loss tries again).
-    async fn survivors_agreed(&self) -> Option<BTreeSet<NodeAddr>> {
+    /// The members once they agree (a new worker may be joining), if this node is the one to
+    /// act; None otherwise (another is, or they did not agree within [`AGREEMENT_WAIT`]: the
+    /// next change tries again).
+    async fn agreed_if(&self, acting: NodeAddr) -> Option<BTreeSet<NodeAddr>> {
         let deadline = tokio::time::Instant::now() + AGREEMENT_WAIT;
         loop {
             let view = self.inner.node.view();
-            if view.leader != Some(view.me) {
+            if acting != view.me {
                 return None;
             }
             if view.consensus {
@@ -304,6 +369,11 @@ impl FrameCloud {
         let info = self.frame(id)?;
         if let Some(reason) = &info.lost {
             return Err(FrameError::FrameLost { id: id.into(), reason: reason.clone() });
+        }
+        if self.inner.state.lost.of(id).is_some() {
+            return Err(FrameError::Cloud {
+                reason: format!("frame {id} had chunks on a worker that left the cloud; they are being recovered: try again in a moment"),
+            });
         }
         let view = self.inner.node.view();
         let gone: BTreeSet<String> =

@@ -93,7 +93,7 @@ fn with_fail_fast_a_killed_worker_is_named_and_the_driver_exits_non_zero() {
 fn the_survivor_of_two_removes_a_killed_worker_and_the_cloud_carries_on() {
     // One of two is no majority: the survivor removes the other because nothing listens at
     // its address any more (a dead process, not a partition).
-    let (mut d, leader, _pids, _dir) = start(&["--nodes", "2"]);
+    let (mut d, leader, _pids, _dir) = start(&["--nodes", "2", "--worker-restarts", "0"]);
     d.wait_for_line("Watching the cloud", FORM);
     let v = get_json(&format!("http://{leader}/3/Cloud")).unwrap();
     let other = v["nodes"].as_array().unwrap().iter().find(|n| n["ip_port"] != leader.as_str()).unwrap().clone();

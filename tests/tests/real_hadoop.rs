@@ -170,10 +170,12 @@ fn impossible_requests_fail_with_the_schedulers_facts() {
 }
 
 #[test]
-fn a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status() {
-    let Some(h) = RealHadoop::from_env("a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status") else { return };
+fn with_fail_fast_a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status() {
+    let Some(h) = RealHadoop::from_env("with_fail_fast_a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status") else {
+        return;
+    };
     let notify = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = h.yarn_driver(&["--nodes", "2", "--memory", "256m", "--timeout", "120s"]);
+    let mut cmd = h.yarn_driver(&["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--fail-fast"]);
     cmd.arg("--notify").arg(notify.path());
     let mut d = Proc::spawn(cmd);
     d.wait_for_line("Watching the cloud", WAIT);
@@ -191,6 +193,56 @@ fn a_worker_killed_with_sigkill_fails_the_application_with_yarns_exit_status() {
     assert_eq!(report.get("Final-State").map(String::as_str), Some("FAILED"), "{report:?}");
     assert!(report.get("Diagnostics").is_some_and(|d| d.contains("137")), "{report:?}");
     assert!(!h.exists(&h.staging_dir(&app)), "the staging directory is left");
+    assert_no_container_left(&app, Duration::from_secs(30));
+}
+
+#[test]
+fn a_killed_worker_is_replaced_by_a_new_container_and_its_chunks_are_read_again() {
+    let Some(h) = RealHadoop::from_env("a_killed_worker_is_replaced_by_a_new_container_and_its_chunks_are_read_again") else { return };
+    let dir = test_dir("replaced");
+    let text = csv_part(0, 20_000);
+    h.hdfs_ok(&["-mkdir", "-p", &dir]);
+    h.put(&format!("{dir}/data.csv"), text.as_bytes(), 1, "127.0.0.2");
+    let notify = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = h.yarn_driver(&["--nodes", "2", "--memory", "256m", "--timeout", "120s", "--heartbeat-timeout", "3s"]);
+    cmd.arg("--notify").arg(notify.path());
+    let mut d = Proc::spawn(cmd);
+    d.wait_for_line("Watching the cloud", WAIT);
+    let app = application_id(&d.output()).unwrap();
+    let notified = read_notify(notify.path());
+    let base = format!("http://{}", notified.leader);
+    let http = client_with_token(notified.token_opt.as_deref(), Duration::from_secs(60));
+    let (frame, job) = import_and_wait(&http, &base, json!({ "path": h.url(&format!("{dir}/data.csv")), "split_bytes": 64 * 1024 }), WAIT);
+    assert_eq!(job["jobs"][0]["status"], "DONE", "{job}");
+    let summary = |base: &str| -> Option<Value> {
+        let r = http.get(format!("{base}/3/Frames/{frame}/summary")).send().ok()?;
+        (r.status().as_u16() == 200).then(|| r.json::<Value>().ok().map(|v| v["columns"].clone())).flatten()
+    };
+    let before = summary(&base).unwrap();
+    // The worker that is not the leader is killed; YARN reports its container ended, the
+    // survivor removes it, and the driver asks YARN for a new container in its place.
+    let cloud: Value = get_json(&format!("{base}/3/Cloud")).unwrap();
+    let victim = cloud["nodes"].as_array().unwrap().iter().find(|n| n["ip_port"] != notified.leader.as_str()).unwrap().clone();
+    signal(victim["pid"].as_u64().unwrap() as u32, libc::SIGKILL);
+    let line = d.wait_for_line("again in place of", WAIT);
+    assert!(line.contains(victim["ip_port"].as_str().unwrap()), "{line}");
+    wait_until("two workers again, one of them in a new container", WAIT, || {
+        get_json(&format!("{base}/3/Cloud")).is_some_and(|v| {
+            v["cloud_size"] == 2 && v["consensus"] == true && v["nodes"].as_array().unwrap().iter().all(|n| n["pid"] != victim["pid"])
+        })
+    });
+    let mut after = None;
+    wait_until("the frame answers again", WAIT, || {
+        after = summary(&base);
+        after.is_some()
+    });
+    assert_eq!(after.unwrap(), before);
+    // The survivor and the new container's worker.
+    assert_eq!(mappers_of(&app), 2, "live mappers of {app}");
+    d.signal(libc::SIGINT);
+    let status = d.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(130), "{}", d.output());
+    assert!(d.output().contains(&format!("{app} finished: KILLED")), "{}", d.output());
     assert_no_container_left(&app, Duration::from_secs(30));
 }
 

@@ -15,9 +15,10 @@ const FORM: Duration = Duration::from_secs(90);
 /// Detection (2 s of silence) plus reading chunks again, with room for a slow debug build.
 const RECOVER: Duration = Duration::from_secs(90);
 
-/// A watched local cloud of `nodes` workers with a heartbeat timeout of 2 s.
+/// A watched local cloud of `nodes` workers with a heartbeat timeout of 2 s, which starts no
+/// new worker in place of a lost one (the tests of that say so).
 fn cloud(dir: &std::path::Path, nodes: usize) -> WatchedCloud {
-    cloud_with(dir, nodes, &[])
+    cloud_with(dir, nodes, &["--worker-restarts", "0"])
 }
 
 /// Such a cloud, with more `eddy-driver local` flags.
@@ -170,7 +171,7 @@ fn a_killed_worker_is_removed_its_imported_chunks_are_read_again_and_a_result_fr
 #[test]
 fn with_two_replicas_a_frame_without_a_source_survives_the_loss_of_a_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let c = cloud_with(dir.path(), 3, &["--replicas", "2"]);
+    let c = cloud_with(dir.path(), 3, &["--replicas", "2", "--worker-restarts", "0"]);
     let id = import(&c, dir.path(), 50_000);
     let grouped: Value = c.post(&format!("/3/Frames/{id}/groupby"), json!({ "by": ["id"], "aggs": [{ "op": "sum", "column": "value" }] }));
     let grouped_id = grouped["frame"]["frame_id"].as_str().unwrap_or_else(|| panic!("{grouped}")).to_string();
@@ -207,7 +208,7 @@ fn with_two_replicas_a_frame_without_a_source_survives_the_loss_of_a_worker() {
 #[test]
 fn a_lost_local_worker_is_started_again_and_the_new_process_joins_in_its_place() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = cloud(dir.path(), 3);
+    let mut c = cloud_with(dir.path(), 3, &[]);
     let leader = c.base.trim_start_matches("http://").to_string();
     let id = import(&c, dir.path(), 100_000);
     let before = summary(&c, &c.base, &id).unwrap();
@@ -229,8 +230,16 @@ fn a_lost_local_worker_is_started_again_and_the_new_process_joins_in_its_place()
     let new_pid =
         view["nodes"].as_array().unwrap().iter().map(|n| n["pid"].as_u64().unwrap() as u32).find(|p| !c.driver.extra_pids.contains(p));
     let new_pid = new_pid.unwrap_or_else(|| panic!("no new process among the workers: {view}"));
-    // The frame is whole (its lost chunks read again), and new work uses every worker.
+    // The frame is whole (its lost chunks read again), the new worker knows it, and new work
+    // uses every worker.
     assert_eq!(summary_once_recovered(&c, &c.base, &id), before);
+    let newcomer = view["nodes"].as_array().unwrap().iter().find(|n| n["pid"] == new_pid).unwrap()["ip_port"].as_str().unwrap().to_string();
+    let newcomer_base = format!("http://{newcomer}");
+    wait_until("the new worker lists the frame", RECOVER, || {
+        let frames: Value = c.http.get(format!("{newcomer_base}/3/Frames")).send().unwrap().json().unwrap();
+        frames["frames"].as_array().is_some_and(|f| f.iter().any(|f| f["frame_id"] == id.as_str()))
+    });
+    assert_eq!(summary(&c, &newcomer_base, &id).unwrap(), before);
     let other = dir.path().join("other.csv");
     std::fs::write(&other, csv_part(0, 100_000)).unwrap();
     let (again, job) = c.import(json!({ "path": other, "split_bytes": 64 * 1024 }), FORM);

@@ -54,6 +54,8 @@ pub struct FrameState {
     pub store: ChunkStore,
     /// Frames this node knows.
     pub frames: FrameRegistry,
+    /// Chunks and copies on processes the cloud removed, until recovered.
+    pub lost: crate::store::meta::LostHoldings,
 }
 
 pub(crate) fn status(e: FrameError) -> Status {
@@ -189,6 +191,8 @@ impl FrameService for FrameServer {
         }
         let my_replicas: Vec<u32> = info.chunks.iter().filter(|c| c.replicas.contains(&self.state.me)).map(|c| c.index).collect();
         self.state.store.retain(&crate::store::replica_key(&info.frame_id), |i| my_replicas.contains(&i));
+        // The metadata after a recovery: what was lost is settled.
+        self.state.lost.settled(&info.frame_id);
         self.state.frames.put(info);
         Ok(Response::new(FrameAck {}))
     }
@@ -246,6 +250,7 @@ impl FrameService for FrameServer {
         let id = request.into_inner().frame_id;
         let freed = self.state.store.delete(&id);
         self.state.frames.remove(&id);
+        self.state.lost.settled(&id);
         tracing::info!(frame = %id, freed, "frame deleted");
         Ok(Response::new(FrameAck {}))
     }

@@ -224,6 +224,53 @@ impl FrameRegistry {
     }
 }
 
+/// What removed processes held, by frame, noted when the removal is heard: by the time it is
+/// recovered a new process may answer at the same address, and must not pass for the old one.
+#[derive(Debug, Default)]
+pub struct LostHoldings {
+    frames: Mutex<BTreeMap<String, Holdings>>,
+}
+
+/// Chunks and copies of one frame on removed processes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holdings {
+    /// Chunks whose worker was removed.
+    pub chunks: std::collections::BTreeSet<u32>,
+    /// Copies (chunk, worker) whose worker was removed.
+    pub copies: std::collections::BTreeSet<(u32, NodeAddr)>,
+}
+
+impl LostHoldings {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Holdings>> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process at `node` was removed: everything `frames` place there is lost.
+    pub fn node_removed(&self, node: NodeAddr, frames: &[FrameInfo]) {
+        let mut lost = self.lock();
+        for f in frames {
+            let chunks = f.chunks.iter().filter(|c| c.node == node).map(|c| c.index);
+            let copies = f.chunks.iter().filter(|c| c.replicas.contains(&node)).map(|c| (c.index, node));
+            let (chunks, copies): (Vec<u32>, Vec<(u32, NodeAddr)>) = (chunks.collect(), copies.collect());
+            if !chunks.is_empty() || !copies.is_empty() {
+                let h = lost.entry(f.frame_id.clone()).or_default();
+                h.chunks.extend(chunks);
+                h.copies.extend(copies);
+            }
+        }
+    }
+
+    /// What frame `id` lost, if anything.
+    pub fn of(&self, id: &str) -> Option<Holdings> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Frame `id` was recovered (or deleted): its losses are settled.
+    pub fn settled(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
 /// The state of a job.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]

@@ -270,6 +270,11 @@ impl WorkerLauncher for YarnLauncher {
         "yarn"
     }
 
+    fn replaces_lost_workers(&self) -> bool {
+        // Launching again asks the ResourceManager for one more container.
+        true
+    }
+
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
         self.commands
             .send(Command::Launch { id: id.to_string(), spec: Box::new(spec.clone()) })
