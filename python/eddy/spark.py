@@ -370,7 +370,8 @@ class EddyContext(Client):
             raise EddyError(
                 "Spark dynamic allocation is on (spark.dynamicAllocation.enabled): executors come and go, "
                 "and a worker's part of every frame goes with its executor. Turn it off, or set "
-                "eddy.spark.allowDynamicAllocation=true to accept that removed executors make the cloud unhealthy."
+                "eddy.spark.allowDynamicAllocation=true to accept that each removed executor takes its worker out of the cloud "
+                "(frames read from files are read again; others are lost unless kept with replicas)."
             )
 
     def _wait_for_executors(self):
@@ -713,7 +714,8 @@ class EddyContext(Client):
             return self._spark.range(0, n, 1, max(1, n)).selectExpr("cast(id as string) as value")
 
     def status(self):
-        """Health of the cloud, with unhealthy workers named by Spark executor."""
+        """Health of the cloud: unhealthy workers (silent, not yet removed) and lost ones (removed;
+        the cloud carries on without them), named by Spark executor."""
         cloud = self.cloud()
         executor_of = {w["node"]: w["executor"] for w in self.workers}  # nodes found at start
         bad = [
@@ -721,14 +723,25 @@ class EddyContext(Client):
             for n in cloud.get("nodes", [])
             if not n.get("healthy", True)
         ]
-        return {"healthy": bool(cloud.get("cloud_healthy")) and not bad, "size": cloud.get("cloud_size"), "unhealthy": bad}
+        lost = [
+            {"node": n["ip_port"], "executor": executor_of.get(n["ip_port"], "unknown"), "reason": n.get("reason", "")}
+            for n in cloud.get("lost_nodes", [])
+        ]
+        return {
+            "healthy": bool(cloud.get("cloud_healthy")) and not bad,
+            "size": cloud.get("cloud_size"),
+            "unhealthy": bad,
+            "lost": lost,
+        }
 
     def check(self):
-        """Raises :class:`EddyError` naming the executors whose workers are lost."""
+        """Raises :class:`EddyError` naming the executors whose workers went silent. Lost workers
+        (removed: the cloud re-read their chunks of imported frames and carries on) are in
+        ``status()["lost"]``; a frame that could not be kept says so when used."""
         st = self.status()
         if not st["healthy"]:
             names = ", ".join(f"{b['node']} on executor {b['executor']}" for b in st["unhealthy"]) or "unknown workers"
-            raise EddyError(f"the Eddy cloud is unhealthy: lost {names}; frames with data there are incomplete")
+            raise EddyError(f"the Eddy cloud is unhealthy: {names} went silent; work waits until the other workers remove them")
         return st
 
     def stop(self):

@@ -196,15 +196,16 @@ class AttachToSpark(unittest.TestCase):
         finally:
             ec.stop()
 
-    def test_a_killed_worker_makes_the_cloud_unhealthy_and_names_its_executor(self):
+    def test_a_killed_worker_is_removed_named_by_its_executor_and_the_cloud_carries_on(self):
         ec = EddyContext.get_or_create(self.spark, **SETTINGS)
         try:
             victim = ec.workers[1]
             os.kill(victim["pid"], signal.SIGKILL)
-            wait_until("the cloud to notice", 30, lambda: not ec.status()["healthy"])
-            with self.assertRaises(EddyError) as raised:
-                ec.check()
-            self.assertIn(victim["executor"], str(raised.exception))
+            wait_until("the cloud to remove it", 30, lambda: ec.status()["lost"])
+            st = ec.check()
+            self.assertEqual([(l["node"], l["executor"]) for l in st["lost"]], [(victim["node"], victim["executor"])])
+            self.assertIn("nothing listens at its address", st["lost"][0]["reason"])
+            self.assertEqual(st["size"], len(ec.workers) - 1)
         finally:
             pids = [w["pid"] for w in ec.workers]
             ec.stop()
