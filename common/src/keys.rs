@@ -69,7 +69,7 @@ keys! {
     /// Heartbeat interval.
     HEARTBEAT_INTERVAL = ("EDDY_HEARTBEAT_INTERVAL", None, "1s", "How often every node heartbeats every other node.");
     /// Heartbeat timeout.
-    HEARTBEAT_TIMEOUT = ("EDDY_HEARTBEAT_TIMEOUT", None, "10s", "A member silent for this long is unhealthy; once a majority of the members reports it silent (or nothing listens at its address), it is removed and the cloud carries on without it.");
+    HEARTBEAT_TIMEOUT = ("EDDY_HEARTBEAT_TIMEOUT", None, "10s", "A member silent for this long is unhealthy; once a majority of the members reports it silent, it is removed and the cloud carries on without it. A member whose address refuses connections for a fifth of this (a dead process) is removed then.");
     /// Copies of chunks without a source.
     REPLICAS = ("EDDY_REPLICAS", None, "1", "Copies of each chunk of a frame that has no source to read it again from (group-by results, Spark conversions, Arrow Flight uploads), each on another worker: with 2 such a frame survives the loss of a worker. Imported frames are read again from their source instead and keep one copy.");
     /// Formation / registration timeout.

@@ -41,11 +41,11 @@ async fn send_heartbeat(inner: Arc<Inner>, target: NodeAddr) {
         Ok(Err(status)) => {
             let refused = connection_refused(&status);
             tracing::debug!(node = %inner.me, peer = %target, error = %status.message(), refused, "heartbeat failed");
-            inner.membership().on_unreachable(target, refused);
+            inner.membership().on_unreachable(target, refused, Instant::now());
         }
         Err(_) => {
             tracing::debug!(node = %inner.me, peer = %target, "heartbeat timed out");
-            inner.membership().on_unreachable(target, false);
+            inner.membership().on_unreachable(target, false, Instant::now());
         }
     }
     inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);

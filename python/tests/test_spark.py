@@ -204,7 +204,7 @@ class AttachToSpark(unittest.TestCase):
             wait_until("the cloud to remove it", 30, lambda: ec.status()["lost"])
             st = ec.check()
             self.assertEqual([(l["node"], l["executor"]) for l in st["lost"]], [(victim["node"], victim["executor"])])
-            self.assertIn("nothing listens at its address", st["lost"][0]["reason"])
+            self.assertIn("nothing has listened at its address", st["lost"][0]["reason"])
             self.assertEqual(st["size"], len(ec.workers) - 1)
         finally:
             pids = [w["pid"] for w in ec.workers]

@@ -102,7 +102,10 @@ fn the_survivor_of_two_removes_a_killed_worker_and_the_cloud_carries_on() {
     let line = d.wait_for_line("Worker lost", EXIT);
     assert!(line.contains(&victim), "{line}");
     let line = d.wait_for_line("was removed from the cloud", EXIT);
-    assert!(line.contains(&victim) && line.contains("nothing listens") && line.contains("carries on with 1 workers"), "{line}");
+    assert!(
+        line.contains(&victim) && line.contains("nothing has listened at its address") && line.contains("carries on with 1 workers"),
+        "{line}"
+    );
     wait_until("the leader sees a healthy cloud of one", EXIT, || {
         get_json(&format!("http://{leader}/3/Cloud")).is_some_and(|v| v["cloud_healthy"] == true && v["cloud_size"] == 1)
     });

@@ -77,7 +77,7 @@ struct Member {
     lost: Option<String>,
     /// The last heartbeat to it found nothing listening at its address (connection refused):
     /// the process is gone, which silence alone cannot tell from a partition.
-    refuses_connections: bool,
+    refused_since: Option<Instant>,
     /// The members its last heartbeat reported silent (its votes for a removal).
     reports_silent: Vec<NodeAddr>,
     /// Never heard from by the formation timeout: the cloud formed without it. It rejoins if
@@ -397,7 +397,7 @@ impl Membership {
             m.view_hash = Some(hb.members_hash);
             m.stats = hb.stats.clone();
             m.refused_us = None;
-            m.refuses_connections = false;
+            m.refused_since = None;
             m.reports_silent = hb.silent.iter().filter_map(|p| NodeAddr::from_proto(p).ok()).collect();
         }
         events.extend(self.apply_lost(hb, sender));
@@ -423,11 +423,11 @@ impl Membership {
         events.push(Event::Joined { node: addr });
     }
 
-    /// Records that a heartbeat to `peer` failed: `refused` when nothing listens at its
-    /// address (the connection was refused), false for a timeout or another error.
-    pub fn on_unreachable(&mut self, peer: NodeAddr, refused: bool) {
+    /// Records that a heartbeat to `peer` failed at `now`: `refused` when nothing listens at
+    /// its address (the connection was refused), false for a timeout or another error.
+    pub fn on_unreachable(&mut self, peer: NodeAddr, refused: bool, now: Instant) {
         if let Some(m) = self.members.get_mut(&peer) {
-            m.refuses_connections = refused;
+            m.refused_since = if refused { m.refused_since.or(Some(now)) } else { None };
         }
     }
 
@@ -532,13 +532,19 @@ impl Membership {
         if !self.formed || self.options.is_client {
             return Vec::new();
         }
-        // (address, healthy, refuses connections, silent for: None if never heard)
-        let counted: Vec<(NodeAddr, bool, bool, Option<Duration>)> = self
+        // (address, healthy, refused connections for, silent for: None if never heard)
+        let counted: Vec<(NodeAddr, bool, Option<Duration>, Option<Duration>)> = self
             .members
             .iter()
             .filter(|(_, m)| m.counts())
-            .map(|(a, m)| (*a, self.healthy(a, m, now), m.refuses_connections, m.last_heard.map(|t| now.duration_since(t))))
+            .map(|(a, m)| {
+                let refused_for = m.refused_since.map(|t| now.duration_since(t));
+                (*a, self.healthy(a, m, now), refused_for, m.last_heard.map(|t| now.duration_since(t)))
+            })
             .collect();
+        // A dead process is certain sooner than silence: its address refusing connections for
+        // a fifth of the timeout (several heartbeats) is enough.
+        let refusals_enough = self.options.heartbeat_timeout / 5;
         // Who vouches for a removal: this node, and each member heard within half the timeout
         // whose last heartbeat reported the candidate silent too. In a partition the other
         // side goes silent a few heartbeats apart, and links come back one by one when it
@@ -553,12 +559,23 @@ impl Membership {
             .collect();
         let total = counted.len();
         let mut removals = Vec::new();
-        for (addr, healthy, refuses, silent_for) in counted {
+        for (addr, healthy, refused_for, silent_for) in counted {
             // A peer never heard from is a formation matter (`leave_out_silent`), not a loss.
-            let Some(silent_for) = silent_for.filter(|_| !healthy) else { continue };
+            let Some(silent_for) = silent_for else { continue };
+            let reason = match refused_for {
+                Some(refused) if refused >= refusals_enough => Some(format!(
+                    "nothing has listened at its address for {:.1} s (silent for {:.1} s): the process is gone",
+                    refused.as_secs_f64(),
+                    silent_for.as_secs_f64()
+                )),
+                _ => None,
+            };
+            if reason.is_none() && healthy {
+                continue;
+            }
             let votes = 1 + vouching.iter().filter(|m| m.reports_silent.contains(&addr)).count();
-            let reason = if refuses {
-                format!("silent for {:.1} s, and nothing listens at its address: the process is gone", silent_for.as_secs_f64())
+            let reason = if let Some(reason) = reason {
+                reason
             } else if 2 * votes > total {
                 format!(
                     "silent for {:.1} s (heartbeat timeout {:.0} s)",
@@ -982,15 +999,18 @@ mod tests {
         let later = t0 + TIMEOUT + Duration::from_secs(1);
         let mut nodes = formed(&[1, 2], t0);
         // Silence alone (a timeout): one of two is no majority.
-        nodes[0].on_unreachable(addr(2), false);
+        nodes[0].on_unreachable(addr(2), false, later);
         assert!(lost_nodes(&nodes[0].tick(later)).is_empty());
-        // Nothing listens there: the process is gone.
-        nodes[0].on_unreachable(addr(2), true);
-        let events = nodes[0].tick(later);
+        // Nothing listens there: the process is gone, once that lasted a fifth of the timeout
+        // (the timeout itself need not pass).
+        let soon = t0 + Duration::from_secs(1);
+        nodes[0].on_unreachable(addr(2), true, soon);
+        assert!(lost_nodes(&nodes[0].tick(soon + TIMEOUT / 10)).is_empty(), "one refusal is not enough");
+        let events = nodes[0].tick(soon + TIMEOUT / 5);
         assert_eq!(lost_nodes(&events), vec![addr(2)]);
-        let v = nodes[0].view(later);
+        let v = nodes[0].view(soon + TIMEOUT / 5);
         assert!(v.healthy && v.consensus && v.members.len() == 1, "{v:?}");
-        assert!(v.lost[0].reason.contains("nothing listens"), "{v:?}");
+        assert!(v.lost[0].reason.contains("nothing has listened at its address"), "{v:?}");
     }
 
     #[test]
