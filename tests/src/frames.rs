@@ -115,4 +115,13 @@ impl WatchedCloud {
         assert_eq!(status.code(), Some(130), "{}", self.driver.output());
         assert!(self.driver.output().contains("Every worker has exited"), "{}", self.driver.output());
     }
+
+    /// [`Self::stop`], then checks that every worker process (`extra_pids`) is gone.
+    pub fn stop_leaving_no_process(self, timeout: Duration) {
+        let pids = self.driver.extra_pids.clone();
+        self.stop(timeout);
+        for pid in pids {
+            wait_until(&format!("worker {pid} exits"), timeout, || !crate::alive(pid));
+        }
+    }
 }

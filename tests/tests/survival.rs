@@ -161,11 +161,7 @@ fn a_killed_worker_is_removed_its_imported_chunks_are_read_again_and_a_result_fr
         c.post(&format!("/3/Frames/{id}/groupby"), json!({ "by": ["kind"], "aggs": [{ "op": "count", "column": "value" }] }));
     assert_eq!(again["frame"]["rows"], 3, "{again}");
     assert_eq!(c.http.delete(format!("{}/3/Frames/{grouped_id}", c.base)).send().unwrap().status().as_u16(), 200);
-    let pids = c.driver.extra_pids.clone();
-    c.stop(FORM);
-    for pid in pids {
-        wait_until(&format!("worker {pid} exits"), FORM, || !alive(pid));
-    }
+    c.stop_leaving_no_process(FORM);
 }
 
 #[test]
@@ -248,11 +244,7 @@ fn a_lost_local_worker_is_started_again_and_the_new_process_joins_in_its_place()
         frame(&c, &c.base, &again)["chunks"].as_array().unwrap().iter().map(chunk_node).collect();
     assert_eq!(holders.len(), 3, "{holders:?}");
     c.driver.extra_pids.push(new_pid);
-    let pids = c.driver.extra_pids.clone();
-    c.stop(FORM);
-    for pid in pids {
-        wait_until(&format!("worker {pid} exits"), FORM, || !alive(pid));
-    }
+    c.stop_leaving_no_process(FORM);
 }
 
 #[test]

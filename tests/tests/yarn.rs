@@ -89,14 +89,14 @@ fn a_yarn_cloud_imports_from_hdfs_and_finishes_the_application() {
 }
 
 #[test]
-fn a_container_killed_by_yarn_fails_the_application_with_its_exit_status() {
+fn with_fail_fast_a_container_killed_by_yarn_fails_the_application_with_its_exit_status() {
     let c = Cluster::start(2, 4096);
     let notify = c.dir.path().join("leader.txt");
     // The gather service takes the first free port of --driver-port-range.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let first = taken.local_addr().unwrap().port();
     let range = format!("{first}-{}", first.saturating_add(50));
-    let mut cmd = c.driver(&["--nodes", "2", "--memory", "256m", "--driver-port-range", &range]);
+    let mut cmd = c.driver(&["--nodes", "2", "--memory", "256m", "--driver-port-range", &range, "--fail-fast"]);
     cmd.arg("--notify").arg(&notify);
     let mut d = Proc::spawn(cmd);
     let line = d.wait_for_line("gather service on", WAIT);
