@@ -38,8 +38,8 @@ impl Changes {
             Event::Lost { node, .. } => {
                 // Noted at once: a new process may soon answer at the same address.
                 cloud.inner.state.lost.node_removed(node, &cloud.frames());
-                let survivors = cloud.inner.node.view().members.iter().map(|m| m.addr).min();
-                self.recoverer = self.recoverer.or(survivors);
+                // The lowest survivor (the view's leader: its lowest member, agreed or not).
+                self.recoverer = self.recoverer.or(cloud.inner.node.view().leader);
             }
             Event::Joined { node } if cloud.inner.node.view().locked.is_some() => self.joined.push(node),
             _ => {}
@@ -66,7 +66,7 @@ impl FrameCloud {
                 match events.recv().await {
                     Ok(event) => changes.note(&this, event),
                     // Missed events: the lowest member looks at every frame.
-                    Err(RecvError::Lagged(_)) => changes.recoverer = this.inner.node.view().members.iter().map(|m| m.addr).min(),
+                    Err(RecvError::Lagged(_)) => changes.recoverer = this.inner.node.view().leader,
                     Err(RecvError::Closed) => return,
                 }
                 if !recovers || changes.is_empty() {

@@ -590,11 +590,6 @@ impl Membership {
         removals.into_iter().filter_map(|(addr, reason)| self.remove(addr, reason)).collect()
     }
 
-    /// Removals so far: the membership generation.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// A snapshot of the cloud.
     pub fn view(&self, now: Instant) -> CloudView {
         let members: Vec<NodeAddr> = self.member_list();
