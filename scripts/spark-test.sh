@@ -21,4 +21,9 @@ export SPARK_LOCAL_IP=127.0.0.1
 echo "== Spark integration tests (pyspark $PYSPARK_VERSION, $(java -version 2>&1 | head -1))"
 # From python/tests, so that `import eddy` finds the installed wheel, not python/eddy.
 cd python/tests
-../../target/spark-driver-venv/bin/python -W ignore::ResourceWarning -m unittest discover -s . -t . -v
+# Arguments pick tests (test_spark.LostExecutor); none runs them all.
+if (($#)); then
+  ../../target/spark-driver-venv/bin/python -W ignore::ResourceWarning -m unittest -v "$@"
+else
+  ../../target/spark-driver-venv/bin/python -W ignore::ResourceWarning -m unittest discover -s . -t . -v
+fi

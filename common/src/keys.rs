@@ -38,6 +38,8 @@ keys! {
     CLOUD_NAME = ("EDDY_CLOUD_NAME", None, "eddy", "Name of the cloud; nodes of differently named clouds refuse each other.");
     /// Worker id.
     WORKER_ID = ("EDDY_WORKER_ID", None, "", "Identity of the worker for its launcher (YARN container id, Spark executor id, local index); shown in registration errors.");
+    /// The process a worker lives and ends with.
+    EXIT_WITH_PID = ("EDDY_EXIT_WITH_PID", None, "", "Process id the worker lives and ends with: it stops once that process has ended (the Spark integration sets the executor's, so a lost executor takes its worker with it, as a YARN container's processes end with the container).");
     /// REST port.
     PORT = ("EDDY_PORT", None, "54321", "REST port; the internal gRPC port is this + 1. `0` picks free ports.");
     /// Advertised IP.

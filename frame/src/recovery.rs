@@ -69,7 +69,14 @@ impl FrameCloud {
                     Err(RecvError::Lagged(_)) => changes.recoverer = this.inner.node.view().leader,
                     Err(RecvError::Closed) => return,
                 }
-                if !recovers || changes.is_empty() {
+                if !recovers {
+                    // An observer serves no calls, so no recovery is pushed to it: it asks.
+                    if changes.recoverer.is_some() {
+                        tokio::spawn(this.clone().follow_recovery());
+                    }
+                    continue;
+                }
+                if changes.is_empty() {
                     continue;
                 }
                 // Changes found together (a partition, a loss and its replacement) are handled
@@ -80,12 +87,64 @@ impl FrameCloud {
                 }
                 if let Some(recoverer) = changes.recoverer {
                     this.recover_lost_chunks(recoverer).await;
+                    // The recoverer's metadata may never arrive here (a call that failed): ask.
+                    tokio::spawn(this.clone().follow_recovery());
                 }
                 for node in changes.joined {
                     this.share_frames_with(node).await;
                 }
             }
         });
+    }
+
+    /// Asks the members for every frame whose holdings were lost here until the frame's
+    /// recovery has settled on one of them, and takes its metadata from there: on an observer,
+    /// which serves no calls, the only way it learns; on a worker, in case the recoverer's
+    /// push did not arrive.
+    async fn follow_recovery(self) {
+        let deadline = tokio::time::Instant::now() + AGREEMENT_WAIT * 2;
+        let mut mismatched = BTreeSet::new();
+        loop {
+            let pending: Vec<String> = self
+                .frames()
+                .into_iter()
+                .map(|f| f.frame_id)
+                .filter(|id| self.inner.state.lost.of(id).is_some() && !mismatched.contains(id))
+                .collect();
+            if pending.is_empty() {
+                return;
+            }
+            for id in &pending {
+                if let Some(info) = self.settled_on_a_member(id).await {
+                    if let Err(e) = self.inner.state.adopt(info) {
+                        tracing::warn!(frame = %id, error = %e, "the recovered frame's metadata does not match what this node holds");
+                        mismatched.insert(id.clone());
+                    }
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(frames = %pending.join(", "), "no member reported these frames recovered; they stay unavailable here until the next change");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The frame's metadata from the first healthy member where its recovery has settled: every
+    /// chunk on a member, or the frame marked lost.
+    async fn settled_on_a_member(&self, id: &str) -> Option<FrameInfo> {
+        let view = self.inner.node.view();
+        let is_member = |node: &NodeAddr| view.members.iter().any(|m| m.addr == *node);
+        for member in view.members.iter().filter(|m| m.healthy && m.addr != view.me) {
+            let Ok(mut client) = self.client(member.addr) else { continue };
+            let call = client.get_frame(eddy_proto::v1::FrameRef { frame_id: id.to_string() });
+            let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(5), call).await else { continue };
+            let Some(Ok(info)) = reply.into_inner().info.map(crate::service::wire::frame_info_from) else { continue };
+            if info.lost.is_some() || info.chunks.iter().all(|c| is_member(&c.node)) {
+                return Some(info);
+            }
+        }
+        None
     }
 
     /// A worker that joined the locked cloud in place of a lost one learns every frame from

@@ -46,8 +46,12 @@ pub struct Status {
     pub cloud_name: String,
     /// The gather service's `ip:port`.
     pub gather: Option<String>,
-    /// Registered workers, by id.
+    /// Registered workers, by id (a worker started again in place of a lost one replaces
+    /// the lost one's entry).
     pub workers: Vec<WorkerStatus>,
+    /// Ids of lost workers the driver waits to see started again. Launchers outside the
+    /// driver (the Spark integration) read this to know what to start, and where.
+    pub replacing: Vec<String>,
     /// The leader's `ip:port`, once formed.
     pub leader: Option<String>,
     /// The leader's REST URL, once formed.
@@ -73,6 +77,7 @@ impl StatusFile {
             cloud_name: cloud_name.to_string(),
             gather: None,
             workers: Vec::new(),
+            replacing: Vec::new(),
             leader: None,
             rest_url: None,
             observer_rest_url: None,

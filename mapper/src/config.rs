@@ -77,6 +77,9 @@ pub struct MapperArgs {
     /// Identity given by the launcher (container or executor id)
     #[arg(long, env = "EDDY_WORKER_ID", default_value = "")]
     pub worker_id: String,
+    /// Stop once the process with this id has ended (the executor a worker was started in)
+    #[arg(long, env = "EDDY_EXIT_WITH_PID", value_name = "PID")]
+    pub exit_with_pid: Option<u32>,
     /// Who may use the REST API: token (the cloud's access token), basic (the token or a user
     /// of --htpasswd), none (anyone who reaches the port)
     #[arg(long, env = "EDDY_REST_AUTH", default_value = "token", value_name = "token|basic|none")]
@@ -158,6 +161,8 @@ pub struct MapperConfig {
     pub rest_tls_opt: Option<Arc<rustls::ServerConfig>>,
     /// Launcher-given id.
     pub worker_id: String,
+    /// The process this worker ends with, if any.
+    pub exit_with_pid_opt: Option<u32>,
     /// Port of the Kubernetes readiness endpoint (Kubernetes mode only).
     pub kubernetes_api_port_opt: Option<u16>,
     /// Object-store settings (S3 endpoint, region).
@@ -288,6 +293,7 @@ impl MapperConfig {
             memory_budget,
             replicas: args.replicas,
             worker_id: args.worker_id,
+            exit_with_pid_opt: args.exit_with_pid,
             kubernetes_api_port_opt,
             storage: {
                 // Flags win over the environment: the store registry reads the login from it.

@@ -6,6 +6,7 @@
 //! the Kubernetes headless service; otherwise the node forms a cloud of one.
 
 mod config;
+mod owner;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,6 +77,7 @@ fn announce_rest_access(config: &MapperConfig, me: &eddy_common::NodeAddr) {
 /// Runs the worker until it is told to stop; returns why it stopped.
 pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let started = Instant::now();
+    let owner_opt = config.exit_with_pid_opt.map(owner::Owner::find).transpose()?;
     let discovery: Arc<dyn EmbeddedConfig> = config.discovery()?;
     let ip = choose_ip(&config.address, discovery.route_target())?;
     let listeners = bind::bind(ip, config.port, discovery.allows_port_search()).await?;
@@ -110,7 +112,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     let peers = tokio::select! {
         peers = discovery.announce(&announcement) => peers,
         reason = node.stopped() => return Ok(reason),
-        reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+        reason = stop_requested(owner_opt) => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
     };
     let peers = match peers {
         Ok(p) => p,
@@ -127,7 +129,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
     };
     let mut view = tokio::select! {
         v = node.wait_formed(remaining) => v,
-        reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+        reason = stop_requested(owner_opt) => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
     };
     // A peer list the user wrote (a flatfile, a DNS name without an expected count) may name a
     // host that is down, mistyped, or of another cloud: the members that agree form without it.
@@ -139,7 +141,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
             tracing::warn!(left_out = %names.join(", "), "forming without peers never heard from by the formation timeout");
             view = tokio::select! {
                 v = node.wait_formed(config.heartbeat_timeout * 2) => v,
-                reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+                reason = stop_requested(owner_opt) => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
             };
         }
     }
@@ -151,7 +153,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
         let report = tokio::time::timeout(std::time::Duration::from_secs(30), discovery.cloud_formed(me, view.members.len(), leader));
         let reported = tokio::select! {
             r = report => r,
-            reason = signal() => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
+            reason = stop_requested(owner_opt) => return Ok(stop(&node, discovery.as_ref(), StopReason::Exit { reason }).await),
         };
         match reported {
             Ok(Ok(())) => {}
@@ -166,7 +168,7 @@ pub async fn run(config: MapperConfig) -> MapperResult<StopReason> {
             ExitRequest::Exit { reason } => StopReason::Exit { reason: format!("the driver asked: {reason}") },
             ExitRequest::ControllerLost { reason } => StopReason::Fatal(reason),
         },
-        reason = signal() => StopReason::Exit { reason },
+        reason = stop_requested(owner_opt) => StopReason::Exit { reason },
     };
     Ok(stop(&node, discovery.as_ref(), reason).await)
 }
@@ -183,7 +185,17 @@ async fn fail(node: &NodeHandle, discovery: &dyn EmbeddedConfig, message: String
     stop(node, discovery, StopReason::Fatal(message)).await
 }
 
-/// Resolves on SIGINT or SIGTERM, with the text a stop reason carries.
-async fn signal() -> String {
-    eddy_node::signal::stop_signal().await.to_string()
+/// Resolves on SIGINT or SIGTERM, or once the `--exit-with-pid` process ended, with the text
+/// a stop reason carries.
+async fn stop_requested(owner_opt: Option<owner::Owner>) -> String {
+    let owner_ended = async {
+        match owner_opt {
+            Some(owner) => owner.ended().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        signal = eddy_node::signal::stop_signal() => signal.to_string(),
+        reason = owner_ended => reason,
+    }
 }

@@ -49,6 +49,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Turns transparent huge pages off for this process, before `main` and its first
+/// allocations (a constructor in `.init_array`). mimalloc asks for them on the arenas it
+/// reserves (`madvise`), and the kernel then faults in whole 2 MiB pages: measured on a host
+/// with THP on `madvise`, an idle worker's RSS and the import of the reference CSV both fell
+/// without them (bench/RESULTS.md). Hosts with THP `always` get the same. Failing is harmless
+/// (an old kernel): the worker runs as before.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NO_TRANSPARENT_HUGE_PAGES: extern "C" fn() = {
+    extern "C" fn no_transparent_huge_pages() {
+        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
+    no_transparent_huge_pages
+};
+
 /// `eddy-mapper am`: the YARN ApplicationMaster of a disowned cloud (started by
 /// `eddy-driver yarn --disown` in its own container); the same code as an attached driver.
 fn application_master(env: &eddy_common::env::Environment) -> ExitCode {

@@ -140,8 +140,54 @@ def _live_executors(sc):
     return max(0, len(sc._jsc.sc().statusTracker().getExecutorInfos()) - 1)
 
 
-def _worker_starter(gather, secret, settings):
-    """The task that starts one worker on the executor it runs on."""
+_MARKER = "eddy-mapper.pid"
+
+
+def _proc_stat(pid):
+    """(command name, state, parent pid) of a process from /proc, or ``None`` if it is gone.
+    The name may hold spaces and parentheses: the fields follow the last ')'."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return stat[stat.index("(") + 1 : stat.rindex(")")], state, int(ppid)
+
+
+def _executor_pid():
+    """The executor's JVM: the nearest ``java`` process above this Python worker (its parent
+    is PySpark's daemon, whose parent is the JVM); ``None`` where /proc does not tell."""
+    pid = os.getppid()
+    for _ in range(4):
+        stat = _proc_stat(pid)
+        if stat is None:
+            return None
+        if stat[0] == "java":
+            return pid
+        pid = stat[2]
+        if pid <= 1:
+            return None
+    return None
+
+
+def _running_mapper(work_dir):
+    """The pid of the worker already running for this executor (its marker in the executor's
+    working directory), or ``None``."""
+    try:
+        with open(os.path.join(work_dir, _MARKER)) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    stat = _proc_stat(pid)
+    running = stat is not None and stat[1] != "Z" and "eddy-mapper" in stat[0]
+    return pid if running else None
+
+
+def _worker_starter(gather, secret, settings, worker_ids=None):
+    """The task that starts one worker on the executor it runs on: worker ``worker_ids[p]``
+    for partition ``p`` (default: the partition's number). A task on an executor that already
+    has a worker starts none and says so (``busy``)."""
 
     def start(_rows):
         import socket
@@ -155,21 +201,32 @@ def _worker_starter(gather, secret, settings):
             ctx = BarrierTaskContext.get()
             partition = ctx.partitionId()
             address = ctx.getTaskInfos()[partition].address
-        except Exception:  # not a barrier stage (dynamic allocation allowed)
+        except Exception:  # not a barrier stage (dynamic allocation allowed, a replacement)
             ctx = TaskContext.get()
             partition = ctx.partitionId()
             address = None
+        worker = worker_ids[partition] if worker_ids else partition
+        work_dir = os.getcwd()
+        # Only a replacement looks: at the start, a stopped context's worker may still be exiting.
+        running = _running_mapper(work_dir) if worker_ids else None
+        if running is not None:
+            yield json.dumps({"worker": worker, "busy": running})
+            return
         host = address.rsplit(":", 1)[0] if address else socket.gethostbyname(socket.gethostname())
         # The Python worker's parent is the executor's PySpark daemon: (host, its pid) names
         # the executor even where Spark gives no address.
         executor = address or f"{host}/{os.getppid()}"
         path = SparkFiles.get("eddy-mapper")
         os.chmod(path, 0o755)
-        work_dir = os.getcwd()
         # In the executor's working directory, which Spark or YARN removes with the application.
-        secret_path = _secret_file(secret, work_dir, f"eddy-secret-{partition}")
-        env = _worker_env(gather, secret_path, settings, partition, host)
-        log_path = os.path.join(work_dir, f"eddy-mapper-{partition}.log")
+        secret_path = _secret_file(secret, work_dir, f"eddy-secret-{worker}")
+        env = _worker_env(gather, secret_path, settings, worker, host)
+        # The worker runs in a session of its own (below), so the executor's end does not reach
+        # it: it watches the executor's JVM instead, and a lost executor takes its worker along.
+        executor_pid = _executor_pid()
+        if executor_pid is not None:
+            env[keys.EXIT_WITH_PID] = str(executor_pid)
+        log_path = os.path.join(work_dir, f"eddy-mapper-{worker}.log")
         with open(log_path, "ab") as log:
             proc = sp.Popen(
                 [path],
@@ -181,6 +238,8 @@ def _worker_starter(gather, secret, settings):
                 start_new_session=True,  # outlives this task and the Python worker
                 close_fds=True,
             )
+        with open(os.path.join(work_dir, _MARKER), "w") as marker:
+            marker.write(str(proc.pid))
         # The Python worker lives on after this task (Spark reuses it) and is the mapper's
         # parent: without a wait the stopped mapper stays a zombie until Spark stops. A
         # daemon thread waits for it, then removes the secret file, which in local mode sits
@@ -196,10 +255,11 @@ def _worker_starter(gather, secret, settings):
             except OSError:
                 pass
 
-        threading.Thread(target=reap, name=f"eddy-mapper-{partition}-reaper", daemon=True).start()
+        threading.Thread(target=reap, name=f"eddy-mapper-{worker}-reaper", daemon=True).start()
         # No barrier() sync here: the stage already launched every task at once, and the
         # sync costs about a second (measured, bench/RESULTS.md).
-        record = {"worker": partition, "executor": executor, "host": host, "pid": proc.pid, "log": log_path}
+        record = {"worker": worker, "executor": executor, "host": host, "pid": proc.pid, "log": log_path,
+                  "executor_pid": executor_pid}
         # How later tasks find the worker of their own executor (eddy.frames).
         record.update(hostname=socket.gethostname(), daemon=os.getppid())
         yield json.dumps(record)
@@ -315,6 +375,19 @@ class EddyContext(Client):
         self.driver_log = None
         self._status_file = None
         self.workers = []
+        # Every worker's executor by node address, lost ones too (status() names them).
+        self._executor_of = {}
+        # Workers started in place of lost ones: worker, executor, node, seconds from the loss
+        # being listed to the new worker found in the cloud.
+        self.replacements = []
+        # Why the last attempt to start a replacement failed, if it did.
+        self.replacement_error = None
+        self._stopping = threading.Event()
+        self._replacer = None
+        self._replacement_listed = {}
+        self._executors_at_start = set()
+        self._driver_host = "127.0.0.1"
+        self._gather = None
         self.rest_url = None
         self.observer_url = None
         # eddy.client.Client's requests go to the observer, once it joined.
@@ -422,6 +495,7 @@ class EddyContext(Client):
         self._status_file = os.path.join(self._dir, "status.json")
         self.driver_log = os.path.join(self._dir, "eddy-driver.log")
         driver_host = self._sc.getConf().get("spark.driver.host", "127.0.0.1")
+        self._driver_host = driver_host
         s = self._settings
         command = [
             driver_bin, "attach",
@@ -444,12 +518,15 @@ class EddyContext(Client):
             )
         self._mark("observer started")
         gather = self._wait_for_file(gather_file, "the gather service to listen", 30)
+        self._gather = gather
         self._mark("gather listening")
 
         if self._local_mode:
             self.workers = self._start_local_workers(mapper_bin, n, gather, driver_host)
         else:
             self.workers = self._start_in_executors(mapper_bin, n, gather)
+            at_start = {e for e, _ in self._executors() if e is not None}
+            self._executors_at_start = at_start if len(at_start) == len(self.workers) else set()
         self._mark("workers started")
         by_executor = {}
         for w in self.workers:
@@ -467,6 +544,9 @@ class EddyContext(Client):
         self.observer_url = self._wait_for_observer()
         self.url = self.observer_url
         self._locate_workers()
+        self._executor_of = {w["node"]: w["executor"] for w in self.workers}
+        self._replacer = threading.Thread(target=self._replace_lost_workers, name="eddy-replacer", daemon=True)
+        self._replacer.start()
 
     def _wait_for_observer(self):
         """The observer's REST URL: the driver writes the leader's address before the observer
@@ -509,28 +589,143 @@ class EddyContext(Client):
     def _start_local_workers(self, mapper_bin, n, gather, host):
         """Local mode: the workers run on this machine as children of this process (reaped by
         ``stop()``), bound to the driver's address; their logs go to the working directory."""
-        workers = []
-        for k in range(n):
-            log_path = os.path.join(self._dir, f"eddy-mapper-{k}.log")
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    [mapper_bin],
-                    env=_worker_env(gather, os.path.join(self._dir, "secret"), self._settings, k, host),
-                    cwd=self._dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            self._local_workers.append(proc)
-            # Every task runs in this machine's Python workers: same host name, so
-            # eddy.frames picks these workers as local ones.
-            workers.append(
-                {"worker": k, "executor": "driver", "host": host, "pid": proc.pid, "log": log_path,
-                 "hostname": socket.gethostname(), "daemon": None}
+        return [self._start_local_worker(mapper_bin, k, gather, host) for k in range(n)]
+
+    def _start_local_worker(self, mapper_bin, k, gather, host):
+        log_path = os.path.join(self._dir, f"eddy-mapper-{k}.log")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [mapper_bin],
+                env=_worker_env(gather, os.path.join(self._dir, "secret"), self._settings, k, host),
+                cwd=self._dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                close_fds=True,
             )
-        return workers
+        self._local_workers.append(proc)
+        # Every task runs in this machine's Python workers: same host name, so eddy.frames
+        # picks these workers as local ones.
+        return {"worker": k, "executor": "driver", "host": host, "pid": proc.pid, "log": log_path,
+                "hostname": socket.gethostname(), "daemon": None}
+
+    # -- lost workers ----------------------------------------------------------------------
+
+    def _replace_lost_workers(self):
+        """Runs beside the application until ``stop()``: when the driver lists a lost worker
+        under ``replacing`` (its process ended and the cloud removed it), starts that worker
+        again on an executor that has none (the one Spark started in place of the lost
+        executor), or in local mode next to the driver; the new process joins the cloud as a
+        new member, and the cloud hands it the frames' metadata."""
+        pending = {}  # worker -> (record of the process started, when)
+        busy = {}  # executor id -> times a task there found a worker already running
+        attempts = {}
+        while not self._stopping.wait(0.5):
+            try:
+                self._replace_once(pending, busy, attempts)
+            except Exception as e:  # the thread carries on; the reason stays for users to read
+                self.replacement_error = f"watching for lost workers failed: {e}"
+
+    def _replace_once(self, pending, busy, attempts):
+        """One look at the status file: adopts the replacements that registered, starts the
+        ones still wanted."""
+        status = self._status()
+        replacing = [int(i) for i in status.get("replacing", [])]
+        for worker in list(pending):
+            if worker not in replacing and self._adopt(pending[worker][0], status):
+                del pending[worker]
+        for worker in replacing:
+            if self._stopping.is_set():
+                return
+            since = pending.get(worker, (None, 0))[1]
+            # A worker started but not registered within the timeout is started again.
+            if worker in pending and time.time() - since < self._timeout:
+                continue
+            if attempts.get(worker, 0) >= 10:
+                continue
+            listed = self._replacement_listed.setdefault(worker, time.time())
+            try:
+                record = self._start_replacement(worker, busy)
+            except Exception as e:  # Spark refused the job, the executor died meanwhile
+                self.replacement_error = f"starting worker {worker} again failed: {e}"
+                attempts[worker] = attempts.get(worker, 0) + 1
+                continue
+            if record is not None:
+                record["listed"] = listed
+                pending[worker] = (record, time.time())
+                attempts[worker] = attempts.get(worker, 0) + 1
+
+    def _start_replacement(self, worker, busy):
+        """Starts ``worker`` on an executor without one; ``None`` while there is none."""
+        if self._local_mode:
+            return self._start_local_worker(find_binary("eddy-mapper"), worker, self._gather, self._driver_host)
+        executors = self._executors()
+        with_workers = {w["executor_id"] for w in self.workers if w.get("executor_id")}
+        # Executors that had a worker when the cloud formed are known only when Spark had
+        # exactly one per worker; others are found by trying (their task reports `busy`).
+        with_workers |= self._executors_at_start
+        free = [(e, host) for e, host in executors if e not in with_workers and busy.get(e, 0) < 3]
+        if not free:
+            return None
+        executor_id, host = free[0]
+        # Spark runs the task on that executor if it frees a slot within spark.locality.wait.
+        if executor_id is None:
+            tasks = self._sc.parallelize([0], 1)
+        else:
+            tasks = self._positions([f"executor_{host}_{executor_id}"], note_locality=False).rdd
+        self._sc.setJobGroup("eddy-replace-worker", f"Eddy: start worker {worker} again on executor {executor_id}", False)
+        try:
+            started = tasks.mapPartitions(_worker_starter(self._gather, self._secret, self._settings, [worker])).collect()
+        finally:
+            self._sc.setLocalProperty("spark.jobGroup.id", None)
+        record = json.loads(started[0])
+        if "busy" in record:
+            busy[executor_id] = busy.get(executor_id, 0) + 1
+            return None
+        record["executor_id"] = executor_id
+        if executor_id is not None:
+            # Spark's name for it (the executors page), where the start knew only an address.
+            record["executor"] = f"{record['host']} (executor {executor_id})"
+        return record
+
+    def _executors(self):
+        """Spark's live executors as (id, host), from the application's status store."""
+        try:
+            listed = self._sc._jsc.sc().statusStore().executorList(True)
+        except Exception:  # another Spark: no way to aim; tasks find a free executor by trying
+            return [(None, "")]
+        found = []
+        it = listed.iterator()
+        while it.hasNext():
+            e = it.next()
+            if e.id() != "driver":
+                found.append((e.id(), e.hostPort().rsplit(":", 1)[0]))
+        return found
+
+    def _adopt(self, record, status):
+        """Once the started replacement registered and joined the cloud, its node address joins
+        ``self.workers`` in place of the lost worker's; returns whether it did."""
+        registered = {str(w["worker_id"]): w for w in status.get("workers", [])}
+        entry = registered.get(str(record["worker"]))
+        if entry is None or entry.get("pid") != record["pid"]:
+            self.replacement_error = f"worker {record['worker']} started on executor {record['executor']} did not register"
+            return True
+        nodes = {n["ip_port"]: n for n in self.cloud().get("nodes", [])}
+        node = nodes.get(entry["node"], {})
+        if node.get("grpc_port") is None or not node.get("healthy", True):
+            return False  # registered; a member once heartbeats have gone both ways
+        record["node"] = entry["node"]
+        record["ip"] = entry["node"].rsplit(":", 1)[0]
+        record["grpc_port"] = node["grpc_port"]
+        self._executor_of[record["node"]] = record["executor"]
+        self.workers = sorted([w for w in self.workers if w["worker"] != record["worker"]] + [record], key=lambda w: w["worker"])
+        self.replacements.append(
+            {"worker": record["worker"], "executor": record["executor"], "node": record["node"],
+             "seconds": round(time.time() - record.pop("listed"), 2)}
+        )
+        self._replacement_listed.pop(record["worker"], None)
+        return True
 
     def _locate_workers(self):
         """Adds each worker's node address (IP, REST and gRPC ports) to ``self.workers``."""
@@ -689,7 +884,7 @@ class EddyContext(Client):
         hosts = [host_of.get(f"{c['node']['ip']}:{c['node']['rest_port']}", c["node"]["ip"]) for c in info["chunks"]]
         return self._positions(hosts).mapInArrow(get, schema).toDF(*names)
 
-    def _positions(self, hosts):
+    def _positions(self, hosts, note_locality=True):
         """A DataFrame of chunk positions, one partition each, whose tasks prefer the given
         hosts (Spark's ``makeRDD`` with locations, reached through the JVM; PySpark has no
         such call). Falls back to ``range`` without preferences if the JVM refuses."""
@@ -707,17 +902,19 @@ class EddyContext(Client):
             tag = jvm.scala.reflect.ClassTag.apply(jvm.java.lang.Class.forName("java.lang.String"))
             rdd = self._sc._jsc.sc().makeRDD(convert.asScala(items).toSeq(), tag)
             dataset = self._spark._jsparkSession.createDataset(rdd, jvm.org.apache.spark.sql.Encoders.STRING())
-            self.last_read_locality = True
+            if note_locality:
+                self.last_read_locality = True
             return DataFrame(dataset.toDF(), self._spark)
         except Exception:  # another Spark or Scala version: same result, no locality
-            self.last_read_locality = False
+            if note_locality:
+                self.last_read_locality = False
             return self._spark.range(0, n, 1, max(1, n)).selectExpr("cast(id as string) as value")
 
     def status(self):
         """Health of the cloud: unhealthy workers (silent, not yet removed) and lost ones (removed;
         the cloud carries on without them), named by Spark executor."""
         cloud = self.cloud()
-        executor_of = {w["node"]: w["executor"] for w in self.workers}  # nodes found at start
+        executor_of = self._executor_of
         bad = [
             {"node": n["ip_port"], "executor": executor_of.get(n["ip_port"], "unknown")}
             for n in cloud.get("nodes", [])
@@ -747,6 +944,10 @@ class EddyContext(Client):
     def stop(self):
         """Stops every worker and the observer at once."""
         global _ACTIVE
+        self._stopping.set()
+        if self._replacer is not None and self._replacer is not threading.current_thread():
+            # A replacement being started is a short Spark job; it may finish.
+            self._replacer.join(timeout=30)
         try:
             if self.is_running() and self.observer_url:
                 req = urllib.request.Request(
@@ -763,6 +964,7 @@ class EddyContext(Client):
                     _ACTIVE = None
 
     def _teardown(self):
+        self._stopping.set()
         if self._driver is not None:
             try:
                 if self._driver.stdin:

@@ -3,6 +3,7 @@ where the workers run next to the driver, and `spark.driver.host` given as a hos
 (`localhost`, as YARN and notebooks give it) with local mode and with a local-cluster master."""
 
 import os
+import signal
 import unittest
 import urllib.error
 import urllib.request
@@ -74,6 +75,25 @@ class LocalMode(unittest.TestCase):
                     environ = f.read()
                 self.assertNotIn(b"EDDY_CLUSTER_SECRET", environ)
                 self.assertIn(b"EDDY_SECRET_FILE=", environ)
+        finally:
+            stop_and_check_leftovers(self, ec)
+
+    def test_a_killed_local_worker_is_started_again_and_joins_the_cloud(self):
+        ec = EddyContext.get_or_create(self.spark, nodes=2, **SETTINGS)
+        try:
+            victim = ec.workers[1]
+            os.kill(victim["pid"], signal.SIGKILL)
+            wait_until("a new worker in its place", 60, lambda: ec.replacements)
+            self.assertIsNone(ec.replacement_error)
+            new = ec.workers[1]
+            self.assertNotEqual(new["pid"], victim["pid"])
+            self.assertEqual(ec.replacements[0]["node"], new["node"])
+            st = ec.check()
+            self.assertEqual(st["size"], 2, st)
+            self.assertEqual([l["node"] for l in st["lost"]], [victim["node"]])
+            df = self.spark.range(20_000, numPartitions=4).selectExpr("id", "id * 0.5 as half")
+            info = convert_both_ways(self, ec, df)
+            self.assertIn(new["node"], {f"{c['node']['ip']}:{c['node']['rest_port']}" for c in info["chunks"]})
         finally:
             stop_and_check_leftovers(self, ec)
 

@@ -115,6 +115,19 @@ fn a_disowned_cloud_runs_under_its_master_container_until_yarn_kill() {
     let report = h.application(&app);
     assert_eq!(report.get("State").map(String::as_str), Some("RUNNING"), "{report:?}");
     assert!(report.get("Tracking-URL").is_some_and(|u| u.contains(&leader)), "the tracking URL is the leader's REST API: {report:?}");
+    // The master in its container watches as an attached driver does: a killed worker gets a
+    // new container, and the cloud is whole again.
+    let victim = cloud["nodes"].as_array().unwrap().iter().find(|n| n["ip_port"] != leader.as_str()).unwrap().clone();
+    signal(victim["pid"].as_u64().unwrap() as u32, libc::SIGKILL);
+    wait_until("two workers again, one of them in a new container", WAIT, || {
+        get_json(&format!("http://{leader}/3/Cloud")).is_some_and(|v| {
+            v["cloud_size"] == 2
+                && v["consensus"] == true
+                && v["nodes"].as_array().unwrap().iter().all(|n| n["pid"] != victim["pid"])
+                && v["lost_nodes"].as_array().is_some_and(|l| l.iter().any(|n| n["ip_port"] == victim["ip_port"]))
+        })
+    });
+    assert_eq!(mappers_of(&app), 3, "the master, the survivor and the new worker");
 
     let kill = |id: &str| {
         let mut k = Proc::spawn(h.driver(&["yarn", "kill", id]));

@@ -324,6 +324,12 @@ fn an_attached_yarn_cloud_relays_its_master_token_keeps_worker_tokens_fresh_and_
     let notified = read_notify(&notify);
     let app = notified.app_opt.clone().unwrap();
 
+    // The driver gives the workers tokens of its own as soon as it watches. Those first ones
+    // must be in place before the file is read: a copy taken while they were being written
+    // and cancelled then, with their log line printed just after, passed for the refresh the
+    // test waits for below, and the import read with the cancelled token (seen in CI).
+    let given = || d.output().lines().filter(|l| l.contains("new HDFS delegation tokens")).count();
+    wait_until("the driver's first tokens given to the workers", WAIT, || given() >= 1);
     // The workers' current HDFS token is cancelled (as if past its maximum lifetime, which the
     // ResourceManager does not renew beyond); the driver, logged in from the keytab, gives
     // them new ones, so the import below reads with a token obtained after the cancellation.
@@ -340,7 +346,6 @@ fn an_attached_yarn_cloud_relays_its_master_token_keeps_worker_tokens_fresh_and_
         .expect("a worker container with a token file");
     let first_token = logs.path().join("first-token");
     std::fs::copy(&worker_token_file, &first_token).unwrap();
-    let given = || d.output().lines().filter(|l| l.contains("new HDFS delegation tokens")).count();
     let given_before = given();
     let cancel = h.client_as(
         "alice",

@@ -113,6 +113,26 @@ fn two_hosts_two_workers_each_attached_and_stopped_by_ctrl_c() {
     let token = notified.token_opt.clone().expect("a token");
     let (ok, out) = hosts.run_driver(&["import", "--cloud", &url, "--token", &token, &sample()], MINUTE);
     assert!(ok && out.contains("Frame sample.hex: 5000 rows x 11 columns"), "{out}");
+    // A worker killed on its host is started again there and joins the cloud in its place.
+    // Not on the leader's host: the test talks to the leader.
+    let on = if notified.leader.starts_with(&format!("{}:", hosts.addrs[1])) { 0 } else { 1 };
+    let victim = hosts.mappers_on(on)[0];
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let line = driver.wait_for_line("again in place of", 2 * MINUTE);
+    let ids = if on == 0 { ["0", "1"] } else { ["2", "3"] };
+    assert!(ids.iter().any(|id| line.starts_with(&format!("Started worker {id} again"))), "{line}");
+    wait_until("two workers on the host again", MINUTE, || hosts.mappers_on(on).len() == 2 && !hosts.mappers_on(on).contains(&victim));
+    let auth = format!("Authorization: Bearer {token}");
+    let mut cloud = serde_json::Value::Null;
+    wait_until("a cloud of 4 again, the lost worker listed", MINUTE, || {
+        let text = hosts.output_in_driver_ns(&["curl", "-s", "-H", &auth, &format!("{url}/3/Cloud")]);
+        cloud = serde_json::from_str(&text).unwrap_or_default();
+        cloud["cloud_size"] == 4 && cloud["cloud_healthy"] == true && cloud["lost_nodes"].as_array().is_some_and(|l| l.len() == 1)
+    });
+    // The frame the lost worker held part of was read again and answers.
+    let summary = hosts.output_in_driver_ns(&["curl", "-s", "-H", &auth, &format!("{url}/3/Frames/sample.hex/summary")]);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+    assert_eq!(summary["columns"].as_array().map(Vec::len), Some(11), "{summary} after {cloud}");
     driver.signal(libc::SIGINT);
     let status = driver.wait_exit(MINUTE);
     assert_eq!(status.code(), Some(130), "{}", driver.output());

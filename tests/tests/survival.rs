@@ -110,6 +110,13 @@ fn a_killed_worker_is_removed_its_imported_chunks_are_read_again_and_a_result_fr
     let leader = c.base.trim_start_matches("http://").to_string();
     let id = import(&c, dir.path(), 200_000);
     let before = summary(&c, &c.base, &id).unwrap();
+    // The driver's observer, which serves no calls, keeps its own view of what it imported.
+    let observer = c.driver.wait_for_line("Observer client:", FORM);
+    let observer = observer.split_whitespace().nth(2).unwrap().trim_end_matches("/3/Cloud").to_string();
+    let data = dir.path().join("data.csv");
+    let (seen_by_observer, job) =
+        eddy_tests::frames::import_and_wait(&c.http, &observer, json!({ "path": data, "split_bytes": 128 * 1024 }), FORM);
+    assert_eq!(job["jobs"][0]["status"], "DONE", "{job}");
     let rows_before: Value = c.http.get(format!("{}/3/Frames/{id}?row_offset=0&row_count=5", c.base)).send().unwrap().json().unwrap();
     // A frame with no source to read again: a group-by result.
     let grouped: Value =
@@ -131,6 +138,8 @@ fn a_killed_worker_is_removed_its_imported_chunks_are_read_again_and_a_result_fr
 
     // The imported frame: every lost chunk read again elsewhere, the same summary and rows.
     assert_eq!(summary_once_recovered(&c, &c.base, &id), before);
+    // The observer asks the members for the recovered frame instead of waiting for a push.
+    assert_eq!(summary_once_recovered(&c, &observer, &seen_by_observer), before);
     let after: Value = c.http.get(format!("{}/3/Frames/{id}?row_offset=0&row_count=5", c.base)).send().unwrap().json().unwrap();
     assert_eq!(after["rows"], rows_before["rows"]);
     let info = frame(&c, &c.base, &id);

@@ -1,6 +1,7 @@
 //! Workers that someone else starts (Spark executors, through the Python integration): the
 //! driver only gathers and watches them. It cannot see their processes, so a lost worker
-//! shows as missed heartbeats, not as an exit status.
+//! shows as missed heartbeats or a refused address, not as an exit status; the driver then
+//! lists its id under `replacing` in the status file, and their starter starts it again.
 
 use std::time::Duration;
 
@@ -23,7 +24,12 @@ impl WorkerLauncher for ExternalLauncher {
         false
     }
 
+    fn replaces_lost_workers(&self) -> bool {
+        true
+    }
+
     async fn launch(&mut self, _id: &str, _spec: &WorkerSpec) -> DriverResult<()> {
+        // Started by someone else: at the start, as they were told; later, as the status file says.
         Ok(())
     }
 

@@ -42,6 +42,11 @@ impl WorkerLauncher for SshLauncher {
         "ssh"
     }
 
+    /// A lost worker starts again on its host (its log goes on in the same file).
+    fn replaces_lost_workers(&self) -> bool {
+        true
+    }
+
     async fn launch(&mut self, id: &str, spec: &WorkerSpec) -> DriverResult<()> {
         let (h, remote) = self.host_of(id)?;
         let mut env = spec.env.clone();

@@ -56,7 +56,7 @@ rm -f run/secret && printf '%s\n' "$secret" > run/secret || exit 3
 cat > "run/worker-$id.env" || exit 3
 . "./run/worker-$id.env"
 export EDDY_SECRET_FILE="$dir/run/secret"
-setsid ./eddy-mapper < /dev/null > "logs/worker-$id.log" 2>&1 &
+setsid ./eddy-mapper < /dev/null >> "logs/worker-$id.log" 2>&1 &
 pid=$!
 echo "$cloud $id $pid" >> run/workers
 echo "started $pid"

@@ -176,33 +176,57 @@ fn unit_of(field: &Field, data_type: &DataType) -> Option<Unit> {
     })
 }
 
-/// Calls `visit` with every present value of a numeric, time or boolean column as stored, as
-/// f64 ([`unit_of`] tells how they become logical values).
-fn for_each_stored_number(array: &dyn Array, mut visit: impl FnMut(f64)) {
-    fn each<T: arrow::datatypes::ArrowPrimitiveType>(array: &dyn Array, as_f64: impl Fn(T::Native) -> f64, visit: &mut impl FnMut(f64)) {
+/// Something run over the present values of a column as stored, as f64, as often as it needs
+/// them (`values()` starts over): one dispatch on the column's type serves every such pass.
+trait OverStoredNumbers {
+    type Out;
+    fn over<I: Iterator<Item = f64>>(self, values: impl Fn() -> I) -> Self::Out;
+}
+
+/// Runs `run` over the present values of a numeric, time or boolean column as stored
+/// ([`unit_of`] tells how they become logical values); `None` for other columns.
+fn over_stored_numbers<O: OverStoredNumbers>(array: &dyn Array, run: O) -> Option<O::Out> {
+    fn primitive<T: arrow::datatypes::ArrowPrimitiveType, O: OverStoredNumbers>(
+        array: &dyn Array,
+        as_f64: impl Fn(T::Native) -> f64 + Copy,
+        run: O,
+    ) -> O::Out {
         let values = array.as_primitive::<T>();
-        match values.nulls() {
-            None => values.values().iter().for_each(|v| visit(as_f64(*v))),
-            Some(valid) => valid.valid_indices().for_each(|i| visit(as_f64(values.value(i)))),
+        let stored = values.values();
+        match values.nulls().filter(|n| n.null_count() > 0) {
+            None => run.over(|| stored.iter().map(move |v| as_f64(*v))),
+            Some(valid) => run.over(|| valid.valid_indices().map(move |i| as_f64(stored[i]))),
         }
     }
-    match array.data_type() {
-        DataType::Int64 => each::<Int64Type>(array, |v| v as f64, &mut visit),
-        DataType::Int32 => each::<Int32Type>(array, f64::from, &mut visit),
-        DataType::Int16 => each::<Int16Type>(array, f64::from, &mut visit),
-        DataType::Int8 => each::<Int8Type>(array, f64::from, &mut visit),
-        DataType::Float64 => each::<Float64Type>(array, |v| v, &mut visit),
-        DataType::Float32 => each::<Float32Type>(array, f64::from, &mut visit),
-        DataType::Decimal128(_, _) => each::<Decimal128Type>(array, |v| v as f64, &mut visit),
+    Some(match array.data_type() {
+        DataType::Int64 => primitive::<Int64Type, _>(array, |v| v as f64, run),
+        DataType::Int32 => primitive::<Int32Type, _>(array, f64::from, run),
+        DataType::Int16 => primitive::<Int16Type, _>(array, f64::from, run),
+        DataType::Int8 => primitive::<Int8Type, _>(array, f64::from, run),
+        DataType::Float64 => primitive::<Float64Type, _>(array, |v| v, run),
+        DataType::Float32 => primitive::<Float32Type, _>(array, f64::from, run),
+        DataType::Decimal128(_, _) => primitive::<Decimal128Type, _>(array, |v| v as f64, run),
         DataType::Timestamp(_, _) => {
-            if let Ok(ticks) = arrow::compute::cast(array, &DataType::Int64) {
-                each::<Int64Type>(ticks.as_ref(), |v| v as f64, &mut visit);
-            }
+            let ticks = arrow::compute::cast(array, &DataType::Int64).ok()?;
+            primitive::<Int64Type, _>(ticks.as_ref(), |v| v as f64, run)
         }
-        DataType::Date32 => each::<Date32Type>(array, f64::from, &mut visit),
-        DataType::Boolean => array.as_boolean().iter().flatten().for_each(|v| visit(f64::from(u8::from(v)))),
-        _ => {}
+        DataType::Date32 => primitive::<Date32Type, _>(array, f64::from, run),
+        DataType::Boolean => run.over(|| array.as_boolean().iter().flatten().map(|v| f64::from(u8::from(v)))),
+        _ => return None,
+    })
+}
+
+/// Calls `visit` with every present value of a numeric, time or boolean column as stored, as
+/// f64.
+fn for_each_stored_number(array: &dyn Array, visit: impl FnMut(f64)) {
+    struct Visit<F>(F);
+    impl<F: FnMut(f64)> OverStoredNumbers for Visit<F> {
+        type Out = ();
+        fn over<I: Iterator<Item = f64>>(mut self, values: impl Fn() -> I) {
+            values().for_each(&mut self.0);
+        }
     }
+    over_stored_numbers(array, Visit(visit));
 }
 
 /// Calls `visit` with every present value of a numeric, time or boolean column in its
@@ -261,6 +285,35 @@ impl Moments {
     }
 }
 
+/// The moments of a batch's values and their sum of squared deviations from its mean, in two
+/// passes. The accumulators are values folded along, not state a closure borrows: borrowed,
+/// they lived on the stack and every value paid a store and a load.
+struct TwoPasses;
+
+impl OverStoredNumbers for TwoPasses {
+    type Out = (Moments, f64);
+
+    fn over<I: Iterator<Item = f64>>(self, values: impl Fn() -> I) -> (Moments, f64) {
+        let m = values().fold(Moments::EMPTY, |mut m, x| {
+            m.push(x);
+            m
+        });
+        if m.count < 2 {
+            return (m, 0.0);
+        }
+        let mean = m.sum / m.count as f64;
+        let m2 = values().fold(0.0, |m2, x| {
+            let d = x - mean;
+            if x.is_finite() {
+                m2 + d * d
+            } else {
+                m2
+            }
+        });
+        (m, m2)
+    }
+}
+
 /// Folds a numeric, time or boolean column of one batch into `p`; false for other columns.
 /// Both passes run over the stored numbers; the batch's moments then become logical values
 /// (a scale moves min, max and mean by its factor, the squared deviations by its square).
@@ -268,18 +321,10 @@ fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool
     let Some(unit) = unit_of(field, array.data_type()) else {
         return false;
     };
-    let mut m = Moments::EMPTY;
-    for_each_stored_number(array, |x| m.push(x));
+    let Some((m, m2)) = over_stored_numbers(array, TwoPasses) else {
+        return false;
+    };
     let mean = if m.count > 0 { m.sum / m.count as f64 } else { 0.0 };
-    let mut m2 = 0.0;
-    if m.count > 1 {
-        for_each_stored_number(array, |x| {
-            if x.is_finite() {
-                let d = x - mean;
-                m2 += d * d;
-            }
-        });
-    }
     let seen = m.count > 0;
     let batch = ColumnPartial {
         count: m.count,

@@ -58,6 +58,29 @@ pub struct FrameState {
     pub lost: crate::store::meta::LostHoldings,
 }
 
+impl FrameState {
+    /// Takes a frame's metadata from the cloud (at registration, after a recovery). It names
+    /// the chunks this node holds: each must be here, and any other chunk of the frame (from a
+    /// retried Spark task, say) is dropped, as are copies the frame no longer lists here.
+    pub(crate) fn adopt(&self, info: FrameInfo) -> Result<(), String> {
+        let mine: Vec<u32> = info.chunks.iter().filter(|c| c.node == self.me).map(|c| c.index).collect();
+        let held: Vec<u32> = self.store.chunks(&info.frame_id).iter().map(|(i, _)| *i).collect();
+        if let Some(missing) = mine.iter().find(|i| !held.contains(i)) {
+            return Err(format!("chunk {missing} of {} is not on {}; it was never stored here or was lost", info.frame_id, self.me));
+        }
+        let freed = self.store.retain(&info.frame_id, |i| mine.contains(&i));
+        if freed > 0 {
+            tracing::info!(frame = %info.frame_id, freed, "dropped chunks the frame does not list");
+        }
+        let my_replicas: Vec<u32> = info.chunks.iter().filter(|c| c.replicas.contains(&self.me)).map(|c| c.index).collect();
+        self.store.retain(&crate::store::replica_key(&info.frame_id), |i| my_replicas.contains(&i));
+        // The metadata after a recovery: what was lost is settled.
+        self.lost.settled(&info.frame_id);
+        self.frames.put(info);
+        Ok(())
+    }
+}
+
 pub(crate) fn status(e: FrameError) -> Status {
     match e {
         FrameError::OutOfMemory { .. } => Status::resource_exhausted(e.to_string()),
@@ -175,26 +198,17 @@ impl FrameService for FrameServer {
     async fn put_frame(&self, request: Request<FrameMeta>) -> Result<Response<FrameAck>, Status> {
         let info = request.into_inner().info.ok_or_else(|| Status::invalid_argument("no frame metadata"))?;
         let info: FrameInfo = crate::service::wire::frame_info_from(info).map_err(malformed("frame metadata"))?;
-        // The metadata names the chunks this node holds: each must be here, and any other
-        // chunk of the frame (from a retried Spark task, say) is dropped.
-        let mine: Vec<u32> = info.chunks.iter().filter(|c| c.node == self.state.me).map(|c| c.index).collect();
-        let held: Vec<u32> = self.state.store.chunks(&info.frame_id).iter().map(|(i, _)| *i).collect();
-        if let Some(missing) = mine.iter().find(|i| !held.contains(i)) {
-            return Err(Status::failed_precondition(format!(
-                "chunk {missing} of {} is not on {}; it was never stored here or was lost",
-                info.frame_id, self.state.me
-            )));
-        }
-        let freed = self.state.store.retain(&info.frame_id, |i| mine.contains(&i));
-        if freed > 0 {
-            tracing::info!(frame = %info.frame_id, freed, "dropped chunks the frame does not list");
-        }
-        let my_replicas: Vec<u32> = info.chunks.iter().filter(|c| c.replicas.contains(&self.state.me)).map(|c| c.index).collect();
-        self.state.store.retain(&crate::store::replica_key(&info.frame_id), |i| my_replicas.contains(&i));
-        // The metadata after a recovery: what was lost is settled.
-        self.state.lost.settled(&info.frame_id);
-        self.state.frames.put(info);
+        self.state.adopt(info).map_err(Status::failed_precondition)?;
         Ok(Response::new(FrameAck {}))
+    }
+
+    async fn get_frame(&self, request: Request<FrameRef>) -> Result<Response<FrameMeta>, Status> {
+        let id = request.into_inner().frame_id;
+        if self.state.lost.of(&id).is_some() {
+            return Err(Status::unavailable(format!("frame {id} is being recovered on {}", self.state.me)));
+        }
+        let info = self.state.frame(&id)?;
+        Ok(Response::new(FrameMeta { frame_id: id, info: Some(crate::service::wire::frame_info(&info)) }))
     }
 
     async fn summarize(&self, request: Request<FrameRef>) -> Result<Response<SummaryPartial>, Status> {

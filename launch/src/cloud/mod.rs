@@ -24,7 +24,6 @@ pub use tokens::TokenSource;
 
 use interrupt::Interrupt;
 use observe::{check, start_observer, watch};
-use replace::Replacer;
 
 /// How the driver ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,11 +241,7 @@ async fn form_and_watch(
     }
     run.status.update(|s| {
         s.phase = Phase::Formed;
-        s.workers = gather
-            .registrations()
-            .into_iter()
-            .map(|r| WorkerStatus { worker_id: r.worker_id, node: r.node.to_string(), pid: r.pid })
-            .collect();
+        s.workers = registered_workers(gather);
         s.leader = Some(leader.rest().to_string());
         s.rest_url = Some(options.rest_url(&leader));
     })?;
@@ -321,8 +316,12 @@ async fn form_and_watch(
         };
     }
     println!("Watching the cloud; Ctrl-C or POST /3/Shutdown stops it.");
-    let mut replacer = Replacer::new(run.gather_addr, secret, options);
-    watch(launcher, options, gather, gather_events, &observer, interrupt, &mut replacer).await
+    watch(launcher, run, gather_events, &observer).await
+}
+
+/// The registered workers as the status file lists them.
+fn registered_workers(gather: &Gather) -> Vec<WorkerStatus> {
+    gather.registrations().into_iter().map(|r| WorkerStatus { worker_id: r.worker_id, node: r.node.to_string(), pid: r.pid }).collect()
 }
 
 fn node_of(gather: &Gather, worker_id: &str) -> Option<NodeAddr> {

@@ -12,10 +12,10 @@ use eddy_node::rest_auth::RestAuthMode;
 use eddy_node::{bind, NodeHandle, NodeOptions, Role, StopReason};
 use tokio::sync::broadcast;
 
-use super::interrupt::Interrupt;
 use super::replace::Replacer;
-use super::{died_message, node_of, print_progress, CloudOptions, Outcome};
+use super::{died_message, node_of, print_progress, registered_workers, CloudOptions, Outcome, Run};
 use crate::launcher::WorkerLauncher;
+use crate::status::StatusFile;
 use crate::{DriverError, DriverResult};
 
 pub(super) async fn start_observer(
@@ -93,13 +93,13 @@ pub(super) async fn check(observer: &NodeHandle, leader: NodeAddr) -> DriverResu
 
 pub(super) async fn watch(
     launcher: &mut dyn WorkerLauncher,
-    options: &CloudOptions,
-    gather: &Gather,
+    run: &mut Run<'_>,
     gather_events: &mut tokio::sync::mpsc::UnboundedReceiver<GatherEvent>,
     observer: &NodeHandle,
-    interrupt: &Interrupt,
-    replacer: &mut Replacer,
 ) -> DriverResult<Outcome> {
+    let (options, gather, interrupt) = (run.options, run.gather, run.interrupt);
+    let status = &mut run.status;
+    let replacer = &mut Replacer::new(run.gather_addr, run.secret, options);
     let mut membership_events = observer.subscribe_events();
     let mut ended: BTreeSet<String> = BTreeSet::new();
     // Only a cloud-wide shutdown makes worker exits expected; one worker leaving on its own
@@ -109,10 +109,17 @@ pub(super) async fn watch(
         tokio::select! {
             biased;
             Some(event) = gather_events.recv() => {
-                if let GatherEvent::Exited { reason, .. } = &event {
-                    if reason.starts_with("shutdown requested") {
-                        stopping = true;
+                match &event {
+                    GatherEvent::Exited { reason, .. } if reason.starts_with("shutdown requested") => stopping = true,
+                    // A worker started again in place of a lost one.
+                    GatherEvent::Registered { registration, .. } => {
+                        let id = registration.worker_id.clone();
+                        status.update(|s| {
+                            s.workers = registered_workers(gather);
+                            s.replacing.retain(|r| *r != id);
+                        })?;
                     }
+                    _ => {}
                 }
                 print_progress(&event, options.nodes);
             }
@@ -127,9 +134,7 @@ pub(super) async fn watch(
                     }
                     if !stopping {
                         replacer.worker_ended(&exit.worker_id, node);
-                        for id in replacer.start_due(launcher, options, gather).await {
-                            ended.remove(&id);
-                        }
+                        start_due(launcher, options, gather, replacer, status, &mut ended).await?;
                     }
                 }
                 if ended.len() == options.nodes {
@@ -153,9 +158,13 @@ pub(super) async fn watch(
                         return Err(stop_for_lost_worker(observer, "a worker was lost", msg).await);
                     }
                     replacer.member_removed(node);
-                    for id in replacer.start_due(launcher, options, gather).await {
-                        ended.remove(&id);
+                    // Workers started elsewhere end unseen: the removal is all there is to know.
+                    if !launcher.sees_exits() {
+                        if let Some(r) = gather.registrations().into_iter().find(|r| r.node == node) {
+                            replacer.worker_ended(&r.worker_id, Some(node));
+                        }
                     }
+                    start_due(launcher, options, gather, replacer, status, &mut ended).await?;
                 }
                 Ok(Event::Recovered { node }) => println!("worker {node} is heard from again"),
                 Err(broadcast::error::RecvError::Closed) => {}
@@ -182,6 +191,32 @@ pub(super) async fn watch(
             }
         }
     }
+}
+
+/// Starts the lost workers that are due again, and lists them in the status file until they
+/// register.
+async fn start_due(
+    launcher: &mut dyn WorkerLauncher,
+    options: &CloudOptions,
+    gather: &Gather,
+    replacer: &mut Replacer,
+    status: &mut StatusFile,
+    ended: &mut BTreeSet<String>,
+) -> DriverResult<()> {
+    let started = replacer.start_due(launcher, options, gather).await;
+    if started.is_empty() {
+        return Ok(());
+    }
+    for id in &started {
+        ended.remove(id);
+    }
+    status.update(|s| {
+        for id in started {
+            if !s.replacing.contains(&id) {
+                s.replacing.push(id);
+            }
+        }
+    })
 }
 
 /// `--fail-fast`: a lost worker stops the whole cloud.

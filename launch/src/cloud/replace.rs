@@ -1,8 +1,9 @@
-//! New workers in place of lost ones, for launchers that can start them (the local one): once
-//! a worker's process ended and the cloud removed its address, the same worker id is started
-//! again; the gather service answers the new process with the peer list of the moment, and
-//! the locked cloud admits it as a new member (never the old one), up to the size it formed
-//! with. At most `--worker-restarts` times over the cloud's life.
+//! New workers in place of lost ones, for launchers that can start them (local, SSH, YARN) or
+//! whose starter does (the Spark integration, told through the status file): once a worker's
+//! process ended and the cloud removed its address, the same worker id is started again; the
+//! gather service answers the new process with the peer list of the moment, and the locked
+//! cloud admits it as a new member (never the old one), up to the size it formed with. At most
+//! `--worker-restarts` times over the cloud's life.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -59,8 +60,12 @@ impl Replacer {
             self.left -= 1;
             gather.expect_replacement(&id);
             match launcher.launch(&id, &options.worker_spec(self.gather_addr, &self.secret, &id)).await {
-                Ok(()) => {
+                Ok(()) if launcher.sees_exits() => {
                     println!("Started worker {id} again in place of {was} ({} restarts left)", self.left);
+                    started.push(id);
+                }
+                Ok(()) => {
+                    println!("Waiting for worker {id} to be started again in place of {was} by its launcher ({} restarts left)", self.left);
                     started.push(id);
                 }
                 Err(e) => println!("Could not start worker {id} again: {e}"),
