@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use eddy_proto::v1::{ChunkData, ChunkRef, ExportTask, GroupByTask};
 
 use crate::cloud::FrameCloud;
-use crate::compute::groupby::{indices, merge, result_batch, GroupByRequest, Groups};
+use crate::compute::groupby::{indices, merge, result_batch, GroupByRequest, Plan};
 use crate::import::setup::ColumnType;
 use crate::service::codec::{encode, from_ipc, to_ipc, ExportFormat};
 use crate::store::meta::{ChunkInfo, ColumnInfo, FrameInfo, Job, JobStatus};
@@ -107,23 +107,25 @@ impl FrameCloud {
         if request.by.is_empty() {
             return Err(FrameError::InvalidArgument { what: "by", reason: "name at least one column to group by".into() });
         }
-        indices(&names, &request.by)?;
-        indices(&names, &request.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>())?;
+        let by = indices(&names, &request.by)?;
+        let aggs = indices(&names, &request.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>())?;
+        let plan = Plan::new(&info.schema(), &by, &aggs);
         let wire_request = crate::service::wire::group_by(request);
         let calls = info.nodes().into_iter().map(|node| {
             let task = GroupByTask { frame_id: id.to_string(), request: Some(wire_request.clone()) };
             async move {
                 let mut client = self.client(node)?;
                 let mut pages = client.group_by(task).await.map_err(|s| Self::remote(node, s))?.into_inner();
-                let mut groups = Groups::new();
+                let mut groups = Vec::new();
                 while let Some(page) = pages.message().await.map_err(|s| Self::remote(node, s))? {
-                    groups.extend(crate::service::wire::groups_from(page.groups));
+                    groups.extend(from_ipc(&page.arrow_ipc)?);
                 }
-                Ok::<Groups, FrameError>(groups)
+                Ok::<Vec<RecordBatch>, FrameError>(groups)
             }
         });
-        let groups = futures::future::try_join_all(calls).await?.into_iter().fold(Groups::new(), merge);
-        let batch = result_batch(&groups, request)?;
+        let partials = futures::future::try_join_all(calls).await?;
+        let (merge_plan, result_request) = (plan.clone(), request.clone());
+        let batch = crate::service::run_cpu(move || result_batch(&merge_plan, &result_request, &merge(&merge_plan, partials)?)).await??;
         let dest = request
             .destination_frame
             .clone()
@@ -148,7 +150,12 @@ impl FrameCloud {
             }
         });
         let chunks = futures::future::try_join_all(puts).await?;
-        let mut columns: Vec<ColumnInfo> = request.by.iter().map(|b| ColumnInfo::new(b.clone(), ColumnType::String)).collect();
+        let mut columns: Vec<ColumnInfo> = request
+            .by
+            .iter()
+            .enumerate()
+            .map(|(k, b)| ColumnInfo::new(b.clone(), if plan.key_is_int(k) { ColumnType::Int } else { ColumnType::String }))
+            .collect();
         columns.push(ColumnInfo::new("nrow", ColumnType::Int));
         for f in batch.schema().fields().iter().skip(columns.len()) {
             columns.push(ColumnInfo::new(f.name().clone(), ColumnType::Real));

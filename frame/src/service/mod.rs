@@ -102,8 +102,8 @@ pub struct FrameServer {
 type SplitStream = Pin<Box<dyn Stream<Item = Result<SplitDone, Status>> + Send>>;
 type GroupStream = Pin<Box<dyn Stream<Item = Result<GroupByPartial, Status>> + Send>>;
 
-/// Groups per `GroupBy` message: about 3 MB of keys and states for one aggregate.
-pub(crate) const GROUP_PAGE: usize = 16_384;
+/// Bytes of partial groups per `GroupBy` message, about: far below the transport's limit.
+const GROUP_PAGE_BYTES: usize = 4 << 20;
 
 /// A message a peer got wrong, as the status it gets back.
 fn malformed(what: &'static str) -> impl Fn(crate::service::wire::Malformed) -> Status {
@@ -287,18 +287,20 @@ impl FrameService for FrameServer {
             crate::compute::groupby::indices(&names, &req.aggs.iter().map(|a| a.column.clone()).collect::<Vec<_>>()).map_err(status)?;
         let chunks = self.state.store.chunks(&task.frame_id);
         let schema = info.schema();
+        let plan = crate::compute::groupby::Plan::new(&schema, &by, &aggs);
         let groups = run_cpu(move || {
             let batches: Vec<&RecordBatch> = chunks.iter().flat_map(|(_, c)| c.batches.iter()).collect();
-            crate::compute::groupby::fold(&batches, &schema, &by, &aggs)
+            crate::compute::groupby::fold(&batches, &schema, &plan)
         })
         .await
         .map_err(status)?
         .map_err(status)?;
-        // Pages taken from the groups as they go out, each group moved once, never copied.
-        let mut groups = groups.into_iter();
-        let pages = std::iter::from_fn(move || {
-            let page = crate::service::wire::groups(groups.by_ref().take(GROUP_PAGE));
-            (!page.is_empty()).then_some(Ok(GroupByPartial { groups: page }))
+        // Pages encoded as they go out, so that no message outgrows the transport's limit.
+        let rows = groups.num_rows();
+        let page = (GROUP_PAGE_BYTES as u128 * rows as u128 / groups.get_array_memory_size().max(1) as u128).clamp(1_024, 1 << 20) as usize;
+        let pages = (0..rows).step_by(page).map(move |start| {
+            let slice = groups.slice(start, page.min(rows - start));
+            crate::service::codec::to_ipc(&slice.schema(), &[slice]).map(|arrow_ipc| GroupByPartial { arrow_ipc }).map_err(status)
         });
         Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }

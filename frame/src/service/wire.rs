@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use eddy_common::NodeAddr;
 use eddy_proto::v1 as pb;
 
-use crate::compute::groupby::{Agg, AggOp, AggState, GroupByRequest};
+use crate::compute::groupby::{Agg, AggOp, GroupByRequest};
 use crate::import::columnar::InputFormat;
 use crate::import::parse::BadValue;
 use crate::import::setup::{ColumnType, ParseSetup};
@@ -320,26 +320,6 @@ pub fn group_by_from(r: Option<pb::GroupByRequest>) -> Decoded<GroupByRequest> {
     })
 }
 
-/// One worker's groups on the wire.
-pub fn groups(groups: impl IntoIterator<Item = (Vec<Option<String>>, (u64, Vec<AggState>))>) -> Vec<pb::Group> {
-    groups
-        .into_iter()
-        .map(|(key, (rows, states))| pb::Group {
-            key: cells(&key),
-            rows,
-            states: states.iter().map(|s| pb::AggState { count: s.count, sum: s.sum, min: s.min, max: s.max }).collect(),
-        })
-        .collect()
-}
-
-/// One worker's groups from the wire.
-pub fn groups_from(groups: Vec<pb::Group>) -> impl Iterator<Item = (Vec<Option<String>>, (u64, Vec<AggState>))> {
-    groups.into_iter().map(|g| {
-        let states = g.states.into_iter().map(|s| AggState { count: s.count, sum: s.sum, min: s.min, max: s.max }).collect();
-        (cells_from(g.key), (g.rows, states))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,9 +364,6 @@ mod tests {
             replicas: None,
         };
         assert_eq!(group_by_from(Some(group_by(&r))).unwrap(), r);
-        let mut g = crate::compute::groupby::Groups::new();
-        g.insert(vec![Some("x".into()), None], (3, vec![AggState { count: 2, sum: 1.5, min: Some(0.5), max: None }]));
-        assert_eq!(groups_from(groups(g.clone())).collect::<crate::compute::groupby::Groups>(), g);
         for f in [InputFormat::Csv, InputFormat::Parquet, InputFormat::Arrow] {
             assert_eq!(input_format_from(input_format(f) as i32).unwrap(), f);
         }
