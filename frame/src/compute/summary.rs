@@ -314,6 +314,101 @@ impl OverStoredNumbers for TwoPasses {
     }
 }
 
+/// One batch's moments of a column stored as integers of up to 32 bits (most columns, once
+/// stored narrow: integers, decimals as scaled integers, times as seconds), in one pass and
+/// exactly: integer sums of the values and of their squares give the squared deviations
+/// without a second pass or rounding (n·Σx² − (Σx)² fits an i128 for any batch).
+#[derive(Clone, Copy)]
+struct IntegerMoments {
+    count: u64,
+    sum: i64,
+    squares: i128,
+    min: i64,
+    max: i64,
+    zeros: u64,
+}
+
+impl IntegerMoments {
+    const EMPTY: IntegerMoments = IntegerMoments { count: 0, sum: 0, squares: 0, min: i64::MAX, max: i64::MIN, zeros: 0 };
+
+    #[inline]
+    fn push(mut self, x: i64) -> Self {
+        self.count += 1;
+        self.sum += x;
+        self.squares += i128::from(x * x);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.zeros += u64::from(x == 0);
+        self
+    }
+
+    /// The present values of `values`: words of 64 all present (the usual case) run without a
+    /// test per value.
+    fn of<T: Copy + Into<i64>>(values: &[T], valid: Option<&arrow::buffer::NullBuffer>) -> Self {
+        let Some(valid) = valid.filter(|v| v.null_count() > 0) else {
+            return values.iter().fold(Self::EMPTY, |m, &x| m.push(x.into()));
+        };
+        let bits = valid.inner().bit_chunks();
+        let mut m = Self::EMPTY;
+        let mut start = 0;
+        for word in bits.iter().chain(std::iter::once(bits.remainder_bits())) {
+            let block = &values[start..(start + 64).min(values.len())];
+            if word == u64::MAX {
+                m = block.iter().fold(m, |m, &x| m.push(x.into()));
+            } else {
+                for (i, &x) in block.iter().enumerate() {
+                    if word >> i & 1 == 1 {
+                        m = m.push(x.into());
+                    }
+                }
+            }
+            start += 64;
+            if start >= values.len() {
+                break;
+            }
+        }
+        m
+    }
+
+    /// As a partial, in logical units.
+    fn partial(&self, unit: Unit) -> ColumnPartial {
+        let seen = self.count > 0;
+        let n = self.count as f64;
+        let m2 = if self.count > 1 {
+            (i128::from(self.count as i64) * self.squares - i128::from(self.sum) * i128::from(self.sum)) as f64 / n
+        } else {
+            0.0
+        };
+        ColumnPartial {
+            count: self.count,
+            min: seen.then(|| unit.apply(self.min as f64)),
+            max: seen.then(|| unit.apply(self.max as f64)),
+            mean: if seen { unit.apply(self.sum as f64 / n) } else { 0.0 },
+            m2: unit.apply_squared(m2),
+            zeros: self.zeros,
+            ..ColumnPartial::default()
+        }
+    }
+}
+
+/// The moments of a batch of a column stored as integers of up to 32 bits; `None` for others.
+fn integer_moments(array: &dyn Array) -> Option<IntegerMoments> {
+    fn of<T: arrow::datatypes::ArrowPrimitiveType>(array: &dyn Array) -> IntegerMoments
+    where
+        T::Native: Into<i64>,
+    {
+        let values = array.as_primitive::<T>();
+        IntegerMoments::of(values.values(), values.nulls())
+    }
+    Some(match array.data_type() {
+        DataType::Int32 => of::<Int32Type>(array),
+        DataType::Int16 => of::<Int16Type>(array),
+        DataType::Int8 => of::<Int8Type>(array),
+        DataType::Date32 => of::<Date32Type>(array),
+        _ => return None,
+    })
+}
+
 /// Folds a numeric, time or boolean column of one batch into `p`; false for other columns.
 /// Both passes run over the stored numbers; the batch's moments then become logical values
 /// (a scale moves min, max and mean by its factor, the squared deviations by its square).
@@ -321,6 +416,10 @@ fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool
     let Some(unit) = unit_of(field, array.data_type()) else {
         return false;
     };
+    if let Some(m) = integer_moments(array) {
+        *p = std::mem::take(p).merge(m.partial(unit));
+        return true;
+    }
     let Some((m, m2)) = over_stored_numbers(array, TwoPasses) else {
         return false;
     };
@@ -351,21 +450,44 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
         DataType::Dictionary(_, _) => {
             let dict = array.as_any_dictionary();
             let values = dict.values().as_string::<i32>();
-            let valid = dict.keys();
-            let mut counts = vec![0u64; values.len()];
-            for (i, k) in dict.normalized_keys().into_iter().enumerate() {
-                if valid.is_valid(i) {
-                    if let Some(c) = counts.get_mut(k) {
-                        *c += 1;
-                    }
-                }
-            }
+            let counts = level_counts(dict.keys(), values.len());
             for (i, c) in counts.into_iter().enumerate().filter(|(_, c)| *c > 0) {
                 p.count += c;
                 *p.levels.entry(values.value(i).to_string()).or_default() += c;
             }
         }
         _ => p.count += (array.len() - array.null_count()) as u64,
+    }
+}
+
+/// Rows per dictionary entry of a categorical column's keys: counted on the typed keys
+/// directly, then the missing rows taken back out (their keys are arbitrary but in range).
+fn level_counts(keys: &dyn Array, entries: usize) -> Vec<u64> {
+    fn count<T: arrow::datatypes::ArrowPrimitiveType>(keys: &dyn Array, entries: usize) -> Vec<u64> {
+        let keys = keys.as_primitive::<T>();
+        // One slot past the entries catches keys out of range, which are counted nowhere.
+        let mut counts = vec![0u64; entries + 1];
+        let slot = |k: T::Native| arrow::datatypes::ArrowNativeType::to_usize(k).unwrap_or(entries).min(entries);
+        for &k in keys.values().iter() {
+            counts[slot(k)] += 1;
+        }
+        if let Some(valid) = keys.nulls().filter(|n| n.null_count() > 0) {
+            for row in (0..keys.len()).filter(|&r| valid.is_null(r)) {
+                counts[slot(keys.values()[row])] -= 1;
+            }
+        }
+        counts.truncate(entries);
+        counts
+    }
+    match keys.data_type() {
+        DataType::Int8 => count::<Int8Type>(keys, entries),
+        DataType::Int16 => count::<Int16Type>(keys, entries),
+        DataType::Int32 => count::<Int32Type>(keys, entries),
+        DataType::UInt8 => count::<arrow::datatypes::UInt8Type>(keys, entries),
+        DataType::UInt16 => count::<arrow::datatypes::UInt16Type>(keys, entries),
+        DataType::UInt32 => count::<arrow::datatypes::UInt32Type>(keys, entries),
+        DataType::UInt64 => count::<arrow::datatypes::UInt64Type>(keys, entries),
+        _ => count::<Int64Type>(keys, entries),
     }
 }
 
@@ -619,6 +741,53 @@ mod tests {
             prop_assert!((folded.mean - one_at_a_time.mean).abs() <= 1e-6 * (1.0 + one_at_a_time.mean.abs()));
             prop_assert!((folded.m2 - one_at_a_time.m2).abs() <= 1e-6 * (1.0 + one_at_a_time.m2.abs()));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn narrow_integers_fold_as_their_values_one_at_a_time(
+            xs in proptest::collection::vec(prop_oneof![6 => any::<i32>(), 2 => -3i32..3, 1 => Just(0)], 0..300),
+            missing in proptest::collection::vec(any::<bool>(), 300),
+            cut in 0usize..300,
+        ) {
+            use arrow::array::{ArrayRef, Int16Array, Int32Array};
+            use std::sync::Arc;
+            let cut = cut.min(xs.len());
+            let cells: Vec<Option<i32>> = xs.iter().zip(&missing).map(|(x, m)| (!m).then_some(*x)).collect();
+            let mut one_at_a_time = ColumnPartial::default();
+            cells.iter().for_each(|x| match x { Some(x) => one_at_a_time.push(f64::from(*x)), None => one_at_a_time.missing += 1 });
+            let ints = |v: &[Option<i32>]| RecordBatch::try_from_iter([("x", Arc::new(Int32Array::from(v.to_vec())) as ArrayRef)]).unwrap();
+            let (a, b) = (ints(&cells[..cut]), ints(&cells[cut..]));
+            let shorts: Vec<Option<i16>> = cells.iter().map(|x| x.map(|x| x as i16)).collect();
+            let mut short_one_at_a_time = ColumnPartial::default();
+            shorts.iter().for_each(|x| match x { Some(x) => short_one_at_a_time.push(f64::from(*x)), None => short_one_at_a_time.missing += 1 });
+            let short = RecordBatch::try_from_iter([("x", Arc::new(Int16Array::from(shorts.clone())) as ArrayRef)]).unwrap();
+            for (folded, want) in [(partials(&[&a, &b], 1).remove(0), one_at_a_time), (partials(&[&short], 1).remove(0), short_one_at_a_time)] {
+                prop_assert_eq!((folded.count, folded.missing, folded.zeros), (want.count, want.missing, want.zeros));
+                prop_assert_eq!((folded.min, folded.max), (want.min, want.max));
+                prop_assert!((folded.mean - want.mean).abs() <= 1e-9 * (1.0 + want.mean.abs()));
+                prop_assert!((folded.m2 - want.m2).abs() <= 1e-9 * (1.0 + want.m2.abs()), "{} against {}", folded.m2, want.m2);
+            }
+        }
+    }
+
+    #[test]
+    fn levels_are_counted_without_the_missing_rows() {
+        use arrow::array::{ArrayRef, DictionaryArray, StringArray, UInt16Array};
+        use arrow::datatypes::{Int8Type, UInt16Type};
+        use std::sync::Arc;
+        let signed: DictionaryArray<Int8Type> = vec![Some("a"), None, Some("b"), Some("a"), None].into_iter().collect();
+        // A missing row whose key points at a real entry must not count for it.
+        let unsigned = DictionaryArray::<UInt16Type>::try_new(
+            UInt16Array::from(vec![Some(1), Some(0), None, Some(1)]),
+            Arc::new(StringArray::from(vec!["b", "a", "unused"])),
+        )
+        .unwrap();
+        let batch = |d: ArrayRef| RecordBatch::try_from_iter([("c", d)]).unwrap();
+        let (a, b) = (batch(Arc::new(signed)), batch(Arc::new(unsigned)));
+        let p = partials(&[&a, &b], 1).remove(0);
+        assert_eq!((p.count, p.missing), (6, 3));
+        assert_eq!(p.levels, BTreeMap::from([("a".to_string(), 4), ("b".to_string(), 2)]));
     }
 
     #[test]
