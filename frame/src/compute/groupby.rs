@@ -480,6 +480,24 @@ impl Partial {
         Ok(())
     }
 
+    /// Takes in some rows of a table of partial groups of one integer key.
+    fn absorb_rows(&mut self, table: &RecordBatch, rows: &[u32], width: usize) {
+        let keys = table.column(0).as_primitive::<Int64Type>();
+        let nrow = table.column(1).as_primitive::<UInt64Type>().values();
+        let f64s = |i: usize| table.column(i).as_primitive::<Float64Type>().values();
+        let states: Vec<_> = (0..width)
+            .map(|c| (table.column(2 + 4 * c).as_primitive::<UInt64Type>().values(), f64s(3 + 4 * c), f64s(4 + 4 * c), f64s(5 + 4 * c)))
+            .collect();
+        for &r in rows {
+            let r = r as usize;
+            let slot = if keys.is_null(r) { self.slot(&[Cell::Null], width) } else { self.int_slot(keys.value(r), width) } as usize;
+            self.rows[slot] += nrow[r];
+            for (c, (count, sum, min, max)) in states.iter().enumerate() {
+                self.states[slot * width + c].merge(&FoldState { count: count[r], sum: sum[r], min: min[r], max: max[r] });
+            }
+        }
+    }
+
     /// The groups as a table of partial groups (see [`Plan::partial_schema`]), unordered.
     fn into_table(self, plan: &Plan) -> FrameResult<RecordBatch> {
         let (kw, width, n) = (self.key_width, plan.width(), self.groups());
@@ -723,11 +741,42 @@ pub fn merge(plan: &Plan, nodes: Vec<Vec<RecordBatch>>) -> FrameResult<RecordBat
         // One node's groups are distinct already.
         return Ok(concat_batches(&schema, nodes.iter().flatten())?);
     }
+    let pages: Vec<&RecordBatch> = nodes.iter().flatten().collect();
+    if plan.by.len() == 1 && plan.key_is_int(0) && pages.iter().map(|p| p.num_rows()).sum::<usize>() >= RADIX_MIN_DISTINCT {
+        return merge_partitioned(plan, &pages);
+    }
     let mut all = Partial::new(plan.by.len());
-    for page in nodes.iter().flatten() {
+    for page in pages {
         all.absorb_table(page, plan.width())?;
     }
     all.into_table(plan)
+}
+
+/// Merges many partial groups of one integer key as the partitioned fold folds rows: each
+/// partition's rows of every page merged on their own, partitions in parallel.
+fn merge_partitioned(plan: &Plan, pages: &[&RecordBatch]) -> FrameResult<RecordBatch> {
+    let width = plan.width();
+    let by_partition: Vec<Vec<Vec<u32>>> = pages
+        .par_iter()
+        .map(|page| {
+            let mut rows = vec![Vec::new(); PARTITIONS + 1];
+            for (r, k) in page.column(0).as_primitive::<Int64Type>().iter().enumerate() {
+                rows[k.map_or(PARTITIONS, partition_of)].push(r as u32);
+            }
+            rows
+        })
+        .collect();
+    let tables = (0..=PARTITIONS)
+        .into_par_iter()
+        .map(|p| {
+            let mut part = Partial::new(1);
+            for (page, rows) in pages.iter().zip(&by_partition) {
+                part.absorb_rows(page, &rows[p], width);
+            }
+            part.into_table(plan)
+        })
+        .collect::<FrameResult<Vec<_>>>()?;
+    Ok(concat_batches(&plan.partial_schema(), &tables)?)
 }
 
 /// Builds the result table from merged partial groups, ordered by key (missing keys first):
@@ -866,6 +915,9 @@ mod tests {
         .unwrap();
         let plan = Plan::new(&b1.schema(), &[0, 1], &[2]);
         let g = groups_of(&plan, &fold(&[&b1, &b2], &b1.schema(), &plan).unwrap());
+        // Folded apart (as two nodes would) and merged: the same groups.
+        let apart = vec![vec![fold(&[&b1], &b1.schema(), &plan).unwrap()], vec![fold(&[&b2], &b1.schema(), &plan).unwrap()]];
+        assert_eq!(groups_of(&plan, &merge(&plan, apart).unwrap()), g);
         let key = |k: Option<&str>, n: Option<i64>| vec![k.map(String::from), n.map(|n| n.to_string())];
         let sums: Vec<(Vec<Option<String>>, u64, f64)> = g.iter().map(|(k, (n, s))| (k.clone(), *n, s[0].1)).collect();
         assert_eq!(
