@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # S3 import benchmark: a local SeaweedFS S3 server on 127.0.0.1, the reference CSV of ROWS
 # rows put there by Eddy itself (import from disk, export to s3://), then imported back from
-# S3 by a fresh local cloud.    bench/s3.sh [ROWS] [RUNS]    defaults: 5000000 3
+# S3 by a fresh local cloud. In the same run, what the server itself serves: the object read
+# whole by a plain parallel ranged-GET reader (pyarrow's S3 filesystem, 8 MiB ranges on 8
+# threads), and pyarrow's read_csv from S3.    bench/s3.sh [ROWS] [RUNS]    defaults: 5000000 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-5000000}
@@ -49,3 +51,31 @@ done
 for run in $(seq "$RUNS"); do
   "$EDDY_RELEASE"/eddy-driver local --nodes 2 --port 0 --memory 4g --check --import "$DATA" 2>/dev/null | grep '^Imported' | sed "s/^/local run=$run: /"
 done
+"$BENCH_PY" - "$RUNS" <<'PY'
+import os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import pyarrow.csv as csv
+from pyarrow import fs
+runs = int(sys.argv[1])
+s3 = fs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                     region=os.environ["AWS_REGION"], endpoint_override=os.environ["EDDY_S3_ENDPOINT"], scheme="http")
+path = "bench/data.csv"
+size = s3.get_file_info(path).size
+RANGE = 8 << 20
+def read_at(offset):
+    with s3.open_input_file(path) as f:
+        return len(f.read_at(min(RANGE, size - offset), offset))
+for run in range(1, runs + 1):
+    t = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        got = sum(pool.map(read_at, range(0, size, RANGE)))
+    s = time.perf_counter() - t
+    assert got == size, (got, size)
+    print(f"ranged GETs run={run}: {size} bytes in {s:.2f} s = {size / s / 1e6:.0f} MB/s")
+for run in range(1, runs + 1):
+    t = time.perf_counter()
+    with s3.open_input_stream(path) as f:
+        rows = csv.read_csv(f).num_rows
+    s = time.perf_counter() - t
+    print(f"pyarrow read_csv from S3 run={run}: {rows} rows in {s:.2f} s = {size / s / 1e6:.0f} MB/s")
+PY

@@ -11,7 +11,9 @@
 #   NodeManager nm1   127.0.0.2   rpc BASE+40, localizer BASE+41, web BASE+42
 #   NodeManager nm2   127.0.0.3   (same ports as nm1, on its own address)
 #
-# BASE is $HADOOP_CLUSTER_PORT_BASE (default 39000). Nothing binds outside 127.0.0.0/8.
+# BASE is $HADOOP_CLUSTER_PORT_BASE (default 29000). Nothing binds outside 127.0.0.0/8.
+# The default lies below Linux's ephemeral ports (32768-60999): there, any outgoing
+# connection may hold a daemon's port when it starts (CI saw the ResourceManager fail so).
 #
 # Usage:
 #   scripts/hadoop-cluster.sh start        resolve jars (once), write config, format, start all
@@ -29,7 +31,7 @@
 #
 # Environment:
 #   HADOOP_VERSION             default: the running cluster's, else 3.4.3 (3.3.6 works too)
-#   HADOOP_CLUSTER_PORT_BASE   default 39000
+#   HADOOP_CLUSTER_PORT_BASE   default 29000
 #   HADOOP_CLUSTER_TIMEOUT     seconds to wait for readiness, default 120
 #   HADOOP_USER_NAME           the user the hdfs/yarn client commands act as (simple auth)
 #   HADOOP_CLUSTER_JAVA_OPTS   extra JVM options for every daemon and client command
@@ -62,7 +64,7 @@ if [[ -z "${HADOOP_VERSION:-}" && -s "$ROOT/target/hadoop/run/version" ]]; then
   HADOOP_VERSION="$(cat "$ROOT/target/hadoop/run/version")"
 fi
 HADOOP_VERSION="${HADOOP_VERSION:-3.4.3}"
-BASE="${HADOOP_CLUSTER_PORT_BASE:-39000}"
+BASE="${HADOOP_CLUSTER_PORT_BASE:-29000}"
 TIMEOUT="${HADOOP_CLUSTER_TIMEOUT:-120}"
 HROOT="$ROOT/target/hadoop"
 LIB="$HROOT/$HADOOP_VERSION/lib"

@@ -18,7 +18,7 @@
 # Needs Java 17 and Maven (Hadoop's jars come from Maven Central into ~/.m2), and the eddy
 # binaries built (`cargo build --workspace --bins`; done here if missing), and PyPI's pyspark
 # in target/spark-venv (installed here if missing). The cluster's ports start at
-# HADOOP_CLUSTER_PORT_BASE (default 39000).
+# HADOOP_CLUSTER_PORT_BASE (default 29000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cluster=scripts/hadoop-cluster.sh

@@ -19,7 +19,7 @@ pub const USER: &str = "analyst";
 pub struct RealHadoop {
     /// Its `HADOOP_CONF_DIR`.
     pub conf: PathBuf,
-    /// `fs.defaultFS`, e.g. `hdfs://127.0.0.1:39020`.
+    /// `fs.defaultFS`, e.g. `hdfs://127.0.0.1:29020`.
     pub fs: String,
     script: PathBuf,
     /// Kerberized clusters: the ticket cache Hadoop's client commands use.
