@@ -290,6 +290,39 @@ async fn parquet_and_arrow_files_import_to_the_same_frame_and_corrupt_files_fail
     let s = c.frames[0].summary(job.dest.as_ref().unwrap(), eddy_frame::summary::DEFAULT_BINS).await.unwrap();
     assert_eq!((s[0].column_type.as_str(), s[0].count, s[0].max), ("int", 1000, Some(999.0)));
 
+    // Text columns written as plain strings (dictionary-encoded pages, as pyarrow and Spark
+    // write them): the few-valued one becomes categorical, read as a dictionary, with every
+    // row's level, missing ones included; the many-valued one stays text.
+    let rows = 5_000usize;
+    let kinds: Vec<Option<&str>> = (0..rows).map(|i| (i % 7 != 3).then_some(["red", "green", "blue"][i % 3])).collect();
+    let names: Vec<String> = (0..rows).map(|i| format!("name-{i}")).collect();
+    let text = arrow::array::RecordBatch::try_from_iter([
+        ("kind", std::sync::Arc::new(arrow::array::StringArray::from(kinds.clone())) as arrow::array::ArrayRef),
+        ("name", std::sync::Arc::new(arrow::array::StringArray::from(names.clone())) as arrow::array::ArrayRef),
+    ])
+    .unwrap();
+    let text_path = dir.path().join("text.parquet");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2_000)).build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&text_path).unwrap(), text.schema(), Some(props)).unwrap();
+    w.write(&text).unwrap();
+    w.close().unwrap();
+    let job = run(&c.frames[0], ImportRequest { path: text_path.display().to_string(), ..Default::default() }).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let id = job.dest.unwrap();
+    let s = c.frames[0].summary(&id, 0).await.unwrap();
+    assert_eq!(
+        (s[0].column_type.as_str(), s[0].cardinality, s[0].missing),
+        ("enum", Some(3), kinds.iter().filter(|k| k.is_none()).count() as u64),
+        "{:?}",
+        s[0]
+    );
+    assert_eq!(s[1].column_type.as_str(), "string", "{:?}", s[1]);
+    let back = c.frames[0].rows(&id, 0, rows as u64).await.unwrap();
+    let got: Vec<(Option<String>, Option<String>)> = back.into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    let want: Vec<(Option<String>, Option<String>)> =
+        kinds.iter().zip(&names).map(|(k, n)| (k.map(String::from), Some(n.clone()))).collect();
+    assert!(got == want, "the rows read back differ from those written");
+
     // A truncated Parquet file fails the job with its name; nothing is left behind.
     let bad = dir.path().join("broken.parquet");
     std::fs::write(&bad, b"PAR1 this is not really parquet").unwrap();

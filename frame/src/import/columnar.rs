@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use eddy_proto::v1::{SplitDone, SplitSpec};
 use futures::future::BoxFuture;
@@ -17,7 +17,7 @@ use futures::FutureExt;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -182,6 +182,26 @@ pub async fn parquet_layout(url: &str, size: u64, storage: &StorageOptions) -> F
     Ok((columns, groups))
 }
 
+/// The file's schema with the text columns the frame keeps as categoricals read as
+/// dictionaries: Parquet's dictionary pages then become the keys directly, instead of every
+/// row's string being made and hashed again into a dictionary (about a sixth of a Parquet
+/// import's time for the reference file's two categoricals). `None` if no column changes.
+fn dictionary_hint(file: &Schema, frame: &SchemaRef) -> Option<Schema> {
+    let mut changed = false;
+    let fields: Vec<Field> = file
+        .fields()
+        .iter()
+        .map(|f| match (f.data_type(), frame.field_with_name(f.name()).map(|w| w.data_type())) {
+            (DataType::Utf8 | DataType::LargeUtf8, Ok(wanted @ DataType::Dictionary(_, _))) => {
+                changed = true;
+                f.as_ref().clone().with_data_type(wanted.clone())
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    changed.then(|| Schema::new_with_metadata(fields, file.metadata().clone()))
+}
+
 /// Reads one row group, after `reserve` took its uncompressed bytes from the memory budget.
 pub async fn read_row_group<R>(
     url: &str,
@@ -194,6 +214,16 @@ pub async fn read_row_group<R>(
     let builder = parquet_builder(url, size, storage).await?;
     let bytes = builder.metadata().row_groups().get(row_group).map_or(size, |rg| u64::try_from(rg.total_byte_size()).unwrap_or(size));
     let reservation = reserve(bytes)?;
+    let builder = match dictionary_hint(builder.schema(), schema) {
+        None => builder,
+        Some(hint) => {
+            let options = ArrowReaderOptions::new().with_schema(Arc::new(hint));
+            let metadata = ArrowReaderMetadata::try_new(builder.metadata().clone(), options)
+                .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("text columns as categoricals: {e}") })?;
+            let loc = locate(&normalize(url)?, storage)?;
+            ParquetRecordBatchStreamBuilder::new_with_metadata(StoreReader { store: loc.store, path: loc.path, size }, metadata)
+        }
+    };
     let stream = builder
         .with_row_groups(vec![row_group])
         .with_batch_size(64 * 1024)
