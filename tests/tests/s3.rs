@@ -99,8 +99,8 @@ fn frames_export_back_to_s3_as_csv_and_parquet() {
     let rows: usize = keys.iter().map(|k| parquet_rows(server.get(k))).sum();
     assert_eq!(rows, 4000);
 
-    // A split larger than a ranged GET's part (8 MiB) is read in parts in parallel: the
-    // records come out whole and in order (strict parsing fails on a record cut wrong).
+    // An object of many MiB read as one split: the records come out whole and in order
+    // (strict parsing fails on a record cut wrong).
     let rows = 1_200_000;
     let text = part(0, rows);
     assert!(text.len() > 16 << 20);

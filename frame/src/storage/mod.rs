@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -410,43 +410,17 @@ async fn with_block_sizes(url: &url::Url, files: Vec<FileEntry>, registry: &Stor
         .await
 }
 
-/// Bytes per ranged GET when an object store's range is read in parts.
-const PART_BYTES: u64 = 8 << 20;
-/// Parts of one range in flight at once.
-const PARTS_IN_FLIGHT: usize = 4;
-
-/// Reads bytes `range` of the file at `url`. From object stores over HTTP (S3, GCS, Azure,
-/// HTTP) a large range is read as parts of [`PART_BYTES`] in parallel: one GET streams at
-/// what one connection carries, well below what the server serves to several.
+/// Reads bytes `range` of the file at `url`.
 pub async fn read_range(url: &str, range: Range<u64>, options: &StorageOptions) -> FrameResult<Bytes> {
     if range.is_empty() {
         return Ok(Bytes::new());
     }
     let parsed = normalize(url)?;
     let loc = locate(&parsed, options)?;
-    let failed = |range: Range<u64>| {
-        move |e: object_store::Error| match kerberos::explain(&e) {
-            Some(advice) => FrameError::Authentication { url: url.into(), advice },
-            None => FrameError::Read { url: url.into(), range, reason: e.to_string() },
-        }
-    };
-    let over_http = !matches!(parsed.scheme(), "file" | "hdfs" | "viewfs" | "memory");
-    if !over_http || range.end - range.start <= PART_BYTES {
-        return loc.store.get_range(&loc.path, range.clone()).await.map_err(failed(range));
-    }
-    let parts: Vec<Range<u64>> =
-        (range.start..range.end).step_by(PART_BYTES as usize).map(|s| s..(s + PART_BYTES).min(range.end)).collect();
-    let (store, path) = (&loc.store, &loc.path);
-    let parts: Vec<Bytes> = futures::stream::iter(parts)
-        .map(|part| async move { store.get_range(path, part.clone()).await.map_err(failed(part)) })
-        .buffered(PARTS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let mut whole = bytes::BytesMut::with_capacity((range.end - range.start) as usize);
-    for part in parts {
-        whole.extend_from_slice(&part);
-    }
-    Ok(whole.freeze())
+    loc.store.get_range(&loc.path, range.clone()).await.map_err(|e| match kerberos::explain(&e) {
+        Some(advice) => FrameError::Authentication { url: url.into(), advice },
+        None => FrameError::Read { url: url.into(), range, reason: e.to_string() },
+    })
 }
 
 /// Writes a whole object.
