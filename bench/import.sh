@@ -20,7 +20,6 @@ SIZE=$(stat -c %s "$DATA")
 echo "file: $DATA ($SIZE bytes), $(nproc) cores, runs: $RUNS"
 cat "$DATA" > /dev/null   # into the page cache, as for the reference figures
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for nodes in 1 2; do
   : > /tmp/eddy-bench-$nodes.txt

@@ -27,7 +27,6 @@ CSV_SIZE=$(stat -c %s "$CSV")
 echo "file: $DATA ($SIZE bytes; the CSV $CSV_SIZE bytes), $(nproc) cores, runs: $RUNS"
 cat "$DATA" > /dev/null   # into the page cache
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for nodes in 1 2; do
   : > /tmp/eddy-parquet-$nodes.txt

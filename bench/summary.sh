@@ -13,13 +13,7 @@ WORKERS=${3:-2}
 . bench/venv.sh
 DATA=$(reference_csv "$ROWS")
 build_release
-WORK=$(mktemp -d)
-"$EDDY_RELEASE"/eddy-driver local --nodes "$WORKERS" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
-DRIVER=$!
-trap 'kill -TERM $DRIVER 2>/dev/null || true; wait $DRIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 600); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.1; done
-LEADER=http://$(head -1 "$WORK/leader")
-export EDDY_TOKEN="$(sed -n 's/^token=//p' "$WORK/leader")"
+start_cloud "$WORKERS"
 echo "file: $DATA ($(stat -c %s "$DATA") bytes), $(nproc) cores, $WORKERS worker(s), runs: $RUNS"
 "$BENCH_PY" - "$LEADER" "$DATA" "$RUNS" <<'PY'
 import json, os, statistics, sys, time, urllib.request

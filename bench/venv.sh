@@ -27,3 +27,22 @@ build_release() {
     EDDY_RELEASE=$PWD/target/release
   fi
 }
+
+# The median of the numbers on standard input, one per line.
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Starts `eddy-driver local` with $1 workers of 9 GiB in the background and waits for its
+# leader; sets WORK (a temporary directory) and LEADER (the leader's REST URL) and exports
+# EDDY_TOKEN. At exit the cloud is stopped with SIGTERM (a background job of a script ignores
+# SIGINT) and WORK removed.
+start_cloud() {
+  WORK=$(mktemp -d)
+  "$EDDY_RELEASE"/eddy-driver local --nodes "$1" --port 0 --memory 9g --notify "$WORK/leader" >"$WORK/driver.log" 2>&1 &
+  CLOUD_DRIVER=$!
+  trap 'kill -TERM $CLOUD_DRIVER 2>/dev/null || true; wait $CLOUD_DRIVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  for _ in $(seq 600); do grep -q '^token=' "$WORK/leader" 2>/dev/null && break; sleep 0.1; done
+  # The notify file: the leader's ip:port, then the REST access token.
+  LEADER=http://$(head -1 "$WORK/leader")
+  EDDY_TOKEN="$(sed -n 's/^token=//p' "$WORK/leader")"
+  export EDDY_TOKEN
+}

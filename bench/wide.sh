@@ -13,7 +13,6 @@ RUNS=${3:-3}
 . bench/venv.sh
 mkdir -p bench/data
 build_release
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 for cols in 1000 "$COLUMNS"; do
   DATA=bench/data/wide${cols}x${ROWS}.csv
