@@ -20,15 +20,10 @@ SIZE=$(stat -c %s "$DATA")
 echo "file: $DATA ($SIZE bytes), $(nproc) cores, runs: $RUNS"
 cat "$DATA" > /dev/null   # into the page cache, as for the reference figures
 
-
 for nodes in 1 2; do
   : > /tmp/eddy-bench-$nodes.txt
   for run in $(seq "$RUNS"); do
-    out=$("$EDDY_RELEASE"/eddy-driver local --nodes "$nodes" --port 0 --memory 9g --check --import "$DATA" 2>/dev/null)
-    line=$(echo "$out" | grep '^Imported')
-    secs=$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
-    ratio=$(echo "$line" | sed -E 's/.*\(([0-9.]+)x the source\).*/\1/')
-    summ=$(echo "$out" | grep '^Summary computed' | sed -E 's/Summary computed in ([0-9.]+) s/\1/')
+    read -r secs ratio summ < <(eddy_import "$DATA" "$nodes")
     echo "eddy nodes=$nodes run=$run import_s=$secs MB/s=$(echo "$SIZE / $secs / 1000000" | bc -l | xargs printf '%.0f') memory_ratio=$ratio summary_s=$summ"
     echo "$secs $ratio $summ" >> /tmp/eddy-bench-$nodes.txt
   done

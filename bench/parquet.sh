@@ -27,14 +27,10 @@ CSV_SIZE=$(stat -c %s "$CSV")
 echo "file: $DATA ($SIZE bytes; the CSV $CSV_SIZE bytes), $(nproc) cores, runs: $RUNS"
 cat "$DATA" > /dev/null   # into the page cache
 
-
 for nodes in 1 2; do
   : > /tmp/eddy-parquet-$nodes.txt
   for run in $(seq "$RUNS"); do
-    out=$("$EDDY_RELEASE"/eddy-driver local --nodes "$nodes" --port 0 --memory 9g --check --import "$DATA" 2>/dev/null)
-    line=$(echo "$out" | grep '^Imported')
-    secs=$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')
-    ratio=$(echo "$line" | sed -E 's/.*\(([0-9.]+)x the source\).*/\1/')
+    read -r secs ratio _ < <(eddy_import "$DATA" "$nodes")
     csv_ratio=$(echo "$ratio * $SIZE / $CSV_SIZE" | bc -l | xargs printf '%.2f')
     echo "eddy nodes=$nodes run=$run import_s=$secs MB/s=$(echo "$SIZE / $secs / 1000000" | bc -l | xargs printf '%.0f') memory/csv=$csv_ratio"
     echo "$secs $csv_ratio" >> /tmp/eddy-parquet-$nodes.txt

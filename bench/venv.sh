@@ -46,3 +46,15 @@ start_cloud() {
   EDDY_TOKEN="$(sed -n 's/^token=//p' "$WORK/leader")"
   export EDDY_TOKEN
 }
+
+# Imports file $1 into a fresh local cloud of $2 workers (`eddy-driver local --check
+# --import`) and prints the driver's figures: import seconds, memory as a multiple of the
+# source's bytes, summary seconds.
+eddy_import() {
+  local out line
+  out=$("$EDDY_RELEASE"/eddy-driver local --nodes "$2" --port 0 --memory 9g --check --import "$1" 2>/dev/null)
+  line=$(echo "$out" | grep '^Imported')
+  echo "$(echo "$line" | sed -E 's/.* in ([0-9.]+) s .*/\1/')" \
+    "$(echo "$line" | sed -E 's/.*\(([0-9.]+)x the source\).*/\1/')" \
+    "$(echo "$out" | grep '^Summary computed' | sed -E 's/Summary computed in ([0-9.]+) s/\1/')"
+}
