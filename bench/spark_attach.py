@@ -8,19 +8,13 @@ Spark (pyspark local-cluster[2,1,1024]) on this machine.
 import sys
 import time
 
-from pyspark.sql import SparkSession
+from spark_bench import session
 
 from eddy.spark import EddyContext
 
 runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 t0 = time.time()
-spark = (
-    SparkSession.builder.master("local-cluster[2,1,1024]")
-    .config("spark.driver.host", "127.0.0.1")
-    .config("spark.driver.bindAddress", "127.0.0.1")
-    .config("spark.ui.enabled", "false")
-    .getOrCreate()
-)
+spark = session()
 sc = spark.sparkContext
 while len(sc._jsc.sc().statusTracker().getExecutorInfos()) < 3:
     time.sleep(0.05)

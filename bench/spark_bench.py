@@ -6,12 +6,12 @@ import statistics
 import time
 
 
-def session(extra_conf=None):
-    """A SparkSession on local-cluster[2,1,1024], quiet, with `extra_conf` applied."""
+def session(extra_conf=None, master="local-cluster[2,1,1024]"):
+    """A SparkSession on `master` (2 executors by default), quiet, with `extra_conf` applied."""
     from pyspark.sql import SparkSession
 
     builder = (
-        SparkSession.builder.master("local-cluster[2,1,1024]")
+        SparkSession.builder.master(master)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from pyspark.sql import SparkSession
+from spark_bench import session
 
 from eddy.client import EddyError
 from eddy.spark import EddyContext
@@ -33,13 +33,7 @@ with open(path, "w") as f:
 size = os.path.getsize(path)
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-spark = (
-    SparkSession.builder.master("local-cluster[3,1,1024]")
-    .config("spark.driver.host", "127.0.0.1")
-    .config("spark.driver.bindAddress", "127.0.0.1")
-    .config("spark.ui.enabled", "false")
-    .getOrCreate()
-)
+spark = session(master="local-cluster[3,1,1024]")
 sc = spark.sparkContext
 print(f"file: {rows} rows, {size} bytes; {os.cpu_count()} cores; 3 executors; heartbeat timeout {timeout}; runs: {runs}")
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray, UInt64Array};
+use arrow::buffer::NullBuffer;
 use arrow::compute::{cast, concat_batches, lexsort_to_indices, sort_to_indices, take_record_batch, SortColumn, SortOptions};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef, UInt64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -108,6 +109,14 @@ impl Plan {
     fn width(&self) -> usize {
         self.columns.len()
     }
+}
+
+/// Aggregated column `c`'s count, sum, min and max in a table of partial groups whose keys
+/// take `key_width` columns (see [`Plan::partial_schema`]).
+fn partial_states(table: &RecordBatch, key_width: usize, c: usize) -> (&[u64], &[f64], &[f64], &[f64]) {
+    let base = key_width + 1 + 4 * c;
+    let f64s = |i: usize| &table.column(base + i).as_primitive::<Float64Type>().values()[..];
+    (&table.column(base).as_primitive::<UInt64Type>().values()[..], f64s(1), f64s(2), f64s(3))
 }
 
 fn is_int(t: &DataType) -> bool {
@@ -402,7 +411,7 @@ impl Partial {
     }
 
     /// Pushes each row's values of the aggregated columns into its slot's states.
-    fn push_values(&mut self, slots: &[u32], values: &[&Float64Array]) {
+    fn push_values(&mut self, slots: &[u32], values: &[Float64Array]) {
         let width = values.len();
         for &slot in slots {
             self.rows[slot as usize] += 1;
@@ -410,7 +419,7 @@ impl Partial {
         for (c, values) in values.iter().enumerate() {
             let raw = values.values();
             let states = &mut self.states[..];
-            match values.nulls() {
+            match values.nulls().filter(|n| n.null_count() > 0) {
                 None => {
                     for (&slot, &x) in slots.iter().zip(raw.iter()) {
                         states[slot as usize * width + c].push(x);
@@ -428,7 +437,7 @@ impl Partial {
     fn add(mut self, batch: &RecordBatch, by: &[usize], columns: &[usize]) -> FrameResult<Self> {
         let slots = self.row_slots(batch, by, columns.len())?;
         let values = columns.iter().map(|&i| as_f64(batch.column(i))).collect::<FrameResult<Vec<_>>>()?;
-        self.push_values(&slots, &values.iter().collect::<Vec<_>>());
+        self.push_values(&slots, &values);
         Ok(self)
     }
 
@@ -461,39 +470,33 @@ impl Partial {
 
     /// Takes in a table of partial groups (see [`Plan::partial_schema`]), another node's.
     fn absorb_table(&mut self, table: &RecordBatch, width: usize) -> FrameResult<()> {
-        let kw = self.key_width;
-        let by: Vec<usize> = (0..kw).collect();
+        let by: Vec<usize> = (0..self.key_width).collect();
         let slots = self.row_slots(table, &by, width)?;
-        let u64s = |i: usize| table.column(i).as_primitive::<UInt64Type>().values().clone();
-        let f64s = |i: usize| table.column(i).as_primitive::<Float64Type>().values().clone();
-        for (&slot, &n) in slots.iter().zip(u64s(kw).iter()) {
-            self.rows[slot as usize] += n;
-        }
-        for c in 0..width {
-            let base = kw + 1 + 4 * c;
-            let (count, sum, min, max) = (u64s(base), f64s(base + 1), f64s(base + 2), f64s(base + 3));
-            for (r, &slot) in slots.iter().enumerate() {
-                let from = FoldState { count: count[r], sum: sum[r], min: min[r], max: max[r] };
-                self.states[slot as usize * width + c].merge(&from);
-            }
-        }
+        self.merge_rows(table, slots.iter().copied().enumerate(), width);
         Ok(())
     }
 
     /// Takes in some rows of a table of partial groups of one integer key.
     fn absorb_rows(&mut self, table: &RecordBatch, rows: &[u32], width: usize) {
         let keys = table.column(0).as_primitive::<Int64Type>();
-        let nrow = table.column(1).as_primitive::<UInt64Type>().values();
-        let f64s = |i: usize| table.column(i).as_primitive::<Float64Type>().values();
-        let states: Vec<_> = (0..width)
-            .map(|c| (table.column(2 + 4 * c).as_primitive::<UInt64Type>().values(), f64s(3 + 4 * c), f64s(4 + 4 * c), f64s(5 + 4 * c)))
+        let slots: Vec<u32> = rows
+            .iter()
+            .map(|&r| if keys.is_null(r as usize) { self.slot(&[Cell::Null], width) } else { self.int_slot(keys.value(r as usize), width) })
             .collect();
-        for &r in rows {
-            let r = r as usize;
-            let slot = if keys.is_null(r) { self.slot(&[Cell::Null], width) } else { self.int_slot(keys.value(r), width) } as usize;
-            self.rows[slot] += nrow[r];
-            for (c, (count, sum, min, max)) in states.iter().enumerate() {
-                self.states[slot * width + c].merge(&FoldState { count: count[r], sum: sum[r], min: min[r], max: max[r] });
+        self.merge_rows(table, rows.iter().map(|&r| r as usize).zip(slots.iter().copied()), width);
+    }
+
+    /// Merges the row count and states of rows of a table of partial groups into slots, as
+    /// `(row, slot)` pairs.
+    fn merge_rows(&mut self, table: &RecordBatch, placed: impl Iterator<Item = (usize, u32)> + Clone, width: usize) {
+        let nrow = table.column(self.key_width).as_primitive::<UInt64Type>().values();
+        for (r, slot) in placed.clone() {
+            self.rows[slot as usize] += nrow[r];
+        }
+        for c in 0..width {
+            let (count, sum, min, max) = partial_states(table, self.key_width, c);
+            for (r, slot) in placed.clone() {
+                self.states[slot as usize * width + c].merge(&FoldState { count: count[r], sum: sum[r], min: min[r], max: max[r] });
             }
         }
     }
@@ -587,42 +590,35 @@ impl Scattered {
             }
         }
     }
+
+    /// Each partition's keys and aggregated columns, the copies moved into arrays.
+    fn into_partitions(self) -> Vec<(Vec<i64>, Vec<Float64Array>)> {
+        let mut columns: Vec<Vec<Float64Array>> = (0..=PARTITIONS).map(|_| Vec::with_capacity(self.values.len())).collect();
+        for (values, present) in self.values.into_iter().zip(self.present) {
+            let mut present = present.map(Vec::into_iter);
+            for (p, v) in values.into_iter().enumerate() {
+                let nulls = present.as_mut().and_then(Iterator::next).map(NullBuffer::from);
+                columns[p].push(Float64Array::new(v.into(), nulls));
+            }
+        }
+        self.keys.into_iter().zip(columns).collect()
+    }
 }
 
 impl Partial {
-    /// Folds partition `p` of a thread's scattered rows.
-    fn add_scattered(&mut self, s: &Scattered, p: usize, width: usize) {
-        let keys = &s.keys[p];
+    /// Folds one partition's rows: their keys (all missing for the missing key's partition)
+    /// and aggregated columns.
+    fn add_partition(&mut self, keys: &[i64], values: &[Float64Array], missing_key: bool, width: usize) {
         if keys.is_empty() {
             return;
         }
-        let slots: Vec<u32> = if p == PARTITIONS {
+        let slots: Vec<u32> = if missing_key {
             let null = self.slot(&[Cell::Null], width);
             vec![null; keys.len()]
         } else {
             keys.iter().map(|&v| self.int_slot(v, width)).collect()
         };
-        for &slot in &slots {
-            self.rows[slot as usize] += 1;
-        }
-        for c in 0..width {
-            let values = &s.values[c][p];
-            let states = &mut self.states[..];
-            match &s.present[c] {
-                None => {
-                    for (&slot, &x) in slots.iter().zip(values.iter()) {
-                        states[slot as usize * width + c].push(x);
-                    }
-                }
-                Some(present) => {
-                    for ((&slot, &x), &ok) in slots.iter().zip(values.iter()).zip(present[p].iter()) {
-                        if ok {
-                            states[slot as usize * width + c].push(x);
-                        }
-                    }
-                }
-            }
-        }
+        self.push_values(&slots, values);
     }
 }
 
@@ -708,7 +704,7 @@ fn fold_partitioned(
         }
         let round = &batches[start..end];
         let per = round.len().div_ceil(threads).max(1);
-        let scattered: Vec<Scattered> = round
+        let scattered: Vec<Vec<(Vec<i64>, Vec<Float64Array>)>> = round
             .par_chunks(per)
             .map(|share| {
                 let mut s = Scattered::new(width);
@@ -718,12 +714,13 @@ fn fold_partitioned(
                     let values = columns.iter().map(|&i| as_f64(wide.column(i))).collect::<FrameResult<Vec<_>>>()?;
                     s.add(keys.as_primitive::<Int64Type>(), &values);
                 }
-                Ok(s)
+                Ok(s.into_partitions())
             })
             .collect::<FrameResult<_>>()?;
         parts.par_iter_mut().enumerate().for_each(|(p, part)| {
-            for s in &scattered {
-                part.add_scattered(s, p, width);
+            for thread in &scattered {
+                let (keys, values) = &thread[p];
+                part.add_partition(keys, values, p == PARTITIONS, width);
             }
         });
         start = end;
@@ -800,19 +797,16 @@ pub fn result_batch(plan: &Plan, request: &GroupByRequest, partial: &RecordBatch
     fields.push(Field::new("nrow", DataType::Int64, false));
     columns.push(cast(sorted.column(kw), &DataType::Int64)?);
     for (agg, &c) in request.aggs.iter().zip(&plan.agg_column) {
-        let base = kw + 1 + 4 * c;
-        let count = sorted.column(base).as_primitive::<UInt64Type>();
-        let f64s = |i: usize| sorted.column(base + i).as_primitive::<Float64Type>();
-        let (sum, min, max) = (f64s(1), f64s(2), f64s(3));
+        let (count, sum, min, max) = partial_states(&sorted, kw, c);
         let values: Float64Array = (0..sorted.num_rows())
             .map(|r| {
-                let (n, seen) = (count.value(r), count.value(r) > 0);
+                let (n, seen) = (count[r], count[r] > 0);
                 match agg.op {
                     AggOp::Count => Some(n as f64),
-                    AggOp::Sum => seen.then(|| sum.value(r)),
-                    AggOp::Mean => seen.then(|| sum.value(r) / n as f64),
-                    AggOp::Min => seen.then(|| min.value(r)),
-                    AggOp::Max => seen.then(|| max.value(r)),
+                    AggOp::Sum => seen.then(|| sum[r]),
+                    AggOp::Mean => seen.then(|| sum[r] / n as f64),
+                    AggOp::Min => seen.then(|| min[r]),
+                    AggOp::Max => seen.then(|| max[r]),
                 }
             })
             .collect();
@@ -846,10 +840,9 @@ mod tests {
                 .agg_column
                 .iter()
                 .map(|&c| {
-                    let base = kw + 1 + 4 * c;
-                    let n = table.column(base).as_primitive::<UInt64Type>().value(r);
-                    let f = |i: usize| table.column(base + i).as_primitive::<Float64Type>().value(r);
-                    (n, f(1), (n > 0).then(|| f(2)), (n > 0).then(|| f(3)))
+                    let (count, sum, min, max) = partial_states(table, kw, c);
+                    let n = count[r];
+                    (n, sum[r], (n > 0).then(|| min[r]), (n > 0).then(|| max[r]))
                 })
                 .collect();
             assert!(out.insert(key.clone(), (rows, states)).is_none(), "key {key:?} twice");

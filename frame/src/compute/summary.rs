@@ -79,6 +79,22 @@ impl ColumnPartial {
         }
     }
 
+    /// One batch's partial of a numeric column from its finite values' moments in stored
+    /// units (`bounds`: min and max; `m2`: squared deviations from `mean`), in logical units: a
+    /// scale moves min, max and mean by its factor, the squared deviations by its square.
+    fn of_batch(unit: Unit, count: u64, bounds: (f64, f64), mean: f64, m2: f64, zeros: u64) -> ColumnPartial {
+        let seen = count > 0;
+        ColumnPartial {
+            count,
+            min: seen.then(|| unit.apply(bounds.0)),
+            max: seen.then(|| unit.apply(bounds.1)),
+            mean: unit.apply(mean),
+            m2: unit.apply_squared(m2),
+            zeros,
+            ..ColumnPartial::default()
+        }
+    }
+
     /// Merges another partial of the same column.
     pub fn merge(mut self, other: ColumnPartial) -> ColumnPartial {
         let n = self.count + other.count;
@@ -349,22 +365,14 @@ impl IntegerMoments {
 
     /// As a partial, in logical units.
     fn partial(&self, unit: Unit) -> ColumnPartial {
-        let seen = self.count > 0;
         let n = self.count as f64;
         let m2 = if self.count > 1 {
             (i128::from(self.count as i64) * self.squares - i128::from(self.sum) * i128::from(self.sum)) as f64 / n
         } else {
             0.0
         };
-        ColumnPartial {
-            count: self.count,
-            min: seen.then(|| unit.apply(self.min as f64)),
-            max: seen.then(|| unit.apply(self.max as f64)),
-            mean: if seen { unit.apply(self.sum as f64 / n) } else { 0.0 },
-            m2: unit.apply_squared(m2),
-            zeros: self.zeros,
-            ..ColumnPartial::default()
-        }
+        let mean = if self.count > 0 { self.sum as f64 / n } else { 0.0 };
+        ColumnPartial::of_batch(unit, self.count, (self.min as f64, self.max as f64), mean, m2, self.zeros)
     }
 }
 
@@ -387,8 +395,8 @@ fn integer_moments(array: &dyn Array) -> Option<IntegerMoments> {
 }
 
 /// Folds a numeric, time or boolean column of one batch into `p`; false for other columns.
-/// Both passes run over the stored numbers; the batch's moments then become logical values
-/// (a scale moves min, max and mean by its factor, the squared deviations by its square).
+/// The moments are taken over the stored numbers (in one integer pass, or two passes over
+/// reals), then become logical values.
 fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool {
     let Some(unit) = unit_of(field, array.data_type()) else {
         return false;
@@ -401,18 +409,11 @@ fn fold_numbers(field: &Field, array: &dyn Array, p: &mut ColumnPartial) -> bool
         return false;
     };
     let mean = if m.count > 0 { m.sum / m.count as f64 } else { 0.0 };
-    let seen = m.count > 0;
     let batch = ColumnPartial {
-        count: m.count,
         missing: m.not_numbers,
         positive_infinities: m.positive_infinities,
         negative_infinities: m.negative_infinities,
-        min: seen.then(|| unit.apply(m.min)),
-        max: seen.then(|| unit.apply(m.max)),
-        mean: unit.apply(mean),
-        m2: unit.apply_squared(m2),
-        zeros: m.zeros,
-        levels: BTreeMap::new(),
+        ..ColumnPartial::of_batch(unit, m.count, (m.min, m.max), mean, m2, m.zeros)
     };
     *p = std::mem::take(p).merge(batch);
     true
@@ -438,7 +439,8 @@ fn fold_array(field: &Field, array: &dyn Array, p: &mut ColumnPartial) {
 }
 
 /// Rows per dictionary entry of a categorical column's keys: counted on the typed keys
-/// directly, then the missing rows taken back out (their keys are arbitrary but in range).
+/// directly, then the missing rows taken back out (their keys are arbitrary; keys out of
+/// range count nowhere).
 fn level_counts(keys: &dyn Array, entries: usize) -> Vec<u64> {
     fn count<T: arrow::datatypes::ArrowPrimitiveType>(keys: &dyn Array, entries: usize) -> Vec<u64> {
         let keys = keys.as_primitive::<T>();

@@ -134,10 +134,15 @@ impl AsyncFileReader for StoreReader {
     }
 }
 
+impl StoreReader {
+    fn of(url: &str, size: u64, storage: &StorageOptions) -> FrameResult<StoreReader> {
+        let loc = locate(&normalize(url)?, storage)?;
+        Ok(StoreReader { store: loc.store, path: loc.path, size })
+    }
+}
+
 async fn parquet_builder(url: &str, size: u64, storage: &StorageOptions) -> FrameResult<ParquetRecordBatchStreamBuilder<StoreReader>> {
-    let loc = locate(&normalize(url)?, storage)?;
-    let reader = StoreReader { store: loc.store, path: loc.path, size };
-    ParquetRecordBatchStreamBuilder::new(reader)
+    ParquetRecordBatchStreamBuilder::new(StoreReader::of(url, size, storage)?)
         .await
         .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("not a readable Parquet file: {e}") })
 }
@@ -220,8 +225,7 @@ pub async fn read_row_group<R>(
             let options = ArrowReaderOptions::new().with_schema(Arc::new(hint));
             let metadata = ArrowReaderMetadata::try_new(builder.metadata().clone(), options)
                 .map_err(|e| FrameError::Parse { url: url.into(), reason: format!("text columns as categoricals: {e}") })?;
-            let loc = locate(&normalize(url)?, storage)?;
-            ParquetRecordBatchStreamBuilder::new_with_metadata(StoreReader { store: loc.store, path: loc.path, size }, metadata)
+            ParquetRecordBatchStreamBuilder::new_with_metadata(StoreReader::of(url, size, storage)?, metadata)
         }
     };
     let stream = builder
