@@ -167,6 +167,19 @@ impl InternalTls {
         ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem)).timeout(HANDSHAKE_TIMEOUT)
     }
 
+    /// For a plain rustls server (the Arrow stream connections on the internal port): the
+    /// same certificate as [`Self::server_config`].
+    pub fn rustls_server_config(&self) -> CommonResult<Arc<rustls::ServerConfig>> {
+        let here = Path::new("internal TLS certificate");
+        let certs = parse_certificates(&self.cert_pem, here, "--tls-cert")?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| pem_error(here, "--tls-key", "a private key", e))?;
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| tls_error("internal TLS certificate and key", e))?;
+        Ok(Arc::new(config))
+    }
+
     /// For a tonic client: trusts only the CA, checks the peer's name against the address dialled.
     pub fn client_config(&self) -> ClientTlsConfig {
         ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.ca_pem)).timeout(HANDSHAKE_TIMEOUT)

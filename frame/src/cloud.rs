@@ -136,7 +136,12 @@ impl FrameCloud {
             .max_encoding_message_size(256 << 20);
         let grpc =
             tonic::service::Routes::new(InterceptedService::new(server, check)).add_service(InterceptedService::new(flight, flight_check));
+        let stream = crate::service::arrow_stream::ArrowStreamService {
+            state: self.inner.state.clone(),
+            auth: AuthCheck::new(options.secret.clone(), options.cloud_name.clone(), "Arrow stream service"),
+        };
         Extensions {
+            stream: Some(std::sync::Arc::new(stream)),
             grpc: Some(grpc),
             rest: Some(crate::service::rest::routes(self.clone())),
             metrics: Some(std::sync::Arc::new(crate::service::metrics::FrameMetrics(self.clone()))),

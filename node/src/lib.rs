@@ -27,6 +27,7 @@ pub mod rest_auth;
 pub mod routes;
 pub mod signal;
 pub mod stats;
+pub mod stream_port;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod ui;

@@ -217,6 +217,8 @@ pub struct Extensions {
     pub rest: Option<crate::routes::Routes>,
     /// More metrics for `GET /metrics`.
     pub metrics: Option<Arc<dyn crate::metrics::MetricsSource>>,
+    /// Serves the plain byte-stream connections of the internal port (see `stream_port`).
+    pub stream: Option<Arc<dyn crate::stream_port::StreamHandler>>,
 }
 
 /// A cloneable handle on a running node.
@@ -282,7 +284,15 @@ impl NodeHandle {
             routes = routes.add_service(svc);
             let stop = inner.clone();
             let mut server = tonic::transport::Server::builder();
+            let mut stream_tls = None;
             if let Some(tls) = &inner.options.internal_tls {
+                stream_tls = match tls.rustls_server_config() {
+                    Ok(config) => Some(config),
+                    Err(e) => {
+                        inner.stop(StopReason::Fatal(format!("cannot use the internal TLS certificate: {e}")));
+                        return handle;
+                    }
+                };
                 server = match server.tls_config(tls.server_config()) {
                     Ok(s) => s,
                     Err(e) => {
@@ -291,14 +301,22 @@ impl NodeHandle {
                     }
                 };
             }
+            let stream_handler = extensions.stream;
             tokio::spawn(async move {
-                let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-                let served = server
-                    .add_routes(routes)
-                    .serve_with_incoming_shutdown(incoming, async move {
-                        stop.stopped().await;
-                    })
-                    .await;
+                let router = server.add_routes(routes);
+                let stopped = async move {
+                    stop.stopped().await;
+                };
+                let served = match stream_handler {
+                    Some(handler) => {
+                        let incoming = crate::stream_port::split_incoming(grpc, handler, stream_tls);
+                        router.serve_with_incoming_shutdown(incoming, stopped).await
+                    }
+                    None => {
+                        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                        router.serve_with_incoming_shutdown(incoming, stopped).await
+                    }
+                };
                 if let Err(e) = served {
                     tracing::error!(error = %e, "the internal gRPC server failed");
                 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
-use arrow_flight::decode::FlightRecordBatchStream;
+use arrow::datatypes::SchemaRef;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
 use arrow_flight::encode::{DictionaryHandling, FlightDataEncoderBuilder};
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -153,65 +154,79 @@ fn flight_status(e: FlightError) -> Status {
     }
 }
 
-impl FlightServer {
-    /// Stores the batches of one put as one chunk; returns what was stored.
-    async fn put(&self, command: PutCommand, mut batches: FlightRecordBatchStream) -> Result<PutReply, Status> {
-        let state = &self.state;
-        let what = format!("chunk {} of {}", command.chunk, command.frame_id);
-        let mut reservation = state.store.reserve(0, &what).map_err(status)?;
-        let mut stored: Vec<RecordBatch> = Vec::new();
-        let mut stored_bytes = 0u64;
-        let mut pending: Vec<RecordBatch> = Vec::new();
-        let mut pending_bytes = 0u64;
-        let mut layout_opt = None;
-        loop {
-            let next = batches.next().await.transpose().map_err(flight_status)?;
-            if layout_opt.is_none() {
-                if let Some(schema) = batches.schema() {
-                    layout_opt = Some(columns_for(schema, &command.categorical).map_err(status)?);
+/// What a put's stream carries, whatever the wire (Flight or a plain Arrow IPC stream).
+pub(crate) enum Piece {
+    /// The batches' schema: first, and also when no batch follows.
+    Schema(SchemaRef),
+    /// Rows.
+    Batch(RecordBatch),
+}
+
+/// Stores the batches of one put as one chunk (staged, see the module's text); returns what
+/// was stored.
+pub(crate) async fn stage_chunk(
+    state: &FrameState,
+    command: PutCommand,
+    mut pieces: impl Stream<Item = Result<Piece, Status>> + Unpin,
+) -> Result<PutReply, Status> {
+    let what = format!("chunk {} of {}", command.chunk, command.frame_id);
+    let mut reservation = state.store.reserve(0, &what).map_err(status)?;
+    let mut stored: Vec<RecordBatch> = Vec::new();
+    let mut stored_bytes = 0u64;
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_bytes = 0u64;
+    let mut layout_opt = None;
+    loop {
+        let next = match pieces.next().await.transpose()? {
+            Some(Piece::Schema(schema)) => {
+                if layout_opt.is_none() {
+                    layout_opt = Some(columns_for(&schema, &command.categorical).map_err(status)?);
                 }
+                continue;
             }
-            let end = next.is_none();
-            if let Some(b) = next {
-                pending_bytes += slice_bytes(&b);
-                pending.push(b);
-                // Count what arrived until it is narrowed, so a put that will not fit stops early.
-                state.store.resize(&mut reservation, stored_bytes + pending_bytes, &what).map_err(status)?;
-            }
-            let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
-            if (end && rows > 0) || rows >= STORED_BATCH_ROWS {
-                let Some((_, target)) = &layout_opt else {
-                    return Err(Status::invalid_argument("the stream sent batches before its schema"));
-                };
-                let target = target.clone();
-                let group = std::mem::take(&mut pending);
-                pending_bytes = 0;
-                let batch = run_cpu(move || {
-                    let whole = concat_batches(&group[0].schema(), &group)?;
-                    compact(narrow(conform(&whole, &target)?)?)
-                })
-                .await
-                .map_err(status)?
-                .map_err(status)?;
-                stored_bytes += batch.get_array_memory_size() as u64;
-                stored.push(batch);
-                state.store.resize(&mut reservation, stored_bytes, &what).map_err(status)?;
-            }
-            if end {
-                break;
-            }
-        }
-        let Some((columns, _)) = layout_opt else {
-            return Err(Status::invalid_argument("the stream ended before its schema; send the schema even for no rows"));
+            Some(Piece::Batch(b)) => Some(b),
+            None => None,
         };
-        // Checked again: the frame may have been committed while this put streamed.
-        state.refuse_registered(&command.frame_id)?;
-        let chunk = Chunk::new(stored);
-        let reply = PutReply { node: state.me, chunk: command.chunk, rows: chunk.rows, bytes: chunk.bytes, columns };
-        state.store.insert(&command.frame_id, command.chunk, chunk, reservation);
-        tracing::debug!(frame = %command.frame_id, chunk = command.chunk, rows = reply.rows, bytes = reply.bytes, "chunk staged by DoPut");
-        Ok(reply)
+        let end = next.is_none();
+        if let Some(b) = next {
+            pending_bytes += slice_bytes(&b);
+            pending.push(b);
+            // Count what arrived until it is narrowed, so a put that will not fit stops early.
+            state.store.resize(&mut reservation, stored_bytes + pending_bytes, &what).map_err(status)?;
+        }
+        let rows: usize = pending.iter().map(RecordBatch::num_rows).sum();
+        if (end && rows > 0) || rows >= STORED_BATCH_ROWS {
+            let Some((_, target)) = &layout_opt else {
+                return Err(Status::invalid_argument("the stream sent batches before its schema"));
+            };
+            let target = target.clone();
+            let group = std::mem::take(&mut pending);
+            pending_bytes = 0;
+            let batch = run_cpu(move || {
+                let whole = concat_batches(&group[0].schema(), &group)?;
+                compact(narrow(conform(&whole, &target)?)?)
+            })
+            .await
+            .map_err(status)?
+            .map_err(status)?;
+            stored_bytes += batch.get_array_memory_size() as u64;
+            stored.push(batch);
+            state.store.resize(&mut reservation, stored_bytes, &what).map_err(status)?;
+        }
+        if end {
+            break;
+        }
     }
+    let Some((columns, _)) = layout_opt else {
+        return Err(Status::invalid_argument("the stream ended before its schema; send the schema even for no rows"));
+    };
+    // Checked again: the frame may have been committed while this put streamed.
+    state.refuse_registered(&command.frame_id)?;
+    let chunk = Chunk::new(stored);
+    let reply = PutReply { node: state.me, chunk: command.chunk, rows: chunk.rows, bytes: chunk.bytes, columns };
+    state.store.insert(&command.frame_id, command.chunk, chunk, reservation);
+    tracing::debug!(frame = %command.frame_id, chunk = command.chunk, rows = reply.rows, bytes = reply.bytes, "chunk staged");
+    Ok(reply)
 }
 
 #[tonic::async_trait]
@@ -236,7 +251,17 @@ impl FlightService for FlightServer {
         let input = request.into_inner();
         self.state.refuse_registered(&command.frame_id)?;
         let data = futures::stream::once(async move { Ok(first) }).chain(input).map_err(FlightError::from);
-        let reply = self.put(command, FlightRecordBatchStream::new_from_flight_data(data)).await?;
+        let pieces = FlightDataDecoder::new(data).filter_map(|decoded| async move {
+            match decoded {
+                Ok(d) => match d.payload {
+                    DecodedPayload::Schema(schema) => Some(Ok(Piece::Schema(schema))),
+                    DecodedPayload::RecordBatch(b) => Some(Ok(Piece::Batch(b))),
+                    DecodedPayload::None => None,
+                },
+                Err(e) => Some(Err(flight_status(e))),
+            }
+        });
+        let reply = stage_chunk(&self.state, command, Box::pin(pieces)).await?;
         let json = serde_json::to_vec(&reply).map_err(|e| Status::internal(e.to_string()))?;
         let result = PutResult { app_metadata: json.into() };
         Ok(Response::new(Box::pin(futures::stream::once(async move { Ok(result) }))))

@@ -5,6 +5,7 @@
 //! (`rest`), the protocol's typed messages (`wire`), Arrow IPC and export encodings
 //! ([`codec`]) and the frame metrics (`metrics`).
 
+pub mod arrow_stream;
 pub mod codec;
 pub mod flight;
 pub(crate) mod metrics;
