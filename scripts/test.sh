@@ -50,5 +50,7 @@ echo "== the Python package: its wheel in a fresh venv, the API against a local 
 scripts/python-test.sh
 echo "== Spark integration (python/, real pyspark, the eddy wheel)"
 scripts/spark-test.sh
+echo "== the JVM Spark connector (spark/, Maven): its checks by spark-submit on local-cluster and standalone (scripts/spark-jvm-test.sh)"
+scripts/spark-jvm-test.sh
 echo "== real Apache Hadoop: HDFS and YARN daemons from Maven Central's jars (scripts/real-hadoop-test.sh)"
 scripts/real-hadoop-test.sh

@@ -184,6 +184,19 @@ def _running_mapper(work_dir):
     return pid if running else None
 
 
+def _java_message(error):
+    """The message of a Java exception's innermost EddyException (what to do), else its own."""
+    found = None
+    cause = error.java_exception
+    for _ in range(16):
+        if cause is None:
+            break
+        if cause.getClass().getName() == "ai.eddy.spark.EddyException":
+            found = cause.getMessage()
+        cause = cause.getCause()
+    return found or str(error.java_exception.getMessage())
+
+
 def _worker_starter(gather, secret, settings, worker_ids=None):
     """The task that starts one worker on the executor it runs on: worker ``worker_ids[p]``
     for partition ``p`` (default: the partition's number). A task on an executor that already
@@ -395,6 +408,9 @@ class EddyContext(Client):
         self._request_timeout = 60
         # The cloud's REST access token (send it as `Authorization: Bearer <token>`).
         self.rest_token = None
+        # The JVM connector's context (ai.eddy.spark.EddyContext) when its jar is on Spark's
+        # classpath: conversions then run in the executors' JVMs. None: mapInArrow and Flight.
+        self._jvm_context = None
 
     @classmethod
     def get_or_create(
@@ -545,8 +561,38 @@ class EddyContext(Client):
         self.url = self.observer_url
         self._locate_workers()
         self._executor_of = {w["node"]: w["executor"] for w in self.workers}
+        self._share_with_jvm()
         self._replacer = threading.Thread(target=self._replace_lost_workers, name="eddy-replacer", daemon=True)
         self._replacer.start()
+
+    def _share_with_jvm(self):
+        """Hands the cloud to the JVM connector if its jar is on the classpath (``spark.jars``),
+        so that conversions skip Python; does nothing without it, or when
+        ``eddy.spark.connector`` is ``python``."""
+        setting = self._sc.getConf().get("eddy.spark.connector", "auto").strip().lower()
+        if setting == "python":
+            return
+        try:
+            jvm = self._sc._jvm
+            adopt = jvm.ai.eddy.spark.EddyContext.adopt
+            shared = {
+                "name": self._settings["name"],
+                "secret": self._secret,
+                "ca": self._cloud_ca.decode() if self._cloud_ca else None,
+                "observer_url": self.observer_url,
+                "rest_token": self.rest_token,
+                "workers": [{k: w.get(k) for k in ("worker", "ip", "grpc_port", "host")} for w in self.workers],
+            }
+            self._jvm_context = adopt(self._spark._jsparkSession, json.dumps(shared))
+        except Exception as e:  # no jar (py4j finds no such class): the Python path
+            if setting == "jvm":
+                raise EddyError(f"eddy.spark.connector=jvm, but the connector's jar is not on Spark's classpath ({e}); add it with spark.jars") from None
+            self._jvm_context = None
+
+    @property
+    def data_path(self):
+        """How conversions run: ``"jvm"`` (the connector jar on Spark's classpath) or ``"python"``."""
+        return "jvm" if self._jvm_context is not None else "python"
 
     def _wait_for_observer(self):
         """The observer's REST URL: the driver writes the leader's address before the observer
@@ -725,6 +771,8 @@ class EddyContext(Client):
              "seconds": round(time.time() - record.pop("listed"), 2)}
         )
         self._replacement_listed.pop(record["worker"], None)
+        if self._jvm_context is not None:
+            self._share_with_jvm()  # the JVM's tasks write to the new worker too
         return True
 
     def _locate_workers(self):
@@ -803,6 +851,8 @@ class EddyContext(Client):
         if any(f["frame_id"] == frame_id for f in self.frames()):
             raise EddyError(f"frame {frame_id} exists already; delete it or pick another name")
         t0 = time.time()
+        if self._jvm_context is not None and df.columns:
+            return self._as_frame_in_jvm(df, frame_id, categorical, t0)
         empty_schema = to_arrow_schema(df.schema).serialize().to_pybytes()
         names = df.columns
         nullable = [f.nullable for f in df.schema.fields]
@@ -858,6 +908,32 @@ class EddyContext(Client):
         }
         return frame_id
 
+    def _as_frame_in_jvm(self, df, frame_id, categorical, t0):
+        """``as_frame`` through the JVM connector: the executors' tasks write Arrow from Spark's
+        rows to their workers, no Python worker involved."""
+        from py4j.protocol import Py4JJavaError
+
+        gateway = self._sc._gateway
+        names = gateway.new_array(gateway.jvm.String, len(categorical))
+        for k, c in enumerate(categorical):
+            names[k] = c
+        try:
+            self._jvm_context.asFrame(df._jdf, frame_id, names)
+        except Py4JJavaError as e:
+            raise EddyError(_java_message(e)) from None
+        done = dict(self._jvm_context.lastConversion())
+        self.last_conversion = {
+            "frame": frame_id,
+            "rows": done["rows"],
+            "chunks": done["chunks"],
+            "local_chunks": done["local_chunks"],
+            "seconds": time.time() - t0,
+            "put_seconds": done["seconds"],
+            "bytes_in_memory": done["bytes_in_memory"],
+            "path": "jvm",
+        }
+        return frame_id
+
     def as_spark_frame(self, frame):
         """A Spark DataFrame of a frame's rows, in the frame's order: one partition per chunk,
         read from the worker holding it. Columns get the Spark types they came from (for
@@ -871,6 +947,12 @@ class EddyContext(Client):
         if not info["columns"]:
             # Rows without columns carry nothing to read: Spark makes them itself.
             return self._spark.range(0, info["rows"], 1, max(1, len(info["chunks"]))).select()
+        if self._jvm_context is not None:
+            from pyspark.sql import DataFrame
+
+            # Columnar reads in the executors' JVMs, each preferring its chunk's host.
+            self.last_read_locality = True
+            return DataFrame(self._jvm_context.asSparkFrame(info["frame_id"]), self._spark)
         large = _truthy(self._spark.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false"))
         # Spark sees placeholder names (a dotted name would resolve as a struct field), renamed
         # back at the end; the batches carry them too, the target schema says so.
@@ -965,6 +1047,12 @@ class EddyContext(Client):
 
     def _teardown(self):
         self._stopping.set()
+        if self._jvm_context is not None:
+            try:
+                self._jvm_context.stop()  # forgets the adopted cloud; the cloud stops below
+            except Exception:
+                pass  # the JVM is gone already (Spark stopped first)
+            self._jvm_context = None
         if self._driver is not None:
             try:
                 if self._driver.stdin:

@@ -42,15 +42,23 @@ def session(master, app, driver_host="127.0.0.1"):
     """A SparkSession whose Python workers run EXECUTOR_PYTHON, not whatever python3 is on
     the PATH."""
     os.environ["PYSPARK_PYTHON"] = EXECUTOR_PYTHON
-    return (
+    builder = (
         SparkSession.builder.master(master)
         .appName(app)
         .config("spark.driver.host", driver_host)
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.pyspark.python", EXECUTOR_PYTHON)
         .config("spark.ui.enabled", "false")
-        .getOrCreate()
     )
+    if SPARK_JAR:
+        builder = builder.config("spark.jars", SPARK_JAR)
+    return builder.getOrCreate()
+
+
+# The JVM connector's jar (scripts/spark-test.sh runs the tests with it and without): with it,
+# conversions run in the executors' JVMs (EddyContext.data_path == "jvm").
+SPARK_JAR = os.environ.get("EDDY_SPARK_JAR")
+EXPECTED_PATH = "jvm" if SPARK_JAR else "python"
 
 
 def decimals_and_odd_names(spark, rows=10_000, partitions=3):
@@ -241,8 +249,9 @@ class AttachToSpark(unittest.TestCase):
         try:
             frame = ec.as_frame(df, categorical=["cat"])
             conversion = ec.last_conversion
+            self.assertEqual(ec.data_path, EXPECTED_PATH)
             self.assertEqual(conversion["rows"], rows)
-            self.assertEqual(conversion["local_chunks"], conversion["chunks"], "every partition went to its executor's worker")
+            self.assertEqual(conversion["local_chunks"], conversion["chunks"], f"every partition went to its executor's worker: {conversion} {ec.workers}")
             types = {c["name"]: c["type"] for c in ec.frame_info(frame)["columns"]}
             self.assertEqual(types["cat"], "enum")
             self.assertEqual(types["ts"], "time")

@@ -69,7 +69,7 @@ final class ChunkWriterFactory implements DataWriterFactory {
         hostname = null;
       }
       CloudAccess.Worker worker = access.workerFor(partition, executorId, host, hostname);
-      local = worker.host != null && (worker.host.equals(host) || worker.host.equals(hostname));
+      local = worker.isOn(host, hostname);
       conn = new WorkerConnection(access, worker);
       try {
         Map<String, Object> header = new LinkedHashMap<>();

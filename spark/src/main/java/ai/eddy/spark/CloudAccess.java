@@ -40,10 +40,31 @@ public final class CloudAccess implements Serializable {
       this.executorId = executorId;
     }
 
+    /** Whether this worker runs on the host Spark calls {@code host} (or {@code hostname}). */
+    boolean isOn(String host, String hostname) {
+      return this.host != null && (this.host.equals(host) || this.host.equals(hostname)) || ip.equals(host) || ip.equals(address(host));
+    }
+
     @Override
     public String toString() {
       return "worker " + id + " (" + ip + ":" + grpcPort + ")";
     }
+  }
+
+  private static final java.util.Map<String, String> ADDRESSES = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** The IP address a host name resolves to (Spark may call an executor's host "localhost"). */
+  static String address(String host) {
+    if (host == null) {
+      return null;
+    }
+    return ADDRESSES.computeIfAbsent(host, h -> {
+      try {
+        return java.net.InetAddress.getByName(h).getHostAddress();
+      } catch (java.net.UnknownHostException e) {
+        return h;
+      }
+    });
   }
 
   final String cloudName;
@@ -93,7 +114,7 @@ public final class CloudAccess implements Serializable {
     }
     if (same.isEmpty()) {
       for (Worker w : workers) {
-        if (w.host != null && (w.host.equals(host) || w.host.equals(hostname) || w.ip.equals(host))) {
+        if (w.isOn(host, hostname)) {
           same.add(w);
         }
       }

@@ -545,7 +545,8 @@ public final class EddyContext {
     String frameId = name != null ? name : "spark_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12) + ".hex";
     Types.checkConvertible(df.schema(), List.of(categorical));
     conversionStarted = System.nanoTime();
-    df.write().format("eddy").mode("append").option("categorical", String.join(",", categorical)).save(frameId);
+    df.write().format("eddy").mode("append").option("categorical", String.join(",", categorical))
+        .option(FrameWrite.NULLABLE_OPTION, FrameWrite.nullability(df.schema())).save(frameId);
     return frameId;
   }
 

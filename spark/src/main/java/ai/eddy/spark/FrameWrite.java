@@ -15,6 +15,7 @@ import org.apache.spark.sql.connector.write.Write;
 import org.apache.spark.sql.connector.write.WriteBuilder;
 import org.apache.spark.sql.connector.write.WriterCommitMessage;
 import org.apache.spark.sql.internal.SQLConf;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 
@@ -30,10 +31,32 @@ final class FrameWrite implements WriteBuilder, SupportsTruncate, Write, BatchWr
   private final StructType schema;
   private final List<String> categorical;
   private boolean overwrite;
+  /**
+   * The DataFrame's own nullability ({@code t}/{@code f} per column): Spark hands a write the
+   * optimised plan's schema, where a column it proved free of nulls is not nullable, and the
+   * frame should come back with the schema the DataFrame had.
+   */
+  static final String NULLABLE_OPTION = "eddy.nullable";
+
+  static String nullability(StructType schema) {
+    StringBuilder s = new StringBuilder();
+    for (StructField f : schema.fields()) {
+      s.append(f.nullable() ? 't' : 'f');
+    }
+    return s.toString();
+  }
 
   FrameWrite(EddyContext ec, String frameId, StructType schema, CaseInsensitiveStringMap options) {
     this.ec = ec;
     this.frameId = frameId;
+    String nullable = options.getOrDefault(NULLABLE_OPTION, "");
+    if (nullable.length() == schema.fields().length) {
+      StructField[] fields = schema.fields().clone();
+      for (int k = 0; k < fields.length; k++) {
+        fields[k] = new StructField(fields[k].name(), fields[k].dataType(), nullable.charAt(k) == 't', fields[k].metadata());
+      }
+      schema = new StructType(fields);
+    }
     this.schema = schema;
     String listed = options.getOrDefault("categorical", "");
     this.categorical = listed.isBlank() ? List.of() : Arrays.stream(listed.split(",")).map(String::strip).toList();

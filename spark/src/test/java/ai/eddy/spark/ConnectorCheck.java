@@ -144,6 +144,11 @@ public final class ConnectorCheck {
         Dataset<Row> fromFile = ec.asSparkFrame(imported);
         Dataset<Row> bySpark = spark.read().option("header", "true").option("inferSchema", "true").csv(csv);
         check(fromFile.count() == bySpark.count(), "imported rows");
+        Row ours = fromFile.selectExpr("sum(i1)", "sum(f1)", "count(c10)").first();
+        Row theirs = bySpark.selectExpr("sum(i1)", "sum(f1)", "count(c10)").first();
+        check(ours.getLong(0) == ((Number) theirs.get(0)).longValue(), "sum(i1) " + ours + " vs Spark's " + theirs);
+        check(Math.abs(ours.getDouble(1) - theirs.getDouble(1)) <= 1e-9 * Math.abs(theirs.getDouble(1)), "sum(f1) " + ours + " vs " + theirs);
+        check(ours.getLong(2) == theirs.getLong(2), "count(c10) " + ours + " vs " + theirs);
         ok("imported frame read (" + fromFile.schema().simpleString() + ")");
       }
 

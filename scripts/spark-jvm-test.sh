@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The JVM connector (spark/) against real Apache Spark (PyPI pyspark's jars and spark-submit):
+# ai.eddy.spark.ConnectorCheck submitted to a local-cluster master and to a standalone master
+# and worker started here, both on 127.0.0.1. Needs the binaries of target/debug (run after
+# `cargo build --workspace --bins`), Java 17+ and Maven.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=lib/spark-venv.sh
+. scripts/lib/spark-venv.sh
+ensure_spark_venv
+# shellcheck source=lib/spark-jar.sh
+. scripts/lib/spark-jar.sh
+ensure_spark_jar
+
+SPARK_HOME="$("$SPARK_VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1
+BIN_DIR="${EDDY_TEST_BIN_DIR:-$PWD/target/debug}"
+ROWS="${EDDY_CHECK_ROWS:-1000000}"
+LOGS=target/spark-jvm/logs
+mkdir -p "$LOGS"
+export EDDY_CHECK_CSV="$PWD/data/sample.csv"
+
+# submit NAME MASTER [ARGS...]: runs the checks; their lines are shown, Spark's log is kept.
+submit() {
+  local name="$1" master="$2"
+  shift 2
+  echo "-- ConnectorCheck on $master ($ROWS rows)"
+  if ! timeout 900 "$SPARK_HOME/bin/spark-submit" --master "$master" \
+    --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
+    --conf spark.ui.enabled=false --conf spark.eddy.binDir="$BIN_DIR" \
+    --conf spark.executor.cores=1 --conf spark.task.cpus=1 "$@" \
+    --jars "$SPARK_JAR" --class ai.eddy.spark.ConnectorCheck "$SPARK_TESTS_JAR" "$ROWS" --kill-executor \
+    >"$LOGS/$name.log" 2>&1; then
+    grep -E '^(ok|cloud|missing|extra) |FAILED|EddyException|Exception in thread' "$LOGS/$name.log" | cut -c1-400 >&2 || true
+    echo "ConnectorCheck failed on $master (whole log: $LOGS/$name.log)" >&2
+    return 1
+  fi
+  grep -E '^ok |^ALL ' "$LOGS/$name.log" | cut -c1-200
+  grep -q '^ALL .* CHECKS PASSED' "$LOGS/$name.log"
+}
+
+submit local-cluster "local-cluster[2,1,1024]"
+
+# A standalone master with one worker of 2 cores: two executors of one core each.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+MASTER_PORT=27077
+for _ in $(seq 1 50); do
+  port_free "$MASTER_PORT" && break
+  MASTER_PORT=$((MASTER_PORT + 1))
+done
+PIDS=()
+stop_standalone() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_standalone EXIT
+"$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "$MASTER_PORT" --webui-port 0 \
+  >"$LOGS/master.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  port_free "$MASTER_PORT" || break
+  sleep 0.1
+done
+SPARK_WORKER_DIR="$PWD/$LOGS/standalone-work" "$SPARK_HOME/bin/spark-class" org.apache.spark.deploy.worker.Worker \
+  --host 127.0.0.1 --cores 2 --memory 3g --webui-port 0 "spark://127.0.0.1:$MASTER_PORT" >"$LOGS/worker.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do
+  grep -q "Successfully registered with master" "$LOGS/worker.log" && break
+  sleep 0.1
+done
+grep -q "Successfully registered with master" "$LOGS/worker.log" || { echo "the standalone worker did not register (see $LOGS/worker.log)" >&2; exit 1; }
+submit standalone "spark://127.0.0.1:$MASTER_PORT" --conf spark.cores.max=2 --conf spark.executor.memory=1g
