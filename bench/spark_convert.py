@@ -4,6 +4,10 @@ Spark-only costs of the same data paths beside ours, so the ratio to Spark itsel
 
     cargo build --release --bins
     EDDY_BIN_DIR=target/release PYTHONPATH=python target/spark-venv/bin/python bench/spark_convert.py [RUNS] [ROWS] [PARTITIONS]
+
+With the connector's jar (EDDY_SPARK_JAR, default target/spark-jvm/eddy-spark.jar) both data
+paths run in the same session: "python" (mapInArrow and Flight) and "jvm" (the jar's
+DataSource V2 tasks). bench/spark_convert.sh runs this and Sparkling Water one after the other.
 """
 
 import os
@@ -20,7 +24,10 @@ partitions = int(sys.argv[3]) if len(sys.argv) > 3 else 4
 columns = 10
 mb = rows * columns * 8 / 1e6
 
-spark = session()
+# The JVM connector's jar (scripts/lib/spark-jar.sh builds it): with it both paths run, side by side.
+jar = os.environ.get("EDDY_SPARK_JAR", "target/spark-jvm/eddy-spark.jar")
+jar = os.path.abspath(jar) if os.path.exists(jar) else None
+spark = session({"spark.jars": jar} if jar else None)
 batch_rows = os.environ.get("ARROW_BATCH_ROWS")
 if batch_rows:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", batch_rows)
@@ -39,7 +46,7 @@ def drain(batches):
 
 # What Spark itself costs: its rows to Arrow into Python workers, and a full read of a DataFrame.
 timed("Spark alone: mapInArrow that only drains its input", lambda: df.mapInArrow(drain, "n long").collect(), runs, mb)
-timed("Spark alone: full read of the cached DataFrame (noop sink)", lambda: df.write.format("noop").mode("overwrite").save(), runs, mb)
+noop_median = timed("Spark alone: full read of the cached DataFrame (noop sink)", lambda: df.write.format("noop").mode("overwrite").save(), runs, mb)
 
 
 def made_in_python(_):
@@ -62,21 +69,33 @@ timed(
 )
 
 ec = EddyContext.get_or_create(spark, port=0, memory="1500m")
-frames = []
-
-
-def to_frame():
-    frames.append(ec.as_frame(df))
-
-
-to_median = timed("as_frame", to_frame, runs, mb)
-print(f"  last: {ec.last_conversion}")
-frame = frames[-1]
-back_median = timed("as_spark_frame + full read (noop sink)", lambda: ec.as_spark_frame(frame).write.format("noop").mode("overwrite").save(), runs, mb)
-check = ec.as_spark_frame(frame).agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
-want = df.agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
-print(f"check: rows {check['n']} (Spark {want['n']}), sum(x0) {check['s']:.6f} (Spark {want['s']:.6f})")
-print(f"Sparkling Water reference (issue 6): asH2OFrame 67 MB/s, asSparkFrame + read 130 MB/s; "
-      f"ours {mb / to_median:.0f} MB/s ({mb / to_median / 67:.1f}x) and {mb / back_median:.0f} MB/s ({mb / back_median / 130:.1f}x)")
+paths = ["python", "jvm"] if jar else ["python"]
+rates = {}
+for path in paths:
+    ec.data_path = path
+    frames = []
+    to_median = timed(f"as_frame [{path}]", lambda: frames.append(ec.as_frame(df)), runs, mb)
+    print(f"  last: {ec.last_conversion}")
+    frame = frames[-1]
+    back_median = timed(
+        f"as_spark_frame + full read (noop sink) [{path}]",
+        lambda: ec.as_spark_frame(frame).write.format("noop").mode("overwrite").save(),
+        runs,
+        mb,
+    )
+    check = ec.as_spark_frame(frame).agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
+    want = df.agg(F.sum("x0").alias("s"), F.count("*").alias("n")).first()
+    print(f"  check [{path}]: rows {check['n']} (Spark {want['n']}), sum(x0) {check['s']:.6f} (Spark {want['s']:.6f})")
+    rates[path] = (mb / to_median, mb / back_median)
+    for f in frames:
+        ec.delete(f)
+noop_rate = mb / noop_median
+for path, (to_rate, back_rate) in rates.items():
+    print(
+        f"[{path}] as_frame {to_rate:.0f} MB/s = {to_rate / 67:.1f}x Sparkling Water's 67 (target 335), "
+        f"{to_rate / noop_rate:.0%} of Spark's noop sink; "
+        f"as_spark_frame + read {back_rate:.0f} MB/s = {back_rate / 130:.1f}x Sparkling Water's 130 (target 650), "
+        f"{back_rate / noop_rate:.0%} of Spark's noop sink"
+    )
 ec.stop()
 spark.stop()

@@ -411,6 +411,7 @@ class EddyContext(Client):
         # The JVM connector's context (ai.eddy.spark.EddyContext) when its jar is on Spark's
         # classpath: conversions then run in the executors' JVMs. None: mapInArrow and Flight.
         self._jvm_context = None
+        self._prefer_python = False
 
     @classmethod
     def get_or_create(
@@ -591,8 +592,18 @@ class EddyContext(Client):
 
     @property
     def data_path(self):
-        """How conversions run: ``"jvm"`` (the connector jar on Spark's classpath) or ``"python"``."""
-        return "jvm" if self._jvm_context is not None else "python"
+        """How conversions run: ``"jvm"`` (the connector jar on Spark's classpath) or ``"python"``
+        (``mapInArrow`` and Flight). Set it to ``"python"`` to convert without the jar's path,
+        or back to ``"jvm"`` (which needs the jar)."""
+        return "jvm" if self._jvm_context is not None and not self._prefer_python else "python"
+
+    @data_path.setter
+    def data_path(self, path):
+        if path not in ("jvm", "python"):
+            raise ValueError(f'data_path is "jvm" or "python", not {path!r}')
+        if path == "jvm" and self._jvm_context is None:
+            raise EddyError("the JVM connector's jar is not on Spark's classpath: add it with spark.jars")
+        self._prefer_python = path == "python"
 
     def _wait_for_observer(self):
         """The observer's REST URL: the driver writes the leader's address before the observer
@@ -851,7 +862,7 @@ class EddyContext(Client):
         if any(f["frame_id"] == frame_id for f in self.frames()):
             raise EddyError(f"frame {frame_id} exists already; delete it or pick another name")
         t0 = time.time()
-        if self._jvm_context is not None and df.columns:
+        if self.data_path == "jvm" and df.columns:
             return self._as_frame_in_jvm(df, frame_id, categorical, t0)
         empty_schema = to_arrow_schema(df.schema).serialize().to_pybytes()
         names = df.columns
@@ -947,7 +958,7 @@ class EddyContext(Client):
         if not info["columns"]:
             # Rows without columns carry nothing to read: Spark makes them itself.
             return self._spark.range(0, info["rows"], 1, max(1, len(info["chunks"]))).select()
-        if self._jvm_context is not None:
+        if self.data_path == "jvm":
             from pyspark.sql import DataFrame
 
             # Columnar reads in the executors' JVMs, each preferring its chunk's host.

@@ -282,3 +282,76 @@ async fn send_chunk<W: AsyncWrite + Unpin>(
     writer.flush().await?;
     writer.shutdown().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{DictionaryArray, Int32Array, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{Field, Int32Type, TimeUnit};
+
+    #[test]
+    fn a_time_without_a_zone_is_relabelled_not_shifted_and_categoricals_become_strings() {
+        let times = TimestampMillisecondArray::from(vec![Some(1_600_000_000_123), None]);
+        let levels: DictionaryArray<Int32Type> = vec![Some("b"), Some("a")].into_iter().collect();
+        let stored = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("c", levels.data_type().clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(stored, vec![Arc::new(times), Arc::new(levels)]).unwrap();
+        let target = Arc::new(Schema::new(vec![
+            Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("America/New_York".into())), true),
+            Field::new("c", DataType::Utf8, true),
+        ]));
+        let out = to_target(&batch, &target).unwrap();
+        let t = out.column(0).as_any().downcast_ref::<arrow::array::TimestampMicrosecondArray>().unwrap();
+        assert_eq!(t.value(0), 1_600_000_000_123_000, "the instant is kept");
+        assert!(t.is_null(1));
+        let c = out.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!((c.value(0), c.value(1)), ("b", "a"));
+    }
+
+    #[test]
+    fn a_reader_schema_of_other_width_is_refused() {
+        let frame = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, true)]));
+        let two = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Int64, true)]);
+        let mut ipc = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut ipc, &two).unwrap();
+            w.finish().unwrap();
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&ipc);
+        let err = reader_schema(Some(encoded), &frame).unwrap_err();
+        assert!(err.contains("2 columns, the frame 1"), "{err}");
+        let defaulted = reader_schema(None, &frame).unwrap();
+        assert_eq!(defaulted.field(0).data_type(), &DataType::Int32);
+    }
+
+    #[tokio::test]
+    async fn a_framed_put_stream_decodes_to_its_schema_then_its_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2, 3]))]).unwrap();
+        let mut ipc = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut ipc, &schema).unwrap();
+            w.write(&batch).unwrap();
+            w.write(&batch).unwrap();
+            w.finish().unwrap();
+        }
+        // Frames cut across message boundaries, as a client's 1 MiB buffer does.
+        let mut wire = Vec::new();
+        for piece in ipc.chunks(7) {
+            wire.extend_from_slice(&(piece.len() as u32).to_be_bytes());
+            wire.extend_from_slice(piece);
+        }
+        wire.extend_from_slice(&0u32.to_be_bytes());
+        let pieces: Vec<_> = futures::StreamExt::collect::<Vec<_>>(ipc_pieces(&wire[..])).await;
+        assert_eq!(pieces.len(), 3);
+        assert!(matches!(&pieces[0], Ok(Piece::Schema(s)) if s.as_ref() == schema.as_ref()));
+        assert!(matches!(&pieces[2], Ok(Piece::Batch(b)) if b.num_rows() == 3));
+
+        // A stream that stops without its end marker is an error, not a short chunk.
+        let cut = &wire[..wire.len() - 4];
+        let pieces: Vec<_> = futures::StreamExt::collect::<Vec<_>>(ipc_pieces(cut)).await;
+        assert!(pieces.last().unwrap().is_err());
+    }
+}

@@ -88,6 +88,22 @@ public final class ConnectorCheck {
       sameRows(df, back, "all types");
       ok("all types there and back (" + rows + " rows, " + conv + ")");
 
+      // The stream port refuses a token made with another secret, and says so.
+      CloudAccess access = ec.access();
+      CloudAccess wrong = new CloudAccess(access.cloudName, "0".repeat(64), access.caPem, access.workers, access.rest);
+      try (WorkerConnection conn = new WorkerConnection(wrong, access.workers.get(0))) {
+        conn.sendHeader(Map.of("op", "get", "token", wrong.token(), "frame_id", id, "chunk", 0));
+        String refusal = failure(() -> {
+          try {
+            conn.readAnswer("reading with another cloud's token");
+          } catch (java.io.IOException e) {
+            throw new RuntimeException(e);
+          }
+        });
+        check(refusal.contains("refused"), "a token of another secret is refused: " + refusal);
+      }
+      ok("a worker refuses a stream with a token of another secret");
+
       // 2. The summary equals Spark's aggregates.
       JsonNode summary = Rest.JSON.readTree(ec.summary(id));
       Row agg = df.selectExpr("min(i)", "max(i)", "avg(i)", "count(i)", "avg(`prix.unité`)", "count(name)", "avg(dec)").first();
