@@ -310,16 +310,8 @@ public final class EddyContext {
 
   private void startLocalWorkers(String mapperBin, int n, Map<String, String> env, Path secretFile, String host) throws IOException {
     for (int k = 0; k < n; k++) {
-      ProcessBuilder pb = new ProcessBuilder(mapperBin);
-      pb.environment().putAll(env);
-      pb.environment().put("EDDY_SECRET_FILE", secretFile.toString());
-      pb.environment().put("EDDY_WORKER_ID", Integer.toString(k));
-      pb.environment().put("EDDY_EXIT_WITH_PID", Long.toString(ProcessHandle.current().pid()));
-      if (!env.containsKey("EDDY_NETWORK")) {
-        pb.environment().put("EDDY_IP", host);
-      }
-      pb.redirectOutput(ProcessBuilder.Redirect.appendTo(dir.resolve("eddy-mapper-" + k + ".log").toFile())).redirectErrorStream(true);
-      Process p = pb.start();
+      File log = dir.resolve("eddy-mapper-" + k + ".log").toFile();
+      Process p = WorkerStarter.mapperProcess(List.of(mapperBin), env, secretFile, k, host, log).start();
       localWorkers.add(p);
       Map<String, Object> record = new LinkedHashMap<>();
       record.put("worker", k);

@@ -56,6 +56,24 @@ final class WorkerStarter extends AbstractFunction1<Iterator<Integer>, Iterator<
     return command;
   }
 
+  /**
+   * A worker's process: the cloud's settings ({@code env}), its secret file and id, its host's
+   * address to bind (unless a network is given), ending with this JVM, logging to {@code log}.
+   */
+  static ProcessBuilder mapperProcess(List<String> command, Map<String, String> env, Path secretFile, int worker, String host, File log) {
+    ProcessBuilder pb = new ProcessBuilder(command);
+    pb.environment().putAll(env);
+    pb.environment().put("EDDY_SECRET_FILE", secretFile.toString());
+    pb.environment().put("EDDY_WORKER_ID", Integer.toString(worker));
+    pb.environment().put("EDDY_EXIT_WITH_PID", Long.toString(ProcessHandle.current().pid()));
+    if (!env.containsKey("EDDY_NETWORK")) {
+      pb.environment().put("EDDY_IP", host);
+    }
+    pb.redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectErrorStream(true);
+    return pb;
+  }
+
   @Override
   public Iterator<String> apply(Iterator<Integer> ignored) {
     int worker = TaskContext.get().partitionId();
@@ -69,19 +87,10 @@ final class WorkerStarter extends AbstractFunction1<Iterator<Integer>, Iterator<
         throw new EddyException("cannot make " + mapper + " executable on executor " + executor);
       }
       Path secretPath = secretFile(secret, workDir, "eddy-secret-" + worker);
-      ProcessBuilder pb = new ProcessBuilder(detached(mapper.getPath()));
-      pb.environment().clear();
-      pb.environment().put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
-      pb.environment().putAll(env);
-      pb.environment().put("EDDY_SECRET_FILE", secretPath.toString());
-      pb.environment().put("EDDY_WORKER_ID", Integer.toString(worker));
-      pb.environment().put("EDDY_EXIT_WITH_PID", Long.toString(ProcessHandle.current().pid()));
-      if (!env.containsKey("EDDY_NETWORK")) {
-        pb.environment().put("EDDY_IP", host);
-      }
       File log = workDir.resolve("eddy-mapper-" + worker + ".log").toFile();
-      pb.directory(workDir.toFile()).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
-      pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log)).redirectErrorStream(true);
+      ProcessBuilder pb = mapperProcess(detached(mapper.getPath()), env, secretPath, worker, host, log);
+      pb.environment().keySet().removeIf(k -> !k.equals("PATH") && !k.startsWith("EDDY_"));
+      pb.directory(workDir.toFile());
       Process proc = pb.start();
       // In local mode the working directory is the user's: the secret goes with the worker.
       proc.onExit().thenRun(() -> secretPath.toFile().delete());
