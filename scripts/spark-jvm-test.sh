@@ -41,6 +41,8 @@ submit() {
 }
 
 submit local-cluster "local-cluster[2,1,1024]"
+# Local mode: the driver is the only executor, the workers run beside it.
+submit local "local[2]" --conf spark.eddy.nodes=2
 
 # A standalone master with one worker of 2 cores: two executors of one core each.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
