@@ -43,6 +43,9 @@ submit() {
 submit local-cluster "local-cluster[2,1,1024]"
 # Local mode: the driver is the only executor, the workers run beside it.
 submit local "local[2]" --conf spark.eddy.nodes=2
+# Dynamic allocation is refused unless allowed.
+EDDY_CHECK_MODE=dynamic-allocation submit dynamic-allocation "local-cluster[2,1,1024]" \
+  --conf spark.dynamicAllocation.enabled=true --conf spark.dynamicAllocation.shuffleTracking.enabled=true
 
 # A standalone master with one worker of 2 cores: two executors of one core each.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

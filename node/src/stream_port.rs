@@ -43,7 +43,12 @@ pub(crate) fn split_incoming(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::spawn(async move {
         loop {
-            let (socket, peer) = match listener.accept().await {
+            // Until tonic stops taking connections (the node stopped): then the port closes.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = tx.closed() => return,
+            };
+            let (socket, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: tonic decides, as it did before.
@@ -65,9 +70,6 @@ pub(crate) fn split_incoming(
                     Ok(Err(_)) => {} // closed before it said anything
                 }
             });
-            if tx.is_closed() {
-                return;
-            }
         }
     });
     ReceiverStream::new(rx)

@@ -70,6 +70,15 @@ public final class ConnectorCheck {
       }
     }
     SparkSession spark = SparkSession.builder().appName("eddy-connector-check").getOrCreate();
+    if ("dynamic-allocation".equals(System.getenv("EDDY_CHECK_MODE"))) {
+      // An application with dynamic allocation on: refused, saying what to do.
+      String why = failure(() -> EddyContext.getOrCreate(spark, Map.of("port", "0")));
+      check(why.contains("spark.dynamicAllocation.enabled") && why.contains("eddy.spark.allowDynamicAllocation"), "dynamic allocation refused: " + why);
+      ok("dynamic allocation refused, naming the setting");
+      System.out.println("ALL " + passed.size() + " CHECKS PASSED");
+      spark.stop();
+      return;
+    }
     EddyContext ec = EddyContext.getOrCreate(spark, Map.of("port", "0", "timeout", "120"));
     try {
       System.out.println("cloud " + ec + " workers " + ec.workers());
