@@ -185,27 +185,38 @@ impl FrameCloud {
 
     /// Gives every member the frame's metadata; every member is tried (the cloud may be
     /// changing, e.g. a new worker joining during a recovery), and the first failure is the
-    /// error.
+    /// error. A member that cannot be reached and holds none of the frame is passed over: a
+    /// process that is gone (an executor killed with its worker) stays a member until its
+    /// heartbeats time out, and the frame is whole without it.
     pub(crate) async fn broadcast_meta(&self, info: &FrameInfo) -> FrameResult<()> {
         self.inner.state.frames.put(info.clone());
         let members: Vec<NodeAddr> = self.inner.node.view().members.iter().map(|m| m.addr).collect();
+        let holds = |node: NodeAddr| info.chunks.iter().any(|c| c.node == node || c.replicas.contains(&node));
         let mut first_error = None;
         for node in members {
-            if let Err(e) = self.put_meta(node, info).await {
-                first_error.get_or_insert(e);
+            match self.send_meta(node, info).await {
+                Ok(()) => {}
+                Err(s) if s.code() == tonic::Code::Unavailable && !holds(node) => {
+                    tracing::warn!(%node, frame = %info.frame_id, reason = %s.message(), "passed over a member that cannot be reached and holds none of the frame");
+                }
+                Err(s) => {
+                    first_error.get_or_insert(Self::remote(node, s));
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
+    async fn send_meta(&self, node: NodeAddr, info: &FrameInfo) -> Result<(), tonic::Status> {
+        let wire = crate::service::wire::frame_info(info);
+        let mut client = self.client(node).map_err(|e| tonic::Status::internal(e.to_string()))?;
+        client.put_frame(FrameMeta { frame_id: info.frame_id.clone(), info: Some(wire) }).await?;
+        Ok(())
+    }
+
     /// Gives `node` the frame's metadata.
     pub(crate) async fn put_meta(&self, node: NodeAddr, info: &FrameInfo) -> FrameResult<()> {
-        let wire = crate::service::wire::frame_info(info);
-        self.client(node)?
-            .put_frame(FrameMeta { frame_id: info.frame_id.clone(), info: Some(wire) })
-            .await
-            .map_err(|s| Self::remote(node, s))?;
-        Ok(())
+        self.send_meta(node, info).await.map_err(|s| Self::remote(node, s))
     }
 
     pub(crate) async fn delete_everywhere(&self, frame_id: &str) {

@@ -167,7 +167,9 @@ public final class ConnectorCheck {
       if (csv != null) {
         String imported = ec.importFile(csv);
         Dataset<Row> fromFile = ec.asSparkFrame(imported);
-        Dataset<Row> bySpark = spark.read().option("header", "true").option("inferSchema", "true").csv(csv);
+        // A local path: for Spark too, whose default file system may be HDFS (on YARN).
+        String forSpark = csv.startsWith("/") ? "file://" + csv : csv;
+        Dataset<Row> bySpark = spark.read().option("header", "true").option("inferSchema", "true").csv(forSpark);
         check(fromFile.count() == bySpark.count(), "imported rows");
         Row ours = fromFile.selectExpr("sum(i1)", "sum(f1)", "count(c10)").first();
         Row theirs = bySpark.selectExpr("sum(i1)", "sum(f1)", "count(c10)").first();
