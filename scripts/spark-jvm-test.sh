@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The JVM connector (spark/) against real Apache Spark (PyPI pyspark's jars and spark-submit):
-# ai.eddy.spark.ConnectorCheck submitted to a local-cluster master and to a standalone master
-# and worker started here, both on 127.0.0.1. Needs the binaries of target/debug (run after
+# ai.eddy.spark.ConnectorCheck (connector_check in lib/spark-jar.sh) submitted to a
+# local-cluster master, in local mode, with dynamic allocation (refused), and to a standalone
+# master and worker started here, all on 127.0.0.1. Needs the binaries of target/debug (run after
 # `cargo build --workspace --bins`), Java 17+ and Maven.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,38 +14,16 @@ ensure_spark_venv
 . scripts/lib/spark-jar.sh
 ensure_spark_jar
 
-SPARK_HOME="$("$SPARK_VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+SPARK_HOME="$(spark_home)"
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1
-BIN_DIR="${EDDY_TEST_BIN_DIR:-$PWD/target/debug}"
-ROWS="${EDDY_CHECK_ROWS:-1000000}"
 LOGS=target/spark-jvm/logs
 mkdir -p "$LOGS"
-export EDDY_CHECK_CSV="$PWD/data/sample.csv"
 
-# submit NAME MASTER [ARGS...]: runs the checks; their lines are shown, Spark's log is kept.
-submit() {
-  local name="$1" master="$2"
-  shift 2
-  echo "-- ConnectorCheck on $master ($ROWS rows)"
-  if ! timeout 900 "$SPARK_HOME/bin/spark-submit" --master "$master" \
-    --conf spark.driver.host=127.0.0.1 --conf spark.driver.bindAddress=127.0.0.1 \
-    --conf spark.ui.enabled=false --conf spark.eddy.binDir="$BIN_DIR" \
-    --conf spark.executor.cores=1 --conf spark.task.cpus=1 "$@" \
-    --jars "$SPARK_JAR" --class ai.eddy.spark.ConnectorCheck "$SPARK_TESTS_JAR" "$ROWS" --kill-executor \
-    >"$LOGS/$name.log" 2>&1; then
-    grep -E '^(ok|cloud|missing|extra) |FAILED|EddyException|Exception in thread' "$LOGS/$name.log" | cut -c1-400 >&2 || true
-    echo "ConnectorCheck failed on $master (whole log: $LOGS/$name.log)" >&2
-    return 1
-  fi
-  grep -E '^ok |^ALL ' "$LOGS/$name.log" | cut -c1-200
-  grep -q '^ALL .* CHECKS PASSED' "$LOGS/$name.log"
-}
-
-submit local-cluster "local-cluster[2,1,1024]"
+connector_check local-cluster "local-cluster[2,1,1024]"
 # Local mode: the driver is the only executor, the workers run beside it.
-submit local "local[2]" --conf spark.eddy.nodes=2
+connector_check local "local[2]" --conf spark.eddy.nodes=2
 # Dynamic allocation is refused unless allowed.
-EDDY_CHECK_MODE=dynamic-allocation submit dynamic-allocation "local-cluster[2,1,1024]" \
+EDDY_CHECK_MODE=dynamic-allocation connector_check dynamic-allocation "local-cluster[2,1,1024]" \
   --conf spark.dynamicAllocation.enabled=true --conf spark.dynamicAllocation.shuffleTracking.enabled=true
 
 # A standalone master with one worker of 2 cores: two executors of one core each.
@@ -75,4 +54,4 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 grep -q "Successfully registered with master" "$LOGS/worker.log" || { echo "the standalone worker did not register (see $LOGS/worker.log)" >&2; exit 1; }
-submit standalone "spark://127.0.0.1:$MASTER_PORT" --conf spark.cores.max=2 --conf spark.executor.memory=1g
+connector_check standalone "spark://127.0.0.1:$MASTER_PORT" --conf spark.cores.max=2 --conf spark.executor.memory=1g

@@ -172,7 +172,7 @@ impl InternalTls {
     pub fn rustls_server_config(&self) -> CommonResult<Arc<rustls::ServerConfig>> {
         let here = Path::new("internal TLS certificate");
         let certs = parse_certificates(&self.cert_pem, here, "--tls-cert")?;
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| pem_error(here, "--tls-key", "a private key", e))?;
+        let key = parse_key(&self.key_pem, here)?;
         let config = rustls::ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(certs, key)

@@ -5,6 +5,10 @@
 . "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
 PYSPARK_VERSION=4.0.1
 SPARK_VENV=target/spark-venv
+# spark_home: where pyspark (Spark's jars and bin/spark-submit) is in the venv.
+spark_home() {
+  "$SPARK_VENV/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'
+}
 ensure_spark_venv() {
   if ! command -v java >/dev/null 2>&1; then
     echo "java is not installed: Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)" >&2

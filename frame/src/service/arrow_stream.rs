@@ -93,11 +93,7 @@ async fn serve(state: Arc<FrameState>, auth: AuthCheck, io: Box<dyn StreamIo>) -
     }
     match request {
         Request::Put { command, .. } => {
-            let answer = match state.refuse_registered(&command.frame_id) {
-                Ok(()) => stage_chunk(&state, command, Box::pin(ipc_pieces(&mut reader))).await,
-                Err(e) => Err(e),
-            };
-            let body = match answer {
+            let body = match stage_chunk(&state, command, Box::pin(ipc_pieces(&mut reader))).await {
                 Ok(reply) => serde_json::json!({ "reply": reply }),
                 Err(e) => serde_json::json!({ "error": e.message() }),
             };

@@ -169,6 +169,7 @@ pub(crate) async fn stage_chunk(
     command: PutCommand,
     mut pieces: impl Stream<Item = Result<Piece, Status>> + Unpin,
 ) -> Result<PutReply, Status> {
+    state.refuse_registered(&command.frame_id)?;
     let what = format!("chunk {} of {}", command.chunk, command.frame_id);
     let mut reservation = state.store.reserve(0, &what).map_err(status)?;
     let mut stored: Vec<RecordBatch> = Vec::new();
@@ -249,7 +250,6 @@ impl FlightService for FlightServer {
         })?;
         check_grant(&request, GrantAccess::Write, &command.frame_id)?;
         let input = request.into_inner();
-        self.state.refuse_registered(&command.frame_id)?;
         let data = futures::stream::once(async move { Ok(first) }).chain(input).map_err(FlightError::from);
         let pieces = FlightDataDecoder::new(data).filter_map(|decoded| async move {
             match decoded {

@@ -91,11 +91,15 @@ public final class CloudAccess implements Serializable {
     byte[] nonce = new byte[8];
     RANDOM.nextBytes(nonce);
     String nonceHex = HexFormat.of().formatHex(nonce);
+    return millis + "." + nonceHex + "." + hmacHex(secret, "eddy-v2|" + cloudName + "|" + millis + "|" + nonceHex);
+  }
+
+  /** HMAC-SHA256 of {@code message} keyed with the cloud's secret (as text), in hex. */
+  static String hmacHex(String secret, String message) {
     try {
       Mac mac = Mac.getInstance("HmacSHA256");
-      mac.init(new SecretKeySpec(secret.getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
-      byte[] tag = mac.doFinal(("eddy-v2|" + cloudName + "|" + millis + "|" + nonceHex).getBytes(StandardCharsets.UTF_8));
-      return millis + "." + nonceHex + "." + HexFormat.of().formatHex(tag);
+      mac.init(new SecretKeySpec(secret.strip().getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
+      return HexFormat.of().formatHex(mac.doFinal(message.getBytes(StandardCharsets.UTF_8)));
     } catch (GeneralSecurityException e) {
       throw new EddyException("this JVM cannot compute HMAC-SHA256: " + e.getMessage(), e);
     }

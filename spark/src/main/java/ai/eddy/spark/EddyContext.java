@@ -224,13 +224,7 @@ public final class EddyContext {
 
   /** The REST token every node derives from the secret: HMAC-SHA256 of the cloud's name. */
   static String restToken(String secret, String cloudName) {
-    try {
-      javax.crypto.Mac mac = javax.crypto.Mac.getInstance("HmacSHA256");
-      mac.init(new javax.crypto.spec.SecretKeySpec(secret.strip().getBytes(StandardCharsets.UTF_8), "HmacSHA256"));
-      return HexFormat.of().formatHex(mac.doFinal(("eddy-rest-v1|" + cloudName).getBytes(StandardCharsets.UTF_8)));
-    } catch (java.security.GeneralSecurityException e) {
-      throw new EddyException("this JVM cannot compute HMAC-SHA256: " + e.getMessage(), e);
-    }
+    return CloudAccess.hmacHex(secret, "eddy-rest-v1|" + cloudName);
   }
 
   private static String findBinary(String name, SparkConf conf) {
@@ -535,7 +529,6 @@ public final class EddyContext {
    */
   public String asFrame(Dataset<Row> df, String name, String... categorical) {
     String frameId = name != null ? name : "spark_" + UUID.randomUUID().toString().replace("-", "").substring(0, 12) + ".hex";
-    Types.checkConvertible(df.schema(), List.of(categorical));
     conversionStarted = System.nanoTime();
     df.write().format("eddy").mode("append").option("categorical", String.join(",", categorical))
         .option(FrameWrite.NULLABLE_OPTION, FrameWrite.nullability(df.schema())).save(frameId);

@@ -8,7 +8,6 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
@@ -179,9 +178,5 @@ final class WorkerConnection implements AutoCloseable {
     } catch (IOException ignored) {
       // closing: nothing left to tell
     }
-  }
-
-  OutputStream output() {
-    return out;
   }
 }

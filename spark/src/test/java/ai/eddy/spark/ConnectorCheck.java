@@ -149,6 +149,7 @@ public final class ConnectorCheck {
       Dataset<Row> nested = spark.range(3).selectExpr("id", "array(id, id) as pair", "named_struct('a', id) as st");
       String why = failure(() -> ec.asFrame(nested, "nested"));
       check(why.contains("\"pair\"") && why.contains("\"st\"") && why.contains("to_json"), "nested columns refused by name: " + why);
+      check(why.startsWith("EddyException: "), "the refusal reaches the caller as an EddyException: " + why);
       check(!ec.frames().contains("nested"), "nothing left of a refused conversion");
       ok("unsupported types refused naming the column");
 
@@ -222,7 +223,7 @@ public final class ConnectorCheck {
     } catch (RuntimeException e) {
       StringBuilder text = new StringBuilder();
       for (Throwable t = e; t != null; t = t.getCause()) {
-        text.append(t.getMessage()).append(" | ");
+        text.append(t.getClass().getSimpleName()).append(": ").append(t.getMessage()).append(" | ");
       }
       return text.toString();
     }
