@@ -32,6 +32,7 @@ import javax.net.ssl.TrustManagerFactory;
 final class WorkerConnection implements AutoCloseable {
   private static final byte[] MAGIC = "EDDYARW1".getBytes(StandardCharsets.US_ASCII);
   private static final int MAX_ANSWER = 16 << 20;
+  private static final int IDLE_TIMEOUT_MILLIS = 600_000;
   private static final Map<String, SSLContext> CONTEXTS = new ConcurrentHashMap<>();
 
   private final Socket socket;
@@ -44,6 +45,9 @@ final class WorkerConnection implements AutoCloseable {
     Socket plain = new Socket();
     try {
       plain.setTcpNoDelay(true);
+      // A worker that goes silent mid-stream (its host gone without a reset) ends the task
+      // after this long instead of holding it forever; a live worker answers long before.
+      plain.setSoTimeout(IDLE_TIMEOUT_MILLIS);
       plain.connect(new InetSocketAddress(worker.ip, worker.grpcPort), 10_000);
       plain.getOutputStream().write(MAGIC);
       Socket s = plain;
